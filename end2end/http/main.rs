@@ -1,0 +1,13 @@
+//! Integration tests over real HTTP.
+//!
+//! Each test starts the real server in-process on port 0 with its own temporary
+//! SQLite file (see `support::spawn_app`); upstream calls go to `support::mock_upstream`,
+//! a real HTTP server speaking OpenAI's JSON and SSE.
+
+mod support;
+
+mod binary;
+mod health;
+mod mock_upstream;
+mod pages;
+mod server_basics;

@@ -1,0 +1,46 @@
+use serde_json::Value;
+
+use crate::support::spawn_app;
+
+#[tokio::test]
+async fn home_page_renders_on_the_server_with_hydration_scripts() {
+    let app = spawn_app().await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = response.text().await.unwrap();
+    assert!(html.contains("One gateway in front of your language models"));
+    assert!(html.contains("How to get a key"));
+    assert!(html.contains(r#"aria-label="Main""#), "nav bar");
+    assert!(html.contains("/pkg/tollgate.css"), "stylesheet link");
+    assert!(html.contains("/pkg/tollgate.js"), "hydration script");
+    // The status resource resolved during SSR, showing this server's base URL.
+    assert!(html.contains(&format!("{}/v1", app.base_url)), "{html}");
+}
+
+#[tokio::test]
+async fn unknown_page_is_a_friendly_404() {
+    let app = spawn_app().await;
+    let response = app.get("/no/such/page").await;
+    assert_eq!(response.status(), 404);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("This page does not exist"));
+    assert!(html.contains("Back to the home page"));
+}
+
+#[tokio::test]
+async fn status_server_function_answers_json() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/status"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["database_ready"], true);
+    assert_eq!(body["public_url"], app.base_url);
+}

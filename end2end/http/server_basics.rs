@@ -1,0 +1,109 @@
+//! Request ids, body limits and graceful shutdown.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let mut seen = Vec::new();
+    for path in ["/", "/healthz", "/readyz", "/missing"] {
+        let response = app.get(path).await;
+        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(id.len(), 36, "{path}: a UUID, got {id}");
+        seen.push(id);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 4, "each request gets its own id");
+}
+
+#[tokio::test]
+async fn a_caller_supplied_request_id_is_kept() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_in_openai_shape() {
+    let app = spawn_app_with(&[("TOLLGATE_MAX_BODY_BYTES", "2048")]).await;
+    let response = app
+        .client
+        .post(app.url("/api/status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_too_large");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(body["error"]["message"].as_str().unwrap().contains("2048"));
+    assert!(body["error"].get("param").is_some());
+}
+
+#[tokio::test]
+async fn oversized_streamed_bodies_without_length_get_413() {
+    let app = spawn_app_with(&[("TOLLGATE_MAX_BODY_BYTES", "2048")]).await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b'a'; 1024])).collect();
+    let response = app
+        .client
+        .post(app.url("/api/status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_too_large");
+}
+
+/// A request whose body is still arriving when shutdown begins is answered in full.
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let mut app = spawn_app().await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = b"x=1";
+    let head = format!(
+        "POST /api/status HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // the handler is now waiting for the body
+
+    app.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = app.server.take().unwrap();
+    assert!(!server.is_finished(), "the server waits for the in-flight request");
+    // New connections are refused once shutdown has begun.
+    assert!(tokio::net::TcpStream::connect(app.addr).await.is_err());
+
+    stream.write_all(body).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"database_ready\":true"), "{response}");
+
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops after the last request")
+        .unwrap()
+        .unwrap();
+}

@@ -1,0 +1,218 @@
+//! Settings, read once at start-up from the environment (and `.env` when present).
+//!
+//! Every setting has a default, so a fresh install needs no configuration. A value
+//! that does not parse stops start-up with one line naming the variable.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use axum::http::Uri;
+use sqlx::sqlite::SqliteConnectOptions;
+use tracing_subscriber::EnvFilter;
+
+/// Where the embedded database lives when `DATABASE_URL` is unset.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tollgate.db";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `TOLLGATE_ADDR`: the socket the server listens on.
+    pub addr: SocketAddr,
+    /// `TOLLGATE_PUBLIC_URL`: the origin users reach the server at (no trailing
+    /// slash). Unset means the bound address, see [`Config::public_url_for`].
+    pub public_url: Option<String>,
+    /// `DATABASE_URL`: a `sqlite:` URL.
+    pub database_url: String,
+    /// `TOLLGATE_LOG_DIR`: where the daily-rotated log files go.
+    pub log_dir: PathBuf,
+    /// `RUST_LOG`: the tracing filter directive.
+    pub log_filter: String,
+    /// `TOLLGATE_MAX_BODY_BYTES`: larger request bodies are refused with 413.
+    pub max_body_bytes: usize,
+    /// `TOLLGATE_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// `LEPTOS_SITE_ROOT`: the built site (wasm, js, css, assets), as cargo-leptos writes it.
+    pub site_root: String,
+}
+
+/// A setting that did not parse. Displays as one line for the operator.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {var}: expected {expected}, got {got:?}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub expected: &'static str,
+    pub got: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of the
+    /// process environment. Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let addr = parse(
+            "TOLLGATE_ADDR",
+            get("TOLLGATE_ADDR"),
+            "127.0.0.1:3000",
+            "a socket address such as 127.0.0.1:3000",
+            |v| SocketAddr::from_str(v).ok(),
+        )?;
+
+        let public_url = get("TOLLGATE_PUBLIC_URL")
+            .map(|v| {
+                parse_public_url(&v).ok_or(ConfigError {
+                    var: "TOLLGATE_PUBLIC_URL",
+                    expected: "an http:// or https:// origin such as https://llm.example.com",
+                    got: v,
+                })
+            })
+            .transpose()?;
+
+        let database_url = parse(
+            "DATABASE_URL",
+            get("DATABASE_URL"),
+            DEFAULT_DATABASE_URL,
+            "a sqlite: URL such as sqlite://data/tollgate.db",
+            |v| {
+                (v.starts_with("sqlite:") && SqliteConnectOptions::from_str(v).is_ok())
+                    .then(|| v.to_owned())
+            },
+        )?;
+
+        let log_dir = PathBuf::from(get("TOLLGATE_LOG_DIR").unwrap_or_else(|| "logs".into()));
+
+        let log_filter = parse(
+            "RUST_LOG",
+            get("RUST_LOG"),
+            "info,tollgate=info,sqlx=warn",
+            "a tracing filter such as info or tollgate=debug,warn",
+            |v| EnvFilter::try_new(v).ok().map(|_| v.to_owned()),
+        )?;
+
+        let max_body_bytes = parse(
+            "TOLLGATE_MAX_BODY_BYTES",
+            get("TOLLGATE_MAX_BODY_BYTES"),
+            "4194304",
+            "a whole number of bytes from 1024 to 268435456",
+            |v| usize::from_str(v).ok().filter(|n| (1024..=268_435_456).contains(n)),
+        )?;
+
+        let shutdown_grace = parse(
+            "TOLLGATE_SHUTDOWN_GRACE_SECS",
+            get("TOLLGATE_SHUTDOWN_GRACE_SECS"),
+            "30",
+            "a whole number of seconds from 0 to 3600",
+            |v| u64::from_str(v).ok().filter(|n| *n <= 3600).map(Duration::from_secs),
+        )?;
+
+        let site_root = get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
+
+        Ok(Self {
+            addr,
+            public_url,
+            database_url,
+            log_dir,
+            log_filter,
+            max_body_bytes,
+            shutdown_grace,
+            site_root,
+        })
+    }
+}
+
+impl Config {
+    /// The public origin: the configured one, or else the address actually bound
+    /// (which knows the real port when `TOLLGATE_ADDR` asked for port 0).
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None if bound.ip().is_unspecified() => format!("http://localhost:{}", bound.port()),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+fn parse<T>(
+    var: &'static str,
+    value: Option<String>,
+    default: &str,
+    expected: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, ConfigError> {
+    let raw = value.unwrap_or_else(|| default.to_owned());
+    parse(raw.trim()).ok_or(ConfigError {
+        var,
+        expected,
+        got: raw,
+    })
+}
+
+/// Accepts `http(s)://host[:port]` with no path, query or fragment; returns it
+/// without a trailing slash.
+fn parse_public_url(value: &str) -> Option<String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let uri = Uri::from_str(trimmed).ok()?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let path_ok = uri.path().is_empty() || uri.path() == "/";
+    (scheme_ok && uri.authority().is_some() && path_ok && uri.query().is_none())
+        .then(|| trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.public_url_for(c.addr), "http://127.0.0.1:3000");
+        assert_eq!(c.public_url_for("0.0.0.0:8080".parse().unwrap()), "http://localhost:8080");
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.log_dir, PathBuf::from("logs"));
+        assert_eq!(c.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn empty_values_fall_back_to_defaults() {
+        assert_eq!(config(&[("TOLLGATE_ADDR", " ")]).unwrap().addr.port(), 3000);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let cases = [
+            ("TOLLGATE_ADDR", "localhost"),
+            ("TOLLGATE_PUBLIC_URL", "ftp://example.com"),
+            ("TOLLGATE_PUBLIC_URL", "https://example.com/app"),
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("RUST_LOG", "info,[[["),
+            ("TOLLGATE_MAX_BODY_BYTES", "12"),
+            ("TOLLGATE_SHUTDOWN_GRACE_SECS", "-1"),
+        ];
+        for (var, value) in cases {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+            assert!(err.to_string().starts_with(&format!("invalid {var}: expected ")));
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn public_url_drops_the_trailing_slash() {
+        let c = config(&[("TOLLGATE_PUBLIC_URL", "https://llm.example.com/")]).unwrap();
+        assert_eq!(c.public_url_for(c.addr), "https://llm.example.com");
+    }
+}

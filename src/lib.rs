@@ -1,0 +1,31 @@
+//! Tollgate: a self-hosted LLM access gateway.
+//!
+//! `app` and `pages` are shared by the server and the browser. Everything behind
+//! the `ssr` feature runs on the server only: settings, logging, the database
+//! store, HTTP routes and the start-up that ties them together.
+
+pub mod app;
+pub mod pages;
+
+#[cfg(feature = "ssr")]
+pub mod api_error;
+#[cfg(feature = "ssr")]
+pub mod body_limit;
+#[cfg(feature = "ssr")]
+pub mod config;
+#[cfg(feature = "ssr")]
+pub mod routes;
+#[cfg(feature = "ssr")]
+pub mod startup;
+#[cfg(feature = "ssr")]
+pub mod store;
+#[cfg(feature = "ssr")]
+pub mod telemetry;
+
+/// Entry point of the wasm bundle: attaches the browser to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}
