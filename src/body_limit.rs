@@ -15,7 +15,11 @@ use http_body_util::LengthLimitError;
 
 use crate::api_error::ApiError;
 
-pub async fn limit_request_body(State(limit): State<usize>, request: Request, next: Next) -> Response {
+pub async fn limit_request_body(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -29,8 +33,13 @@ pub async fn limit_request_body(State(limit): State<usize>, request: Request, ne
         None => {
             let (parts, body) = request.into_parts();
             match axum::body::to_bytes(body, limit).await {
-                Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
-                Err(error) if is_length_limit(&error) => ApiError::payload_too_large(limit).into_response(),
+                Ok(bytes) => {
+                    next.run(Request::from_parts(parts, Body::from(bytes)))
+                        .await
+                }
+                Err(error) if is_length_limit(&error) => {
+                    ApiError::payload_too_large(limit).into_response()
+                }
                 Err(_) => ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_request_error",

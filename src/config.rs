@@ -97,7 +97,11 @@ impl Config {
             get("TOLLGATE_MAX_BODY_BYTES"),
             "4194304",
             "a whole number of bytes from 1024 to 268435456",
-            |v| usize::from_str(v).ok().filter(|n| (1024..=268_435_456).contains(n)),
+            |v| {
+                usize::from_str(v)
+                    .ok()
+                    .filter(|n| (1024..=268_435_456).contains(n))
+            },
         )?;
 
         let shutdown_grace = parse(
@@ -105,7 +109,12 @@ impl Config {
             get("TOLLGATE_SHUTDOWN_GRACE_SECS"),
             "30",
             "a whole number of seconds from 0 to 3600",
-            |v| u64::from_str(v).ok().filter(|n| *n <= 3600).map(Duration::from_secs),
+            |v| {
+                u64::from_str(v)
+                    .ok()
+                    .filter(|n| *n <= 3600)
+                    .map(Duration::from_secs)
+            },
         )?;
 
         let site_root = get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
@@ -179,7 +188,10 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.public_url_for(c.addr), "http://127.0.0.1:3000");
-        assert_eq!(c.public_url_for("0.0.0.0:8080".parse().unwrap()), "http://localhost:8080");
+        assert_eq!(
+            c.public_url_for("0.0.0.0:8080".parse().unwrap()),
+            "http://localhost:8080"
+        );
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.log_dir, PathBuf::from("logs"));
         assert_eq!(c.max_body_bytes, 4 * 1024 * 1024);
@@ -205,7 +217,10 @@ mod tests {
         for (var, value) in cases {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{value}");
-            assert!(err.to_string().starts_with(&format!("invalid {var}: expected ")));
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("invalid {var}: expected "))
+            );
             assert!(!err.to_string().contains('\n'));
         }
     }

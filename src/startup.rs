@@ -21,8 +21,8 @@ use tower_http::{
 };
 
 use crate::{
-    body_limit,
     app::{App, shell},
+    body_limit,
     config::Config,
     routes::health,
     store::{Store, StoreError},
@@ -65,12 +65,13 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let store = Store::open(&config.database_url).await?;
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
         let bound = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: config.addr,
             source,
@@ -98,17 +99,24 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish for
     /// up to the configured grace period.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
-            tracing::info!(grace_secs = grace.as_secs(), "shutting down; finishing in-flight requests");
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down; finishing in-flight requests"
+            );
             let _ = stopping_tx.send(());
         };
         let serve = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal);
         let deadline = async move {
@@ -190,7 +198,10 @@ fn router(state: AppState) -> Router {
         // response, even a refused one, carries the request id and is traced.
         // Our own limit replaces axum's per-extractor default, so every route agrees.
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(max_body, body_limit::limit_request_body))
+        .layer(middleware::from_fn_with_state(
+            max_body,
+            body_limit::limit_request_body,
+        ))
         .layer(CatchPanicLayer::new())
         .layer(
             TraceLayer::new_for_http()

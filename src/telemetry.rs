@@ -33,11 +33,21 @@ pub fn init(config: &Config) -> Result<WorkerGuard, String> {
     let (file_writer, guard) = tracing_appender::non_blocking(appender);
 
     // The filter was validated when the config was read.
-    let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| format!("invalid RUST_LOG: {e}"))?;
+    let filter =
+        EnvFilter::try_new(&config.log_filter).map_err(|e| format!("invalid RUST_LOG: {e}"))?;
     tracing_subscriber::registry()
         .with(filter)
-        .with(fmt::layer().compact().with_ansi(std::io::stdout().is_terminal()))
-        .with(fmt::layer().json().with_current_span(true).with_writer(file_writer))
+        .with(
+            fmt::layer()
+                .compact()
+                .with_ansi(std::io::stdout().is_terminal()),
+        )
+        .with(
+            fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_writer(file_writer),
+        )
         .try_init()
         .map_err(|e| format!("logging was already initialised: {e}"))?;
     Ok(guard)

@@ -31,7 +31,10 @@ fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
         assert_eq!(output.status.code(), Some(2), "{var}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(stderr.starts_with(&format!("tollgate: invalid {var}: expected ")), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("tollgate: invalid {var}: expected ")),
+            "{stderr}"
+        );
         assert!(stderr.contains(value), "{stderr}");
     }
 }
@@ -39,11 +42,18 @@ fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
 #[test]
 fn settings_are_read_from_a_dot_env_file() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".env"), "TOLLGATE_SHUTDOWN_GRACE_SECS=forever\n").unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "TOLLGATE_SHUTDOWN_GRACE_SECS=forever\n",
+    )
+    .unwrap();
     let output = base_command(dir.path()).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("invalid TOLLGATE_SHUTDOWN_GRACE_SECS"), "{stderr}");
+    assert!(
+        stderr.contains("invalid TOLLGATE_SHUTDOWN_GRACE_SECS"),
+        "{stderr}"
+    );
 }
 
 /// Starts with no configuration but the port, in an empty directory: the data
@@ -72,11 +82,17 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
     .await
     .expect("the server starts listening");
 
-    assert!(dir.path().join("data/tollgate.db").exists(), "default database under data/");
+    assert!(
+        dir.path().join("data/tollgate.db").exists(),
+        "default database under data/"
+    );
 
     let response = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     assert_eq!(response.status(), 200);
-    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -89,10 +105,16 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
 
     // The daily file under logs/ holds JSON lines; the request's lines carry its id.
     let log_dir = dir.path().join("logs");
-    let files: Vec<_> = std::fs::read_dir(&log_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
-    assert!(name.starts_with("tollgate.") && name.ends_with(".log"), "{name}");
+    assert!(
+        name.starts_with("tollgate.") && name.ends_with(".log"),
+        "{name}"
+    );
     let log = std::fs::read_to_string(&files[0]).unwrap();
     let request_lines: Vec<&str> = log.lines().filter(|l| l.contains(&request_id)).collect();
     assert!(!request_lines.is_empty(), "{log}");

@@ -16,7 +16,10 @@ async fn healthz_reports_the_process_up() {
 #[tokio::test]
 async fn readyz_reports_the_database_ready_after_migrations() {
     let app = spawn_app().await;
-    assert!(app.db_path.exists(), "the SQLite file is created at start-up");
+    assert!(
+        app.db_path.exists(),
+        "the SQLite file is created at start-up"
+    );
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -28,7 +31,10 @@ async fn readyz_reports_the_database_ready_after_migrations() {
 async fn readyz_answers_503_when_the_database_cannot_serve() {
     let app = spawn_app().await;
     // Break the schema behind the server's back.
-    sqlx::query("DROP TABLE instance").execute(&app.db().await).await.unwrap();
+    sqlx::query("DROP TABLE instance")
+        .execute(&app.db().await)
+        .await
+        .unwrap();
     let response = app.get("/readyz").await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();

@@ -48,14 +48,20 @@ async fn answers_chat_completions_in_json_with_usage() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["choices"][0]["message"]["role"], "assistant");
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from the mock upstream.");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
     assert_eq!(body["usage"]["prompt_tokens"], 5);
     assert_eq!(body["usage"]["completion_tokens"], 5);
     assert_eq!(body["usage"]["total_tokens"], 10);
 
     let recorded = mock.requests();
     assert_eq!(recorded.len(), 1);
-    assert_eq!(recorded[0].authorization.as_deref(), Some("Bearer upstream-secret"));
+    assert_eq!(
+        recorded[0].authorization.as_deref(),
+        Some("Bearer upstream-secret")
+    );
     assert_eq!(recorded[0].body["model"], "mock-small");
 }
 
@@ -83,7 +89,11 @@ async fn streams_chunks_in_order_then_usage_then_done() {
         .iter()
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = chunks
         .iter()
@@ -92,7 +102,10 @@ async fn streams_chunks_in_order_then_usage_then_done() {
     assert_eq!(text, "Hello from the mock upstream.");
     let usage_chunk = chunks.last().unwrap();
     assert_eq!(usage_chunk["choices"], json!([]));
-    assert_eq!(usage_chunk["usage"]["completion_tokens"], count_tokens(&text));
+    assert_eq!(
+        usage_chunk["usage"]["completion_tokens"],
+        count_tokens(&text)
+    );
     let finish = &chunks[chunks.len() - 2];
     assert_eq!(finish["choices"][0]["finish_reason"], "stop");
 }
@@ -140,7 +153,10 @@ async fn drop_knob_cuts_the_stream_before_done() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let (data, error) = read_events(response).await;
-    assert!(error.is_some(), "the stream must end with a transport error");
+    assert!(
+        error.is_some(),
+        "the stream must end with a transport error"
+    );
     assert_eq!(data.len(), 3, "role chunk and two content chunks: {data:?}");
     assert!(!data.iter().any(|d| d == "[DONE]"));
 }

@@ -7,7 +7,12 @@ async fn home_page_renders_on_the_server_with_hydration_scripts() {
     let app = spawn_app().await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = response.text().await.unwrap();
     assert!(html.contains("One gateway in front of your language models"));
     assert!(html.contains("How to get a key"));

@@ -13,7 +13,10 @@ async fn every_response_carries_a_request_id() {
     let mut seen = Vec::new();
     for path in ["/", "/healthz", "/readyz", "/missing"] {
         let response = app.get(path).await;
-        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(id.len(), 36, "{path}: a UUID, got {id}");
         seen.push(id);
     }
@@ -58,7 +61,8 @@ async fn oversized_bodies_get_413_in_openai_shape() {
 #[tokio::test]
 async fn oversized_streamed_bodies_without_length_get_413() {
     let app = spawn_app_with(&[("TOLLGATE_MAX_BODY_BYTES", "2048")]).await;
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b'a'; 1024])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..8).map(|_| Ok(vec![b'a'; 1024])).collect();
     let response = app
         .client
         .post(app.url("/api/status"))
@@ -91,7 +95,10 @@ async fn shutdown_lets_in_flight_requests_finish() {
     app.begin_shutdown();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let server = app.server.take().unwrap();
-    assert!(!server.is_finished(), "the server waits for the in-flight request");
+    assert!(
+        !server.is_finished(),
+        "the server waits for the in-flight request"
+    );
     // New connections are refused once shutdown has begun.
     assert!(tokio::net::TcpStream::connect(app.addr).await.is_err());
 

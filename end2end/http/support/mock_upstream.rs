@@ -148,15 +148,23 @@ fn prompt_tokens(body: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-async fn chat_completions(State(shared): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    shared.recorded.lock().expect("recorded lock").push(Recorded {
-        path: "/v1/chat/completions".into(),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        body: body.clone(),
-    });
+async fn chat_completions(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    shared
+        .recorded
+        .lock()
+        .expect("recorded lock")
+        .push(Recorded {
+            path: "/v1/chat/completions".into(),
+            authorization: headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body: body.clone(),
+        });
     let knobs = shared.knobs.lock().expect("knobs lock").clone();
     tokio::time::sleep(knobs.latency).await;
 
@@ -178,7 +186,8 @@ async fn chat_completions(State(shared): State<Shared>, headers: HeaderMap, Json
     });
 
     if body["stream"].as_bool() == Some(true) {
-        let include_usage = knobs.send_usage && body["stream_options"]["include_usage"].as_bool() == Some(true);
+        let include_usage =
+            knobs.send_usage && body["stream_options"]["include_usage"].as_bool() == Some(true);
         Sse::new(stream_reply(knobs, model, include_usage.then_some(usage))).into_response()
     } else {
         let mut answer = json!({
@@ -217,13 +226,21 @@ fn stream_reply(
     model: String,
     usage: Option<Value>,
 ) -> impl Stream<Item = Result<Event, std::io::Error>> {
-    let mut events: Vec<Value> = vec![chunk(&model, json!({ "role": "assistant", "content": "" }), None)];
+    let mut events: Vec<Value> = vec![chunk(
+        &model,
+        json!({ "role": "assistant", "content": "" }),
+        None,
+    )];
     let words: Vec<String> = knobs
         .reply
         .split_inclusive(' ')
         .map(str::to_owned)
         .collect();
-    events.extend(words.iter().map(|w| chunk(&model, json!({ "content": w }), None)));
+    events.extend(
+        words
+            .iter()
+            .map(|w| chunk(&model, json!({ "content": w }), None)),
+    );
     events.push(chunk(&model, json!({}), Some("stop")));
     if let Some(usage) = usage {
         let mut last = json!({
@@ -241,7 +258,9 @@ fn stream_reply(
         .enumerate()
         .map(|(i, value)| {
             if drop_at.is_some_and(|n| i >= n) {
-                Err(std::io::Error::other("mock upstream dropped the connection"))
+                Err(std::io::Error::other(
+                    "mock upstream dropped the connection",
+                ))
             } else {
                 Ok(Event::default().data(value.to_string()))
             }

@@ -31,8 +31,14 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let db_path = dir.path().join("data").join("tollgate.db");
     let mut env: HashMap<String, String> = HashMap::from([
         ("TOLLGATE_ADDR".into(), "127.0.0.1:0".into()),
-        ("DATABASE_URL".into(), format!("sqlite://{}", db_path.display())),
-        ("TOLLGATE_LOG_DIR".into(), dir.path().join("logs").display().to_string()),
+        (
+            "DATABASE_URL".into(),
+            format!("sqlite://{}", db_path.display()),
+        ),
+        (
+            "TOLLGATE_LOG_DIR".into(),
+            dir.path().join("logs").display().to_string(),
+        ),
         (
             "LEPTOS_SITE_ROOT".into(),
             concat!(env!("CARGO_MANIFEST_DIR"), "/target/site").into(),
@@ -68,7 +74,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request sent")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Asks the server to shut down gracefully (as SIGTERM does in the binary).

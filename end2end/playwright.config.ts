@@ -1,0 +1,59 @@
+import { defineConfig } from "@playwright/test";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+// The server under test: the built binary on a free port with a fresh database.
+// Chosen once in the main process; workers inherit them through the environment.
+const root = resolve(__dirname, "..");
+process.env.TOLLGATE_E2E_PORT ??= execFileSync(process.execPath, [
+  "-e",
+  "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})",
+]).toString();
+process.env.TOLLGATE_E2E_SCRATCH ??= mkdtempSync(join(tmpdir(), "tollgate-e2e-"));
+const port = process.env.TOLLGATE_E2E_PORT;
+const scratch = process.env.TOLLGATE_E2E_SCRATCH;
+const baseURL = `http://127.0.0.1:${port}`;
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  forbidOnly: !!process.env.CI,
+  retries: 0,
+  reporter: [["list"]],
+  use: {
+    baseURL,
+    trace: "retain-on-failure",
+    launchOptions: {
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    },
+  },
+  webServer: {
+    command: process.env.E2E_SERVER_BIN ?? "target/debug/tollgate",
+    cwd: root,
+    url: `${baseURL}/readyz`,
+    timeout: 60_000,
+    reuseExistingServer: false,
+    stdout: "ignore",
+    stderr: "pipe",
+    env: {
+      TOLLGATE_ADDR: `127.0.0.1:${port}`,
+      DATABASE_URL: `sqlite://${join(scratch, "tollgate.db")}`,
+      TOLLGATE_LOG_DIR: join(scratch, "logs"),
+      LEPTOS_SITE_ROOT: join(root, "target/site"),
+      RUST_LOG: "warn",
+    },
+  },
+});
