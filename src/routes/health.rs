@@ -11,7 +11,10 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": "ok" })),
+        ),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             (
