@@ -3,11 +3,19 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
-    components::{A, Route, Router, Routes},
+    SsrMode, StaticSegment,
+    components::{Route, Router, Routes},
 };
 
-use crate::pages::{home::HomePage, not_found::NotFound};
+use crate::pages::{
+    account::AccountPage,
+    admin::AdminPage,
+    home::HomePage,
+    login::LoginPage,
+    nav::{NavBar, provide_session},
+    not_found::NotFound,
+    register::RegisterPage,
+};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -39,33 +47,30 @@ pub fn App() -> impl IntoView {
             if page.is_empty() { "Tollgate".to_owned() } else { format!("{page} · Tollgate") }
         } />
         <Router>
+            <Session />
+        </Router>
+    }
+}
+
+/// Everything inside the router, which the session resource needs for its key.
+#[component]
+fn Session() -> impl IntoView {
+    provide_session();
+    // Pages that redirect or answer 403 render fully before responding (SsrMode::Async),
+    // so the status code and Location header reach the browser.
+    view! {
             <NavBar />
             <main class="mx-auto max-w-5xl px-4 py-10">
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage />
+                    <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("register") view=RegisterPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("admin") view=AdminPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="mx-auto max-w-5xl px-4 pb-10 text-sm text-slate-500">
                 "Tollgate " {env!("CARGO_PKG_VERSION")} " · a self-hosted gateway for language models"
             </footer>
-        </Router>
-    }
-}
-
-#[component]
-fn NavBar() -> impl IntoView {
-    view! {
-        <header class="bg-slate-900 text-slate-100">
-            <nav class="mx-auto flex max-w-5xl items-center gap-6 px-4 py-3" aria-label="Main">
-                <A href="/" attr:class="flex items-center gap-2 text-lg font-semibold tracking-tight">
-                    <span class="inline-block h-3 w-3 rounded-sm bg-amber-400" aria-hidden="true"></span>
-                    "Tollgate"
-                </A>
-                <div class="flex gap-4 text-sm text-slate-300">
-                    <A href="/" attr:class="hover:text-white">"Home"</A>
-                    <a href="/#quick-start" class="hover:text-white">"Quick start"</a>
-                </div>
-            </nav>
-        </header>
     }
 }

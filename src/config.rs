@@ -3,7 +3,7 @@
 //! Every setting has a default, so a fresh install needs no configuration. A value
 //! that does not parse stops start-up with one line naming the variable.
 
-use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, num::NonZeroU32, path::PathBuf, str::FromStr, time::Duration};
 
 use axum::http::Uri;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -31,6 +31,31 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `LEPTOS_SITE_ROOT`: the built site (wasm, js, css, assets), as cargo-leptos writes it.
     pub site_root: String,
+    /// `TOLLGATE_SESSION_IDLE_SECS`: a dashboard session ends after this long unused.
+    pub session_idle: Duration,
+    /// `TOLLGATE_LOGIN_ATTEMPTS_PER_IP`: login attempts a minute from one client IP.
+    pub login_attempts_per_ip: NonZeroU32,
+    /// `TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT`: login attempts a minute for one email.
+    pub login_attempts_per_account: NonZeroU32,
+    /// `TOLLGATE_ADMIN_EMAIL` and `TOLLGATE_ADMIN_PASSWORD`: an admin created at
+    /// start-up when no user has that email.
+    pub bootstrap_admin: Option<(String, Secret)>,
+}
+
+/// A setting that must never reach a log line or a debug print.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
 }
 
 /// A setting that did not parse. Displays as one line for the operator.
@@ -119,6 +144,54 @@ impl Config {
 
         let site_root = get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
 
+        let session_idle = parse(
+            "TOLLGATE_SESSION_IDLE_SECS",
+            get("TOLLGATE_SESSION_IDLE_SECS"),
+            "604800",
+            "a whole number of seconds from 60 to 31536000",
+            |v| {
+                u64::from_str(v)
+                    .ok()
+                    .filter(|n| (60..=31_536_000).contains(n))
+                    .map(Duration::from_secs)
+            },
+        )?;
+        let attempts = |var: &'static str, default: &str| {
+            parse(
+                var,
+                get(var),
+                default,
+                "a whole number of attempts a minute from 1 to 10000",
+                |v| {
+                    u32::from_str(v)
+                        .ok()
+                        .filter(|n| *n <= 10_000)
+                        .and_then(NonZeroU32::new)
+                },
+            )
+        };
+        let login_attempts_per_ip = attempts("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "20")?;
+        let login_attempts_per_account = attempts("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "5")?;
+
+        let bootstrap_admin = match (get("TOLLGATE_ADMIN_EMAIL"), get("TOLLGATE_ADMIN_PASSWORD")) {
+            (None, None) => None,
+            (Some(email), Some(password)) => Some((email, Secret(password))),
+            (Some(_), None) => {
+                return Err(ConfigError {
+                    var: "TOLLGATE_ADMIN_PASSWORD",
+                    expected: "a password when TOLLGATE_ADMIN_EMAIL is set",
+                    got: String::new(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError {
+                    var: "TOLLGATE_ADMIN_EMAIL",
+                    expected: "an email when TOLLGATE_ADMIN_PASSWORD is set",
+                    got: String::new(),
+                });
+            }
+        };
+
         Ok(Self {
             addr,
             public_url,
@@ -128,11 +201,22 @@ impl Config {
             max_body_bytes,
             shutdown_grace,
             site_root,
+            session_idle,
+            login_attempts_per_ip,
+            login_attempts_per_account,
+            bootstrap_admin,
         })
     }
 }
 
 impl Config {
+    /// Whether users reach the server over TLS, so cookies must be `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
     /// The public origin: the configured one, or else the address actually bound
     /// (which knows the real port when `TOLLGATE_ADDR` asked for port 0).
     pub fn public_url_for(&self, bound: SocketAddr) -> String {
@@ -213,6 +297,9 @@ mod tests {
             ("RUST_LOG", "info,[[["),
             ("TOLLGATE_MAX_BODY_BYTES", "12"),
             ("TOLLGATE_SHUTDOWN_GRACE_SECS", "-1"),
+            ("TOLLGATE_SESSION_IDLE_SECS", "5"),
+            ("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "0"),
+            ("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "many"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).unwrap_err();
@@ -223,6 +310,26 @@ mod tests {
             );
             assert!(!err.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn admin_email_and_password_come_together() {
+        let err = config(&[("TOLLGATE_ADMIN_PASSWORD", "only-a-password")]).unwrap_err();
+        assert_eq!(err.var, "TOLLGATE_ADMIN_EMAIL");
+        let err = config(&[("TOLLGATE_ADMIN_EMAIL", "root@example.com")]).unwrap_err();
+        assert_eq!(err.var, "TOLLGATE_ADMIN_PASSWORD");
+        assert!(!err.to_string().contains("only-a-password"));
+    }
+
+    #[test]
+    fn the_admin_password_never_shows_in_debug_output() {
+        let c = config(&[
+            ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
+            ("TOLLGATE_ADMIN_PASSWORD", "hunter2-but-longer"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.bootstrap_admin.unwrap().1.expose(), "hunter2-but-longer");
     }
 
     #[test]

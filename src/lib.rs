@@ -4,6 +4,7 @@
 //! the `ssr` feature runs on the server only: settings, logging, the database
 //! store, HTTP routes and the start-up that ties them together.
 
+pub mod accounts;
 pub mod app;
 pub mod pages;
 
@@ -14,7 +15,13 @@ pub mod body_limit;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
+pub mod request_meta;
+#[cfg(feature = "ssr")]
 pub mod routes;
+#[cfg(feature = "ssr")]
+pub mod same_origin;
+#[cfg(feature = "ssr")]
+pub mod server_ctx;
 #[cfg(feature = "ssr")]
 pub mod startup;
 #[cfg(feature = "ssr")]

@@ -1,10 +1,14 @@
 //! The `tollgate` server binary.
+//!
+//! `tollgate` serves; `tollgate create-admin [--email EMAIL]` creates an admin
+//! account, reading the password from the terminal without echo (or from stdin
+//! when it is not a terminal).
 
 #[cfg(feature = "ssr")]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     use std::process::ExitCode;
-    use tollgate::{config::Config, startup, telemetry};
+    use tollgate::config::Config;
 
     // A missing .env is normal; a malformed one is worth stopping for.
     if let Err(error) = dotenvy::dotenv()
@@ -20,6 +24,29 @@ async fn main() -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => serve(config).await,
+        Some("create-admin") => create_admin(config, &args[1..]).await,
+        Some("-h" | "--help" | "help") => {
+            println!(
+                "usage: tollgate                          serve (settings from the environment and .env)\n       \
+                 tollgate create-admin [--email EMAIL]  create an admin account"
+            );
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("tollgate: unknown command {other:?}; try `tollgate --help`");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+async fn serve(config: tollgate::config::Config) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    use tollgate::{startup, telemetry};
+
     let _log_guard = match telemetry::init(&config) {
         Ok(guard) => guard,
         Err(error) => {
@@ -27,7 +54,6 @@ async fn main() -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
-
     let app = match startup::Application::build(config).await {
         Ok(app) => app,
         Err(error) => {
@@ -41,6 +67,85 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+async fn create_admin(config: tollgate::config::Config, args: &[String]) -> std::process::ExitCode {
+    use std::{
+        io::{BufRead, IsTerminal, Write},
+        process::ExitCode,
+    };
+    use tollgate::{
+        accounts::service::{self, AccountError},
+        request_meta::RequestMeta,
+        store::Store,
+    };
+
+    let email = match args {
+        [flag, email] if flag == "--email" => email.clone(),
+        [] => {
+            print!("Admin email: ");
+            let _ = std::io::stdout().flush();
+            let mut line = String::new();
+            if std::io::stdin().lock().read_line(&mut line).is_err() {
+                eprintln!("tollgate: could not read the email");
+                return ExitCode::from(2);
+            }
+            line.trim().to_owned()
+        }
+        _ => {
+            eprintln!("tollgate: usage: tollgate create-admin [--email EMAIL]");
+            return ExitCode::from(2);
+        }
+    };
+    let password = if std::io::stdin().is_terminal() {
+        match rpassword::prompt_password("Admin password (not shown): ") {
+            Ok(p) => p,
+            Err(error) => {
+                eprintln!("tollgate: could not read the password: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() {
+            eprintln!("tollgate: could not read the password from stdin");
+            return ExitCode::from(2);
+        }
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+
+    let store = match Store::open(&config.database_url).await {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("tollgate: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = service::ensure_admin(&store, &RequestMeta::default(), &email, &password).await;
+    store.close().await;
+    match result {
+        Ok(true) => {
+            println!("Created admin account {}.", email.trim().to_lowercase());
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!(
+                "tollgate: a user with the email {email} already exists; nothing was changed"
+            );
+            ExitCode::FAILURE
+        }
+        Err(AccountError::Invalid(problems)) => {
+            for p in problems {
+                eprintln!("tollgate: {}: {}", p.field, p.message);
+            }
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("tollgate: {error}");
             ExitCode::FAILURE
         }
     }

@@ -3,13 +3,13 @@
 //! `main` and the integration tests both go through [`Application::build`], so the
 //! tests run exactly the server users run (on port 0, with their own database).
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRef},
     middleware,
-    routing::get,
+    routing::{get, post},
 };
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -19,12 +19,24 @@ use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::{DefaultOnResponse, TraceLayer},
 };
+use tower_sessions::{
+    Expiry, SessionManagerLayer, cookie::SameSite, session_store::ExpiredDeletion,
+};
+use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::{
+    accounts::{
+        passwords,
+        service::{self, AccountError},
+        session::SESSION_COOKIE,
+        throttle::LoginThrottle,
+    },
     app::{App, shell},
     body_limit,
     config::Config,
-    routes::health,
+    request_meta::RequestMeta,
+    routes::{admin, health},
+    same_origin,
     store::{Store, StoreError},
     telemetry,
 };
@@ -37,6 +49,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The origin users reach this server at, without a trailing slash.
     pub public_url: Arc<str>,
+    pub login_throttle: Arc<LoginThrottle>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -49,6 +62,10 @@ impl FromRef<AppState> for LeptosOptions {
 pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot prepare the session store: {0}")]
+    Sessions(String),
+    #[error("invalid TOLLGATE_ADMIN_EMAIL or TOLLGATE_ADMIN_PASSWORD: {0}")]
+    BootstrapAdmin(String),
     #[error("cannot listen on {addr} (TOLLGATE_ADDR): {source}")]
     Bind {
         addr: SocketAddr,
@@ -60,6 +77,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// Housekeeping that runs while the server does (expired sessions, idle throttle keys).
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -76,17 +95,67 @@ impl Application {
             addr: config.addr,
             source,
         })?;
+        if let Some((email, password)) = &config.bootstrap_admin {
+            let meta = RequestMeta::default();
+            match service::ensure_admin(&store, &meta, email, password.expose()).await {
+                Ok(true) => tracing::info!("created the admin account from TOLLGATE_ADMIN_EMAIL"),
+                Ok(false) => {}
+                Err(AccountError::Invalid(problems)) => {
+                    let why: Vec<String> = problems
+                        .into_iter()
+                        .map(|p| format!("{}: {}", p.field, p.message))
+                        .collect();
+                    return Err(StartupError::BootstrapAdmin(why.join("; ")));
+                }
+                Err(other) => return Err(StartupError::BootstrapAdmin(other.to_string())),
+            }
+        }
+
+        let sessions = SqliteStore::new(store.pool().clone());
+        sessions
+            .migrate()
+            .await
+            .map_err(|e| StartupError::Sessions(e.to_string()))?;
+        let login_throttle = Arc::new(LoginThrottle::new(
+            config.login_attempts_per_ip,
+            config.login_attempts_per_account,
+        ));
+        passwords::warm_up();
+
+        let background = vec![
+            tokio::spawn({
+                let sessions = sessions.clone();
+                async move {
+                    let _ = sessions
+                        .continuously_delete_expired(Duration::from_secs(3600))
+                        .await;
+                }
+            }),
+            tokio::spawn({
+                let throttle = login_throttle.clone();
+                async move {
+                    let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+                    loop {
+                        every_minute.tick().await;
+                        throttle.forget_idle();
+                    }
+                }
+            }),
+        ];
+
         let state = AppState {
             leptos_options: leptos_options(&config),
             public_url: config.public_url_for(bound).into(),
             store,
+            login_throttle,
             config: Arc::new(config),
         };
-        let router = router(state.clone());
+        let router = router(state.clone(), sessions);
         Ok(Self {
             listener,
             router,
             state,
+            background,
         })
     }
 
@@ -128,6 +197,9 @@ impl Application {
         tokio::select! {
             result = serve.into_future() => result?,
             () = deadline => tracing::warn!("grace period over; dropping the requests still running"),
+        }
+        for task in &self.background {
+            task.abort();
         }
         self.state.store.close().await;
         tracing::info!("stopped");
@@ -173,13 +245,29 @@ fn leptos_options(config: &Config) -> LeptosOptions {
         .build()
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, sessions: SqliteStore) -> Router {
     let routes = generate_route_list(App);
     let max_body = state.config.max_body_bytes;
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.config.is_https())
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::try_from(state.config.session_idle)
+                .unwrap_or(tower_sessions::cookie::time::Duration::days(7)),
+        ));
+    let public_url = state.public_url.clone();
 
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/api/v1/admin/users", get(admin::list_users))
+        .route(
+            "/api/v1/admin/users/{id}/disable",
+            post(admin::disable_user),
+        )
+        .route("/api/v1/admin/users/{id}/enable", post(admin::enable_user))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -196,11 +284,16 @@ fn router(state: AppState) -> Router {
         .with_state(state)
         // Router::layer wraps outward: the last layer added runs first, so every
         // response, even a refused one, carries the request id and is traced.
+        .layer(session_layer)
         // Our own limit replaces axum's per-extractor default, so every route agrees.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
             max_body,
             body_limit::limit_request_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            public_url,
+            same_origin::require_same_origin,
         ))
         .layer(CatchPanicLayer::new())
         .layer(

@@ -6,8 +6,10 @@
 
 mod support;
 
+mod accounts;
 mod binary;
 mod health;
 mod mock_upstream;
 mod pages;
+mod security;
 mod server_basics;

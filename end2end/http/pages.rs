@@ -39,6 +39,7 @@ async fn status_server_function_answers_json() {
     let response = app
         .client
         .post(app.url("/api/status"))
+        .header("origin", &app.base_url)
         .header("accept", "application/json")
         .send()
         .await

@@ -44,6 +44,7 @@ async fn oversized_bodies_get_413_in_openai_shape() {
     let response = app
         .client
         .post(app.url("/api/status"))
+        .header("origin", &app.base_url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(vec![b'a'; 4096])
         .send()
@@ -66,6 +67,7 @@ async fn oversized_streamed_bodies_without_length_get_413() {
     let response = app
         .client
         .post(app.url("/api/status"))
+        .header("origin", &app.base_url)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
         .send()
@@ -83,8 +85,9 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let body = b"x=1";
     let head = format!(
-        "POST /api/status HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\
+        "POST /api/status HTTP/1.1\r\nHost: {}\r\nOrigin: http://{}\r\nAccept: application/json\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        app.addr,
         app.addr,
         body.len()
     );

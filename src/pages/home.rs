@@ -101,7 +101,12 @@ pub fn HomePage() -> impl IntoView {
         <section id="quick-start" class="mt-12">
             <h2 class="text-2xl font-semibold text-slate-900">"How to get a key"</h2>
             <ol class="mt-4 list-decimal space-y-2 pl-6 text-slate-700">
-                <li>"Create an account and sign in."</li>
+                <li>
+                    <a href="/register" class="font-medium text-slate-900 underline">"Create an account"</a>
+                    " or "
+                    <a href="/login" class="font-medium text-slate-900 underline">"log in"</a>
+                    "."
+                </li>
                 <li>"Pick a rate-limit plan."</li>
                 <li>"Create an API key. It is shown once: copy it somewhere safe."</li>
                 <li>"Call the OpenAI-compatible API with it, from any OpenAI SDK or plain HTTP."</li>

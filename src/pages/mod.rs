@@ -1,4 +1,10 @@
 //! One module per page: the component and the server functions it calls.
 
+pub mod account;
+pub mod admin;
+pub mod forms;
 pub mod home;
+pub mod login;
+pub mod nav;
 pub mod not_found;
+pub mod register;

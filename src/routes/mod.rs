@@ -1,3 +1,4 @@
 //! Plain HTTP handlers outside the Leptos pages, grouped by resource.
 
+pub mod admin;
 pub mod health;

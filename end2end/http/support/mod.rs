@@ -27,7 +27,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app with the test defaults plus `overrides` (environment-style names).
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_in(tempfile::tempdir().expect("temp dir"), overrides).await
+}
+
+/// Starts the app on the database in `dir` (a restart when it was used before).
+pub async fn spawn_app_in(dir: TempDir, overrides: &[(&str, &str)]) -> TestApp {
     let db_path = dir.path().join("data").join("tollgate.db");
     let mut env: HashMap<String, String> = HashMap::from([
         ("TOLLGATE_ADDR".into(), "127.0.0.1:0".into()),
@@ -68,7 +72,136 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     }
 }
 
+/// A strong password that is not on the common-password list.
+pub const PASSWORD: &str = "violet-harbour-lantern-42";
+
+/// What a server function answered.
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A cookie-keeping client that sends this site's Origin, as a browser on the
+/// dashboard does.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
+    base_url: reqwest::Url,
+}
+
+impl Browser {
+    /// The session cookie it holds, as `name=value`.
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let cookies = self.jar.cookies(&self.base_url)?;
+        cookies
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find(|c| c.starts_with("tollgate_session="))
+            .map(str::to_owned)
+    }
+}
+
 impl TestApp {
+    pub fn browser(&self) -> Browser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("origin", self.base_url.parse().unwrap());
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Browser {
+            client,
+            jar,
+            base_url: self.base_url.parse().unwrap(),
+        }
+    }
+
+    /// A browser that presents `cookie` (taken from another one).
+    pub fn browser_with_cookie(&self, cookie: &str) -> Browser {
+        let browser = self.browser();
+        browser.jar.add_cookie_str(cookie, &browser.base_url);
+        browser
+    }
+
+    /// Calls a server function the way the hydrated page does (form-encoded, JSON back).
+    pub async fn call(&self, browser: &Browser, endpoint: &str, form: &[(&str, &str)]) -> Answer {
+        let response = browser
+            .client
+            .post(self.url(&format!("/api/{endpoint}")))
+            .header("accept", "application/json")
+            .form(form)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Registers through the server function; `browser` is then signed in.
+    pub async fn register(&self, browser: &Browser, email: &str, name: &str) -> Answer {
+        self.call(
+            browser,
+            "register",
+            &[
+                ("email", email),
+                ("display_name", name),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+    }
+
+    pub async fn login(&self, browser: &Browser, email: &str, password: &str) -> Answer {
+        self.call(
+            browser,
+            "login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    /// The signed-in user as `/api/me` reports it (`Null` when signed out).
+    pub async fn me(&self, browser: &Browser) -> serde_json::Value {
+        self.call(browser, "me", &[]).await.body
+    }
+
+    /// Audit actions recorded so far, oldest first.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        sqlx::query_scalar("SELECT action FROM audit_events ORDER BY id")
+            .fetch_all(&self.db().await)
+            .await
+            .unwrap()
+    }
+
+    /// Stops this server and starts another on the same database.
+    pub async fn restart(mut self, overrides: &[(&str, &str)]) -> TestApp {
+        self.begin_shutdown();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        spawn_app_in(dir, overrides).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

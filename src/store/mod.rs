@@ -5,6 +5,12 @@
 
 use std::{str::FromStr, time::Duration};
 
+mod audit;
+mod users;
+
+pub use audit::AuditEvent;
+pub use users::{NewUser, UserRecord, UserStatus};
+
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -27,6 +33,8 @@ pub enum StoreError {
     Open(#[source] sqlx::Error),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a record with that {0} already exists")]
+    Duplicate(&'static str),
     #[error(transparent)]
     Query(#[from] sqlx::Error),
 }
@@ -67,6 +75,11 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The pool, for the session store (which keeps its own table).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool, waiting for connections to be returned.

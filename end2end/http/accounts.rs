@@ -1,0 +1,491 @@
+//! Registration, login, profile, password change, deletion and the audit trail.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{PASSWORD, spawn_app};
+
+#[tokio::test]
+async fn registration_signs_the_user_in_with_a_normalised_email() {
+    let app = spawn_app().await;
+    let ada = app.browser();
+    let answer = app
+        .register(&ada, "  Ada@Example.COM ", " Ada Lovelace ")
+        .await;
+    // The page's script follows the Location itself (a real redirect for plain form posts).
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.location(), Some("/account"));
+
+    let me = app.me(&ada).await;
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["display_name"], "Ada Lovelace");
+    assert_eq!(me["is_admin"], false);
+
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'ada@example.com'")
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert!(!hash.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn registration_refuses_bad_input_field_by_field() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    let answer = app
+        .call(
+            &browser,
+            "register",
+            &[
+                ("email", "not-an-email"),
+                ("display_name", "  "),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    let fields = &answer.body["fields"];
+    assert!(fields["email"].as_str().unwrap().contains("email address"));
+    assert!(
+        fields["display_name"]
+            .as_str()
+            .unwrap()
+            .contains("display name")
+    );
+    assert!(fields["password"].as_str().unwrap().contains("at least 8"));
+    // What was typed comes back, except the password.
+    assert_eq!(answer.body["values"]["email"], "not-an-email");
+    assert!(answer.body["values"].get("password").is_none());
+
+    let too_long = "x".repeat(129);
+    let answer = app
+        .call(
+            &browser,
+            "register",
+            &[
+                ("email", "a@example.com"),
+                ("display_name", "A"),
+                ("password", &too_long),
+            ],
+        )
+        .await;
+    assert!(
+        answer.body["fields"]["password"]
+            .as_str()
+            .unwrap()
+            .contains("at most 128")
+    );
+
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(count, 0, "nothing is written for refused input");
+}
+
+#[tokio::test]
+async fn common_passwords_are_refused_with_the_reason() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    for common in ["password1", "Iloveyou", "qwertyuiop", "1q2w3e4r5t"] {
+        let answer = app
+            .call(
+                &browser,
+                "register",
+                &[
+                    ("email", "b@example.com"),
+                    ("display_name", "B"),
+                    ("password", common),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, 422, "{common}");
+        let message = answer.body["fields"]["password"].as_str().unwrap();
+        assert!(
+            message.contains("commonly used passwords"),
+            "{common}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_email_registers_once_whatever_its_case() {
+    let app = spawn_app().await;
+    app.register(&app.browser(), "grace@example.com", "Grace")
+        .await;
+    let answer = app
+        .register(&app.browser(), "GRACE@example.com ", "Impostor")
+        .await;
+    assert_eq!(answer.status, 409);
+    assert!(
+        answer.body["fields"]["email"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+}
+
+#[tokio::test]
+async fn login_failures_look_the_same_for_unknown_emails_and_wrong_passwords() {
+    let app = spawn_app_with_generous_throttle().await;
+    app.register(&app.browser(), "known@example.com", "Known")
+        .await;
+    let browser = app.browser();
+
+    let mut unknown = Vec::new();
+    let mut wrong = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let a = app.login(&browser, "nobody@example.com", PASSWORD).await;
+        unknown.push(started.elapsed());
+        let started = Instant::now();
+        let b = app
+            .login(&browser, "known@example.com", "wrong-password-123")
+            .await;
+        wrong.push(started.elapsed());
+        assert_eq!(a.status, 401);
+        assert_eq!(a.status, b.status);
+        assert_eq!(a.body["message"], "Invalid email or password.");
+        assert_eq!(a.body["message"], b.body["message"]);
+        assert_eq!(a.body["fields"], b.body["fields"]);
+    }
+    // Both paths run one argon2 verification; without the dummy hash the unknown
+    // email would answer many times faster.
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (u, w) = (median(&mut unknown), median(&mut wrong));
+    let ratio = u.as_secs_f64() / w.as_secs_f64();
+    assert!((0.33..3.0).contains(&ratio), "unknown {u:?} vs wrong {w:?}");
+}
+
+async fn spawn_app_with_generous_throttle() -> crate::support::TestApp {
+    crate::support::spawn_app_with(&[
+        ("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "1000"),
+        ("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "1000"),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn login_redirects_to_a_local_next_page_only() {
+    let app = spawn_app().await;
+    app.register(&app.browser(), "next@example.com", "Next")
+        .await;
+    let browser = app.browser();
+    let answer = app
+        .call(
+            &browser,
+            "login",
+            &[
+                ("email", "next@example.com"),
+                ("password", PASSWORD),
+                ("next", "/admin"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.location(), Some("/admin"));
+    let answer = app
+        .call(
+            &browser,
+            "login",
+            &[
+                ("email", "next@example.com"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.location(), Some("/account"));
+}
+
+#[tokio::test]
+async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
+    let app = spawn_app().await;
+    let browser = app.browser();
+    // A browser without JavaScript posts the form and follows the redirect.
+    let response = browser
+        .client
+        .post(app.url("/api/register"))
+        .header("accept", "text/html")
+        .header("referer", app.url("/register"))
+        .form(&[
+            ("email", "typed@example.com"),
+            ("display_name", "Typed Name"),
+            ("password", "password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection());
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains("/register?") && location.contains("__err="),
+        "{location}"
+    );
+
+    let page = browser
+        .client
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("commonly used passwords"),
+        "the field error is on the page"
+    );
+    assert!(page.contains(r#"value="typed@example.com""#), "email kept");
+    assert!(page.contains(r#"value="Typed Name""#), "name kept");
+    assert!(!page.contains(r#"value="password""#), "password not kept");
+
+    // A successful plain post lands on the account page, signed in.
+    let response = browser
+        .client
+        .post(app.url("/api/register"))
+        .header("accept", "text/html")
+        .header("referer", app.url("/register"))
+        .form(&[
+            ("email", "typed@example.com"),
+            ("display_name", "Typed Name"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["location"], "/account");
+    let page = browser
+        .client
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("typed@example.com"));
+}
+
+#[tokio::test]
+async fn the_account_page_needs_a_session() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/account"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    assert_eq!(response.headers()["location"], "/login?next=/account");
+}
+
+#[tokio::test]
+async fn display_name_changes_are_validated_and_saved() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    app.register(&b, "name@example.com", "Old Name").await;
+    let answer = app
+        .call(&b, "account/display-name", &[("display_name", " ")])
+        .await;
+    assert_eq!(answer.status, 422);
+    let answer = app
+        .call(
+            &b,
+            "account/display-name",
+            &[("display_name", "  New Name ")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(app.me(&b).await["display_name"], "New Name");
+}
+
+#[tokio::test]
+async fn a_password_change_needs_the_current_one_and_ends_other_sessions() {
+    let app = spawn_app().await;
+    let laptop = app.browser();
+    app.register(&laptop, "pw@example.com", "Pw").await;
+    let phone = app.browser();
+    app.login(&phone, "pw@example.com", PASSWORD).await;
+    assert_eq!(app.me(&phone).await["email"], "pw@example.com");
+
+    let answer = app
+        .call(
+            &laptop,
+            "account/password",
+            &[
+                ("current_password", "not-my-password"),
+                ("new_password", "a-brand-new-passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    assert!(answer.body["fields"]["current_password"].is_string());
+
+    let answer = app
+        .call(
+            &laptop,
+            "account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a-brand-new-passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        app.me(&laptop).await["email"],
+        "pw@example.com",
+        "this session continues"
+    );
+    assert_eq!(
+        app.me(&phone).await,
+        Value::Null,
+        "the other session has ended"
+    );
+
+    assert_eq!(
+        app.login(&app.browser(), "pw@example.com", PASSWORD)
+            .await
+            .status,
+        401
+    );
+    assert!(
+        app.login(&app.browser(), "pw@example.com", "a-brand-new-passphrase")
+            .await
+            .location()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_account_erases_personal_data_and_ends_sessions() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    app.register(&b, "gone@example.com", "Soon Gone").await;
+    let other = app.browser();
+    app.login(&other, "gone@example.com", PASSWORD).await;
+
+    let answer = app
+        .call(&b, "account/delete", &[("password", "wrong-password-1")])
+        .await;
+    assert_eq!(answer.status, 422);
+    assert_eq!(app.me(&b).await["email"], "gone@example.com");
+
+    let answer = app
+        .call(&b, "account/delete", &[("password", PASSWORD)])
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.location(), Some("/?account=deleted"));
+    assert_eq!(app.me(&b).await, Value::Null);
+    assert_eq!(app.me(&other).await, Value::Null);
+    assert_eq!(
+        app.login(&app.browser(), "gone@example.com", PASSWORD)
+            .await
+            .status,
+        401
+    );
+
+    let db = app.db().await;
+    let (email, name, hash, status): (String, String, String, String) =
+        sqlx::query_as("SELECT email, display_name, password_hash, status FROM users")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(email.ends_with("@deleted.invalid"), "{email}");
+    assert_eq!(
+        (name.as_str(), hash.as_str(), status.as_str()),
+        ("Deleted user", "", "deleted")
+    );
+    // The address is free again.
+    assert_eq!(
+        app.register(&app.browser(), "gone@example.com", "Back Again")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn security_events_are_audited_with_ip_agent_and_request_id() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    let registered = app.register(&b, "audit@example.com", "Audit").await;
+    app.login(&app.browser(), "audit@example.com", "wrong-password-1")
+        .await;
+    app.login(&app.browser(), "nobody@example.com", "wrong-password-1")
+        .await;
+    app.call(
+        &b,
+        "account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "another-long-passphrase"),
+        ],
+    )
+    .await;
+    app.call(&b, "logout", &[]).await;
+    app.login(&b, "audit@example.com", "another-long-passphrase")
+        .await;
+    app.call(
+        &b,
+        "account/delete",
+        &[("password", "another-long-passphrase")],
+    )
+    .await;
+
+    assert_eq!(
+        app.audit_actions().await,
+        [
+            "account.register",
+            "login.failure",
+            "login.failure",
+            "password.change",
+            "logout",
+            "login.success",
+            "account.delete"
+        ]
+    );
+    let db = app.db().await;
+    let (ip, agent, request_id, target): (String, Option<String>, String, String) = sqlx::query_as(
+        "SELECT client_ip, user_agent, request_id, target FROM audit_events WHERE action = 'account.register'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(ip, "127.0.0.1");
+    assert!(agent.is_none(), "reqwest sends no user agent unless asked");
+    assert_eq!(
+        request_id,
+        registered.headers["x-request-id"].to_str().unwrap()
+    );
+    assert!(target.starts_with("user:"));
+    let details: String = sqlx::query_scalar(
+        "SELECT details FROM audit_events WHERE action = 'login.failure' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(details.contains("wrong_password"), "{details}");
+
+    // Append-only: the database itself refuses edits and deletions.
+    assert!(
+        sqlx::query("UPDATE audit_events SET action = 'x'")
+            .execute(&db)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DELETE FROM audit_events")
+            .execute(&db)
+            .await
+            .is_err()
+    );
+}

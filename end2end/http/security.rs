@@ -1,0 +1,447 @@
+//! Sessions, same-origin checks, login throttling, roles and admin creation.
+
+use std::{io::Write, process::Stdio};
+
+use serde_json::Value;
+
+use crate::support::{PASSWORD, spawn_app, spawn_app_with};
+
+const ADMIN: [(&str, &str); 2] = [
+    ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
+    ("TOLLGATE_ADMIN_PASSWORD", "admin-passphrase-for-tests"),
+];
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_lax_and_secure_only_over_https() {
+    let app = spawn_app().await;
+    let answer = app.register(&app.browser(), "c@example.com", "C").await;
+    let cookie = answer.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("tollgate_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    assert!(
+        cookie.contains("Max-Age=604800") || cookie.contains("Expires="),
+        "{cookie}"
+    );
+
+    let app = spawn_app_with(&[("TOLLGATE_PUBLIC_URL", "https://llm.example.com")]).await;
+    // The browser is on the public origin, behind a TLS proxy.
+    let response = reqwest::Client::new()
+        .post(app.url("/api/register"))
+        .header("origin", "https://llm.example.com")
+        .header("accept", "application/json")
+        .form(&[
+            ("email", "s@example.com"),
+            ("display_name", "S"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn login_issues_a_new_session_id_and_logout_deletes_the_session() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    app.register(&b, "rot@example.com", "Rot").await;
+    let first = b.session_cookie().unwrap();
+    app.login(&b, "rot@example.com", PASSWORD).await;
+    let second = b.session_cookie().unwrap();
+    assert_ne!(first, second, "the id changes at login");
+    assert_eq!(
+        app.me(&app.browser_with_cookie(&first)).await,
+        Value::Null,
+        "the old id is dead"
+    );
+    assert_eq!(
+        app.me(&app.browser_with_cookie(&second)).await["email"],
+        "rot@example.com"
+    );
+
+    let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    app.call(&b, "logout", &[]).await;
+    assert_eq!(app.me(&app.browser_with_cookie(&second)).await, Value::Null);
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(after, before - 1, "the server-side session is deleted");
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    app.register(&b, "persist@example.com", "Persist").await;
+    let cookie = b.session_cookie().unwrap();
+    let app = app.restart(&[]).await;
+    assert_eq!(
+        app.me(&app.browser_with_cookie(&cookie)).await["email"],
+        "persist@example.com"
+    );
+}
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let app = spawn_app_with(&[("TOLLGATE_SESSION_IDLE_SECS", "60")]).await;
+    let b = app.browser();
+    app.register(&b, "idle@example.com", "Idle").await;
+    let cookie = b.session_cookie().unwrap();
+    // Age the stored session past its expiry instead of waiting a minute.
+    sqlx::query("UPDATE tower_sessions SET expiry_date = expiry_date - 120")
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(app.me(&app.browser_with_cookie(&cookie)).await, Value::Null);
+}
+
+#[tokio::test]
+async fn cross_site_state_changes_are_refused() {
+    let app = spawn_app().await;
+    let form = [
+        ("email", "x@example.com"),
+        ("display_name", "X"),
+        ("password", PASSWORD),
+    ];
+    let post = |origin: Option<&'static str>, referer: Option<String>| {
+        let mut request = reqwest::Client::new()
+            .post(app.url("/api/register"))
+            .header("accept", "application/json")
+            .form(&form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(referer) = referer {
+            request = request.header("referer", referer);
+        }
+        request.send()
+    };
+    for (origin, referer) in [
+        (Some("https://evil.example"), None),
+        (Some("null"), None),
+        (None, Some("https://evil.example/form".to_owned())),
+        (None, None),
+    ] {
+        let response = post(origin, referer.clone()).await.unwrap();
+        assert_eq!(response.status(), 403, "{origin:?} {referer:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "cross_site_request");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+
+    // A same-origin Referer is enough when Origin is missing.
+    let response = post(None, Some(app.url("/register"))).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["location"], "/account");
+
+    // Session-authenticated REST calls are checked too.
+    let admin_app = spawn_app_with(&ADMIN).await;
+    let b = admin_app.browser();
+    admin_app
+        .login(&b, "root@example.com", "admin-passphrase-for-tests")
+        .await;
+    let cookie = b.session_cookie().unwrap();
+    let response = reqwest::Client::new()
+        .post(admin_app.url("/api/v1/admin/users/1/disable"))
+        .header("cookie", cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn login_attempts_are_throttled_per_account() {
+    let app = spawn_app_with(&[("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "3")]).await;
+    app.register(&app.browser(), "t@example.com", "T").await;
+    let b = app.browser();
+    for _ in 0..3 {
+        assert_eq!(
+            app.login(&b, "t@example.com", "wrong-password-1")
+                .await
+                .status,
+            401
+        );
+    }
+    let refused = app.login(&b, "T@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 429);
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.body["retry_after_secs"], retry_after);
+    let message = refused.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("for this account")
+            && message.contains(&format!("Wait {retry_after} seconds")),
+        "{message}"
+    );
+    assert_eq!(
+        app.me(&b).await,
+        Value::Null,
+        "even the right password is refused while throttled"
+    );
+    assert!(
+        app.audit_actions()
+            .await
+            .contains(&"login.failure".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn login_attempts_are_throttled_per_client_ip() {
+    let app = spawn_app_with(&[("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "3")]).await;
+    let b = app.browser();
+    for n in 0..3 {
+        let email = format!("spray{n}@example.com");
+        assert_eq!(app.login(&b, &email, "wrong-password-1").await.status, 401);
+    }
+    let refused = app
+        .login(&b, "spray9@example.com", "wrong-password-1")
+        .await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("from this address")
+    );
+}
+
+#[tokio::test]
+async fn admin_pages_and_routes_refuse_users_and_send_visitors_to_login() {
+    let app = spawn_app_with(&ADMIN).await;
+    let user = app.browser();
+    app.register(&user, "user@example.com", "User").await;
+    let admin = app.browser();
+    app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
+        .await;
+    let anonymous = app.browser();
+
+    // Pages.
+    let get = |b: &crate::support::Browser, path: &str| {
+        b.client
+            .get(app.url(path))
+            .header("accept", "text/html")
+            .send()
+    };
+    let response = get(&anonymous, "/admin").await.unwrap();
+    assert!(response.status().is_redirection());
+    assert_eq!(response.headers()["location"], "/login?next=/admin");
+    let response = get(&user, "/admin").await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Administrators only")
+    );
+    let response = get(&admin, "/admin").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("user@example.com"));
+
+    // REST routes.
+    let response = get(&anonymous, "/api/v1/admin/users").await.unwrap();
+    assert!(response.status().is_redirection());
+    assert_eq!(
+        response.headers()["location"],
+        "/login?next=%2Fapi%2Fv1%2Fadmin%2Fusers"
+    );
+    let response = anonymous
+        .client
+        .get(app.url("/api/v1/admin/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "scripts get 401 rather than a redirect"
+    );
+    let response = user
+        .client
+        .get(app.url("/api/v1/admin/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "admin_only");
+    let response = user
+        .client
+        .post(app.url("/api/v1/admin/users/1/disable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let response = admin
+        .client
+        .get(app.url("/api/v1/admin/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+
+    // Admin server functions too.
+    assert_eq!(app.call(&user, "admin/users", &[]).await.status, 403);
+    assert_eq!(app.call(&anonymous, "admin/users", &[]).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_disabled_account_is_signed_out_at_once_and_cannot_log_in() {
+    let app = spawn_app_with(&ADMIN).await;
+    let user = app.browser();
+    app.register(&user, "bad@example.com", "Bad").await;
+    let user_id = app.me(&user).await["id"].as_i64().unwrap();
+    let admin = app.browser();
+    app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
+        .await;
+
+    let response = admin
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{user_id}/disable")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "disabled");
+    assert_eq!(
+        app.me(&user).await,
+        Value::Null,
+        "the session ended at once"
+    );
+    let answer = app.login(&app.browser(), "bad@example.com", PASSWORD).await;
+    assert_eq!(answer.status, 403);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
+
+    let response = admin
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{user_id}/enable")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        app.login(&app.browser(), "bad@example.com", PASSWORD)
+            .await
+            .location()
+            .is_some()
+    );
+    let response = admin
+        .client
+        .post(app.url("/api/v1/admin/users/999/disable"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
+    let actions = app.audit_actions().await;
+    assert!(
+        actions.contains(&"account.disable".to_owned())
+            && actions.contains(&"account.enable".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn the_admin_from_the_environment_is_created_once() {
+    let app = spawn_app_with(&ADMIN).await;
+    let admin = app.browser();
+    assert!(
+        app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
+            .await
+            .location()
+            .is_some()
+    );
+    assert_eq!(app.me(&admin).await["is_admin"], true);
+    let app = app.restart(&ADMIN).await;
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_weak_admin_password_from_the_environment_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("TOLLGATE_ADDR", "127.0.0.1:0")
+        .env("TOLLGATE_ADMIN_EMAIL", "root@example.com")
+        .env("TOLLGATE_ADMIN_PASSWORD", "password123")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("TOLLGATE_ADMIN_PASSWORD") && stderr.contains("commonly used"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn create_admin_reads_the_password_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |password: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .current_dir(dir.path())
+            .env_clear()
+            .args(["create-admin", "--email", "Boss@Example.com"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let weak = run("short");
+    assert_eq!(weak.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 8"));
+
+    let created = run("boss-passphrase-long-enough");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&created.stdout).contains("Created admin account boss@example.com")
+    );
+    let again = run("boss-passphrase-long-enough");
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    // The server on that database lets the admin in.
+    let app = crate::support::spawn_app_in(dir, &[]).await;
+    let b = app.browser();
+    app.login(&b, "boss@example.com", "boss-passphrase-long-enough")
+        .await;
+    assert_eq!(app.me(&b).await["is_admin"], true);
+}

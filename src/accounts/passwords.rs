@@ -1,0 +1,82 @@
+//! Password hashing with argon2id (m = 19 MiB, t = 2, p = 1), always on the
+//! blocking pool so a hash never stalls the async runtime.
+
+use std::sync::LazyLock;
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
+};
+
+use super::domain::Password;
+
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("static argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A hash of a password nobody has, verified against when the email is unknown,
+/// so an unknown email costs as much time as a wrong password.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    hash_blocking("tollgate-timing-equaliser-not-a-password").expect("hashing a constant succeeds")
+});
+
+fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(hasher()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+fn verify_blocking(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|parsed| {
+            hasher()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+pub async fn hash(password: &Password) -> Result<String, String> {
+    let password = password.expose().to_owned();
+    tokio::task::spawn_blocking(move || hash_blocking(&password).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+/// Verifies `password` against `phc`, or against the dummy hash when there is no
+/// stored hash, so both paths take the same time.
+pub async fn verify(password: &str, phc: Option<String>) -> bool {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || match phc {
+        Some(phc) => verify_blocking(&password, &phc),
+        None => {
+            verify_blocking(&password, &DUMMY_HASH);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Computes the dummy hash ahead of the first login attempt.
+pub fn warm_up() {
+    LazyLock::force(&DUMMY_HASH);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_with_the_agreed_parameters() {
+        let password = Password::parse("password", "a long and unusual phrase").unwrap();
+        let phc = hash(&password).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify("a long and unusual phrase", Some(phc.clone())).await);
+        assert!(!verify("a long and unusual phrasE", Some(phc)).await);
+        assert!(!verify("anything", None).await);
+        assert!(!verify("anything", Some("not a phc string".into())).await);
+    }
+}

@@ -1,0 +1,344 @@
+//! Every account rule, written once. Server functions (pages) and REST handlers
+//! call these and only translate the result.
+
+use serde_json::json;
+
+use super::{
+    domain::{DisplayName, Email, InvalidInput, Password},
+    passwords,
+    throttle::{ThrottleScope, Throttled},
+    types::FormError,
+};
+use crate::{
+    request_meta::RequestMeta,
+    startup::AppState,
+    store::{AuditEvent, NewUser, Store, StoreError, UserRecord, UserStatus},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("invalid input")]
+    Invalid(Vec<InvalidInput>),
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("too many attempts")]
+    Throttled(Throttled),
+    #[error("no such user")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Duplicate("email") => Self::EmailTaken,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl AccountError {
+    /// The HTTP status this error answers with on an API.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Self::Invalid(_) | Self::WrongPassword => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Disabled => StatusCode::FORBIDDEN,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The form-facing version of this error, naming the field it concerns.
+    pub fn into_form_error(self) -> FormError {
+        match self {
+            Self::Invalid(problems) => problems
+                .into_iter()
+                .fold(FormError::new("Some fields need attention."), |form, p| {
+                    form.field(p.field, p.message)
+                }),
+            Self::EmailTaken => FormError::new("Some fields need attention.").field(
+                "email",
+                "An account with this email already exists. Log in instead?",
+            ),
+            Self::InvalidCredentials => FormError::new("Invalid email or password."),
+            Self::Disabled => FormError::new("This account is disabled. Contact an administrator."),
+            Self::WrongPassword => FormError::new("Some fields need attention.")
+                .field("current_password", "This is not your current password."),
+            Self::Throttled(t) => {
+                let secs = t.retry_after.as_secs().max(1);
+                let who = match t.scope {
+                    ThrottleScope::ClientIp => "from this address",
+                    ThrottleScope::Account => "for this account",
+                };
+                FormError {
+                    retry_after_secs: Some(secs),
+                    ..FormError::new(format!(
+                        "Too many login attempts {who}. Wait {secs} seconds and try again."
+                    ))
+                }
+            }
+            Self::NotFound => FormError::new("That account no longer exists."),
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "account operation failed");
+                FormError::new("Something went wrong on our side. Try again in a moment.")
+            }
+        }
+    }
+}
+
+pub async fn register(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    display_name: &str,
+    password: &str,
+) -> Result<UserRecord, AccountError> {
+    match (
+        Email::parse(email),
+        DisplayName::parse(display_name),
+        Password::parse("password", password),
+    ) {
+        (Ok(email), Ok(name), Ok(password)) => {
+            create_user(
+                &state.store,
+                meta,
+                &email,
+                &name,
+                &password,
+                false,
+                "account.register",
+            )
+            .await
+        }
+        (email, name, password) => Err(AccountError::Invalid(
+            [email.err(), name.err(), password.err()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )),
+    }
+}
+
+async fn create_user(
+    store: &Store,
+    meta: &RequestMeta,
+    email: &Email,
+    name: &DisplayName,
+    password: &Password,
+    is_admin: bool,
+    action: &'static str,
+) -> Result<UserRecord, AccountError> {
+    let hash = passwords::hash(password)
+        .await
+        .map_err(AccountError::Internal)?;
+    let audit = AuditEvent::new(action, meta)
+        .details(json!({ "role": if is_admin { "admin" } else { "user" } }));
+    Ok(store
+        .create_user(
+            NewUser {
+                email: email.as_str(),
+                display_name: name.as_str(),
+                password_hash: &hash,
+                is_admin,
+            },
+            audit,
+        )
+        .await?)
+}
+
+/// Checks a login. Unknown emails and wrong passwords take the same time and
+/// get the same answer; a disabled account is named only after a correct password.
+pub async fn login(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: &str,
+) -> Result<UserRecord, AccountError> {
+    let email = email.trim().to_lowercase();
+    let fail = |reason: &str, user: Option<&UserRecord>| {
+        let mut event = AuditEvent::new("login.failure", meta)
+            .target(format!("email:{email}"))
+            .details(json!({ "reason": reason }));
+        if let Some(user) = user {
+            event = event.target(format!("user:{}", user.id));
+            event.details = json!({ "reason": reason, "email": email });
+        }
+        event
+    };
+
+    if let Err(throttled) = state.login_throttle.check(meta.client_ip, &email) {
+        state.store.record_audit(&fail("throttled", None)).await?;
+        return Err(AccountError::Throttled(throttled));
+    }
+
+    let user = state
+        .store
+        .user_by_email(&email)
+        .await?
+        .filter(|u| u.status != UserStatus::Deleted);
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !passwords::verify(password, stored_hash).await {
+        let reason = if user.is_some() {
+            "wrong_password"
+        } else {
+            "unknown_email"
+        };
+        state
+            .store
+            .record_audit(&fail(reason, user.as_ref()))
+            .await?;
+        return Err(AccountError::InvalidCredentials);
+    }
+    let user = user.ok_or(AccountError::InvalidCredentials)?;
+    if user.status == UserStatus::Disabled {
+        state
+            .store
+            .record_audit(&fail("disabled", Some(&user)))
+            .await?;
+        return Err(AccountError::Disabled);
+    }
+    state
+        .store
+        .record_audit(
+            &AuditEvent::new("login.success", meta)
+                .actor(user.id)
+                .target(format!("user:{}", user.id)),
+        )
+        .await?;
+    Ok(user)
+}
+
+pub async fn record_logout(
+    state: &AppState,
+    meta: &RequestMeta,
+    user_id: i64,
+) -> Result<(), AccountError> {
+    let event = AuditEvent::new("logout", meta)
+        .actor(user_id)
+        .target(format!("user:{user_id}"));
+    Ok(state.store.record_audit(&event).await?)
+}
+
+pub async fn change_display_name(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRecord,
+    display_name: &str,
+) -> Result<String, AccountError> {
+    let name = DisplayName::parse(display_name).map_err(|e| AccountError::Invalid(vec![e]))?;
+    let event = AuditEvent::new("profile.update", meta)
+        .actor(user.id)
+        .target(format!("user:{}", user.id))
+        .details(json!({ "field": "display_name" }));
+    state
+        .store
+        .update_display_name(user.id, name.as_str(), event)
+        .await?;
+    Ok(name.as_str().to_owned())
+}
+
+/// Changes the password after checking the current one; returns the new session
+/// epoch, which ends every other session of the user.
+pub async fn change_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRecord,
+    current: &str,
+    new: &str,
+) -> Result<i64, AccountError> {
+    let new = Password::parse("new_password", new).map_err(|e| AccountError::Invalid(vec![e]))?;
+    if !passwords::verify(current, Some(user.password_hash.clone())).await {
+        return Err(AccountError::WrongPassword);
+    }
+    let hash = passwords::hash(&new)
+        .await
+        .map_err(AccountError::Internal)?;
+    let event = AuditEvent::new("password.change", meta)
+        .actor(user.id)
+        .target(format!("user:{}", user.id));
+    Ok(state.store.update_password(user.id, &hash, event).await?)
+}
+
+pub async fn delete_account(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRecord,
+    password: &str,
+) -> Result<(), AccountError> {
+    if !passwords::verify(password, Some(user.password_hash.clone())).await {
+        return Err(AccountError::Invalid(vec![InvalidInput {
+            field: "password",
+            message: "This is not your password.".into(),
+        }]));
+    }
+    let event = AuditEvent::new("account.delete", meta)
+        .actor(user.id)
+        .target(format!("user:{}", user.id));
+    Ok(state.store.delete_user(user.id, event).await?)
+}
+
+/// Disables or re-enables an account (admins only; the caller checks the role).
+pub async fn set_disabled(
+    state: &AppState,
+    meta: &RequestMeta,
+    admin: &UserRecord,
+    user_id: i64,
+    disabled: bool,
+) -> Result<(), AccountError> {
+    let (status, action) = if disabled {
+        (UserStatus::Disabled, "account.disable")
+    } else {
+        (UserStatus::Active, "account.enable")
+    };
+    let event = AuditEvent::new(action, meta)
+        .actor(admin.id)
+        .target(format!("user:{user_id}"));
+    if state.store.set_user_status(user_id, status, event).await? {
+        Ok(())
+    } else {
+        Err(AccountError::NotFound)
+    }
+}
+
+/// Creates an admin account unless one with this email exists. Returns whether
+/// it created one. Used at start-up (from env) and by `tollgate create-admin`.
+pub async fn ensure_admin(
+    store: &Store,
+    meta: &RequestMeta,
+    email: &str,
+    password: &str,
+) -> Result<bool, AccountError> {
+    let email = Email::parse(email).map_err(|e| AccountError::Invalid(vec![e]))?;
+    let password =
+        Password::parse("password", password).map_err(|e| AccountError::Invalid(vec![e]))?;
+    if store.user_by_email(email.as_str()).await?.is_some() {
+        return Ok(false);
+    }
+    let name = DisplayName::parse("Administrator").map_err(|e| AccountError::Invalid(vec![e]))?;
+    match create_user(
+        store,
+        meta,
+        &email,
+        &name,
+        &password,
+        true,
+        "account.create_admin",
+    )
+    .await
+    {
+        Ok(_) => Ok(true),
+        Err(AccountError::EmailTaken) => Ok(false),
+        Err(other) => Err(other),
+    }
+}

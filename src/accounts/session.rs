@@ -1,0 +1,182 @@
+//! Ties a browser session (tower-sessions, stored in SQLite) to a user, and the
+//! extractors REST handlers use to require one.
+//!
+//! A session remembers the user's `session_epoch` from when it signed in. Changing
+//! the password, disabling or deleting the account bumps the epoch, which ends
+//! every older session on its next request.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{StatusCode, header::ACCEPT, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::{
+    api_error::ApiError,
+    startup::AppState,
+    store::{Store, StoreError, UserRecord, UserStatus},
+};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "tollgate_session";
+
+const AUTH_KEY: &str = "tollgate.auth";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionAuth {
+    user_id: i64,
+    epoch: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session store: {0}")]
+    Session(#[from] tower_sessions::session::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Signs `user` in on this session under a fresh session id (no fixation).
+pub async fn sign_in(session: &Session, user_id: i64, epoch: i64) -> Result<(), SessionError> {
+    session.cycle_id().await?;
+    session
+        .insert(AUTH_KEY, SessionAuth { user_id, epoch })
+        .await?;
+    Ok(())
+}
+
+/// Ends the session and deletes it from the store.
+pub async fn sign_out(session: &Session) -> Result<(), SessionError> {
+    session.flush().await?;
+    Ok(())
+}
+
+/// The active user behind `session`; a stale session (account gone, disabled, or
+/// signed in before the last password change) is ended on the spot.
+pub async fn current_user(
+    session: &Session,
+    store: &Store,
+) -> Result<Option<UserRecord>, SessionError> {
+    let Some(auth) = session.get::<SessionAuth>(AUTH_KEY).await? else {
+        return Ok(None);
+    };
+    match store.user_by_id(auth.user_id).await? {
+        Some(user) if user.status == UserStatus::Active && user.session_epoch == auth.epoch => {
+            Ok(Some(user))
+        }
+        _ => {
+            session.flush().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// A REST handler argument that requires a signed-in user.
+pub struct SignedIn(pub UserRecord);
+
+/// A REST handler argument that requires a signed-in admin.
+pub struct Admin(pub UserRecord);
+
+/// Anonymous callers: a browser is sent to the login page, a script gets 401.
+pub struct AuthRejection {
+    status: StatusCode,
+    wants_html: bool,
+    next: String,
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self.status {
+            StatusCode::UNAUTHORIZED if self.wants_html => {
+                Redirect::to(&login_url(&self.next)).into_response()
+            }
+            StatusCode::UNAUTHORIZED => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "not_signed_in",
+                "Sign in first: this route needs a session.",
+            )
+            .into_response(),
+            StatusCode::FORBIDDEN => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "admin_only",
+                "Only administrators may use this route.",
+            )
+            .into_response(),
+            _ => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "session_unavailable",
+                "The session could not be read. Try again.",
+            )
+            .into_response(),
+        }
+    }
+}
+
+/// The login page URL that returns to `next` afterwards.
+pub fn login_url(next: &str) -> String {
+    format!(
+        "/login?{}",
+        serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+    )
+}
+
+async fn user_from_parts(parts: &mut Parts, state: &AppState) -> Result<UserRecord, AuthRejection> {
+    let wants_html = parts
+        .headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let next = parts.uri.path().to_owned();
+    let rejection = |status| AuthRejection {
+        status,
+        wants_html,
+        next: next.clone(),
+    };
+    let session = Session::from_request_parts(parts, state)
+        .await
+        .map_err(|_| rejection(StatusCode::INTERNAL_SERVER_ERROR))?;
+    match current_user(&session, &state.store).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(rejection(StatusCode::UNAUTHORIZED)),
+        Err(error) => {
+            tracing::error!(%error, "reading the session failed");
+            Err(rejection(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        user_from_parts(parts, state).await.map(SignedIn)
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = user_from_parts(parts, state).await?;
+        if user.is_admin {
+            Ok(Admin(user))
+        } else {
+            Err(AuthRejection {
+                status: StatusCode::FORBIDDEN,
+                wants_html: false,
+                next: String::new(),
+            })
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Account types shared by server functions and the pages that call them.
+
+use std::{collections::BTreeMap, fmt};
+
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+/// The signed-in user, as pages see them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub is_admin: bool,
+    pub created_at: String,
+}
+
+/// What a form shows when its submission is refused: a message for the whole
+/// form, one per field, the non-secret values to fill back in, and for throttled
+/// attempts how long to wait. It travels in the redirect URL when the form was
+/// posted without JavaScript, so it never carries a password.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormError {
+    pub message: String,
+    pub fields: BTreeMap<String, String>,
+    pub values: BTreeMap<String, String>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl FormError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn field(mut self, name: &str, message: impl Into<String>) -> Self {
+        self.fields.insert(name.to_owned(), message.into());
+        self
+    }
+
+    pub fn keep(mut self, name: &str, value: &str) -> Self {
+        self.values.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn field_error(&self, name: &str) -> Option<String> {
+        self.fields.get(name).cloned()
+    }
+
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.values.get(name).cloned()
+    }
+}
+
+impl fmt::Display for FormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl FromServerFnError for FormError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(error: ServerFnErrorErr) -> Self {
+        let message = match error {
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
+                "The server could not be reached. Check your connection and try again.".to_owned()
+            }
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => {
+                "The form was incomplete. Fill in every field and try again.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        Self::new(message)
+    }
+}

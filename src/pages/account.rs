@@ -1,0 +1,163 @@
+//! `/account`: profile, display name, password, and account deletion.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+
+use super::{
+    forms::{BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, last_error},
+    nav::UserResource,
+};
+use crate::accounts::types::{CurrentUser, FormError};
+
+#[server(endpoint = "account/display-name")]
+pub async fn update_display_name(display_name: String) -> Result<String, FormError> {
+    use crate::{accounts::service, request_meta::RequestMeta, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    service::change_display_name(&state, &RequestMeta::current(), &user, &display_name)
+        .await
+        .map_err(|e| server_ctx::refuse(e).keep("display_name", &display_name))
+}
+
+#[server(endpoint = "account/password")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+) -> Result<(), FormError> {
+    use crate::{
+        accounts::{service, session},
+        request_meta::RequestMeta,
+        server_ctx,
+    };
+    let (state, session, user) = server_ctx::signed_in_user().await?;
+    let epoch = service::change_password(
+        &state,
+        &RequestMeta::current(),
+        &user,
+        &current_password,
+        &new_password,
+    )
+    .await
+    .map_err(server_ctx::refuse)?;
+    // This session carries on in the new epoch; every other one has ended.
+    session::sign_in(&session, user.id, epoch)
+        .await
+        .map_err(server_ctx::session_failed)?;
+    Ok(())
+}
+
+#[server(endpoint = "account/delete")]
+pub async fn delete_account(password: String) -> Result<(), FormError> {
+    use crate::{
+        accounts::{service, session},
+        request_meta::RequestMeta,
+        server_ctx,
+    };
+    let (state, session, user) = server_ctx::signed_in_user().await?;
+    service::delete_account(&state, &RequestMeta::current(), &user, &password)
+        .await
+        .map_err(server_ctx::refuse)?;
+    session::sign_out(&session)
+        .await
+        .map_err(server_ctx::session_failed)?;
+    leptos_axum::redirect("/?account=deleted");
+    Ok(())
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let user = expect_context::<UserResource>();
+    view! {
+        <Title text="Account" />
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(me)) => view! { <AccountDetails me /> }.into_any(),
+                    _ => view! { <Redirect path="/login?next=/account" /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn AccountDetails(me: CurrentUser) -> impl IntoView {
+    let user = expect_context::<UserResource>();
+    let rename = ServerAction::<UpdateDisplayName>::new();
+    let password = ServerAction::<ChangePassword>::new();
+    let delete = ServerAction::<DeleteAccount>::new();
+    let rename_error = last_error(rename.value());
+    let password_error = last_error(password.value());
+    let delete_error = last_error(delete.value());
+    Effect::new(move |_| {
+        if matches!(rename.value().get(), Some(Ok(_))) {
+            user.refetch();
+        }
+    });
+    let saved = |done: bool, text: &'static str| {
+        done.then(|| view! { <p class="mt-3 text-sm text-emerald-700" role="status">{text}</p> })
+    };
+    let role = if me.is_admin { "Administrator" } else { "User" };
+    let since = me.created_at.get(..10).unwrap_or_default().to_owned();
+
+    view! {
+        <h1 class="mb-6 text-3xl font-bold text-slate-900">"Your account"</h1>
+        <div class="grid gap-6">
+            <section class=CARD>
+                <h2 class="mb-4 text-lg font-semibold">"Profile"</h2>
+                <dl class="grid grid-cols-[10rem_1fr] gap-y-2 text-sm">
+                    <dt class="text-slate-500">"Email"</dt>
+                    <dd data-testid="account-email">{me.email.clone()}</dd>
+                    <dt class="text-slate-500">"Display name"</dt>
+                    <dd data-testid="account-name">{me.display_name.clone()}</dd>
+                    <dt class="text-slate-500">"Role"</dt>
+                    <dd>{role}</dd>
+                    <dt class="text-slate-500">"Member since"</dt>
+                    <dd>{since}</dd>
+                </dl>
+            </section>
+
+            <section class=CARD>
+                <h2 class="mb-4 text-lg font-semibold">"Display name"</h2>
+                <FormAlert error=rename_error />
+                <ActionForm action=rename>
+                    <Field label="Display name" name="display_name" keep=true initial=me.display_name.clone() error=rename_error />
+                    <button type="submit" class=BUTTON disabled=move || rename.pending().get()>"Save name"</button>
+                </ActionForm>
+                {move || saved(matches!(rename.value().get(), Some(Ok(_))), "Saved.")}
+            </section>
+
+            <section class=CARD>
+                <h2 class="mb-4 text-lg font-semibold">"Password"</h2>
+                <p class="mb-4 text-sm text-slate-600">"Changing it signs you out everywhere else."</p>
+                <FormAlert error=password_error />
+                <ActionForm action=password>
+                    <Field label="Current password" name="current_password" kind="password" autocomplete="current-password" error=password_error />
+                    <Field
+                        label="New password"
+                        name="new_password"
+                        kind="password"
+                        autocomplete="new-password"
+                        hint="8 to 128 characters, not a common password."
+                        error=password_error
+                    />
+                    <button type="submit" class=BUTTON disabled=move || password.pending().get()>"Change password"</button>
+                </ActionForm>
+                {move || saved(matches!(password.value().get(), Some(Ok(_))), "Password changed. Other sessions have been signed out.")}
+            </section>
+
+            <section class="rounded-lg border border-red-200 bg-white p-6 shadow-sm">
+                <h2 class="mb-2 text-lg font-semibold text-red-800">"Delete account"</h2>
+                <p class="mb-4 text-sm text-slate-600">
+                    "This signs you out everywhere and erases your email, name and password. "
+                    "Usage records that accounting needs are kept without them. It cannot be undone."
+                </p>
+                <FormAlert error=delete_error />
+                <ActionForm action=delete>
+                    <Field label="Your password, to confirm" name="password" kind="password" autocomplete="current-password" error=delete_error />
+                    <button type="submit" class=DANGER_BUTTON disabled=move || delete.pending().get()>"Delete my account"</button>
+                </ActionForm>
+            </section>
+        </div>
+    }
+}

@@ -1,0 +1,81 @@
+//! Form pieces every page uses: a labelled field that shows its own error and
+//! keeps what was typed, and the alert above a form.
+
+use leptos::prelude::*;
+
+use crate::accounts::types::FormError;
+
+/// The last error of a form's action, whether the form was submitted with
+/// JavaScript or posted plainly (Leptos brings it back in the redirect URL).
+pub type LastError = Signal<Option<FormError>>;
+
+pub fn last_error<T>(
+    value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
+) -> LastError {
+    Signal::derive(move || value.get().and_then(Result::err))
+}
+
+#[component]
+pub fn FormAlert(error: LastError) -> impl IntoView {
+    move || {
+        error.get().map(|e| {
+            let wait = e.retry_after_secs.map(|secs| {
+                view! { <span class="ml-1 font-semibold" data-testid="retry-after">{format!("({secs} s)")}</span> }
+            });
+            view! {
+                <div class="mb-4 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800" role="alert">
+                    {e.message}
+                    {wait}
+                </div>
+            }
+        })
+    }
+}
+
+/// A labelled input. `keep` refills the typed value after a refused submission
+/// (never set it for passwords).
+#[component]
+pub fn Field(
+    label: &'static str,
+    name: &'static str,
+    #[prop(default = "text")] kind: &'static str,
+    #[prop(optional)] autocomplete: &'static str,
+    #[prop(optional)] hint: &'static str,
+    #[prop(optional)] keep: bool,
+    #[prop(optional, into)] initial: Option<String>,
+    error: LastError,
+) -> impl IntoView {
+    let id = format!("field-{name}");
+    let error_id = format!("{id}-error");
+    let message = move || error.get().and_then(|e| e.field_error(name));
+    let value = move || {
+        keep.then(|| error.get().and_then(|e| e.value(name)))
+            .flatten()
+            .or_else(|| initial.clone())
+            .unwrap_or_default()
+    };
+    let described_by = error_id.clone();
+    view! {
+        <div class="mb-4">
+            <label for=id.clone() class="mb-1 block text-sm font-medium text-slate-700">{label}</label>
+            <input
+                id=id
+                name=name
+                type=kind
+                autocomplete=autocomplete
+                required=true
+                prop:value=value.clone()
+                value=value
+                aria-invalid=move || message().is_some().to_string()
+                aria-describedby=described_by
+                class="block w-full rounded-md border border-slate-300 px-3 py-2 text-sm shadow-sm focus:border-slate-500 focus:outline-none focus:ring-1 focus:ring-slate-500 aria-[invalid=true]:border-red-400"
+            />
+            {(!hint.is_empty()).then(|| view! { <p class="mt-1 text-xs text-slate-500">{hint}</p> })}
+            <p id=error_id class="mt-1 text-sm text-red-700">{message}</p>
+        </div>
+    }
+}
+
+pub const BUTTON: &str = "inline-flex items-center justify-center rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-60";
+pub const DANGER_BUTTON: &str = "inline-flex items-center justify-center rounded-md bg-red-700 px-4 py-2 text-sm font-medium text-white hover:bg-red-600 disabled:opacity-60";
+pub const CARD: &str = "rounded-lg border border-slate-200 bg-white p-6 shadow-sm";

@@ -1,0 +1,75 @@
+//! `/register`.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+
+use super::forms::{BUTTON, CARD, Field, FormAlert, last_error};
+use crate::accounts::types::FormError;
+
+#[server(endpoint = "register")]
+pub async fn register(
+    email: String,
+    display_name: String,
+    password: String,
+) -> Result<(), FormError> {
+    use crate::{
+        accounts::{service, session},
+        request_meta::RequestMeta,
+        server_ctx,
+    };
+    let state = server_ctx::app_state()?;
+    let session = server_ctx::session().await?;
+    match service::register(
+        &state,
+        &RequestMeta::current(),
+        &email,
+        &display_name,
+        &password,
+    )
+    .await
+    {
+        Ok(user) => {
+            session::sign_in(&session, user.id, user.session_epoch)
+                .await
+                .map_err(server_ctx::session_failed)?;
+            leptos_axum::redirect("/account");
+            Ok(())
+        }
+        Err(error) => Err(server_ctx::refuse(error)
+            .keep("email", &email)
+            .keep("display_name", &display_name)),
+    }
+}
+
+#[component]
+pub fn RegisterPage() -> impl IntoView {
+    let action = ServerAction::<Register>::new();
+    let error = last_error(action.value());
+
+    view! {
+        <Title text="Register" />
+        <div class="mx-auto max-w-md">
+            <h1 class="mb-6 text-3xl font-bold text-slate-900">"Create your account"</h1>
+            <div class=CARD>
+                <FormAlert error />
+                <ActionForm action>
+                    <Field label="Email" name="email" kind="email" autocomplete="email" keep=true error />
+                    <Field label="Display name" name="display_name" autocomplete="nickname" keep=true error />
+                    <Field
+                        label="Password"
+                        name="password"
+                        kind="password"
+                        autocomplete="new-password"
+                        hint="8 to 128 characters. Long and unusual beats clever: common passwords are refused."
+                        error
+                    />
+                    <button type="submit" class=BUTTON disabled=move || action.pending().get()>"Create account"</button>
+                </ActionForm>
+            </div>
+            <p class="mt-4 text-sm text-slate-600">
+                "Already registered? " <A href="/login" attr:class="font-medium text-slate-900 underline">"Log in"</A>
+            </p>
+        </div>
+    }
+}

@@ -1,0 +1,125 @@
+//! What a server function reads from the request it serves: the app state, the
+//! session, the signed-in user. Failures become a `FormError` the page can show.
+
+use leptos::prelude::*;
+use tower_sessions::Session;
+
+use crate::{
+    accounts::{service::AccountError, session, types::FormError},
+    startup::AppState,
+    store::UserRecord,
+};
+
+fn internal(detail: impl std::fmt::Display) -> FormError {
+    tracing::error!(%detail, "server function failed");
+    FormError::new("Something went wrong on our side. Try again in a moment.")
+}
+
+pub fn app_state() -> Result<AppState, FormError> {
+    use_context::<AppState>().ok_or_else(|| internal("application state is missing"))
+}
+
+pub async fn session() -> Result<Session, FormError> {
+    leptos_axum::extract::<Session>().await.map_err(internal)
+}
+
+/// The signed-in user, or a form error asking to sign in.
+pub async fn signed_in_user() -> Result<(AppState, Session, UserRecord), FormError> {
+    let state = app_state()?;
+    let session = session().await?;
+    match session::current_user(&session, &state.store)
+        .await
+        .map_err(internal)?
+    {
+        Some(user) => Ok((state, session, user)),
+        None => {
+            set_status(axum::http::StatusCode::UNAUTHORIZED, None);
+            Err(FormError::new("Your session has ended. Log in again."))
+        }
+    }
+}
+
+/// Maps a session failure to the generic form error.
+pub fn session_failed(error: session::SessionError) -> FormError {
+    internal(error)
+}
+
+/// Whether the request is a plain HTML form post (no JavaScript), which Leptos
+/// answers with a redirect back to the form rather than a status code.
+pub fn is_plain_form_post() -> bool {
+    use_context::<axum::http::request::Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    })
+}
+
+/// Turns a refused account operation into the form's error, and gives script
+/// callers the matching status (and `Retry-After` when throttled). Plain form
+/// posts keep Leptos' redirect back to the form instead.
+pub fn refuse(error: AccountError) -> FormError {
+    let status = error.status();
+    let retry_after = match &error {
+        AccountError::Throttled(t) => Some(t.retry_after.as_secs().max(1)),
+        _ => None,
+    };
+    let form = error.into_form_error();
+    set_status(status, retry_after);
+    form
+}
+
+/// Sets the status of a script call's answer; plain form posts stay redirects.
+pub fn set_status(status: axum::http::StatusCode, retry_after_secs: Option<u64>) {
+    if !is_plain_form_post()
+        && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+    {
+        response.set_status(status);
+        if let Some(secs) = retry_after_secs {
+            response.insert_header(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+    }
+}
+
+/// A local path to return to after login; anything else falls back to `/account`.
+/// Only visible ASCII passes, so the path is always a valid `Location` header.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && path.len() <= 512
+                && path.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            path.to_owned()
+        }
+        _ => "/account".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_visible_paths_are_followed_after_login() {
+        assert_eq!(safe_next(Some("/admin?tab=users")), "/admin?tab=users");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil",
+            "/a\r\nSet-Cookie: x",
+            "/ü",
+            "admin",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/account", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/account");
+    }
+}

@@ -1,0 +1,246 @@
+//! Users. Every change is written in one transaction with its audit event.
+
+use sqlx::FromRow;
+
+use super::{AuditEvent, Store, StoreError, audit};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    Disabled,
+    Deleted,
+}
+
+impl UserStatus {
+    fn from_db(value: &str) -> Self {
+        match value {
+            "active" => Self::Active,
+            "disabled" => Self::Disabled,
+            _ => Self::Deleted,
+        }
+    }
+
+    fn as_db(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, FromRow)]
+struct UserRow {
+    id: i64,
+    email: String,
+    display_name: String,
+    password_hash: String,
+    role: String,
+    status: String,
+    session_epoch: i64,
+    created_at: String,
+}
+
+/// A user as the service layer sees it.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub status: UserStatus,
+    pub session_epoch: i64,
+    pub created_at: String,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            email: row.email,
+            display_name: row.display_name,
+            password_hash: row.password_hash,
+            is_admin: row.role == "admin",
+            status: UserStatus::from_db(&row.status),
+            session_epoch: row.session_epoch,
+            created_at: row.created_at,
+        }
+    }
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub display_name: &'a str,
+    pub password_hash: &'a str,
+    pub is_admin: bool,
+}
+
+const USER_COLUMNS: &str =
+    "id, email, display_name, password_hash, role, status, session_epoch, created_at";
+
+fn unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}
+
+impl Store {
+    /// Creates a user; `audit` is completed with the new id as its target (and
+    /// actor, when it has none).
+    pub async fn create_user(
+        &self,
+        new: NewUser<'_>,
+        audit: AuditEvent,
+    ) -> Result<UserRecord, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: UserRow = sqlx::query_as(&format!(
+            "INSERT INTO users (email, display_name, password_hash, role) VALUES (?, ?, ?, ?)
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(new.email)
+        .bind(new.display_name)
+        .bind(new.password_hash)
+        .bind(if new.is_admin { "admin" } else { "user" })
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate("email")
+            } else {
+                e.into()
+            }
+        })?;
+        let audit = AuditEvent {
+            actor_user_id: audit.actor_user_id.or(Some(row.id)),
+            target: Some(format!("user:{}", row.id)),
+            ..audit
+        };
+        audit::insert(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"))
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(Into::into))
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        let row: Option<UserRow> =
+            sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(Into::into))
+    }
+
+    /// Users, newest first, for the admin pages.
+    pub async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<UserRecord>, StoreError> {
+        let rows: Vec<UserRow> = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE status != 'deleted' ORDER BY id DESC LIMIT ? OFFSET ?"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn update_display_name(
+        &self,
+        user_id: i64,
+        name: &str,
+        audit: AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE users SET display_name = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ? AND status = 'active'",
+        )
+        .bind(name)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a new password hash and starts a new session epoch, which ends every
+    /// session created before it. Returns the new epoch.
+    pub async fn update_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        audit: AuditEvent,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1,
+                              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ? RETURNING session_epoch",
+        )
+        .bind(password_hash)
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(epoch)
+    }
+
+    /// Disables or re-enables an account. Disabling also starts a new session
+    /// epoch, so the account's sessions end at once.
+    pub async fn set_user_status(
+        &self,
+        user_id: i64,
+        status: UserStatus,
+        audit: AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE users SET status = ?,
+                              session_epoch = session_epoch + (CASE WHEN ? = 'disabled' THEN 1 ELSE 0 END),
+                              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ? AND status != 'deleted'",
+        )
+        .bind(status.as_db())
+        .bind(status.as_db())
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if changed {
+            audit::insert(&mut tx, &audit).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Deletes an account: personal data is erased and the row is kept as an
+    /// anonymous tombstone, so records that must stay for accounting still point
+    /// at a user id. The email becomes free for a new registration.
+    pub async fn delete_user(&self, user_id: i64, audit: AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE users SET email = 'deleted-' || id || '@deleted.invalid', display_name = 'Deleted user',
+                              password_hash = '', role = 'user', status = 'deleted',
+                              session_epoch = session_epoch + 1,
+                              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                              deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ?",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
