@@ -211,19 +211,20 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
     let app = spawn_app().await;
     let browser = app.browser();
     // A browser without JavaScript posts the form and follows the redirect.
-    let response = browser
-        .client
-        .post(app.url("/api/register"))
-        .header("accept", "text/html")
-        .header("referer", app.url("/register"))
-        .form(&[
-            ("email", "typed@example.com"),
-            ("display_name", "Typed Name"),
-            ("password", "password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let plain_post = |password: &'static str| {
+        browser
+            .client
+            .post(app.url("/api/register"))
+            .header("accept", "text/html")
+            .header("referer", app.url("/register"))
+            .form(&[
+                ("email", "typed@example.com"),
+                ("display_name", "Typed Name"),
+                ("password", password),
+            ])
+            .send()
+    };
+    let response = plain_post("password").await.unwrap();
     assert!(response.status().is_redirection());
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     assert!(
@@ -249,19 +250,7 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
     assert!(!page.contains(r#"value="password""#), "password not kept");
 
     // A successful plain post lands on the account page, signed in.
-    let response = browser
-        .client
-        .post(app.url("/api/register"))
-        .header("accept", "text/html")
-        .header("referer", app.url("/register"))
-        .form(&[
-            ("email", "typed@example.com"),
-            ("display_name", "Typed Name"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = plain_post(PASSWORD).await.unwrap();
     assert_eq!(response.headers()["location"], "/account");
     let page = browser
         .client

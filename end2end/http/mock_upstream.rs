@@ -21,6 +21,12 @@ fn chat_body(stream: bool, include_usage: bool) -> Value {
     })
 }
 
+fn post_chat(mock: &MockUpstream, body: &Value) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(format!("{}/chat/completions", mock.base_url()))
+        .json(body)
+}
+
 /// Reads an SSE response into its `data:` payloads; `Err` if the stream broke.
 async fn read_events(response: reqwest::Response) -> (Vec<String>, Option<String>) {
     let mut events = response.bytes_stream().eventsource();
@@ -37,10 +43,8 @@ async fn read_events(response: reqwest::Response) -> (Vec<String>, Option<String
 #[tokio::test]
 async fn answers_chat_completions_in_json_with_usage() {
     let mock = MockUpstream::start().await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/chat/completions", mock.base_url()))
+    let response = post_chat(&mock, &chat_body(false, false))
         .bearer_auth("upstream-secret")
-        .json(&chat_body(false, false))
         .send()
         .await
         .unwrap();
@@ -68,9 +72,7 @@ async fn answers_chat_completions_in_json_with_usage() {
 #[tokio::test]
 async fn streams_chunks_in_order_then_usage_then_done() {
     let mock = MockUpstream::start().await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/chat/completions", mock.base_url()))
-        .json(&chat_body(true, true))
+    let response = post_chat(&mock, &chat_body(true, true))
         .send()
         .await
         .unwrap();
@@ -113,9 +115,7 @@ async fn streams_chunks_in_order_then_usage_then_done() {
 #[tokio::test]
 async fn streams_without_usage_unless_asked() {
     let mock = MockUpstream::start().await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/chat/completions", mock.base_url()))
-        .json(&chat_body(true, false))
+    let response = post_chat(&mock, &chat_body(true, false))
         .send()
         .await
         .unwrap();
@@ -129,9 +129,7 @@ async fn streams_without_usage_unless_asked() {
 async fn error_status_knob_answers_openai_shaped_errors() {
     let mock = MockUpstream::start().await;
     mock.set(|k| k.error_status = Some(StatusCode::SERVICE_UNAVAILABLE));
-    let response = reqwest::Client::new()
-        .post(format!("{}/chat/completions", mock.base_url()))
-        .json(&chat_body(true, true))
+    let response = post_chat(&mock, &chat_body(true, true))
         .send()
         .await
         .unwrap();
@@ -145,9 +143,7 @@ async fn error_status_knob_answers_openai_shaped_errors() {
 async fn drop_knob_cuts_the_stream_before_done() {
     let mock = MockUpstream::start().await;
     mock.set(|k| k.drop_after_chunks = Some(2));
-    let response = reqwest::Client::new()
-        .post(format!("{}/chat/completions", mock.base_url()))
-        .json(&chat_body(true, true))
+    let response = post_chat(&mock, &chat_body(true, true))
         .send()
         .await
         .unwrap();
@@ -165,10 +161,8 @@ async fn drop_knob_cuts_the_stream_before_done() {
 async fn latency_knob_delays_the_answer() {
     let mock = MockUpstream::start().await;
     mock.set(|k| k.latency = Duration::from_secs(5));
-    let result = reqwest::Client::new()
-        .post(format!("{}/chat/completions", mock.base_url()))
+    let result = post_chat(&mock, &chat_body(false, false))
         .timeout(Duration::from_millis(300))
-        .json(&chat_body(false, false))
         .send()
         .await;
     assert!(result.unwrap_err().is_timeout());
