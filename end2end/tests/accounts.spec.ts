@@ -10,6 +10,8 @@ function watchErrors(page: Page): string[] {
   return errors;
 }
 
+const nav = (page: Page) => page.getByRole("navigation", { name: "Main" });
+
 const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
 
 test("register, log out, log in, change the password, log in again, delete the account", async ({ page }) => {
@@ -30,14 +32,14 @@ test("register, log out, log in, change the password, log in again, delete the a
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.getByTestId("account-email")).toHaveText(email);
-  await expect(page.getByRole("navigation", { name: "Main" })).toContainText("Playwright Person");
+  await expect(nav(page)).toContainText("Playwright Person");
 
   // Log out from the nav bar.
-  await page.getByRole("button", { name: "Log out" }).click();
-  await expect(page.getByRole("link", { name: "Log in" })).toBeVisible();
+  await nav(page).getByRole("button", { name: "Log out" }).click();
+  await expect(nav(page).getByRole("link", { name: "Log in" })).toBeVisible();
 
   // A wrong password gets the generic message; the right one signs in.
-  await page.getByRole("link", { name: "Log in" }).click();
+  await nav(page).getByRole("link", { name: "Log in" }).click();
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill("not-the-password-1");
   await page.getByRole("button", { name: "Log in" }).click();
@@ -53,7 +55,7 @@ test("register, log out, log in, change the password, log in again, delete the a
   await expect(page.getByText("Password changed.")).toBeVisible();
 
   // Log out and back in with the new password; the old one no longer works.
-  await page.getByRole("button", { name: "Log out" }).click();
+  await nav(page).getByRole("button", { name: "Log out" }).click();
   await page.goto("/login");
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(first);
@@ -67,7 +69,7 @@ test("register, log out, log in, change the password, log in again, delete the a
   await page.getByLabel("Your password, to confirm").fill(second);
   await page.getByRole("button", { name: "Delete my account" }).click();
   await expect(page).toHaveURL(/\/\?account=deleted$/);
-  await expect(page.getByRole("link", { name: "Log in" })).toBeVisible();
+  await expect(nav(page).getByRole("link", { name: "Log in" })).toBeVisible();
 
   // It is gone: logging in fails.
   await page.goto("/login");
