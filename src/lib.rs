@@ -15,6 +15,8 @@ pub mod body_limit;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
+pub mod keys;
+#[cfg(feature = "ssr")]
 pub mod request_meta;
 #[cfg(feature = "ssr")]
 pub mod routes;

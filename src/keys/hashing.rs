@@ -1,0 +1,135 @@
+//! API keys are stored only as HMAC-SHA-256 under a server secret.
+//!
+//! The secret comes from `TOLLGATE_KEY_SECRET`; when unset it is generated once
+//! into `key_secret` beside the database, readable by the owner only. A stolen
+//! database alone therefore cannot be used to check guessed keys.
+
+use std::{
+    fmt,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::format::ApiKey;
+
+const GENERATED_SECRET_BYTES: usize = 64;
+
+#[derive(Clone)]
+pub struct KeyHasher {
+    secret: Vec<u8>,
+}
+
+impl fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyHasher(secret redacted)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeySecretError {
+    #[error("invalid TOLLGATE_KEY_SECRET: expected at least 32 characters")]
+    TooShort,
+    #[error("cannot read or create the key secret file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the key secret file {0} is empty or damaged; restore it or set TOLLGATE_KEY_SECRET")]
+    Damaged(PathBuf),
+    #[error("the OS random generator failed: {0}")]
+    Random(String),
+}
+
+impl KeyHasher {
+    /// Uses `configured` when given, else the secret file in `data_dir`
+    /// (created with mode 0600 on first start).
+    pub fn load(configured: Option<&str>, data_dir: &Path) -> Result<Self, KeySecretError> {
+        if let Some(secret) = configured {
+            return if secret.len() >= 32 {
+                Ok(Self {
+                    secret: secret.as_bytes().to_vec(),
+                })
+            } else {
+                Err(KeySecretError::TooShort)
+            };
+        }
+        let path = data_dir.join("key_secret");
+        let file_error = |source| KeySecretError::File {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read(&path) {
+            Ok(secret) if secret.len() >= 32 => Ok(Self { secret }),
+            Ok(_) => Err(KeySecretError::Damaged(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = vec![0u8; GENERATED_SECRET_BYTES];
+                getrandom::fill(&mut secret).map_err(|e| KeySecretError::Random(e.to_string()))?;
+                std::fs::create_dir_all(data_dir).map_err(file_error)?;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(&path).map_err(file_error)?;
+                file.write_all(&secret).map_err(file_error)?;
+                file.sync_all().map_err(file_error)?;
+                Ok(Self { secret })
+            }
+            Err(e) => Err(file_error(e)),
+        }
+    }
+
+    /// The stored form of a key.
+    pub fn hash(&self, key: &ApiKey) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
+            .expect("HMAC accepts any key length");
+        mac.update(key.expose().as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::format::KeyEnv;
+
+    #[test]
+    fn the_generated_secret_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = KeyHasher::load(None, dir.path()).unwrap();
+        let second = KeyHasher::load(None, dir.path()).unwrap();
+        let key = ApiKey::generate(KeyEnv::Live).unwrap();
+        assert_eq!(
+            first.hash(&key),
+            second.hash(&key),
+            "the same secret is reused"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("key_secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn hashes_depend_on_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let a =
+            KeyHasher::load(Some("a-configured-secret-of-enough-length-1"), dir.path()).unwrap();
+        let b =
+            KeyHasher::load(Some("a-configured-secret-of-enough-length-2"), dir.path()).unwrap();
+        let key = ApiKey::generate(KeyEnv::Live).unwrap();
+        assert_ne!(a.hash(&key), b.hash(&key));
+        assert_eq!(a.hash(&key).len(), 32);
+        assert!(matches!(
+            KeyHasher::load(Some("short"), dir.path()),
+            Err(KeySecretError::TooShort)
+        ));
+    }
+}
