@@ -17,6 +17,9 @@ pub struct ApiError {
     pub kind: &'static str,
     pub param: Option<String>,
     pub code: Option<&'static str>,
+    /// For validation errors: a message for each bad field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +40,36 @@ impl ApiError {
             kind,
             param: None,
             code: Some(code),
+            fields: None,
         }
+    }
+
+    /// 422 naming each bad field; `param` is the first of them.
+    pub fn invalid_fields(fields: std::collections::BTreeMap<String, String>) -> Self {
+        let message = format!(
+            "Some fields are invalid: {}.",
+            fields.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        Self {
+            param: fields.keys().next().cloned(),
+            fields: Some(fields),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                "invalid_fields",
+                message,
+            )
+        }
+    }
+
+    /// A body that is not the JSON the route expects.
+    pub fn bad_json(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "invalid_json",
+            format!("The request body is not valid: {}", rejection.body_text()),
+        )
     }
 
     pub fn payload_too_large(limit: usize) -> Self {

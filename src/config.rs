@@ -40,6 +40,9 @@ pub struct Config {
     /// `TOLLGATE_ADMIN_EMAIL` and `TOLLGATE_ADMIN_PASSWORD`: an admin created at
     /// start-up when no user has that email.
     pub bootstrap_admin: Option<(String, Secret)>,
+    /// `TOLLGATE_KEY_SECRET`: the HMAC secret API keys are hashed under. Unset
+    /// means a generated one in `key_secret` beside the database.
+    pub key_secret: Option<Secret>,
 }
 
 /// A setting that must never reach a log line or a debug print.
@@ -205,6 +208,7 @@ impl Config {
             login_attempts_per_ip,
             login_attempts_per_account,
             bootstrap_admin,
+            key_secret: get("TOLLGATE_KEY_SECRET").map(Secret),
         })
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod keys;
 pub mod pages;
 
 #[cfg(feature = "ssr")]
@@ -14,8 +15,6 @@ pub mod api_error;
 pub mod body_limit;
 #[cfg(feature = "ssr")]
 pub mod config;
-#[cfg(feature = "ssr")]
-pub mod keys;
 #[cfg(feature = "ssr")]
 pub mod request_meta;
 #[cfg(feature = "ssr")]

@@ -9,7 +9,7 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRef},
     middleware,
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -33,9 +33,10 @@ use crate::{
     },
     app::{App, shell},
     body_limit,
-    config::Config,
+    config::{Config, Secret},
+    keys::hashing::{KeyHasher, KeySecretError},
     request_meta::RequestMeta,
-    routes::{admin, health},
+    routes::{admin, health, keys},
     same_origin,
     store::{Store, StoreError},
     telemetry,
@@ -50,6 +51,7 @@ pub struct AppState {
     /// The origin users reach this server at, without a trailing slash.
     pub public_url: Arc<str>,
     pub login_throttle: Arc<LoginThrottle>,
+    pub key_hasher: Arc<KeyHasher>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -62,6 +64,8 @@ impl FromRef<AppState> for LeptosOptions {
 pub enum StartupError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    KeySecret(#[from] KeySecretError),
     #[error("cannot prepare the session store: {0}")]
     Sessions(String),
     #[error("invalid TOLLGATE_ADMIN_EMAIL or TOLLGATE_ADMIN_PASSWORD: {0}")]
@@ -111,6 +115,10 @@ impl Application {
             }
         }
 
+        let key_hasher = Arc::new(KeyHasher::load(
+            config.key_secret.as_ref().map(Secret::expose),
+            &Store::data_dir(&config.database_url).unwrap_or_default(),
+        )?);
         let sessions = SqliteStore::new(store.pool().clone());
         sessions
             .migrate()
@@ -148,6 +156,7 @@ impl Application {
             public_url: config.public_url_for(bound).into(),
             store,
             login_throttle,
+            key_hasher,
             config: Arc::new(config),
         };
         let router = router(state.clone(), sessions);
@@ -262,6 +271,15 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/api/v1/plans", get(keys::list_plans))
+        .route("/api/v1/me", get(keys::me))
+        .route("/api/v1/me/plan", put(keys::switch_plan))
+        .route("/api/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route(
+            "/api/v1/keys/{id}",
+            get(keys::get_key).delete(keys::revoke_key),
+        )
+        .route("/api/v1/keys/{id}/rotate", post(keys::rotate_key))
         .route("/api/v1/admin/users", get(admin::list_users))
         .route(
             "/api/v1/admin/users/{id}/disable",

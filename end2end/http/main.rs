@@ -9,6 +9,7 @@ mod support;
 mod accounts;
 mod binary;
 mod health;
+mod keys;
 mod mock_upstream;
 mod pages;
 mod security;

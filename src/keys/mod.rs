@@ -1,4 +1,11 @@
-//! API keys: the format (`format`) and the keyed hash they are stored as (`hashing`).
+//! API keys: the format (`format`), the keyed hash they are stored as
+//! (`hashing`), the rules for creating, revoking and rotating them (`service`),
+//! and the types pages and the REST API share (`types`).
 
+#[cfg(feature = "ssr")]
 pub mod format;
+#[cfg(feature = "ssr")]
 pub mod hashing;
+#[cfg(feature = "ssr")]
+pub mod service;
+pub mod types;

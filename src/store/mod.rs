@@ -6,9 +6,13 @@
 use std::{str::FromStr, time::Duration};
 
 mod audit;
+mod keys;
+mod plans;
 mod users;
 
 pub use audit::AuditEvent;
+pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, NewKey, NewSecret};
+pub use plans::{PlanChange, PlanRecord};
 pub use users::{NewUser, UserRecord, UserStatus};
 
 use sqlx::{
@@ -75,6 +79,17 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The directory the database file lives in (for files that belong beside it).
+    pub fn data_dir(database_url: &str) -> Option<std::path::PathBuf> {
+        let options = SqliteConnectOptions::from_str(database_url).ok()?;
+        let path = options.get_filename();
+        Some(
+            path.parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default(),
+        )
     }
 
     /// The pool, for the session store (which keeps its own table).

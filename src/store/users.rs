@@ -95,7 +95,8 @@ impl Store {
     ) -> Result<UserRecord, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row: UserRow = sqlx::query_as(&format!(
-            "INSERT INTO users (email, display_name, password_hash, role) VALUES (?, ?, ?, ?)
+            "INSERT INTO users (email, display_name, password_hash, role, plan_id)
+             VALUES (?, ?, ?, ?, (SELECT id FROM plans WHERE is_default = 1))
              RETURNING {USER_COLUMNS}"
         ))
         .bind(new.email)

@@ -1,0 +1,542 @@
+//! Every key rule, written once, for the pages and the REST API alike.
+
+use std::{collections::BTreeMap, net::IpAddr, str::FromStr};
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use ipnet::IpNet;
+use serde_json::json;
+
+use super::{
+    format::{ApiKey, KeyEnv},
+    hashing::KeyHasher,
+    types::{CreateKey, IssuedKey, KeyView, SCOPES},
+};
+use crate::{
+    request_meta::RequestMeta,
+    store::{AuditEvent, KeyCreation, KeyRecord, NewKey, NewSecret, Store, StoreError},
+};
+
+pub const MAX_GRACE_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("invalid fields")]
+    Invalid(BTreeMap<String, String>),
+    #[error("daily key creation limit reached")]
+    DailyLimit { frees_at: String },
+    #[error("active key limit reached")]
+    ActiveLimit { allowed: i64 },
+    #[error("no such key")]
+    NotFound,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for KeyError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl KeyError {
+    pub fn message(&self) -> String {
+        match self {
+            Self::Invalid(fields) => format!(
+                "Some fields are invalid: {}.",
+                fields.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Self::DailyLimit { frees_at } => format!(
+                "You can create at most 5 keys in 24 hours. The next one can be created after {frees_at}."
+            ),
+            Self::ActiveLimit { allowed } => format!(
+                "Your plan allows {allowed} active keys. Revoke a key or switch to a larger plan first."
+            ),
+            Self::NotFound => "No such key.".to_owned(),
+            Self::Internal(_) => {
+                "Something went wrong on our side. Try again in a moment.".to_owned()
+            }
+        }
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses `input` field by field, collecting every problem.
+struct Validated {
+    name: String,
+    env: KeyEnv,
+    scopes: Vec<String>,
+    allowed_models: Option<Vec<String>>,
+    expires_at: Option<String>,
+    usage_cap: Option<i64>,
+    ip_allowlist: Option<Vec<String>>,
+    referrer_domains: Option<Vec<String>>,
+}
+
+fn validate(
+    input: &CreateKey,
+    caller_scopes: Option<&[String]>,
+    plan_models: Option<&[String]>,
+) -> Result<Validated, KeyError> {
+    let mut errors = BTreeMap::new();
+    let mut fail = |field: &str, message: String| {
+        errors.entry(field.to_owned()).or_insert(message);
+    };
+
+    let name = input.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        fail("name", "Give the key a name of 1 to 64 characters.".into());
+    }
+
+    let env = match input.env.as_deref() {
+        None | Some("") => KeyEnv::Live,
+        Some(value) => KeyEnv::parse(value).unwrap_or_else(|| {
+            fail("env", "Choose live, test, staging or dev.".into());
+            KeyEnv::Live
+        }),
+    };
+
+    let mut scopes = input.scopes.clone().unwrap_or_else(|| vec!["chat".into()]);
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() {
+        fail("scopes", "Choose at least one scope.".into());
+    }
+    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+        fail(
+            "scopes",
+            format!("Unknown scope {bad:?}; use chat, keys:read or keys:write."),
+        );
+    }
+    if let Some(own) = caller_scopes
+        && let Some(bad) = scopes.iter().find(|s| !own.contains(s))
+    {
+        fail(
+            "scopes",
+            format!("A key cannot grant the scope {bad:?}, which it does not have itself."),
+        );
+    }
+
+    let allowed_models = input.allowed_models.clone().filter(|m| !m.is_empty());
+    if let Some(models) = &allowed_models {
+        if let Some(bad) = models.iter().find(|m| m.trim().is_empty() || m.len() > 128) {
+            fail("allowed_models", format!("{bad:?} is not a model name."));
+        } else if let Some(plan) = plan_models
+            && let Some(bad) = models.iter().find(|m| !plan.contains(m))
+        {
+            fail(
+                "allowed_models",
+                format!("Your plan does not include the model {bad:?}."),
+            );
+        }
+    }
+
+    let expires_at = match (
+        input.expires_at.as_deref().filter(|s| !s.is_empty()),
+        input.ttl_seconds,
+    ) {
+        (Some(_), Some(_)) => {
+            fail(
+                "expires_at",
+                "Give an expiry date or a TTL, not both.".into(),
+            );
+            None
+        }
+        (Some(raw), None) => {
+            let parsed = DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .ok()
+                .or_else(|| {
+                    NaiveDate::from_str(raw)
+                        .ok()
+                        .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 999))
+                        .map(|t| t.and_utc())
+                });
+            match parsed {
+                Some(t) if t > now() => Some(timestamp(t)),
+                Some(_) => {
+                    fail("expires_at", "The expiry must be in the future.".into());
+                    None
+                }
+                None => {
+                    fail(
+                        "expires_at",
+                        "Use a date like 2027-01-31 or an RFC 3339 time.".into(),
+                    );
+                    None
+                }
+            }
+        }
+        (None, Some(ttl)) if (60..=10 * 365 * 86_400).contains(&ttl) => {
+            Some(timestamp(now() + chrono::Duration::seconds(ttl)))
+        }
+        (None, Some(_)) => {
+            fail(
+                "ttl_seconds",
+                "Use a TTL from 60 seconds to 10 years.".into(),
+            );
+            None
+        }
+        (None, None) => None,
+    };
+
+    let usage_cap = input.usage_cap;
+    if usage_cap.is_some_and(|n| !(1..=1_000_000_000).contains(&n)) {
+        fail(
+            "usage_cap",
+            "Use a cap from 1 (a one-time key) to 1,000,000,000 requests.".into(),
+        );
+    }
+
+    let ip_allowlist = input
+        .ip_allowlist
+        .clone()
+        .filter(|l| !l.is_empty())
+        .map(|list| {
+            list.iter()
+                .map(|entry| entry.trim().to_owned())
+                .collect::<Vec<_>>()
+        });
+    if let Some(list) = &ip_allowlist {
+        if list.len() > 100 {
+            fail("ip_allowlist", "Use at most 100 entries.".into());
+        }
+        if let Some(bad) = list
+            .iter()
+            .find(|e| IpNet::from_str(e).is_err() && IpAddr::from_str(e).is_err())
+        {
+            fail(
+                "ip_allowlist",
+                format!("{bad:?} is not an IP address or CIDR range."),
+            );
+        }
+    }
+
+    let referrer_domains = input
+        .referrer_domains
+        .clone()
+        .filter(|l| !l.is_empty())
+        .map(|list| {
+            list.iter()
+                .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        });
+    if let Some(list) = &referrer_domains {
+        let valid = |d: &str| {
+            let host = d.strip_prefix("*.").unwrap_or(d);
+            !host.is_empty()
+                && host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        };
+        if list.len() > 50 {
+            fail("referrer_domains", "Use at most 50 domains.".into());
+        }
+        if let Some(bad) = list.iter().find(|d| !valid(d)) {
+            fail(
+                "referrer_domains",
+                format!("{bad:?} is not a domain like app.example.com or *.example.com."),
+            );
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Validated {
+            name,
+            env,
+            scopes,
+            allowed_models,
+            expires_at,
+            usage_cap,
+            ip_allowlist,
+            referrer_domains,
+        })
+    } else {
+        Err(KeyError::Invalid(errors))
+    }
+}
+
+fn to_json(list: &Option<Vec<String>>) -> Option<String> {
+    list.as_ref().map(|l| json!(l).to_string())
+}
+
+fn from_json(text: &Option<String>) -> Option<Vec<String>> {
+    text.as_deref().and_then(|t| serde_json::from_str(t).ok())
+}
+
+/// A stored key as its owner sees it.
+pub fn view(record: &KeyRecord) -> KeyView {
+    let now = timestamp(now());
+    let status = if record.revoked_at.is_some() {
+        "revoked"
+    } else if record
+        .expires_at
+        .as_deref()
+        .is_some_and(|t| t <= now.as_str())
+    {
+        "expired"
+    } else if record
+        .usage_cap
+        .is_some_and(|cap| record.usage_count >= cap)
+    {
+        "used_up"
+    } else {
+        "active"
+    };
+    KeyView {
+        id: record.id,
+        name: record.name.clone(),
+        env: record.env.clone(),
+        display: format!("{}…{}", record.display_prefix, record.last_four),
+        scopes: serde_json::from_str(&record.scopes).unwrap_or_default(),
+        allowed_models: from_json(&record.allowed_models),
+        ip_allowlist: from_json(&record.ip_allowlist),
+        referrer_domains: from_json(&record.referrer_domains),
+        usage_cap: record.usage_cap,
+        usage_count: record.usage_count,
+        expires_at: record.expires_at.clone(),
+        created_at: record.created_at.clone(),
+        last_used_at: record.last_used_at.clone(),
+        revoked_at: record.revoked_at.clone(),
+        status: status.to_owned(),
+    }
+}
+
+/// Creates a key for `user_id`. `caller_scopes` is set when the caller is itself
+/// a key, which cannot grant scopes it lacks.
+pub async fn create(
+    store: &Store,
+    hasher: &KeyHasher,
+    meta: &RequestMeta,
+    user_id: i64,
+    input: &CreateKey,
+    caller_scopes: Option<&[String]>,
+) -> Result<IssuedKey, KeyError> {
+    let plan = store.plan_of_user(user_id).await?;
+    let plan_models = plan.allowed_models();
+    let valid = validate(input, caller_scopes, plan_models.as_deref())?;
+    let key = ApiKey::generate(valid.env).map_err(|e| KeyError::Internal(e.to_string()))?;
+    let hash = hasher.hash(&key);
+    let audit = AuditEvent::new("key.create", meta)
+        .actor(user_id)
+        .details(json!({
+            "name": valid.name, "env": valid.env.as_str(), "scopes": valid.scopes,
+        }));
+    let created = store
+        .create_key(
+            NewKey {
+                user_id,
+                name: &valid.name,
+                env: valid.env.as_str(),
+                secret_hash: &hash,
+                display_prefix: &key.display_prefix(),
+                last_four: &key.last_four(),
+                scopes: json!(valid.scopes).to_string(),
+                allowed_models: to_json(&valid.allowed_models),
+                ip_allowlist: to_json(&valid.ip_allowlist),
+                referrer_domains: to_json(&valid.referrer_domains),
+                usage_cap: valid.usage_cap,
+                expires_at: valid.expires_at,
+            },
+            audit,
+        )
+        .await?;
+    match created {
+        KeyCreation::Created(record) => Ok(IssuedKey {
+            key: view(&record),
+            secret: key.expose().to_owned(),
+        }),
+        KeyCreation::DailyLimit { frees_at } => Err(KeyError::DailyLimit { frees_at }),
+        KeyCreation::ActiveLimit { allowed } => Err(KeyError::ActiveLimit { allowed }),
+    }
+}
+
+pub async fn list(store: &Store, user_id: i64) -> Result<Vec<KeyView>, KeyError> {
+    Ok(store
+        .keys_of_user(user_id)
+        .await?
+        .iter()
+        .map(view)
+        .collect())
+}
+
+pub async fn get(store: &Store, user_id: i64, key_id: i64) -> Result<KeyView, KeyError> {
+    store
+        .key_of_user(user_id, key_id)
+        .await?
+        .map(|k| view(&k))
+        .ok_or(KeyError::NotFound)
+}
+
+/// Revokes the listed keys; effective on the next request.
+pub async fn revoke(
+    store: &Store,
+    meta: &RequestMeta,
+    user_id: i64,
+    key_ids: &[i64],
+) -> Result<u64, KeyError> {
+    let audit = AuditEvent::new("key.revoke", meta).actor(user_id).target(
+        key_ids
+            .iter()
+            .map(|id| format!("key:{id}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    Ok(store.revoke_keys(user_id, key_ids, audit).await?)
+}
+
+/// Issues a new secret for a key, keeping its settings; the old secret works for
+/// `grace_secs` more (at most 24 hours).
+pub async fn rotate(
+    store: &Store,
+    hasher: &KeyHasher,
+    meta: &RequestMeta,
+    user_id: i64,
+    key_id: i64,
+    grace_secs: i64,
+) -> Result<IssuedKey, KeyError> {
+    if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
+        return Err(KeyError::Invalid(BTreeMap::from([(
+            "grace_seconds".to_owned(),
+            "Use a grace period from 0 to 86400 seconds (24 hours).".to_owned(),
+        )])));
+    }
+    let current = store
+        .key_of_user(user_id, key_id)
+        .await?
+        .ok_or(KeyError::NotFound)?;
+    let env = KeyEnv::parse(&current.env).unwrap_or(KeyEnv::Live);
+    let key = ApiKey::generate(env).map_err(|e| KeyError::Internal(e.to_string()))?;
+    let audit = AuditEvent::new("key.rotate", meta)
+        .actor(user_id)
+        .target(format!("key:{key_id}"))
+        .details(json!({ "grace_seconds": grace_secs }));
+    let rotated = store
+        .rotate_key(
+            user_id,
+            key_id,
+            NewSecret {
+                hash: &hasher.hash(&key),
+                display_prefix: &key.display_prefix(),
+                last_four: &key.last_four(),
+            },
+            grace_secs,
+            audit,
+        )
+        .await?
+        .ok_or(KeyError::NotFound)?;
+    Ok(IssuedKey {
+        key: view(&rotated),
+        secret: key.expose().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str) -> CreateKey {
+        CreateKey {
+            name: name.into(),
+            ..CreateKey::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_a_live_chat_key_without_restrictions() {
+        let v = validate(&input(" My key "), None, None).unwrap();
+        assert_eq!(v.name, "My key");
+        assert_eq!(v.env, KeyEnv::Live);
+        assert_eq!(v.scopes, ["chat"]);
+        assert!(v.expires_at.is_none() && v.ip_allowlist.is_none() && v.usage_cap.is_none());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let bad = CreateKey {
+            name: "".into(),
+            env: Some("prod".into()),
+            scopes: Some(vec!["admin".into()]),
+            expires_at: Some("2001-01-01".into()),
+            usage_cap: Some(0),
+            ip_allowlist: Some(vec!["10.0.0.0/33".into()]),
+            referrer_domains: Some(vec!["https://x.com/".into()]),
+            ..CreateKey::default()
+        };
+        let Err(KeyError::Invalid(fields)) = validate(&bad, None, None) else {
+            panic!("expected field errors");
+        };
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "env",
+                "expires_at",
+                "ip_allowlist",
+                "name",
+                "referrer_domains",
+                "scopes",
+                "usage_cap"
+            ]
+        );
+    }
+
+    #[test]
+    fn restrictions_parse_addresses_ranges_dates_and_domains() {
+        let ok = CreateKey {
+            name: "k".into(),
+            ip_allowlist: Some(vec![
+                "203.0.113.7".into(),
+                "10.0.0.0/8".into(),
+                "2001:db8::/32".into(),
+            ]),
+            referrer_domains: Some(vec!["App.Example.com".into(), "*.example.org".into()]),
+            expires_at: Some("2999-12-31".into()),
+            usage_cap: Some(1),
+            ..CreateKey::default()
+        };
+        let v = validate(&ok, None, None).unwrap();
+        assert_eq!(
+            v.referrer_domains.unwrap(),
+            ["app.example.com", "*.example.org"]
+        );
+        assert!(v.expires_at.unwrap().starts_with("2999-12-31T23:59:59"));
+    }
+
+    #[test]
+    fn a_key_cannot_grant_scopes_it_lacks() {
+        let wants = CreateKey {
+            name: "child".into(),
+            scopes: Some(vec!["chat".into(), "keys:write".into()]),
+            ..CreateKey::default()
+        };
+        let own = vec!["keys:write".to_owned()];
+        let Err(KeyError::Invalid(fields)) = validate(&wants, Some(&own), None) else {
+            panic!("expected a scope error");
+        };
+        assert!(fields["scopes"].contains("\"chat\""));
+    }
+
+    #[test]
+    fn models_must_be_within_the_plan() {
+        let wants = CreateKey {
+            name: "k".into(),
+            allowed_models: Some(vec!["gpt-big".into()]),
+            ..CreateKey::default()
+        };
+        let plan = vec!["demo".to_owned()];
+        assert!(validate(&wants, None, Some(&plan)).is_err());
+        assert!(validate(&wants, None, None).is_ok());
+    }
+}

@@ -1,0 +1,64 @@
+//! Key types shared by the pages, the server functions and the REST API.
+
+use serde::{Deserialize, Serialize};
+
+/// What a caller may ask for when creating a key. Omitted fields take defaults:
+/// environment `live`, scope `chat`, every model the plan allows, no expiry, no
+/// usage cap, any IP, any referrer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub name: String,
+    #[serde(default)]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    /// An RFC 3339 time or a `YYYY-MM-DD` date (the key works until that day ends, UTC).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Alternatively, a lifetime in seconds from now.
+    #[serde(default)]
+    pub ttl_seconds: Option<i64>,
+    /// Total requests the key may make; 1 makes a one-time key.
+    #[serde(default)]
+    pub usage_cap: Option<i64>,
+    /// IPv4/IPv6 addresses and CIDR ranges.
+    #[serde(default)]
+    pub ip_allowlist: Option<Vec<String>>,
+    /// Domains a browser caller's Referer/Origin must belong to.
+    #[serde(default)]
+    pub referrer_domains: Option<Vec<String>>,
+}
+
+/// A key as its owner sees it (never the secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyView {
+    pub id: i64,
+    pub name: String,
+    pub env: String,
+    /// `tg_live_AbCd…wxyz`
+    pub display: String,
+    pub scopes: Vec<String>,
+    pub allowed_models: Option<Vec<String>>,
+    pub ip_allowlist: Option<Vec<String>>,
+    pub referrer_domains: Option<Vec<String>>,
+    pub usage_cap: Option<i64>,
+    pub usage_count: i64,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    /// `active`, `revoked`, `expired` or `used_up`.
+    pub status: String,
+}
+
+/// A key with its secret, returned exactly once: at creation or rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedKey {
+    pub key: KeyView,
+    pub secret: String,
+}
+
+pub const SCOPES: [&str; 3] = ["chat", "keys:read", "keys:write"];

@@ -1,0 +1,244 @@
+//! API keys. Keys are stored as a keyed hash only; see `crate::keys::hashing`.
+
+use sqlx::FromRow;
+
+use super::{AuditEvent, Store, StoreError, audit, plans::ACTIVE_KEY};
+
+/// The rolling window and count for key creation.
+pub const CREATIONS_PER_DAY: i64 = 5;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct KeyRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub env: String,
+    pub display_prefix: String,
+    pub last_four: String,
+    /// JSON arrays; `None` means unrestricted.
+    pub scopes: String,
+    pub allowed_models: Option<String>,
+    pub ip_allowlist: Option<String>,
+    pub referrer_domains: Option<String>,
+    pub usage_cap: Option<i64>,
+    pub usage_count: i64,
+    pub expires_at: Option<String>,
+    pub grace_until: Option<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+const KEY_COLUMNS: &str = "id, user_id, name, env, display_prefix, last_four, scopes, allowed_models, ip_allowlist,
+    referrer_domains, usage_cap, usage_count, expires_at, grace_until, created_at, last_used_at, revoked_at";
+
+/// A key to insert; every field already validated.
+pub struct NewKey<'a> {
+    pub user_id: i64,
+    pub name: &'a str,
+    pub env: &'a str,
+    pub secret_hash: &'a [u8],
+    pub display_prefix: &'a str,
+    pub last_four: &'a str,
+    pub scopes: String,
+    pub allowed_models: Option<String>,
+    pub ip_allowlist: Option<String>,
+    pub referrer_domains: Option<String>,
+    pub usage_cap: Option<i64>,
+    pub expires_at: Option<String>,
+}
+
+/// A key's new secret, in its stored parts.
+pub struct NewSecret<'a> {
+    pub hash: &'a [u8],
+    pub display_prefix: &'a str,
+    pub last_four: &'a str,
+}
+
+/// The outcome of asking for a new key.
+#[derive(Debug)]
+pub enum KeyCreation {
+    Created(Box<KeyRecord>),
+    /// Five keys were created in the last 24 hours; the oldest leaves the window at `frees_at`.
+    DailyLimit {
+        frees_at: String,
+    },
+    /// The plan's active-key limit is reached.
+    ActiveLimit {
+        allowed: i64,
+    },
+}
+
+impl Store {
+    /// Inserts a key if both creation limits allow it. The limits are checked in
+    /// the INSERT itself, so concurrent requests cannot overshoot them.
+    pub async fn create_key(
+        &self,
+        new: NewKey<'_>,
+        audit: AuditEvent,
+    ) -> Result<KeyCreation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<KeyRecord> = sqlx::query_as(&format!(
+            "INSERT INTO api_keys (user_id, name, env, secret_hash, display_prefix, last_four, scopes,
+                                   allowed_models, ip_allowlist, referrer_domains, usage_cap, expires_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+             WHERE (SELECT COUNT(*) FROM api_keys
+                    WHERE user_id = ?1 AND created_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')) < {CREATIONS_PER_DAY}
+               AND (SELECT COUNT(*) FROM api_keys WHERE user_id = ?1 AND {ACTIVE_KEY})
+                   < (SELECT max_active_keys FROM plans
+                      WHERE id = COALESCE((SELECT plan_id FROM users WHERE id = ?1),
+                                          (SELECT id FROM plans WHERE is_default = 1)))
+             RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(new.user_id)
+        .bind(new.name)
+        .bind(new.env)
+        .bind(new.secret_hash)
+        .bind(new.display_prefix)
+        .bind(new.last_four)
+        .bind(&new.scopes)
+        .bind(&new.allowed_models)
+        .bind(&new.ip_allowlist)
+        .bind(&new.referrer_domains)
+        .bind(new.usage_cap)
+        .bind(&new.expires_at)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let Some(key) = inserted else {
+            // Say which limit, reading in the same transaction.
+            let oldest: Option<String> = sqlx::query_scalar(
+                "SELECT strftime('%Y-%m-%dT%H:%M:%SZ', MIN(created_at), '+1 day') FROM
+                   (SELECT created_at FROM api_keys
+                    WHERE user_id = ? AND created_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')
+                    ORDER BY created_at DESC LIMIT ?)",
+            )
+            .bind(new.user_id)
+            .bind(CREATIONS_PER_DAY)
+            .fetch_one(&mut *tx)
+            .await?;
+            let recent: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM api_keys
+                 WHERE user_id = ? AND created_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')",
+            )
+            .bind(new.user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            return Ok(if recent >= CREATIONS_PER_DAY {
+                KeyCreation::DailyLimit {
+                    frees_at: oldest.unwrap_or_default(),
+                }
+            } else {
+                let allowed = self.plan_of_user(new.user_id).await?.max_active_keys;
+                KeyCreation::ActiveLimit { allowed }
+            });
+        };
+        let audit = AuditEvent {
+            target: Some(format!("key:{}", key.id)),
+            ..audit
+        };
+        audit::insert(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(KeyCreation::Created(Box::new(key)))
+    }
+
+    /// The user's keys, newest first.
+    pub async fn keys_of_user(&self, user_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY id DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One of the user's keys; `None` both when it does not exist and when it is
+    /// someone else's.
+    pub async fn key_of_user(
+        &self,
+        user_id: i64,
+        key_id: i64,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ? AND id = ?"
+        ))
+        .bind(user_id)
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Revokes the user's listed keys that are not yet revoked; returns how many were.
+    pub async fn revoke_keys(
+        &self,
+        user_id: i64,
+        key_ids: &[i64],
+        audit: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut revoked = 0;
+        for id in key_ids {
+            revoked += sqlx::query(
+                "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), grace_hash = NULL, grace_until = NULL
+                 WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+            )
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if revoked > 0 {
+            audit::insert(&mut tx, &audit).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Gives a key a new secret. With `grace_secs` > 0 the old secret keeps working
+    /// that long; otherwise it stops at once.
+    pub async fn rotate_key(
+        &self,
+        user_id: i64,
+        key_id: i64,
+        secret: NewSecret<'_>,
+        grace_secs: i64,
+        audit: AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let key: Option<KeyRecord> = sqlx::query_as(&format!(
+            "UPDATE api_keys SET
+                 grace_hash = CASE WHEN ?1 > 0 THEN secret_hash END,
+                 grace_until = CASE WHEN ?1 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || ?1 || ' seconds') END,
+                 secret_hash = ?2, display_prefix = ?3, last_four = ?4
+             WHERE id = ?5 AND user_id = ?6 AND revoked_at IS NULL
+             RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(grace_secs)
+        .bind(secret.hash)
+        .bind(secret.display_prefix)
+        .bind(secret.last_four)
+        .bind(key_id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if key.is_some() {
+            audit::insert(&mut tx, &audit).await?;
+        }
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// Finds the key a presented secret belongs to: its current hash, or its
+    /// previous one while a rotation grace period lasts.
+    pub async fn key_by_hash(&self, hash: &[u8]) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys
+             WHERE secret_hash = ?1
+                OR (grace_hash = ?1 AND grace_until > strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}
