@@ -10,6 +10,8 @@ pub mod keys;
 pub mod pages;
 
 #[cfg(feature = "ssr")]
+pub mod api_caller;
+#[cfg(feature = "ssr")]
 pub mod api_error;
 #[cfg(feature = "ssr")]
 pub mod body_limit;

@@ -277,7 +277,9 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         .route("/api/v1/keys", get(keys::list_keys).post(keys::create_key))
         .route(
             "/api/v1/keys/{id}",
-            get(keys::get_key).delete(keys::revoke_key),
+            get(keys::get_key)
+                .patch(keys::update_key)
+                .delete(keys::revoke_key),
         )
         .route("/api/v1/keys/{id}/rotate", post(keys::rotate_key))
         .route("/api/v1/admin/users", get(admin::list_users))

@@ -380,3 +380,272 @@ async fn the_management_api_needs_a_same_origin_session() {
         .unwrap();
     assert_eq!(response.status(), 403);
 }
+
+/// Issues a key with `scopes` for a fresh user and returns (browser, key id, secret).
+async fn key_with(app: &TestApp, email: &str, scopes: Value) -> (Browser, i64, String) {
+    let b = signed_in(app, email).await;
+    let (status, body) = create(app, &b, json!({ "name": "script", "scopes": scopes })).await;
+    assert_eq!(status, 201, "{body}");
+    (
+        b,
+        body["key"]["id"].as_i64().unwrap(),
+        body["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn with_key(
+    app: &TestApp,
+    secret: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, app.url(path))
+        .bearer_auth(secret);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn keys_authenticate_the_api_by_scope() {
+    let app = spawn_app().await;
+    let (_, _, reader) = key_with(&app, "reader@example.com", json!(["keys:read"])).await;
+    let (status, body) = with_key(&app, &reader, reqwest::Method::GET, "/api/v1/keys", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    let (status, body) = with_key(&app, &reader, reqwest::Method::GET, "/api/v1/me", None).await;
+    assert_eq!(
+        (status, body["email"].as_str()),
+        (200, Some("reader@example.com"))
+    );
+    let (status, body) = with_key(
+        &app,
+        &reader,
+        reqwest::Method::POST,
+        "/api/v1/keys",
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "missing_scope");
+
+    // x-api-key works as well as Authorization: Bearer.
+    let response = reqwest::Client::new()
+        .get(app.url("/api/v1/keys"))
+        .header("x-api-key", &reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let (_, _, chat_only) = key_with(&app, "chatter@example.com", json!(["chat"])).await;
+    let (status, _) = with_key(&app, &chat_only, reqwest::Method::GET, "/api/v1/keys", None).await;
+    assert_eq!(status, 403);
+
+    let last_used: Option<String> =
+        sqlx::query_scalar("SELECT last_used_at FROM api_keys WHERE scopes LIKE '%keys:read%'")
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert!(last_used.is_some());
+}
+
+#[tokio::test]
+async fn a_key_cannot_create_a_key_with_scopes_it_lacks() {
+    let app = spawn_app().await;
+    let (_, _, writer) = key_with(&app, "writer@example.com", json!(["keys:write"])).await;
+    let (status, body) = with_key(
+        &app,
+        &writer,
+        reqwest::Method::POST,
+        "/api/v1/keys",
+        Some(json!({ "name": "child", "scopes": ["chat"] })),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]["fields"]["scopes"]
+            .as_str()
+            .unwrap()
+            .contains("does not have itself")
+    );
+    let (status, body) = with_key(
+        &app,
+        &writer,
+        reqwest::Method::POST,
+        "/api/v1/keys",
+        Some(json!({ "name": "child", "scopes": ["keys:write"] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn mistyped_unknown_revoked_and_expired_keys_are_refused() {
+    let app = &spawn_app().await;
+    let (b, id, secret) = key_with(app, "refused@example.com", json!(["keys:read"])).await;
+    let get = |key: String| async move {
+        with_key(app, &key, reqwest::Method::GET, "/api/v1/keys", None).await
+    };
+
+    let (status, body) = get("sk-not-ours".into()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_api_key"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed")
+    );
+
+    let mut typo = secret.clone().into_bytes();
+    let i = typo.len() / 2;
+    typo[i] = if typo[i] == b'a' { b'b' } else { b'a' };
+    let (status, body) = get(String::from_utf8(typo).unwrap()).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("checksum"),
+        "{body}"
+    );
+
+    let (status, body) = get("Bearer".into()).await;
+    assert_eq!(status, 401, "{body}");
+
+    sqlx::query("UPDATE api_keys SET expires_at = '2000-01-01T00:00:00.000Z' WHERE id = ?")
+        .bind(id)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    let (status, body) = get(secret.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("expired_api_key"))
+    );
+    sqlx::query("UPDATE api_keys SET expires_at = NULL WHERE id = ?")
+        .bind(id)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(get(secret.clone()).await.0, 200);
+
+    b.client
+        .delete(app.url(&format!("/api/v1/keys/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = get(secret.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("revoked_api_key")),
+        "revocation applies to the next request"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_owners_keys_stop_working() {
+    let app = crate::support::spawn_app_with(&[
+        ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
+        ("TOLLGATE_ADMIN_PASSWORD", "admin-passphrase-for-tests"),
+    ])
+    .await;
+    let (b, _, secret) = key_with(&app, "owner2@example.com", json!(["keys:read"])).await;
+    let user_id = app.me(&b).await["id"].as_i64().unwrap();
+    let admin = app.browser();
+    app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
+        .await;
+    admin
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{user_id}/disable")))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = with_key(&app, &secret, reqwest::Method::GET, "/api/v1/keys", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("account_disabled"))
+    );
+}
+
+#[tokio::test]
+async fn rotation_grace_keeps_the_old_secret_working_until_it_ends() {
+    let app = &spawn_app().await;
+    let (b, id, old) = key_with(app, "grace@example.com", json!(["keys:read"])).await;
+    let rotate = |grace: i64| {
+        b.client
+            .post(app.url(&format!("/api/v1/keys/{id}/rotate")))
+            .json(&json!({ "grace_seconds": grace }))
+            .send()
+    };
+    let rotated: Value = rotate(3600).await.unwrap().json().await.unwrap();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    let get = |key: String| async move {
+        with_key(app, &key, reqwest::Method::GET, "/api/v1/keys", None)
+            .await
+            .0
+    };
+    assert_eq!(
+        get(old.clone()).await,
+        200,
+        "the old secret works during the grace period"
+    );
+    assert_eq!(get(new.clone()).await, 200);
+
+    // End the grace period: the old secret stops.
+    sqlx::query("UPDATE api_keys SET grace_until = '2000-01-01T00:00:00.000Z' WHERE id = ?")
+        .bind(id)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(get(old).await, 401);
+
+    // Without grace, the previous secret stops at once.
+    let rotated: Value = rotate(0).await.unwrap().json().await.unwrap();
+    let newest = rotated["secret"].as_str().unwrap().to_owned();
+    assert_eq!(get(new).await, 401);
+    assert_eq!(get(newest).await, 200);
+}
+
+#[tokio::test]
+async fn key_settings_can_be_changed_and_are_validated() {
+    let app = spawn_app().await;
+    let (b, id, _) = key_with(&app, "patch@example.com", json!(["chat"])).await;
+    let patch = |body: Value| {
+        b.client
+            .patch(app.url(&format!("/api/v1/keys/{id}")))
+            .json(&body)
+            .send()
+    };
+    let response =
+        patch(json!({ "name": "renamed", "ip_allowlist": ["192.0.2.0/24"], "usage_cap": 10 }))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 200);
+    let key: Value = response.json().await.unwrap();
+    assert_eq!(key["name"], "renamed");
+    assert_eq!(key["ip_allowlist"], json!(["192.0.2.0/24"]));
+    assert_eq!(key["usage_cap"], 10);
+    assert_eq!(key["scopes"], json!(["chat"]), "untouched settings stay");
+
+    let response = patch(json!({ "ip_allowlist": ["not-an-ip"] }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let response = patch(json!({ "ip_allowlist": [] })).await.unwrap();
+    let key: Value = response.json().await.unwrap();
+    assert_eq!(
+        key["ip_allowlist"],
+        Value::Null,
+        "an empty list removes the restriction"
+    );
+    assert!(app.audit_actions().await.contains(&"key.update".to_owned()));
+}

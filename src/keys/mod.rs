@@ -3,6 +3,8 @@
 //! and the types pages and the REST API share (`types`).
 
 #[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
 pub mod format;
 #[cfg(feature = "ssr")]
 pub mod hashing;

@@ -9,11 +9,13 @@ use serde_json::json;
 use super::{
     format::{ApiKey, KeyEnv},
     hashing::KeyHasher,
-    types::{CreateKey, IssuedKey, KeyView, SCOPES},
+    types::{CreateKey, IssuedKey, KeyView, SCOPES, UpdateKey},
 };
 use crate::{
     request_meta::RequestMeta,
-    store::{AuditEvent, KeyCreation, KeyRecord, NewKey, NewSecret, Store, StoreError},
+    store::{
+        AuditEvent, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret, Store, StoreError,
+    },
 };
 
 pub const MAX_GRACE_SECS: i64 = 24 * 3600;
@@ -377,6 +379,72 @@ pub async fn get(store: &Store, user_id: i64, key_id: i64) -> Result<KeyView, Ke
         .await?
         .map(|k| view(&k))
         .ok_or(KeyError::NotFound)
+}
+
+/// Changes a key's name or restrictions, validated as at creation.
+pub async fn update(
+    store: &Store,
+    meta: &RequestMeta,
+    user_id: i64,
+    key_id: i64,
+    changes: &UpdateKey,
+    caller_scopes: Option<&[String]>,
+) -> Result<KeyView, KeyError> {
+    let current = store
+        .key_of_user(user_id, key_id)
+        .await?
+        .ok_or(KeyError::NotFound)?;
+    let existing = view(&current);
+    let merged = CreateKey {
+        name: changes.name.clone().unwrap_or(existing.name),
+        env: Some(existing.env),
+        scopes: Some(changes.scopes.clone().unwrap_or(existing.scopes)),
+        allowed_models: changes.allowed_models.clone().or(existing.allowed_models),
+        expires_at: changes.expires_at.clone().or(existing.expires_at),
+        ttl_seconds: None,
+        usage_cap: changes.usage_cap.or(existing.usage_cap),
+        ip_allowlist: changes.ip_allowlist.clone().or(existing.ip_allowlist),
+        referrer_domains: changes
+            .referrer_domains
+            .clone()
+            .or(existing.referrer_domains),
+    };
+    let plan_models = store.plan_of_user(user_id).await?.allowed_models();
+    let valid = validate(&merged, caller_scopes, plan_models.as_deref())?;
+    let changed: Vec<&str> = [
+        ("name", changes.name.is_some()),
+        ("scopes", changes.scopes.is_some()),
+        ("allowed_models", changes.allowed_models.is_some()),
+        ("expires_at", changes.expires_at.is_some()),
+        ("usage_cap", changes.usage_cap.is_some()),
+        ("ip_allowlist", changes.ip_allowlist.is_some()),
+        ("referrer_domains", changes.referrer_domains.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
+    let audit = AuditEvent::new("key.update", meta)
+        .actor(user_id)
+        .target(format!("key:{key_id}"))
+        .details(json!({ "fields": changed }));
+    let updated = store
+        .update_key(
+            user_id,
+            key_id,
+            KeySettings {
+                name: &valid.name,
+                scopes: json!(valid.scopes).to_string(),
+                allowed_models: to_json(&valid.allowed_models),
+                ip_allowlist: to_json(&valid.ip_allowlist),
+                referrer_domains: to_json(&valid.referrer_domains),
+                usage_cap: valid.usage_cap,
+                expires_at: valid.expires_at,
+            },
+            audit,
+        )
+        .await?
+        .ok_or(KeyError::NotFound)?;
+    Ok(view(&updated))
 }
 
 /// Revokes the listed keys; effective on the next request.

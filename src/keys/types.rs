@@ -62,3 +62,24 @@ pub struct IssuedKey {
 }
 
 pub const SCOPES: [&str; 3] = ["chat", "keys:read", "keys:write"];
+
+/// Changes to a key's settings; omitted fields stay as they are. An empty list
+/// or an empty `expires_at` removes that restriction.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKey {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub usage_cap: Option<i64>,
+    #[serde(default)]
+    pub ip_allowlist: Option<Vec<String>>,
+    #[serde(default)]
+    pub referrer_domains: Option<Vec<String>>,
+}

@@ -48,6 +48,17 @@ pub struct NewKey<'a> {
     pub expires_at: Option<String>,
 }
 
+/// A key's changeable settings, validated.
+pub struct KeySettings<'a> {
+    pub name: &'a str,
+    pub scopes: String,
+    pub allowed_models: Option<String>,
+    pub ip_allowlist: Option<String>,
+    pub referrer_domains: Option<String>,
+    pub usage_cap: Option<i64>,
+    pub expires_at: Option<String>,
+}
+
 /// A key's new secret, in its stored parts.
 pub struct NewSecret<'a> {
     pub hash: &'a [u8],
@@ -227,6 +238,50 @@ impl Store {
         }
         tx.commit().await?;
         Ok(key)
+    }
+
+    /// Replaces the settings of one of the user's unrevoked keys.
+    pub async fn update_key(
+        &self,
+        user_id: i64,
+        key_id: i64,
+        settings: KeySettings<'_>,
+        audit: AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let key: Option<KeyRecord> = sqlx::query_as(&format!(
+            "UPDATE api_keys SET name = ?, scopes = ?, allowed_models = ?, ip_allowlist = ?, referrer_domains = ?,
+                                 usage_cap = ?, expires_at = ?
+             WHERE id = ? AND user_id = ? AND revoked_at IS NULL
+             RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(settings.name)
+        .bind(&settings.scopes)
+        .bind(&settings.allowed_models)
+        .bind(&settings.ip_allowlist)
+        .bind(&settings.referrer_domains)
+        .bind(settings.usage_cap)
+        .bind(&settings.expires_at)
+        .bind(key_id)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if key.is_some() {
+            audit::insert(&mut tx, &audit).await?;
+        }
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// Records that a key was just used.
+    pub async fn touch_key(&self, key_id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+        )
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Finds the key a presented secret belongs to: its current hash, or its

@@ -11,7 +11,7 @@ mod plans;
 mod users;
 
 pub use audit::AuditEvent;
-pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, NewKey, NewSecret};
+pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
 pub use plans::{PlanChange, PlanRecord};
 pub use users::{NewUser, UserRecord, UserStatus};
 

@@ -1,0 +1,92 @@
+//! Who is calling the REST API: a signed-in session (same-origin checked by
+//! `same_origin`), or an API key presented in `Authorization: Bearer` or
+//! `x-api-key`, which carries scopes.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    accounts::session::SignedIn,
+    api_error::ApiError,
+    keys::auth::{self, KeyHolder},
+    startup::AppState,
+    store::UserRecord,
+};
+
+pub enum Caller {
+    Session(UserRecord),
+    Key(Box<KeyHolder>),
+}
+
+/// What a route needs from a key.
+#[derive(Clone, Copy)]
+pub enum Needs {
+    /// Reading: `keys:read` (or `keys:write`, which includes it).
+    Read,
+    /// Changing: `keys:write`.
+    Write,
+}
+
+impl Caller {
+    pub fn user(&self) -> &UserRecord {
+        match self {
+            Caller::Session(user) => user,
+            Caller::Key(holder) => &holder.user,
+        }
+    }
+
+    /// The scopes of the calling key; `None` for a session, which may do anything
+    /// its owner may.
+    pub fn key_scopes(&self) -> Option<&[String]> {
+        match self {
+            Caller::Session(_) => None,
+            Caller::Key(holder) => Some(&holder.scopes),
+        }
+    }
+
+    /// Refuses a key that lacks the scope the route needs.
+    pub fn require(&self, needs: Needs) -> Result<(), Response> {
+        let Some(scopes) = self.key_scopes() else {
+            return Ok(());
+        };
+        let has = |s: &str| scopes.iter().any(|own| own == s);
+        let (ok, scope) = match needs {
+            Needs::Read => (has("keys:read") || has("keys:write"), "keys:read"),
+            Needs::Write => (has("keys:write"), "keys:write"),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "missing_scope",
+                format!("This key lacks the {scope} scope this route needs."),
+            )
+            .into_response())
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(presented) = auth::presented_key(&parts.headers) {
+            return auth::authenticate(&state.store, &state.key_hasher, Some(presented))
+                .await
+                .map(|holder| Caller::Key(Box::new(holder)))
+                .map_err(|e| e.to_api_error().into_response());
+        }
+        SignedIn::from_request_parts(parts, state)
+            .await
+            .map(|SignedIn(user)| Caller::Session(user))
+            .map_err(IntoResponse::into_response)
+    }
+}

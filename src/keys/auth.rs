@@ -1,0 +1,144 @@
+//! Checking a presented API key: format and checksum first (no database work for
+//! a typo), then the keyed-hash look-up, then revocation, expiry, usage cap and
+//! the owner's status. The gateway and the management API both use this.
+
+use axum::http::{HeaderMap, StatusCode, header::AUTHORIZATION};
+
+use super::{
+    format::{ApiKey, KeyFormatError},
+    hashing::KeyHasher,
+    service::view,
+};
+use crate::{
+    api_error::ApiError,
+    store::{KeyRecord, Store, StoreError, UserRecord, UserStatus},
+};
+
+/// A verified key and its owner.
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    pub key: KeyRecord,
+    pub user: UserRecord,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyAuthError {
+    #[error("no API key was presented")]
+    Missing,
+    #[error("the API key is malformed")]
+    Malformed,
+    #[error("the API key has a typo (checksum mismatch)")]
+    BadChecksum,
+    #[error("the API key is not known")]
+    Unknown,
+    #[error("the API key was revoked")]
+    Revoked,
+    #[error("the API key has expired")]
+    Expired,
+    #[error("the API key has reached its usage cap")]
+    UsedUp,
+    #[error("the account that owns the API key is disabled")]
+    OwnerDisabled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl KeyAuthError {
+    pub fn to_api_error(&self) -> ApiError {
+        let (code, message) = match self {
+            Self::Missing => (
+                "missing_api_key",
+                "No API key. Send it as `Authorization: Bearer tg_…` or in the `x-api-key` header.",
+            ),
+            Self::Malformed => (
+                "invalid_api_key",
+                "The API key is malformed: Tollgate keys look like tg_live_….",
+            ),
+            Self::BadChecksum => (
+                "invalid_api_key",
+                "The API key has a typo: its checksum does not match. Copy it again.",
+            ),
+            Self::Unknown => ("invalid_api_key", "The API key is not valid."),
+            Self::Revoked => (
+                "revoked_api_key",
+                "The API key was revoked. Create a new one.",
+            ),
+            Self::Expired => (
+                "expired_api_key",
+                "The API key has expired. Create a new one.",
+            ),
+            Self::UsedUp => ("api_key_used_up", "The API key has reached its usage cap."),
+            Self::OwnerDisabled => (
+                "account_disabled",
+                "The account that owns this key is disabled.",
+            ),
+            Self::Store(error) => {
+                tracing::error!(%error, "key look-up failed");
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal_error",
+                    "The key could not be checked. Try again.",
+                );
+            }
+        };
+        let status = match self {
+            Self::OwnerDisabled => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        ApiError::new(status, "authentication_error", code, message)
+    }
+}
+
+/// The key in `Authorization: Bearer …` or `x-api-key`, if either is present.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+}
+
+/// Verifies `presented` and returns the key with its owner.
+pub async fn authenticate(
+    store: &Store,
+    hasher: &KeyHasher,
+    presented: Option<&str>,
+) -> Result<KeyHolder, KeyAuthError> {
+    let presented = presented
+        .filter(|p| !p.is_empty())
+        .ok_or(KeyAuthError::Missing)?;
+    let key = ApiKey::parse(presented).map_err(|e| match e {
+        KeyFormatError::Malformed => KeyAuthError::Malformed,
+        KeyFormatError::BadChecksum => KeyAuthError::BadChecksum,
+    })?;
+    let record = store
+        .key_by_hash(&hasher.hash(&key))
+        .await?
+        .ok_or(KeyAuthError::Unknown)?;
+    match view(&record).status.as_str() {
+        "revoked" => return Err(KeyAuthError::Revoked),
+        "expired" => return Err(KeyAuthError::Expired),
+        "used_up" => return Err(KeyAuthError::UsedUp),
+        _ => {}
+    }
+    let user = store
+        .user_by_id(record.user_id)
+        .await?
+        .ok_or(KeyAuthError::Unknown)?;
+    if user.status != UserStatus::Active {
+        return Err(KeyAuthError::OwnerDisabled);
+    }
+    store.touch_key(record.id).await?;
+    let scopes = serde_json::from_str(&record.scopes).unwrap_or_default();
+    Ok(KeyHolder {
+        key: record,
+        user,
+        scopes,
+    })
+}
