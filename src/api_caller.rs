@@ -48,7 +48,7 @@ impl Caller {
     }
 
     /// Refuses a key that lacks the scope the route needs.
-    pub fn require(&self, needs: Needs) -> Result<(), Response> {
+    pub fn require(&self, needs: Needs) -> Result<(), ApiError> {
         let Some(scopes) = self.key_scopes() else {
             return Ok(());
         };
@@ -65,8 +65,7 @@ impl Caller {
                 "permission_error",
                 "missing_scope",
                 format!("This key lacks the {scope} scope this route needs."),
-            )
-            .into_response())
+            ))
         }
     }
 }

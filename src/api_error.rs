@@ -82,6 +82,13 @@ impl ApiError {
     }
 }
 
+/// Lets handlers that answer `Result<Response, Response>` use `?` on an `ApiError`.
+impl From<ApiError> for Response {
+    fn from(error: ApiError) -> Self {
+        error.into_response()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(Envelope { error: &self })).into_response()

@@ -70,9 +70,8 @@ fn internal(error: StoreError) -> Response {
     KeyError::from(error).into_response()
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
-    body.map(|Json(value)| value)
-        .map_err(|rejection| ApiError::bad_json(rejection).into_response())
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value).map_err(ApiError::bad_json)
 }
 
 pub fn plan_json(plan: &PlanRecord, current: Option<i64>) -> serde_json::Value {
