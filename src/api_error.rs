@@ -7,24 +7,33 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize)]
+/// What went wrong, for people (`message`) and for programs (`type`, `code`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ErrorObject)]
 pub struct ApiError {
     #[serde(skip)]
     pub status: StatusCode,
     pub message: String,
+    /// The class of error, e.g. `invalid_request_error`, `authentication_error`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: &'static str,
+    /// The request field at fault, when there is one.
     pub param: Option<String>,
+    /// A stable machine-readable code, e.g. `invalid_fields`.
+    #[schema(value_type = Option<String>)]
     pub code: Option<&'static str>,
     /// For validation errors: a message for each bad field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<std::collections::BTreeMap<String, String>>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: &'a ApiError,
+/// Every API error answer: `{"error":{"message","type","param","code"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ApiError,
 }
 
 impl ApiError {
@@ -91,6 +100,6 @@ impl From<ApiError> for Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(Envelope { error: &self })).into_response()
+        (self.status, Json(ErrorResponse { error: self })).into_response()
     }
 }

@@ -10,11 +10,16 @@ use leptos_router::{
 use crate::pages::{
     account::AccountPage,
     admin::AdminPage,
+    docs::DocsPage,
     home::HomePage,
+    keys::KeysPage,
     login::LoginPage,
     nav::{NavBar, provide_session},
     not_found::NotFound,
+    plans::PlansPage,
+    playground::{PlaygroundPage, provide_recent_key},
     register::RegisterPage,
+    welcome::WelcomePage,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -56,6 +61,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Session() -> impl IntoView {
     provide_session();
+    provide_recent_key();
     // Pages that redirect or answer 403 render fully before responding (SsrMode::Async),
     // so the status code and Location header reach the browser.
     view! {
@@ -66,7 +72,12 @@ fn Session() -> impl IntoView {
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("register") view=RegisterPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("welcome") view=WelcomePage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("keys") view=KeysPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("plans") view=PlansPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("playground") view=PlaygroundPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("admin") view=AdminPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("docs") view=DocsPage />
                 </Routes>
             </main>
             <footer class="mx-auto max-w-5xl px-4 pb-10 text-sm text-slate-500">

@@ -43,6 +43,30 @@ pub struct Config {
     /// `TOLLGATE_KEY_SECRET`: the HMAC secret API keys are hashed under. Unset
     /// means a generated one in `key_secret` beside the database.
     pub key_secret: Option<Secret>,
+    /// `TOLLGATE_MODELS`: the TOML model table; unset means the built-in `demo` model.
+    pub models_path: Option<PathBuf>,
+    /// `TOLLGATE_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `TOLLGATE_IP_REQUESTS_PER_MINUTE` / `_PER_DAY`: gateway calls from one client IP.
+    pub ip_requests_per_minute: NonZeroU32,
+    pub ip_requests_per_day: NonZeroU32,
+    /// `TOLLGATE_SIGNUP_CREDITS`: what a new account starts with, in micro-credits.
+    pub signup_credits_micros: i64,
+    /// `TOLLGATE_CORS_ORIGINS`: browser origins that may call the model API; `None` is any.
+    pub cors_origins: Option<Vec<String>>,
+    /// `TOLLGATE_UPSTREAM_{CONNECT,FIRST_BYTE,IDLE}_TIMEOUT_MS`.
+    pub upstream_timeouts: UpstreamTimeouts,
+}
+
+/// How long Tollgate waits on an upstream model server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    /// To open the connection.
+    pub connect: Duration,
+    /// From sending the request to the answer's headers.
+    pub first_byte: Duration,
+    /// Between two pieces of the answer.
+    pub idle: Duration,
 }
 
 /// A setting that must never reach a log line or a debug print.
@@ -50,6 +74,10 @@ pub struct Config {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -195,6 +223,84 @@ impl Config {
             }
         };
 
+        let trusted_proxies = parse(
+            "TOLLGATE_TRUSTED_PROXIES",
+            get("TOLLGATE_TRUSTED_PROXIES"),
+            "",
+            "comma-separated IP addresses or CIDR ranges such as 10.0.0.0/8,::1",
+            |v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        p.parse::<ipnet::IpNet>()
+                            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                            .ok()
+                    })
+                    .collect::<Option<Vec<_>>>()
+            },
+        )?;
+        let per = |var: &'static str, default: &str| {
+            parse(
+                var,
+                get(var),
+                default,
+                "a whole number of requests from 1 to 1000000",
+                |v| {
+                    u32::from_str(v)
+                        .ok()
+                        .filter(|n| *n <= 1_000_000)
+                        .and_then(NonZeroU32::new)
+                },
+            )
+        };
+        let ip_requests_per_minute = per("TOLLGATE_IP_REQUESTS_PER_MINUTE", "20")?;
+        let ip_requests_per_day = per("TOLLGATE_IP_REQUESTS_PER_DAY", "100")?;
+        let signup_credits_micros = parse(
+            "TOLLGATE_SIGNUP_CREDITS",
+            get("TOLLGATE_SIGNUP_CREDITS"),
+            "10",
+            "a non-negative number of credits with at most 6 decimals, such as 10 or 2.5",
+            crate::credits::parse_credits,
+        )?;
+        let cors_origins = parse(
+            "TOLLGATE_CORS_ORIGINS",
+            get("TOLLGATE_CORS_ORIGINS"),
+            "*",
+            "* or comma-separated origins such as https://app.example.com",
+            |v| {
+                if v == "*" {
+                    return Some(None);
+                }
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(parse_public_url)
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|list| !list.is_empty())
+                    .map(Some)
+            },
+        )?;
+        let millis = |var: &'static str, default: &str| {
+            parse(
+                var,
+                get(var),
+                default,
+                "a whole number of milliseconds from 1 to 3600000",
+                |v| {
+                    u64::from_str(v)
+                        .ok()
+                        .filter(|n| (1..=3_600_000).contains(n))
+                        .map(Duration::from_millis)
+                },
+            )
+        };
+        let upstream_timeouts = UpstreamTimeouts {
+            connect: millis("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_MS", "10000")?,
+            first_byte: millis("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "60000")?,
+            idle: millis("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_MS", "60000")?,
+        };
+
         Ok(Self {
             addr,
             public_url,
@@ -209,6 +315,13 @@ impl Config {
             login_attempts_per_account,
             bootstrap_admin,
             key_secret: get("TOLLGATE_KEY_SECRET").map(Secret),
+            models_path: get("TOLLGATE_MODELS").map(PathBuf::from),
+            trusted_proxies,
+            ip_requests_per_minute,
+            ip_requests_per_day,
+            signup_credits_micros,
+            cors_origins,
+            upstream_timeouts,
         })
     }
 }
@@ -304,6 +417,12 @@ mod tests {
             ("TOLLGATE_SESSION_IDLE_SECS", "5"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "0"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "many"),
+            ("TOLLGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "0"),
+            ("TOLLGATE_IP_REQUESTS_PER_DAY", "lots"),
+            ("TOLLGATE_SIGNUP_CREDITS", "-5"),
+            ("TOLLGATE_CORS_ORIGINS", "app.example.com"),
+            ("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_MS", "0"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).unwrap_err();

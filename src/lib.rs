@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod credits;
 pub mod keys;
 pub mod pages;
 
@@ -17,6 +18,8 @@ pub mod api_error;
 pub mod body_limit;
 #[cfg(feature = "ssr")]
 pub mod config;
+#[cfg(feature = "ssr")]
+pub mod gateway;
 #[cfg(feature = "ssr")]
 pub mod request_meta;
 #[cfg(feature = "ssr")]
@@ -38,4 +41,8 @@ pub mod telemetry;
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(app::App);
+    // A marker for browser tests (and scripts) that must wait for interactivity.
+    if let Some(root) = leptos::prelude::document().document_element() {
+        let _ = root.set_attribute("data-hydrated", "true");
+    }
 }

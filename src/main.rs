@@ -59,7 +59,11 @@ async fn serve(config: tollgate::config::Config) -> std::process::ExitCode {
         Err(error) => {
             tracing::error!(%error, "start-up failed");
             eprintln!("tollgate: {error}");
-            return ExitCode::FAILURE;
+            // A bad model table is a configuration mistake, like a bad setting.
+            return match error {
+                startup::StartupError::Models(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            };
         }
     };
     tracing::info!("listening on http://{}", app.local_addr());

@@ -25,11 +25,17 @@ impl RequestMeta {
                 .map(|v| v.chars().take(512).collect::<String>())
         };
         Self {
-            // The TCP peer. Trusted proxies and X-Forwarded-For come with the gateway.
+            // Resolved once per request (trusted proxies and X-Forwarded-For), else the peer.
             client_ip: parts
                 .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
+                .get::<crate::gateway::client_ip::ClientIp>()
+                .map(|ip| ip.0)
+                .or_else(|| {
+                    parts
+                        .extensions
+                        .get::<ConnectInfo<SocketAddr>>()
+                        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+                }),
             user_agent: header(USER_AGENT),
             request_id: header(axum::http::HeaderName::from_static("x-request-id")),
         }

@@ -52,6 +52,10 @@ fn is_state_changing(method: &Method) -> bool {
 
 fn needs_check(request: &Request) -> bool {
     let path = request.uri().path();
+    // The model API authenticates by key only; a session cookie gives it nothing.
+    if path.starts_with("/v1/") || path == "/response" {
+        return false;
+    }
     let server_function = path.starts_with("/api/") && !path.starts_with("/api/v1/");
     server_function || has_session_cookie(request.headers())
 }

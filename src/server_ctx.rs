@@ -10,7 +10,8 @@ use crate::{
     store::UserRecord,
 };
 
-fn internal(detail: impl std::fmt::Display) -> FormError {
+/// A failure the user cannot fix: logged, and shown as a generic message.
+pub fn internal(detail: impl std::fmt::Display) -> FormError {
     tracing::error!(%detail, "server function failed");
     FormError::new("Something went wrong on our side. Try again in a moment.")
 }

@@ -9,7 +9,7 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRef},
     middleware,
-    routing::{get, post, put},
+    routing::{any, get, post, put},
 };
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -36,7 +36,7 @@ use crate::{
     config::{Config, Secret},
     keys::hashing::{KeyHasher, KeySecretError},
     request_meta::RequestMeta,
-    routes::{admin, health, keys},
+    routes::{admin, gateway, health, keys, openapi},
     same_origin,
     store::{Store, StoreError},
     telemetry,
@@ -52,6 +52,7 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub login_throttle: Arc<LoginThrottle>,
     pub key_hasher: Arc<KeyHasher>,
+    pub gateway: Arc<crate::gateway::Gateway>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -66,6 +67,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error(transparent)]
     KeySecret(#[from] KeySecretError),
+    #[error("invalid model table (TOLLGATE_MODELS): {0}")]
+    Models(#[from] crate::gateway::providers::ModelTableError),
     #[error("cannot prepare the session store: {0}")]
     Sessions(String),
     #[error("invalid TOLLGATE_ADMIN_EMAIL or TOLLGATE_ADMIN_PASSWORD: {0}")]
@@ -87,6 +90,10 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let models =
+            crate::gateway::providers::ModelTable::load(config.models_path.as_deref(), |var| {
+                std::env::var(var).ok()
+            })?;
         let store = Store::open(&config.database_url).await?;
         let listener =
             TcpListener::bind(config.addr)
@@ -152,6 +159,7 @@ impl Application {
         ];
 
         let state = AppState {
+            gateway: Arc::new(crate::gateway::Gateway::new(&config, models)),
             leptos_options: leptos_options(&config),
             public_url: config.public_url_for(bound).into(),
             store,
@@ -267,10 +275,13 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
                 .unwrap_or(tower_sessions::cookie::time::Duration::days(7)),
         ));
     let public_url = state.public_url.clone();
+    let trusted_proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies.clone().into();
 
     Router::new()
+        .merge(model_api(&state))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/plans", get(keys::list_plans))
         .route("/api/v1/me", get(keys::me))
         .route("/api/v1/me/plan", put(keys::switch_plan))
@@ -315,6 +326,10 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
             public_url,
             same_origin::require_same_origin,
         ))
+        .layer(middleware::from_fn_with_state(
+            trusted_proxies,
+            crate::gateway::client_ip::resolve_client_ip,
+        ))
         .layer(CatchPanicLayer::new())
         .layer(
             TraceLayer::new_for_http()
@@ -323,4 +338,39 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The developers' model API, with CORS for browser callers (the key's referrer
+/// rule still applies).
+fn model_api(state: &AppState) -> Router<AppState> {
+    use axum::http::{HeaderName, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+
+    let origins = match &state.config.cors_origins {
+        None => AllowOrigin::any(),
+        Some(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+        ])
+        .max_age(Duration::from_secs(600));
+    Router::new()
+        .route("/v1/chat/completions", post(gateway::chat_completions))
+        .route("/v1/models", get(gateway::list_models))
+        .route("/response", post(gateway::simple_response))
+        .route("/v1", any(gateway::unknown_route))
+        .route("/v1/{*rest}", any(gateway::unknown_route))
+        .layer(cors)
 }

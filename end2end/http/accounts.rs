@@ -15,7 +15,7 @@ async fn registration_signs_the_user_in_with_a_normalised_email() {
         .await;
     // The page's script follows the Location itself (a real redirect for plain form posts).
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.location(), Some("/account"));
+    assert_eq!(answer.location(), Some("/welcome"));
 
     let me = app.me(&ada).await;
     assert_eq!(me["email"], "ada@example.com");
@@ -249,9 +249,9 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
     assert!(page.contains(r#"value="Typed Name""#), "name kept");
     assert!(!page.contains(r#"value="password""#), "password not kept");
 
-    // A successful plain post lands on the account page, signed in.
+    // A successful plain post lands on the welcome page, signed in.
     let response = plain_post(PASSWORD).await.unwrap();
-    assert_eq!(response.headers()["location"], "/account");
+    assert_eq!(response.headers()["location"], "/welcome");
     let page = browser
         .client
         .get(app.url("/account"))
@@ -260,6 +260,62 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("typed@example.com"));
+}
+
+#[tokio::test]
+async fn registration_creates_a_primary_key_shown_once_on_the_welcome_page() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    let answer = app.register(&b, "primary@example.com", "Primary").await;
+    let cookie = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("tollgate_new_key="))
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Max-Age=300")
+    );
+
+    let welcome = |b: &crate::support::Browser| {
+        b.client
+            .get(app.url("/welcome"))
+            .header("accept", "text/html")
+            .send()
+    };
+    let page = welcome(&b).await.unwrap().text().await.unwrap();
+    let secret = page
+        .split("data-testid=\"primary-key\"")
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .and_then(|(_, rest)| rest.split('<').next())
+        .unwrap_or_else(|| panic!("{page}"))
+        .to_owned();
+    assert!(secret.starts_with("tg_live_"), "{secret}");
+    // Shown once: the cookie was cleared.
+    let again = welcome(&b).await.unwrap().text().await.unwrap();
+    assert!(!again.contains(&secret));
+
+    let (name, scopes): (String, String) = sqlx::query_as("SELECT name, scopes FROM api_keys")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(
+        (name.as_str(), scopes.as_str()),
+        ("Primary key", r#"["chat"]"#)
+    );
+    // The key works; it has only the chat scope, so the key API refuses it with 403 rather than 401.
+    let response = reqwest::Client::new()
+        .get(app.url("/api/v1/keys"))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
 }
 
 #[tokio::test]
@@ -434,6 +490,7 @@ async fn security_events_are_audited_with_ip_agent_and_request_id() {
         app.audit_actions().await,
         [
             "account.register",
+            "key.create",
             "login.failure",
             "login.failure",
             "password.change",

@@ -125,3 +125,23 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
     }
     assert!(log.contains("shutting down"), "{log}");
 }
+
+#[test]
+fn a_broken_model_table_stops_start_up_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("models.toml"),
+        "[[model]]\nname = \"demo\"\nprovider = \"demo\"\n\n[[model]]\nname = \"gpt\"\nprovider = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"TOLLGATE_TEST_UNSET_KEY\"\n",
+    )
+    .unwrap();
+    let output = base_command(dir.path())
+        .env("TOLLGATE_ADDR", "127.0.0.1:0")
+        .env("TOLLGATE_MODELS", "models.toml")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("models.toml, line 5"), "{stderr}");
+    assert!(stderr.contains("TOLLGATE_TEST_UNSET_KEY"), "{stderr}");
+}

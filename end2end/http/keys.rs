@@ -25,7 +25,7 @@ fn is_key_format(secret: &str) -> bool {
     let rest = secret
         .strip_prefix("tg_live_")
         .or_else(|| secret.strip_prefix("tg_test_"));
-    rest.is_some_and(|r| r.len() >= 49 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+    rest.is_some_and(|r| r.len() == 50 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 #[tokio::test]
@@ -131,9 +131,19 @@ async fn invalid_requests_name_each_bad_field() {
 async fn creation_is_limited_by_the_plan_and_by_five_a_day() {
     let app = spawn_app().await;
     let b = signed_in(&app, "k3@example.com").await;
-    // The default plan allows 2 active keys.
-    let mut ids = Vec::new();
-    for n in 0..2 {
+    // The default plan allows 2 active keys; registration made the first.
+    let primary: Value = b
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(primary["data"].as_array().unwrap().len(), 1);
+    let mut ids = vec![primary["data"][0]["id"].as_i64().unwrap()];
+    for n in 0..1 {
         let (status, body) = create(&app, &b, json!({ "name": format!("k{n}") })).await;
         assert_eq!(status, 201);
         ids.push(body["key"]["id"].as_i64().unwrap());
@@ -417,7 +427,8 @@ async fn keys_authenticate_the_api_by_scope() {
     let (_, _, reader) = key_with(&app, "reader@example.com", json!(["keys:read"])).await;
     let (status, body) = with_key(&app, &reader, reqwest::Method::GET, "/api/v1/keys", None).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    // The primary key from registration and this one.
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
     let (status, body) = with_key(&app, &reader, reqwest::Method::GET, "/api/v1/me", None).await;
     assert_eq!(
         (status, body["email"].as_str()),
@@ -458,7 +469,16 @@ async fn keys_authenticate_the_api_by_scope() {
 #[tokio::test]
 async fn a_key_cannot_create_a_key_with_scopes_it_lacks() {
     let app = spawn_app().await;
-    let (_, _, writer) = key_with(&app, "writer@example.com", json!(["keys:write"])).await;
+    let (b, _, writer) = key_with(&app, "writer@example.com", json!(["keys:write"])).await;
+    // Room for more keys than the default plan's two.
+    let switched = b
+        .client
+        .put(app.url("/api/v1/me/plan"))
+        .json(&json!({ "plan": "pro" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
     let (status, body) = with_key(
         &app,
         &writer,

@@ -7,7 +7,10 @@
 mod support;
 
 mod accounts;
+mod bench;
 mod binary;
+mod docs;
+mod gateway;
 mod health;
 mod keys;
 mod mock_upstream;

@@ -116,8 +116,9 @@ pub async fn register(
                 &email,
                 &name,
                 &password,
-                false,
-                "account.register",
+                AccountKind::User {
+                    starting_credits_micros: state.config.signup_credits_micros,
+                },
             )
             .await
         }
@@ -130,15 +131,26 @@ pub async fn register(
     }
 }
 
+/// Who is being created: a user with their signup credits, or an admin.
+enum AccountKind {
+    User { starting_credits_micros: i64 },
+    Admin,
+}
+
 async fn create_user(
     store: &Store,
     meta: &RequestMeta,
     email: &Email,
     name: &DisplayName,
     password: &Password,
-    is_admin: bool,
-    action: &'static str,
+    kind: AccountKind,
 ) -> Result<UserRecord, AccountError> {
+    let (is_admin, starting_credits_micros, action) = match kind {
+        AccountKind::User {
+            starting_credits_micros,
+        } => (false, starting_credits_micros, "account.register"),
+        AccountKind::Admin => (true, 0, "account.create_admin"),
+    };
     let hash = passwords::hash(password)
         .await
         .map_err(AccountError::Internal)?;
@@ -151,6 +163,7 @@ async fn create_user(
                 display_name: name.as_str(),
                 password_hash: &hash,
                 is_admin,
+                starting_credits_micros,
             },
             audit,
         )
@@ -326,17 +339,7 @@ pub async fn ensure_admin(
         return Ok(false);
     }
     let name = DisplayName::parse("Administrator").map_err(|e| AccountError::Invalid(vec![e]))?;
-    match create_user(
-        store,
-        meta,
-        &email,
-        &name,
-        &password,
-        true,
-        "account.create_admin",
-    )
-    .await
-    {
+    match create_user(store, meta, &email, &name, &password, AccountKind::Admin).await {
         Ok(_) => Ok(true),
         Err(AccountError::EmailTaken) => Ok(false),
         Err(other) => Err(other),

@@ -1,16 +1,18 @@
 //! The API key format: `tg_<env>_<secret><checksum>`.
 //!
 //! `<env>` is the environment tag (`live`, `test`, `staging`, `dev`), `<secret>`
-//! is 32 bytes from the OS generator in base62, and `<checksum>` is the CRC32 of
-//! everything before it, as 6 base62 characters. A mistyped key fails the checksum
-//! and is refused without touching the database, and secret scanners can match
-//! `tg_(live|test|staging|dev)_[0-9A-Za-z]{46,52}`.
+//! is 32 bytes from the OS generator in base62, left-padded to 44 characters, and
+//! `<checksum>` is the CRC32 of everything before it, as 6 base62 characters. A
+//! mistyped key fails the checksum and is refused without touching the database,
+//! and secret scanners can match `tg_(live|test|staging|dev)_[0-9A-Za-z]{50}`.
 
 use std::fmt;
 
 const ALPHABET: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const SECRET_BYTES: usize = 32;
 const CHECKSUM_CHARS: usize = 6;
+/// 32 bytes need at most 44 base62 characters; shorter encodings are padded.
+const SECRET_CHARS: usize = 44;
 
 /// Which environment a key belongs to; part of its visible prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,7 +76,8 @@ impl ApiKey {
     pub fn generate(env: KeyEnv) -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; SECRET_BYTES];
         getrandom::fill(&mut bytes)?;
-        let body = format!("{}{}", env.prefix(), base_x::encode(ALPHABET, &bytes));
+        let secret = base_x::encode(ALPHABET, &bytes);
+        let body = format!("{}{secret:0>width$}", env.prefix(), width = SECRET_CHARS);
         let full = format!("{body}{}", checksum(&body));
         Ok(Self { full, env })
     }
@@ -86,8 +89,9 @@ impl ApiKey {
             .find(|env| presented.starts_with(&env.prefix()))
             .ok_or(KeyFormatError::Malformed)?;
         let rest = &presented[env.prefix().len()..];
-        // 32 bytes are 43 or 44 base62 characters (base_x keeps leading zero bytes).
-        if !(40..=50).contains(&rest.len()) || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if rest.len() != SECRET_CHARS + CHECKSUM_CHARS
+            || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return Err(KeyFormatError::Malformed);
         }
         let (body, sum) = presented.split_at(presented.len() - CHECKSUM_CHARS);
@@ -136,16 +140,21 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_random_and_long_enough() {
+    fn keys_are_random_and_of_one_length() {
         let a = ApiKey::generate(KeyEnv::Live).unwrap();
         let b = ApiKey::generate(KeyEnv::Live).unwrap();
         assert_ne!(a, b);
-        // 32 random bytes: at least 43 base62 characters, plus the checksum.
-        assert!(
-            a.expose().len() >= "tg_live_".len() + 43 + 6,
-            "{}",
-            a.expose()
-        );
+        // Many draws cover the short base62 encodings (a small leading value).
+        for _ in 0..2000 {
+            let key = ApiKey::generate(KeyEnv::Live).unwrap();
+            assert_eq!(
+                key.expose().len(),
+                "tg_live_".len() + 44 + 6,
+                "{}",
+                key.expose()
+            );
+            assert!(ApiKey::parse(key.expose()).is_ok());
+        }
     }
 
     #[test]
@@ -156,9 +165,10 @@ mod tests {
         let swapped = if &full[i..=i] == "a" { "b" } else { "a" };
         let typo = format!("{}{}{}", &full[..i], swapped, &full[i + 1..]);
         assert_eq!(ApiKey::parse(&typo), Err(KeyFormatError::BadChecksum));
+        // A truncated key is refused on its length alone.
         assert_eq!(
             ApiKey::parse(&full[..full.len() - 1]),
-            Err(KeyFormatError::BadChecksum)
+            Err(KeyFormatError::Malformed)
         );
     }
 

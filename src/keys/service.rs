@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{
     format::{ApiKey, KeyEnv},
     hashing::KeyHasher,
-    types::{CreateKey, IssuedKey, KeyView, SCOPES, UpdateKey},
+    types::{CreateKey, IssuedKey, KeyView, PlanView, SCOPES, UpdateKey},
 };
 use crate::{
     request_meta::RequestMeta,
@@ -275,6 +275,77 @@ fn to_json(list: &Option<Vec<String>>) -> Option<String> {
 
 fn from_json(text: &Option<String>) -> Option<Vec<String>> {
     text.as_deref().and_then(|t| serde_json::from_str(t).ok())
+}
+
+/// A plan as its viewers see it; `current_plan_id` marks the viewer's own.
+pub fn plan_view(plan: &crate::store::PlanRecord, current_plan_id: i64) -> PlanView {
+    PlanView {
+        id: plan.slug.clone(),
+        name: plan.name.clone(),
+        description: plan.description.clone(),
+        requests_per_minute: plan.requests_per_minute,
+        requests_per_hour: plan.requests_per_hour,
+        requests_per_day: plan.requests_per_day,
+        tokens_per_minute: plan.tokens_per_minute,
+        max_parallel: plan.max_parallel,
+        monthly_credits_micros: plan.monthly_credits,
+        max_active_keys: plan.max_active_keys,
+        allowed_models: plan.allowed_models(),
+        current: plan.id == current_plan_id,
+    }
+}
+
+/// The public plans, the user's own marked.
+pub async fn plans_for(store: &Store, user_id: i64) -> Result<Vec<PlanView>, KeyError> {
+    let current = store.plan_of_user(user_id).await?.id;
+    Ok(store
+        .public_plans()
+        .await?
+        .iter()
+        .map(|p| plan_view(p, current))
+        .collect())
+}
+
+/// Why a plan switch was refused.
+pub enum PlanSwitch {
+    Switched,
+    NoSuchPlan,
+    TooManyActiveKeys { active: i64, allowed: i64 },
+}
+
+/// Moves the user to another public plan; it applies from the next request.
+pub async fn switch_plan(
+    store: &Store,
+    meta: &RequestMeta,
+    user_id: i64,
+    slug: &str,
+) -> Result<PlanSwitch, KeyError> {
+    let audit = AuditEvent::new("plan.change", meta)
+        .actor(user_id)
+        .target(format!("user:{user_id}"))
+        .details(json!({ "plan": slug }));
+    Ok(
+        match store.switch_public_plan(user_id, slug, audit).await? {
+            crate::store::PlanChange::Changed => PlanSwitch::Switched,
+            crate::store::PlanChange::NoSuchPlan => PlanSwitch::NoSuchPlan,
+            crate::store::PlanChange::TooManyActiveKeys { active, allowed } => {
+                PlanSwitch::TooManyActiveKeys { active, allowed }
+            }
+        },
+    )
+}
+
+impl PlanSwitch {
+    /// The refusal in words, or `None` when the switch happened.
+    pub fn refusal(&self, slug: &str) -> Option<String> {
+        match self {
+            PlanSwitch::Switched => None,
+            PlanSwitch::NoSuchPlan => Some(format!("There is no public plan {slug:?}.")),
+            PlanSwitch::TooManyActiveKeys { active, allowed } => Some(format!(
+                "You have {active} active keys and that plan allows {allowed}. Revoke keys first."
+            )),
+        }
+    }
 }
 
 /// A stored key as its owner sees it.

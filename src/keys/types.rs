@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// environment `live`, scope `chat`, every model the plan allows, no expiry, no
 /// usage cap, any IP, any referrer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub name: String,
@@ -34,6 +35,7 @@ pub struct CreateKey {
 
 /// A key as its owner sees it (never the secret).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct KeyView {
     pub id: i64,
     pub name: String,
@@ -56,6 +58,7 @@ pub struct KeyView {
 
 /// A key with its secret, returned exactly once: at creation or rotation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct IssuedKey {
     pub key: KeyView,
     pub secret: String,
@@ -66,6 +69,7 @@ pub const SCOPES: [&str; 3] = ["chat", "keys:read", "keys:write"];
 /// Changes to a key's settings; omitted fields stay as they are. An empty list
 /// or an empty `expires_at` removes that restriction.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
     #[serde(default)]
@@ -82,4 +86,26 @@ pub struct UpdateKey {
     pub ip_allowlist: Option<Vec<String>>,
     #[serde(default)]
     pub referrer_domains: Option<Vec<String>>,
+}
+
+/// A plan as pages and the API show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PlanView {
+    /// The plan's slug, e.g. `starter`.
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub requests_per_minute: i64,
+    pub requests_per_hour: i64,
+    pub requests_per_day: i64,
+    pub tokens_per_minute: Option<i64>,
+    pub max_parallel: Option<i64>,
+    /// The monthly grant in micro-credits (1 credit = 1,000,000).
+    pub monthly_credits_micros: i64,
+    pub max_active_keys: i64,
+    /// `None`: every model.
+    pub allowed_models: Option<Vec<String>>,
+    /// Whether the caller is on this plan.
+    pub current: bool,
 }

@@ -2,9 +2,14 @@
 
 pub mod account;
 pub mod admin;
+pub mod docs;
 pub mod forms;
 pub mod home;
+pub mod keys;
 pub mod login;
 pub mod nav;
 pub mod not_found;
+pub mod plans;
+pub mod playground;
 pub mod register;
+pub mod welcome;

@@ -73,12 +73,16 @@ pub fn NavBar() -> impl IntoView {
                 <div class="flex flex-1 gap-4 text-sm text-slate-300">
                     <A href="/" attr:class=link>"Home"</A>
                     <a href="/#quick-start" class=link>"Quick start"</a>
+                    <A href="/docs" attr:class=link>"API docs"</A>
                 </div>
                 <Transition fallback=|| ()>
                     {move || Suspend::new(async move {
                         match user.await {
                             Ok(Some(me)) => view! {
                                 <div class="flex items-center gap-4 text-sm text-slate-300">
+                                    <A href="/keys" attr:class=link>"Keys"</A>
+                                    <A href="/plans" attr:class=link>"Plans"</A>
+                                    <A href="/playground" attr:class=link>"Playground"</A>
                                     {me.is_admin.then(|| view! { <A href="/admin" attr:class=link>"Admin"</A> })}
                                     <A href="/account" attr:class=link>{me.display_name.clone()}</A>
                                     <ActionForm action=logout>

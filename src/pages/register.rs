@@ -20,20 +20,39 @@ pub async fn register(
     };
     let state = server_ctx::app_state()?;
     let session = server_ctx::session().await?;
-    match service::register(
-        &state,
-        &RequestMeta::current(),
-        &email,
-        &display_name,
-        &password,
-    )
-    .await
-    {
+    let meta = RequestMeta::current();
+    match service::register(&state, &meta, &email, &display_name, &password).await {
         Ok(user) => {
             session::sign_in(&session, user.id, user.session_epoch)
                 .await
                 .map_err(server_ctx::session_failed)?;
-            leptos_axum::redirect("/account");
+            // The primary key; the account stands even if this fails (keys can be made later).
+            let primary = crate::keys::types::CreateKey {
+                name: "Primary key".into(),
+                ..Default::default()
+            };
+            match crate::keys::service::create(
+                &state.store,
+                &state.key_hasher,
+                &meta,
+                user.id,
+                &primary,
+                None,
+            )
+            .await
+            {
+                Ok(issued) => {
+                    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                        let cookie =
+                            super::welcome::new_key_cookie(&issued.secret, state.config.is_https());
+                        if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+                            response.append_header(axum::http::header::SET_COOKIE, value);
+                        }
+                    }
+                }
+                Err(error) => tracing::error!(error = %error, "creating the primary key failed"),
+            }
+            leptos_axum::redirect("/welcome");
             Ok(())
         }
         Err(error) => Err(server_ctx::refuse(error)

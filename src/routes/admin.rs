@@ -6,24 +6,27 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     accounts::{
         service::{self, AccountError},
         session::Admin,
     },
-    api_error::ApiError,
+    api_error::{ApiError, ErrorResponse},
     request_meta::RequestMeta,
     startup::AppState,
     store::{UserRecord, UserStatus},
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// At most this many, 1 to 200 (default 50).
     #[serde(default = "default_limit")]
     limit: i64,
+    /// Skip this many.
     #[serde(default)]
     offset: i64,
 }
@@ -32,19 +35,45 @@ fn default_limit() -> i64 {
     50
 }
 
-fn user_json(user: &UserRecord) -> Value {
-    json!({
-        "id": user.id,
-        "email": user.email,
-        "display_name": user.display_name,
-        "role": if user.is_admin { "admin" } else { "user" },
-        "status": match user.status {
-            UserStatus::Active => "active",
-            UserStatus::Disabled => "disabled",
-            UserStatus::Deleted => "deleted",
-        },
-        "created_at": user.created_at,
-    })
+/// A user as admins see them.
+#[derive(Serialize, ToSchema)]
+pub struct AdminUser {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// `active`, `disabled` or `deleted`.
+    pub status: String,
+    pub created_at: String,
+}
+
+impl From<&UserRecord> for AdminUser {
+    fn from(user: &UserRecord) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            role: if user.is_admin { "admin" } else { "user" }.to_owned(),
+            status: match user.status {
+                UserStatus::Active => "active",
+                UserStatus::Disabled => "disabled",
+                UserStatus::Deleted => "deleted",
+            }
+            .to_owned(),
+            created_at: user.created_at.clone(),
+        }
+    }
+}
+
+/// A page of users, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    #[schema(example = "list")]
+    pub object: String,
+    pub data: Vec<AdminUser>,
+    pub limit: i64,
+    pub offset: i64,
 }
 
 fn account_error(error: AccountError) -> Response {
@@ -69,6 +98,14 @@ fn account_error(error: AccountError) -> Response {
     }
 }
 
+/// List users
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(Page),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of users", body = UserList),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+    ))]
 pub async fn list_users(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -77,17 +114,30 @@ pub async fn list_users(
     let limit = page.limit.clamp(1, 200);
     let offset = page.offset.max(0);
     match state.store.list_users(limit, offset).await {
-        Ok(users) => Json(json!({
-            "object": "list",
-            "data": users.iter().map(user_json).collect::<Vec<_>>(),
-            "limit": limit,
-            "offset": offset,
-        }))
+        Ok(users) => Json(UserList {
+            object: "list".to_owned(),
+            data: users.iter().map(AdminUser::from).collect(),
+            limit,
+            offset,
+        })
         .into_response(),
         Err(error) => account_error(error.into()),
     }
 }
 
+/// Disable a user
+///
+/// They cannot sign in, their sessions end at once and their keys stop working.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The user, now disabled", body = AdminUser),
+        (status = 400, description = "Admins cannot disable themselves", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
 pub async fn disable_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -97,6 +147,16 @@ pub async fn disable_user(
     set_disabled(state, admin, meta, user_id, true).await
 }
 
+/// Enable a disabled user
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The user, active again", body = AdminUser),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
 pub async fn enable_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -124,7 +184,7 @@ async fn set_disabled(
     }
     match service::set_disabled(&state, &meta, &admin, user_id, disabled).await {
         Ok(()) => match state.store.user_by_id(user_id).await {
-            Ok(Some(user)) => Json(user_json(&user)).into_response(),
+            Ok(Some(user)) => Json(AdminUser::from(&user)).into_response(),
             Ok(None) => account_error(AccountError::NotFound),
             Err(error) => account_error(error.into()),
         },

@@ -8,19 +8,19 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::{
     api_caller::{Caller, Needs},
-    api_error::ApiError,
+    api_error::{ApiError, ErrorResponse},
     keys::{
-        service::{self, KeyError},
-        types::{CreateKey, UpdateKey},
+        service::{self, KeyError, PlanSwitch},
+        types::{CreateKey, IssuedKey, KeyView, PlanView, UpdateKey},
     },
     request_meta::RequestMeta,
     startup::AppState,
-    store::{AuditEvent, PlanChange, PlanRecord, StoreError, UserRecord},
+    store::{StoreError, UserRecord},
 };
 
 impl IntoResponse for KeyError {
@@ -70,48 +70,70 @@ fn internal(error: StoreError) -> Response {
     KeyError::from(error).into_response()
 }
 
+/// `{"object":"list","data":[…]}`, as OpenAI's list answers.
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    /// Always `list`.
+    #[schema(example = "list")]
+    pub object: String,
+    pub data: Vec<KeyView>,
+}
+
+/// `{"object":"list","data":[…]}`: the public plans.
+#[derive(Serialize, ToSchema)]
+pub struct PlanList {
+    /// Always `list`.
+    #[schema(example = "list")]
+    pub object: String,
+    pub data: Vec<PlanView>,
+}
+
+/// The caller's account and plan.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    /// `user` or `admin`.
+    pub role: String,
+    pub plan: PlanView,
+}
+
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(value)| value).map_err(ApiError::bad_json)
 }
 
-pub fn plan_json(plan: &PlanRecord, current: Option<i64>) -> serde_json::Value {
-    json!({
-        "id": plan.slug,
-        "name": plan.name,
-        "description": plan.description,
-        "requests_per_minute": plan.requests_per_minute,
-        "requests_per_hour": plan.requests_per_hour,
-        "requests_per_day": plan.requests_per_day,
-        "tokens_per_minute": plan.tokens_per_minute,
-        "max_parallel": plan.max_parallel,
-        "monthly_credits_micros": plan.monthly_credits,
-        "max_active_keys": plan.max_active_keys,
-        "allowed_models": plan.allowed_models(),
-        "current": current == Some(plan.id),
-    })
-}
-
-/// `GET /api/v1/plans`: the public plans, the caller's marked `current`.
+#[utoipa::path(get, path = "/api/v1/plans", tag = "plans",
+    security(("session" = []), ("api_key" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The public plans; the caller's is marked `current`", body = PlanList),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+    ))]
+/// List the public plans
+///
+/// Every plan a user may pick, with the caller's own marked `current`.
 pub async fn list_plans(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Response> {
     caller.require(Needs::Read)?;
-    let current = state
-        .store
-        .plan_of_user(caller.user().id)
-        .await
-        .map_err(internal)?
-        .id;
-    let plans = state.store.public_plans().await.map_err(internal)?;
-    Ok(Json(json!({
-        "object": "list",
-        "data": plans.iter().map(|p| plan_json(p, Some(current))).collect::<Vec<_>>(),
-    }))
+    let data = service::plans_for(&state.store, caller.user().id).await?;
+    Ok(Json(PlanList {
+        object: "list".to_owned(),
+        data,
+    })
     .into_response())
 }
 
-/// `GET /api/v1/me`: the caller's account and plan.
+#[utoipa::path(get, path = "/api/v1/me", tag = "account",
+    security(("session" = []), ("api_key" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The caller's account and plan", body = Me),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+    ))]
+/// The caller's account and plan
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response, Response> {
     caller.require(Needs::Read)?;
     me_json(&state, caller.user()).await
@@ -119,23 +141,37 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Respons
 
 async fn me_json(state: &AppState, user: &UserRecord) -> Result<Response, Response> {
     let plan = state.store.plan_of_user(user.id).await.map_err(internal)?;
-    Ok(Json(json!({
-        "id": user.id,
-        "email": user.email,
-        "display_name": user.display_name,
-        "role": if user.is_admin { "admin" } else { "user" },
-        "plan": plan_json(&plan, Some(plan.id)),
-    }))
+    Ok(Json(Me {
+        id: user.id,
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        role: if user.is_admin { "admin" } else { "user" }.to_owned(),
+        plan: service::plan_view(&plan, plan.id),
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanChoice {
+    /// The plan's id, e.g. `standard`.
     pub plan: String,
 }
 
-/// `PUT /api/v1/me/plan`: switch to another public plan (applies to the next request).
+#[utoipa::path(put, path = "/api/v1/me/plan", tag = "plans", request_body = PlanChoice,
+    security(("session" = []), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 200, description = "Switched; the new plan applies to the next request", body = Me),
+        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 409, description = "More active keys than the plan allows: revoke some first", body = ErrorResponse),
+        (status = 422, description = "No such public plan", body = ErrorResponse),
+    ))]
+/// Switch plan
+///
+/// Moves the caller to another public plan; it applies to the next request. A plan
+/// that allows fewer active keys than the caller has is refused until keys are revoked.
 pub async fn switch_plan(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,48 +181,59 @@ pub async fn switch_plan(
     caller.require(Needs::Write)?;
     let choice = json_body(body)?;
     let user = caller.user();
-    let audit = AuditEvent::new("plan.change", &meta)
-        .actor(user.id)
-        .target(format!("user:{}", user.id))
-        .details(json!({ "plan": choice.plan }));
-    match state
-        .store
-        .switch_public_plan(user.id, &choice.plan, audit)
-        .await
-    {
-        Ok(PlanChange::Changed) => me_json(&state, user).await,
-        Ok(PlanChange::NoSuchPlan) => Err(ApiError::invalid_fields(
-            [(
-                "plan".to_owned(),
-                format!("There is no public plan {:?}.", choice.plan),
-            )]
-            .into(),
-        )
-        .into_response()),
-        Ok(PlanChange::TooManyActiveKeys { active, allowed }) => Err(ApiError::new(
+    let switch = service::switch_plan(&state.store, &meta, user.id, &choice.plan).await?;
+    match (&switch, switch.refusal(&choice.plan)) {
+        (_, None) => me_json(&state, user).await,
+        (PlanSwitch::NoSuchPlan, Some(message)) => {
+            Err(ApiError::invalid_fields([("plan".to_owned(), message)].into()).into())
+        }
+        (_, Some(message)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "invalid_request_error",
             "too_many_active_keys",
-            format!(
-                "You have {active} active keys and that plan allows {allowed}. Revoke keys first."
-            ),
+            message,
         )
-        .into_response()),
-        Err(error) => Err(internal(error)),
+        .into()),
     }
 }
 
-/// `GET /api/v1/keys`
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
+    security(("session" = []), ("api_key" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The caller's keys, newest first", body = KeyList),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+    ))]
+/// List keys
+///
+/// The caller's keys with their settings and status; never their secrets.
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Response, Response> {
     caller.require(Needs::Read)?;
-    let keys = service::list(&state.store, caller.user().id).await?;
-    Ok(Json(json!({ "object": "list", "data": keys })).into_response())
+    let data = service::list(&state.store, caller.user().id).await?;
+    Ok(Json(KeyList {
+        object: "list".to_owned(),
+        data,
+    })
+    .into_response())
 }
 
-/// `POST /api/v1/keys`: the answer holds the secret, the only time it is shown.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = CreateKey,
+    security(("session" = []), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 201, description = "Created; `secret` is shown this once", body = IssuedKey),
+        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 422, description = "Invalid fields, each named in `error.fields`", body = ErrorResponse),
+        (status = 429, description = "Daily creation limit or the plan's active-key limit", body = ErrorResponse),
+    ))]
+/// Create a key
+///
+/// The answer holds the secret, the only time it is ever shown. A key may only
+/// create keys whose scopes it has itself.
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -207,7 +254,16 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
-/// `GET /api/v1/keys/{id}`
+#[utoipa::path(get, path = "/api/v1/keys/{id}", tag = "keys",
+    params(("id" = i64, Path, description = "The key's id")),
+    security(("session" = []), ("api_key" = ["keys:read"])),
+    responses(
+        (status = 200, description = "The key", body = KeyView),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such key of the caller's", body = ErrorResponse),
+    ))]
+/// Get a key
 pub async fn get_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,7 +273,21 @@ pub async fn get_key(
     Ok(Json(service::get(&state.store, caller.user().id, key_id).await?).into_response())
 }
 
-/// `PATCH /api/v1/keys/{id}`: change a key's name or restrictions.
+#[utoipa::path(patch, path = "/api/v1/keys/{id}", tag = "keys", request_body = UpdateKey,
+    params(("id" = i64, Path, description = "The key's id")),
+    security(("session" = []), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 200, description = "The key after the change", body = KeyView),
+        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such key of the caller's", body = ErrorResponse),
+        (status = 422, description = "Invalid fields, each named in `error.fields`", body = ErrorResponse),
+    ))]
+/// Change a key
+///
+/// Its name or restrictions; omitted fields stay as they are, and an empty list
+/// or an empty `expires_at` removes that restriction.
 pub async fn update_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -239,7 +309,18 @@ pub async fn update_key(
     Ok(Json(key).into_response())
 }
 
-/// `DELETE /api/v1/keys/{id}`: revoke; effective on the next request.
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
+    params(("id" = i64, Path, description = "The key's id")),
+    security(("session" = []), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 200, description = "Revoked; refused from the next request on", body = KeyView),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such key of the caller's", body = ErrorResponse),
+    ))]
+/// Revoke a key
+///
+/// Effective from the next request.
 pub async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -254,14 +335,29 @@ pub async fn revoke_key(
     Ok(Json(service::get(&state.store, user_id, key_id).await?).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotation {
+    /// How long the old secret keeps working, 0 to 86400 seconds (default 0).
     #[serde(default)]
     pub grace_seconds: i64,
 }
 
-/// `POST /api/v1/keys/{id}/rotate`: a new secret with the same settings.
+#[utoipa::path(post, path = "/api/v1/keys/{id}/rotate", tag = "keys", request_body(content = Option<Rotation>, description = "Optional; without it the old secret stops at once"),
+    params(("id" = i64, Path, description = "The key's id")),
+    security(("session" = []), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 200, description = "A new secret with the same settings, shown this once", body = IssuedKey),
+        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such key of the caller's", body = ErrorResponse),
+        (status = 422, description = "Invalid grace period", body = ErrorResponse),
+    ))]
+/// Rotate a key
+///
+/// Issues a new secret with the same settings. With `grace_seconds` (up to 24
+/// hours) the old secret keeps working until the grace period ends.
 pub async fn rotate_key(
     State(state): State<AppState>,
     caller: Caller,

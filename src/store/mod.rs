@@ -6,11 +6,15 @@
 use std::{str::FromStr, time::Duration};
 
 mod audit;
+mod credits;
+mod gateway;
 mod keys;
 mod plans;
 mod users;
 
 pub use audit::AuditEvent;
+pub use credits::Balance;
+pub use gateway::{Admission, Admitted, Refused, Settlement, Window, WindowCheck};
 pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
 pub use plans::{PlanChange, PlanRecord};
 pub use users::{NewUser, UserRecord, UserStatus};

@@ -74,6 +74,8 @@ pub struct NewUser<'a> {
     pub display_name: &'a str,
     pub password_hash: &'a str,
     pub is_admin: bool,
+    /// The signup grant, written to the ledger with the account.
+    pub starting_credits_micros: i64,
 }
 
 const USER_COLUMNS: &str =
@@ -112,6 +114,9 @@ impl Store {
                 e.into()
             }
         })?;
+        if new.starting_credits_micros > 0 {
+            super::credits::grant(&mut tx, row.id, new.starting_credits_micros, "signup").await?;
+        }
         let audit = AuditEvent {
             actor_user_id: audit.actor_user_id.or(Some(row.id)),
             target: Some(format!("user:{}", row.id)),

@@ -1,0 +1,703 @@
+//! The model API over real HTTP against the mock upstream: statuses, streaming,
+//! limits, credits and settlement.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::support::{TestApp, mock_upstream::MockUpstream, spawn_app_in};
+
+/// A model table with the mock as `mock` (1 credit per 1k tokens each way) and
+/// an instant `demo`.
+fn models_file(dir: &TempDir, mock: &MockUpstream) -> String {
+    let path = dir.path().join("models.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\nupstream_model = \"mock-small\"\ninput_price = \"1\"\noutput_price = \"1\"\nsystem_prompt = \"Be brief.\"\n\n[[model]]\nname = \"demo\"\nprovider = \"demo\"\nword_delay_ms = 0\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+struct Setup {
+    app: TestApp,
+    mock: MockUpstream,
+    _models: TempDir,
+}
+
+async fn setup(extra: &[(&str, &str)]) -> Setup {
+    let mock = MockUpstream::start().await;
+    let models = tempfile::tempdir().unwrap();
+    let path = models_file(&models, &mock);
+    let mut env = vec![
+        ("TOLLGATE_MODELS", path.as_str()),
+        ("TOLLGATE_SIGNUP_CREDITS", "5"),
+        ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "1000"),
+        ("TOLLGATE_IP_REQUESTS_PER_DAY", "10000"),
+        ("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_MS", "1500"),
+        ("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "1500"),
+    ];
+    env.extend_from_slice(extra);
+    let app = spawn_app_in(tempfile::tempdir().unwrap(), &env).await;
+    Setup {
+        app,
+        mock,
+        _models: models,
+    }
+}
+
+/// Registers a user, moves them to a private plan with these limits and no
+/// monthly grant, and returns a chat key.
+async fn user_with_plan(
+    app: &TestApp,
+    email: &str,
+    per_minute: i64,
+    per_day: i64,
+    parallel: Option<i64>,
+) -> String {
+    let b = app.browser();
+    app.register(&b, email, "Caller").await;
+    let db = app.db().await;
+    let plan_id: i64 = sqlx::query_scalar(
+        "INSERT INTO plans (slug, name, requests_per_minute, requests_per_hour, requests_per_day, max_parallel, monthly_credits, max_active_keys, is_public)
+         VALUES (?, 'Test', ?, ?, ?, ?, 0, 10, 0) RETURNING id",
+    )
+    .bind(format!("test-{email}"))
+    .bind(per_minute)
+    .bind(per_day.max(1000))
+    .bind(per_day)
+    .bind(parallel)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE users SET plan_id = ? WHERE email = ?")
+        .bind(plan_id)
+        .bind(email)
+        .execute(&db)
+        .await
+        .unwrap();
+    create_key(app, &b, json!({ "name": "gateway" })).await
+}
+
+async fn create_key(app: &TestApp, b: &crate::support::Browser, body: Value) -> String {
+    let response = b
+        .client
+        .post(app.url("/api/v1/keys"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["secret"].as_str().unwrap().to_owned()
+}
+
+async fn chat(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn hello(model: &str) -> Value {
+    json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 100 })
+}
+
+async fn balance_and_ledger(app: &TestApp, email: &str) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT u.balance_micros, COALESCE((SELECT SUM(amount_micros) FROM credit_ledger l WHERE l.user_id = u.id), 0)
+         FROM users u WHERE email = ?",
+    )
+    .bind(email)
+    .fetch_one(&app.db().await)
+    .await
+    .unwrap()
+}
+
+fn assert_openai_error(body: &Value, code: &str) {
+    let error = &body["error"];
+    assert!(
+        error["message"].is_string() && error["type"].is_string(),
+        "{body}"
+    );
+    assert!(error.get("param").is_some(), "{body}");
+    assert_eq!(error["code"], code, "{body}");
+}
+
+#[tokio::test]
+async fn a_json_call_is_forwarded_charged_exactly_and_carries_rate_headers() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "json@example.com", 10, 100, None).await;
+    let response = chat(&s.app, &key, json!({ "model": "mock", "messages": [{ "role": "user", "content": "hi" }], "temperature": 0.3 })).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-ratelimit-limit-requests"], "10");
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "9");
+    assert!(
+        response.headers()["x-ratelimit-reset-requests"]
+            .to_str()
+            .unwrap()
+            .ends_with('s')
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "mock");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+
+    // Forwarded with the upstream name, the default system prompt and unknown fields.
+    let sent = &s.mock.requests()[0].body;
+    assert_eq!(sent["model"], "mock-small");
+    assert_eq!(sent["temperature"], 0.3);
+    assert_eq!(
+        sent["messages"][0],
+        json!({ "role": "system", "content": "Be brief." })
+    );
+
+    // Charged the upstream's usage at 1 credit per 1k tokens; the ledger explains it.
+    let usage = &body["usage"];
+    let tokens =
+        usage["prompt_tokens"].as_i64().unwrap() + usage["completion_tokens"].as_i64().unwrap();
+    let (balance, ledger) = balance_and_ledger(&s.app, "json@example.com").await;
+    assert_eq!(balance, 5_000_000 - tokens * 1000);
+    assert_eq!(balance, ledger);
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM credit_ledger ORDER BY id")
+        .fetch_all(&s.app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["grant", "reserve", "refund", "settle"]);
+}
+
+async fn read_stream(response: reqwest::Response) -> (Vec<Value>, bool) {
+    let mut events = response.bytes_stream().eventsource();
+    let mut chunks = Vec::new();
+    let mut done = false;
+    while let Some(event) = events.next().await {
+        let Ok(event) = event else { break };
+        if event.data == "[DONE]" {
+            done = true;
+            break;
+        }
+        chunks.push(serde_json::from_str(&event.data).unwrap());
+    }
+    (chunks, done)
+}
+
+#[tokio::test]
+async fn streams_arrive_in_order_with_done_and_the_usage_chunk_when_asked() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "stream@example.com", 10, 100, None).await;
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    let response = chat(&s.app, &key, body.clone()).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let (chunks, done) = read_stream(response).await;
+    assert!(done);
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Hello from the mock upstream.");
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "mock")
+    );
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert!(last["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    // Without include_usage the caller gets no usage chunk, but the charge is still exact.
+    body["stream_options"] = json!(null);
+    let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
+    assert!(done);
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "{chunks:?}"
+    );
+    assert_eq!(
+        s.mock.requests()[1].body["stream_options"]["include_usage"],
+        true
+    );
+    let (balance, ledger) = balance_and_ledger(&s.app, "stream@example.com").await;
+    assert!(balance < 5_000_000);
+    assert_eq!(balance, ledger);
+}
+
+#[tokio::test]
+async fn every_refusal_is_openai_shaped_with_its_status() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "errors@example.com", 10, 100, None).await;
+    let post = |key: Option<String>, body: String| {
+        let mut request = s
+            .app
+            .client
+            .post(s.app.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let ok = hello("mock").to_string();
+    let cases: Vec<(Option<String>, String, u16, &str)> = vec![
+        (Some(key.clone()), "{not json".into(), 400, "invalid_request"),
+        (Some(key.clone()), json!({ "model": "mock" }).to_string(), 400, "invalid_request"),
+        (None, ok.clone(), 401, "missing_api_key"),
+        (Some(format!("{}x", &key[..key.len() - 1])), ok.clone(), 401, "invalid_api_key"),
+        (Some(key.clone()), hello("no-such-model").to_string(), 404, "model_not_found"),
+        (Some(key.clone()), json!({ "model": "mock", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 900_000 }).to_string(), 402, "insufficient_credits"),
+    ];
+    for (key, body, status, code) in cases {
+        let response = post(key, body.clone()).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        assert_openai_error(&response.json().await.unwrap(), code);
+    }
+    // A key without the chat scope, and one limited to another address.
+    let b = s.app.browser();
+    s.app
+        .login(&b, "errors@example.com", crate::support::PASSWORD)
+        .await;
+    let reader = create_key(&s.app, &b, json!({ "name": "r", "scopes": ["keys:read"] })).await;
+    let response = chat(&s.app, &reader, hello("mock")).await;
+    assert_eq!(response.status(), 403);
+    assert_openai_error(&response.json().await.unwrap(), "missing_scope");
+    let elsewhere = create_key(
+        &s.app,
+        &b,
+        json!({ "name": "ip", "ip_allowlist": ["10.1.2.3"] }),
+    )
+    .await;
+    let response = chat(&s.app, &elsewhere, hello("mock")).await;
+    assert_eq!(response.status(), 403);
+    assert_openai_error(&response.json().await.unwrap(), "ip_not_allowed");
+    // Unknown routes under /v1 answer JSON, never a page.
+    let response = s.app.get("/v1/nothing").await;
+    assert_eq!(response.status(), 404);
+    assert_openai_error(&response.json().await.unwrap(), "unknown_url");
+
+    // Upstream failures: 502, and 504 on a timeout.
+    s.mock
+        .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 502);
+    assert_openai_error(&response.json().await.unwrap(), "upstream_error");
+    s.mock.set(|k| {
+        k.error_status = None;
+        k.latency = Duration::from_secs(3);
+    });
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 504);
+    assert_openai_error(&response.json().await.unwrap(), "upstream_timeout");
+    // Failed calls cost nothing.
+    let (balance, ledger) = balance_and_ledger(&s.app, "errors@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000, 5_000_000));
+}
+
+#[tokio::test]
+async fn the_minute_limit_answers_429_with_retry_after_and_consumes_nothing_else() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "minute@example.com", 2, 100, None).await;
+    for _ in 0..2 {
+        assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
+    }
+    let response = chat(&s.app, &key, hello("demo")).await;
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "0");
+    assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
+    // The refused call took nothing from the day window or the balance.
+    let day: i64 = sqlx::query_scalar(
+        "SELECT count FROM limit_windows WHERE window = 'day' AND subject LIKE 'user:%'",
+    )
+    .fetch_one(&s.app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(day, 2);
+    let reserves: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'reserve'")
+            .fetch_one(&s.app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(reserves, 2);
+}
+
+#[tokio::test]
+async fn the_day_limit_survives_a_restart_and_a_one_time_key_works_once() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "day@example.com", 100, 2, None).await;
+    for _ in 0..2 {
+        assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
+    }
+    let models = s._models;
+    let models_path = models_file(&models, &s.mock);
+    let app = s
+        .app
+        .restart(&[
+            ("TOLLGATE_MODELS", models_path.as_str()),
+            ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "1000"),
+        ])
+        .await;
+    let response = chat(&app, &key, hello("demo")).await;
+    assert_eq!(response.status(), 429);
+    assert_openai_error(&response.json().await.unwrap(), "requests_per_day");
+
+    // A one-time key: exactly one call.
+    let b = app.browser();
+    app.login(&b, "day@example.com", crate::support::PASSWORD)
+        .await;
+    sqlx::query("UPDATE plans SET requests_per_day = 100 WHERE slug = 'test-day@example.com'")
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    let once = create_key(&app, &b, json!({ "name": "once", "usage_cap": 1 })).await;
+    assert_eq!(chat(&app, &once, hello("demo")).await.status(), 200);
+    let response = chat(&app, &once, hello("demo")).await;
+    assert_eq!(response.status(), 401);
+    assert_openai_error(&response.json().await.unwrap(), "api_key_used_up");
+}
+
+#[tokio::test]
+async fn fifty_parallel_calls_against_a_balance_for_ten_let_exactly_ten_through() {
+    // Each call holds 1 credit for max_tokens 1000 plus 0.014 for its prompt
+    // (14 tokens estimated: "hi" and the model's system prompt, 4 per message, 2 more).
+    let s = setup(&[("TOLLGATE_SIGNUP_CREDITS", "10.14")]).await;
+    let key = user_with_plan(&s.app, "race@example.com", 1000, 1000, None).await;
+    s.mock.set(|k| k.latency = Duration::from_millis(800));
+    let body = json!({ "model": "mock", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 1000 });
+    let calls = (0..50).map(|_| chat(&s.app, &key, body.clone()));
+    let statuses: Vec<u16> = futures::future::join_all(calls)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 402).count(),
+        40,
+        "{statuses:?}"
+    );
+    let (balance, ledger) = balance_and_ledger(&s.app, "race@example.com").await;
+    assert!(balance >= 0);
+    assert_eq!(balance, ledger);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_stream_is_charged_for_what_was_sent() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "leave@example.com", 10, 100, None).await;
+    s.mock.set(|k| {
+        k.reply = "one two three four five six seven eight nine ten".into();
+        k.chunk_delay = Duration::from_millis(150);
+    });
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let response = chat(&s.app, &key, body).await;
+    let mut events = response.bytes_stream().eventsource();
+    // Read two chunks, then hang up.
+    for _ in 0..2 {
+        events.next().await.unwrap().unwrap();
+    }
+    drop(events);
+    // Settlement happens when the server notices; wait for the usage record.
+    let db = s.app.db().await;
+    let mut record = None;
+    for _ in 0..50 {
+        record = sqlx::query_as::<_, (i64, String, i64)>(
+            "SELECT status, error_code, cost_micros FROM usage_records",
+        )
+        .fetch_optional(&db)
+        .await
+        .unwrap();
+        if record.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, code, cost) = record.expect("the abandoned stream was settled");
+    assert_eq!((status, code.as_str()), (499, "client_disconnected"));
+    assert!(cost > 0);
+    let (balance, ledger) = balance_and_ledger(&s.app, "leave@example.com").await;
+    assert_eq!(balance, 5_000_000 - cost);
+    assert_eq!(balance, ledger);
+}
+
+#[tokio::test]
+async fn models_and_the_simple_endpoint_use_the_key() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "models@example.com", 10, 100, None).await;
+    let list: Value = s
+        .app
+        .client
+        .get(s.app.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["mock", "demo"]);
+
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/response"))
+        .header("x-api-key", &key)
+        .json(&json!({ "system_prompt": "Be kind.", "message": "hello", "tokens": 50 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "role": "assistant", "content": "Hello from the mock upstream." })
+    );
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/response"))
+        .header("x-api-key", &key)
+        .json(&json!({ "msg": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_openai_error(&response.json().await.unwrap(), "invalid_request");
+
+    // CORS preflight for browser callers.
+    let response = s
+        .app
+        .client
+        .request(reqwest::Method::OPTIONS, s.app.url("/v1/chat/completions"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+}
+
+#[tokio::test]
+async fn key_rules_apply_on_the_next_request() {
+    let s = setup(&[("TOLLGATE_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let key = user_with_plan(&s.app, "rules@example.com", 100, 1000, Some(1)).await;
+    let b = s.app.browser();
+    s.app
+        .login(&b, "rules@example.com", crate::support::PASSWORD)
+        .await;
+
+    // The IP allowlist reads X-Forwarded-For from a trusted proxy.
+    let office = create_key(
+        &s.app,
+        &b,
+        json!({ "name": "office", "ip_allowlist": ["10.1.2.0/24"] }),
+    )
+    .await;
+    let via = |ip: &'static str| {
+        s.app
+            .client
+            .post(s.app.url("/v1/chat/completions"))
+            .bearer_auth(&office)
+            .header("x-forwarded-for", ip)
+            .json(&hello("demo"))
+            .send()
+    };
+    assert_eq!(via("10.1.2.3").await.unwrap().status(), 200);
+    assert_eq!(via("10.9.9.9").await.unwrap().status(), 403);
+
+    // Referrer rule: the Origin must be an allowed domain.
+    let site = create_key(
+        &s.app,
+        &b,
+        json!({ "name": "site", "referrer_domains": ["*.example.com"] }),
+    )
+    .await;
+    let from = |origin: Option<&'static str>| {
+        let mut request = s
+            .app
+            .client
+            .post(s.app.url("/v1/chat/completions"))
+            .bearer_auth(&site)
+            .json(&hello("demo"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_eq!(
+        from(Some("https://app.example.com"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let refused = from(Some("https://evil.test")).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_openai_error(&refused.json().await.unwrap(), "referrer_not_allowed");
+    assert_eq!(from(None).await.unwrap().status(), 403);
+
+    // Allowed models: a key limited to demo cannot call mock.
+    let demo_only = create_key(
+        &s.app,
+        &b,
+        json!({ "name": "demo-only", "allowed_models": ["demo"] }),
+    )
+    .await;
+    let response = chat(&s.app, &demo_only, hello("mock")).await;
+    assert_eq!(response.status(), 403);
+    assert_openai_error(&response.json().await.unwrap(), "model_not_allowed");
+    let list: Value = s
+        .app
+        .client
+        .get(s.app.url("/v1/models"))
+        .bearer_auth(&demo_only)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    // One call at a time on this plan: the second concurrent call gets 429.
+    s.mock.set(|k| k.latency = Duration::from_millis(600));
+    let (first, second) = tokio::join!(chat(&s.app, &key, hello("mock")), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        chat(&s.app, &key, hello("mock")).await
+    });
+    assert_eq!(first.status(), 200);
+    assert_eq!(second.status(), 429);
+    assert_openai_error(&second.json().await.unwrap(), "parallel_requests");
+    s.mock.set(|k| k.latency = Duration::ZERO);
+
+    // Revocation and a disabled owner take effect on the next request.
+    let id: i64 = sqlx::query_scalar("SELECT id FROM api_keys WHERE name = 'office'")
+        .fetch_one(&s.app.db().await)
+        .await
+        .unwrap();
+    b.client
+        .delete(s.app.url(&format!("/api/v1/keys/{id}")))
+        .send()
+        .await
+        .unwrap();
+    let response = via("10.1.2.3").await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_openai_error(&response.json().await.unwrap(), "revoked_api_key");
+    sqlx::query("UPDATE users SET status = 'disabled' WHERE email = 'rules@example.com'")
+        .execute(&s.app.db().await)
+        .await
+        .unwrap();
+    let response = chat(&s.app, &key, hello("demo")).await;
+    assert_eq!(response.status(), 403);
+    assert_openai_error(&response.json().await.unwrap(), "account_disabled");
+}
+
+#[tokio::test]
+async fn the_ip_limit_comes_before_any_key_work_and_bodies_have_a_limit() {
+    let s = setup(&[
+        ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "2"),
+        ("TOLLGATE_MAX_BODY_BYTES", "2048"),
+    ])
+    .await;
+    let bogus = format!("tg_live_{}", "x".repeat(50));
+    for _ in 0..2 {
+        assert_eq!(chat(&s.app, &bogus, hello("demo")).await.status(), 401);
+    }
+    let response = chat(&s.app, &bogus, hello("demo")).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_openai_error(&response.json().await.unwrap(), "ip_requests_per_minute");
+
+    let big =
+        json!({ "model": "demo", "messages": [{ "role": "user", "content": "x".repeat(4096) }] });
+    let response = chat(&s.app, &bogus, big).await;
+    assert_eq!(response.status(), 413);
+    assert_openai_error(&response.json().await.unwrap(), "request_too_large");
+}
+
+#[tokio::test]
+async fn an_upstream_failure_mid_stream_ends_with_an_error_event() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "midway@example.com", 10, 100, None).await;
+    s.mock.set(|k| {
+        k.reply = "one two three four five six".into();
+        k.drop_after_chunks = Some(2);
+    });
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
+    assert!(!done, "no [DONE] after a failure");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["error"]["code"], "upstream_error", "{chunks:?}");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["delta"]["content"].is_string())
+    );
+    let (balance, ledger) = balance_and_ledger(&s.app, "midway@example.com").await;
+    assert_eq!(balance, ledger);
+}
+
+#[tokio::test]
+async fn a_fresh_install_serves_the_demo_model_without_configuration() {
+    let app = crate::support::spawn_app_with(&[]).await;
+    let b = app.browser();
+    app.register(&b, "fresh@example.com", "Fresh").await;
+    let key = create_key(&app, &b, json!({ "name": "k" })).await;
+    let response = chat(&app, &key, json!({ "model": "demo", "messages": [{ "role": "user", "content": "tell me a story" }], "stream": true })).await;
+    assert_eq!(response.status(), 200);
+    let (chunks, done) = read_stream(response).await;
+    assert!(done);
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(text.contains("\"tell me a story\""), "{text}");
+    assert!(chunks.len() > 10, "streamed word by word");
+}

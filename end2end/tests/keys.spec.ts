@@ -1,0 +1,111 @@
+import { expect, test, type Page } from "@playwright/test";
+
+// The copy button writes to the clipboard; the test reads it back.
+test.use({ permissions: ["clipboard-read", "clipboard-write"] });
+
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !/status of 4\d\d/.test(msg.text())) errors.push(msg.text());
+  });
+  page.on("pageerror", (err) => errors.push(err.message));
+  return errors;
+}
+
+const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+async function register(page: Page) {
+  await page.goto("/register");
+  await page.getByLabel("Email").fill(`keys-${unique()}@example.com`);
+  await page.getByLabel("Display name").fill("Key Keeper");
+  await page.getByLabel("Password").fill("keys-long-passphrase-3");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/welcome$/);
+}
+
+test("switch plan, create a restricted key, copy it once, revoke it", async ({ page }) => {
+  const errors = watchErrors(page);
+  await register(page);
+
+  // Switch from the default Starter plan to Standard with one click.
+  await page.goto("/plans");
+  await expect(page.getByTestId("plan-starter")).toContainText("Current");
+  await page.getByRole("button", { name: "Switch to Standard" }).click();
+  await expect(page.getByTestId("plan-standard")).toContainText("Current");
+  await expect(page.getByTestId("plan-starter")).not.toContainText("Current");
+  const me = await (await page.request.get("/api/v1/me")).json();
+  expect(me.plan.id).toBe("standard");
+
+  // Create a key with restrictions.
+  await page.goto("/keys");
+  await page.getByLabel("Name").fill("ci-runner");
+  await page.getByLabel("Environment").selectOption("test");
+  await page.getByRole("checkbox", { name: "keys:read" }).check();
+  await page.getByLabel("Allowed models").fill("demo");
+  await page.getByLabel("Expires").fill("2099-12-31");
+  await page.getByLabel("Usage cap (requests)").fill("100");
+  await page.getByLabel("IP allowlist").fill("127.0.0.1\n10.0.0.0/8\n2001:db8::/32");
+  await page.getByLabel("Allowed referrer domains").fill("*.example.com");
+  await page.getByRole("button", { name: "Create key" }).click();
+
+  // The show-once dialog holds the secret; Copy puts exactly it on the clipboard.
+  const dialog = page.getByRole("dialog", { name: "Your new key" });
+  await expect(dialog).toBeVisible();
+  const secret = (await dialog.getByTestId("new-key-secret").textContent())?.trim() ?? "";
+  expect(secret).toMatch(/^tg_test_[0-9A-Za-z]{50}$/);
+  await dialog.getByRole("button", { name: "Copy" }).click();
+  await expect(dialog.getByRole("button", { name: "Copied" })).toBeVisible();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+  await dialog.getByRole("button", { name: "I have saved it" }).click();
+  await expect(dialog).toBeHidden();
+
+  // The table shows the key without its secret, and the restrictions were stored.
+  const row = page.getByTestId("key-row-ci-runner");
+  await expect(row.getByTestId("key-status")).toHaveText("active");
+  await expect(row).toContainText(`tg_test_${secret.slice(8, 12)}`);
+  await expect(row).toContainText(secret.slice(-4));
+  await expect(row).toContainText("chat, keys:read");
+  await expect(row).toContainText("2099-12-31");
+  await page.reload();
+  await expect(page.locator("body")).not.toContainText(secret);
+  const keys = (await (await page.request.get("/api/v1/keys")).json()).data;
+  const stored = keys.find((k: { name: string }) => k.name === "ci-runner");
+  expect(stored).toMatchObject({
+    env: "test",
+    allowed_models: ["demo"],
+    usage_cap: 100,
+    ip_allowlist: ["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"],
+    referrer_domains: ["*.example.com"],
+  });
+
+  const asKey = () =>
+    page.request.get("/api/v1/keys", { headers: { authorization: `Bearer ${secret}` } });
+  expect((await asKey()).status()).toBe(200);
+
+  // Revoke asks first; Cancel keeps the key, Revoke ends it.
+  await row.getByRole("button", { name: "Revoke" }).click();
+  const confirm = page.getByRole("alertdialog", { name: "Confirm revocation" });
+  await confirm.getByRole("button", { name: "Cancel" }).click();
+  await expect(row.getByTestId("key-status")).toHaveText("active");
+  await row.getByRole("button", { name: "Revoke" }).click();
+  await confirm.getByRole("button", { name: "Revoke" }).click();
+  await expect(row.getByTestId("key-status")).toHaveText("revoked");
+  expect((await asKey()).status()).toBe(401);
+
+  expect(errors).toEqual([]);
+});
+
+test("the API reference renders from the OpenAPI document", async ({ page }) => {
+  const errors = watchErrors(page);
+  await page.goto("/docs");
+  await expect(page.getByRole("heading", { name: "Tollgate management API" })).toBeVisible();
+  const create = page.locator("#post--api-v1-keys");
+  await expect(create).toContainText("Create a key");
+  await expect(create).toContainText("key with keys:write");
+  await create.getByRole("link", { name: "CreateKey" }).click();
+  await expect(page).toHaveURL(/#type-CreateKey$/);
+  await expect(page.locator("#type-CreateKey")).toContainText("ip_allowlist");
+  const document = await (await page.request.get("/openapi.json")).json();
+  expect(document.openapi).toMatch(/^3\./);
+  expect(errors).toEqual([]);
+});

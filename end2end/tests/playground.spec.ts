@@ -1,0 +1,97 @@
+import { expect, test, type Page } from "@playwright/test";
+
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("console", (msg) => {
+    // The 429 below is the API answering by design; the page explains it.
+    if (msg.type() === "error" && !/status of 4\d\d/.test(msg.text())) errors.push(msg.text());
+  });
+  page.on("pageerror", (err) => errors.push(err.message));
+  return errors;
+}
+
+const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+/** Registers on the default Starter plan (2 requests a minute) and returns the primary key. */
+async function register(page: Page): Promise<string> {
+  await page.goto("/register");
+  await page.getByLabel("Email").fill(`play-${unique()}@example.com`);
+  await page.getByLabel("Display name").fill("Player");
+  await page.getByLabel("Password").fill("play-long-passphrase-5");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/welcome$/);
+  return ((await page.getByTestId("primary-key").textContent()) ?? "").trim();
+}
+
+test("paste a key, stream a reply from demo, hit the plan's limit and see the countdown", async ({ page }) => {
+  const errors = watchErrors(page);
+  const key = await register(page);
+  expect(key).toMatch(/^tg_live_/);
+
+  // A fresh page load: the key is not remembered anywhere, so it is pasted.
+  await page.goto("/playground");
+  await expect(page.getByLabel("API key")).toHaveValue("");
+  await page.getByLabel("API key").fill(key);
+  await expect(page.getByLabel("Model")).toHaveValue("demo");
+  await page.getByLabel("System prompt (optional)").fill("Be brief.");
+
+  const transcript = page.getByTestId("transcript");
+  const send = async (text: string) => {
+    await page.getByLabel("Message").fill(text);
+    await page.getByRole("button", { name: "Send" }).click();
+  };
+
+  // The reply streams in word by word: Stop is live while it does, and the
+  // finished text is the demo model's deterministic answer.
+  await send("Hello there playground");
+  await expect(page.getByRole("button", { name: "Stop" })).toBeEnabled();
+  const reply = transcript.locator('[data-role="assistant"]').last();
+  await expect(reply).toContainText("Hello!");
+  await expect(reply).toContainText('Your message had 3 words: "Hello there playground".');
+  await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
+  await expect(page.getByTestId("requests-remaining")).toContainText("1 of 2 requests left");
+
+  await send("Second question");
+  await expect(transcript.locator('[data-role="assistant"]').last()).toContainText("had 2 words");
+  await expect(page.getByTestId("requests-remaining")).toContainText("0 of 2 requests left");
+
+  // The third call in a minute is over the Starter plan's limit: the page names
+  // the limit and counts down from Retry-After.
+  await send("One too many");
+  const refusal = page.getByTestId("refusal");
+  await expect(refusal).toContainText("Rate limit reached: requests per minute (429)");
+  const countdown = page.getByTestId("retry-countdown");
+  await expect(countdown).toHaveText(/^Try again in \d+ s\.$/);
+  const first = Number((await countdown.textContent())?.match(/\d+/)?.[0]);
+  expect(first).toBeGreaterThan(0);
+  expect(first).toBeLessThanOrEqual(60);
+  await expect(countdown).not.toHaveText(`Try again in ${first} s.`, { timeout: 3_000 });
+  const later = Number((await countdown.textContent())?.match(/\d+/)?.[0]);
+  expect(later).toBeLessThan(first);
+  // The refused message stays in the transcript without an empty reply.
+  await expect(transcript.locator('[data-role="assistant"]')).toHaveCount(2);
+
+  expect(errors).toEqual([]);
+});
+
+test("a bad key is explained, and a key just shown is offered without pasting", async ({ page }) => {
+  const errors = watchErrors(page);
+  const key = await register(page);
+
+  // Client-side navigation from /welcome keeps the new key in memory.
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByRole("link", { name: "Try it in the playground" }).click();
+  await expect(page).toHaveURL(/\/playground$/);
+  await expect(page.getByLabel("API key")).toHaveValue(key);
+
+  // A mistyped key is refused with what it means and what to do.
+  await page.getByLabel("API key").fill(key.slice(0, -1) + (key.endsWith("A") ? "B" : "A"));
+  await page.getByLabel("Message").fill("hi");
+  await page.getByRole("button", { name: "Send" }).click();
+  const refusal = page.getByTestId("refusal");
+  await expect(refusal).toContainText("The key was not accepted (401)");
+  await expect(refusal).toContainText("Paste the whole key");
+  await expect(page.getByTestId("retry-countdown")).toHaveCount(0);
+
+  expect(errors).toEqual([]);
+});

@@ -1,0 +1,113 @@
+//! Money: amounts in integer micro-credits (1 credit = 1,000,000), parsed and
+//! shown exactly, and the cost of a call at a model's prices. No floating point.
+
+/// Micro-credits in one credit.
+pub const MICROS_PER_CREDIT: i64 = 1_000_000;
+
+/// Parses a non-negative decimal number of credits (`"2"`, `"0.15"`, at most six
+/// decimals) into micro-credits, exactly.
+pub fn parse_credits(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > 6 {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let fraction: i64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<6}").parse().ok()?
+    };
+    whole.checked_mul(MICROS_PER_CREDIT)?.checked_add(fraction)
+}
+
+/// Micro-credits as credits for people, e.g. `12.5`.
+pub fn format_credits(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    let whole = abs / MICROS_PER_CREDIT as u64;
+    let fraction = abs % MICROS_PER_CREDIT as u64;
+    if fraction == 0 {
+        format!("{sign}{whole}")
+    } else {
+        let fraction = format!("{fraction:06}");
+        format!("{sign}{whole}.{}", fraction.trim_end_matches('0'))
+    }
+}
+
+/// A model's prices, in micro-credits per 1,000 tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prices {
+    pub input_per_1k: i64,
+    pub output_per_1k: i64,
+}
+
+impl Prices {
+    /// What `input` and `output` tokens cost, rounded up to the next micro-credit
+    /// so that many small calls never cost less than one large one.
+    pub fn cost(&self, input: u64, output: u64) -> i64 {
+        let part = |tokens: u64, per_1k: i64| -> i128 {
+            (i128::from(tokens) * i128::from(per_1k) + 999) / 1000
+        };
+        let total = part(input, self.input_per_1k) + part(output, self.output_per_1k);
+        i64::try_from(total).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credits_parse_exactly() {
+        assert_eq!(parse_credits("2"), Some(2_000_000));
+        assert_eq!(parse_credits("0.15"), Some(150_000));
+        assert_eq!(parse_credits("0.000001"), Some(1));
+        assert_eq!(parse_credits("10.5"), Some(10_500_000));
+        for bad in [
+            "",
+            "-1",
+            "1.0000001",
+            "1e3",
+            "abc",
+            ".5",
+            "1.2.3",
+            "99999999999999999",
+        ] {
+            assert_eq!(parse_credits(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn credits_format_exactly() {
+        assert_eq!(format_credits(2_000_000), "2");
+        assert_eq!(format_credits(150_000), "0.15");
+        assert_eq!(format_credits(1), "0.000001");
+        assert_eq!(format_credits(-1_500_000), "-1.5");
+    }
+
+    #[test]
+    fn costs_round_up_per_part() {
+        let prices = Prices {
+            input_per_1k: 150_000,
+            output_per_1k: 600_000,
+        };
+        assert_eq!(prices.cost(1000, 1000), 750_000);
+        assert_eq!(prices.cost(1, 0), 150);
+        assert_eq!(prices.cost(0, 0), 0);
+        let tiny = Prices {
+            input_per_1k: 1,
+            output_per_1k: 1,
+        };
+        assert_eq!(tiny.cost(1, 1), 2);
+        assert_eq!(
+            Prices {
+                input_per_1k: i64::MAX,
+                output_per_1k: i64::MAX
+            }
+            .cost(u64::MAX, u64::MAX),
+            i64::MAX
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Every way a gateway call can be refused or fail, and its OpenAI-shaped answer.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
+    response::{IntoResponse, Response},
+};
+
+use super::providers::UpstreamError;
+use crate::{api_error::ApiError, credits::format_credits, keys::auth::KeyAuthError};
+
+#[derive(Debug)]
+pub enum GatewayError {
+    /// 400: the body is not a valid request.
+    Invalid {
+        message: String,
+        param: Option<&'static str>,
+    },
+    /// 401 / 403 from key verification.
+    Key(KeyAuthError),
+    /// 403: a key restriction or scope refuses the call.
+    Forbidden {
+        code: &'static str,
+        message: String,
+    },
+    /// 404: no such model in the table.
+    UnknownModel(String),
+    /// 429: `code` names the limit.
+    Limited {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// 402: the balance cannot cover the worst case.
+    Credits {
+        needed: i64,
+        balance: i64,
+    },
+    Upstream(UpstreamError),
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn invalid(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self::Invalid {
+            message: message.into(),
+            param,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.to_api_error().status
+    }
+
+    /// The machine-readable code, for usage records and logs.
+    pub fn code(&self) -> Option<&'static str> {
+        self.to_api_error().code
+    }
+
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            Self::Invalid { message, param } => {
+                let mut error = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "invalid_request",
+                    message.clone(),
+                );
+                error.param = param.map(str::to_owned);
+                error
+            }
+            Self::Key(error) => error.to_api_error(),
+            Self::Forbidden { code, message } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                code,
+                message.clone(),
+            ),
+            Self::UnknownModel(model) => {
+                let mut error = ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    "model_not_found",
+                    format!(
+                        "The model {model:?} does not exist. GET /v1/models lists the models your key may use."
+                    ),
+                );
+                error.param = Some("model".into());
+                error
+            }
+            Self::Limited { code, message, .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                code,
+                message.clone(),
+            ),
+            Self::Credits { needed, balance } => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_quota",
+                "insufficient_credits",
+                format!(
+                    "Your balance of {} credits cannot cover this request, which may cost up to {} credits. Lower max_tokens or add credits.",
+                    format_credits(*balance),
+                    format_credits(*needed)
+                ),
+            ),
+            Self::Upstream(UpstreamError::Timeout(stage)) => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "api_error",
+                "upstream_timeout",
+                format!("The model server did not answer in time ({stage} timeout). Try again."),
+            ),
+            Self::Upstream(UpstreamError::Status {
+                status: 400 | 422,
+                message,
+            }) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "upstream_rejected_request",
+                format!("The model server refused the request: {message}"),
+            ),
+            Self::Upstream(error) => {
+                tracing::warn!(%error, "upstream failed");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    "upstream_error",
+                    "The model server failed to answer. Try again.",
+                )
+            }
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "gateway failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal_error",
+                    "Something went wrong on our side. Try again.",
+                )
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for GatewayError {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let mut response = self.to_api_error().into_response();
+        if let Self::Limited {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+        }
+        response
+    }
+}

@@ -1,0 +1,476 @@
+//! Stages 2 and 5: rate limits. Per client IP first (before any key work), then
+//! per user from the plan: requests per minute and tokens per minute in memory
+//! with governor (GCRA), requests per hour and day and the key's usage cap in the
+//! database so they survive restarts, and parallel calls with a semaphore.
+//!
+//! The user's limits and the credit hold are admitted together: the database
+//! windows and the hold are taken in one transaction, the in-memory windows are
+//! checked just before it commits, and any refusal rolls everything back, so a
+//! refused call consumes nothing from the other limits. (The per-IP windows
+//! count every call that reaches the gateway; they exist to stop floods.)
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use axum::http::{HeaderMap, HeaderValue};
+use chrono::{DateTime, Duration as Span, Timelike, Utc};
+use governor::{
+    Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+    middleware::StateInformationMiddleware,
+    state::{InMemoryState, NotKeyed, keyed::DefaultKeyedStateStore},
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::error::GatewayError;
+use crate::store::{Admission, Admitted, PlanRecord, Refused, Store, Window, WindowCheck};
+
+type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
+type KeyedByIp =
+    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
+
+/// One request window as the `x-ratelimit-*` headers describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowState {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_secs: u64,
+}
+
+/// The tightest request window seen while admitting a call.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RateHeaders {
+    tightest: Option<WindowState>,
+}
+
+impl RateHeaders {
+    pub fn consider(&mut self, window: WindowState) {
+        let tighter = self.tightest.is_none_or(|t| {
+            (window.remaining, std::cmp::Reverse(window.reset_secs))
+                < (t.remaining, std::cmp::Reverse(t.reset_secs))
+        });
+        if tighter {
+            self.tightest = Some(window);
+        }
+    }
+
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if let Some(w) = self.tightest {
+            headers.insert("x-ratelimit-limit-requests", HeaderValue::from(w.limit));
+            headers.insert(
+                "x-ratelimit-remaining-requests",
+                HeaderValue::from(w.remaining),
+            );
+            if let Ok(reset) = HeaderValue::from_str(&format!("{}s", w.reset_secs)) {
+                headers.insert("x-ratelimit-reset-requests", reset);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct UserLimiters {
+    requests: (u32, Arc<Direct>),
+    tokens: Option<(u32, Arc<Direct>)>,
+    parallel: Option<(usize, Arc<Semaphore>)>,
+}
+
+/// The in-memory limiters, shared by every request.
+pub struct Limiters {
+    ip_minute: KeyedByIp,
+    ip_per_minute: NonZeroU32,
+    ip_per_day: NonZeroU32,
+    users: Mutex<HashMap<i64, UserLimiters>>,
+    calls: AtomicU64,
+}
+
+/// What an admitted call holds until it ends: its parallel slot.
+pub struct Admit {
+    pub admitted: Admitted,
+    pub _parallel: Option<OwnedSemaphorePermit>,
+}
+
+/// The windows' names in the database and in refusals.
+pub struct Buckets {
+    pub hour: String,
+    pub day: String,
+    pub month: String,
+    pub secs_to_hour: u64,
+    pub secs_to_day: u64,
+}
+
+impl Buckets {
+    pub fn at(now: DateTime<Utc>) -> Self {
+        let next_hour = (now + Span::hours(1))
+            .with_minute(0)
+            .and_then(|t| t.with_second(0))
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(now);
+        let next_day = (now + Span::days(1))
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or(now);
+        let secs = |until: DateTime<Utc>| (until - now).num_seconds().max(1) as u64;
+        Self {
+            hour: now.format("%Y-%m-%dT%H").to_string(),
+            day: now.format("%Y-%m-%d").to_string(),
+            month: now.format("%Y-%m").to_string(),
+            secs_to_hour: secs(next_hour),
+            secs_to_day: secs(next_day),
+        }
+    }
+}
+
+fn direct(per_minute: u32) -> Arc<Direct> {
+    let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+    Arc::new(RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>())
+}
+
+fn positive(n: i64) -> u32 {
+    u32::try_from(n.max(1)).unwrap_or(u32::MAX)
+}
+
+impl Limiters {
+    pub fn new(ip_per_minute: NonZeroU32, ip_per_day: NonZeroU32) -> Self {
+        Self {
+            ip_minute: RateLimiter::keyed(Quota::per_minute(ip_per_minute))
+                .with_middleware::<StateInformationMiddleware>(),
+            ip_per_minute,
+            ip_per_day,
+            users: Mutex::new(HashMap::new()),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Stage 2: the client IP's minute (memory) and day (database) windows.
+    pub async fn admit_ip(
+        &self,
+        store: &Store,
+        ip: IpAddr,
+        buckets: &Buckets,
+        headers: &mut RateHeaders,
+    ) -> Result<(), GatewayError> {
+        if self
+            .calls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(4096)
+        {
+            self.ip_minute.retain_recent();
+        }
+        let per_minute = u64::from(self.ip_per_minute.get());
+        match self.ip_minute.check_key(&ip) {
+            Ok(snapshot) => headers.consider(minute_state(
+                per_minute,
+                snapshot.remaining_burst_capacity(),
+            )),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                headers.consider(WindowState {
+                    limit: per_minute,
+                    remaining: 0,
+                    reset_secs: secs,
+                });
+                return Err(GatewayError::Limited {
+                    code: "ip_requests_per_minute",
+                    message: format!(
+                        "Too many requests from your address: at most {per_minute} a minute."
+                    ),
+                    retry_after_secs: secs,
+                });
+            }
+        }
+        let per_day = i64::from(self.ip_per_day.get());
+        match store
+            .count_ip_request(&ip.to_string(), &buckets.day, per_day)
+            .await?
+        {
+            Some(count) => headers.consider(WindowState {
+                limit: per_day as u64,
+                remaining: (per_day - count).max(0) as u64,
+                reset_secs: buckets.secs_to_day,
+            }),
+            None => {
+                headers.consider(WindowState {
+                    limit: per_day as u64,
+                    remaining: 0,
+                    reset_secs: buckets.secs_to_day,
+                });
+                return Err(GatewayError::Limited {
+                    code: "ip_requests_per_day",
+                    message: format!(
+                        "Too many requests from your address today: at most {per_day} a day."
+                    ),
+                    retry_after_secs: buckets.secs_to_day,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn for_user(&self, user_id: i64, plan: &PlanRecord) -> UserLimiters {
+        let rpm = positive(plan.requests_per_minute);
+        let tpm = plan.tokens_per_minute.map(positive);
+        let parallel = plan.max_parallel.map(|n| positive(n) as usize);
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = users.entry(user_id).or_insert_with(|| UserLimiters {
+            requests: (rpm, direct(rpm)),
+            tokens: tpm.map(|t| (t, direct(t))),
+            parallel: parallel.map(|p| (p, Arc::new(Semaphore::new(p)))),
+        });
+        // A plan change applies to the next request: rebuild what differs.
+        if entry.requests.0 != rpm {
+            entry.requests = (rpm, direct(rpm));
+        }
+        if entry.tokens.as_ref().map(|t| t.0) != tpm {
+            entry.tokens = tpm.map(|t| (t, direct(t)));
+        }
+        if entry.parallel.as_ref().map(|p| p.0) != parallel {
+            entry.parallel = parallel.map(|p| (p, Arc::new(Semaphore::new(p))));
+        }
+        entry.clone()
+    }
+
+    /// Stages 5 and 6: the user's windows, the key's usage cap and the credit
+    /// hold, all or nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn admit_user(
+        &self,
+        store: &Store,
+        plan: &PlanRecord,
+        user_id: i64,
+        key_id: i64,
+        tokens: u64,
+        reserve_micros: i64,
+        request_id: Option<&str>,
+        buckets: &Buckets,
+        headers: &mut RateHeaders,
+    ) -> Result<Admit, GatewayError> {
+        let limiters = self.for_user(user_id, plan);
+        let parallel =
+            match &limiters.parallel {
+                None => None,
+                Some((n, semaphore)) => {
+                    Some(semaphore.clone().try_acquire_owned().map_err(|_| {
+                        GatewayError::Limited {
+                            code: "parallel_requests",
+                            message: format!(
+                                "Your plan allows {n} requests at a time; wait for one to finish."
+                            ),
+                            retry_after_secs: 1,
+                        }
+                    })?)
+                }
+            };
+        let admission = Admission {
+            user_id,
+            key_id,
+            windows: vec![
+                WindowCheck {
+                    window: Window::Hour,
+                    bucket: buckets.hour.clone(),
+                    limit: plan.requests_per_hour,
+                },
+                WindowCheck {
+                    window: Window::Day,
+                    bucket: buckets.day.clone(),
+                    limit: plan.requests_per_day,
+                },
+            ],
+            month: &buckets.month,
+            reserve_micros,
+            request_id,
+        };
+        let mut minute = None;
+        let outcome = store
+            .admit(&admission, || {
+                if let Some((tpm, limiter)) = &limiters.tokens {
+                    let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
+                        .unwrap_or(NonZeroU32::MIN);
+                    match limiter.check_n(n) {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(not_until)) => {
+                            return Err(GatewayError::Limited {
+                                code: "tokens_per_minute",
+                                message: format!("Your plan allows {tpm} tokens a minute (prompt plus max_tokens); this request needs {tokens}."),
+                                retry_after_secs: wait_secs(&not_until),
+                            });
+                        }
+                        Err(_) => {
+                            return Err(GatewayError::Limited {
+                                code: "tokens_per_minute",
+                                message: format!("This request may use {tokens} tokens, more than the {tpm} a minute your plan allows. Lower max_tokens."),
+                                retry_after_secs: 60,
+                            });
+                        }
+                    }
+                }
+                let (rpm, limiter) = &limiters.requests;
+                match limiter.check() {
+                    Ok(snapshot) => {
+                        minute = Some(minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
+                        Ok(())
+                    }
+                    Err(not_until) => Err(GatewayError::Limited {
+                        code: "requests_per_minute",
+                        message: format!("Your plan allows {rpm} requests a minute."),
+                        retry_after_secs: wait_secs(&not_until),
+                    }),
+                }
+            })
+            .await?;
+        let admitted = match outcome {
+            Ok(admitted) => admitted,
+            Err(refused) => return Err(refusal(refused, plan, reserve_micros, buckets, headers)),
+        };
+        if let Some(m) = minute {
+            headers.consider(m);
+        }
+        if let Some((count, limit)) = admitted.hour {
+            headers.consider(WindowState {
+                limit: limit as u64,
+                remaining: (limit - count).max(0) as u64,
+                reset_secs: buckets.secs_to_hour,
+            });
+        }
+        if let Some((count, limit)) = admitted.day {
+            headers.consider(WindowState {
+                limit: limit as u64,
+                remaining: (limit - count).max(0) as u64,
+                reset_secs: buckets.secs_to_day,
+            });
+        }
+        Ok(Admit {
+            admitted,
+            _parallel: parallel,
+        })
+    }
+}
+
+fn wait_secs(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// A GCRA minute window: full again after `limit - remaining` emission intervals.
+fn minute_state(limit: u64, remaining: u32) -> WindowState {
+    let remaining = u64::from(remaining);
+    let used = limit.saturating_sub(remaining);
+    WindowState {
+        limit,
+        remaining,
+        reset_secs: (used * 60).div_ceil(limit.max(1)),
+    }
+}
+
+fn refusal(
+    refused: Refused<GatewayError>,
+    plan: &PlanRecord,
+    needed: i64,
+    buckets: &Buckets,
+    headers: &mut RateHeaders,
+) -> GatewayError {
+    match refused {
+        Refused::Check(error) => {
+            if let GatewayError::Limited {
+                code: "requests_per_minute",
+                retry_after_secs,
+                ..
+            } = &error
+            {
+                headers.consider(WindowState {
+                    limit: plan.requests_per_minute as u64,
+                    remaining: 0,
+                    reset_secs: *retry_after_secs,
+                });
+            }
+            error
+        }
+        Refused::Window {
+            window: Window::Hour,
+            limit,
+        } => {
+            headers.consider(WindowState {
+                limit: limit as u64,
+                remaining: 0,
+                reset_secs: buckets.secs_to_hour,
+            });
+            GatewayError::Limited {
+                code: "requests_per_hour",
+                message: format!("Your plan allows {limit} requests an hour."),
+                retry_after_secs: buckets.secs_to_hour,
+            }
+        }
+        Refused::Window {
+            window: Window::Day,
+            limit,
+        } => {
+            headers.consider(WindowState {
+                limit: limit as u64,
+                remaining: 0,
+                reset_secs: buckets.secs_to_day,
+            });
+            GatewayError::Limited {
+                code: "requests_per_day",
+                message: format!(
+                    "Your plan allows {limit} requests a day (the day ends at midnight UTC)."
+                ),
+                retry_after_secs: buckets.secs_to_day,
+            }
+        }
+        Refused::UsageCap => GatewayError::Key(crate::keys::auth::KeyAuthError::UsedUp),
+        Refused::Credits { balance_micros } => GatewayError::Credits {
+            needed,
+            balance: balance_micros,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_resets() {
+        let now: DateTime<Utc> = "2026-11-22T23:59:30Z".parse().unwrap();
+        let b = Buckets::at(now);
+        assert_eq!(
+            (b.hour.as_str(), b.day.as_str(), b.month.as_str()),
+            ("2026-11-22T23", "2026-11-22", "2026-11")
+        );
+        assert_eq!((b.secs_to_hour, b.secs_to_day), (30, 30));
+    }
+
+    #[test]
+    fn the_tightest_window_wins() {
+        let mut h = RateHeaders::default();
+        h.consider(WindowState {
+            limit: 100,
+            remaining: 90,
+            reset_secs: 3600,
+        });
+        h.consider(WindowState {
+            limit: 2,
+            remaining: 1,
+            reset_secs: 30,
+        });
+        h.consider(WindowState {
+            limit: 10,
+            remaining: 5,
+            reset_secs: 60,
+        });
+        let mut headers = HeaderMap::new();
+        h.apply(&mut headers);
+        assert_eq!(headers["x-ratelimit-limit-requests"], "2");
+        assert_eq!(headers["x-ratelimit-remaining-requests"], "1");
+        assert_eq!(headers["x-ratelimit-reset-requests"], "30s");
+    }
+}

@@ -1,0 +1,57 @@
+//! The gateway: OpenAI-compatible model calls with key auth, limits and exact
+//! credits. A call passes these stages in order, one module each:
+//!
+//! 1. [`parse`]: the body is a valid chat request
+//! 2. [`client_ip`] and [`limits::Limiters::admit_ip`]: the real client IP and its windows, before any key work
+//! 3. `keys::auth`: checksum, keyed-hash look-up, revoked, expired, owner disabled
+//! 4. [`restrictions`]: the key's IP allowlist, referrer, scope `chat`, allowed models
+//! 5. [`limits`]: the user's windows (minute in memory; hour, day and the key's
+//!    usage cap in the database), tokens per minute and parallel calls, and
+//! 6. [`hold`]: the credit hold for the worst case, in the same transaction
+//! 7. [`upstream`]: the provider call
+//! 8. [`settle`]: the real cost charged, the rest refunded, usage recorded
+//!
+//! `routes::gateway` runs the stages; [`error::GatewayError`] maps every refusal
+//! to an OpenAI-shaped answer.
+
+pub mod client_ip;
+pub mod error;
+pub mod hold;
+pub mod limits;
+pub mod parse;
+pub mod providers;
+pub mod restrictions;
+pub mod settle;
+pub mod upstream;
+
+use std::fmt;
+
+/// The gateway's shared parts: the model table, the upstream client and the
+/// in-memory limiters.
+pub struct Gateway {
+    pub models: providers::ModelTable,
+    pub upstreams: upstream::Upstreams,
+    pub limiters: limits::Limiters,
+}
+
+impl Gateway {
+    pub fn new(config: &crate::config::Config, models: providers::ModelTable) -> Self {
+        Self {
+            models,
+            upstreams: upstream::Upstreams::new(config.upstream_timeouts),
+            limiters: limits::Limiters::new(
+                config.ip_requests_per_minute,
+                config.ip_requests_per_day,
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+        f.debug_struct("Gateway")
+            .field("models", &names)
+            .finish_non_exhaustive()
+    }
+}

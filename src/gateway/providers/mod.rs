@@ -1,0 +1,364 @@
+//! The model table: each public model name maps to a provider (the built-in
+//! `demo` or any OpenAI-compatible server), an upstream model, prices and an
+//! optional default system prompt. Read from the TOML file in `TOLLGATE_MODELS`;
+//! without one, only `demo` is served, which needs no network.
+
+pub mod demo;
+pub mod openai;
+
+use std::{path::Path, time::Duration};
+
+use futures::stream::BoxStream;
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use crate::credits::{Prices, parse_credits};
+
+/// The table used when `TOLLGATE_MODELS` is unset.
+pub const BUILT_IN: &str = r#"
+[[model]]
+name = "demo"
+provider = "demo"
+input_price = "0.5"
+output_price = "1.5"
+max_output_tokens = 256
+"#;
+
+#[derive(Debug, Clone)]
+pub enum Provider {
+    /// Deterministic replies, streamed word by word after `word_delay`.
+    Demo { word_delay: Duration },
+    /// Any server speaking OpenAI's chat completions API.
+    OpenAi {
+        base_url: String,
+        upstream_model: String,
+        /// Read from the environment variable the table names; never from the file.
+        api_key: Option<crate::config::Secret>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub provider: Provider,
+    pub prices: Prices,
+    /// Inserted when a request has no system message.
+    pub system_prompt: Option<String>,
+    /// Used for the credit hold when a request sets no `max_tokens`.
+    pub max_output_tokens: u32,
+}
+
+impl Model {
+    pub fn owned_by(&self) -> &'static str {
+        match self.provider {
+            Provider::Demo { .. } => "tollgate",
+            Provider::OpenAi { .. } => "upstream",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelTable {
+    models: Vec<Model>,
+}
+
+impl ModelTable {
+    pub fn get(&self, name: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Model> {
+        self.models.iter()
+    }
+
+    /// The model `POST /response` uses: the first in the table.
+    pub fn default_model(&self) -> &Model {
+        &self.models[0]
+    }
+
+    /// Loads `path`, or the built-in table when `None`. `env` resolves the
+    /// upstream key variables.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ModelTableError> {
+        match path {
+            None => Self::parse(BUILT_IN, "built-in model table", env),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ModelTableError {
+                    message: format!("cannot read {}: {e}", path.display()),
+                })?;
+                Self::parse(&text, &path.display().to_string(), env)
+            }
+        }
+    }
+
+    pub fn parse(
+        text: &str,
+        source: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ModelTableError> {
+        // Byte counting: a span may point anywhere, even inside a character.
+        let line_of = |offset: usize| {
+            let before = &text.as_bytes()[..offset.min(text.len())];
+            before.iter().filter(|&&b| b == b'\n').count() + 1
+        };
+        let fail = |offset: usize, message: String| ModelTableError {
+            message: format!("{source}, line {}: {message}", line_of(offset)),
+        };
+        let raw: RawTable = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            fail(offset, e.message().to_owned())
+        })?;
+        if raw.model.is_empty() {
+            return Err(fail(0, "no [[model]] entries".into()));
+        }
+        let mut models: Vec<Model> = Vec::new();
+        for entry in raw.model {
+            let at = entry.span().start;
+            let raw = entry.into_inner();
+            let name = raw.name.trim().to_owned();
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_whitespace) {
+                return Err(fail(
+                    at,
+                    format!(
+                        "model name {:?} must be 1 to 128 characters without spaces",
+                        raw.name
+                    ),
+                ));
+            }
+            if models.iter().any(|m| m.name == name) {
+                return Err(fail(at, format!("model {name:?} is listed twice")));
+            }
+            let price = |value: &Option<Spanned<PriceValue>>, field: &str| {
+                match value {
+                None => Ok(0),
+                Some(v) => v.get_ref().micros().ok_or_else(|| {
+                    fail(
+                        v.span().start,
+                        format!("{field} must be a number of credits per 1,000 tokens written as a string with at most 6 decimals, such as \"0.15\""),
+                    )
+                }),
+            }
+            };
+            let prices = Prices {
+                input_per_1k: price(&raw.input_price, "input_price")?,
+                output_per_1k: price(&raw.output_price, "output_price")?,
+            };
+            let provider = match raw.provider.as_str() {
+                "demo" => Provider::Demo {
+                    word_delay: Duration::from_millis(raw.word_delay_ms.unwrap_or(40)),
+                },
+                "openai" => {
+                    let base_url = raw
+                        .base_url
+                        .as_deref()
+                        .map(|u| u.trim().trim_end_matches('/').to_owned())
+                        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                        .ok_or_else(|| fail(at, format!("model {name:?}: provider \"openai\" needs base_url = \"https://…/v1\"")))?;
+                    let api_key = match raw.api_key_env.as_deref() {
+                        None => None,
+                        Some(var) => Some(env(var).filter(|v| !v.is_empty()).map(crate::config::Secret::new).ok_or_else(|| {
+                            fail(at, format!("model {name:?}: environment variable {var} (api_key_env) is not set"))
+                        })?),
+                    };
+                    Provider::OpenAi {
+                        base_url,
+                        upstream_model: raw.upstream_model.clone().unwrap_or_else(|| name.clone()),
+                        api_key,
+                    }
+                }
+                other => {
+                    return Err(fail(
+                        at,
+                        format!(
+                            "model {name:?}: unknown provider {other:?} (expected \"demo\" or \"openai\")"
+                        ),
+                    ));
+                }
+            };
+            let max_output_tokens = raw.max_output_tokens.unwrap_or(1024);
+            if max_output_tokens == 0 || max_output_tokens > 1_000_000 {
+                return Err(fail(
+                    at,
+                    format!("model {name:?}: max_output_tokens must be 1 to 1000000"),
+                ));
+            }
+            models.push(Model {
+                name,
+                provider,
+                prices,
+                system_prompt: raw.system_prompt.filter(|s| !s.trim().is_empty()),
+                max_output_tokens,
+            });
+        }
+        Ok(Self { models })
+    }
+}
+
+/// A model table that cannot be used; names the file and line.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ModelTableError {
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    #[serde(default)]
+    model: Vec<Spanned<RawModel>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: String,
+    provider: String,
+    base_url: Option<String>,
+    upstream_model: Option<String>,
+    api_key_env: Option<String>,
+    input_price: Option<Spanned<PriceValue>>,
+    output_price: Option<Spanned<PriceValue>>,
+    system_prompt: Option<String>,
+    max_output_tokens: Option<u32>,
+    word_delay_ms: Option<u64>,
+}
+
+/// Prices are exact: a string like "0.15" or a whole number; never a float.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PriceValue {
+    Whole(i64),
+    Text(String),
+    /// Anything else (a float, a boolean): refused with a message.
+    Other(serde::de::IgnoredAny),
+}
+
+impl PriceValue {
+    fn micros(&self) -> Option<i64> {
+        match self {
+            PriceValue::Whole(n) if *n >= 0 => n.checked_mul(crate::credits::MICROS_PER_CREDIT),
+            PriceValue::Text(text) => parse_credits(text),
+            _ => None,
+        }
+    }
+}
+
+/// What went wrong talking to an upstream.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the upstream did not answer in time ({0})")]
+    Timeout(&'static str),
+    #[error("the upstream answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("the upstream could not be reached: {0}")]
+    Transport(String),
+    #[error("the upstream sent something that is not OpenAI's format: {0}")]
+    Protocol(String),
+}
+
+/// An upstream's answer: one JSON body, or `chat.completion.chunk` objects as
+/// they arrive (without the final `[DONE]`).
+pub enum Reply {
+    Whole(Value),
+    Chunks(BoxStream<'static, Result<Value, UpstreamError>>),
+}
+
+/// Rough token count for text when an upstream reports none: about four
+/// characters per token, as OpenAI documents for English.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+/// Rough prompt tokens of a `messages` array: content plus a few per message.
+pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
+    messages
+        .iter()
+        .map(|m| 4 + estimate_tokens(&message_text(m)))
+        .sum::<u64>()
+        + 2
+}
+
+/// A message's text, whether `content` is a string or an array of parts.
+pub fn message_text(message: &Value) -> String {
+    match &message["content"] {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ModelTable, ModelTableError> {
+        ModelTable::parse(text, "models.toml", |v| {
+            (v == "SET").then(|| "sk-x".to_owned())
+        })
+    }
+
+    #[test]
+    fn the_built_in_table_serves_demo() {
+        let table = ModelTable::load(None, |_| None).unwrap();
+        assert_eq!(table.default_model().name, "demo");
+        assert!(matches!(
+            table.get("demo").unwrap().provider,
+            Provider::Demo { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = "[[model]]\nname = \"a\"\nprovider = \"demo\"\n\n[[model]]\nname = \"b\"\nprovider = \"carrier-pigeon\"\n";
+        let err = parse(text).unwrap_err().message;
+        assert!(err.starts_with("models.toml, line 5:"), "{err}");
+        assert!(err.contains("carrier-pigeon"), "{err}");
+
+        let err = parse("[[model]]\nname = \"a\"\nprovider = \"demo\"\ninput_price = 0.5\n")
+            .unwrap_err()
+            .message;
+        assert!(err.starts_with("models.toml, line 4:"), "{err}");
+
+        let err = parse("[[model]]\nname = \"a\"\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\napi_key_env = \"UNSET\"\n").unwrap_err().message;
+        assert!(err.contains("UNSET"), "{err}");
+        assert!(!err.contains("sk-"), "{err}");
+
+        let err = parse("[[model]]\nname = \"a\"\nprovider = \"demo\"\ncolour = 1\n")
+            .unwrap_err()
+            .message;
+        assert!(err.contains("line 4") && err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn prices_are_exact() {
+        let table = parse("[[model]]\nname = \"m\"\nprovider = \"openai\"\nbase_url = \"http://h/v1/\"\napi_key_env = \"SET\"\ninput_price = \"0.15\"\noutput_price = 2\n").unwrap();
+        let model = table.get("m").unwrap();
+        assert_eq!(
+            model.prices,
+            Prices {
+                input_per_1k: 150_000,
+                output_per_1k: 2_000_000
+            }
+        );
+        match &model.provider {
+            Provider::OpenAi {
+                base_url,
+                api_key,
+                upstream_model,
+            } => {
+                assert_eq!(base_url, "http://h/v1");
+                assert_eq!(api_key.as_ref().map(|k| k.expose()), Some("sk-x"));
+                assert!(!format!("{model:?}").contains("sk-x"));
+                assert_eq!(upstream_model, "m");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

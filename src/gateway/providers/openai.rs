@@ -1,0 +1,134 @@
+//! Any OpenAI-compatible server (OpenAI, Ollama's /v1, Hugging Face router,
+//! vLLM, OpenRouter): one shared reqwest client and pool, SSE parsed with
+//! eventsource-stream, and the first-byte and idle timeouts applied here.
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::{Reply, UpstreamError};
+use crate::config::{Secret, UpstreamTimeouts};
+
+/// The shared HTTP client for every upstream.
+pub fn client(timeouts: UpstreamTimeouts) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Sends `body` (already carrying the upstream model and stream options) to
+/// `{base_url}/chat/completions`.
+pub async fn complete(
+    client: &reqwest::Client,
+    timeouts: UpstreamTimeouts,
+    base_url: &str,
+    api_key: Option<&Secret>,
+    body: &Value,
+    stream: bool,
+) -> Result<Reply, UpstreamError> {
+    let mut request = client
+        .post(format!("{base_url}/chat/completions"))
+        .json(body);
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key.expose());
+    }
+    let response = tokio::time::timeout(timeouts.first_byte, request.send())
+        .await
+        .map_err(|_| UpstreamError::Timeout("first byte"))?
+        .map_err(transport)?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = tokio::time::timeout(timeouts.idle, response.text())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        return Err(UpstreamError::Status {
+            status: status.as_u16(),
+            message: error_message(&text),
+        });
+    }
+    if !stream {
+        let bytes = tokio::time::timeout(timeouts.idle, response.bytes())
+            .await
+            .map_err(|_| UpstreamError::Timeout("idle"))?
+            .map_err(transport)?;
+        let body: Value =
+            serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        return Ok(Reply::Whole(body));
+    }
+    let events = response.bytes_stream().eventsource();
+    let idle = timeouts.idle;
+    // Ends after `[DONE]`, after an error, or when the upstream goes quiet too long.
+    let chunks = futures::stream::unfold(Some(events), move |state| async move {
+        let mut events = state?;
+        loop {
+            let next = match tokio::time::timeout(idle, events.next()).await {
+                Err(_) => return Some((Err(UpstreamError::Timeout("idle")), None)),
+                Ok(None) => {
+                    return Some((
+                        Err(UpstreamError::Transport(
+                            "the stream ended before [DONE]".into(),
+                        )),
+                        None,
+                    ));
+                }
+                Ok(Some(next)) => next,
+            };
+            let event = match next {
+                Ok(event) => event,
+                Err(e) => return Some((Err(UpstreamError::Transport(e.to_string())), None)),
+            };
+            let data = event.data.trim();
+            if data.is_empty() {
+                continue;
+            }
+            if data == "[DONE]" {
+                return None;
+            }
+            return match serde_json::from_str::<Value>(data) {
+                Ok(chunk) if chunk.get("error").is_some() => Some((
+                    Err(UpstreamError::Status {
+                        status: 502,
+                        message: error_message(data),
+                    }),
+                    None,
+                )),
+                Ok(chunk) => Some((Ok(chunk), Some(events))),
+                Err(e) => Some((Err(UpstreamError::Protocol(e.to_string())), None)),
+            };
+        }
+    });
+    Ok(Reply::Chunks(chunks.boxed()))
+}
+
+fn transport(error: reqwest::Error) -> UpstreamError {
+    if error.is_timeout() {
+        UpstreamError::Timeout("connect")
+    } else {
+        UpstreamError::Transport(without_url(&error))
+    }
+}
+
+/// reqwest's message without the URL, which may carry credentials.
+fn without_url(error: &reqwest::Error) -> String {
+    let kind = if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "the answer was cut off"
+    } else {
+        "request failed"
+    };
+    kind.to_owned()
+}
+
+/// The `error.message` of an OpenAI-shaped body, or a short prefix of the text.
+fn error_message(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}

@@ -1,0 +1,99 @@
+//! Stage 8: after the call, charge what it really cost (the upstream's usage, or
+//! counted when it sent none), release the rest of the hold and record the
+//! usage, in one transaction. A stream that the client abandons is settled for
+//! what was produced so far, when its body is dropped.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::{
+    credits::Prices,
+    store::{Settlement, Store},
+};
+
+/// What is needed to settle one admitted call.
+pub struct Bill {
+    pub store: Store,
+    pub user_id: i64,
+    pub key_id: i64,
+    pub request_id: Option<String>,
+    pub model: String,
+    pub prices: Prices,
+    pub stream: bool,
+    pub reserved_micros: i64,
+    pub prompt_estimate: u64,
+    pub started: Instant,
+    pub client_ip: Option<String>,
+}
+
+/// What the call produced.
+#[derive(Debug, Default, Clone)]
+pub struct Meter {
+    /// The upstream's own `(prompt, completion)` counts, when it sent them.
+    pub usage: Option<(u64, u64)>,
+    /// Characters of reply text seen, for counting when there is no usage.
+    pub reply_chars: u64,
+}
+
+impl Meter {
+    /// Reads usage and reply text from a JSON answer or a stream chunk.
+    pub fn observe(&mut self, body: &Value) {
+        if let (Some(p), Some(c)) = (
+            body["usage"]["prompt_tokens"].as_u64(),
+            body["usage"]["completion_tokens"].as_u64(),
+        ) {
+            self.usage = Some((p, c));
+        }
+        for choice in body["choices"].as_array().into_iter().flatten() {
+            for text in [&choice["delta"]["content"], &choice["message"]["content"]] {
+                if let Some(text) = text.as_str() {
+                    self.reply_chars += text.chars().count() as u64;
+                }
+            }
+        }
+    }
+
+    fn tokens(&self, prompt_estimate: u64) -> (u64, u64) {
+        // About four characters per token, as for prompts.
+        self.usage
+            .unwrap_or((prompt_estimate, self.reply_chars.div_ceil(4)))
+    }
+}
+
+impl Bill {
+    /// Charges for `meter` (nothing when the call failed before any reply) and
+    /// returns the balance after.
+    pub async fn settle(self, status: u16, error_code: Option<&str>, meter: &Meter) -> Option<i64> {
+        let produced = meter.usage.is_some() || meter.reply_chars > 0;
+        let (prompt, completion) = if produced {
+            meter.tokens(self.prompt_estimate)
+        } else {
+            (0, 0)
+        };
+        let cost = self.prices.cost(prompt, completion);
+        let settlement = Settlement {
+            user_id: self.user_id,
+            key_id: Some(self.key_id),
+            request_id: self.request_id.as_deref(),
+            model: &self.model,
+            stream: self.stream,
+            status,
+            error_code,
+            prompt_tokens: prompt as i64,
+            completion_tokens: completion as i64,
+            reserved_micros: self.reserved_micros,
+            cost_micros: cost,
+            latency_ms: self.started.elapsed().as_millis() as i64,
+            client_ip: self.client_ip.clone(),
+        };
+        match self.store.settle(&settlement).await {
+            Ok(balance) => Some(balance),
+            Err(error) => {
+                // The hold stays taken; the ledger still sums to the balance.
+                tracing::error!(%error, request_id = ?self.request_id, "settlement failed");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Stage 7: the call to the model's provider. The caller's body goes through
+//! with the upstream model name, the model's default system prompt when the
+//! caller sent none, an explicit `max_tokens` (the hold's worst case) and, for
+//! streams, the usage chunk requested so the charge is exact.
+
+use serde_json::{Value, json};
+
+use super::{
+    parse::ChatRequest,
+    providers::{Model, Provider, Reply, UpstreamError, demo, openai},
+};
+use crate::config::UpstreamTimeouts;
+
+pub struct Upstreams {
+    client: reqwest::Client,
+    timeouts: UpstreamTimeouts,
+}
+
+impl Upstreams {
+    pub fn new(timeouts: UpstreamTimeouts) -> Self {
+        Self {
+            client: openai::client(timeouts),
+            timeouts,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        model: &Model,
+        request: &ChatRequest,
+        messages: &[Value],
+        max_tokens: u64,
+    ) -> Result<Reply, UpstreamError> {
+        match &model.provider {
+            Provider::Demo { word_delay } => Ok(demo::complete(
+                &model.name,
+                messages,
+                max_tokens,
+                request.stream,
+                *word_delay,
+            )),
+            Provider::OpenAi {
+                base_url,
+                upstream_model,
+                api_key,
+            } => {
+                let mut body = request.body.clone();
+                body.insert("model".into(), json!(upstream_model));
+                body.insert("messages".into(), json!(messages));
+                body.remove("max_completion_tokens");
+                body.insert("max_tokens".into(), json!(max_tokens));
+                if request.stream {
+                    body.insert("stream_options".into(), json!({ "include_usage": true }));
+                }
+                openai::complete(
+                    &self.client,
+                    self.timeouts,
+                    base_url,
+                    api_key.as_ref(),
+                    &Value::Object(body),
+                    request.stream,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// The request's messages with the model's default system prompt first when
+/// the caller sent no system message.
+pub fn messages_for(model: &Model, request: &ChatRequest) -> Vec<Value> {
+    let mut messages = request.messages.clone();
+    if let Some(system) = &model.system_prompt
+        && !request.has_system_message()
+    {
+        messages.insert(0, json!({ "role": "system", "content": system }));
+    }
+    messages
+}

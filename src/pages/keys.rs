@@ -1,0 +1,486 @@
+//! `/keys`: the user's API keys. Create (with every restriction), see a new
+//! secret exactly once, revoke with confirmation, rotate with a grace period,
+//! and act on several keys at once.
+
+use std::collections::BTreeSet;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::{A, Redirect};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    forms::{BUTTON, CARD, FormAlert, LastError, last_error},
+    nav::UserResource,
+    playground::RecentKey,
+};
+use crate::{
+    accounts::types::FormError,
+    keys::types::{CreateKey, IssuedKey, KeyView, PlanView, SCOPES},
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysOverview {
+    pub keys: Vec<KeyView>,
+    pub plan: PlanView,
+    pub base_url: String,
+}
+
+#[cfg(feature = "ssr")]
+fn key_failure(error: crate::keys::service::KeyError) -> FormError {
+    use crate::{keys::service::KeyError, server_ctx};
+    use axum::http::StatusCode;
+    let message = error.message();
+    match error {
+        KeyError::Invalid(fields) => {
+            server_ctx::set_status(StatusCode::UNPROCESSABLE_ENTITY, None);
+            FormError {
+                fields,
+                ..FormError::new("Some fields need attention.")
+            }
+        }
+        KeyError::DailyLimit { .. } | KeyError::ActiveLimit { .. } => {
+            server_ctx::set_status(StatusCode::TOO_MANY_REQUESTS, None);
+            FormError::new(message)
+        }
+        KeyError::NotFound => {
+            server_ctx::set_status(StatusCode::NOT_FOUND, None);
+            FormError::new(message)
+        }
+        KeyError::Internal(detail) => server_ctx::internal(detail),
+    }
+}
+
+#[server(endpoint = "keys")]
+pub async fn get_keys_overview() -> Result<KeysOverview, FormError> {
+    use crate::{keys::service, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    let keys = service::list(&state.store, user.id)
+        .await
+        .map_err(key_failure)?;
+    let plan = state
+        .store
+        .plan_of_user(user.id)
+        .await
+        .map_err(server_ctx::internal)?;
+    Ok(KeysOverview {
+        keys,
+        plan: service::plan_view(&plan, plan.id),
+        base_url: state.public_url.to_string(),
+    })
+}
+
+#[server(endpoint = "keys/create", input = server_fn::codec::Json)]
+pub async fn create_api_key(input: CreateKey) -> Result<IssuedKey, FormError> {
+    use crate::{keys::service, request_meta::RequestMeta, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    service::create(
+        &state.store,
+        &state.key_hasher,
+        &RequestMeta::current(),
+        user.id,
+        &input,
+        None,
+    )
+    .await
+    .map_err(key_failure)
+}
+
+#[server(endpoint = "keys/revoke", input = server_fn::codec::Json)]
+pub async fn revoke_api_keys(ids: Vec<i64>) -> Result<u64, FormError> {
+    use crate::{keys::service, request_meta::RequestMeta, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    service::revoke(&state.store, &RequestMeta::current(), user.id, &ids)
+        .await
+        .map_err(key_failure)
+}
+
+#[server(endpoint = "keys/rotate", input = server_fn::codec::Json)]
+pub async fn rotate_api_keys(
+    ids: Vec<i64>,
+    grace_seconds: i64,
+) -> Result<Vec<IssuedKey>, FormError> {
+    use crate::{keys::service, request_meta::RequestMeta, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    let meta = RequestMeta::current();
+    let mut issued = Vec::with_capacity(ids.len());
+    for id in ids {
+        issued.push(
+            service::rotate(
+                &state.store,
+                &state.key_hasher,
+                &meta,
+                user.id,
+                id,
+                grace_seconds,
+            )
+            .await
+            .map_err(key_failure)?,
+        );
+    }
+    Ok(issued)
+}
+
+#[component]
+pub fn KeysPage() -> impl IntoView {
+    let user = expect_context::<UserResource>();
+    view! {
+        <Title text="API keys" />
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(_)) => view! { <KeysManager /> }.into_any(),
+                    _ => view! { <Redirect path="/login?next=/keys" /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn KeysManager() -> impl IntoView {
+    let create = ServerAction::<CreateApiKey>::new();
+    let revoke = ServerAction::<RevokeApiKeys>::new();
+    let rotate = ServerAction::<RotateApiKeys>::new();
+    let overview = Resource::new(
+        move || {
+            (
+                create.version().get(),
+                revoke.version().get(),
+                rotate.version().get(),
+            )
+        },
+        |_| get_keys_overview(),
+    );
+    // Secrets to show once; cleared when the dialog is closed.
+    let fresh = RwSignal::new(Vec::<IssuedKey>::new());
+    let recent = expect_context::<RecentKey>();
+    Effect::new(move |_| {
+        if let Some(Ok(issued)) = create.value().get() {
+            fresh.set(vec![issued]);
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(issued)) = rotate.value().get() {
+            fresh.set(issued);
+        }
+    });
+    Effect::new(move |_| fresh.with(|issued| recent.remember(issued)));
+    let action_error = Signal::derive(move || {
+        revoke
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| rotate.value().get().and_then(Result::err))
+    });
+
+    view! {
+        <h1 class="mb-2 text-3xl font-bold text-slate-900">"API keys"</h1>
+        <NewKeyDialog fresh />
+        <FormAlert error=action_error />
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys…"</p> }>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(data) => view! {
+                        <p class="mb-6 text-slate-600">
+                            "Your plan, " <A href="/plans" attr:class="font-medium underline">{data.plan.name.clone()}</A>
+                            {format!(", allows {} active keys.", data.plan.max_active_keys)}
+                        </p>
+                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() revoke rotate />
+                    }.into_any(),
+                    Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        <CreateKeyForm create />
+    }
+}
+
+/// The show-once panel for new secrets.
+#[component]
+fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
+    move || {
+        let issued = fresh.get();
+        (!issued.is_empty()).then(|| {
+            view! {
+                <div role="dialog" aria-label="Your new key" class="mb-6 rounded-lg border-2 border-amber-400 bg-amber-50 p-5">
+                    <h2 class="text-lg font-semibold">"Copy your new key now"</h2>
+                    <p class="mt-1 text-sm text-slate-700">"It is shown only this once. Tollgate keeps only a hash of it."</p>
+                    {issued.into_iter().map(|k| {
+                        let secret = k.secret.clone();
+                        let copied = RwSignal::new(false);
+                        view! {
+                            <div class="mt-3">
+                                <p class="text-sm font-medium">{k.key.name.clone()}</p>
+                                <div class="mt-1 flex items-center gap-2">
+                                    <code class="flex-1 overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid="new-key-secret">{k.secret.clone()}</code>
+                                    <button
+                                        class="rounded-md border border-slate-300 bg-white px-3 py-2 text-sm hover:bg-slate-100"
+                                        on:click=move |_| { copy_to_clipboard(&secret); copied.set(true); }
+                                    >
+                                        {move || if copied.get() { "Copied" } else { "Copy" }}
+                                    </button>
+                                </div>
+                            </div>
+                        }
+                    }).collect_view()}
+                    <button class=format!("{BUTTON} mt-4") on:click=move |_| fresh.set(Vec::new())>"I have saved it"</button>
+                </div>
+            }
+        })
+    }
+}
+
+fn copy_to_clipboard(text: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let clipboard = window().navigator().clipboard();
+        let _ = clipboard.write_text(text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
+}
+
+#[component]
+fn KeyTable(
+    keys: Vec<KeyView>,
+    base_url: String,
+    revoke: ServerAction<RevokeApiKeys>,
+    rotate: ServerAction<RotateApiKeys>,
+) -> impl IntoView {
+    if keys.is_empty() {
+        return view! {
+            <div class=CARD data-testid="keys-empty">
+                <h2 class="text-lg font-semibold">"No keys yet"</h2>
+                <p class="mt-2 text-sm text-slate-600">
+                    "A key lets a program call the models through Tollgate, counted against your plan. "
+                    "Create one below, then call the API with it:"
+                </p>
+                <pre class="mt-3 overflow-x-auto rounded bg-slate-900 p-3 text-sm text-slate-100">{format!(
+                    "curl {base_url}/v1/chat/completions \\\n  -H \"Authorization: Bearer $TOLLGATE_KEY\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"demo\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
+                )}</pre>
+            </div>
+        }
+        .into_any();
+    }
+    let selected = RwSignal::new(BTreeSet::<i64>::new());
+    let confirming = RwSignal::new(None::<Vec<i64>>);
+    let grace = RwSignal::new("0".to_owned());
+    let grace_secs = move || grace.get().parse::<i64>().unwrap_or(0);
+    let active_ids: Vec<i64> = keys
+        .iter()
+        .filter(|k| k.status == "active")
+        .map(|k| k.id)
+        .collect();
+
+    view! {
+        <div class=CARD>
+            <div class="mb-3 flex flex-wrap items-center gap-3 text-sm">
+                <label class="flex items-center gap-2">
+                    "Rotation grace period"
+                    <select class="rounded border border-slate-300 px-2 py-1" on:change=move |ev| grace.set(event_target_value(&ev)) prop:value=move || grace.get()>
+                        <option value="0">"none: the old secret stops now"</option>
+                        <option value="3600">"1 hour"</option>
+                        <option value="86400">"24 hours"</option>
+                    </select>
+                </label>
+                <span class="flex-1"></span>
+                <button
+                    class="rounded-md border border-slate-300 px-3 py-1 disabled:opacity-50"
+                    disabled=move || selected.with(BTreeSet::is_empty)
+                    on:click=move |_| { rotate.dispatch(RotateApiKeys { ids: selected.get().into_iter().collect(), grace_seconds: grace_secs() }); selected.set(BTreeSet::new()); }
+                >
+                    {move || format!("Rotate selected ({})", selected.with(BTreeSet::len))}
+                </button>
+                <button
+                    class="rounded-md border border-red-300 px-3 py-1 text-red-700 disabled:opacity-50"
+                    disabled=move || selected.with(BTreeSet::is_empty)
+                    on:click=move |_| confirming.set(Some(selected.get().into_iter().collect()))
+                >
+                    {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
+                </button>
+            </div>
+            {move || confirming.get().map(|ids| {
+                let count = ids.len();
+                view! {
+                    <div role="alertdialog" aria-label="Confirm revocation" class="mb-3 flex items-center gap-3 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800">
+                        <span class="flex-1">{format!("Revoke {count} key(s)? Programs using them stop working on their next request.")}</span>
+                        <button class="rounded-md bg-red-700 px-3 py-1 text-white" on:click=move |_| { revoke.dispatch(RevokeApiKeys { ids: ids.clone() }); confirming.set(None); selected.set(BTreeSet::new()); }>"Revoke"</button>
+                        <button class="rounded-md border border-slate-300 bg-white px-3 py-1 text-slate-700" on:click=move |_| confirming.set(None)>"Cancel"</button>
+                    </div>
+                }
+            })}
+            <table class="w-full text-left text-sm">
+                <thead class="text-slate-500">
+                    <tr>
+                        <th class="py-2">
+                            <input type="checkbox" aria-label="Select all active keys"
+                                on:change=move |ev| {
+                                    let all = event_target_checked(&ev);
+                                    selected.set(if all { active_ids.iter().copied().collect() } else { BTreeSet::new() });
+                                } />
+                        </th>
+                        <th>"Name"</th><th>"Key"</th><th>"Scopes"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th></th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {keys.into_iter().map(|k| {
+                        let id = k.id;
+                        let active = k.status == "active";
+                        let date = |t: &Option<String>| t.as_deref().and_then(|t| t.get(..10)).unwrap_or("—").to_owned();
+                        view! {
+                            <tr class="border-t border-slate-100" data-testid=format!("key-row-{}", k.name)>
+                                <td class="py-2">
+                                    <input type="checkbox" aria-label=format!("Select {}", k.name) disabled=!active
+                                        prop:checked=move || selected.with(|s| s.contains(&id))
+                                        on:change=move |ev| {
+                                            let on = event_target_checked(&ev);
+                                            selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
+                                        } />
+                                </td>
+                                <td>{k.name.clone()} <span class="ml-1 rounded bg-slate-100 px-1.5 text-xs text-slate-600">{k.env.clone()}</span></td>
+                                <td><code class="text-xs">{k.display.clone()}</code></td>
+                                <td>{k.scopes.join(", ")}</td>
+                                <td>{date(&Some(k.created_at.clone()))}</td>
+                                <td>{date(&k.last_used_at)}</td>
+                                <td>{date(&k.expires_at)}</td>
+                                <td data-testid="key-status">{k.status.clone()}</td>
+                                <td class="whitespace-nowrap text-right">
+                                    {active.then(|| view! {
+                                        <button class="mr-2 rounded border border-slate-300 px-2 py-1"
+                                            on:click=move |_| { rotate.dispatch(RotateApiKeys { ids: vec![id], grace_seconds: grace_secs() }); }>"Rotate"</button>
+                                        <button class="rounded border border-red-300 px-2 py-1 text-red-700"
+                                            on:click=move |_| confirming.set(Some(vec![id]))>"Revoke"</button>
+                                    })}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+fn lines(text: &str) -> Option<Vec<String>> {
+    let items: Vec<String> = text
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!items.is_empty()).then_some(items)
+}
+
+#[component]
+fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
+    let error: LastError = last_error(create.value());
+    let name = RwSignal::new("My key".to_owned());
+    let env = RwSignal::new("live".to_owned());
+    let scopes = RwSignal::new(BTreeSet::from(["chat".to_owned()]));
+    let models = RwSignal::new(String::new());
+    let expires = RwSignal::new(String::new());
+    let cap = RwSignal::new(String::new());
+    let ips = RwSignal::new(String::new());
+    let referrers = RwSignal::new(String::new());
+    let field_error =
+        move |field: &'static str| move || error.get().and_then(|e| e.field_error(field));
+    let input = "block w-full rounded-md border border-slate-300 px-3 py-2 text-sm";
+    let label = "mb-1 block text-sm font-medium text-slate-700";
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let cap_value = cap.get();
+        create.dispatch(CreateApiKey {
+            input: CreateKey {
+                name: name.get(),
+                env: Some(env.get()),
+                scopes: Some(scopes.get().into_iter().collect()),
+                allowed_models: lines(&models.get()),
+                expires_at: Some(expires.get()).filter(|s| !s.is_empty()),
+                ttl_seconds: None,
+                usage_cap: if cap_value.trim().is_empty() {
+                    None
+                } else {
+                    Some(cap_value.trim().parse().unwrap_or(-1))
+                },
+                ip_allowlist: lines(&ips.get()),
+                referrer_domains: lines(&referrers.get()),
+            },
+        });
+    };
+
+    view! {
+        <section class=format!("{CARD} mt-8")>
+            <h2 class="mb-4 text-lg font-semibold">"Create a key"</h2>
+            <FormAlert error />
+            <form on:submit=submit class="grid gap-4 sm:grid-cols-2">
+                <div>
+                    <label class=label for="key-name">"Name"</label>
+                    <input id="key-name" class=input bind:value=name />
+                    <p class="mt-1 text-sm text-red-700">{field_error("name")}</p>
+                </div>
+                <div>
+                    <label class=label for="key-env">"Environment"</label>
+                    <select id="key-env" class=input on:change=move |ev| env.set(event_target_value(&ev)) prop:value=move || env.get()>
+                        <option value="live">"live"</option>
+                        <option value="test">"test"</option>
+                        <option value="staging">"staging"</option>
+                        <option value="dev">"dev"</option>
+                    </select>
+                </div>
+                <fieldset class="sm:col-span-2">
+                    <legend class=label>"Scopes"</legend>
+                    <div class="flex gap-4 text-sm">
+                        {SCOPES.into_iter().map(|scope| view! {
+                            <label class="flex items-center gap-1">
+                                <input type="checkbox"
+                                    prop:checked=move || scopes.with(|s| s.contains(scope))
+                                    on:change=move |ev| {
+                                        let on = event_target_checked(&ev);
+                                        scopes.update(|s| { if on { s.insert(scope.to_owned()); } else { s.remove(scope); } });
+                                    } />
+                                {scope}
+                            </label>
+                        }).collect_view()}
+                    </div>
+                    <p class="mt-1 text-sm text-red-700">{field_error("scopes")}</p>
+                </fieldset>
+                <div>
+                    <label class=label for="key-models">"Allowed models"</label>
+                    <input id="key-models" class=input placeholder="all models on your plan" bind:value=models />
+                    <p class="mt-1 text-xs text-slate-500">"Comma-separated. Empty allows every model your plan has."</p>
+                    <p class="mt-1 text-sm text-red-700">{field_error("allowed_models")}</p>
+                </div>
+                <div>
+                    <label class=label for="key-expires">"Expires"</label>
+                    <input id="key-expires" type="date" class=input bind:value=expires />
+                    <p class="mt-1 text-xs text-slate-500">"Empty: never. The key works until that day ends (UTC)."</p>
+                    <p class="mt-1 text-sm text-red-700">{field_error("expires_at")}</p>
+                </div>
+                <div>
+                    <label class=label for="key-cap">"Usage cap (requests)"</label>
+                    <input id="key-cap" type="number" min="1" class=input placeholder="unlimited" bind:value=cap />
+                    <p class="mt-1 text-xs text-slate-500">"1 makes a one-time key."</p>
+                    <p class="mt-1 text-sm text-red-700">{field_error("usage_cap")}</p>
+                </div>
+                <div>
+                    <label class=label for="key-ips">"IP allowlist"</label>
+                    <textarea id="key-ips" rows="2" class=input placeholder="any address" bind:value=ips></textarea>
+                    <p class="mt-1 text-xs text-slate-500">"Addresses or CIDR ranges, one per line (IPv4 or IPv6)."</p>
+                    <p class="mt-1 text-sm text-red-700">{field_error("ip_allowlist")}</p>
+                </div>
+                <div class="sm:col-span-2">
+                    <label class=label for="key-referrers">"Allowed referrer domains"</label>
+                    <textarea id="key-referrers" rows="2" class=input placeholder="any site" bind:value=referrers></textarea>
+                    <p class="mt-1 text-xs text-slate-500">"For browser callers: app.example.com or *.example.com, one per line."</p>
+                    <p class="mt-1 text-sm text-red-700">{field_error("referrer_domains")}</p>
+                </div>
+                <div class="sm:col-span-2">
+                    <button type="submit" class=BUTTON disabled=move || create.pending().get()>"Create key"</button>
+                </div>
+            </form>
+        </section>
+    }
+}

@@ -1,0 +1,152 @@
+//! `/plans`: the public plans side by side; switching takes one click.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+
+use super::{
+    forms::{FormAlert, last_error},
+    nav::UserResource,
+};
+use crate::{accounts::types::FormError, keys::types::PlanView};
+
+#[server(endpoint = "plans")]
+pub async fn list_plans() -> Result<Vec<PlanView>, FormError> {
+    use crate::{keys::service, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    service::plans_for(&state.store, user.id)
+        .await
+        .map_err(|e| server_ctx::internal(e.message()))
+}
+
+#[server(endpoint = "plans/switch")]
+pub async fn switch_plan(plan: String) -> Result<(), FormError> {
+    use crate::{keys::service, request_meta::RequestMeta, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    let switch = service::switch_plan(&state.store, &RequestMeta::current(), user.id, &plan)
+        .await
+        .map_err(|e| server_ctx::internal(e.message()))?;
+    match switch.refusal(&plan) {
+        None => Ok(()),
+        Some(message) => {
+            server_ctx::set_status(axum::http::StatusCode::CONFLICT, None);
+            Err(FormError::new(message))
+        }
+    }
+}
+
+/// Micro-credits as whole credits, e.g. `250`.
+pub fn credits(micros: i64) -> String {
+    let whole = micros / 1_000_000;
+    let frac = (micros % 1_000_000).abs();
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{}", format!("{frac:06}").trim_end_matches('0'))
+    }
+}
+
+#[component]
+pub fn PlansPage() -> impl IntoView {
+    let user = expect_context::<UserResource>();
+    view! {
+        <Title text="Plans" />
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(_)) => view! { <PlanCards /> }.into_any(),
+                    _ => view! { <Redirect path="/login?next=/plans" /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn PlanCards() -> impl IntoView {
+    let switch = ServerAction::<SwitchPlan>::new();
+    let error = last_error(switch.value());
+    let plans = Resource::new(move || switch.version().get(), |_| list_plans());
+
+    view! {
+        <h1 class="mb-2 text-3xl font-bold text-slate-900">"Plans"</h1>
+        <p class="mb-6 text-slate-600">"A plan sets how often your keys may call the models. A switch applies to the next request."</p>
+        <FormAlert error />
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading plans…"</p> }>
+            {move || Suspend::new(async move {
+                match plans.await {
+                    Ok(plans) => view! {
+                        <div class="grid gap-4 sm:grid-cols-3">
+                            {plans.into_iter().map(|plan| view! { <PlanCard plan switch /> }).collect_view()}
+                        </div>
+                    }.into_any(),
+                    Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn PlanCard(plan: PlanView, switch: ServerAction<SwitchPlan>) -> impl IntoView {
+    let border = if plan.current {
+        "border-amber-400 ring-2 ring-amber-300"
+    } else {
+        "border-slate-200"
+    };
+    let row = |label: &'static str, value: String| {
+        view! {
+            <div class="flex justify-between py-1">
+                <dt class="text-slate-500">{label}</dt>
+                <dd class="font-medium">{value}</dd>
+            </div>
+        }
+    };
+    let optional = |v: Option<i64>| v.map_or_else(|| "no limit".to_owned(), |n| n.to_string());
+    let models = plan
+        .allowed_models
+        .clone()
+        .map_or_else(|| "all".to_owned(), |m| m.join(", "));
+    let slug = plan.id.clone();
+    view! {
+        <section class=format!("flex flex-col rounded-lg border bg-white p-5 shadow-sm {border}") data-testid=format!("plan-{}", plan.id)>
+            <div class="flex items-baseline justify-between">
+                <h2 class="text-xl font-semibold">{plan.name.clone()}</h2>
+                {plan.current.then(|| view! { <span class="rounded bg-amber-100 px-2 py-0.5 text-xs font-semibold text-amber-800">"Current"</span> })}
+            </div>
+            <p class="mt-1 text-sm text-slate-600">{plan.description.clone()}</p>
+            <p class="mt-4 text-3xl font-bold">{plan.requests_per_day} <span class="text-base font-normal text-slate-500">" requests / day"</span></p>
+            <dl class="mt-4 flex-1 text-sm">
+                {row("Per minute", plan.requests_per_minute.to_string())}
+                {row("Per hour", plan.requests_per_hour.to_string())}
+                {row("Tokens per minute", optional(plan.tokens_per_minute))}
+                {row("Parallel requests", optional(plan.max_parallel))}
+                {row("Monthly credits", credits(plan.monthly_credits_micros))}
+                {row("Active keys", plan.max_active_keys.to_string())}
+                {row("Models", models)}
+            </dl>
+            {if plan.current {
+                view! { <p class="mt-4 text-center text-sm text-slate-500">"Your plan"</p> }.into_any()
+            } else {
+                view! {
+                    <button
+                        class="mt-4 rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700"
+                        on:click=move |_| { switch.dispatch(SwitchPlan { plan: slug.clone() }); }
+                    >
+                        {format!("Switch to {}", plan.name)}
+                    </button>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credits_are_shown_exactly() {
+        assert_eq!(super::credits(250_000_000), "250");
+        assert_eq!(super::credits(1_500_000), "1.5");
+        assert_eq!(super::credits(1), "0.000001");
+    }
+}

@@ -1,0 +1,697 @@
+//! `/playground`: chat with a model through the public model API, from the
+//! browser, with one of the user's own keys. The page calls
+//! `POST /v1/chat/completions` exactly as a developer's client would, so what it
+//! shows (the stream, the rate-limit headers, every refusal) is what the API does.
+//!
+//! The key lives only in this tab's memory: it is never stored, and is sent only
+//! to the model API. A key just shown on `/welcome` or `/keys` is offered here
+//! through [`RecentKey`] when the user navigates without reloading.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::{A, Redirect};
+
+use super::{
+    forms::{BUTTON, CARD},
+    nav::UserResource,
+};
+use crate::{accounts::types::FormError, keys::types::IssuedKey};
+
+/// The last key shown to the user in this tab, kept in memory only.
+#[derive(Clone, Copy)]
+pub struct RecentKey(pub RwSignal<Option<String>>);
+
+pub fn provide_recent_key() {
+    provide_context(RecentKey(RwSignal::new(None)));
+}
+
+impl RecentKey {
+    /// Remembers a key just shown to the user, when it may call the models.
+    pub fn remember(&self, issued: &[IssuedKey]) {
+        if let Some(key) = issued
+            .iter()
+            .find(|k| k.key.scopes.iter().any(|s| s == "chat"))
+        {
+            self.0.set(Some(key.secret.clone()));
+        }
+    }
+}
+
+#[server(endpoint = "playground/models")]
+pub async fn get_model_names() -> Result<Vec<String>, FormError> {
+    use crate::server_ctx;
+    let (state, _, _) = server_ctx::signed_in_user().await?;
+    Ok(state
+        .gateway
+        .models
+        .iter()
+        .map(|m| m.name.clone())
+        .collect())
+}
+
+/// One message of the conversation as the page shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Turn {
+    pub role: &'static str,
+    pub content: String,
+}
+
+/// The request window the last answer reported in its `x-ratelimit-*` headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RateInfo {
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub reset: Option<String>,
+}
+
+/// A refused or failed call, from its OpenAI-shaped error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// HTTP status; 0 when Tollgate could not be reached at all.
+    pub status: u16,
+    pub code: Option<String>,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Refusal {
+    /// A heading that says what happened, in the user's words.
+    pub fn title(&self) -> String {
+        match self.status {
+            0 => "Tollgate could not be reached".into(),
+            400 => "The request was refused as invalid".into(),
+            401 => "The key was not accepted".into(),
+            402 => "Not enough credits".into(),
+            403 => "This key may not make this call".into(),
+            404 => "Unknown model".into(),
+            413 => "The message is too long".into(),
+            429 => format!(
+                "Rate limit reached: {}",
+                self.code.as_deref().map_or("too many requests", limit_name)
+            ),
+            502 => "The model's server failed".into(),
+            504 => "The model's server did not answer in time".into(),
+            status => format!("The call failed ({status})"),
+        }
+    }
+
+    /// What to do about it.
+    pub fn advice(&self) -> &'static str {
+        match self.status {
+            401 => {
+                "Paste the whole key (it starts with tg_). Revoked or expired keys stop working; create a new one on the Keys page."
+            }
+            402 => {
+                "Your balance does not cover this call's worst case. Ask for fewer tokens, or get credits from your plan's monthly grant or an admin."
+            }
+            403 => {
+                "Check the key's scopes (it needs chat), allowed models, IP allowlist and referrer domains on the Keys page."
+            }
+            429 => {
+                "Wait for the window to reset, or pick a plan with higher limits on the Plans page."
+            }
+            502 | 504 => "Try again in a moment.",
+            _ => "",
+        }
+    }
+}
+
+/// The human name of a limit code from a 429.
+pub fn limit_name(code: &str) -> &'static str {
+    match code {
+        "requests_per_minute" => "requests per minute",
+        "requests_per_hour" => "requests per hour",
+        "requests_per_day" => "requests per day",
+        "tokens_per_minute" => "tokens per minute",
+        "parallel_requests" => "parallel requests",
+        "ip_requests_per_minute" => "requests per minute from your IP address",
+        "ip_requests_per_day" => "requests per day from your IP address",
+        _ => "too many requests",
+    }
+}
+
+#[component]
+pub fn PlaygroundPage() -> impl IntoView {
+    let user = expect_context::<UserResource>();
+    view! {
+        <Title text="Playground" />
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(_)) => view! { <Playground /> }.into_any(),
+                    _ => view! { <Redirect path="/login?next=/playground" /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+const INPUT: &str = "block w-full rounded-md border border-slate-300 px-3 py-2 text-sm shadow-sm focus:border-slate-500 focus:outline-none focus:ring-1 focus:ring-slate-500";
+const LABEL: &str = "mb-1 block text-sm font-medium text-slate-700";
+
+#[component]
+fn Playground() -> impl IntoView {
+    let models = Resource::new(|| (), |_| get_model_names());
+    let recent = use_context::<RecentKey>().and_then(|RecentKey(k)| k.get_untracked());
+    let key = RwSignal::new(recent.unwrap_or_default());
+    let model = RwSignal::new(String::new());
+    let system = RwSignal::new(String::new());
+    let draft = RwSignal::new(String::new());
+    let turns = RwSignal::new(Vec::<Turn>::new());
+    let streaming = RwSignal::new(false);
+    let refusal = RwSignal::new(None::<Refusal>);
+    let countdown = RwSignal::new(None::<u64>);
+    let rate = RwSignal::new(RateInfo::default());
+    let stop = chat::Stop::new();
+    // Sending needs the browser code: Send stays disabled until the page hydrates.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    tick_countdown(countdown);
+
+    let send = move || {
+        let message = draft.get_untracked().trim().to_owned();
+        let secret = key.get_untracked().trim().to_owned();
+        if message.is_empty() || streaming.get_untracked() {
+            return;
+        }
+        if secret.is_empty() {
+            refusal.set(Some(Refusal {
+                status: 401,
+                code: None,
+                message: "Paste one of your keys first.".into(),
+                retry_after_secs: None,
+            }));
+            return;
+        }
+        refusal.set(None);
+        countdown.set(None);
+        draft.set(String::new());
+        turns.update(|t| {
+            t.push(Turn {
+                role: "user",
+                content: message,
+            });
+        });
+        let request = chat::Request {
+            key: secret,
+            model: model.get_untracked(),
+            system: system.get_untracked(),
+            history: turns.get_untracked(),
+        };
+        turns.update(|t| {
+            t.push(Turn {
+                role: "assistant",
+                content: String::new(),
+            });
+        });
+        streaming.set(true);
+        chat::start(
+            request,
+            stop,
+            chat::Sink {
+                turns,
+                refusal,
+                countdown,
+                rate,
+                streaming,
+            },
+        );
+    };
+
+    view! {
+        <h1 class="mb-2 text-3xl font-bold text-slate-900">"Playground"</h1>
+        <p class="mb-6 text-slate-600">
+            "Chat with a model through the same API your code calls. Your key stays in this tab's memory; "
+            <A href="/keys" attr:class="underline">"create one on the Keys page"</A>
+            " if you need it."
+        </p>
+        <div class="grid gap-6 md:grid-cols-3">
+            <section class=format!("{CARD} md:col-span-1") aria-label="Settings">
+                <div class="mb-4">
+                    <label for="pg-key" class=LABEL>"API key"</label>
+                    <input id="pg-key" type="password" autocomplete="off" spellcheck="false" placeholder="tg_live_…"
+                        class=INPUT
+                        prop:value=move || key.get()
+                        on:input=move |ev| key.set(event_target_value(&ev)) />
+                </div>
+                <div class="mb-4">
+                    <label for="pg-model" class=LABEL>"Model"</label>
+                    <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading models…"</p> }>
+                        {move || Suspend::new(async move {
+                            let names = models.await.unwrap_or_default();
+                            if model.get_untracked().is_empty()
+                                && let Some(first) = names.first()
+                            {
+                                model.set(first.clone());
+                            }
+                            view! {
+                                <select id="pg-model" class=INPUT
+                                    prop:value=move || model.get()
+                                    on:change=move |ev| model.set(event_target_value(&ev))>
+                                    {names.into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
+                                </select>
+                            }
+                        })}
+                    </Transition>
+                </div>
+                <div class="mb-4">
+                    <label for="pg-system" class=LABEL>"System prompt (optional)"</label>
+                    <textarea id="pg-system" rows="4" class=INPUT
+                        prop:value=move || system.get()
+                        on:input=move |ev| system.set(event_target_value(&ev))></textarea>
+                </div>
+                <RateLine rate />
+            </section>
+            <section class=format!("{CARD} md:col-span-2 flex flex-col") aria-label="Conversation">
+                <Transcript turns streaming />
+                <RefusalPanel refusal countdown />
+                <form class="mt-4 flex flex-col gap-2" on:submit=move |ev| { ev.prevent_default(); send(); }>
+                    <label for="pg-message" class="sr-only">"Message"</label>
+                    <textarea id="pg-message" rows="3" placeholder="Ask something…" class=INPUT
+                        prop:value=move || draft.get()
+                        on:input=move |ev| draft.set(event_target_value(&ev))
+                        on:keydown=move |ev| {
+                            if ev.key() == "Enter" && !ev.shift_key() {
+                                ev.prevent_default();
+                                send();
+                            }
+                        }></textarea>
+                    <div class="flex items-center gap-3">
+                        <button type="submit" class=BUTTON disabled=move || streaming.get() || !hydrated.get()>"Send"</button>
+                        <button type="button"
+                            class="rounded-md border border-slate-300 px-4 py-2 text-sm hover:bg-slate-100 disabled:opacity-50"
+                            disabled=move || !streaming.get()
+                            on:click=move |_| stop.stop()>"Stop"</button>
+                        <button type="button" class="ml-auto text-sm text-slate-500 underline"
+                            on:click=move |_| { turns.set(Vec::new()); refusal.set(None); }>"Clear"</button>
+                    </div>
+                </form>
+            </section>
+        </div>
+    }
+}
+
+#[component]
+fn RateLine(rate: RwSignal<RateInfo>) -> impl IntoView {
+    move || {
+        let r = rate.get();
+        r.remaining.map(|remaining| {
+            let of = r.limit.map(|l| format!(" of {l}")).unwrap_or_default();
+            let reset = r
+                .reset
+                .map(|s| format!(", the window resets in {s}"))
+                .unwrap_or_default();
+            view! {
+                <p class="text-sm text-slate-600" data-testid="requests-remaining">
+                    <span class="font-semibold">{format!("{remaining}{of}")}</span>
+                    {format!(" requests left{reset}.")}
+                </p>
+            }
+        })
+    }
+}
+
+#[component]
+fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <ol class="flex min-h-48 flex-col gap-3" aria-live="polite" data-testid="transcript">
+            {move || {
+                let all = turns.get();
+                if all.is_empty() {
+                    return view! { <li class="text-sm text-slate-500">"Send a message to start."</li> }.into_any();
+                }
+                let last = all.len() - 1;
+                all.into_iter().enumerate().map(|(i, turn)| {
+                    let mine = turn.role == "user";
+                    let typing = !mine && i == last && streaming.get();
+                    view! {
+                        <li class=if mine { "self-end max-w-[85%] rounded-lg bg-slate-900 px-3 py-2 text-sm text-white" } else { "self-start max-w-[85%] whitespace-pre-wrap rounded-lg bg-slate-100 px-3 py-2 text-sm text-slate-800" }
+                            data-role=turn.role>
+                            {turn.content}
+                            {typing.then(|| view! { <span class="ml-1 animate-pulse" aria-label="streaming">"▍"</span> })}
+                        </li>
+                    }
+                }).collect_view().into_any()
+            }}
+        </ol>
+    }
+}
+
+#[component]
+fn RefusalPanel(
+    refusal: RwSignal<Option<Refusal>>,
+    countdown: RwSignal<Option<u64>>,
+) -> impl IntoView {
+    move || {
+        refusal.get().map(|r| {
+            let advice = r.advice();
+            view! {
+                <div role="alert" class="mt-4 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800" data-testid="refusal">
+                    <p class="font-semibold">
+                        {r.title()}
+                        {(r.status != 0).then(|| format!(" ({})", r.status))}
+                    </p>
+                    <p class="mt-1">{r.message.clone()}</p>
+                    {(!advice.is_empty()).then(|| view! { <p class="mt-1">{advice}</p> })}
+                    {move || countdown.get().map(|secs| view! {
+                        <p class="mt-1 font-semibold" data-testid="retry-countdown">
+                            {if secs > 0 { format!("Try again in {secs} s.") } else { "You can try again now.".to_owned() }}
+                        </p>
+                    })}
+                </div>
+            }
+        })
+    }
+}
+
+/// Counts the Retry-After countdown down once a second while the page is open.
+fn tick_countdown(countdown: RwSignal<Option<u64>>) {
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let tick = move || {
+            countdown.update(|c| {
+                if let Some(secs) = c {
+                    *secs = secs.saturating_sub(1);
+                }
+            })
+        };
+        if let Ok(handle) = set_interval_with_handle(tick, std::time::Duration::from_secs(1)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = countdown;
+}
+
+/// The call itself. It runs only in the browser; on the server the page is
+/// rendered without ever sending.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+mod chat {
+    use super::{RateInfo, Refusal, Turn};
+    use leptos::prelude::*;
+
+    pub struct Request {
+        pub key: String,
+        pub model: String,
+        pub system: String,
+        pub history: Vec<Turn>,
+    }
+
+    impl Request {
+        pub fn body(&self) -> serde_json::Value {
+            let mut messages = Vec::new();
+            if !self.system.trim().is_empty() {
+                messages.push(serde_json::json!({ "role": "system", "content": self.system }));
+            }
+            messages.extend(
+                self.history
+                    .iter()
+                    .map(|t| serde_json::json!({ "role": t.role, "content": t.content })),
+            );
+            serde_json::json!({
+                "model": self.model,
+                "messages": messages,
+                "stream": true,
+                "stream_options": { "include_usage": true },
+            })
+        }
+    }
+
+    /// Where a call's progress goes.
+    #[derive(Clone, Copy)]
+    pub struct Sink {
+        pub turns: RwSignal<Vec<Turn>>,
+        pub refusal: RwSignal<Option<Refusal>>,
+        pub countdown: RwSignal<Option<u64>>,
+        pub rate: RwSignal<RateInfo>,
+        pub streaming: RwSignal<bool>,
+    }
+
+    impl Sink {
+        fn append(&self, delta: &str) {
+            self.turns.update(|t| {
+                if let Some(last) = t.last_mut() {
+                    last.content.push_str(delta);
+                }
+            });
+        }
+
+        fn refuse(&self, refusal: Refusal) {
+            // An empty assistant turn says nothing; drop it.
+            self.turns.update(|t| {
+                if t.last()
+                    .is_some_and(|l| l.role == "assistant" && l.content.is_empty())
+                {
+                    t.pop();
+                }
+            });
+            self.countdown.set(refusal.retry_after_secs);
+            self.refusal.set(Some(refusal));
+        }
+    }
+
+    /// Cancels the call in flight: the browser aborts the fetch, so Tollgate
+    /// sees the client leave and settles what was streamed.
+    #[derive(Clone, Copy)]
+    pub struct Stop(StoredValue<u64>);
+
+    impl Stop {
+        pub fn new() -> Self {
+            Self(StoredValue::new(0))
+        }
+
+        pub fn stop(&self) {
+            self.0.update_value(|generation| *generation += 1);
+            #[cfg(feature = "hydrate")]
+            browser::abort_current();
+        }
+    }
+
+    pub fn start(request: Request, stop: Stop, sink: Sink) {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            browser::run(request, stop, sink).await;
+            sink.streaming.set(false);
+        });
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = (request, stop);
+            sink.streaming.set(false);
+        }
+    }
+
+    #[cfg(feature = "hydrate")]
+    mod browser {
+        use std::cell::RefCell;
+
+        use eventsource_stream::Eventsource;
+        use futures::StreamExt;
+        use gloo_net::http::{Request as Fetch, Response};
+        use leptos::prelude::*;
+        use serde_json::Value;
+        use wasm_bindgen::JsCast;
+        use web_sys::AbortController;
+
+        use super::{Refusal, Request, Sink, Stop};
+        use crate::pages::playground::RateInfo;
+
+        thread_local! {
+            // The browser is single-threaded: one call in flight per tab.
+            static CURRENT: RefCell<Option<AbortController>> = const { RefCell::new(None) };
+        }
+
+        pub fn abort_current() {
+            CURRENT.with(|c| {
+                if let Some(controller) = c.borrow_mut().take() {
+                    controller.abort();
+                }
+            });
+        }
+
+        fn unreachable(message: impl std::fmt::Display) -> Refusal {
+            Refusal {
+                status: 0,
+                code: None,
+                message: message.to_string(),
+                retry_after_secs: None,
+            }
+        }
+
+        fn rate_of(response: &Response) -> Option<RateInfo> {
+            let headers = response.headers();
+            let number = |name: &str| headers.get(name).and_then(|v| v.trim().parse().ok());
+            let info = RateInfo {
+                limit: number("x-ratelimit-limit-requests"),
+                remaining: number("x-ratelimit-remaining-requests"),
+                reset: headers.get("x-ratelimit-reset-requests"),
+            };
+            info.remaining.is_some().then_some(info)
+        }
+
+        /// Reads `{"error":{…}}` from a refused call.
+        async fn refusal_of(response: &Response) -> Refusal {
+            let status = response.status();
+            let retry_after_secs = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.trim().parse().ok());
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Refusal {
+                status,
+                code: body["error"]["code"].as_str().map(str::to_owned),
+                message: body["error"]["message"]
+                    .as_str()
+                    .map_or_else(|| response.status_text(), str::to_owned),
+                retry_after_secs,
+            }
+        }
+
+        pub async fn run(request: Request, stop: Stop, sink: Sink) {
+            let generation = stop.0.get_value();
+            let stopped = move || stop.0.try_get_value() != Some(generation);
+            let controller = AbortController::new().ok();
+            let signal = controller.as_ref().map(AbortController::signal);
+            CURRENT.with(|c| *c.borrow_mut() = controller);
+
+            let fetch = Fetch::post("/v1/chat/completions")
+                .header("authorization", &format!("Bearer {}", request.key))
+                .header("content-type", "application/json")
+                .abort_signal(signal.as_ref())
+                .body(request.body().to_string());
+            let response = match fetch {
+                Ok(fetch) => fetch.send().await,
+                Err(e) => return sink.refuse(unreachable(e)),
+            };
+            let response = match response {
+                Ok(response) => response,
+                Err(_) if stopped() => return,
+                Err(e) => return sink.refuse(unreachable(e)),
+            };
+            if let Some(rate) = rate_of(&response) {
+                sink.rate.set(rate);
+            }
+            if response.status() != 200 {
+                return sink.refuse(refusal_of(&response).await);
+            }
+            let Some(body) = response.body() else {
+                return sink.refuse(unreachable("the answer had no body"));
+            };
+            let mut events = wasm_streams::ReadableStream::from_raw(body)
+                .into_stream()
+                .map(|chunk| chunk.map(|c| c.unchecked_into::<js_sys::Uint8Array>().to_vec()))
+                .eventsource();
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(_) if stopped() => return,
+                    Err(e) => return sink.refuse(unreachable(format!("the stream broke: {e}"))),
+                };
+                if event.data == "[DONE]" {
+                    break;
+                }
+                let Ok(chunk) = serde_json::from_str::<Value>(&event.data) else {
+                    continue;
+                };
+                if let Some(error) = chunk.get("error") {
+                    return sink.refuse(Refusal {
+                        // A stream has already answered 200; its error event names the failure.
+                        status: if error["code"] == "upstream_timeout" {
+                            504
+                        } else {
+                            502
+                        },
+                        code: error["code"].as_str().map(str::to_owned),
+                        message: error["message"]
+                            .as_str()
+                            .unwrap_or("the stream ended with an error")
+                            .to_owned(),
+                        retry_after_secs: None,
+                    });
+                }
+                if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
+                    sink.append(delta);
+                }
+            }
+            CURRENT.with(|c| c.borrow_mut().take());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_streams_with_usage_and_the_system_prompt_first() {
+        let request = chat::Request {
+            key: "tg_live_x".into(),
+            model: "demo".into(),
+            system: "Be brief.".into(),
+            history: vec![
+                Turn {
+                    role: "user",
+                    content: "Hi".into(),
+                },
+                Turn {
+                    role: "assistant",
+                    content: "Hello".into(),
+                },
+                Turn {
+                    role: "user",
+                    content: "Again".into(),
+                },
+            ],
+        };
+        let body = request.body();
+        assert_eq!(body["model"], "demo");
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        let roles: Vec<&str> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert!(
+            !body.to_string().contains("tg_live_x"),
+            "the key goes in a header only"
+        );
+
+        let blank = chat::Request {
+            system: "  ".into(),
+            ..request
+        };
+        assert_eq!(blank.body()["messages"][0]["role"], "user");
+    }
+
+    #[test]
+    fn refusals_name_the_limit_and_what_to_do() {
+        let refusal = |status, code: Option<&str>| Refusal {
+            status,
+            code: code.map(str::to_owned),
+            message: String::new(),
+            retry_after_secs: None,
+        };
+        assert_eq!(
+            refusal(429, Some("requests_per_day")).title(),
+            "Rate limit reached: requests per day"
+        );
+        assert_eq!(
+            refusal(429, Some("ip_requests_per_minute")).title(),
+            "Rate limit reached: requests per minute from your IP address"
+        );
+        assert_eq!(
+            refusal(429, None).title(),
+            "Rate limit reached: too many requests"
+        );
+        assert!(
+            refusal(402, Some("insufficient_credits"))
+                .advice()
+                .contains("balance")
+        );
+        assert!(refusal(403, None).advice().contains("scopes"));
+        assert_eq!(refusal(0, None).title(), "Tollgate could not be reached");
+    }
+}

@@ -1,0 +1,93 @@
+//! `/welcome`: the page after sign-up, which shows the primary key once.
+//!
+//! Registration leaves the new key in a short-lived cookie (HttpOnly,
+//! SameSite=Strict, five minutes) rather than in the database or the session
+//! store; this page reads it once and clears it.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+
+use super::{
+    forms::{BUTTON, CARD},
+    playground::RecentKey,
+};
+use crate::accounts::types::FormError;
+
+pub const NEW_KEY_COOKIE: &str = "tollgate_new_key";
+
+#[server(endpoint = "welcome-key")]
+pub async fn take_new_key() -> Result<Option<String>, FormError> {
+    use axum::http::{HeaderValue, header};
+    use tower_sessions::cookie::Cookie;
+
+    let Some(parts) = use_context::<axum::http::request::Parts>() else {
+        return Ok(None);
+    };
+    let key = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v.to_owned()))
+        .filter_map(Result::ok)
+        .find(|c| c.name() == NEW_KEY_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.starts_with("tg_"));
+    if key.is_some()
+        && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+    {
+        let clear = format!("{NEW_KEY_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict");
+        if let Ok(value) = HeaderValue::from_str(&clear) {
+            response.append_header(header::SET_COOKIE, value);
+        }
+    }
+    Ok(key)
+}
+
+/// The `Set-Cookie` value that hands a new key to `/welcome`.
+#[cfg(feature = "ssr")]
+pub fn new_key_cookie(secret: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{NEW_KEY_COOKIE}={secret}; Max-Age=300; Path=/; HttpOnly; SameSite=Strict{secure}")
+}
+
+#[component]
+pub fn WelcomePage() -> impl IntoView {
+    let key = Resource::new(|| (), |_| take_new_key());
+    let recent = expect_context::<RecentKey>();
+    Effect::new(move |_| {
+        if let Some(Ok(Some(secret))) = key.get() {
+            recent.0.set(Some(secret));
+        }
+    });
+    view! {
+        <Title text="Welcome" />
+        <h1 class="mb-6 text-3xl font-bold text-slate-900">"Welcome to Tollgate"</h1>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                match key.await {
+                    Ok(Some(secret)) => view! {
+                        <div role="dialog" aria-label="Your primary key" class="rounded-lg border-2 border-amber-400 bg-amber-50 p-5">
+                            <h2 class="text-lg font-semibold">"Your primary key"</h2>
+                            <p class="mt-1 text-sm text-slate-700">
+                                "Copy it now: it is shown only this once. It can call the models (scope chat) on your plan."
+                            </p>
+                            <code class="mt-3 block overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid="primary-key">{secret}</code>
+                        </div>
+                    }.into_any(),
+                    _ => view! {
+                        <div class=CARD>
+                            <p class="text-slate-700">"Your account is ready. Manage your keys on the keys page."</p>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+        <div class="mt-6 flex gap-3">
+            <A href="/keys" attr:class=BUTTON>"Go to your keys"</A>
+            <A href="/playground" attr:class="inline-flex items-center rounded-md border border-slate-300 px-4 py-2 text-sm">"Try it in the playground"</A>
+            <A href="/plans" attr:class="inline-flex items-center rounded-md border border-slate-300 px-4 py-2 text-sm">"Compare plans"</A>
+        </div>
+    }
+}

@@ -1,0 +1,352 @@
+//! The model API for developers: `POST /v1/chat/completions` (JSON or SSE),
+//! `GET /v1/models` and the simple `POST /response`. Each handler runs the
+//! pipeline stages of `crate::gateway` top to bottom.
+
+use std::time::Instant;
+
+use axum::{
+    Json,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use futures::{StreamExt, stream::BoxStream};
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::{
+    gateway::{
+        error::GatewayError,
+        hold::Hold,
+        limits::{Buckets, RateHeaders},
+        parse::ChatRequest,
+        providers::{Reply, UpstreamError},
+        restrictions,
+        settle::{Bill, Meter},
+        upstream,
+    },
+    keys::auth::{self, KeyHolder},
+    request_meta::RequestMeta,
+    startup::AppState,
+};
+
+/// `POST /v1/chat/completions`
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut rate = RateHeaders::default();
+    let mut response = match ChatRequest::parse(&body) {
+        Ok(request) => match chat(&state, &meta, &headers, request, &mut rate).await {
+            Ok(Answer::Json(body)) => Json(body).into_response(),
+            Ok(Answer::Stream(response)) => response,
+            Err(error) => error.into_response(),
+        },
+        Err(error) => error.into_response(),
+    };
+    rate.apply(response.headers_mut());
+    response
+}
+
+/// `POST /response`: `{system_prompt, message, tokens}` → `{role, content}`,
+/// on the table's first model.
+pub async fn simple_response(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut rate = RateHeaders::default();
+    let outcome = async {
+        let request = simple_request(&state, &body)?;
+        match chat(&state, &meta, &headers, request, &mut rate).await? {
+            Answer::Json(body) => Ok(json!({
+                "role": "assistant",
+                "content": body["choices"][0]["message"]["content"].as_str().unwrap_or_default(),
+            })),
+            Answer::Stream(_) => Err(GatewayError::Internal("a stream for /response".into())),
+        }
+    }
+    .await;
+    let mut response = match outcome {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => error.into_response(),
+    };
+    rate.apply(response.headers_mut());
+    response
+}
+
+fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Simple {
+        #[serde(default)]
+        system_prompt: Option<String>,
+        message: String,
+        #[serde(default)]
+        tokens: Option<u64>,
+    }
+    let simple: Simple = serde_json::from_slice(body).map_err(|e| {
+        GatewayError::invalid(
+            format!("The body must be {{\"system_prompt\", \"message\", \"tokens\"}}: {e}."),
+            None,
+        )
+    })?;
+    let mut messages = Vec::new();
+    if let Some(system) = simple.system_prompt.filter(|s| !s.trim().is_empty()) {
+        messages.push(json!({ "role": "system", "content": system }));
+    }
+    messages.push(json!({ "role": "user", "content": simple.message }));
+    let mut chat = json!({
+        "model": state.gateway.models.default_model().name,
+        "messages": messages,
+    });
+    if let Some(tokens) = simple.tokens {
+        chat["max_tokens"] = json!(tokens);
+    }
+    ChatRequest::parse(chat.to_string().as_bytes()).map_err(|e| match e {
+        GatewayError::Invalid {
+            message,
+            param: Some("max_tokens"),
+        } => GatewayError::Invalid {
+            message: message.replace("`max_tokens`", "`tokens`"),
+            param: Some("tokens"),
+        },
+        other => other,
+    })
+}
+
+/// `GET /v1/models`: the models this key may call.
+pub async fn list_models(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+) -> Response {
+    let mut rate = RateHeaders::default();
+    let outcome = async {
+        let holder = verify(&state, &meta, &headers, &mut rate).await?;
+        let plan = state.store.plan_of_user(holder.user.id).await?;
+        let names = state.gateway.models.iter().map(|m| m.name.as_str());
+        let created = Utc::now().timestamp();
+        let data: Vec<Value> = restrictions::allowed_models(&holder.key, &plan, names)
+            .into_iter()
+            .filter_map(|name| state.gateway.models.get(name))
+            .map(|m| json!({ "id": m.name, "object": "model", "created": created, "owned_by": m.owned_by() }))
+            .collect();
+        Ok::<_, GatewayError>(json!({ "object": "list", "data": data }))
+    }
+    .await;
+    let mut response = match outcome {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => error.into_response(),
+    };
+    rate.apply(response.headers_mut());
+    response
+}
+
+/// Unknown paths under `/v1` answer in the API's shape, never with a page.
+pub async fn unknown_route() -> Response {
+    crate::api_error::ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unknown_url",
+        "No such API route. The model API has POST /v1/chat/completions and GET /v1/models.",
+    )
+    .into_response()
+}
+
+enum Answer {
+    Json(Value),
+    Stream(Response),
+}
+
+/// Stages 2 to 4 (the IP windows, the key, the caller restrictions).
+async fn verify(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    rate: &mut RateHeaders,
+) -> Result<KeyHolder, GatewayError> {
+    let buckets = Buckets::at(Utc::now());
+    if let Some(ip) = meta.client_ip {
+        state
+            .gateway
+            .limiters
+            .admit_ip(&state.store, ip, &buckets, rate)
+            .await?;
+    }
+    let holder = auth::authenticate(
+        &state.store,
+        &state.key_hasher,
+        auth::presented_key(headers),
+    )
+    .await
+    .map_err(GatewayError::Key)?;
+    restrictions::check_caller(&holder.key, meta.client_ip, headers)?;
+    Ok(holder)
+}
+
+async fn chat(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    request: ChatRequest,
+    rate: &mut RateHeaders,
+) -> Result<Answer, GatewayError> {
+    let started = Instant::now();
+    let holder = verify(state, meta, headers, rate).await?;
+    let model = state
+        .gateway
+        .models
+        .get(&request.model)
+        .ok_or_else(|| GatewayError::UnknownModel(request.model.clone()))?;
+    let plan = state.store.plan_of_user(holder.user.id).await?;
+    restrictions::check_model(&holder.key, &plan, &model.name)?;
+
+    let messages = upstream::messages_for(model, &request);
+    let hold = Hold::worst_case(model, &messages, request.max_tokens);
+    let buckets = Buckets::at(Utc::now());
+    let admit = state
+        .gateway
+        .limiters
+        .admit_user(
+            &state.store,
+            &plan,
+            holder.user.id,
+            holder.key.id,
+            hold.tokens(),
+            hold.micros,
+            meta.request_id.as_deref(),
+            &buckets,
+            rate,
+        )
+        .await?;
+    let bill = Bill {
+        store: state.store.clone(),
+        user_id: holder.user.id,
+        key_id: holder.key.id,
+        request_id: meta.request_id.clone(),
+        model: model.name.clone(),
+        prices: model.prices,
+        stream: request.stream,
+        reserved_micros: hold.micros,
+        prompt_estimate: hold.prompt_tokens,
+        started,
+        client_ip: meta.client_ip.map(|ip| ip.to_string()),
+    };
+
+    let reply = state
+        .gateway
+        .upstreams
+        .call(model, &request, &messages, hold.max_output_tokens)
+        .await;
+    match reply {
+        Err(error) => {
+            let error = GatewayError::Upstream(error);
+            bill.settle(error.status().as_u16(), error.code(), &Meter::default())
+                .await;
+            Err(error)
+        }
+        Ok(Reply::Whole(mut body)) => {
+            let mut meter = Meter::default();
+            meter.observe(&body);
+            body["model"] = json!(model.name);
+            bill.settle(200, None, &meter).await;
+            Ok(Answer::Json(body))
+        }
+        Ok(Reply::Chunks(chunks)) => Ok(Answer::Stream(sse(Forward {
+            chunks,
+            meter: Meter::default(),
+            bill: Some(bill),
+            include_usage: request.include_usage,
+            model: model.name.clone(),
+            done: false,
+            _parallel: admit._parallel,
+        }))),
+    }
+}
+
+/// A stream being forwarded. Dropped before its end (the client went away),
+/// it settles what was produced so far; dropping the upstream stream with it
+/// cancels the upstream request.
+struct Forward {
+    chunks: BoxStream<'static, Result<Value, UpstreamError>>,
+    meter: Meter,
+    bill: Option<Bill>,
+    include_usage: bool,
+    model: String,
+    done: bool,
+    _parallel: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        if let Some(bill) = self.bill.take() {
+            let meter = self.meter.clone();
+            tracing::info!(request_id = ?bill.request_id, "client left mid-stream; settling what was sent");
+            tokio::spawn(async move {
+                bill.settle(499, Some("client_disconnected"), &meter).await;
+            });
+        }
+    }
+}
+
+fn frame(data: impl std::fmt::Display) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+fn sse(forward: Forward) -> Response {
+    let body = futures::stream::unfold(forward, |mut f| async move {
+        if f.done {
+            return None;
+        }
+        loop {
+            match f.chunks.next().await {
+                Some(Ok(mut chunk)) => {
+                    f.meter.observe(&chunk);
+                    let usage_only = chunk["choices"].as_array().is_some_and(Vec::is_empty)
+                        && chunk.get("usage").is_some_and(|u| !u.is_null());
+                    if !f.include_usage {
+                        if usage_only {
+                            continue;
+                        }
+                        if let Some(object) = chunk.as_object_mut() {
+                            object.remove("usage");
+                        }
+                    }
+                    chunk["model"] = json!(f.model);
+                    return Some((Ok::<_, std::convert::Infallible>(frame(chunk)), f));
+                }
+                Some(Err(error)) => {
+                    let error = GatewayError::Upstream(error);
+                    let api = error.to_api_error();
+                    if let Some(bill) = f.bill.take() {
+                        bill.settle(api.status.as_u16(), api.code, &f.meter).await;
+                    }
+                    f.done = true;
+                    return Some((Ok(frame(json!({ "error": api }))), f));
+                }
+                None => {
+                    if let Some(bill) = f.bill.take() {
+                        bill.settle(200, None, &f.meter).await;
+                    }
+                    f.done = true;
+                    return Some((Ok(frame("[DONE]")), f));
+                }
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}

@@ -1,0 +1,101 @@
+//! Credits: the balance on `users` and the ledger that explains it. Every change
+//! to a balance writes a ledger row in the same transaction, so the balance
+//! always equals the sum of the ledger.
+
+use sqlx::{Sqlite, Transaction};
+
+use super::{Store, StoreError};
+
+/// Adds `amount` to the balance with a `grant` ledger entry.
+pub(super) async fn grant(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: i64,
+    amount: i64,
+    note: &str,
+) -> Result<(), StoreError> {
+    entry(tx, user_id, "grant", amount, None, note).await
+}
+
+/// Writes one ledger row and moves the balance by the same amount. The balance's
+/// CHECK constraint refuses a negative result, failing the transaction.
+pub(super) async fn entry(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: i64,
+    kind: &str,
+    amount: i64,
+    request_id: Option<&str>,
+    note: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(kind)
+    .bind(amount)
+    .bind(request_id)
+    .bind(note)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE users SET balance_micros = balance_micros + ? WHERE id = ?")
+        .bind(amount)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Gives the plan's monthly grant once per calendar month (`YYYY-MM`).
+pub(super) async fn monthly_grant(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: i64,
+    month: &str,
+) -> Result<(), StoreError> {
+    let first_this_month =
+        sqlx::query("INSERT OR IGNORE INTO monthly_grants (user_id, month) VALUES (?, ?)")
+            .bind(user_id)
+            .bind(month)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1;
+    if first_this_month {
+        let amount: i64 = sqlx::query_scalar(
+            "SELECT p.monthly_credits FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .unwrap_or(0);
+        if amount > 0 {
+            grant(tx, user_id, amount, &format!("plan grant for {month}")).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A balance and the sum of the ledger behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    pub balance_micros: i64,
+    pub ledger_sum_micros: i64,
+}
+
+impl Store {
+    /// The balance after this month's plan grant, when it is still due.
+    pub async fn balance(&self, user_id: i64, month: &str) -> Result<Balance, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        monthly_grant(&mut tx, user_id, month).await?;
+        let (balance_micros, ledger_sum_micros): (i64, i64) = sqlx::query_as(
+            "SELECT u.balance_micros, COALESCE((SELECT SUM(amount_micros) FROM credit_ledger WHERE user_id = u.id), 0)
+             FROM users u WHERE u.id = ?",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Balance {
+            balance_micros,
+            ledger_sum_micros,
+        })
+    }
+}
