@@ -579,7 +579,14 @@ mod chat {
             };
             let mut events = wasm_streams::ReadableStream::from_raw(body)
                 .into_stream()
-                .map(|chunk| chunk.map(|c| c.unchecked_into::<js_sys::Uint8Array>().to_vec()))
+                .map(|chunk| {
+                    chunk
+                        .map(|c| c.unchecked_into::<js_sys::Uint8Array>().to_vec())
+                        .map_err(|e| {
+                            e.as_string()
+                                .unwrap_or_else(|| "the connection closed".into())
+                        })
+                })
                 .eventsource();
             while let Some(event) = events.next().await {
                 let event = match event {
