@@ -71,7 +71,7 @@ pub(super) async fn insert(
 impl Store {
     /// Records an event that accompanies no other write (a failed login, a logout).
     pub async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         insert(&mut conn, event).await
     }
 }

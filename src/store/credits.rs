@@ -83,7 +83,7 @@ pub struct Balance {
 impl Store {
     /// The balance after this month's plan grant, when it is still due.
     pub async fn balance(&self, user_id: i64, month: &str) -> Result<Balance, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         monthly_grant(&mut tx, user_id, month).await?;
         let (balance_micros, ledger_sum_micros): (i64, i64) = sqlx::query_as(
             "SELECT u.balance_micros, COALESCE((SELECT SUM(amount_micros) FROM credit_ledger WHERE user_id = u.id), 0)

@@ -92,7 +92,7 @@ impl Store {
         bucket: &str,
         limit: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let count = bump(&mut tx, &format!("ip:{ip}"), Window::Day, bucket, limit).await?;
         tx.commit().await?;
         Ok(count)
@@ -106,7 +106,7 @@ impl Store {
         admission: &Admission<'_>,
         last_check: impl FnOnce() -> Result<(), E>,
     ) -> Result<Result<Admitted, Refused<E>>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let subject = format!("user:{}", admission.user_id);
         let mut admitted = Admitted {
             hour: None,
@@ -169,7 +169,7 @@ impl Store {
     /// one transaction. Returns the balance after.
     pub async fn settle(&self, s: &Settlement<'_>) -> Result<i64, StoreError> {
         let cost = s.cost_micros.clamp(0, s.reserved_micros);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         if s.reserved_micros > 0 {
             credits::entry(
                 &mut tx,

@@ -88,7 +88,7 @@ impl Store {
         new: NewKey<'_>,
         audit: AuditEvent,
     ) -> Result<KeyCreation, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let inserted: Option<KeyRecord> = sqlx::query_as(&format!(
             "INSERT INTO api_keys (user_id, name, env, secret_hash, display_prefix, last_four, scopes,
                                    allowed_models, ip_allowlist, referrer_domains, usage_cap, expires_at)
@@ -159,7 +159,7 @@ impl Store {
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY id DESC"
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?)
     }
 
@@ -175,7 +175,7 @@ impl Store {
         ))
         .bind(user_id)
         .bind(key_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?)
     }
 
@@ -186,7 +186,7 @@ impl Store {
         key_ids: &[i64],
         audit: AuditEvent,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut revoked = 0;
         for id in key_ids {
             revoked += sqlx::query(
@@ -216,7 +216,7 @@ impl Store {
         grace_secs: i64,
         audit: AuditEvent,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let key: Option<KeyRecord> = sqlx::query_as(&format!(
             "UPDATE api_keys SET
                  grace_hash = CASE WHEN ?1 > 0 THEN secret_hash END,
@@ -248,7 +248,7 @@ impl Store {
         settings: KeySettings<'_>,
         audit: AuditEvent,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let key: Option<KeyRecord> = sqlx::query_as(&format!(
             "UPDATE api_keys SET name = ?, scopes = ?, allowed_models = ?, ip_allowlist = ?, referrer_domains = ?,
                                  usage_cap = ?, expires_at = ?
@@ -279,7 +279,7 @@ impl Store {
             "UPDATE api_keys SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
         )
         .bind(key_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -293,7 +293,7 @@ impl Store {
                 OR (grace_hash = ?1 AND grace_until > strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
         ))
         .bind(hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 }

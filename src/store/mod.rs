@@ -25,9 +25,16 @@ use sqlx::{
 };
 
 /// A handle to the database; cheap to clone.
+///
+/// SQLite lets one connection write at a time. Every statement goes through
+/// `writer`, a single connection, so concurrent writers wait their turn in the
+/// pool's queue rather than in SQLite's busy handler, which sleeps for
+/// milliseconds between retries. Reads on the gateway's hot path use `reader`,
+/// read-only connections that WAL lets run beside the writer.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    writer: SqlitePool,
+    reader: SqlitePool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,19 +75,30 @@ impl Store {
             })?;
         }
 
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let in_memory = path.as_os_str() == ":memory:";
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await
             .map_err(StoreError::Open)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        // An in-memory database exists only on its own connection.
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.read_only(true))
+                .await
+                .map_err(StoreError::Open)?
+        };
+        Ok(Self { writer, reader })
     }
 
     /// Answers whether the database serves queries, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM instance")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await?;
         Ok(())
     }
@@ -96,13 +114,14 @@ impl Store {
         )
     }
 
-    /// The pool, for the session store (which keeps its own table).
+    /// The writer, for the session store (which keeps its own table).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.writer
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.reader.close().await;
+        self.writer.close().await;
     }
 }

@@ -49,7 +49,7 @@ impl Store {
         Ok(sqlx::query_as(&format!(
             "SELECT {PLAN_COLUMNS} FROM plans WHERE is_public = 1 AND retired_at IS NULL ORDER BY sort_order, id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?)
     }
 
@@ -60,7 +60,7 @@ impl Store {
              WHERE id = COALESCE((SELECT plan_id FROM users WHERE id = ?), (SELECT id FROM plans WHERE is_default = 1))"
         ))
         .bind(user_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reader)
         .await?)
     }
 
@@ -72,7 +72,7 @@ impl Store {
         slug: &str,
         audit: AuditEvent,
     ) -> Result<PlanChange, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let plan: Option<(i64, i64)> = sqlx::query_as(
             "SELECT id, max_active_keys FROM plans WHERE slug = ? AND is_public = 1 AND retired_at IS NULL",
         )

@@ -95,7 +95,7 @@ impl Store {
         new: NewUser<'_>,
         audit: AuditEvent,
     ) -> Result<UserRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let row: UserRow = sqlx::query_as(&format!(
             "INSERT INTO users (email, display_name, password_hash, role, plan_id)
              VALUES (?, ?, ?, ?, (SELECT id FROM plans WHERE is_default = 1))
@@ -131,7 +131,7 @@ impl Store {
         let row: Option<UserRow> =
             sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?"))
                 .bind(email)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writer)
                 .await?;
         Ok(row.map(Into::into))
     }
@@ -140,7 +140,7 @@ impl Store {
         let row: Option<UserRow> =
             sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         Ok(row.map(Into::into))
     }
@@ -152,7 +152,7 @@ impl Store {
         ))
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -163,7 +163,7 @@ impl Store {
         name: &str,
         audit: AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE users SET display_name = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE id = ? AND status = 'active'",
@@ -185,7 +185,7 @@ impl Store {
         password_hash: &str,
         audit: AuditEvent,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let epoch: i64 = sqlx::query_scalar(
             "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1,
                               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
@@ -208,7 +208,7 @@ impl Store {
         status: UserStatus,
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let changed = sqlx::query(
             "UPDATE users SET status = ?,
                               session_epoch = session_epoch + (CASE WHEN ? = 'disabled' THEN 1 ELSE 0 END),
@@ -233,7 +233,7 @@ impl Store {
     /// anonymous tombstone, so records that must stay for accounting still point
     /// at a user id. The email becomes free for a new registration.
     pub async fn delete_user(&self, user_id: i64, audit: AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE users SET email = 'deleted-' || id || '@deleted.invalid', display_name = 'Deleted user',
                               password_hash = '', role = 'user', status = 'deleted',
