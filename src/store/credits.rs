@@ -13,7 +13,8 @@ pub(super) async fn grant(
     amount: i64,
     note: &str,
 ) -> Result<(), StoreError> {
-    entry(tx, user_id, "grant", amount, None, note).await
+    entry(tx, user_id, "grant", amount, None, note).await?;
+    Ok(())
 }
 
 /// Writes one ledger row and moves the balance by the same amount. The balance's
@@ -25,23 +26,76 @@ pub(super) async fn entry(
     amount: i64,
     request_id: Option<&str>,
     note: &str,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
+    entries(tx, user_id, &[(kind, amount, note)], request_id).await
+}
+
+/// Writes several ledger rows and moves the balance by their sum; returns the
+/// balance after. Two statements whatever the number of rows: on the gateway's
+/// path every statement is a round trip to the database thread.
+pub(super) async fn entries(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: i64,
+    rows: &[(&str, i64, &str)],
+    request_id: Option<&str>,
+) -> Result<i64, StoreError> {
+    let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note) ",
+    );
+    insert.push_values(rows, |mut row, (kind, amount, note)| {
+        row.push_bind(user_id)
+            .push_bind(*kind)
+            .push_bind(*amount)
+            .push_bind(request_id)
+            .push_bind(*note);
+    });
+    insert.build().execute(&mut **tx).await?;
+    let total: i64 = rows.iter().map(|(_, amount, _)| amount).sum();
+    Ok(sqlx::query_scalar(
+        "UPDATE users SET balance_micros = balance_micros + ? WHERE id = ? RETURNING balance_micros",
+    )
+    .bind(total)
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Takes `amount` from the balance when it covers it, with a ledger row of
+/// `kind`; the balance after, or `Err(balance)` when it does not cover it.
+pub(super) async fn take(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: i64,
+    kind: &str,
+    amount: i64,
+    request_id: Option<&str>,
+    note: &str,
+) -> Result<Result<i64, i64>, StoreError> {
+    let after: Option<i64> = sqlx::query_scalar(
+        "UPDATE users SET balance_micros = balance_micros - ?1 WHERE id = ?2 AND balance_micros >= ?1
+         RETURNING balance_micros",
+    )
+    .bind(amount)
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(after) = after else {
+        let balance = sqlx::query_scalar("SELECT balance_micros FROM users WHERE id = ?")
+            .bind(user_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        return Ok(Err(balance));
+    };
     sqlx::query(
         "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note) VALUES (?, ?, ?, ?, ?)",
     )
     .bind(user_id)
     .bind(kind)
-    .bind(amount)
+    .bind(-amount)
     .bind(request_id)
     .bind(note)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE users SET balance_micros = balance_micros + ? WHERE id = ?")
-        .bind(amount)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    Ok(Ok(after))
 }
 
 /// Gives the plan's monthly grant once per calendar month (`YYYY-MM`).

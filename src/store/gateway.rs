@@ -92,10 +92,14 @@ impl Store {
         bucket: &str,
         limit: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let count = bump(&mut tx, &format!("ip:{ip}"), Window::Day, bucket, limit).await?;
-        tx.commit().await?;
-        Ok(count)
+        bump(
+            &self.writer,
+            &format!("ip:{ip}"),
+            Window::Day,
+            bucket,
+            limit,
+        )
+        .await
     }
 
     /// Takes one request from each window and the key's usage cap, gives the
@@ -115,7 +119,7 @@ impl Store {
         };
         for check in &admission.windows {
             let Some(count) =
-                bump(&mut tx, &subject, check.window, &check.bucket, check.limit).await?
+                bump(&mut *tx, &subject, check.window, &check.bucket, check.limit).await?
             else {
                 return Ok(Err(Refused::Window {
                     window: check.window,
@@ -139,25 +143,19 @@ impl Store {
             return Ok(Err(Refused::UsageCap));
         }
         credits::monthly_grant(&mut tx, admission.user_id, admission.month).await?;
-        let balance: i64 = sqlx::query_scalar("SELECT balance_micros FROM users WHERE id = ?")
-            .bind(admission.user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if balance < admission.reserve_micros {
-            return Ok(Err(Refused::Credits {
-                balance_micros: balance,
-            }));
-        }
-        credits::entry(
+        match credits::take(
             &mut tx,
             admission.user_id,
             "reserve",
-            -admission.reserve_micros,
+            admission.reserve_micros,
             admission.request_id,
             "hold for the worst case",
         )
-        .await?;
-        admitted.balance_micros = balance - admission.reserve_micros;
+        .await?
+        {
+            Ok(after) => admitted.balance_micros = after,
+            Err(balance_micros) => return Ok(Err(Refused::Credits { balance_micros })),
+        }
         if let Err(refusal) = last_check() {
             return Ok(Err(Refused::Check(refusal)));
         }
@@ -169,25 +167,23 @@ impl Store {
     /// one transaction. Returns the balance after.
     pub async fn settle(&self, s: &Settlement<'_>) -> Result<i64, StoreError> {
         let cost = s.cost_micros.clamp(0, s.reserved_micros);
-        let mut tx = self.writer.begin().await?;
+        let note = format!(
+            "{}: {} prompt + {} completion tokens",
+            s.model, s.prompt_tokens, s.completion_tokens
+        );
+        let mut rows = Vec::with_capacity(2);
         if s.reserved_micros > 0 {
-            credits::entry(
-                &mut tx,
-                s.user_id,
-                "refund",
-                s.reserved_micros,
-                s.request_id,
-                "hold released",
-            )
-            .await?;
+            rows.push(("refund", s.reserved_micros, "hold released"));
         }
         if cost > 0 {
-            let note = format!(
-                "{}: {} prompt + {} completion tokens",
-                s.model, s.prompt_tokens, s.completion_tokens
-            );
-            credits::entry(&mut tx, s.user_id, "settle", -cost, s.request_id, &note).await?;
+            rows.push(("settle", -cost, note.as_str()));
         }
+        let mut tx = self.writer.begin().await?;
+        let balance = if rows.is_empty() {
+            None
+        } else {
+            Some(credits::entries(&mut tx, s.user_id, &rows, s.request_id).await?)
+        };
         sqlx::query(
             "INSERT INTO usage_records (request_id, user_id, key_id, model, stream, status, error_code,
                  prompt_tokens, completion_tokens, cost_micros, latency_ms, client_ip)
@@ -207,18 +203,23 @@ impl Store {
         .bind(s.client_ip.as_deref())
         .execute(&mut *tx)
         .await?;
-        let balance: i64 = sqlx::query_scalar("SELECT balance_micros FROM users WHERE id = ?")
-            .bind(s.user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let balance = match balance {
+            Some(balance) => balance,
+            None => {
+                sqlx::query_scalar("SELECT balance_micros FROM users WHERE id = ?")
+                    .bind(s.user_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
         tx.commit().await?;
         Ok(balance)
     }
 }
 
 /// Adds one to a window unless it is full; the count after, or `None`.
-async fn bump(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+async fn bump<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
     subject: &str,
     window: Window,
     bucket: &str,
@@ -233,7 +234,7 @@ async fn bump(
     .bind(window.as_str())
     .bind(bucket)
     .bind(limit)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(executor)
     .await?
     .filter(|count: &i64| *count <= limit))
 }
