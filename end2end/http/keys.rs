@@ -669,3 +669,80 @@ async fn key_settings_can_be_changed_and_are_validated() {
     );
     assert!(app.audit_actions().await.contains(&"key.update".to_owned()));
 }
+
+#[tokio::test]
+async fn bulk_rotation_from_the_page_is_all_or_nothing() {
+    let app = spawn_app().await;
+    let b = signed_in(&app, "bulk@example.com").await;
+    // The primary key from registration and one more: the Starter plan's two.
+    let (status, second) = create(&app, &b, json!({ "name": "two" })).await;
+    assert_eq!(status, 201, "{second}");
+    let listed: Value = b
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let primary = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] != "two")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let ids = [primary, second["key"]["id"].as_i64().unwrap()];
+    let db = app.db().await;
+    let hashes = || async {
+        let mut all = Vec::new();
+        for id in ids {
+            let hash: Vec<u8> = sqlx::query_scalar("SELECT secret_hash FROM api_keys WHERE id = ?")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            all.push(hash);
+        }
+        all
+    };
+    let rotate = |ids: Vec<i64>| {
+        b.client
+            .post(app.url("/api/keys/rotate"))
+            .header("accept", "application/json")
+            .json(&json!({ "ids": ids, "grace_seconds": 0 }))
+            .send()
+    };
+    let before = hashes().await;
+
+    // One id that is not the user's: nothing is rotated, so no secret goes unseen.
+    let response = rotate(vec![ids[0], ids[1], 999_999]).await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(hashes().await, before, "no key changed");
+    assert!(!app.audit_actions().await.contains(&"key.rotate".to_owned()));
+
+    // All of them: every new secret comes back, in order, and each works.
+    let response = rotate(ids.to_vec()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let issued: Value = response.json().await.unwrap();
+    let issued = issued.as_array().unwrap();
+    assert_eq!(issued.len(), 2);
+    for (key, id) in issued.iter().zip(ids) {
+        assert_eq!(key["key"]["id"], id);
+        assert!(is_key_format(key["secret"].as_str().unwrap()));
+    }
+    let after = hashes().await;
+    assert!(
+        after.iter().zip(&before).all(|(a, b)| a != b),
+        "both secrets changed"
+    );
+    let rotations = app
+        .audit_actions()
+        .await
+        .into_iter()
+        .filter(|a| a == "key.rotate")
+        .count();
+    assert_eq!(rotations, 2);
+}

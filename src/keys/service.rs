@@ -535,8 +535,7 @@ pub async fn revoke(
     Ok(store.revoke_keys(user_id, key_ids, audit).await?)
 }
 
-/// Issues a new secret for a key, keeping its settings; the old secret works for
-/// `grace_secs` more (at most 24 hours).
+/// Rotates one key; see [`rotate_many`].
 pub async fn rotate(
     store: &Store,
     hasher: &KeyHasher,
@@ -545,40 +544,65 @@ pub async fn rotate(
     key_id: i64,
     grace_secs: i64,
 ) -> Result<IssuedKey, KeyError> {
+    let mut issued = rotate_many(store, hasher, meta, user_id, &[key_id], grace_secs).await?;
+    issued.pop().ok_or(KeyError::NotFound)
+}
+
+/// Gives each key a new secret with the same settings; with `grace_secs` the
+/// old secret keeps working that long. All or nothing: when one key is missing,
+/// another user's or revoked, no key changes, so no new secret goes unseen.
+pub async fn rotate_many(
+    store: &Store,
+    hasher: &KeyHasher,
+    meta: &RequestMeta,
+    user_id: i64,
+    key_ids: &[i64],
+    grace_secs: i64,
+) -> Result<Vec<IssuedKey>, KeyError> {
     if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
         return Err(KeyError::Invalid(BTreeMap::from([(
             "grace_seconds".to_owned(),
             "Use a grace period from 0 to 86400 seconds (24 hours).".to_owned(),
         )])));
     }
-    let current = store
-        .key_of_user(user_id, key_id)
-        .await?
-        .ok_or(KeyError::NotFound)?;
-    let env = KeyEnv::parse(&current.env).unwrap_or(KeyEnv::Live);
-    let key = ApiKey::generate(env).map_err(|e| KeyError::Internal(e.to_string()))?;
-    let audit = AuditEvent::new("key.rotate", meta)
-        .actor(user_id)
-        .target(format!("key:{key_id}"))
-        .details(json!({ "grace_seconds": grace_secs }));
+    let mut fresh = Vec::with_capacity(key_ids.len());
+    for &key_id in key_ids {
+        let current = store
+            .key_of_user(user_id, key_id)
+            .await?
+            .ok_or(KeyError::NotFound)?;
+        let env = KeyEnv::parse(&current.env).unwrap_or(KeyEnv::Live);
+        let key = ApiKey::generate(env).map_err(|e| KeyError::Internal(e.to_string()))?;
+        let parts = (hasher.hash(&key), key.display_prefix(), key.last_four());
+        fresh.push((key_id, key, parts));
+    }
+    let rotations: Vec<_> = fresh
+        .iter()
+        .map(|(key_id, _, (hash, display_prefix, last_four))| {
+            let audit = AuditEvent::new("key.rotate", meta)
+                .actor(user_id)
+                .target(format!("key:{key_id}"))
+                .details(json!({ "grace_seconds": grace_secs }));
+            let secret = NewSecret {
+                hash,
+                display_prefix,
+                last_four,
+            };
+            (*key_id, secret, audit)
+        })
+        .collect();
     let rotated = store
-        .rotate_key(
-            user_id,
-            key_id,
-            NewSecret {
-                hash: &hasher.hash(&key),
-                display_prefix: &key.display_prefix(),
-                last_four: &key.last_four(),
-            },
-            grace_secs,
-            audit,
-        )
+        .rotate_keys(user_id, &rotations, grace_secs)
         .await?
         .ok_or(KeyError::NotFound)?;
-    Ok(IssuedKey {
-        key: view(&rotated),
-        secret: key.expose().to_owned(),
-    })
+    Ok(rotated
+        .iter()
+        .zip(&fresh)
+        .map(|(record, (_, key, _))| IssuedKey {
+            key: view(record),
+            secret: key.expose().to_owned(),
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -102,23 +102,16 @@ pub async fn rotate_api_keys(
 ) -> Result<Vec<IssuedKey>, FormError> {
     use crate::{keys::service, request_meta::RequestMeta, server_ctx};
     let (state, _, user) = server_ctx::signed_in_user().await?;
-    let meta = RequestMeta::current();
-    let mut issued = Vec::with_capacity(ids.len());
-    for id in ids {
-        issued.push(
-            service::rotate(
-                &state.store,
-                &state.key_hasher,
-                &meta,
-                user.id,
-                id,
-                grace_seconds,
-            )
-            .await
-            .map_err(key_failure)?,
-        );
-    }
-    Ok(issued)
+    service::rotate_many(
+        &state.store,
+        &state.key_hasher,
+        &RequestMeta::current(),
+        user.id,
+        &ids,
+        grace_seconds,
+    )
+    .await
+    .map_err(key_failure)
 }
 
 #[component]

@@ -206,38 +206,42 @@ impl Store {
         Ok(revoked)
     }
 
-    /// Gives a key a new secret. With `grace_secs` > 0 the old secret keeps working
-    /// that long; otherwise it stops at once.
-    pub async fn rotate_key(
+    /// Gives each of the user's unrevoked keys its new secret, keeping the old
+    /// one for `grace_secs` when above zero. One transaction: when any key is
+    /// missing or revoked, none changes and this answers `None`.
+    pub async fn rotate_keys(
         &self,
         user_id: i64,
-        key_id: i64,
-        secret: NewSecret<'_>,
+        rotations: &[(i64, NewSecret<'_>, AuditEvent)],
         grace_secs: i64,
-        audit: AuditEvent,
-    ) -> Result<Option<KeyRecord>, StoreError> {
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let key: Option<KeyRecord> = sqlx::query_as(&format!(
-            "UPDATE api_keys SET
-                 grace_hash = CASE WHEN ?1 > 0 THEN secret_hash END,
-                 grace_until = CASE WHEN ?1 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || ?1 || ' seconds') END,
-                 secret_hash = ?2, display_prefix = ?3, last_four = ?4
-             WHERE id = ?5 AND user_id = ?6 AND revoked_at IS NULL
-             RETURNING {KEY_COLUMNS}"
-        ))
-        .bind(grace_secs)
-        .bind(secret.hash)
-        .bind(secret.display_prefix)
-        .bind(secret.last_four)
-        .bind(key_id)
-        .bind(user_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if key.is_some() {
-            audit::insert(&mut tx, &audit).await?;
+        let mut rotated = Vec::with_capacity(rotations.len());
+        for (key_id, secret, audit) in rotations {
+            let key: Option<KeyRecord> = sqlx::query_as(&format!(
+                "UPDATE api_keys SET
+                     grace_hash = CASE WHEN ?1 > 0 THEN secret_hash END,
+                     grace_until = CASE WHEN ?1 > 0 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || ?1 || ' seconds') END,
+                     secret_hash = ?2, display_prefix = ?3, last_four = ?4
+                 WHERE id = ?5 AND user_id = ?6 AND revoked_at IS NULL
+                 RETURNING {KEY_COLUMNS}"
+            ))
+            .bind(grace_secs)
+            .bind(secret.hash)
+            .bind(secret.display_prefix)
+            .bind(secret.last_four)
+            .bind(key_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(key) = key else {
+                return Ok(None);
+            };
+            audit::insert(&mut tx, audit).await?;
+            rotated.push(key);
         }
         tx.commit().await?;
-        Ok(key)
+        Ok(Some(rotated))
     }
 
     /// Replaces the settings of one of the user's unrevoked keys.
