@@ -40,14 +40,23 @@ pub async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let mut rate = RateHeaders::default();
-    let mut response = match ChatRequest::parse(&body) {
-        Ok(request) => match chat(&state, &meta, &headers, request, &mut rate).await {
-            Ok(Answer::Json(body)) => Json(body).into_response(),
-            Ok(Answer::Stream(response)) => response,
-            Err(error) => error.into_response(),
-        },
-        Err(error) => error.into_response(),
-    };
+    let outcome = async {
+        let request = ChatRequest::parse(&body)?;
+        Ok(
+            match chat(&state, &meta, &headers, request, &mut rate).await? {
+                Answer::Json(body) => Json(body).into_response(),
+                Answer::Stream(response) => response,
+            },
+        )
+    }
+    .await;
+    respond(outcome, rate)
+}
+
+/// Every model API answer, body or error, with the rate-limit headers of the
+/// windows the call passed.
+fn respond(outcome: Result<Response, GatewayError>, rate: RateHeaders) -> Response {
+    let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
     rate.apply(response.headers_mut());
     response
 }
@@ -64,20 +73,16 @@ pub async fn simple_response(
     let outcome = async {
         let request = simple_request(&state, &body)?;
         match chat(&state, &meta, &headers, request, &mut rate).await? {
-            Answer::Json(body) => Ok(json!({
+            Answer::Json(body) => Ok(Json(json!({
                 "role": "assistant",
                 "content": body["choices"][0]["message"]["content"].as_str().unwrap_or_default(),
-            })),
+            }))
+            .into_response()),
             Answer::Stream(_) => Err(GatewayError::Internal("a stream for /response".into())),
         }
     }
     .await;
-    let mut response = match outcome {
-        Ok(body) => Json(body).into_response(),
-        Err(error) => error.into_response(),
-    };
-    rate.apply(response.headers_mut());
-    response
+    respond(outcome, rate)
 }
 
 fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayError> {
@@ -137,15 +142,10 @@ pub async fn list_models(
             .filter_map(|name| state.gateway.models.get(name))
             .map(|m| json!({ "id": m.name, "object": "model", "created": created, "owned_by": m.owned_by() }))
             .collect();
-        Ok::<_, GatewayError>(json!({ "object": "list", "data": data }))
+        Ok(Json(json!({ "object": "list", "data": data })).into_response())
     }
     .await;
-    let mut response = match outcome {
-        Ok(body) => Json(body).into_response(),
-        Err(error) => error.into_response(),
-    };
-    rate.apply(response.headers_mut());
-    response
+    respond(outcome, rate)
 }
 
 /// Unknown paths under `/v1` answer in the API's shape, never with a page.

@@ -39,17 +39,7 @@ pub(super) async fn entries(
     rows: &[(&str, i64, &str)],
     request_id: Option<&str>,
 ) -> Result<i64, StoreError> {
-    let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-        "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note) ",
-    );
-    insert.push_values(rows, |mut row, (kind, amount, note)| {
-        row.push_bind(user_id)
-            .push_bind(*kind)
-            .push_bind(*amount)
-            .push_bind(request_id)
-            .push_bind(*note);
-    });
-    insert.build().execute(&mut **tx).await?;
+    insert_rows(tx, user_id, rows, request_id).await?;
     let total: i64 = rows.iter().map(|(_, amount, _)| amount).sum();
     Ok(sqlx::query_scalar(
         "UPDATE users SET balance_micros = balance_micros + ? WHERE id = ? RETURNING balance_micros",
@@ -85,17 +75,29 @@ pub(super) async fn take(
             .await?;
         return Ok(Err(balance));
     };
-    sqlx::query(
-        "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(user_id)
-    .bind(kind)
-    .bind(-amount)
-    .bind(request_id)
-    .bind(note)
-    .execute(&mut **tx)
-    .await?;
+    insert_rows(tx, user_id, &[(kind, -amount, note)], request_id).await?;
     Ok(Ok(after))
+}
+
+/// Inserts ledger rows in one statement. Callers move the balance with them.
+async fn insert_rows(
+    tx: &mut Transaction<'_, Sqlite>,
+    user_id: i64,
+    rows: &[(&str, i64, &str)],
+    request_id: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note) ",
+    );
+    insert.push_values(rows, |mut row, (kind, amount, note)| {
+        row.push_bind(user_id)
+            .push_bind(*kind)
+            .push_bind(*amount)
+            .push_bind(request_id)
+            .push_bind(*note);
+    });
+    insert.build().execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Gives the plan's monthly grant once per calendar month (`YYYY-MM`).
