@@ -11,6 +11,8 @@ pub mod keys;
 pub mod pages;
 
 #[cfg(feature = "ssr")]
+pub mod admin;
+#[cfg(feature = "ssr")]
 pub mod api_caller;
 #[cfg(feature = "ssr")]
 pub mod api_error;

@@ -299,6 +299,12 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
             post(admin::disable_user),
         )
         .route("/api/v1/admin/users/{id}/enable", post(admin::enable_user))
+        .route(
+            "/api/v1/admin/users/{id}/credits",
+            post(admin::adjust_credits),
+        )
+        .route("/api/v1/admin/users/{id}/plan", put(admin::assign_plan))
+        .route("/api/v1/admin/balances", get(admin::list_balances))
         .leptos_routes_with_context(
             &state,
             routes,

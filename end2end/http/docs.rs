@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 12] = [
+const OPERATIONS: [(&str, &str); 15] = [
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/plan"),
@@ -19,6 +19,9 @@ const OPERATIONS: [(&str, &str); 12] = [
     ("get", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/users/{id}/disable"),
     ("post", "/api/v1/admin/users/{id}/enable"),
+    ("get", "/api/v1/admin/balances"),
+    ("post", "/api/v1/admin/users/{id}/credits"),
+    ("put", "/api/v1/admin/users/{id}/plan"),
 ];
 
 async fn document(app: &crate::support::TestApp) -> Value {

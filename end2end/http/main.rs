@@ -7,6 +7,7 @@
 mod support;
 
 mod accounts;
+mod admin;
 mod bench;
 mod binary;
 mod docs;

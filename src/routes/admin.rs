@@ -1,8 +1,9 @@
-//! The admin REST API (`/api/v1/admin/…`): admin session only, same-origin checked.
+//! The admin REST API (`/api/v1/admin/…`): admin session only, same-origin
+//! checked. Users, their balances and credit corrections, plan assignment.
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, Query, State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -14,10 +15,13 @@ use crate::{
         service::{self, AccountError},
         session::Admin,
     },
+    admin::service::{self as admin_service, AdminError},
     api_error::{ApiError, ErrorResponse},
+    credits::format_credits,
     request_meta::RequestMeta,
+    routes::json_body,
     startup::AppState,
-    store::{UserRecord, UserStatus},
+    store::{UserBalance, UserRecord, UserStatus},
 };
 
 #[derive(Deserialize, IntoParams)]
@@ -189,5 +193,215 @@ async fn set_disabled(
             Err(error) => account_error(error.into()),
         },
         Err(error) => account_error(error),
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            AdminError::Invalid(fields) => ApiError::invalid_fields(fields).into_response(),
+            AdminError::UserNotFound => account_error(AccountError::NotFound),
+            AdminError::Insufficient { .. } => ApiError {
+                param: Some("amount".to_owned()),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_request_error",
+                    "insufficient_credits",
+                    format!("{self}; nothing was deducted."),
+                )
+            }
+            .into_response(),
+            AdminError::Store(error) => account_error(error.into()),
+        }
+    }
+}
+
+/// A user's balance.
+#[derive(Serialize, ToSchema)]
+pub struct BalanceView {
+    pub user_id: i64,
+    pub email: String,
+    pub display_name: String,
+    /// The plan's id, such as `starter`.
+    pub plan: String,
+    /// Credits, exact, as a decimal string.
+    #[schema(example = "12.5")]
+    pub balance: String,
+    /// The same in micro-credits (1 credit = 1,000,000).
+    pub balance_micros: i64,
+}
+
+impl From<UserBalance> for BalanceView {
+    fn from(b: UserBalance) -> Self {
+        Self {
+            user_id: b.user_id,
+            email: b.email,
+            display_name: b.display_name,
+            plan: b.plan_slug,
+            balance: format_credits(b.balance_micros),
+            balance_micros: b.balance_micros,
+        }
+    }
+}
+
+/// A page of balances, oldest account first.
+#[derive(Serialize, ToSchema)]
+pub struct BalanceList {
+    #[schema(example = "list")]
+    pub object: String,
+    pub data: Vec<BalanceView>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// List balances
+#[utoipa::path(get, path = "/api/v1/admin/balances", tag = "admin", params(Page),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of balances", body = BalanceList),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+    ))]
+pub async fn list_balances(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Query(page): Query<Page>,
+) -> Response {
+    let limit = page.limit.clamp(1, 200);
+    let offset = page.offset.max(0);
+    match state.store.balances(limit, offset).await {
+        Ok(balances) => Json(BalanceList {
+            object: "list".to_owned(),
+            data: balances.into_iter().map(BalanceView::from).collect(),
+            limit,
+            offset,
+        })
+        .into_response(),
+        Err(error) => account_error(error.into()),
+    }
+}
+
+/// A credit correction.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditAdjustment {
+    /// Credits to add, or to deduct with a leading `-`, as an exact decimal
+    /// string (at most six decimals).
+    #[schema(example = "25")]
+    pub amount: String,
+    /// Why; kept in the ledger and the audit log.
+    #[schema(example = "refund for the outage on 2026-11-20")]
+    pub reason: String,
+}
+
+/// The balance after a correction.
+#[derive(Serialize, ToSchema)]
+pub struct AdjustedBalance {
+    pub user_id: i64,
+    #[schema(example = "37.5")]
+    pub balance: String,
+    pub balance_micros: i64,
+}
+
+/// Add or deduct credits
+///
+/// Writes an `adjust` entry in the user's ledger and an audit event. A
+/// deduction larger than the balance is refused and changes nothing.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/credits", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body = CreditAdjustment,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The balance after", body = AdjustedBalance),
+        (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 422, description = "A field is invalid, or the deduction is more than the balance", body = ErrorResponse),
+    ))]
+pub async fn adjust_credits(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    meta: RequestMeta,
+    Path(user_id): Path<i64>,
+    body: Result<Json<CreditAdjustment>, JsonRejection>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    match admin_service::adjust_credits(
+        &state.store,
+        &meta,
+        admin.id,
+        user_id,
+        &body.amount,
+        &body.reason,
+    )
+    .await
+    {
+        Ok(balance_micros) => Json(AdjustedBalance {
+            user_id,
+            balance: format_credits(balance_micros),
+            balance_micros,
+        })
+        .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A plan to put a user on.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanAssignmentBody {
+    /// The plan's id, public or private.
+    #[schema(example = "pro")]
+    pub plan: String,
+}
+
+/// The plan a user is now on.
+#[derive(Serialize, ToSchema)]
+pub struct AssignedPlan {
+    pub user_id: i64,
+    #[schema(example = "pro")]
+    pub plan: String,
+    pub name: String,
+}
+
+/// Assign a plan
+///
+/// Any plan that is not retired, public or private; it applies from the next
+/// request. Keys over the plan's limit stay active.
+#[utoipa::path(put, path = "/api/v1/admin/users/{id}/plan", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body = PlanAssignmentBody,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The user's plan now", body = AssignedPlan),
+        (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 422, description = "No such plan, or it is retired", body = ErrorResponse),
+    ))]
+pub async fn assign_plan(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    meta: RequestMeta,
+    Path(user_id): Path<i64>,
+    body: Result<Json<PlanAssignmentBody>, JsonRejection>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    match admin_service::assign_plan(&state.store, &meta, admin.id, user_id, &body.plan).await {
+        Ok(plan) => Json(AssignedPlan {
+            user_id,
+            plan: plan.slug,
+            name: plan.name,
+        })
+        .into_response(),
+        Err(error) => error.into_response(),
     }
 }

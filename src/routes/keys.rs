@@ -19,6 +19,7 @@ use crate::{
         types::{CreateKey, IssuedKey, KeyView, PlanView, UpdateKey},
     },
     request_meta::RequestMeta,
+    routes::json_body,
     startup::AppState,
     store::{StoreError, UserRecord},
 };
@@ -97,10 +98,6 @@ pub struct Me {
     /// `user` or `admin`.
     pub role: String,
     pub plan: PlanView,
-}
-
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(value)| value).map_err(ApiError::bad_json)
 }
 
 #[utoipa::path(get, path = "/api/v1/plans", tag = "plans",

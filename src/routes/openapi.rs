@@ -34,6 +34,9 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         admin::list_users,
         admin::disable_user,
         admin::enable_user,
+        admin::list_balances,
+        admin::adjust_credits,
+        admin::assign_plan,
     ),
     modifiers(&SecuritySchemes),
     tags(

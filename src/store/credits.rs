@@ -4,7 +4,7 @@
 
 use sqlx::{Sqlite, Transaction};
 
-use super::{Store, StoreError};
+use super::{AuditEvent, Store, StoreError, audit};
 
 /// Adds `amount` to the balance with a `grant` ledger entry.
 pub(super) async fn grant(
@@ -153,5 +153,64 @@ impl Store {
             balance_micros,
             ledger_sum_micros,
         })
+    }
+}
+
+/// A user's balance, for admins.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserBalance {
+    pub user_id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub plan_slug: String,
+    pub balance_micros: i64,
+}
+
+impl Store {
+    /// An admin's correction of a user's balance: an `adjust` ledger row, the
+    /// balance and the audit event in one transaction. `None` when there is no
+    /// such account (or it was deleted); `Some(Err(balance))` when a deduction
+    /// is more than the balance, and nothing is written.
+    pub async fn adjust_balance(
+        &self,
+        user_id: i64,
+        amount: i64,
+        note: &str,
+        audit: &AuditEvent,
+    ) -> Result<Option<Result<i64, i64>>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE id = ? AND status != 'deleted'")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let outcome = if amount >= 0 {
+            Ok(entry(&mut tx, user_id, "adjust", amount, None, note).await?)
+        } else {
+            take(&mut tx, user_id, "adjust", -amount, None, note).await?
+        };
+        if outcome.is_ok() {
+            audit::insert(&mut tx, audit).await?;
+            tx.commit().await?;
+        }
+        Ok(Some(outcome))
+    }
+
+    /// Accounts (but deleted ones) with their plan and balance, oldest first.
+    pub async fn balances(&self, limit: i64, offset: i64) -> Result<Vec<UserBalance>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT u.id AS user_id, u.email, u.display_name,
+                    COALESCE(p.slug, '') AS plan_slug, u.balance_micros
+             FROM users u LEFT JOIN plans p ON p.id = u.plan_id
+             WHERE u.status != 'deleted'
+             ORDER BY u.id LIMIT ? OFFSET ?",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.reader)
+        .await?)
     }
 }

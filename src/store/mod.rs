@@ -13,10 +13,10 @@ mod plans;
 mod users;
 
 pub use audit::AuditEvent;
-pub use credits::Balance;
+pub use credits::{Balance, UserBalance};
 pub use gateway::{Admission, Admitted, Refused, Settlement, Window, WindowCheck};
 pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
-pub use plans::{PlanChange, PlanRecord};
+pub use plans::{PlanAssignment, PlanChange, PlanRecord};
 pub use users::{NewUser, UserRecord, UserStatus};
 
 use sqlx::{

@@ -106,3 +106,55 @@ impl Store {
 pub(super) const ACTIVE_KEY: &str = "revoked_at IS NULL
     AND (expires_at IS NULL OR expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     AND (usage_cap IS NULL OR usage_count < usage_cap)";
+
+/// The outcome of an admin's plan assignment.
+#[derive(Debug)]
+pub enum PlanAssignment {
+    Assigned(PlanRecord),
+    NoSuchUser,
+    NoSuchPlan,
+    Retired,
+}
+
+impl Store {
+    /// Puts a user on any plan, public or private, unless it is retired; with
+    /// its audit event, in one transaction. Keys over the plan's limit stay
+    /// active: new ones cannot be created until the user is under it.
+    pub async fn assign_plan(
+        &self,
+        user_id: i64,
+        slug: &str,
+        audit: &AuditEvent,
+    ) -> Result<PlanAssignment, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let plan: Option<PlanRecord> =
+            sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE slug = ?"))
+                .bind(slug)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(plan) = plan else {
+            return Ok(PlanAssignment::NoSuchPlan);
+        };
+        let retired: Option<String> =
+            sqlx::query_scalar("SELECT retired_at FROM plans WHERE id = ?")
+                .bind(plan.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if retired.is_some() {
+            return Ok(PlanAssignment::Retired);
+        }
+        let moved =
+            sqlx::query("UPDATE users SET plan_id = ? WHERE id = ? AND status != 'deleted'")
+                .bind(plan.id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if moved == 0 {
+            return Ok(PlanAssignment::NoSuchUser);
+        }
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(PlanAssignment::Assigned(plan))
+    }
+}

@@ -1,0 +1,277 @@
+//! The admin API for credits and plans: the admin gate on every route, the
+//! ledger entry and audit event each action writes, and refusals that write
+//! nothing.
+
+use serde_json::{Value, json};
+
+use crate::support::{Browser, TestApp, spawn_app_with};
+
+const ADMIN: [(&str, &str); 2] = [
+    ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
+    ("TOLLGATE_ADMIN_PASSWORD", "admin-passphrase-for-tests"),
+];
+
+struct Setup {
+    app: TestApp,
+    admin: Browser,
+    user: Browser,
+    user_id: i64,
+}
+
+async fn setup() -> Setup {
+    let app = spawn_app_with(&ADMIN).await;
+    let user = app.browser();
+    app.register(&user, "member@example.com", "Member").await;
+    let user_id = app.me(&user).await["id"].as_i64().unwrap();
+    let admin = app.browser();
+    app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
+        .await;
+    Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    }
+}
+
+async fn send(
+    app: &TestApp,
+    b: &Browser,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = b.client.request(method, app.url(path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// (balance, ledger sum, number of `adjust` rows) for a user.
+async fn money(app: &TestApp, user_id: i64) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT balance_micros,
+                (SELECT SUM(amount_micros) FROM credit_ledger WHERE user_id = users.id),
+                (SELECT COUNT(*) FROM credit_ledger WHERE user_id = users.id AND kind = 'adjust')
+         FROM users WHERE id = ?",
+    )
+    .bind(user_id)
+    .fetch_one(&app.db().await)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn only_admins_reach_the_credit_and_plan_routes() {
+    let Setup {
+        app, user, user_id, ..
+    } = setup().await;
+    let anonymous = app.browser();
+    let credits = format!("/api/v1/admin/users/{user_id}/credits");
+    let plan = format!("/api/v1/admin/users/{user_id}/plan");
+    let adjust = json!({ "amount": "5", "reason": "trying" });
+    let assign = json!({ "plan": "pro" });
+    for (who, expected) in [(&anonymous, 401), (&user, 403)] {
+        let calls = [
+            (
+                reqwest::Method::POST,
+                credits.as_str(),
+                Some(adjust.clone()),
+            ),
+            (reqwest::Method::PUT, plan.as_str(), Some(assign.clone())),
+            (reqwest::Method::GET, "/api/v1/admin/balances", None),
+        ];
+        for (method, path, body) in calls {
+            let (status, body) = send(&app, who, method.clone(), path, body).await;
+            assert_eq!(status, expected, "{method} {path}: {body}");
+            assert!(body["error"]["message"].is_string(), "{body}");
+        }
+    }
+    let (balance, _, adjustments) = money(&app, user_id).await;
+    assert_eq!(adjustments, 0);
+    assert_eq!(balance, 10_000_000, "the signup grant only");
+    assert!(
+        !app.audit_actions()
+            .await
+            .iter()
+            .any(|a| a == "credits.adjust" || a == "plan.assign")
+    );
+}
+
+#[tokio::test]
+async fn admins_add_and_deduct_credits_with_a_reason_in_the_ledger() {
+    let Setup {
+        app,
+        admin,
+        user_id,
+        ..
+    } = setup().await;
+    let path = format!("/api/v1/admin/users/{user_id}/credits");
+    let post = |body: Value| send(&app, &admin, reqwest::Method::POST, &path, Some(body));
+
+    let (status, body) =
+        post(json!({ "amount": "2.5", "reason": "  refund for the outage  " })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance"], "12.5");
+    assert_eq!(body["balance_micros"], 12_500_000);
+
+    let (status, body) = post(json!({ "amount": "-0.000001", "reason": "rounding" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance_micros"], 12_499_999);
+    assert_eq!(money(&app, user_id).await, (12_499_999, 12_499_999, 2));
+
+    let note: String = sqlx::query_scalar(
+        "SELECT note FROM credit_ledger WHERE user_id = ? AND kind = 'adjust' ORDER BY id LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_one(&app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(note, "admin: refund for the outage");
+    let (actor, target, details): (i64, String, String) = sqlx::query_as(
+        "SELECT actor_user_id, target, details FROM audit_events WHERE action = 'credits.adjust' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(app.me(&admin).await["id"], actor);
+    assert_eq!(target, format!("user:{user_id}"));
+    let details: Value = serde_json::from_str(&details).unwrap();
+    assert_eq!(
+        details,
+        json!({ "amount": "2.5", "reason": "refund for the outage" })
+    );
+
+    // More than the balance: refused, and nothing is written.
+    let (status, body) = post(json!({ "amount": "-12.5", "reason": "too much" })).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "insufficient_credits");
+    assert_eq!(body["error"]["param"], "amount");
+    assert_eq!(money(&app, user_id).await, (12_499_999, 12_499_999, 2));
+
+    // Bad input names each field; a missing user is 404; neither writes.
+    let (status, body) = post(json!({ "amount": "1.0000001", "reason": " " })).await;
+    assert_eq!(status, 422, "{body}");
+    let fields = body["error"]["fields"].as_object().unwrap();
+    assert!(
+        fields.contains_key("amount") && fields.contains_key("reason"),
+        "{body}"
+    );
+    for amount in ["0", "ten", "1e3", "-", "99999999999"] {
+        let (status, body) = post(json!({ "amount": amount, "reason": "x" })).await;
+        assert_eq!(status, 422, "{amount}: {body}");
+    }
+    let (status, body) = post(json!({ "amount": 5, "reason": "a number, not a string" })).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = send(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/admin/users/999999/credits",
+        Some(json!({ "amount": "5", "reason": "nobody" })),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(money(&app, user_id).await, (12_499_999, 12_499_999, 2));
+    let adjustments = app
+        .audit_actions()
+        .await
+        .into_iter()
+        .filter(|a| a == "credits.adjust")
+        .count();
+    assert_eq!(adjustments, 2);
+
+    // The balances list shows it exactly.
+    let (status, body) = send(
+        &app,
+        &admin,
+        reqwest::Method::GET,
+        "/api/v1/admin/balances",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let member = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["user_id"] == user_id)
+        .unwrap()
+        .clone();
+    assert_eq!(member["balance"], "12.499999");
+    assert_eq!(member["plan"], "starter");
+}
+
+#[tokio::test]
+async fn admins_assign_any_unretired_plan_and_it_applies_at_once() {
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    let db = app.db().await;
+    sqlx::query(
+        "INSERT INTO plans (slug, name, requests_per_minute, requests_per_hour, requests_per_day, max_active_keys, is_public)
+         VALUES ('partner', 'Partner', 60, 600, 6000, 10, 0)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO plans (slug, name, requests_per_minute, requests_per_hour, requests_per_day, max_active_keys, is_public, retired_at)
+         VALUES ('legacy', 'Legacy', 1, 1, 1, 1, 1, '2026-01-01T00:00:00.000Z')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let path = format!("/api/v1/admin/users/{user_id}/plan");
+    let put = |plan: &str| {
+        send(
+            &app,
+            &admin,
+            reqwest::Method::PUT,
+            &path,
+            Some(json!({ "plan": plan })),
+        )
+    };
+
+    // A private plan, which users cannot pick themselves.
+    let (status, body) = put("partner").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({ "user_id": user_id, "plan": "partner", "name": "Partner" })
+    );
+    let (status, me) = send(&app, &user, reqwest::Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["plan"]["id"], "partner");
+
+    // Retired and unknown plans are refused and change nothing.
+    for plan in ["legacy", "no-such-plan"] {
+        let (status, body) = put(plan).await;
+        assert_eq!(status, 422, "{plan}: {body}");
+        assert_eq!(body["error"]["param"], "plan");
+    }
+    let (_, me) = send(&app, &user, reqwest::Method::GET, "/api/v1/me", None).await;
+    assert_eq!(me["plan"]["id"], "partner");
+    let (status, _) = send(
+        &app,
+        &admin,
+        reqwest::Method::PUT,
+        "/api/v1/admin/users/999999/plan",
+        Some(json!({ "plan": "pro" })),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let assignments: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_events WHERE action = 'plan.assign' ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(assignments, [json!({ "plan": "partner" }).to_string()]);
+}
