@@ -47,6 +47,8 @@ pub struct Config {
     pub models_path: Option<PathBuf>,
     /// `TOLLGATE_TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `TOLLGATE_METRICS_ALLOW`: client addresses that may read `/metrics`.
+    pub metrics_allow: Vec<ipnet::IpNet>,
     /// `TOLLGATE_IP_REQUESTS_PER_MINUTE` / `_PER_DAY`: gateway calls from one client IP.
     pub ip_requests_per_minute: NonZeroU32,
     pub ip_requests_per_day: NonZeroU32,
@@ -223,22 +225,30 @@ impl Config {
             }
         };
 
+        let networks = |v: &str| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .ok()
+                })
+                .collect::<Option<Vec<_>>>()
+        };
         let trusted_proxies = parse(
             "TOLLGATE_TRUSTED_PROXIES",
             get("TOLLGATE_TRUSTED_PROXIES"),
             "",
             "comma-separated IP addresses or CIDR ranges such as 10.0.0.0/8,::1",
-            |v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(|p| {
-                        p.parse::<ipnet::IpNet>()
-                            .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                            .ok()
-                    })
-                    .collect::<Option<Vec<_>>>()
-            },
+            networks,
+        )?;
+        let metrics_allow = parse(
+            "TOLLGATE_METRICS_ALLOW",
+            get("TOLLGATE_METRICS_ALLOW"),
+            "127.0.0.1,::1",
+            "comma-separated IP addresses or CIDR ranges such as 127.0.0.1,10.0.0.0/8",
+            networks,
         )?;
         let per = |var: &'static str, default: &str| {
             parse(
@@ -317,6 +327,7 @@ impl Config {
             key_secret: get("TOLLGATE_KEY_SECRET").map(Secret),
             models_path: get("TOLLGATE_MODELS").map(PathBuf::from),
             trusted_proxies,
+            metrics_allow,
             ip_requests_per_minute,
             ip_requests_per_day,
             signup_credits_micros,

@@ -23,6 +23,8 @@ pub mod config;
 #[cfg(feature = "ssr")]
 pub mod gateway;
 #[cfg(feature = "ssr")]
+pub mod instruments;
+#[cfg(feature = "ssr")]
 pub mod request_meta;
 #[cfg(feature = "ssr")]
 pub mod routes;

@@ -53,6 +53,7 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     pub key_hasher: Arc<KeyHasher>,
     pub gateway: Arc<crate::gateway::Gateway>,
+    pub instruments: crate::instruments::Instruments,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -166,6 +167,7 @@ impl Application {
             login_throttle,
             key_hasher,
             config: Arc::new(config),
+            instruments: crate::instruments::Instruments::new(),
         };
         let router = router(state.clone(), sessions);
         Ok(Self {
@@ -305,6 +307,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         )
         .route("/api/v1/admin/users/{id}/plan", put(admin::assign_plan))
         .route("/api/v1/admin/balances", get(admin::list_balances))
+        .route("/metrics", get(crate::instruments::metrics))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -317,6 +320,11 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
                 move || shell(options.clone())
             },
         )
+        // After routing, so requests are counted under their route's template.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::instruments::record_request,
+        ))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
         // Router::layer wraps outward: the last layer added runs first, so every

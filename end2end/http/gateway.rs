@@ -701,3 +701,116 @@ async fn a_fresh_install_serves_the_demo_model_without_configuration() {
     assert!(text.contains("\"tell me a story\""), "{text}");
     assert!(chunks.len() > 10, "streamed word by word");
 }
+
+/// The value of the sample `name{…}` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            let series = l.split_whitespace().next().unwrap_or_default();
+            let bare = series.split('{').next() == Some(name);
+            bare && labels
+                .iter()
+                .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_addresses() {
+    let setup_ = setup(&[]).await;
+    let app = &setup_.app;
+    let key = user_with_plan(app, "metrics@example.com", 2, 100, None).await;
+
+    let response = chat(app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 200);
+    let mut streaming = hello("mock");
+    streaming["stream"] = json!(true);
+    let (_, done) = read_stream(chat(app, &key, streaming).await).await;
+    assert!(done);
+    let response = chat(app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 429, "over the plan's 2 a minute");
+
+    // The stream's guard drops just after its last chunk is sent.
+    let mut text = String::new();
+    for _ in 0..50 {
+        let response = app.get("/metrics").await;
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        text = response.text().await.unwrap();
+        if sample(&text, "tollgate_active_streams", &[]) == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let chat_route = [("route", "/v1/chat/completions"), ("method", "POST")];
+    let with_status = |status| {
+        let mut labels = chat_route.to_vec();
+        labels.push(("status", status));
+        sample(&text, "tollgate_http_requests_total", &labels)
+    };
+    assert_eq!(with_status("200"), Some(2.0), "{text}");
+    assert_eq!(with_status("429"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "tollgate_limit_rejections_total",
+            &[("limit", "requests_per_minute")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tollgate_upstream_duration_seconds_count",
+            &[("model", "mock")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "tollgate_http_request_duration_seconds_bucket",
+            &[("route", "/v1/chat/completions"), ("le", "+Inf")]
+        )
+        .is_some(),
+        "latency is a histogram: {text}"
+    );
+    assert_eq!(
+        sample(&text, "tollgate_active_streams", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    // Credits spent are exactly what the ledger charged.
+    let charged: i64 =
+        sqlx::query_scalar("SELECT -SUM(amount_micros) FROM credit_ledger WHERE kind = 'settle'")
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert!(charged > 0);
+    assert_eq!(
+        sample(
+            &text,
+            "tollgate_credits_spent_micros_total",
+            &[("model", "mock")]
+        ),
+        Some(charged as f64),
+        "{text}"
+    );
+    // Routes are labelled by template, never by raw path.
+    assert!(!text.contains("route=\"/api/v1/keys/1\""), "{text}");
+
+    // Addresses outside TOLLGATE_METRICS_ALLOW get 403.
+    let refused = setup(&[("TOLLGATE_METRICS_ALLOW", "10.0.0.0/8")]).await;
+    let response = refused.app.get("/metrics").await;
+    assert_eq!(response.status(), 403);
+    assert_openai_error(&response.json().await.unwrap(), "metrics_not_allowed");
+}

@@ -25,6 +25,7 @@ pub struct Bill {
     pub prompt_estimate: u64,
     pub started: Instant,
     pub client_ip: Option<String>,
+    pub instruments: crate::instruments::Instruments,
 }
 
 /// What the call produced.
@@ -88,7 +89,11 @@ impl Bill {
             client_ip: self.client_ip.clone(),
         };
         match self.store.settle(&settlement).await {
-            Ok(balance) => Some(balance),
+            Ok(balance) => {
+                self.instruments
+                    .credits_spent(&self.model, cost.clamp(0, self.reserved_micros));
+                Some(balance)
+            }
             Err(error) => {
                 // The hold stays taken; the ledger still sums to the balance.
                 tracing::error!(%error, request_id = ?self.request_id, "settlement failed");

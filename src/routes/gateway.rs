@@ -50,12 +50,19 @@ pub async fn chat_completions(
         )
     }
     .await;
-    respond(outcome, rate)
+    respond(&state, outcome, rate)
 }
 
 /// Every model API answer, body or error, with the rate-limit headers of the
-/// windows the call passed.
-fn respond(outcome: Result<Response, GatewayError>, rate: RateHeaders) -> Response {
+/// windows the call passed; rate-limit refusals are counted by limit.
+fn respond(
+    state: &AppState,
+    outcome: Result<Response, GatewayError>,
+    rate: RateHeaders,
+) -> Response {
+    if let Err(GatewayError::Limited { code, .. }) = &outcome {
+        state.instruments.limit_rejection(code);
+    }
     let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
     rate.apply(response.headers_mut());
     response
@@ -82,7 +89,7 @@ pub async fn simple_response(
         }
     }
     .await;
-    respond(outcome, rate)
+    respond(&state, outcome, rate)
 }
 
 fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayError> {
@@ -145,7 +152,7 @@ pub async fn list_models(
         Ok(Json(json!({ "object": "list", "data": data })).into_response())
     }
     .await;
-    respond(outcome, rate)
+    respond(&state, outcome, rate)
 }
 
 /// Unknown paths under `/v1` answer in the API's shape, never with a page.
@@ -237,13 +244,18 @@ async fn chat(
         prompt_estimate: hold.prompt_tokens,
         started,
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
+        instruments: state.instruments.clone(),
     };
 
+    let upstream_clock = Instant::now();
     let reply = state
         .gateway
         .upstreams
         .call(model, &request, &messages, hold.max_output_tokens)
         .await;
+    state
+        .instruments
+        .upstream(&model.name, upstream_clock.elapsed());
     match reply {
         Err(error) => {
             let error = GatewayError::Upstream(error);
@@ -266,6 +278,7 @@ async fn chat(
             model: model.name.clone(),
             done: false,
             _parallel: admit._parallel,
+            _streaming: state.instruments.stream(),
         }))),
     }
 }
@@ -281,6 +294,7 @@ struct Forward {
     model: String,
     done: bool,
     _parallel: Option<OwnedSemaphorePermit>,
+    _streaming: crate::instruments::StreamGuard,
 }
 
 impl Drop for Forward {
