@@ -307,6 +307,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         )
         .route("/api/v1/admin/users/{id}/plan", put(admin::assign_plan))
         .route("/api/v1/admin/balances", get(admin::list_balances))
+        .route("/api/v1/admin/audit", get(admin::audit_log))
         .route("/metrics", get(crate::instruments::metrics))
         .leptos_routes_with_context(
             &state,

@@ -83,6 +83,7 @@ async fn only_admins_reach_the_credit_and_plan_routes() {
             ),
             (reqwest::Method::PUT, plan.as_str(), Some(assign.clone())),
             (reqwest::Method::GET, "/api/v1/admin/balances", None),
+            (reqwest::Method::GET, "/api/v1/admin/audit", None),
         ];
         for (method, path, body) in calls {
             let (status, body) = send(&app, who, method.clone(), path, body).await;
@@ -274,4 +275,88 @@ async fn admins_assign_any_unretired_plan_and_it_applies_at_once() {
     .await
     .unwrap();
     assert_eq!(assignments, [json!({ "plan": "partner" }).to_string()]);
+}
+
+#[tokio::test]
+async fn the_audit_log_filters_by_actor_action_target_and_time_newest_first() {
+    let Setup {
+        app,
+        admin,
+        user_id,
+        ..
+    } = setup().await;
+    let (status, _) = send(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        &format!("/api/v1/admin/users/{user_id}/credits"),
+        Some(json!({ "amount": "1", "reason": "welcome" })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let admin_id = app.me(&admin).await["id"].as_i64().unwrap();
+    let (app, admin) = (&app, &admin);
+    let get = |query: String| async move {
+        let path = format!("/api/v1/admin/audit{query}");
+        send(app, admin, reqwest::Method::GET, &path, None).await
+    };
+    let ids = |body: &Value| -> Vec<i64> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+
+    let (status, all) = get(String::new()).await;
+    assert_eq!(status, 200, "{all}");
+    let all_ids = ids(&all);
+    assert!(
+        all_ids.len() >= 3,
+        "register, login and the adjustment: {all}"
+    );
+    assert!(
+        all_ids.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {all_ids:?}"
+    );
+    assert_eq!(all["data"][0]["action"], "credits.adjust");
+    assert_eq!(all["data"][0]["details"]["reason"], "welcome");
+
+    let (_, mine) = get(format!("?actor={user_id}")).await;
+    let events = mine["data"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert!(
+        events.iter().all(|e| e["actor_user_id"] == user_id),
+        "{mine}"
+    );
+
+    let (_, adjusted) = get(format!(
+        "?action=credits.adjust&target=user:{user_id}&actor={admin_id}"
+    ))
+    .await;
+    assert_eq!(ids(&adjusted), [all_ids[0]]);
+    let (_, none) = get("?action=credits.adjust&target=user:999999".to_owned()).await;
+    assert!(ids(&none).is_empty());
+
+    let (_, today) = get(format!("?since={}", chrono::Utc::now().format("%Y-%m-%d"))).await;
+    assert_eq!(ids(&today), all_ids);
+    let (_, future) = get("?since=2999-01-01".to_owned()).await;
+    assert!(ids(&future).is_empty());
+    let (_, past) = get("?until=2000-01-01T00:00:00Z".to_owned()).await;
+    assert!(ids(&past).is_empty());
+
+    let (_, page) = get("?limit=1&offset=1".to_owned()).await;
+    assert_eq!(ids(&page), [all_ids[1]]);
+    assert_eq!(
+        (page["limit"].as_i64(), page["offset"].as_i64()),
+        (Some(1), Some(1))
+    );
+
+    let (status, body) = get("?since=soon&until=2026-11-22".to_owned()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["param"], "since");
+    let (status, body) = get("?actor=someone".to_owned()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_query");
 }

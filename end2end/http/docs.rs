@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 15] = [
+const OPERATIONS: [(&str, &str); 16] = [
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/plan"),
@@ -22,6 +22,7 @@ const OPERATIONS: [(&str, &str); 15] = [
     ("get", "/api/v1/admin/balances"),
     ("post", "/api/v1/admin/users/{id}/credits"),
     ("put", "/api/v1/admin/users/{id}/plan"),
+    ("get", "/api/v1/admin/audit"),
 ];
 
 async fn document(app: &crate::support::TestApp) -> Value {

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::{
     credits::{MICROS_PER_CREDIT, format_credits, parse_credits},
     request_meta::RequestMeta,
-    store::{AuditEvent, PlanAssignment, PlanRecord, Store, StoreError},
+    store::{AuditEvent, AuditFilter, PlanAssignment, PlanRecord, Store, StoreError},
 };
 
 /// The largest single correction, in credits.
@@ -115,9 +115,93 @@ pub async fn assign_plan(
     }
 }
 
+/// A time bound for the audit log: an RFC 3339 time or a date (its midnight,
+/// UTC), in the form events are stored in.
+pub fn parse_time_bound(text: &str) -> Option<String> {
+    let text = text.trim();
+    let at = chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })?;
+    Some(at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+/// The audit log's filters from a query, each checked; blank ones are unset.
+pub fn audit_filter(
+    actor_user_id: Option<i64>,
+    action: Option<&str>,
+    target: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> Result<AuditFilter, AdminError> {
+    let text = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let mut fields = BTreeMap::new();
+    let mut bound = |name: &str, value: Option<&str>| {
+        let value = text(value)?;
+        let parsed = parse_time_bound(&value);
+        if parsed.is_none() {
+            fields.insert(
+                name.to_owned(),
+                "Use a date (2026-11-22) or an RFC 3339 time (2026-11-22T09:30:00Z).".to_owned(),
+            );
+        }
+        parsed
+    };
+    let since = bound("since", since);
+    let until = bound("until", until);
+    if !fields.is_empty() {
+        return Err(AdminError::Invalid(fields));
+    }
+    Ok(AuditFilter {
+        actor_user_id,
+        action: text(action),
+        target: text(target),
+        since,
+        until,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_time_bounds_take_dates_and_rfc3339_times_in_utc() {
+        assert_eq!(
+            parse_time_bound("2026-11-22").as_deref(),
+            Some("2026-11-22T00:00:00.000Z")
+        );
+        assert_eq!(
+            parse_time_bound(" 2026-11-22T10:30:00+01:00 ").as_deref(),
+            Some("2026-11-22T09:30:00.000Z")
+        );
+        for bad in ["", "yesterday", "2026-13-01", "2026-11-22 09:30"] {
+            assert_eq!(parse_time_bound(bad), None, "{bad:?}");
+        }
+        let filter = audit_filter(
+            Some(3),
+            Some(" key.create "),
+            Some(""),
+            None,
+            Some("2026-01-01"),
+        )
+        .unwrap();
+        assert_eq!(filter.action.as_deref(), Some("key.create"));
+        assert_eq!(filter.target, None);
+        assert!(matches!(
+            audit_filter(None, None, None, Some("soon"), Some("later")),
+            Err(AdminError::Invalid(fields)) if fields.len() == 2
+        ));
+    }
 
     #[test]
     fn adjustments_are_exact_signed_and_bounded() {

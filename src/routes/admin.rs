@@ -3,7 +3,10 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State, rejection::JsonRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{JsonRejection, QueryRejection},
+    },
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -21,7 +24,7 @@ use crate::{
     request_meta::RequestMeta,
     routes::json_body,
     startup::AppState,
-    store::{UserBalance, UserRecord, UserStatus},
+    store::{AuditRecord, UserBalance, UserRecord, UserStatus},
 };
 
 #[derive(Deserialize, IntoParams)]
@@ -403,5 +406,123 @@ pub async fn assign_plan(
         })
         .into_response(),
         Err(error) => error.into_response(),
+    }
+}
+
+/// Which audit events to list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only events by this user id.
+    actor: Option<i64>,
+    /// Only this action, such as `login.failure` or `key.create`.
+    action: Option<String>,
+    /// Only this target, such as `user:7` or `key:3`.
+    target: Option<String>,
+    /// From this time on (a date or an RFC 3339 time).
+    since: Option<String>,
+    /// Before this time.
+    until: Option<String>,
+    /// At most this many, 1 to 200 (default 50).
+    #[serde(default = "default_limit")]
+    limit: i64,
+    /// Skip this many.
+    #[serde(default)]
+    offset: i64,
+}
+
+/// One audit event.
+#[derive(Serialize, ToSchema)]
+pub struct AuditView {
+    pub id: i64,
+    pub at: String,
+    pub actor_user_id: Option<i64>,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    /// Facts particular to the event (never secrets).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(r: AuditRecord) -> Self {
+        Self {
+            id: r.id,
+            at: r.at,
+            actor_user_id: r.actor_user_id,
+            action: r.action,
+            target: r.target,
+            client_ip: r.client_ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            details: serde_json::from_str(&r.details).unwrap_or_default(),
+        }
+    }
+}
+
+/// A page of audit events, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    #[schema(example = "list")]
+    pub object: String,
+    pub data: Vec<AuditView>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Read the audit log
+///
+/// Every audit event, newest first, filtered by actor, action, target and
+/// time range.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = AuditList),
+        (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 422, description = "A time bound is not a date or time", body = ErrorResponse),
+    ))]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_query",
+                rejection.body_text(),
+            )
+            .into_response();
+        }
+    };
+    let filter = match admin_service::audit_filter(
+        query.actor,
+        query.action.as_deref(),
+        query.target.as_deref(),
+        query.since.as_deref(),
+        query.until.as_deref(),
+    ) {
+        Ok(filter) => filter,
+        Err(error) => return error.into_response(),
+    };
+    let limit = query.limit.clamp(1, 200);
+    let offset = query.offset.max(0);
+    match state.store.audit_log(&filter, limit, offset).await {
+        Ok(events) => Json(AuditList {
+            object: "list".to_owned(),
+            data: events.into_iter().map(AuditView::from).collect(),
+            limit,
+            offset,
+        })
+        .into_response(),
+        Err(error) => account_error(error.into()),
     }
 }

@@ -37,6 +37,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         admin::list_balances,
         admin::adjust_credits,
         admin::assign_plan,
+        admin::audit_log,
     ),
     modifiers(&SecuritySchemes),
     tags(

@@ -75,3 +75,65 @@ impl Store {
         insert(&mut conn, event).await
     }
 }
+
+/// A recorded event, as the audit log shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: String,
+    pub actor_user_id: Option<i64>,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    /// A JSON object.
+    pub details: String,
+}
+
+/// Which events to list; every set field must match. Times are in the stored
+/// form (`2026-11-22T09:30:00.000Z`), so they compare as text.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_user_id: Option<i64>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+impl Store {
+    /// Events matching `filter`, newest first.
+    pub async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT id, at, actor_user_id, action, target, client_ip, user_agent, request_id, details
+             FROM audit_events WHERE 1 = 1",
+        );
+        if let Some(actor) = filter.actor_user_id {
+            query.push(" AND actor_user_id = ").push_bind(actor);
+        }
+        if let Some(action) = &filter.action {
+            query.push(" AND action = ").push_bind(action.clone());
+        }
+        if let Some(target) = &filter.target {
+            query.push(" AND target = ").push_bind(target.clone());
+        }
+        if let Some(since) = &filter.since {
+            query.push(" AND at >= ").push_bind(since.clone());
+        }
+        if let Some(until) = &filter.until {
+            query.push(" AND at < ").push_bind(until.clone());
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        Ok(query.build_query_as().fetch_all(&self.reader).await?)
+    }
+}

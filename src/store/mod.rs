@@ -12,7 +12,7 @@ mod keys;
 mod plans;
 mod users;
 
-pub use audit::AuditEvent;
+pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use credits::{Balance, UserBalance};
 pub use gateway::{Admission, Admitted, Refused, Settlement, Window, WindowCheck};
 pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
