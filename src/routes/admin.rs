@@ -42,6 +42,12 @@ fn default_limit() -> i64 {
     50
 }
 
+/// A page's `limit` and `offset` within bounds: 1 to 200 items, none skipped
+/// below zero.
+fn page_bounds(limit: i64, offset: i64) -> (i64, i64) {
+    (limit.clamp(1, 200), offset.max(0))
+}
+
 /// A user as admins see them.
 #[derive(Serialize, ToSchema)]
 pub struct AdminUser {
@@ -118,8 +124,7 @@ pub async fn list_users(
     Admin(_): Admin,
     Query(page): Query<Page>,
 ) -> Response {
-    let limit = page.limit.clamp(1, 200);
-    let offset = page.offset.max(0);
+    let (limit, offset) = page_bounds(page.limit, page.offset);
     match state.store.list_users(limit, offset).await {
         Ok(users) => Json(UserList {
             object: "list".to_owned(),
@@ -270,8 +275,7 @@ pub async fn list_balances(
     Admin(_): Admin,
     Query(page): Query<Page>,
 ) -> Response {
-    let limit = page.limit.clamp(1, 200);
-    let offset = page.offset.max(0);
+    let (limit, offset) = page_bounds(page.limit, page.offset);
     match state.store.balances(limit, offset).await {
         Ok(balances) => Json(BalanceList {
             object: "list".to_owned(),
@@ -513,8 +517,7 @@ pub async fn audit_log(
         Ok(filter) => filter,
         Err(error) => return error.into_response(),
     };
-    let limit = query.limit.clamp(1, 200);
-    let offset = query.offset.max(0);
+    let (limit, offset) = page_bounds(query.limit, query.offset);
     match state.store.audit_log(&filter, limit, offset).await {
         Ok(events) => Json(AuditList {
             object: "list".to_owned(),
