@@ -54,6 +54,10 @@ export default defineConfig({
       TOLLGATE_LOG_DIR: join(scratch, "logs"),
       LEPTOS_SITE_ROOT: join(root, "target/site"),
       RUST_LOG: "warn",
+      // Test-only admin credentials for the admin console tests.
+      TOLLGATE_ADMIN_EMAIL: "root@example.com",
+      TOLLGATE_ADMIN_PASSWORD: "admin-passphrase-for-e2e",
+      TOLLGATE_SIGNUP_CREDITS: "10",
     },
   },
 });

@@ -3,13 +3,15 @@
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
 use crate::pages::{
     account::AccountPage,
-    admin::AdminPage,
+    admin::{AdminAuditPage, AdminPage},
+    admin_plans::{AdminPlanPage, AdminPlansPage},
+    admin_user::AdminUserPage,
     docs::DocsPage,
     home::HomePage,
     keys::KeysPage,
@@ -19,6 +21,7 @@ use crate::pages::{
     plans::PlansPage,
     playground::{PlaygroundPage, provide_recent_key},
     register::RegisterPage,
+    usage::UsagePage,
     welcome::WelcomePage,
 };
 
@@ -76,7 +79,12 @@ fn Session() -> impl IntoView {
                     <Route path=StaticSegment("keys") view=KeysPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("plans") view=PlansPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("playground") view=PlaygroundPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("usage") view=UsagePage ssr=SsrMode::Async />
                     <Route path=StaticSegment("admin") view=AdminPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=AdminAuditPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("admin"), StaticSegment("users"), ParamSegment("id")) view=AdminUserPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("admin"), StaticSegment("plans")) view=AdminPlansPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("admin"), StaticSegment("plans"), ParamSegment("slug")) view=AdminPlanPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("docs") view=DocsPage />
                 </Routes>
             </main>

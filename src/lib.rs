@@ -9,6 +9,7 @@ pub mod app;
 pub mod credits;
 pub mod keys;
 pub mod pages;
+pub mod usage;
 
 #[cfg(feature = "ssr")]
 pub mod admin;

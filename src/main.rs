@@ -5,8 +5,40 @@
 //! when it is not a terminal).
 
 #[cfg(feature = "ssr")]
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("tollgate: cannot start the async runtime: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc's malloc gives busy threads arenas of their own (up to eight per core)
+/// and keeps what they freed: under load the server held about 20 MiB more
+/// than with two. A `MALLOC_ARENA_MAX` set by the operator wins. Called before
+/// any other thread exists.
+#[cfg(all(feature = "ssr", target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only tunes the allocator, and no other thread is
+        // allocating yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(all(feature = "ssr", not(all(target_os = "linux", target_env = "gnu"))))]
+fn limit_malloc_arenas() {}
+
+#[cfg(feature = "ssr")]
+async fn run() -> std::process::ExitCode {
     use std::process::ExitCode;
     use tollgate::config::Config;
 

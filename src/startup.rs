@@ -87,6 +87,9 @@ pub struct Application {
     state: AppState,
     /// Housekeeping that runs while the server does (expired sessions, idle throttle keys).
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// The gateway's write-behind task, stopped (not aborted) at shutdown.
+    write_behind: tokio::task::JoinHandle<()>,
+    stop_writer: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -138,6 +141,10 @@ impl Application {
         ));
         passwords::warm_up();
 
+        let gateway = Arc::new(crate::gateway::Gateway::new(&config, models, store.clone()));
+        let (stop_writer, writer_stopped) = tokio::sync::watch::channel(false);
+        let write_behind =
+            tokio::spawn(write_behind(gateway.clone(), store.clone(), writer_stopped));
         let background = vec![
             tokio::spawn({
                 let sessions = sessions.clone();
@@ -160,7 +167,7 @@ impl Application {
         ];
 
         let state = AppState {
-            gateway: Arc::new(crate::gateway::Gateway::new(&config, models)),
+            gateway: gateway.clone(),
             leptos_options: leptos_options(&config),
             public_url: config.public_url_for(bound).into(),
             store,
@@ -175,7 +182,14 @@ impl Application {
             router,
             state,
             background,
+            write_behind,
+            stop_writer,
         })
+    }
+
+    /// The database handle, for tests that check what the server wrote.
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
     }
 
     /// The bound address (the real port when the config asked for port 0).
@@ -201,8 +215,15 @@ impl Application {
             );
             let _ = stopping_tx.send(());
         };
+        // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm
+        // and delayed ACKs hold each chunk back by about 40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
@@ -220,9 +241,42 @@ impl Application {
         for task in &self.background {
             task.abort();
         }
+        let _ = self.stop_writer.send(true);
+        let _ = self.write_behind.await;
         self.state.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How long queued gateway records wait, at most, to be batched.
+const WRITE_BEHIND_EVERY: Duration = Duration::from_millis(20);
+
+/// Writes the gateway's queued records in batches until `stopped`, and forgets
+/// past windows once a minute. A failed batch stays queued and is retried.
+async fn write_behind(
+    gateway: Arc<crate::gateway::Gateway>,
+    store: Store,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last_tidy = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = store.queued() => {}
+            _ = stopped.changed() => return,
+        }
+        tokio::time::sleep(WRITE_BEHIND_EVERY).await;
+        if let Err(error) = store.flush().await {
+            tracing::error!(%error, "could not write queued gateway records; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if last_tidy.elapsed() > Duration::from_secs(60) {
+            let buckets = crate::gateway::limits::Buckets::at(chrono::Utc::now());
+            gateway
+                .accounts
+                .forget_windows_except(&[&buckets.hour, &buckets.day]);
+            last_tidy = tokio::time::Instant::now();
+        }
     }
 }
 
@@ -306,6 +360,15 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
             post(admin::adjust_credits),
         )
         .route("/api/v1/admin/users/{id}/plan", put(admin::assign_plan))
+        .route("/api/v1/admin/users/{id}/limits", put(admin::set_limits))
+        .route(
+            "/api/v1/admin/users/{id}/keys/revoke",
+            post(admin::revoke_all_keys),
+        )
+        .route(
+            "/api/v1/admin/users/{id}/keys/rotate",
+            post(admin::rotate_all_keys),
+        )
         .route("/api/v1/admin/balances", get(admin::list_balances))
         .route("/api/v1/admin/audit", get(admin::audit_log))
         .route("/metrics", get(crate::instruments::metrics))

@@ -11,14 +11,16 @@ const ADMIN: [(&str, &str); 2] = [
     ("TOLLGATE_ADMIN_PASSWORD", "admin-passphrase-for-tests"),
 ];
 
-struct Setup {
-    app: TestApp,
-    admin: Browser,
-    user: Browser,
-    user_id: i64,
+/// A server with the admin account, a signed-in admin and a signed-in user
+/// (`member@example.com`, 10 credits from signup).
+pub struct Setup {
+    pub app: TestApp,
+    pub admin: Browser,
+    pub user: Browser,
+    pub user_id: i64,
 }
 
-async fn setup() -> Setup {
+pub async fn setup() -> Setup {
     let app = spawn_app_with(&ADMIN).await;
     let user = app.browser();
     app.register(&user, "member@example.com", "Member").await;
@@ -34,7 +36,7 @@ async fn setup() -> Setup {
     }
 }
 
-async fn send(
+pub async fn send(
     app: &TestApp,
     b: &Browser,
     method: reqwest::Method,

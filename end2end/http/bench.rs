@@ -6,7 +6,12 @@
 //! cargo test --release --features ssr --test http bench -- --ignored --nocapture
 //! ```
 //!
-//! Settings: `BENCH_REQUESTS` (default 2000) and `BENCH_CONCURRENCY` (default 32).
+//! Two kinds of load, each on the mock directly and through Tollgate:
+//! - closed loop: `BENCH_REQUESTS` calls (default 2000), `BENCH_CONCURRENCY` at a
+//!   time (default 32), for the most requests a second each can serve;
+//! - open loop: a call started every 1/`BENCH_RATE` of a second (default 2000 a
+//!   second) for `BENCH_SECONDS` (default 5), whatever the answers do, for the
+//!   latency Tollgate adds at that rate (its percentile minus the mock's).
 
 use std::{
     process::{Command, Stdio},
@@ -91,6 +96,65 @@ async fn run(
     (latencies, started.elapsed(), failures)
 }
 
+/// Starts a call every `1 / rate` seconds for `seconds`, each on its own task,
+/// reading each answer to its end; returns sorted latencies, the wall time and
+/// the failures.
+async fn paced(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&str>,
+    body: &Value,
+    rate: usize,
+    seconds: usize,
+) -> (Vec<Duration>, Duration, usize) {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut calls = Vec::with_capacity(rate * seconds);
+    for _ in 0..rate * seconds {
+        tick.tick().await;
+        let mut request = client.post(url).json(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        calls.push(tokio::spawn(async move {
+            let begun = Instant::now();
+            let ok = match request.send().await {
+                Ok(response) => {
+                    let ok = response.status().is_success();
+                    ok && response.bytes().await.is_ok()
+                }
+                Err(_) => false,
+            };
+            (begun.elapsed(), ok)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(calls.len());
+    let mut failures = 0;
+    for call in calls {
+        match call.await {
+            Ok((latency, ok)) => {
+                latencies.push(latency);
+                failures += usize::from(!ok);
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    latencies.sort();
+    (latencies, started.elapsed(), failures)
+}
+
+fn added(label: &str, direct: &[Duration], through: &[Duration]) {
+    let ms = |p: f64| {
+        (percentile(through, p).as_secs_f64() - percentile(direct, p).as_secs_f64()) * 1000.0
+    };
+    println!(
+        "{label:<34} added latency: p50 {:>6.2} ms   p99 {:>6.2} ms",
+        ms(0.50),
+        ms(0.99)
+    );
+}
+
 fn report(label: &str, latencies: &[Duration], wall: Duration, failures: usize) {
     println!(
         "{label:<34} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   failures {failures}",
@@ -105,6 +169,8 @@ fn report(label: &str, latencies: &[Duration], wall: Duration, failures: usize) 
 async fn gateway_benchmark() {
     let total = setting("BENCH_REQUESTS", 2000);
     let concurrency = setting("BENCH_CONCURRENCY", 32);
+    let rate = setting("BENCH_RATE", 2000).max(1);
+    let seconds = setting("BENCH_SECONDS", 5).max(1);
     let mock = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -179,6 +245,9 @@ async fn gateway_benchmark() {
         .execute(&db)
         .await
         .unwrap();
+    // Changed behind the server's back: its read cache serves the old plan for
+    // up to a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let created: Value = client
         .post(format!("{base}/api/v1/keys"))
         .header("origin", &base)
@@ -200,6 +269,8 @@ async fn gateway_benchmark() {
         json!({ "model": "mock-small", "messages": [{ "role": "user", "content": "Say hello" }] });
     let mut streaming = body.clone();
     streaming["stream"] = json!(true);
+    let mut upstream_streaming = upstream_body.clone();
+    upstream_streaming["stream"] = json!(true);
 
     println!(
         "\nTollgate gateway benchmark: {total} calls, {concurrency} at a time, mock upstream on loopback\n"
@@ -223,6 +294,16 @@ async fn gateway_benchmark() {
     let overhead = percentile(&l, 0.5).saturating_sub(baseline);
     let (l, w, f) = run(
         &api,
+        &upstream_url,
+        None,
+        &upstream_streaming,
+        total,
+        concurrency,
+    )
+    .await;
+    report("mock upstream directly, streaming", &l, w, f);
+    let (l, w, f) = run(
+        &api,
         &gateway_url,
         Some(&key),
         &streaming,
@@ -231,18 +312,49 @@ async fn gateway_benchmark() {
     )
     .await;
     report("through Tollgate, streaming", &l, w, f);
+
+    println!("\nopen loop: {rate} calls a second for {seconds} s\n");
+    let (direct, w, f) = paced(&api, &upstream_url, None, &upstream_body, rate, seconds).await;
+    report("mock upstream directly (baseline)", &direct, w, f);
+    let (json_paced, w, f) = paced(&api, &gateway_url, Some(&key), &body, rate, seconds).await;
+    report("through Tollgate, JSON", &json_paced, w, f);
+    let (direct_stream, w, f) = paced(
+        &api,
+        &upstream_url,
+        None,
+        &upstream_streaming,
+        rate,
+        seconds,
+    )
+    .await;
+    report("mock upstream directly, streaming", &direct_stream, w, f);
+    let (stream_paced, w, f) =
+        paced(&api, &gateway_url, Some(&key), &streaming, rate, seconds).await;
+    report("through Tollgate, streaming", &stream_paced, w, f);
+    added("JSON", &direct, &json_paced);
+    added("streaming", &direct_stream, &stream_paced);
+
     let (rss, peak) = memory_mib(server.id());
     println!(
-        "\nmedian overhead vs direct: {:.2} ms   server memory: {rss_idle:.1} MiB idle, {rss:.1} MiB after, {peak:.1} MiB peak",
+        "\nclosed-loop median overhead vs direct: {:.2} ms   server memory: {rss_idle:.1} MiB idle, {rss:.1} MiB after, {peak:.1} MiB peak",
         overhead.as_secs_f64() * 1000.0
     );
+    // Stop the server as SIGTERM does, so it writes what it queued, then check.
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
     let ledger_ok: bool = sqlx::query_scalar(
         "SELECT balance_micros = (SELECT SUM(amount_micros) FROM credit_ledger WHERE user_id = users.id) FROM users WHERE email = 'bench@example.com'",
     )
     .fetch_one(&db)
     .await
     .unwrap();
-    println!("balance equals ledger sum after the run: {ledger_ok}\n");
+    let calls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    println!("after shutdown: {calls} usage records; balance equals ledger sum: {ledger_ok}\n");
     let _ = server.kill();
     let _ = server.wait();
 }

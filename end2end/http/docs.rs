@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 16] = [
+const OPERATIONS: [(&str, &str); 19] = [
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/plan"),
@@ -22,6 +22,9 @@ const OPERATIONS: [(&str, &str); 16] = [
     ("get", "/api/v1/admin/balances"),
     ("post", "/api/v1/admin/users/{id}/credits"),
     ("put", "/api/v1/admin/users/{id}/plan"),
+    ("put", "/api/v1/admin/users/{id}/limits"),
+    ("post", "/api/v1/admin/users/{id}/keys/revoke"),
+    ("post", "/api/v1/admin/users/{id}/keys/rotate"),
     ("get", "/api/v1/admin/audit"),
 ];
 

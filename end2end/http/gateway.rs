@@ -82,20 +82,7 @@ async fn user_with_plan(
         .execute(&db)
         .await
         .unwrap();
-    create_key(app, &b, json!({ "name": "gateway" })).await
-}
-
-async fn create_key(app: &TestApp, b: &crate::support::Browser, body: Value) -> String {
-    let response = b
-        .client
-        .post(app.url("/api/v1/keys"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["secret"].as_str().unwrap().to_owned()
+    app.create_key(&b, json!({ "name": "gateway" })).await
 }
 
 async fn chat(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
@@ -282,16 +269,17 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
     s.app
         .login(&b, "errors@example.com", crate::support::PASSWORD)
         .await;
-    let reader = create_key(&s.app, &b, json!({ "name": "r", "scopes": ["keys:read"] })).await;
+    let reader = s
+        .app
+        .create_key(&b, json!({ "name": "r", "scopes": ["keys:read"] }))
+        .await;
     let response = chat(&s.app, &reader, hello("mock")).await;
     assert_eq!(response.status(), 403);
     assert_openai_error(&response.json().await.unwrap(), "missing_scope");
-    let elsewhere = create_key(
-        &s.app,
-        &b,
-        json!({ "name": "ip", "ip_allowlist": ["10.1.2.3"] }),
-    )
-    .await;
+    let elsewhere = s
+        .app
+        .create_key(&b, json!({ "name": "ip", "ip_allowlist": ["10.1.2.3"] }))
+        .await;
     let response = chat(&s.app, &elsewhere, hello("mock")).await;
     assert_eq!(response.status(), 403);
     assert_openai_error(&response.json().await.unwrap(), "ip_not_allowed");
@@ -379,7 +367,9 @@ async fn the_day_limit_survives_a_restart_and_a_one_time_key_works_once() {
         .execute(&app.db().await)
         .await
         .unwrap();
-    let once = create_key(&app, &b, json!({ "name": "once", "usage_cap": 1 })).await;
+    let once = app
+        .create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
+        .await;
     assert_eq!(chat(&app, &once, hello("demo")).await.status(), 200);
     let response = chat(&app, &once, hello("demo")).await;
     assert_eq!(response.status(), 401);
@@ -533,12 +523,13 @@ async fn key_rules_apply_on_the_next_request() {
         .await;
 
     // The IP allowlist reads X-Forwarded-For from a trusted proxy.
-    let office = create_key(
-        &s.app,
-        &b,
-        json!({ "name": "office", "ip_allowlist": ["10.1.2.0/24"] }),
-    )
-    .await;
+    let office = s
+        .app
+        .create_key(
+            &b,
+            json!({ "name": "office", "ip_allowlist": ["10.1.2.0/24"] }),
+        )
+        .await;
     let via = |ip: &'static str| {
         s.app
             .client
@@ -552,12 +543,13 @@ async fn key_rules_apply_on_the_next_request() {
     assert_eq!(via("10.9.9.9").await.unwrap().status(), 403);
 
     // Referrer rule: the Origin must be an allowed domain.
-    let site = create_key(
-        &s.app,
-        &b,
-        json!({ "name": "site", "referrer_domains": ["*.example.com"] }),
-    )
-    .await;
+    let site = s
+        .app
+        .create_key(
+            &b,
+            json!({ "name": "site", "referrer_domains": ["*.example.com"] }),
+        )
+        .await;
     let from = |origin: Option<&'static str>| {
         let mut request = s
             .app
@@ -583,12 +575,13 @@ async fn key_rules_apply_on_the_next_request() {
     assert_eq!(from(None).await.unwrap().status(), 403);
 
     // Allowed models: a key limited to demo cannot call mock.
-    let demo_only = create_key(
-        &s.app,
-        &b,
-        json!({ "name": "demo-only", "allowed_models": ["demo"] }),
-    )
-    .await;
+    let demo_only = s
+        .app
+        .create_key(
+            &b,
+            json!({ "name": "demo-only", "allowed_models": ["demo"] }),
+        )
+        .await;
     let response = chat(&s.app, &demo_only, hello("mock")).await;
     assert_eq!(response.status(), 403);
     assert_openai_error(&response.json().await.unwrap(), "model_not_allowed");
@@ -689,7 +682,7 @@ async fn a_fresh_install_serves_the_demo_model_without_configuration() {
     let app = crate::support::spawn_app_with(&[]).await;
     let b = app.browser();
     app.register(&b, "fresh@example.com", "Fresh").await;
-    let key = create_key(&app, &b, json!({ "name": "k" })).await;
+    let key = app.create_key(&b, json!({ "name": "k" })).await;
     let response = chat(&app, &key, json!({ "model": "demo", "messages": [{ "role": "user", "content": "tell me a story" }], "stream": true })).await;
     assert_eq!(response.status(), 200);
     let (chunks, done) = read_stream(response).await;

@@ -8,6 +8,8 @@ mod support;
 
 mod accounts;
 mod admin;
+mod admin_pages;
+mod admin_plans;
 mod bench;
 mod binary;
 mod docs;

@@ -8,8 +8,11 @@ use serde_json::json;
 
 use crate::{
     credits::{MICROS_PER_CREDIT, format_credits, parse_credits},
+    gateway::accounts::Accounts,
     request_meta::RequestMeta,
-    store::{AuditEvent, AuditFilter, PlanAssignment, PlanRecord, Store, StoreError},
+    store::{
+        AuditEvent, AuditFilter, LimitOverrides, PlanAssignment, PlanRecord, Store, StoreError,
+    },
 };
 
 /// The largest single correction, in credits.
@@ -25,6 +28,12 @@ pub enum AdminError {
     UserNotFound,
     #[error("a deduction of {amount} credits is more than the balance of {balance}")]
     Insufficient { amount: String, balance: String },
+    #[error("the account's keys changed meanwhile; nothing was rotated")]
+    KeysChanged,
+    #[error("no such plan")]
+    PlanNotFound,
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -53,7 +62,7 @@ pub fn parse_adjustment(text: &str) -> Result<i64, String> {
 /// the balance after, in micro-credits. A deduction never takes the balance
 /// below zero.
 pub async fn adjust_credits(
-    store: &Store,
+    accounts: &Accounts,
     meta: &RequestMeta,
     admin_id: i64,
     user_id: i64,
@@ -78,8 +87,9 @@ pub async fn adjust_credits(
         .actor(admin_id)
         .target(format!("user:{user_id}"))
         .details(json!({ "amount": format_credits(amount), "reason": reason }));
-    match store
-        .adjust_balance(user_id, amount, &format!("admin: {reason}"), &audit)
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    match accounts
+        .adjust(user_id, amount, &format!("admin: {reason}"), audit, &month)
         .await?
     {
         None => Err(AdminError::UserNotFound),
@@ -115,6 +125,102 @@ pub async fn assign_plan(
     }
 }
 
+/// The largest limit an admin can set, for any window.
+pub const MAX_LIMIT: i64 = 1_000_000_000;
+
+/// The limit fields in the order forms and the API list them.
+pub const LIMIT_FIELDS: [&str; 5] = [
+    "requests_per_minute",
+    "requests_per_hour",
+    "requests_per_day",
+    "tokens_per_minute",
+    "max_parallel",
+];
+
+fn limit_message() -> String {
+    format!("Give a whole number from 1 to {MAX_LIMIT}, or leave it empty for the plan's value.")
+}
+
+/// Overrides from form text, one per [`LIMIT_FIELDS`]; blank means the plan's value.
+pub fn parse_limit_overrides(texts: [&str; 5]) -> Result<LimitOverrides, AdminError> {
+    let mut fields = BTreeMap::new();
+    let mut values = [None; 5];
+    for ((name, text), value) in LIMIT_FIELDS.iter().zip(texts).zip(values.iter_mut()) {
+        let text = text.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match text.replace('_', "").parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => *value = Some(n),
+            _ => {
+                fields.insert((*name).to_owned(), limit_message());
+            }
+        }
+    }
+    if !fields.is_empty() {
+        return Err(AdminError::Invalid(fields));
+    }
+    let [
+        requests_per_minute,
+        requests_per_hour,
+        requests_per_day,
+        tokens_per_minute,
+        max_parallel,
+    ] = values;
+    Ok(LimitOverrides {
+        requests_per_minute,
+        requests_per_hour,
+        requests_per_day,
+        tokens_per_minute,
+        max_parallel,
+    })
+}
+
+/// Sets (or, with every field `None`, removes) a user's limit overrides; they
+/// apply from the user's next request.
+pub async fn set_limits(
+    store: &Store,
+    meta: &RequestMeta,
+    admin_id: i64,
+    user_id: i64,
+    overrides: LimitOverrides,
+) -> Result<LimitOverrides, AdminError> {
+    let o = overrides;
+    let values = [
+        o.requests_per_minute,
+        o.requests_per_hour,
+        o.requests_per_day,
+        o.tokens_per_minute,
+        o.max_parallel,
+    ];
+    let fields: BTreeMap<String, String> = LIMIT_FIELDS
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| v.is_some_and(|n| !(1..=MAX_LIMIT).contains(&n)))
+        .map(|(name, _)| ((*name).to_owned(), limit_message()))
+        .collect();
+    if !fields.is_empty() {
+        return Err(AdminError::Invalid(fields));
+    }
+    let details: serde_json::Map<String, serde_json::Value> = LIMIT_FIELDS
+        .iter()
+        .zip(values)
+        .map(|(name, v)| ((*name).to_owned(), json!(v)))
+        .collect();
+    let audit = AuditEvent::new("limits.set", meta)
+        .actor(admin_id)
+        .target(format!("user:{user_id}"))
+        .details(serde_json::Value::Object(details));
+    if store
+        .set_limit_overrides(user_id, &overrides, &audit)
+        .await?
+    {
+        Ok(overrides)
+    } else {
+        Err(AdminError::UserNotFound)
+    }
+}
+
 /// A time bound for the audit log: an RFC 3339 time or a date (its midnight,
 /// UTC), in the form events are stored in.
 pub fn parse_time_bound(text: &str) -> Option<String> {
@@ -128,7 +234,7 @@ pub fn parse_time_bound(text: &str) -> Option<String> {
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .map(|t| t.and_utc())
         })?;
-    Some(at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    Some(crate::store::stored_time(at))
 }
 
 /// The audit log's filters from a query, each checked; blank ones are unset.
@@ -170,6 +276,164 @@ pub fn audit_filter(
     })
 }
 
+/// Gives every active key of an account a new secret at once (no grace: the
+/// old secrets stop), all or nothing; returns the keys with their new secrets,
+/// to be shown once.
+pub async fn rotate_all_keys(
+    store: &Store,
+    hasher: &crate::keys::hashing::KeyHasher,
+    meta: &RequestMeta,
+    admin_id: i64,
+    user_id: i64,
+) -> Result<Vec<crate::keys::types::IssuedKey>, AdminError> {
+    use crate::keys::service::{self as keys, KeyError};
+    store
+        .user_by_id(user_id)
+        .await?
+        .filter(|u| u.status != crate::store::UserStatus::Deleted)
+        .ok_or(AdminError::UserNotFound)?;
+    let ids: Vec<i64> = store
+        .keys_of_user(user_id)
+        .await?
+        .iter()
+        .filter(|k| keys::view(k).status == "active")
+        .map(|k| k.id)
+        .collect();
+    keys::rotate_as(store, hasher, meta, admin_id, user_id, &ids, 0)
+        .await
+        .map_err(|e| match e {
+            KeyError::NotFound => AdminError::KeysChanged,
+            other => AdminError::Store(StoreError::Background(other.to_string())),
+        })
+}
+
+/// Everything the admin user page shows about one account.
+pub async fn user_detail(
+    store: &Store,
+    accounts: &Accounts,
+    user_id: i64,
+) -> Result<crate::pages::admin_user::AdminUserDetail, AdminError> {
+    use crate::pages::admin_user::{AdminUserDetail, PlanChoice};
+    let user = store
+        .user_by_id(user_id)
+        .await?
+        .filter(|u| u.status != crate::store::UserStatus::Deleted)
+        .ok_or(AdminError::UserNotFound)?;
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let balance = accounts.balance(user_id, &month).await?.unwrap_or(0);
+    let plan = store.plan_of_user(user_id).await?;
+    let plan_limits = store
+        .plan_by_slug(&plan.slug)
+        .await?
+        .map(|s| {
+            let p = s.plan;
+            [
+                Some(p.requests_per_minute),
+                Some(p.requests_per_hour),
+                Some(p.requests_per_day),
+                p.tokens_per_minute,
+                p.max_parallel,
+            ]
+        })
+        .unwrap_or_default();
+    let o = store.limit_overrides(user_id).await?;
+    let overrides = [
+        o.requests_per_minute,
+        o.requests_per_hour,
+        o.requests_per_day,
+        o.tokens_per_minute,
+        o.max_parallel,
+    ];
+    let keys = store
+        .keys_of_user(user_id)
+        .await?
+        .iter()
+        .map(crate::keys::service::view)
+        .collect();
+    let recent = store
+        .recent_calls(user_id, 20)
+        .await?
+        .into_iter()
+        .map(crate::usage::service::recent_call)
+        .collect();
+    let filter = AuditFilter {
+        target: Some(format!("user:{user_id}")),
+        ..AuditFilter::default()
+    };
+    let audit = store
+        .audit_log(&filter, 20, 0)
+        .await?
+        .into_iter()
+        .map(audit_row)
+        .collect();
+    let plans = store
+        .unretired_plans()
+        .await?
+        .into_iter()
+        .map(|p| PlanChoice {
+            id: p.slug,
+            name: p.name,
+            public: p.is_public,
+        })
+        .collect();
+    Ok(AdminUserDetail {
+        id: user.id,
+        email: user.email,
+        display_name: user.display_name,
+        is_admin: user.is_admin,
+        disabled: user.status == crate::store::UserStatus::Disabled,
+        created_at: user.created_at,
+        plan: plan.slug,
+        plan_name: plan.name,
+        balance: format_credits(balance),
+        keys,
+        recent,
+        audit,
+        plans,
+        plan_limits,
+        overrides,
+    })
+}
+
+/// An audit record as the admin pages show it.
+pub fn audit_row(r: crate::store::AuditRecord) -> crate::pages::admin::AuditRow {
+    crate::pages::admin::AuditRow {
+        id: r.id,
+        at: r.at,
+        actor: r.actor_user_id,
+        action: r.action,
+        target: r.target,
+        client_ip: r.client_ip,
+        details: r.details,
+    }
+}
+
+/// Revokes every key of an account that is not yet revoked; returns how many.
+pub async fn revoke_all_keys(
+    store: &Store,
+    meta: &RequestMeta,
+    admin_id: i64,
+    user_id: i64,
+) -> Result<u64, AdminError> {
+    store
+        .user_by_id(user_id)
+        .await?
+        .filter(|u| u.status != crate::store::UserStatus::Deleted)
+        .ok_or(AdminError::UserNotFound)?;
+    let ids: Vec<i64> = store
+        .keys_of_user(user_id)
+        .await?
+        .iter()
+        .filter(|k| k.revoked_at.is_none())
+        .map(|k| k.id)
+        .collect();
+    let audit = AuditEvent::new("keys.revoke_all", meta)
+        .actor(admin_id)
+        .target(format!("user:{user_id}"))
+        .details(json!({ "keys": ids.len() }));
+    Ok(store.revoke_keys(user_id, &ids, audit).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +464,26 @@ mod tests {
         assert!(matches!(
             audit_filter(None, None, None, Some("soon"), Some("later")),
             Err(AdminError::Invalid(fields)) if fields.len() == 2
+        ));
+    }
+
+    #[test]
+    fn limit_overrides_parse_blank_as_the_plans_value() {
+        let o = parse_limit_overrides(["5", " ", "1_000", "", "2"]).unwrap();
+        assert_eq!(
+            o,
+            LimitOverrides {
+                requests_per_minute: Some(5),
+                requests_per_hour: None,
+                requests_per_day: Some(1000),
+                tokens_per_minute: None,
+                max_parallel: Some(2),
+            }
+        );
+        assert!(parse_limit_overrides([""; 5]).unwrap().is_empty());
+        assert!(matches!(
+            parse_limit_overrides(["ten", "1.5", "0", "-4", "9999999999999999999999"]),
+            Err(AdminError::Invalid(fields)) if fields.len() == 5 && fields.contains_key("requests_per_hour")
         ));
     }
 

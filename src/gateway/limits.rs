@@ -1,13 +1,15 @@
 //! Stages 2 and 5: rate limits. Per client IP first (before any key work), then
-//! per user from the plan: requests per minute and tokens per minute in memory
-//! with governor (GCRA), requests per hour and day and the key's usage cap in the
-//! database so they survive restarts, and parallel calls with a semaphore.
+//! per user from the plan: requests per minute and tokens per minute with
+//! governor (GCRA), requests per hour and day in [`super::accounts`] (in memory,
+//! written behind to the database, so they survive restarts), the key's usage
+//! cap in the database (one-time keys must be exact at once), and parallel
+//! calls with a semaphore.
 //!
-//! The user's limits and the credit hold are admitted together: the database
-//! windows and the hold are taken in one transaction, the in-memory windows are
-//! checked just before it commits, and any refusal rolls everything back, so a
-//! refused call consumes nothing from the other limits. (The per-IP windows
-//! count every call that reaches the gateway; they exist to stop floods.)
+//! The user's limits and the credit hold are admitted together in one critical
+//! section: the governor windows are checked last, since they cannot give a
+//! request back, and any refusal takes nothing, so a refused call consumes
+//! nothing from the other limits. (The per-IP windows count every call that
+//! reaches the gateway; they exist to stop floods.)
 
 use std::{
     collections::HashMap,
@@ -29,8 +31,9 @@ use governor::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::accounts::{Accounts, Admission, Refused, WindowCheck};
 use super::error::GatewayError;
-use crate::store::{Admission, Admitted, PlanRecord, Refused, Store, Window, WindowCheck};
+use crate::store::{KeyRecord, PlanRecord, Store, Window};
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 type KeyedByIp =
@@ -93,7 +96,6 @@ pub struct Limiters {
 
 /// What an admitted call holds until it ends: its parallel slot.
 pub struct Admit {
-    pub admitted: Admitted,
     pub _parallel: Option<OwnedSemaphorePermit>,
 }
 
@@ -153,7 +155,7 @@ impl Limiters {
     /// Stage 2: the client IP's minute (memory) and day (database) windows.
     pub async fn admit_ip(
         &self,
-        store: &Store,
+        accounts: &Accounts,
         ip: IpAddr,
         buckets: &Buckets,
         headers: &mut RateHeaders,
@@ -189,10 +191,9 @@ impl Limiters {
             }
         }
         let per_day = i64::from(self.ip_per_day.get());
-        match store
-            .count_ip_request(&ip.to_string(), &buckets.day, per_day)
-            .await?
-        {
+        let window = (format!("ip:{ip}"), Window::Day, buckets.day.clone());
+        accounts.load_window(&window).await?;
+        match accounts.count(&window, per_day) {
             Some(count) => headers.consider(WindowState {
                 limit: per_day as u64,
                 remaining: (per_day - count).max(0) as u64,
@@ -245,15 +246,16 @@ impl Limiters {
     pub async fn admit_user(
         &self,
         store: &Store,
+        accounts: &Accounts,
         plan: &PlanRecord,
-        user_id: i64,
-        key_id: i64,
+        key: &KeyRecord,
         tokens: u64,
         reserve_micros: i64,
         request_id: Option<&str>,
         buckets: &Buckets,
         headers: &mut RateHeaders,
     ) -> Result<Admit, GatewayError> {
+        let user_id = key.user_id;
         let limiters = self.for_user(user_id, plan);
         let parallel =
             match &limiters.parallel {
@@ -270,88 +272,104 @@ impl Limiters {
                     })?)
                 }
             };
+        let subject = format!("user:{user_id}");
+        let windows = [
+            WindowCheck {
+                id: (subject.clone(), Window::Hour, buckets.hour.clone()),
+                limit: plan.requests_per_hour,
+            },
+            WindowCheck {
+                id: (subject, Window::Day, buckets.day.clone()),
+                limit: plan.requests_per_day,
+            },
+        ];
+        for check in &windows {
+            accounts.load_window(&check.id).await?;
+        }
+        if !accounts.load_account(user_id, &buckets.month).await? {
+            return Err(GatewayError::Key(crate::keys::auth::KeyAuthError::Unknown));
+        }
+        accounts.grant_month(user_id, &buckets.month).await?;
+        let capped = key.usage_cap.is_some();
+        if capped && !store.take_capped_use(key.id).await? {
+            return Err(GatewayError::Key(crate::keys::auth::KeyAuthError::UsedUp));
+        }
         let admission = Admission {
             user_id,
-            key_id,
-            windows: vec![
-                WindowCheck {
-                    window: Window::Hour,
-                    bucket: buckets.hour.clone(),
-                    limit: plan.requests_per_hour,
-                },
-                WindowCheck {
-                    window: Window::Day,
-                    bucket: buckets.day.clone(),
-                    limit: plan.requests_per_day,
-                },
-            ],
-            month: &buckets.month,
+            key_id: key.id,
+            key_use_counted: capped,
+            windows: &windows,
             reserve_micros,
             request_id,
         };
         let mut minute = None;
-        let outcome = store
-            .admit(&admission, || {
-                if let Some((tpm, limiter)) = &limiters.tokens {
-                    let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
-                        .unwrap_or(NonZeroU32::MIN);
-                    match limiter.check_n(n) {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(not_until)) => {
-                            return Err(GatewayError::Limited {
-                                code: "tokens_per_minute",
-                                message: format!("Your plan allows {tpm} tokens a minute (prompt plus max_tokens); this request needs {tokens}."),
-                                retry_after_secs: wait_secs(&not_until),
-                            });
-                        }
-                        Err(_) => {
-                            return Err(GatewayError::Limited {
-                                code: "tokens_per_minute",
-                                message: format!("This request may use {tokens} tokens, more than the {tpm} a minute your plan allows. Lower max_tokens."),
-                                retry_after_secs: 60,
-                            });
-                        }
+        let outcome = accounts.admit(&admission, || {
+            if let Some((tpm, limiter)) = &limiters.tokens {
+                let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
+                    .unwrap_or(NonZeroU32::MIN);
+                match limiter.check_n(n) {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(not_until)) => {
+                        return Err(GatewayError::Limited {
+                            code: "tokens_per_minute",
+                            message: format!("Your plan allows {tpm} tokens a minute (prompt plus max_tokens); this request needs {tokens}."),
+                            retry_after_secs: wait_secs(&not_until),
+                        });
+                    }
+                    Err(_) => {
+                        return Err(GatewayError::Limited {
+                            code: "tokens_per_minute",
+                            message: format!("This request may use {tokens} tokens, more than the {tpm} a minute your plan allows. Lower max_tokens."),
+                            retry_after_secs: 60,
+                        });
                     }
                 }
-                let (rpm, limiter) = &limiters.requests;
-                match limiter.check() {
-                    Ok(snapshot) => {
-                        minute = Some(minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
-                        Ok(())
-                    }
-                    Err(not_until) => Err(GatewayError::Limited {
-                        code: "requests_per_minute",
-                        message: format!("Your plan allows {rpm} requests a minute."),
-                        retry_after_secs: wait_secs(&not_until),
-                    }),
+            }
+            let (rpm, limiter) = &limiters.requests;
+            match limiter.check() {
+                Ok(snapshot) => {
+                    minute = Some(minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
+                    Ok(())
                 }
-            })
-            .await?;
+                Err(not_until) => Err(GatewayError::Limited {
+                    code: "requests_per_minute",
+                    message: format!("Your plan allows {rpm} requests a minute."),
+                    retry_after_secs: wait_secs(&not_until),
+                }),
+            }
+        });
         let admitted = match outcome {
             Ok(admitted) => admitted,
-            Err(refused) => return Err(refusal(refused, plan, reserve_micros, buckets, headers)),
+            Err(refused) => {
+                if capped {
+                    give_back(store, key.id).await;
+                }
+                return Err(refusal(refused, plan, reserve_micros, buckets, headers));
+            }
         };
         if let Some(m) = minute {
             headers.consider(m);
         }
-        if let Some((count, limit)) = admitted.hour {
+        for (window, count, limit) in admitted.windows {
             headers.consider(WindowState {
                 limit: limit as u64,
                 remaining: (limit - count).max(0) as u64,
-                reset_secs: buckets.secs_to_hour,
-            });
-        }
-        if let Some((count, limit)) = admitted.day {
-            headers.consider(WindowState {
-                limit: limit as u64,
-                remaining: (limit - count).max(0) as u64,
-                reset_secs: buckets.secs_to_day,
+                reset_secs: match window {
+                    Window::Hour => buckets.secs_to_hour,
+                    Window::Day => buckets.secs_to_day,
+                },
             });
         }
         Ok(Admit {
-            admitted,
             _parallel: parallel,
         })
+    }
+}
+
+/// Returns a capped key's use taken for a call another limit refused.
+async fn give_back(store: &Store, key_id: i64) {
+    if let Err(error) = store.return_capped_use(key_id).await {
+        tracing::error!(%error, key_id, "could not give back a capped key's use");
     }
 }
 
@@ -426,7 +444,6 @@ fn refusal(
                 retry_after_secs: buckets.secs_to_day,
             }
         }
-        Refused::UsageCap => GatewayError::Key(crate::keys::auth::KeyAuthError::UsedUp),
         Refused::Credits { balance_micros } => GatewayError::Credits {
             needed,
             balance: balance_micros,

@@ -5,15 +5,17 @@
 //! 2. [`client_ip`] and [`limits::Limiters::admit_ip`]: the real client IP and its windows, before any key work
 //! 3. `keys::auth`: checksum, keyed-hash look-up, revoked, expired, owner disabled
 //! 4. [`restrictions`]: the key's IP allowlist, referrer, scope `chat`, allowed models
-//! 5. [`limits`]: the user's windows (minute in memory; hour, day and the key's
-//!    usage cap in the database), tokens per minute and parallel calls, and
-//! 6. [`hold`]: the credit hold for the worst case, in the same transaction
+//! 5. [`limits`]: the user's windows (minute with governor; hour and day in
+//!    [`accounts`], written behind to the database), the key's usage cap,
+//!    tokens per minute and parallel calls, and
+//! 6. [`hold`]: the credit hold for the worst case, taken with them
 //! 7. [`upstream`]: the provider call
 //! 8. [`settle`]: the real cost charged, the rest refunded, usage recorded
 //!
 //! `routes::gateway` runs the stages; [`error::GatewayError`] maps every refusal
 //! to an OpenAI-shaped answer.
 
+pub mod accounts;
 pub mod client_ip;
 pub mod error;
 pub mod hold;
@@ -26,17 +28,23 @@ pub mod upstream;
 
 use std::fmt;
 
-/// The gateway's shared parts: the model table, the upstream client and the
-/// in-memory limiters.
+/// The gateway's shared parts: the model table, the upstream client, the
+/// in-memory limiters and the live accounts.
 pub struct Gateway {
     pub models: providers::ModelTable,
     pub upstreams: upstream::Upstreams,
     pub limiters: limits::Limiters,
+    pub accounts: accounts::Accounts,
 }
 
 impl Gateway {
-    pub fn new(config: &crate::config::Config, models: providers::ModelTable) -> Self {
+    pub fn new(
+        config: &crate::config::Config,
+        models: providers::ModelTable,
+        store: crate::store::Store,
+    ) -> Self {
         Self {
+            accounts: accounts::Accounts::new(store),
             models,
             upstreams: upstream::Upstreams::new(config.upstream_timeouts),
             limiters: limits::Limiters::new(

@@ -1,20 +1,19 @@
 //! Stage 8: after the call, charge what it really cost (the upstream's usage, or
 //! counted when it sent none), release the rest of the hold and record the
-//! usage, in one transaction. A stream that the client abandons is settled for
-//! what was produced so far, when its body is dropped.
+//! usage, together (in memory at once, in one database batch soon after). A
+//! stream that the client abandons is settled for what was produced so far,
+//! when its body is dropped.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use serde_json::Value;
 
-use crate::{
-    credits::Prices,
-    store::{Settlement, Store},
-};
+use super::{Gateway, accounts::Settlement};
+use crate::credits::Prices;
 
 /// What is needed to settle one admitted call.
 pub struct Bill {
-    pub store: Store,
+    pub gateway: Arc<Gateway>,
     pub user_id: i64,
     pub key_id: i64,
     pub request_id: Option<String>,
@@ -63,9 +62,8 @@ impl Meter {
 }
 
 impl Bill {
-    /// Charges for `meter` (nothing when the call failed before any reply) and
-    /// returns the balance after.
-    pub async fn settle(self, status: u16, error_code: Option<&str>, meter: &Meter) -> Option<i64> {
+    /// Charges for `meter` (nothing when the call failed before any reply).
+    pub fn settle(self, status: u16, error_code: Option<&str>, meter: &Meter) {
         let produced = meter.usage.is_some() || meter.reply_chars > 0;
         let (prompt, completion) = if produced {
             meter.tokens(self.prompt_estimate)
@@ -73,32 +71,22 @@ impl Bill {
             (0, 0)
         };
         let cost = self.prices.cost(prompt, completion);
-        let settlement = Settlement {
+        self.instruments
+            .credits_spent(&self.model, cost.clamp(0, self.reserved_micros));
+        self.gateway.accounts.settle(Settlement {
             user_id: self.user_id,
             key_id: Some(self.key_id),
-            request_id: self.request_id.as_deref(),
-            model: &self.model,
+            request_id: self.request_id,
+            model: self.model,
             stream: self.stream,
             status,
-            error_code,
+            error_code: error_code.map(str::to_owned),
             prompt_tokens: prompt as i64,
             completion_tokens: completion as i64,
             reserved_micros: self.reserved_micros,
             cost_micros: cost,
             latency_ms: self.started.elapsed().as_millis() as i64,
-            client_ip: self.client_ip.clone(),
-        };
-        match self.store.settle(&settlement).await {
-            Ok(balance) => {
-                self.instruments
-                    .credits_spent(&self.model, cost.clamp(0, self.reserved_micros));
-                Some(balance)
-            }
-            Err(error) => {
-                // The hold stays taken; the ledger still sums to the balance.
-                tracing::error!(%error, request_id = ?self.request_id, "settlement failed");
-                None
-            }
-        }
+            client_ip: self.client_ip,
+        })
     }
 }

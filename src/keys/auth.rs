@@ -134,18 +134,7 @@ pub async fn authenticate(
     if user.status != UserStatus::Active {
         return Err(KeyAuthError::OwnerDisabled);
     }
-    // Last-used is shown to the second; writing it again within the same second
-    // would only cost a database round trip per call.
-    let a_second_ago = (chrono::Utc::now() - chrono::Duration::seconds(1))
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
-    if record
-        .last_used_at
-        .as_deref()
-        .is_none_or(|at| at < a_second_ago.as_str())
-    {
-        store.touch_key(record.id).await?;
-    }
+    store.touch_key(record.id);
     let scopes = serde_json::from_str(&record.scopes).unwrap_or_default();
     Ok(KeyHolder {
         key: record,

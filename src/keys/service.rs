@@ -559,6 +559,19 @@ pub async fn rotate_many(
     key_ids: &[i64],
     grace_secs: i64,
 ) -> Result<Vec<IssuedKey>, KeyError> {
+    rotate_as(store, hasher, meta, user_id, user_id, key_ids, grace_secs).await
+}
+
+/// [`rotate_many`] done by `actor_id` (the owner, or an admin) for the audit log.
+pub async fn rotate_as(
+    store: &Store,
+    hasher: &KeyHasher,
+    meta: &RequestMeta,
+    actor_id: i64,
+    user_id: i64,
+    key_ids: &[i64],
+    grace_secs: i64,
+) -> Result<Vec<IssuedKey>, KeyError> {
     if !(0..=MAX_GRACE_SECS).contains(&grace_secs) {
         return Err(KeyError::Invalid(BTreeMap::from([(
             "grace_seconds".to_owned(),
@@ -580,7 +593,7 @@ pub async fn rotate_many(
         .iter()
         .map(|(key_id, _, (hash, display_prefix, last_four))| {
             let audit = AuditEvent::new("key.rotate", meta)
-                .actor(user_id)
+                .actor(actor_id)
                 .target(format!("key:{key_id}"))
                 .details(json!({ "grace_seconds": grace_secs }));
             let secret = NewSecret {

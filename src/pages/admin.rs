@@ -1,12 +1,14 @@
-//! `/admin`: administrators only. Users get 403; anonymous visitors go to /login.
+//! `/admin` (users, searchable and paginated) and `/admin/audit` (the audit
+//! log, filtered): administrators only. Users get 403; anonymous visitors go to
+//! /login. The user page is in `admin_user`.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Redirect;
+use leptos_router::{components::Redirect, hooks::use_query_map};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    forms::{CARD, FormAlert, last_error},
+    forms::{BUTTON, CARD, FormAlert, last_error},
     nav::UserResource,
 };
 use crate::accounts::types::FormError;
@@ -21,9 +23,25 @@ pub struct AdminUserRow {
     pub created_at: String,
 }
 
+/// Rows per page on the admin lists.
+pub const PAGE_SIZE: i64 = 25;
+
+/// An audit event as the admin pages show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: Option<i64>,
+    pub action: String,
+    pub target: Option<String>,
+    pub client_ip: Option<String>,
+    /// A JSON object.
+    pub details: String,
+}
+
 #[cfg(feature = "ssr")]
-async fn require_admin() -> Result<(crate::startup::AppState, crate::store::UserRecord), FormError>
-{
+pub(crate) async fn require_admin()
+-> Result<(crate::startup::AppState, crate::store::UserRecord), FormError> {
     let (state, _, user) = crate::server_ctx::signed_in_user().await?;
     if user.is_admin {
         Ok((state, user))
@@ -34,12 +52,16 @@ async fn require_admin() -> Result<(crate::startup::AppState, crate::store::User
 }
 
 #[server(endpoint = "admin/users")]
-pub async fn admin_list_users() -> Result<Vec<AdminUserRow>, FormError> {
+pub async fn admin_list_users(
+    #[server(default)] search: String,
+    #[server(default)] page: i64,
+) -> Result<Vec<AdminUserRow>, FormError> {
     use crate::store::UserStatus;
     let (state, _) = require_admin().await?;
+    let page = page.clamp(1, 1_000_000);
     let users = state
         .store
-        .list_users(200, 0)
+        .search_users(search.trim(), PAGE_SIZE, (page - 1) * PAGE_SIZE)
         .await
         .map_err(|e| crate::server_ctx::refuse(e.into()))?;
     Ok(users
@@ -67,25 +89,37 @@ pub async fn admin_set_disabled(user_id: i64, disabled: bool) -> Result<(), Form
         .map_err(crate::server_ctx::refuse)
 }
 
+/// Shows `children` to administrators only: users get the 403 page, and
+/// anonymous visitors go to /login, coming back to `next`.
 #[component]
-pub fn AdminPage() -> impl IntoView {
+pub fn AdminOnly(next: &'static str, children: ChildrenFn) -> impl IntoView {
     let user = expect_context::<UserResource>();
     view! {
-        <Title text="Admin" />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(me)) if me.is_admin => view! { <AdminUsers /> }.into_any(),
-                    Ok(Some(_)) => view! { <Forbidden /> }.into_any(),
-                    _ => view! { <Redirect path="/login?next=/admin" /> }.into_any(),
-                }
-            })}
+            {move || {
+                let children = children.clone();
+                Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(me)) if me.is_admin => children().into_any(),
+                        Ok(Some(_)) => view! { <Forbidden /> }.into_any(),
+                        _ => view! { <Redirect path=format!("/login?next={next}") /> }.into_any(),
+                    }
+                })
+            }}
         </Suspense>
     }
 }
 
 #[component]
-fn Forbidden() -> impl IntoView {
+pub fn AdminPage() -> impl IntoView {
+    view! {
+        <Title text="Admin" />
+        <AdminOnly next="/admin"><AdminUsers /></AdminOnly>
+    }
+}
+
+#[component]
+pub fn Forbidden() -> impl IntoView {
     #[cfg(feature = "ssr")]
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::FORBIDDEN);
@@ -99,20 +133,73 @@ fn Forbidden() -> impl IntoView {
     }
 }
 
+/// The page number in `?page=`, from 1.
+fn page_param() -> Memo<i64> {
+    let query = use_query_map();
+    Memo::new(move |_| {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<i64>().ok())
+            .filter(|p| *p >= 1)
+            .unwrap_or(1)
+    })
+}
+
+#[component]
+fn Pager(page: i64, full: bool, href: impl Fn(i64) -> String + 'static) -> impl IntoView {
+    view! {
+        <nav class="mt-4 flex items-center justify-between text-sm" aria-label="Pages">
+            {(page > 1).then(|| view! { <a href=href(page - 1) class="text-amber-700 hover:underline" rel="prev">"← Newer"</a> })}
+            <span class="text-slate-500">{format!("Page {page}")}</span>
+            {full.then(|| view! { <a href=href(page + 1) class="text-amber-700 hover:underline" rel="next">"Older →"</a> })}
+        </nav>
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[component]
 fn AdminUsers() -> impl IntoView {
     let toggle = ServerAction::<AdminSetDisabled>::new();
     let error = last_error(toggle.value());
-    let users = Resource::new(move || toggle.version().get(), |_| admin_list_users());
+    let query = use_query_map();
+    let search = Memo::new(move |_| query.read().get("q").unwrap_or_default());
+    let page = page_param();
+    let users = Resource::new(
+        move || (toggle.version().get(), search.get(), page.get()),
+        |(_, search, page)| admin_list_users(search, page),
+    );
 
     view! {
+        <AdminTabs current="users" />
         <h1 class="mb-6 text-3xl font-bold text-slate-900">"Users"</h1>
+        <form method="get" action="/admin" class="mb-4 flex gap-2" role="search">
+            <label for="user-search" class="sr-only">"Search users"</label>
+            <input id="user-search" name="q" type="search" placeholder="Email or name" prop:value=move || search.get()
+                class="block w-full max-w-sm rounded-md border border-slate-300 px-3 py-2 text-sm" />
+            <button type="submit" class=BUTTON>"Search"</button>
+        </form>
         <FormAlert error />
         <div class=CARD>
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading users…"</p> }>
                 {move || Suspend::new(async move {
                     match users.await {
-                        Ok(rows) => view! {
+                        Ok(rows) => {
+                            let full = rows.len() as i64 == PAGE_SIZE;
+                            let q = encode(&search.get_untracked());
+                            let empty = rows.is_empty();
+                            view! {
+                            {empty.then(|| view! { <p class="text-slate-500">"No users match."</p> })}
                             <table class="w-full text-left text-sm">
                                 <thead class="text-slate-500">
                                     <tr><th class="py-2">"Email"</th><th>"Name"</th><th>"Role"</th><th>"Status"</th><th></th></tr>
@@ -123,7 +210,7 @@ fn AdminUsers() -> impl IntoView {
                                         let label = if row.disabled { "Enable" } else { "Disable" };
                                         view! {
                                             <tr class="border-t border-slate-100" data-testid=format!("user-{}", row.email)>
-                                                <td class="py-2">{row.email.clone()}</td>
+                                                <td class="py-2"><a href=format!("/admin/users/{}", row.id) class="text-amber-700 hover:underline">{row.email.clone()}</a></td>
                                                 <td>{row.display_name.clone()}</td>
                                                 <td>{if row.is_admin { "admin" } else { "user" }}</td>
                                                 <td>{if row.disabled { "disabled" } else { "active" }}</td>
@@ -139,8 +226,194 @@ fn AdminUsers() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
-                        }.into_any(),
+                            <Pager page=page.get_untracked() full href=move |p| format!("/admin?q={q}&page={p}") />
+                        }.into_any()},
                         Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </div>
+    }
+}
+
+/// Links between the admin pages.
+#[component]
+pub fn AdminTabs(current: &'static str) -> impl IntoView {
+    let tab = |id: &'static str, href: &'static str, label: &'static str| {
+        let class = if id == current {
+            "rounded-md bg-slate-900 px-3 py-1 text-white"
+        } else {
+            "rounded-md px-3 py-1 text-slate-700 hover:bg-slate-100"
+        };
+        view! { <a href=href class=class aria-current=(id == current).then_some("page")>{label}</a> }
+    };
+    view! {
+        <nav class="mb-6 flex gap-2 text-sm" aria-label="Admin">
+            {tab("users", "/admin", "Users")}
+            {tab("plans", "/admin/plans", "Plans")}
+            {tab("audit", "/admin/audit", "Audit log")}
+        </nav>
+    }
+}
+
+/// Audit events, newest first.
+#[component]
+pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="text-sm text-slate-500">"No events."</p> }.into_any();
+    }
+    view! {
+        <div class="overflow-x-auto">
+            <table class="w-full text-left text-sm" data-testid="audit-events">
+                <thead class="text-slate-500">
+                    <tr><th class="py-2">"Time (UTC)"</th><th>"Actor"</th><th>"Action"</th><th>"Target"</th><th>"From"</th><th>"Details"</th></tr>
+                </thead>
+                <tbody>
+                    {rows.into_iter().map(|r| view! {
+                        <tr class="border-t border-slate-100 align-top">
+                            <td class="py-1 whitespace-nowrap">{r.at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
+                            <td>{r.actor.map_or_else(|| "—".to_owned(), |a| format!("user:{a}"))}</td>
+                            <td class="font-mono">{r.action}</td>
+                            <td>{r.target.unwrap_or_default()}</td>
+                            <td>{r.client_ip.unwrap_or_default()}</td>
+                            <td class="font-mono text-xs break-all">{r.details}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }.into_any()
+}
+
+#[server(endpoint = "admin/audit")]
+pub async fn admin_audit_log(
+    #[server(default)] actor: String,
+    #[server(default)] action: String,
+    #[server(default)] target: String,
+    #[server(default)] since: String,
+    #[server(default)] until: String,
+    #[server(default)] page: i64,
+) -> Result<Vec<AuditRow>, FormError> {
+    use crate::admin::service;
+    let (state, _) = require_admin().await?;
+    let refused = |fields: std::collections::BTreeMap<String, String>| {
+        crate::server_ctx::set_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY, None);
+        fields
+            .into_iter()
+            .fold(FormError::new("Check the filters."), |e, (k, v)| {
+                e.field(&k, v)
+            })
+    };
+    let actor = match actor.trim() {
+        "" => None,
+        text => Some(text.parse::<i64>().map_err(|_| {
+            refused([("actor".to_owned(), "Give a user id, a number.".to_owned())].into())
+        })?),
+    };
+    let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.trim().is_empty());
+    let (action, target, since, until) = (
+        nonempty(&action),
+        nonempty(&target),
+        nonempty(&since),
+        nonempty(&until),
+    );
+    let filter = service::audit_filter(
+        actor,
+        action.as_deref(),
+        target.as_deref(),
+        since.as_deref(),
+        until.as_deref(),
+    )
+    .map_err(|e| match e {
+        service::AdminError::Invalid(fields) => refused(fields),
+        other => crate::server_ctx::internal(other),
+    })?;
+    let page = page.clamp(1, 1_000_000);
+    let rows = state
+        .store
+        .audit_log(&filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        .await
+        .map_err(|e| crate::server_ctx::refuse(e.into()))?;
+    Ok(rows.into_iter().map(service::audit_row).collect())
+}
+
+#[component]
+pub fn AdminAuditPage() -> impl IntoView {
+    view! {
+        <Title text="Audit log · Admin" />
+        <AdminOnly next="/admin/audit"><AuditLog /></AdminOnly>
+    }
+}
+
+#[component]
+fn AuditLog() -> impl IntoView {
+    let query = use_query_map();
+    let get =
+        move |name: &'static str| Memo::new(move |_| query.read().get(name).unwrap_or_default());
+    let (actor, action, target, since, until) = (
+        get("actor"),
+        get("action"),
+        get("target"),
+        get("since"),
+        get("until"),
+    );
+    let page = page_param();
+    let events = Resource::new(
+        move || {
+            (
+                actor.get(),
+                action.get(),
+                target.get(),
+                since.get(),
+                until.get(),
+                page.get(),
+            )
+        },
+        |(actor, action, target, since, until, page)| {
+            admin_audit_log(actor, action, target, since, until, page)
+        },
+    );
+    let input = |name: &'static str,
+                 label: &'static str,
+                 hint: &'static str,
+                 value: Memo<String>| {
+        view! {
+            <label class="text-sm">
+                <span class="mb-1 block font-medium text-slate-700">{label}</span>
+                <input name=name placeholder=hint prop:value=move || value.get() class="block w-full rounded-md border border-slate-300 px-2 py-1 text-sm" />
+            </label>
+        }
+    };
+    view! {
+        <AdminTabs current="audit" />
+        <h1 class="mb-6 text-3xl font-bold text-slate-900">"Audit log"</h1>
+        <form method="get" action="/admin/audit" class="mb-4 grid gap-2 sm:grid-cols-6 items-end">
+            {input("actor", "Actor (user id)", "e.g. 1", actor)}
+            {input("action", "Action", "e.g. credits.adjust", action)}
+            {input("target", "Target", "e.g. user:2", target)}
+            {input("since", "From", "2026-11-01", since)}
+            {input("until", "Before", "2026-12-01", until)}
+            <button type="submit" class=BUTTON>"Filter"</button>
+        </form>
+        <div class=CARD>
+            <Transition fallback=|| view! { <p class="text-slate-500">"Loading events…"</p> }>
+                {move || Suspend::new(async move {
+                    match events.await {
+                        Ok(rows) => {
+                            let full = rows.len() as i64 == PAGE_SIZE;
+                            let filters: String = [("actor", actor), ("action", action), ("target", target), ("since", since), ("until", until)]
+                                .iter()
+                                .map(|(k, v)| format!("{k}={}&", encode(&v.get_untracked())))
+                                .collect();
+                            view! {
+                                <AuditTable rows />
+                                <Pager page=page.get_untracked() full href=move |p| format!("/admin/audit?{filters}page={p}") />
+                            }.into_any()
+                        }
+                        Err(e) => view! {
+                            <p role="alert" class="text-red-700">{e.message.clone()}</p>
+                            <ul class="text-sm text-red-700">{e.fields.into_values().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
+                        }.into_any(),
                     }
                 })}
             </Transition>

@@ -43,6 +43,10 @@ pub fn Field(
     #[prop(optional)] hint: &'static str,
     #[prop(optional)] keep: bool,
     #[prop(optional, into)] initial: Option<String>,
+    /// The field may be left empty.
+    #[prop(optional)]
+    optional: bool,
+    #[prop(optional, into)] placeholder: Option<String>,
     error: LastError,
 ) -> impl IntoView {
     let id = format!("field-{name}");
@@ -63,7 +67,8 @@ pub fn Field(
                 name=name
                 type=kind
                 autocomplete=autocomplete
-                required=true
+                required=!optional
+                placeholder=placeholder
                 prop:value=value.clone()
                 value=value
                 aria-invalid=move || message().is_some().to_string()

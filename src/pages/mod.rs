@@ -2,6 +2,8 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_plans;
+pub mod admin_user;
 pub mod docs;
 pub mod forms;
 pub mod home;
@@ -12,4 +14,5 @@ pub mod not_found;
 pub mod plans;
 pub mod playground;
 pub mod register;
+pub mod usage;
 pub mod welcome;

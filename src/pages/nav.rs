@@ -83,6 +83,7 @@ pub fn NavBar() -> impl IntoView {
                                     <A href="/keys" attr:class=link>"Keys"</A>
                                     <A href="/plans" attr:class=link>"Plans"</A>
                                     <A href="/playground" attr:class=link>"Playground"</A>
+                                    <A href="/usage" attr:class=link>"Usage"</A>
                                     {me.is_admin.then(|| view! { <A href="/admin" attr:class=link>"Admin"</A> })}
                                     <A href="/account" attr:class=link>{me.display_name.clone()}</A>
                                     <ActionForm action=logout>

@@ -24,7 +24,7 @@ use crate::{
     request_meta::RequestMeta,
     routes::json_body,
     startup::AppState,
-    store::{AuditRecord, UserBalance, UserRecord, UserStatus},
+    store::{AuditRecord, LimitOverrides, UserBalance, UserRecord, UserStatus},
 };
 
 #[derive(Deserialize, IntoParams)]
@@ -219,6 +219,27 @@ impl IntoResponse for AdminError {
                 )
             }
             .into_response(),
+            AdminError::KeysChanged => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "keys_changed",
+                format!("{self}; try again."),
+            )
+            .into_response(),
+            AdminError::PlanNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "plan_not_found",
+                "No such plan.",
+            )
+            .into_response(),
+            AdminError::Conflict(message) => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "conflict",
+                message,
+            )
+            .into_response(),
             AdminError::Store(error) => account_error(error.into()),
         }
     }
@@ -301,6 +322,74 @@ pub struct CreditAdjustment {
     pub reason: String,
 }
 
+/// How many keys an admin action revoked.
+#[derive(Serialize, ToSchema)]
+pub struct RevokedKeys {
+    pub user_id: i64,
+    pub revoked: u64,
+}
+
+/// Revoke all of a user's keys
+///
+/// Every key that is not yet revoked stops working on its next request. Writes
+/// a `keys.revoke_all` audit event.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/keys/revoke", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "How many keys were revoked", body = RevokedKeys),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn revoke_all_keys(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    meta: RequestMeta,
+    Path(user_id): Path<i64>,
+) -> Response {
+    match admin_service::revoke_all_keys(&state.store, &meta, admin.id, user_id).await {
+        Ok(revoked) => Json(RevokedKeys { user_id, revoked }).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Keys with their new secrets, shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct RotatedKeys {
+    pub user_id: i64,
+    pub data: Vec<crate::keys::types::IssuedKey>,
+}
+
+/// Rotate all of a user's keys
+///
+/// Every active key gets a new secret at once; the old secrets stop working
+/// (no grace period). The new secrets are in this answer only. Writes a
+/// `key.rotate` audit event per key, with the admin as the actor.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/keys/rotate", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id")),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The keys with their new secrets", body = RotatedKeys),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 409, description = "The keys changed meanwhile; nothing was rotated", body = ErrorResponse),
+    ))]
+pub async fn rotate_all_keys(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    meta: RequestMeta,
+    Path(user_id): Path<i64>,
+) -> Response {
+    match admin_service::rotate_all_keys(&state.store, &state.key_hasher, &meta, admin.id, user_id)
+        .await
+    {
+        Ok(data) => Json(RotatedKeys { user_id, data }).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
 /// The balance after a correction.
 #[derive(Serialize, ToSchema)]
 pub struct AdjustedBalance {
@@ -338,7 +427,7 @@ pub async fn adjust_credits(
         Err(error) => return error.into_response(),
     };
     match admin_service::adjust_credits(
-        &state.store,
+        &state.gateway.accounts,
         &meta,
         admin.id,
         user_id,
@@ -407,6 +496,82 @@ pub async fn assign_plan(
             user_id,
             plan: plan.slug,
             name: plan.name,
+        })
+        .into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A user's limits over their plan's; `null` or absent follows the plan.
+#[derive(Deserialize, Serialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsBody {
+    #[schema(example = 10)]
+    #[serde(default)]
+    pub requests_per_minute: Option<i64>,
+    #[serde(default)]
+    pub requests_per_hour: Option<i64>,
+    #[serde(default)]
+    pub requests_per_day: Option<i64>,
+    #[serde(default)]
+    pub tokens_per_minute: Option<i64>,
+    #[serde(default)]
+    pub max_parallel: Option<i64>,
+}
+
+/// The overrides a user now has.
+#[derive(Serialize, ToSchema)]
+pub struct UserLimits {
+    pub user_id: i64,
+    pub overrides: LimitsBody,
+}
+
+/// Set a user's limits
+///
+/// Replaces the user's overrides of their plan's request, token and parallel
+/// limits; fields left out or `null` follow the plan, and an empty object
+/// removes every override. They apply from the user's next request. Writes a
+/// `limits.set` audit event.
+#[utoipa::path(put, path = "/api/v1/admin/users/{id}/limits", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body = LimitsBody,
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The user's overrides now", body = UserLimits),
+        (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 422, description = "A limit is not from 1 to 1,000,000,000", body = ErrorResponse),
+    ))]
+pub async fn set_limits(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    meta: RequestMeta,
+    Path(user_id): Path<i64>,
+    body: Result<Json<LimitsBody>, JsonRejection>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    let overrides = LimitOverrides {
+        requests_per_minute: body.requests_per_minute,
+        requests_per_hour: body.requests_per_hour,
+        requests_per_day: body.requests_per_day,
+        tokens_per_minute: body.tokens_per_minute,
+        max_parallel: body.max_parallel,
+    };
+    match admin_service::set_limits(&state.store, &meta, admin.id, user_id, overrides).await {
+        Ok(o) => Json(UserLimits {
+            user_id,
+            overrides: LimitsBody {
+                requests_per_minute: o.requests_per_minute,
+                requests_per_hour: o.requests_per_hour,
+                requests_per_day: o.requests_per_day,
+                tokens_per_minute: o.tokens_per_minute,
+                max_parallel: o.max_parallel,
+            },
         })
         .into_response(),
         Err(error) => error.into_response(),

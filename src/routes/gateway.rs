@@ -183,7 +183,7 @@ async fn verify(
         state
             .gateway
             .limiters
-            .admit_ip(&state.store, ip, &buckets, rate)
+            .admit_ip(&state.gateway.accounts, ip, &buckets, rate)
             .await?;
     }
     let holder = auth::authenticate(
@@ -222,9 +222,9 @@ async fn chat(
         .limiters
         .admit_user(
             &state.store,
+            &state.gateway.accounts,
             &plan,
-            holder.user.id,
-            holder.key.id,
+            &holder.key,
             hold.tokens(),
             hold.micros,
             meta.request_id.as_deref(),
@@ -233,7 +233,7 @@ async fn chat(
         )
         .await?;
     let bill = Bill {
-        store: state.store.clone(),
+        gateway: state.gateway.clone(),
         user_id: holder.user.id,
         key_id: holder.key.id,
         request_id: meta.request_id.clone(),
@@ -259,15 +259,14 @@ async fn chat(
     match reply {
         Err(error) => {
             let error = GatewayError::Upstream(error);
-            bill.settle(error.status().as_u16(), error.code(), &Meter::default())
-                .await;
+            bill.settle(error.status().as_u16(), error.code(), &Meter::default());
             Err(error)
         }
         Ok(Reply::Whole(mut body)) => {
             let mut meter = Meter::default();
             meter.observe(&body);
             body["model"] = json!(model.name);
-            bill.settle(200, None, &meter).await;
+            bill.settle(200, None, &meter);
             Ok(Answer::Json(body))
         }
         Ok(Reply::Chunks(chunks)) => Ok(Answer::Stream(sse(Forward {
@@ -300,11 +299,8 @@ struct Forward {
 impl Drop for Forward {
     fn drop(&mut self) {
         if let Some(bill) = self.bill.take() {
-            let meter = self.meter.clone();
             tracing::info!(request_id = ?bill.request_id, "client left mid-stream; settling what was sent");
-            tokio::spawn(async move {
-                bill.settle(499, Some("client_disconnected"), &meter).await;
-            });
+            bill.settle(499, Some("client_disconnected"), &self.meter);
         }
     }
 }
@@ -339,14 +335,14 @@ fn sse(forward: Forward) -> Response {
                     let error = GatewayError::Upstream(error);
                     let api = error.to_api_error();
                     if let Some(bill) = f.bill.take() {
-                        bill.settle(api.status.as_u16(), api.code, &f.meter).await;
+                        bill.settle(api.status.as_u16(), api.code, &f.meter);
                     }
                     f.done = true;
                     return Some((Ok(frame(json!({ "error": api }))), f));
                 }
                 None => {
                     if let Some(bill) = f.bill.take() {
-                        bill.settle(200, None, &f.meter).await;
+                        bill.settle(200, None, &f.meter);
                     }
                     f.done = true;
                     return Some((Ok(frame("[DONE]")), f));

@@ -110,6 +110,8 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<AuditRecord>, StoreError> {
+        // Some events travel with the gateway's queued records.
+        self.flush().await?;
         let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "SELECT id, at, actor_user_id, action, target, client_ip, user_agent, request_id, details
              FROM audit_events WHERE 1 = 1",

@@ -1,10 +1,11 @@
 //! Credits: the balance on `users` and the ledger that explains it. Every change
 //! to a balance writes a ledger row in the same transaction, so the balance
-//! always equals the sum of the ledger.
+//! always equals the sum of the ledger. (The gateway's own moves are written in
+//! batches by [`super::pending`], under the same rule.)
 
 use sqlx::{Sqlite, Transaction};
 
-use super::{AuditEvent, Store, StoreError, audit};
+use super::{Store, StoreError};
 
 /// Adds `amount` to the balance with a `grant` ledger entry.
 pub(super) async fn grant(
@@ -50,35 +51,6 @@ pub(super) async fn entries(
     .await?)
 }
 
-/// Takes `amount` from the balance when it covers it, with a ledger row of
-/// `kind`; the balance after, or `Err(balance)` when it does not cover it.
-pub(super) async fn take(
-    tx: &mut Transaction<'_, Sqlite>,
-    user_id: i64,
-    kind: &str,
-    amount: i64,
-    request_id: Option<&str>,
-    note: &str,
-) -> Result<Result<i64, i64>, StoreError> {
-    let after: Option<i64> = sqlx::query_scalar(
-        "UPDATE users SET balance_micros = balance_micros - ?1 WHERE id = ?2 AND balance_micros >= ?1
-         RETURNING balance_micros",
-    )
-    .bind(amount)
-    .bind(user_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(after) = after else {
-        let balance = sqlx::query_scalar("SELECT balance_micros FROM users WHERE id = ?")
-            .bind(user_id)
-            .fetch_one(&mut **tx)
-            .await?;
-        return Ok(Err(balance));
-    };
-    insert_rows(tx, user_id, &[(kind, -amount, note)], request_id).await?;
-    Ok(Ok(after))
-}
-
 /// Inserts ledger rows in one statement. Callers move the balance with them.
 async fn insert_rows(
     tx: &mut Transaction<'_, Sqlite>,
@@ -100,12 +72,13 @@ async fn insert_rows(
     Ok(())
 }
 
-/// Gives the plan's monthly grant once per calendar month (`YYYY-MM`).
+/// Gives the plan's monthly grant once per calendar month (`YYYY-MM`); the
+/// amount given now.
 pub(super) async fn monthly_grant(
     tx: &mut Transaction<'_, Sqlite>,
     user_id: i64,
     month: &str,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let first_this_month =
         sqlx::query("INSERT OR IGNORE INTO monthly_grants (user_id, month) VALUES (?, ?)")
             .bind(user_id)
@@ -124,36 +97,10 @@ pub(super) async fn monthly_grant(
         .unwrap_or(0);
         if amount > 0 {
             grant(tx, user_id, amount, &format!("plan grant for {month}")).await?;
+            return Ok(amount);
         }
     }
-    Ok(())
-}
-
-/// A balance and the sum of the ledger behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Balance {
-    pub balance_micros: i64,
-    pub ledger_sum_micros: i64,
-}
-
-impl Store {
-    /// The balance after this month's plan grant, when it is still due.
-    pub async fn balance(&self, user_id: i64, month: &str) -> Result<Balance, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        monthly_grant(&mut tx, user_id, month).await?;
-        let (balance_micros, ledger_sum_micros): (i64, i64) = sqlx::query_as(
-            "SELECT u.balance_micros, COALESCE((SELECT SUM(amount_micros) FROM credit_ledger WHERE user_id = u.id), 0)
-             FROM users u WHERE u.id = ?",
-        )
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Balance {
-            balance_micros,
-            ledger_sum_micros,
-        })
-    }
+    Ok(0)
 }
 
 /// A user's balance, for admins.
@@ -167,40 +114,9 @@ pub struct UserBalance {
 }
 
 impl Store {
-    /// An admin's correction of a user's balance: an `adjust` ledger row, the
-    /// balance and the audit event in one transaction. `None` when there is no
-    /// such account (or it was deleted); `Some(Err(balance))` when a deduction
-    /// is more than the balance, and nothing is written.
-    pub async fn adjust_balance(
-        &self,
-        user_id: i64,
-        amount: i64,
-        note: &str,
-        audit: &AuditEvent,
-    ) -> Result<Option<Result<i64, i64>>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM users WHERE id = ? AND status != 'deleted'")
-                .bind(user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let outcome = if amount >= 0 {
-            Ok(entry(&mut tx, user_id, "adjust", amount, None, note).await?)
-        } else {
-            take(&mut tx, user_id, "adjust", -amount, None, note).await?
-        };
-        if outcome.is_ok() {
-            audit::insert(&mut tx, audit).await?;
-            tx.commit().await?;
-        }
-        Ok(Some(outcome))
-    }
-
     /// Accounts (but deleted ones) with their plan and balance, oldest first.
     pub async fn balances(&self, limit: i64, offset: i64) -> Result<Vec<UserBalance>, StoreError> {
+        self.flush().await?;
         Ok(sqlx::query_as(
             "SELECT u.id AS user_id, u.email, u.display_name,
                     COALESCE(p.slug, '') AS plan_slug, u.balance_micros

@@ -149,12 +149,13 @@ impl Store {
             ..audit
         };
         audit::insert(&mut tx, &audit).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(KeyCreation::Created(Box::new(key)))
     }
 
     /// The user's keys, newest first.
     pub async fn keys_of_user(&self, user_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
+        self.flush().await?;
         Ok(sqlx::query_as(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ? ORDER BY id DESC"
         ))
@@ -170,6 +171,7 @@ impl Store {
         user_id: i64,
         key_id: i64,
     ) -> Result<Option<KeyRecord>, StoreError> {
+        self.flush().await?;
         Ok(sqlx::query_as(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = ? AND id = ?"
         ))
@@ -202,7 +204,7 @@ impl Store {
         if revoked > 0 {
             audit::insert(&mut tx, &audit).await?;
         }
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(revoked)
     }
 
@@ -240,7 +242,7 @@ impl Store {
             audit::insert(&mut tx, audit).await?;
             rotated.push(key);
         }
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(Some(rotated))
     }
 
@@ -273,31 +275,30 @@ impl Store {
         if key.is_some() {
             audit::insert(&mut tx, &audit).await?;
         }
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(key)
-    }
-
-    /// Records that a key was just used.
-    pub async fn touch_key(&self, key_id: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE api_keys SET last_used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
-        )
-        .bind(key_id)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
     }
 
     /// Finds the key a presented secret belongs to: its current hash, or its
     /// previous one while a rotation grace period lasts.
+    /// Served from the read cache when it can be (so a grace period may
+    /// outlast its end by up to a second).
     pub async fn key_by_hash(&self, hash: &[u8]) -> Result<Option<KeyRecord>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        let generation = self.cache.generation();
+        if let Some(key) = self.cache.keys.get(&hash.to_vec(), generation) {
+            return Ok(Some(key));
+        }
+        let found: Option<KeyRecord> = sqlx::query_as(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys
              WHERE secret_hash = ?1
                 OR (grace_hash = ?1 AND grace_until > strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
         ))
         .bind(hash)
         .fetch_optional(&self.reader)
-        .await?)
+        .await?;
+        if let Some(key) = &found {
+            self.cache.keys.put(hash.to_vec(), key.clone(), generation);
+        }
+        Ok(found)
     }
 }

@@ -6,23 +6,38 @@
 use std::{str::FromStr, time::Duration};
 
 mod audit;
+mod cache;
 mod credits;
 mod gateway;
 mod keys;
+mod pending;
 mod plans;
+mod usage;
 mod users;
 
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
-pub use credits::{Balance, UserBalance};
-pub use gateway::{Admission, Admitted, Refused, Settlement, Window, WindowCheck};
+pub use credits::UserBalance;
+pub use gateway::{StoredAccount, Window};
 pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
-pub use plans::{PlanAssignment, PlanChange, PlanRecord};
+pub use pending::{Batch, LedgerRow, UsageRow, WindowId};
+pub use plans::{
+    LimitOverrides, PlanAssignment, PlanChange, PlanRecord, PlanSettings, PlanSummary, Retirement,
+};
+pub use usage::{CallRecord, DayUsage, GroupUsage};
 pub use users::{NewUser, UserRecord, UserStatus};
 
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+
+/// A time in the form the database stores (`2026-11-22T09:30:00.000Z`, as
+/// SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')`), so stored times compare as text.
+pub fn stored_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    // The same text as `%Y-%m-%dT%H:%M:%S%.3fZ`, without parsing a format
+    // string on every gateway call.
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
 
 /// A handle to the database; cheap to clone.
 ///
@@ -35,6 +50,8 @@ use sqlx::{
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
+    pending: pending::SharedPending,
+    cache: std::sync::Arc<cache::ReadCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +69,8 @@ pub enum StoreError {
     Duplicate(&'static str),
     #[error(transparent)]
     Query(#[from] sqlx::Error),
+    #[error("the task writing queued records failed: {0}")]
+    Background(String),
 }
 
 impl Store {
@@ -87,12 +106,17 @@ impl Store {
             writer.clone()
         } else {
             SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(4)
                 .connect_with(options.read_only(true))
                 .await
                 .map_err(StoreError::Open)?
         };
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            pending: Default::default(),
+            cache: Default::default(),
+        })
     }
 
     /// Answers whether the database serves queries, for `/readyz`.
@@ -114,14 +138,45 @@ impl Store {
         )
     }
 
+    /// Commits a change to users, keys or plans and drops the read cache.
+    async fn commit_change(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Sqlite>,
+    ) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.cache.changed();
+        Ok(())
+    }
+
+    /// Drops the read cache, for a change made to the database from outside
+    /// the store (tests that edit rows directly).
+    pub fn forget_cached(&self) {
+        self.cache.changed();
+    }
+
     /// The writer, for the session store (which keeps its own table).
     pub fn pool(&self) -> &SqlitePool {
         &self.writer
     }
 
-    /// Closes the pools, waiting for connections to be returned.
+    /// Writes what is queued, then closes the pools, waiting for connections
+    /// to be returned.
     pub async fn close(&self) {
+        if let Err(error) = self.flush().await {
+            tracing::error!(%error, "could not write the queued gateway records on shutdown");
+        }
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_times_match_sqlite() {
+        let t: chrono::DateTime<chrono::Utc> = "2026-11-22T09:30:05Z".parse().unwrap();
+        assert_eq!(super::stored_time(t), "2026-11-22T09:30:05.000Z");
+        let t = t + chrono::Duration::milliseconds(7);
+        assert_eq!(super::stored_time(t), "2026-11-22T09:30:05.007Z");
     }
 }

@@ -22,6 +22,10 @@ pub struct PlanRecord {
     pub allowed_models: Option<String>,
     pub is_public: bool,
     pub is_default: bool,
+    /// Set by [`Store::plan_of_user`] when an admin override replaced one of
+    /// the request or token limits.
+    #[sqlx(default)]
+    pub limits_overridden: bool,
 }
 
 impl PlanRecord {
@@ -53,15 +57,41 @@ impl Store {
         .await?)
     }
 
-    /// The plan `user_id` is on (the default plan when none is recorded).
-    pub async fn plan_of_user(&self, user_id: i64) -> Result<PlanRecord, StoreError> {
+    /// Every plan that takes new users, public or private, in display order.
+    pub async fn unretired_plans(&self) -> Result<Vec<PlanRecord>, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {PLAN_COLUMNS} FROM plans
-             WHERE id = COALESCE((SELECT plan_id FROM users WHERE id = ?), (SELECT id FROM plans WHERE is_default = 1))"
+            "SELECT {PLAN_COLUMNS} FROM plans WHERE retired_at IS NULL ORDER BY is_public DESC, sort_order, id"
         ))
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// The plan `user_id` is on (the default plan when none is recorded), with
+    /// the admin's limit overrides in place of the plan's limits.
+    /// Served from the read cache when it can be.
+    pub async fn plan_of_user(&self, user_id: i64) -> Result<PlanRecord, StoreError> {
+        let generation = self.cache.generation();
+        if let Some(plan) = self.cache.plans.get(&user_id, generation) {
+            return Ok(plan);
+        }
+        let plan: PlanRecord = sqlx::query_as(
+            "SELECT p.id, p.slug, p.name, p.description,
+                COALESCE(o.requests_per_minute, p.requests_per_minute) AS requests_per_minute,
+                COALESCE(o.requests_per_hour, p.requests_per_hour) AS requests_per_hour,
+                COALESCE(o.requests_per_day, p.requests_per_day) AS requests_per_day,
+                COALESCE(o.tokens_per_minute, p.tokens_per_minute) AS tokens_per_minute,
+                COALESCE(o.max_parallel, p.max_parallel) AS max_parallel,
+                p.monthly_credits, p.max_active_keys, p.allowed_models, p.is_public, p.is_default,
+                COALESCE(o.requests_per_minute, o.requests_per_hour, o.requests_per_day,
+                    o.tokens_per_minute, o.max_parallel) IS NOT NULL AS limits_overridden
+             FROM plans p LEFT JOIN limit_overrides o ON o.user_id = ?1
+             WHERE p.id = COALESCE((SELECT plan_id FROM users WHERE id = ?1), (SELECT id FROM plans WHERE is_default = 1))",
+        )
         .bind(user_id)
         .fetch_one(&self.reader)
-        .await?)
+        .await?;
+        self.cache.plans.put(user_id, plan.clone(), generation);
+        Ok(plan)
     }
 
     /// Moves a user to a public, unretired plan, unless they have more active keys
@@ -97,7 +127,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         audit::insert(&mut tx, &audit).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(PlanChange::Changed)
     }
 }
@@ -154,7 +184,266 @@ impl Store {
             return Ok(PlanAssignment::NoSuchUser);
         }
         audit::insert(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(PlanAssignment::Assigned(plan))
+    }
+}
+
+/// Limits an admin set for one user over the plan's; `None` keeps the plan's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromRow)]
+pub struct LimitOverrides {
+    pub requests_per_minute: Option<i64>,
+    pub requests_per_hour: Option<i64>,
+    pub requests_per_day: Option<i64>,
+    pub tokens_per_minute: Option<i64>,
+    pub max_parallel: Option<i64>,
+}
+
+impl LimitOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl Store {
+    /// The overrides set for a user (all `None` when there are none).
+    pub async fn limit_overrides(&self, user_id: i64) -> Result<LimitOverrides, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT requests_per_minute, requests_per_hour, requests_per_day, tokens_per_minute, max_parallel
+             FROM limit_overrides WHERE user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .unwrap_or_default())
+    }
+
+    /// Replaces a user's overrides (all `None` removes them) with its audit
+    /// event, in one transaction; `false` when there is no such user.
+    pub async fn set_limit_overrides(
+        &self,
+        user_id: i64,
+        overrides: &LimitOverrides,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE id = ? AND status != 'deleted'")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        if overrides.is_empty() {
+            sqlx::query("DELETE FROM limit_overrides WHERE user_id = ?")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO limit_overrides
+                    (user_id, requests_per_minute, requests_per_hour, requests_per_day, tokens_per_minute, max_parallel)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (user_id) DO UPDATE SET
+                    requests_per_minute = excluded.requests_per_minute,
+                    requests_per_hour = excluded.requests_per_hour,
+                    requests_per_day = excluded.requests_per_day,
+                    tokens_per_minute = excluded.tokens_per_minute,
+                    max_parallel = excluded.max_parallel,
+                    updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            )
+            .bind(user_id)
+            .bind(overrides.requests_per_minute)
+            .bind(overrides.requests_per_hour)
+            .bind(overrides.requests_per_day)
+            .bind(overrides.tokens_per_minute)
+            .bind(overrides.max_parallel)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::insert(&mut tx, audit).await?;
+        self.commit_change(tx).await?;
+        Ok(true)
+    }
+}
+
+/// What an admin sets on a plan; the slug is fixed once created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSettings {
+    pub name: String,
+    pub description: String,
+    pub requests_per_minute: i64,
+    pub requests_per_hour: i64,
+    pub requests_per_day: i64,
+    pub tokens_per_minute: Option<i64>,
+    pub max_parallel: Option<i64>,
+    pub monthly_credits: i64,
+    pub max_active_keys: i64,
+    /// `None` allows every model.
+    pub allowed_models: Option<Vec<String>>,
+    pub is_public: bool,
+    pub sort_order: i64,
+}
+
+/// A plan as the admin pages list it.
+#[derive(Debug, Clone, FromRow)]
+pub struct PlanSummary {
+    #[sqlx(flatten)]
+    pub plan: PlanRecord,
+    pub sort_order: i64,
+    pub retired_at: Option<String>,
+    /// Accounts on it now (deleted ones aside).
+    pub users: i64,
+}
+
+const PLAN_SUMMARY: &str = "SELECT id, slug, name, description, requests_per_minute, requests_per_hour,
+    requests_per_day, tokens_per_minute, max_parallel, monthly_credits, max_active_keys, allowed_models,
+    is_public, is_default, sort_order, retired_at,
+    (SELECT COUNT(*) FROM users u WHERE u.status != 'deleted'
+        AND (u.plan_id = plans.id OR (u.plan_id IS NULL AND plans.is_default = 1))) AS users
+    FROM plans";
+
+/// The outcome of retiring or restoring a plan.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Retirement {
+    Done,
+    NoSuchPlan,
+    /// New accounts get the default plan, so it cannot be retired.
+    IsDefault,
+}
+
+fn models_json(models: &Option<Vec<String>>) -> Option<String> {
+    models
+        .as_ref()
+        .map(|m| serde_json::Value::from(m.clone()).to_string())
+}
+
+impl Store {
+    /// Every plan, retired ones last, with how many accounts are on each.
+    pub async fn plans_for_admin(&self) -> Result<Vec<PlanSummary>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "{PLAN_SUMMARY} ORDER BY retired_at IS NOT NULL, sort_order, id"
+        ))
+        .fetch_all(&self.writer)
+        .await?)
+    }
+
+    pub async fn plan_by_slug(&self, slug: &str) -> Result<Option<PlanSummary>, StoreError> {
+        Ok(sqlx::query_as(&format!("{PLAN_SUMMARY} WHERE slug = ?"))
+            .bind(slug)
+            .fetch_optional(&self.writer)
+            .await?)
+    }
+
+    /// Adds a plan; [`StoreError::Duplicate`] when the slug is taken.
+    pub async fn create_plan(
+        &self,
+        slug: &str,
+        settings: &PlanSettings,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO plans (slug, name, description, requests_per_minute, requests_per_hour,
+                requests_per_day, tokens_per_minute, max_parallel, monthly_credits, max_active_keys,
+                allowed_models, is_public, sort_order)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(slug)
+        .bind(&settings.name)
+        .bind(&settings.description)
+        .bind(settings.requests_per_minute)
+        .bind(settings.requests_per_hour)
+        .bind(settings.requests_per_day)
+        .bind(settings.tokens_per_minute)
+        .bind(settings.max_parallel)
+        .bind(settings.monthly_credits)
+        .bind(settings.max_active_keys)
+        .bind(models_json(&settings.allowed_models))
+        .bind(settings.is_public)
+        .bind(settings.sort_order)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            if super::users::unique_violation(&e) {
+                StoreError::Duplicate("id")
+            } else {
+                e.into()
+            }
+        })?;
+        audit::insert(&mut tx, audit).await?;
+        self.commit_change(tx).await
+    }
+
+    /// Changes a plan's settings (its users get them from their next request);
+    /// `false` when there is no such plan.
+    pub async fn update_plan(
+        &self,
+        slug: &str,
+        settings: &PlanSettings,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE plans SET name = ?, description = ?, requests_per_minute = ?, requests_per_hour = ?,
+                requests_per_day = ?, tokens_per_minute = ?, max_parallel = ?, monthly_credits = ?,
+                max_active_keys = ?, allowed_models = ?, is_public = ?, sort_order = ?
+             WHERE slug = ?",
+        )
+        .bind(&settings.name)
+        .bind(&settings.description)
+        .bind(settings.requests_per_minute)
+        .bind(settings.requests_per_hour)
+        .bind(settings.requests_per_day)
+        .bind(settings.tokens_per_minute)
+        .bind(settings.max_parallel)
+        .bind(settings.monthly_credits)
+        .bind(settings.max_active_keys)
+        .bind(models_json(&settings.allowed_models))
+        .bind(settings.is_public)
+        .bind(settings.sort_order)
+        .bind(slug)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        audit::insert(&mut tx, audit).await?;
+        self.commit_change(tx).await?;
+        Ok(true)
+    }
+
+    /// Retires a plan (it takes no new users; its users stay until moved) or,
+    /// with `retire` false, takes it back into use.
+    pub async fn set_plan_retired(
+        &self,
+        slug: &str,
+        retire: bool,
+        audit: &AuditEvent,
+    ) -> Result<Retirement, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let plan: Option<bool> = sqlx::query_scalar("SELECT is_default FROM plans WHERE slug = ?")
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match plan {
+            None => return Ok(Retirement::NoSuchPlan),
+            Some(true) if retire => return Ok(Retirement::IsDefault),
+            Some(_) => {}
+        }
+        sqlx::query(
+            "UPDATE plans SET retired_at = CASE WHEN ?1
+                THEN COALESCE(retired_at, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) END
+             WHERE slug = ?2",
+        )
+        .bind(retire)
+        .bind(slug)
+        .execute(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, audit).await?;
+        self.commit_change(tx).await?;
+        Ok(Retirement::Done)
     }
 }

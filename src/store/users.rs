@@ -81,7 +81,7 @@ pub struct NewUser<'a> {
 const USER_COLUMNS: &str =
     "id, email, display_name, password_hash, role, status, session_epoch, created_at";
 
-fn unique_violation(error: &sqlx::Error) -> bool {
+pub(super) fn unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|e| e.is_unique_violation())
@@ -123,7 +123,7 @@ impl Store {
             ..audit
         };
         audit::insert(&mut tx, &audit).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(row.into())
     }
 
@@ -136,23 +136,52 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
+    /// Served from the read cache when it can be.
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        let generation = self.cache.generation();
+        if let Some(user) = self.cache.users.get(&id, generation) {
+            return Ok(Some(user));
+        }
         let row: Option<UserRow> =
             sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
                 .bind(id)
                 .fetch_optional(&self.reader)
                 .await?;
-        Ok(row.map(Into::into))
+        let user: Option<UserRecord> = row.map(Into::into);
+        if let Some(user) = &user {
+            self.cache.users.put(id, user.clone(), generation);
+        }
+        Ok(user)
     }
 
     /// Users, newest first, for the admin pages.
     pub async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<UserRecord>, StoreError> {
+        self.search_users("", limit, offset).await
+    }
+
+    /// Users whose email or display name contains `text` (any case), newest
+    /// first; every user when `text` is empty.
+    pub async fn search_users(
+        &self,
+        text: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
         let rows: Vec<UserRow> = sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE status != 'deleted' ORDER BY id DESC LIMIT ? OFFSET ?"
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE status != 'deleted'
+               AND (email LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\')
+             ORDER BY id DESC LIMIT ?2 OFFSET ?3"
         ))
+        .bind(pattern)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.writer)
+        .fetch_all(&self.reader)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -173,7 +202,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         audit::insert(&mut tx, &audit).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 
@@ -196,7 +225,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         audit::insert(&mut tx, &audit).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(epoch)
     }
 
@@ -225,7 +254,7 @@ impl Store {
         if changed {
             audit::insert(&mut tx, &audit).await?;
         }
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(changed)
     }
 
@@ -246,7 +275,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         audit::insert(&mut tx, &audit).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 }

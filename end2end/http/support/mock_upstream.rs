@@ -95,6 +95,9 @@ impl MockUpstream {
             .expect("mock upstream binds");
         let addr = listener.local_addr().expect("bound address");
         let task = tokio::spawn(async move {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, router).await;
         });
         Self { addr, shared, task }
@@ -276,7 +279,17 @@ fn stream_reply(
             std::future::ready(keep)
         })
         .then(move |item| async move {
-            tokio::time::sleep(delay).await;
+            // Even a zero sleep waits for the timer's next millisecond tick, so
+            // chunks only sleep when asked to; a drop waits a little so the
+            // chunks before it reach the client first.
+            let pause = if item.is_err() {
+                delay.max(Duration::from_millis(20))
+            } else {
+                delay
+            };
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
             item
         })
 }

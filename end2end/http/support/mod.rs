@@ -16,6 +16,8 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
+    /// The server's own database handle, to write its queued records first.
+    store: tollgate::store::Store,
     stop: Option<oneshot::Sender<()>>,
     pub server: Option<JoinHandle<std::io::Result<()>>>,
     _dir: TempDir,
@@ -54,6 +56,7 @@ pub async fn spawn_app_in(dir: TempDir, overrides: &[(&str, &str)]) -> TestApp {
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
     let app = Application::build(config).await.expect("app builds");
     let addr = app.local_addr();
+    let store = app.store();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -66,6 +69,7 @@ pub async fn spawn_app_in(dir: TempDir, overrides: &[(&str, &str)]) -> TestApp {
             .build()
             .expect("client"),
         db_path,
+        store,
         stop: Some(stop),
         server: Some(server),
         _dir: dir,
@@ -192,6 +196,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Creates a key through the REST API as `browser`'s user; its secret.
+    pub async fn create_key(&self, browser: &Browser, body: serde_json::Value) -> String {
+        let response = browser
+            .client
+            .post(self.url("/api/v1/keys"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.expect("JSON body");
+        body["secret"].as_str().expect("a secret").to_owned()
+    }
+
     /// Stops this server and starts another on the same database.
     pub async fn restart(mut self, overrides: &[(&str, &str)]) -> TestApp {
         self.begin_shutdown();
@@ -221,8 +239,13 @@ impl TestApp {
         }
     }
 
-    /// A direct connection to the test database, for checks the HTTP API does not expose.
+    /// A direct connection to the test database, for checks the HTTP API does
+    /// not expose, after the server has written what it queued (as any of its
+    /// own reads would).
     pub async fn db(&self) -> sqlx::SqlitePool {
+        let _ = self.store.flush().await;
+        // The test may change rows behind the server's back.
+        self.store.forget_cached();
         sqlx::SqlitePool::connect(&format!("sqlite://{}", self.db_path.display()))
             .await
             .expect("test database opens")

@@ -1,0 +1,429 @@
+//! The admin pages and the user's usage page, over real HTTP: who may open
+//! them, what they show, and the actions on the admin user page.
+
+use serde_json::{Value, json};
+
+use crate::{
+    admin::{Setup, setup},
+    support::{Browser, TestApp},
+};
+
+async fn page(app: &TestApp, b: &Browser, path: &str) -> (u16, Option<String>, String) {
+    let response = b
+        .client
+        .get(app.url(path))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    (status, location, response.text().await.unwrap_or_default())
+}
+
+async fn demo_call(app: &TestApp, key: &str) -> u16 {
+    app.client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({ "model": "demo", "messages": [{ "role": "user", "content": "hello there" }], "max_tokens": 16 }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn every_admin_page_and_route_refuses_users_and_anonymous_visitors() {
+    let Setup {
+        app, user, user_id, ..
+    } = setup().await;
+    let anonymous = app.browser();
+    let pages = [
+        "/admin".to_owned(),
+        "/admin?q=member&page=2".to_owned(),
+        "/admin/audit".to_owned(),
+        format!("/admin/users/{user_id}"),
+        "/admin/plans".to_owned(),
+        "/admin/plans/starter".to_owned(),
+    ];
+    for path in &pages {
+        let (status, location, _) = page(&app, &anonymous, path).await;
+        assert!((300..400).contains(&status), "{path}: {status}");
+        assert!(
+            location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("/login?next=")),
+            "{path}: {location:?}"
+        );
+        let (status, _, html) = page(&app, &user, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(html.contains("Administrators only"), "{path}");
+        assert!(
+            !html.contains("member@example.com</a>"),
+            "{path} leaks the list"
+        );
+    }
+
+    let id = user_id.to_string();
+    let functions: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("admin/users", vec![("search", "member")]),
+        (
+            "admin/users/set-disabled",
+            vec![("user_id", &id), ("disabled", "true")],
+        ),
+        ("admin/user", vec![("user_id", &id)]),
+        (
+            "admin/user/credits",
+            vec![("user_id", &id), ("amount", "100"), ("reason", "mine")],
+        ),
+        ("admin/user/plan", vec![("user_id", &id), ("plan", "pro")]),
+        ("admin/user/revoke-keys", vec![("user_id", &id)]),
+        ("admin/user/rotate-keys", vec![("user_id", &id)]),
+        ("admin/audit", vec![]),
+        (
+            "admin/user/limits",
+            vec![("user_id", &id), ("requests_per_day", "1000")],
+        ),
+        ("admin/plans", vec![]),
+        ("admin/plan", vec![("slug", "starter")]),
+        (
+            "admin/plans/save",
+            vec![
+                ("create", "false"),
+                ("slug", "starter"),
+                ("name", "Mine"),
+                ("requests_per_minute", "100"),
+                ("requests_per_hour", "100"),
+                ("requests_per_day", "100"),
+                ("monthly_credits", "1000"),
+                ("max_active_keys", "10"),
+            ],
+        ),
+        (
+            "admin/plans/retire",
+            vec![("slug", "pro"), ("retire", "true")],
+        ),
+    ];
+    for (endpoint, form) in &functions {
+        assert_eq!(
+            app.call(&user, endpoint, form).await.status,
+            403,
+            "{endpoint}"
+        );
+        assert_eq!(
+            app.call(&anonymous, endpoint, form).await.status,
+            401,
+            "{endpoint}"
+        );
+    }
+
+    let api = [
+        (reqwest::Method::GET, "/api/v1/admin/users".to_owned()),
+        (reqwest::Method::GET, "/api/v1/admin/balances".to_owned()),
+        (reqwest::Method::GET, "/api/v1/admin/audit".to_owned()),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/admin/users/{user_id}/disable"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/admin/users/{user_id}/enable"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/admin/users/{user_id}/credits"),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/api/v1/admin/users/{user_id}/plan"),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/api/v1/admin/users/{user_id}/limits"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/admin/users/{user_id}/keys/revoke"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/v1/admin/users/{user_id}/keys/rotate"),
+        ),
+    ];
+    for (method, path) in &api {
+        for (who, expected) in [(&user, 403), (&anonymous, 401)] {
+            let response = who
+                .client
+                .request(method.clone(), app.url(path))
+                .json(&json!({ "amount": "5", "reason": "x", "plan": "pro" }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), expected, "{method} {path}");
+        }
+    }
+
+    // Nothing was changed by any refused call: the account is active, its
+    // primary key still lists as active, and no credits moved.
+    let me = app.me(&user).await;
+    assert_eq!(me["email"], "member@example.com");
+    let keys: Value = user
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["data"][0]["status"], "active", "{keys}");
+    let db = app.db().await;
+    let (status, adjustments): (String, i64) = sqlx::query_as(
+        "SELECT status, (SELECT COUNT(*) FROM credit_ledger WHERE user_id = users.id AND kind = 'adjust') FROM users WHERE id = ?",
+    )
+    .bind(user_id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), adjustments), ("active", 0));
+    let (overrides, renamed, retired): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM limit_overrides),
+                (SELECT COUNT(*) FROM plans WHERE name = 'Mine'),
+                (SELECT COUNT(*) FROM plans WHERE retired_at IS NOT NULL)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((overrides, renamed, retired), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn the_usage_page_shows_windows_charts_and_recent_calls() {
+    let Setup { app, user, .. } = setup().await;
+    let (status, location, _) = page(&app, &app.browser(), "/usage").await;
+    assert!((300..400).contains(&status));
+    assert_eq!(location.as_deref(), Some("/login?next=/usage"));
+
+    let key = app.create_key(&user, json!({ "name": "usage" })).await;
+    assert_eq!(demo_call(&app, &key).await, 200);
+    assert_eq!(demo_call(&app, &key).await, 200);
+    // The Starter plan allows 2 a minute: the third is refused and not recorded.
+    assert_eq!(demo_call(&app, &key).await, 429);
+
+    // The key counts its two admitted calls and its last use.
+    let keys: Value = user
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let used = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "usage")
+        .unwrap();
+    assert_eq!(used["usage_count"], 2, "{used}");
+    assert!(used["last_used_at"].is_string(), "{used}");
+
+    let (status, _, html) = page(&app, &user, "/usage").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Starter"), "the plan");
+    assert!(
+        html.contains("2 of 2 requests"),
+        "the minute window: {html}"
+    );
+    assert!(html.contains("2 of 10 requests"), "the day window");
+    for chart in ["chart-requests", "chart-tokens", "chart-credits"] {
+        assert!(
+            html.contains(&format!(r#"data-testid="{chart}""#)),
+            "{chart}"
+        );
+    }
+    // Today's bar carries today's two calls.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(html.contains(&format!("{today}: 2</title>")), "today's bar");
+    assert!(html.contains("2 requests"), "the 30-day total");
+    // The recent list names the key and model.
+    let recent = html.split(r#"data-testid="recent-calls""#).nth(1).unwrap();
+    let recent = recent.split("</table>").next().unwrap();
+    assert_eq!(recent.matches("<tr").count(), 3, "a header and two calls");
+    assert!(recent.contains("demo") && recent.contains("usage (…"));
+}
+
+#[tokio::test]
+async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    app.register(&app.browser(), "other@example.com", "Other")
+        .await;
+
+    // Search by email or name.
+    let (status, _, html) = page(&app, &admin, "/admin?q=MEMB").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("member@example.com"));
+    assert!(!html.contains("other@example.com"));
+    let (_, _, html) = page(&app, &admin, "/admin?q=%25").await;
+    assert!(html.contains("No users match"), "% is matched literally");
+
+    // The user page.
+    let (status, _, html) = page(&app, &admin, &format!("/admin/users/{user_id}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("member@example.com") && html.contains("10 credits"));
+    assert!(html.contains("Starter"));
+
+    // Credits with a reason; a deduction past the balance is refused whole.
+    let id = user_id.to_string();
+    let answer = app
+        .call(
+            &admin,
+            "admin/user/credits",
+            &[("user_id", &id), ("amount", "2.5"), ("reason", "goodwill")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body, "12.5");
+    let answer = app
+        .call(
+            &admin,
+            "admin/user/credits",
+            &[("user_id", &id), ("amount", "-100"), ("reason", "oops")],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    let answer = app
+        .call(
+            &admin,
+            "admin/user/credits",
+            &[("user_id", &id), ("amount", "5"), ("reason", " ")],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    assert!(
+        answer.body["fields"]["reason"].is_string(),
+        "{:?}",
+        answer.body
+    );
+
+    // Plan, then revoke every key.
+    let answer = app
+        .call(
+            &admin,
+            "admin/user/plan",
+            &[("user_id", &id), ("plan", "pro")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let old = app
+        .create_key(
+            &user,
+            json!({ "name": "usage", "scopes": ["chat", "keys:read"] }),
+        )
+        .await;
+    let list_keys = |key: String| {
+        app.client
+            .get(app.url("/api/v1/keys"))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(list_keys(old.clone()).await.unwrap().status(), 200);
+
+    // Rotate every key: new secrets shown once, the old ones stop at once, and
+    // each rotation is audited with the admin as the actor.
+    let answer = app
+        .call(&admin, "admin/user/rotate-keys", &[("user_id", &id)])
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let issued = answer.body.as_array().unwrap();
+    assert_eq!(issued.len(), 2, "the primary key and the new one");
+    let key = issued
+        .iter()
+        .find(|k| k["key"]["name"] == "usage")
+        .and_then(|k| k["secret"].as_str())
+        .unwrap()
+        .to_owned();
+    assert_ne!(key, old);
+    assert_eq!(list_keys(old.clone()).await.unwrap().status(), 401);
+    let admin_id = app.me(&admin).await["id"].as_i64().unwrap();
+    let rotations: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT actor_user_id FROM audit_events WHERE action = 'key.rotate'")
+            .fetch_all(&app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(rotations, vec![Some(admin_id); 2]);
+    let list_keys = || list_keys(key.clone());
+    // Used once, so the server has the key in its read cache...
+    assert_eq!(list_keys().await.unwrap().status(), 200);
+    let answer = app
+        .call(&admin, "admin/user/revoke-keys", &[("user_id", &id)])
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, 2, "the primary key and the new one");
+    // ...and the revocation still applies to the very next request.
+    assert_eq!(list_keys().await.unwrap().status(), 401);
+    assert_eq!(demo_call(&app, &key).await, 401);
+
+    // The same through the admin API: nothing left to revoke, then a new key.
+    let revoke = format!("/api/v1/admin/users/{user_id}/keys/revoke");
+    let second = app.create_key(&user, json!({ "name": "second" })).await;
+    let response = admin.client.post(app.url(&revoke)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "user_id": user_id, "revoked": 1 }));
+    assert_eq!(demo_call(&app, &second).await, 401);
+    // Nothing active is left to rotate.
+    let response = admin
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{user_id}/keys/rotate")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "user_id": user_id, "data": [] }));
+    let response = admin
+        .client
+        .post(app.url("/api/v1/admin/users/999999/keys/revoke"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
+    let (_, _, html) = page(&app, &admin, &format!("/admin/users/{user_id}")).await;
+    assert!(html.contains("12.5 credits") && html.contains("Pro"));
+    for action in ["credits.adjust", "plan.assign", "keys.revoke_all"] {
+        assert!(html.contains(action), "{action} on the user page");
+    }
+
+    // The audit log page filters by action.
+    let (status, _, html) = page(&app, &admin, "/admin/audit?action=credits.adjust").await;
+    assert_eq!(status, 200);
+    let table = html.split(r#"data-testid="audit-events""#).nth(1).unwrap();
+    let table = table.split("</table>").next().unwrap();
+    assert_eq!(table.matches("credits.adjust").count(), 1, "{table}");
+    assert!(!table.contains("plan.assign"));
+    let (status, _, html) = page(&app, &admin, "/admin/audit?actor=me").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Give a user id"));
+
+    // The ledger agrees with the balance.
+    let (balance, ledger): (i64, i64) = sqlx::query_as(
+        "SELECT balance_micros, (SELECT SUM(amount_micros) FROM credit_ledger WHERE user_id = users.id) FROM users WHERE id = ?",
+    )
+    .bind(user_id)
+    .fetch_one(&app.db().await)
+    .await
+    .unwrap();
+    assert_eq!((balance, ledger), (12_500_000, 12_500_000));
+}

@@ -1,0 +1,343 @@
+//! Admin limit overrides and plan administration over real HTTP: the forms'
+//! server functions and the admin API, what callers of the model API feel
+//! from the next request on, and the audit events.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{
+    admin::{Setup, send, setup},
+    support::TestApp,
+};
+
+/// A demo call's status and `error.code` (when refused).
+async fn call(app: &TestApp, key: &str) -> (u16, Option<String>, Option<String>) {
+    let response = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({ "model": "demo", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 8 }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let limit = response
+        .headers()
+        .get("x-ratelimit-limit-requests")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.unwrap();
+    let code = body["error"]["code"].as_str().map(str::to_owned);
+    (status, code, limit)
+}
+
+async fn audit_count(app: &TestApp, action: &str, target: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = ? AND target = ?")
+        .bind(action)
+        .bind(target)
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn limit_overrides_replace_the_plans_limits_from_the_next_call() {
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    let key = app.create_key(&user, json!({ "name": "limits" })).await;
+    let limits = format!("/api/v1/admin/users/{user_id}/limits");
+
+    // Starter allows 2 a minute; the admin raises it to 3 for this user.
+    let (status, body) = send(
+        &app,
+        &admin,
+        Method::PUT,
+        &limits,
+        Some(json!({ "requests_per_minute": 3 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["overrides"]["requests_per_minute"], 3);
+    assert_eq!(body["overrides"]["requests_per_day"], Value::Null);
+    for _ in 0..3 {
+        assert_eq!(call(&app, &key).await.0, 200);
+    }
+    let (status, code, limit) = call(&app, &key).await;
+    assert_eq!(status, 429);
+    assert_eq!(code.as_deref(), Some("requests_per_minute"));
+    assert_eq!(limit.as_deref(), Some("3"));
+
+    // The form on the user page: a day limit of 3, already used up. Blank
+    // fields follow the plan, so the minute override is dropped.
+    let id = user_id.to_string();
+    let answer = app
+        .call(
+            &admin,
+            "admin/user/limits",
+            &[("user_id", &id), ("requests_per_day", "3")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let (status, code, _) = call(&app, &key).await;
+    assert_eq!((status, code.as_deref()), (429, Some("requests_per_day")));
+    let html = admin
+        .client
+        .get(app.url(&format!("/admin/users/{user_id}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("plan: 10"), "the plan's day limit is shown");
+    assert!(html.contains(r#"value="3""#), "the override is filled in");
+
+    // Bad values change nothing and name the field.
+    let answer = app
+        .call(
+            &admin,
+            "admin/user/limits",
+            &[
+                ("user_id", &id),
+                ("max_parallel", "0"),
+                ("requests_per_hour", "lots"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    assert!(answer.body["fields"]["max_parallel"].is_string());
+    assert!(answer.body["fields"]["requests_per_hour"].is_string());
+    assert_eq!(answer.body["values"]["requests_per_hour"], "lots");
+    let (status, body) = send(
+        &app,
+        &admin,
+        Method::PUT,
+        &limits,
+        Some(json!({ "requests_per_day": -1 })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["param"], "requests_per_day");
+    let (status, _) = send(
+        &app,
+        &admin,
+        Method::PUT,
+        &limits,
+        Some(json!({ "requests_per_week": 5 })),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = send(
+        &app,
+        &admin,
+        Method::PUT,
+        "/api/v1/admin/users/999999/limits",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(call(&app, &key).await.0, 429, "still the override of 3");
+
+    // An empty object removes every override: the plan's 10 a day again.
+    let (status, body) = send(&app, &admin, Method::PUT, &limits, Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    let overridden: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM limit_overrides")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(overridden, 0);
+    let (status, code, _) = call(&app, &key).await;
+    assert_ne!(code.as_deref(), Some("requests_per_day"), "{status}");
+    assert_eq!(
+        audit_count(&app, "limits.set", &format!("user:{user_id}")).await,
+        3,
+        "one event per change that was made"
+    );
+}
+
+#[tokio::test]
+async fn admins_create_edit_retire_and_restore_plans() {
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    let plan_form = |slug: &'static str, rpm: &'static str| {
+        vec![
+            ("create", "true"),
+            ("slug", slug),
+            ("name", "Team"),
+            ("description", "For a team."),
+            ("requests_per_minute", rpm),
+            ("requests_per_hour", "100"),
+            ("requests_per_day", "1000"),
+            ("tokens_per_minute", ""),
+            ("max_parallel", "4"),
+            ("monthly_credits", "12.5"),
+            ("max_active_keys", "5"),
+            ("allowed_models", "demo"),
+            ("is_public", "on"),
+            ("sort_order", "40"),
+        ]
+    };
+
+    // Every field is checked, and a refused form keeps what was typed.
+    let mut bad = plan_form("Team!", "0");
+    bad.retain(|(k, _)| *k != "name");
+    bad.push(("name", ""));
+    bad.retain(|(k, _)| *k != "allowed_models");
+    bad.push(("allowed_models", "demo, gpt-9"));
+    let answer = app.call(&admin, "admin/plans/save", &bad).await;
+    assert_eq!(answer.status, 422, "{:?}", answer.body);
+    for field in ["slug", "name", "requests_per_minute", "allowed_models"] {
+        assert!(
+            answer.body["fields"][field].is_string(),
+            "{field}: {:?}",
+            answer.body
+        );
+    }
+    assert_eq!(answer.body["values"]["allowed_models"], "demo, gpt-9");
+
+    let answer = app
+        .call(&admin, "admin/plans/save", &plan_form("team", "3"))
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body, "team");
+    let answer = app
+        .call(&admin, "admin/plans/save", &plan_form("team", "3"))
+        .await;
+    assert_eq!(answer.status, 422);
+    assert!(answer.body["fields"]["slug"].is_string(), "a taken id");
+
+    // It is public, so users see it and can pick it.
+    let plans = || async {
+        send(&app, &user, Method::GET, "/api/v1/plans", None)
+            .await
+            .1
+    };
+    let public = plans().await;
+    let team = public["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "team")
+        .cloned()
+        .unwrap_or_else(|| panic!("team is listed: {public}"));
+    assert_eq!(team["requests_per_minute"], 3, "{team}");
+    let html = admin
+        .client
+        .get(app.url("/admin/plans"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"data-testid="plan-team""#) && html.contains("3 / 100 / 1000"));
+
+    // The admin puts the user on it; an edit applies to their next call.
+    let (status, body) = send(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/admin/users/{user_id}/plan"),
+        Some(json!({ "plan": "team" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let key = app.create_key(&user, json!({ "name": "team" })).await;
+    let mut edit = plan_form("team", "1");
+    edit[0] = ("create", "false");
+    let answer = app.call(&admin, "admin/plans/save", &edit).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(call(&app, &key).await.0, 200);
+    let (status, code, limit) = call(&app, &key).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (429, Some("requests_per_minute"))
+    );
+    assert_eq!(limit.as_deref(), Some("1"));
+    let mut unknown = edit.clone();
+    unknown[1] = ("slug", "nosuch");
+    assert_eq!(
+        app.call(&admin, "admin/plans/save", &unknown).await.status,
+        404
+    );
+
+    // Retired: gone from /plans and from assignment, but its users keep it.
+    let retire = |slug: &'static str, retire: &'static str| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            app.call(
+                admin,
+                "admin/plans/retire",
+                &[("slug", slug), ("retire", retire)],
+            )
+            .await
+        }
+    };
+    assert_eq!(retire("team", "true").await.status, 200);
+    let public = plans().await;
+    assert!(!public.to_string().contains("\"team\""), "{public}");
+    let other = app.browser();
+    app.register(&other, "other@example.com", "Other").await;
+    let other_id = app.me(&other).await["id"].as_i64().unwrap();
+    let assign = |id: i64| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            send(
+                app,
+                admin,
+                Method::PUT,
+                &format!("/api/v1/admin/users/{id}/plan"),
+                Some(json!({ "plan": "team" })),
+            )
+            .await
+        }
+    };
+    assert_eq!(assign(other_id).await.0, 422);
+    let switched = app.call(&other, "plans/switch", &[("plan", "team")]).await;
+    assert_ne!(switched.status, 200, "{:?}", switched.body);
+    let me: Value = user
+        .client
+        .get(app.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["plan"]["id"], "team", "{me}");
+    let html = admin
+        .client
+        .get(app.url("/admin/plans/team"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("takes no new users") && html.contains("1 account on it"));
+
+    // The default plan cannot be retired; a retired plan can be restored.
+    assert_eq!(retire("starter", "true").await.status, 409);
+    assert_eq!(retire("team", "false").await.status, 200);
+    assert_eq!(assign(other_id).await.0, 200);
+
+    for (action, count) in [
+        ("plan.create", 1),
+        ("plan.update", 1),
+        ("plan.retire", 1),
+        ("plan.restore", 1),
+    ] {
+        assert_eq!(
+            audit_count(&app, action, "plan:team").await,
+            count,
+            "{action}"
+        );
+    }
+}

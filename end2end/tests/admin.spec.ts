@@ -1,0 +1,80 @@
+import { expect, test, type Page } from "@playwright/test";
+
+// An admin grants credits and moves a user to another plan from the admin
+// console; the user sees both on /usage and /plans.
+
+function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !/status of 4\d\d/.test(msg.text())) errors.push(msg.text());
+  });
+  page.on("pageerror", (err) => errors.push(err.message));
+  return errors;
+}
+
+const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+async function hydrated(page: Page) {
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+}
+
+test("an admin grants credits and changes a user's plan; the user sees both", async ({ browser }) => {
+  const email = `member-${unique()}@example.com`;
+
+  // The user registers and looks at their usage: Starter, 10 credits.
+  const userContext = await browser.newContext();
+  const user = await userContext.newPage();
+  const userErrors = watchErrors(user);
+  await user.goto("/register");
+  await user.getByLabel("Email").fill(email);
+  await user.getByLabel("Display name").fill("Member");
+  await user.getByLabel("Password").fill("member-long-passphrase-7");
+  await user.getByRole("button", { name: "Create account" }).click();
+  await expect(user).toHaveURL(/\/welcome$/);
+  await user.goto("/usage");
+  await expect(user.getByTestId("usage-plan")).toHaveText("Starter");
+  await expect(user.getByTestId("usage-balance")).toHaveText("10 credits");
+  await expect(user.getByTestId("chart-requests")).toBeVisible();
+
+  // The admin finds the user, adds 25 credits with a reason, and assigns Pro.
+  const adminContext = await browser.newContext();
+  const admin = await adminContext.newPage();
+  const adminErrors = watchErrors(admin);
+  await admin.goto("/login");
+  await admin.getByLabel("Email").fill("root@example.com");
+  await admin.getByLabel("Password").fill("admin-passphrase-for-e2e");
+  await admin.getByRole("button", { name: "Log in" }).click();
+  await expect(admin).toHaveURL(/\/account$/);
+  await admin.goto("/admin");
+  await hydrated(admin);
+  await admin.getByLabel("Search users").fill(email);
+  await admin.getByRole("button", { name: "Search" }).click();
+  await admin.getByRole("link", { name: email }).click();
+  await expect(admin.getByTestId("admin-user-balance")).toHaveText("10 credits");
+  await hydrated(admin);
+
+  await admin.getByLabel("Amount (credits; negative to deduct)").fill("25");
+  await admin.getByLabel("Reason").fill("welcome bonus");
+  await admin.getByRole("button", { name: "Apply" }).click();
+  await expect(admin.getByRole("status")).toHaveText("Credits adjusted.");
+  await expect(admin.getByTestId("admin-user-balance")).toHaveText("35 credits");
+
+  await admin.getByLabel("Move to plan").selectOption("pro");
+  await admin.getByRole("button", { name: "Assign plan" }).click();
+  await expect(admin.getByTestId("admin-user-plan")).toHaveText("Pro");
+  await expect(admin.getByTestId("audit-events")).toContainText("credits.adjust");
+  await expect(admin.getByTestId("audit-events")).toContainText("plan.assign");
+
+  // The user sees the new balance and plan.
+  await user.goto("/usage");
+  await expect(user.getByTestId("usage-balance")).toHaveText("35 credits");
+  await expect(user.getByTestId("usage-plan")).toHaveText("Pro");
+  await user.goto("/plans");
+  await expect(user.getByTestId("plan-pro")).toContainText("Current");
+  await expect(user.getByTestId("plan-starter")).not.toContainText("Current");
+
+  expect(userErrors).toEqual([]);
+  expect(adminErrors).toEqual([]);
+  await userContext.close();
+  await adminContext.close();
+});

@@ -1,0 +1,357 @@
+//! The live accounts: every balance and durable request window the gateway
+//! has touched, held in memory and authoritative while the server runs. A
+//! check-and-take is one short critical section, with no database round trip;
+//! each change is queued for the database in the same section
+//! (`Store::queue`), so the queue holds the changes in the order they were
+//! made and the balance written after any batch is one the account really had.
+//!
+//! An account or window is loaded from the database the first time it is
+//! used. Writers outside the gateway go through here too (an admin's credit
+//! correction), or only ever add (the monthly grant), so memory and database
+//! never disagree for long: after [`Store::flush`] they are equal.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use chrono::Utc;
+
+use crate::store::{AuditEvent, Batch, LedgerRow, Store, StoreError, UsageRow, Window, WindowId};
+
+/// One request window to check: its id and limit.
+#[derive(Debug, Clone)]
+pub struct WindowCheck {
+    pub id: WindowId,
+    pub limit: i64,
+}
+
+/// Everything a call's admission checks and takes, all or nothing.
+#[derive(Debug, Clone)]
+pub struct Admission<'a> {
+    pub user_id: i64,
+    pub key_id: i64,
+    /// The key's usage count was already taken (a capped key).
+    pub key_use_counted: bool,
+    pub windows: &'a [WindowCheck],
+    pub reserve_micros: i64,
+    pub request_id: Option<&'a str>,
+}
+
+/// Why admission was refused.
+#[derive(Debug)]
+pub enum Refused<E> {
+    Window {
+        window: Window,
+        limit: i64,
+    },
+    Credits {
+        balance_micros: i64,
+    },
+    /// The last, in-memory check refused.
+    Check(E),
+}
+
+/// What admission used, for the rate-limit headers: each window's count after
+/// this call, with its limit.
+#[derive(Debug, Clone, Default)]
+pub struct Admitted {
+    pub windows: Vec<(Window, i64, i64)>,
+}
+
+/// The outcome of a call, settled against its hold.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub user_id: i64,
+    pub key_id: Option<i64>,
+    pub request_id: Option<String>,
+    pub model: String,
+    pub stream: bool,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub reserved_micros: i64,
+    pub cost_micros: i64,
+    pub latency_ms: i64,
+    pub client_ip: Option<String>,
+}
+
+#[derive(Debug)]
+struct Account {
+    balance_micros: i64,
+    granted_month: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    accounts: HashMap<i64, Account>,
+    windows: HashMap<WindowId, i64>,
+}
+
+/// The in-memory accounts and windows, shared by every request.
+#[derive(Debug)]
+pub struct Accounts {
+    store: Store,
+    live: Mutex<Live>,
+}
+
+fn now_text() -> String {
+    crate::store::stored_time(Utc::now())
+}
+
+fn ledger(
+    user_id: i64,
+    kind: &'static str,
+    amount: i64,
+    request_id: Option<&str>,
+    note: String,
+    at: &str,
+) -> LedgerRow {
+    LedgerRow {
+        user_id,
+        kind,
+        amount_micros: amount,
+        request_id: request_id.map(str::to_owned),
+        note,
+        created_at: at.to_owned(),
+    }
+}
+
+impl Accounts {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            live: Mutex::new(Live::default()),
+        }
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads the user's account when it is not in memory; `false` when there
+    /// is no such account.
+    pub async fn load_account(&self, user_id: i64, month: &str) -> Result<bool, StoreError> {
+        if self.live().accounts.contains_key(&user_id) {
+            return Ok(true);
+        }
+        let Some(stored) = self.store.stored_account(user_id, month).await? else {
+            return Ok(false);
+        };
+        // Another call may have loaded it meanwhile; its copy is newer.
+        self.live().accounts.entry(user_id).or_insert(Account {
+            balance_micros: stored.balance_micros,
+            granted_month: stored.granted_this_month.then(|| month.to_owned()),
+        });
+        Ok(true)
+    }
+
+    /// Gives `month`'s plan grant to a loaded account when it is due: on its
+    /// first call of the month.
+    pub async fn grant_month(&self, user_id: i64, month: &str) -> Result<(), StoreError> {
+        let due = self
+            .live()
+            .accounts
+            .get(&user_id)
+            .is_some_and(|a| a.granted_month.as_deref() != Some(month));
+        if due {
+            // Written at once: it only adds, so it cannot clash with the
+            // queue, and the database gives it at most once a month.
+            let given = self.store.give_monthly_grant(user_id, month).await?;
+            if let Some(account) = self.live().accounts.get_mut(&user_id) {
+                account.balance_micros += given;
+                account.granted_month = Some(month.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a window's count when it is not in memory.
+    pub async fn load_window(&self, id: &WindowId) -> Result<(), StoreError> {
+        if self.live().windows.contains_key(id) {
+            return Ok(());
+        }
+        let count = self.store.window_count(&id.0, id.1, &id.2).await?;
+        self.live().windows.entry(id.clone()).or_insert(count);
+        Ok(())
+    }
+
+    /// Counts one request in a loaded window unless it is full: the count
+    /// after, or `None`.
+    pub fn count(&self, id: &WindowId, limit: i64) -> Option<i64> {
+        let mut live = self.live();
+        let count = live.windows.entry(id.clone()).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        let after = *count;
+        self.store.queue(|batch| batch.window(id.clone(), after));
+        Some(after)
+    }
+
+    /// Takes every window and the credit hold, after `last_check` (the
+    /// governor windows, which cannot be given back) passes; any refusal takes
+    /// nothing. The account and windows must be loaded.
+    pub fn admit<E>(
+        &self,
+        admission: &Admission<'_>,
+        last_check: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Admitted, Refused<E>> {
+        let mut live = self.live();
+        let mut admitted = Admitted::default();
+        for check in admission.windows {
+            let count = live.windows.get(&check.id).copied().unwrap_or(0);
+            if count >= check.limit {
+                return Err(Refused::Window {
+                    window: check.id.1,
+                    limit: check.limit,
+                });
+            }
+            admitted.windows.push((check.id.1, count + 1, check.limit));
+        }
+        let balance = live
+            .accounts
+            .get(&admission.user_id)
+            .map_or(0, |a| a.balance_micros);
+        if balance < admission.reserve_micros {
+            return Err(Refused::Credits {
+                balance_micros: balance,
+            });
+        }
+        last_check().map_err(Refused::Check)?;
+
+        for check in admission.windows {
+            *live.windows.entry(check.id.clone()).or_insert(0) += 1;
+        }
+        if let Some(account) = live.accounts.get_mut(&admission.user_id) {
+            account.balance_micros -= admission.reserve_micros;
+        }
+        let at = now_text();
+        self.store.queue(|batch: &mut Batch| {
+            for (check, (_, count, _)) in admission.windows.iter().zip(&admitted.windows) {
+                batch.window(check.id.clone(), *count);
+            }
+            if !admission.key_use_counted {
+                batch.key_counted(admission.key_id);
+            }
+            // Written even when free, so every admitted call has its hold.
+            batch.ledger(ledger(
+                admission.user_id,
+                "reserve",
+                -admission.reserve_micros,
+                admission.request_id,
+                "hold for the worst case".to_owned(),
+                &at,
+            ));
+        });
+        Ok(admitted)
+    }
+
+    /// Releases a call's hold, charges what it cost (capped at the hold) and
+    /// queues its usage record.
+    pub fn settle(&self, s: Settlement) {
+        let cost = s.cost_micros.clamp(0, s.reserved_micros);
+        let mut live = self.live();
+        if let Some(account) = live.accounts.get_mut(&s.user_id) {
+            account.balance_micros += s.reserved_micros - cost;
+        }
+        let at = now_text();
+        self.store.queue(|batch| {
+            let request_id = s.request_id.as_deref();
+            if s.reserved_micros > 0 {
+                batch.ledger(ledger(
+                    s.user_id,
+                    "refund",
+                    s.reserved_micros,
+                    request_id,
+                    "hold released".to_owned(),
+                    &at,
+                ));
+            }
+            if cost > 0 {
+                let note = format!(
+                    "{}: {} prompt + {} completion tokens",
+                    s.model, s.prompt_tokens, s.completion_tokens
+                );
+                batch.ledger(ledger(s.user_id, "settle", -cost, request_id, note, &at));
+            }
+            batch.usage(UsageRow {
+                request_id: s.request_id.clone(),
+                user_id: s.user_id,
+                key_id: s.key_id,
+                model: s.model.clone(),
+                stream: s.stream,
+                status: s.status,
+                error_code: s.error_code.clone(),
+                prompt_tokens: s.prompt_tokens,
+                completion_tokens: s.completion_tokens,
+                cost_micros: cost,
+                latency_ms: s.latency_ms,
+                client_ip: s.client_ip.clone(),
+                created_at: at.clone(),
+            });
+        });
+        drop(live);
+    }
+
+    /// An admin's correction: adds (or, when it covers it, deducts) `amount`
+    /// with an `adjust` ledger row and its audit event, written together before
+    /// this returns. `None` when there is no such account; `Some(Err(balance))`
+    /// when a deduction is more than the balance, and nothing changes.
+    pub async fn adjust(
+        &self,
+        user_id: i64,
+        amount: i64,
+        note: &str,
+        audit: AuditEvent,
+        month: &str,
+    ) -> Result<Option<Result<i64, i64>>, StoreError> {
+        if !self.load_account(user_id, month).await? {
+            return Ok(None);
+        }
+        let balance = {
+            let mut live = self.live();
+            let Some(account) = live.accounts.get_mut(&user_id) else {
+                return Ok(None);
+            };
+            if account.balance_micros + amount < 0 {
+                return Ok(Some(Err(account.balance_micros)));
+            }
+            account.balance_micros += amount;
+            let balance = account.balance_micros;
+            let at = now_text();
+            self.store.queue(|batch| {
+                batch.ledger(ledger(
+                    user_id,
+                    "adjust",
+                    amount,
+                    None,
+                    note.to_owned(),
+                    &at,
+                ));
+                batch.audit(audit);
+            });
+            balance
+        };
+        self.store.flush().await?;
+        Ok(Some(Ok(balance)))
+    }
+
+    /// The user's balance now; `None` when there is no such account.
+    pub async fn balance(&self, user_id: i64, month: &str) -> Result<Option<i64>, StoreError> {
+        if !self.load_account(user_id, month).await? {
+            return Ok(None);
+        }
+        Ok(self.live().accounts.get(&user_id).map(|a| a.balance_micros))
+    }
+
+    /// Forgets windows whose bucket is not current: time only moves forward,
+    /// and their last counts are already queued.
+    pub fn forget_windows_except(&self, current: &[&str]) {
+        self.live()
+            .windows
+            .retain(|(_, _, bucket), _| current.contains(&bucket.as_str()));
+    }
+}

@@ -1,0 +1,416 @@
+//! `/admin/users/:id`: one account for administrators: plan, balance, keys,
+//! recent calls and audit events, with the actions on it (credits with a
+//! reason, plan, limit overrides, disable or enable, revoke or rotate all keys). Destructive actions ask
+//! for confirmation; each writes an audit event (the services do that).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    admin::{AdminOnly, AuditRow},
+    forms::{BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, last_error},
+};
+use crate::{
+    accounts::types::FormError,
+    keys::types::{IssuedKey, KeyView},
+    usage::types::RecentCall,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanChoice {
+    pub id: String,
+    pub name: String,
+    pub public: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUserDetail {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_at: String,
+    pub plan: String,
+    pub plan_name: String,
+    pub balance: String,
+    pub keys: Vec<KeyView>,
+    pub recent: Vec<RecentCall>,
+    pub audit: Vec<AuditRow>,
+    pub plans: Vec<PlanChoice>,
+    /// The plan's own limits, in the order of [`LIMITS`]; `None`: no limit.
+    pub plan_limits: [Option<i64>; 5],
+    /// The admin's overrides in the same order; `None`: the plan's.
+    pub overrides: [Option<i64>; 5],
+}
+
+/// The limits an admin can override: field name and label.
+pub const LIMITS: [(&str, &str); 5] = [
+    ("requests_per_minute", "Requests a minute"),
+    ("requests_per_hour", "Requests an hour"),
+    ("requests_per_day", "Requests a day"),
+    ("tokens_per_minute", "Tokens a minute"),
+    ("max_parallel", "Parallel requests"),
+];
+
+#[cfg(feature = "ssr")]
+pub(super) fn admin_refusal(error: crate::admin::service::AdminError) -> FormError {
+    use crate::admin::service::AdminError;
+    use axum::http::StatusCode;
+    let (status, form) = match error {
+        AdminError::Invalid(fields) => {
+            let mut form = FormError::new("Check the highlighted fields.");
+            for (name, message) in fields {
+                form = form.field(&name, message);
+            }
+            (StatusCode::UNPROCESSABLE_ENTITY, form)
+        }
+        AdminError::UserNotFound => (
+            StatusCode::NOT_FOUND,
+            FormError::new("There is no such user."),
+        ),
+        e @ AdminError::Insufficient { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            FormError::new(format!("{e}; nothing was deducted."))
+                .field("amount", "More than the balance."),
+        ),
+        e @ AdminError::KeysChanged => (
+            StatusCode::CONFLICT,
+            FormError::new(format!("{e}; try again.")),
+        ),
+        AdminError::PlanNotFound => (
+            StatusCode::NOT_FOUND,
+            FormError::new("There is no such plan."),
+        ),
+        AdminError::Conflict(message) => (StatusCode::CONFLICT, FormError::new(message)),
+        AdminError::Store(e) => return crate::server_ctx::internal(e),
+    };
+    crate::server_ctx::set_status(status, None);
+    form
+}
+
+#[server(endpoint = "admin/user")]
+pub async fn fetch_admin_user(user_id: i64) -> Result<AdminUserDetail, FormError> {
+    use crate::admin::service;
+    let (state, _) = super::admin::require_admin().await?;
+    service::user_detail(&state.store, &state.gateway.accounts, user_id)
+        .await
+        .map_err(admin_refusal)
+}
+
+#[server(endpoint = "admin/user/credits")]
+pub async fn admin_adjust_credits(
+    user_id: i64,
+    amount: String,
+    reason: String,
+) -> Result<String, FormError> {
+    use crate::{admin::service, request_meta::RequestMeta};
+    let (state, admin) = super::admin::require_admin().await?;
+    service::adjust_credits(
+        &state.gateway.accounts,
+        &RequestMeta::current(),
+        admin.id,
+        user_id,
+        &amount,
+        &reason,
+    )
+    .await
+    .map(crate::credits::format_credits)
+    .map_err(|e| {
+        admin_refusal(e)
+            .keep("amount", &amount)
+            .keep("reason", &reason)
+    })
+}
+
+#[server(endpoint = "admin/user/plan")]
+pub async fn admin_assign_plan(user_id: i64, plan: String) -> Result<(), FormError> {
+    use crate::{admin::service, request_meta::RequestMeta};
+    let (state, admin) = super::admin::require_admin().await?;
+    service::assign_plan(
+        &state.store,
+        &RequestMeta::current(),
+        admin.id,
+        user_id,
+        &plan,
+    )
+    .await
+    .map(|_| ())
+    .map_err(admin_refusal)
+}
+
+#[server(endpoint = "admin/user/limits")]
+pub async fn admin_set_limits(
+    user_id: i64,
+    #[server(default)] requests_per_minute: String,
+    #[server(default)] requests_per_hour: String,
+    #[server(default)] requests_per_day: String,
+    #[server(default)] tokens_per_minute: String,
+    #[server(default)] max_parallel: String,
+) -> Result<(), FormError> {
+    use crate::{admin::service, request_meta::RequestMeta};
+    let (state, admin) = super::admin::require_admin().await?;
+    let texts = [
+        requests_per_minute.as_str(),
+        requests_per_hour.as_str(),
+        requests_per_day.as_str(),
+        tokens_per_minute.as_str(),
+        max_parallel.as_str(),
+    ];
+    let keep = |e: FormError| {
+        LIMITS
+            .iter()
+            .zip(texts)
+            .fold(e, |e, ((name, _), text)| e.keep(name, text))
+    };
+    let overrides = service::parse_limit_overrides(texts).map_err(|e| keep(admin_refusal(e)))?;
+    service::set_limits(
+        &state.store,
+        &RequestMeta::current(),
+        admin.id,
+        user_id,
+        overrides,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| keep(admin_refusal(e)))
+}
+
+#[server(endpoint = "admin/user/revoke-keys")]
+pub async fn admin_revoke_all_keys(user_id: i64) -> Result<u64, FormError> {
+    use crate::{admin::service, request_meta::RequestMeta};
+    let (state, admin) = super::admin::require_admin().await?;
+    service::revoke_all_keys(&state.store, &RequestMeta::current(), admin.id, user_id)
+        .await
+        .map_err(admin_refusal)
+}
+
+#[server(endpoint = "admin/user/rotate-keys")]
+pub async fn admin_rotate_all_keys(user_id: i64) -> Result<Vec<IssuedKey>, FormError> {
+    use crate::{admin::service, request_meta::RequestMeta};
+    let (state, admin) = super::admin::require_admin().await?;
+    service::rotate_all_keys(
+        &state.store,
+        &state.key_hasher,
+        &RequestMeta::current(),
+        admin.id,
+        user_id,
+    )
+    .await
+    .map_err(admin_refusal)
+}
+
+#[component]
+pub fn AdminUserPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|id| id.parse::<i64>().ok())
+    };
+    view! {
+        <Title text="User · Admin" />
+        <AdminOnly next="/admin">
+            {move || match id() {
+                Some(id) => view! { <UserDetail user_id=id /> }.into_any(),
+                None => view! { <p role="alert" class="text-red-700">"That is not a user id."</p> }.into_any(),
+            }}
+        </AdminOnly>
+    }
+}
+
+#[component]
+fn UserDetail(user_id: i64) -> impl IntoView {
+    let credits = ServerAction::<AdminAdjustCredits>::new();
+    let plan = ServerAction::<AdminAssignPlan>::new();
+    let revoke = ServerAction::<AdminRevokeAllKeys>::new();
+    let rotate = ServerAction::<AdminRotateAllKeys>::new();
+    let rotate_error = last_error(rotate.value());
+    let toggle = ServerAction::<super::admin::AdminSetDisabled>::new();
+    let limits = ServerAction::<AdminSetLimits>::new();
+    let limits_error = last_error(limits.value());
+    let credits_error = last_error(credits.value());
+    let plan_error = last_error(plan.value());
+    let revoke_error = last_error(revoke.value());
+    let toggle_error = last_error(toggle.value());
+    let detail = Resource::new(
+        move || {
+            (
+                credits.version().get(),
+                plan.version().get(),
+                revoke.version().get(),
+                rotate.version().get(),
+                toggle.version().get(),
+                limits.version().get(),
+            )
+        },
+        move |_| fetch_admin_user(user_id),
+    );
+    let done = move || {
+        if credits.value().get().is_some_and(|r| r.is_ok()) {
+            Some("Credits adjusted.")
+        } else if plan.value().get().is_some_and(|r| r.is_ok()) {
+            Some("Plan changed.")
+        } else if revoke.value().get().is_some_and(|r| r.is_ok()) {
+            Some("Keys revoked.")
+        } else if rotate.value().get().is_some_and(|r| r.is_ok()) {
+            Some("Keys rotated.")
+        } else if limits.value().get().is_some_and(|r| r.is_ok()) {
+            Some("Limits saved. They apply from the account's next request.")
+        } else {
+            None
+        }
+    };
+    view! {
+        <p class="mb-2 text-sm"><a href="/admin" class="text-amber-700 hover:underline">"← All users"</a></p>
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading the account…"</p> }>
+            {move || Suspend::new(async move {
+                let d = match detail.await {
+                    Ok(d) => d,
+                    Err(e) => return view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
+                };
+                let status = if d.disabled { "disabled" } else { "active" };
+                let toggle_label = if d.disabled { "Enable account" } else { "Disable account" };
+                let toggle_to = (!d.disabled).to_string();
+                let confirm_toggle = if d.disabled {
+                    "return true"
+                } else {
+                    "return confirm('Disable this account? Its keys stop working at once.')"
+                };
+                let current_plan = d.plan.clone();
+                view! {
+                    <h1 class="mb-1 text-3xl font-bold text-slate-900">{d.display_name.clone()}</h1>
+                    <p class="mb-6 text-slate-600">{format!("{} · {} · {} · joined {}", d.email, if d.is_admin { "admin" } else { "user" }, status, &d.created_at[..10.min(d.created_at.len())])}</p>
+                    {move || done().map(|m| view! { <div role="status" class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{m}</div> })}
+                    <div class="mb-6 grid gap-4 sm:grid-cols-2">
+                        <div class=CARD>
+                            <p class="text-sm text-slate-500">"Plan"</p>
+                            <p class="text-2xl font-semibold" data-testid="admin-user-plan">{d.plan_name.clone()}</p>
+                        </div>
+                        <div class=CARD>
+                            <p class="text-sm text-slate-500">"Balance"</p>
+                            <p class="text-2xl font-semibold" data-testid="admin-user-balance">{format!("{} credits", d.balance)}</p>
+                        </div>
+                    </div>
+
+                    <div class="mb-6 grid gap-4 lg:grid-cols-2">
+                        <section class=CARD>
+                            <h2 class="mb-3 text-lg font-semibold">"Add or deduct credits"</h2>
+                            <FormAlert error=credits_error />
+                            <ActionForm action=credits>
+                                <input type="hidden" name="user_id" value=d.id />
+                                <Field label="Amount (credits; negative to deduct)" name="amount" keep=true hint="Exact to the millionth, e.g. 25 or -2.5." error=credits_error />
+                                <Field label="Reason" name="reason" keep=true hint="Kept in the ledger and the audit log." error=credits_error />
+                                <button type="submit" class=BUTTON>"Apply"</button>
+                            </ActionForm>
+                        </section>
+                        <section class=CARD>
+                            <h2 class="mb-3 text-lg font-semibold">"Plan"</h2>
+                            <FormAlert error=plan_error />
+                            <ActionForm action=plan>
+                                <input type="hidden" name="user_id" value=d.id />
+                                <label for="field-plan" class="mb-1 block text-sm font-medium text-slate-700">"Move to plan"</label>
+                                <select id="field-plan" name="plan" class="mb-4 block w-full rounded-md border border-slate-300 px-3 py-2 text-sm">
+                                    {d.plans.iter().map(|p| {
+                                        let label = if p.public { p.name.clone() } else { format!("{} (private)", p.name) };
+                                        view! { <option value=p.id.clone() selected=p.id == current_plan>{label}</option> }
+                                    }).collect_view()}
+                                </select>
+                                <button type="submit" class=BUTTON>"Assign plan"</button>
+                            </ActionForm>
+                            <h2 class="mb-3 mt-6 text-lg font-semibold">"Account"</h2>
+                            <FormAlert error=toggle_error />
+                            <FormAlert error=revoke_error />
+                            <FormAlert error=rotate_error />
+                            <div class="flex flex-wrap gap-2">
+                                <ActionForm action=toggle attr:onsubmit=confirm_toggle>
+                                    <input type="hidden" name="user_id" value=d.id />
+                                    <input type="hidden" name="disabled" value=toggle_to />
+                                    <button type="submit" class=DANGER_BUTTON>{toggle_label}</button>
+                                </ActionForm>
+                                <ActionForm action=revoke attr:onsubmit="return confirm('Revoke every key of this account? Callers using them get 401 at once.')">
+                                    <input type="hidden" name="user_id" value=d.id />
+                                    <button type="submit" class=DANGER_BUTTON>"Revoke all keys"</button>
+                                </ActionForm>
+                                <ActionForm action=rotate attr:onsubmit="return confirm('Give every active key of this account a new secret? The old secrets stop at once; the new ones are shown here once.')">
+                                    <input type="hidden" name="user_id" value=d.id />
+                                    <button type="submit" class=DANGER_BUTTON>"Rotate all keys"</button>
+                                </ActionForm>
+                            </div>
+                            {move || rotate.value().get().and_then(Result::ok).map(|issued| view! {
+                                <div class="mt-4 rounded-md border border-amber-300 bg-amber-50 p-3 text-sm" data-testid="rotated-secrets">
+                                    <p class="mb-2 font-semibold">"New secrets, shown only now. Pass them to the account's owner safely."</p>
+                                    <ul class="space-y-1 font-mono text-xs break-all">
+                                        {issued.into_iter().map(|k| view! { <li>{format!("{}: {}", k.key.name, k.secret)}</li> }).collect_view()}
+                                    </ul>
+                                </div>
+                            })}
+                        </section>
+                    </div>
+
+                    <section class=format!("{CARD} mb-6")>
+                        <h2 class="mb-1 text-lg font-semibold">"Limits"</h2>
+                        <p class="mb-3 text-sm text-slate-600">"Empty fields follow the plan (its value is shown greyed). A value here replaces the plan's for this account only."</p>
+                        <FormAlert error=limits_error />
+                        <ActionForm action=limits>
+                            <input type="hidden" name="user_id" value=d.id />
+                            <div class="grid gap-x-4 sm:grid-cols-5">
+                                {LIMITS.iter().zip(d.plan_limits).zip(d.overrides).map(|(((name, label), plan), current)| view! {
+                                    <Field label=*label name=*name keep=true optional=true
+                                        initial=current.map(|n| n.to_string()).unwrap_or_default()
+                                        placeholder=plan.map_or_else(|| "plan: no limit".to_owned(), |n| format!("plan: {n}"))
+                                        error=limits_error />
+                                }).collect_view()}
+                            </div>
+                            <button type="submit" class=BUTTON>"Save limits"</button>
+                        </ActionForm>
+                    </section>
+
+                    <section class=format!("{CARD} mb-6")>
+                        <h2 class="mb-3 text-lg font-semibold">"Keys"</h2>
+                        <table class="w-full text-left text-sm">
+                            <thead class="text-slate-500"><tr><th class="py-2">"Name"</th><th>"Key"</th><th>"Status"</th><th class="text-right">"Uses"</th><th>"Last used"</th></tr></thead>
+                            <tbody>
+                                {d.keys.iter().map(|k| view! {
+                                    <tr class="border-t border-slate-100">
+                                        <td class="py-1">{k.name.clone()}</td>
+                                        <td class="font-mono">{k.display.clone()}</td>
+                                        <td>{k.status.clone()}</td>
+                                        <td class="text-right">{k.usage_count}</td>
+                                        <td>{k.last_used_at.clone().unwrap_or_else(|| "never".into())}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </section>
+
+                    <div class="grid gap-4 lg:grid-cols-2">
+                        <section class=CARD>
+                            <h2 class="mb-3 text-lg font-semibold">"Recent calls"</h2>
+                            <table class="w-full text-left text-sm">
+                                <thead class="text-slate-500"><tr><th class="py-2">"Time"</th><th>"Model"</th><th>"Status"</th><th class="text-right">"Credits"</th></tr></thead>
+                                <tbody>
+                                    {d.recent.iter().map(|c| view! {
+                                        <tr class="border-t border-slate-100">
+                                            <td class="py-1">{c.at.clone()}</td>
+                                            <td>{c.model.clone()}</td>
+                                            <td>{c.status}</td>
+                                            <td class="text-right">{c.credits.clone()}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                        <section class=CARD>
+                            <h2 class="mb-3 text-lg font-semibold">"Audit events"</h2>
+                            <super::admin::AuditTable rows=d.audit.clone() />
+                        </section>
+                    </div>
+                }.into_any()
+            })}
+        </Transition>
+    }
+}

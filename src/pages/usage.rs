@@ -1,0 +1,229 @@
+//! `/usage`: what the user's keys did. The plan's windows as they stand, the
+//! balance, 30 days of requests, tokens and credits as bar charts (SVG drawn
+//! on the server), spending by model and by key, and the 50 latest calls.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+
+use super::{forms::CARD, nav::UserResource};
+use crate::{accounts::types::FormError, usage::types::UsageReport};
+
+#[server(endpoint = "usage")]
+pub async fn fetch_usage_report() -> Result<UsageReport, FormError> {
+    use crate::{server_ctx, usage::service};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    service::report(&state.store, &state.gateway.accounts, user.id)
+        .await
+        .map_err(|e| server_ctx::refuse(e.into()))
+}
+
+#[component]
+pub fn UsagePage() -> impl IntoView {
+    let user = expect_context::<UserResource>();
+    view! {
+        <Title text="Usage" />
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match user.await {
+                    Ok(Some(_)) => view! { <Usage /> }.into_any(),
+                    _ => view! { <Redirect path="/login?next=/usage" /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Usage() -> impl IntoView {
+    let report = Resource::new(|| (), |_| fetch_usage_report());
+    view! {
+        <h1 class="mb-2 text-3xl font-bold text-slate-900">"Usage"</h1>
+        <p class="mb-6 text-slate-600">"Your keys' calls over the last 30 days (UTC). Calls appear here as soon as they end."</p>
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading usage…"</p> }>
+            {move || Suspend::new(async move {
+                match report.await {
+                    Ok(report) => view! { <Report report /> }.into_any(),
+                    Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Report(report: UsageReport) -> impl IntoView {
+    let requests: Vec<(String, i64)> = report
+        .days
+        .iter()
+        .map(|d| (d.day.clone(), d.requests))
+        .collect();
+    let tokens: Vec<(String, i64)> = report
+        .days
+        .iter()
+        .map(|d| (d.day.clone(), d.tokens))
+        .collect();
+    let credits: Vec<(String, i64)> = report
+        .days
+        .iter()
+        .map(|d| (d.day.clone(), d.cost_micros))
+        .collect();
+    let total_requests = report.total_requests();
+    let total_tokens = report.total_tokens();
+    view! {
+        <div class="mb-6 grid gap-4 sm:grid-cols-3">
+            <div class=CARD>
+                <p class="text-sm text-slate-500">"Plan"</p>
+                <p class="text-2xl font-semibold" data-testid="usage-plan">{report.plan.clone()}</p>
+                <a href="/plans" class="text-sm text-amber-700 hover:underline">"Compare plans"</a>
+            </div>
+            <div class=CARD>
+                <p class="text-sm text-slate-500">"Balance"</p>
+                <p class="text-2xl font-semibold" data-testid="usage-balance">{format!("{} credits", report.balance)}</p>
+            </div>
+            <div class=CARD>
+                <p class="text-sm text-slate-500">"Last 30 days"</p>
+                <p class="text-2xl font-semibold">{format!("{total_requests} requests")}</p>
+                <p class="text-sm text-slate-500">{format!("{total_tokens} tokens")}</p>
+            </div>
+        </div>
+
+        <section class=format!("{CARD} mb-6")>
+            <h2 class="mb-3 text-lg font-semibold">"Your plan's windows now"</h2>
+            <ul class="space-y-3">
+                {report.windows.iter().map(|w| {
+                    let share = if w.limit > 0 { (w.used.min(w.limit) * 100) / w.limit } else { 0 };
+                    let colour = if w.used >= w.limit { "bg-red-500" } else if share >= 80 { "bg-amber-500" } else { "bg-emerald-500" };
+                    view! {
+                        <li data-testid="usage-window">
+                            <div class="flex justify-between text-sm">
+                                <span>{w.label.clone()}</span>
+                                <span class="font-medium">{format!("{} of {} requests", w.used, w.limit)}</span>
+                            </div>
+                            <div class="mt-1 h-2 rounded bg-slate-100" role="meter" aria-valuemin="0" aria-valuemax=w.limit aria-valuenow=w.used aria-label=w.label.clone()>
+                                <div class=format!("h-2 rounded {colour}") style=format!("width: {share}%")></div>
+                            </div>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        </section>
+
+        <div class="mb-6 grid gap-4 lg:grid-cols-3">
+            <BarChart title="Requests per day" testid="chart-requests" points=requests format=|v| v.to_string() />
+            <BarChart title="Tokens per day" testid="chart-tokens" points=tokens format=|v| v.to_string() />
+            <BarChart title="Credits per day" testid="chart-credits" points=credits format=super::plans::credits />
+        </div>
+
+        <div class="mb-6 grid gap-4 lg:grid-cols-2">
+            <GroupTable title="By model" rows=report.by_model.clone() />
+            <GroupTable title="By key" rows=report.by_key.clone() />
+        </div>
+
+        <section class=CARD>
+            <h2 class="mb-3 text-lg font-semibold">"Recent requests"</h2>
+            {if report.recent.is_empty() {
+                view! { <p class="text-sm text-slate-500">"No calls yet. Try the "<a href="/playground" class="text-amber-700 hover:underline">"playground"</a>"."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="overflow-x-auto">
+                        <table class="w-full text-left text-sm" data-testid="recent-calls">
+                            <thead class="text-slate-500">
+                                <tr><th class="py-2">"Time (UTC)"</th><th>"Key"</th><th>"Model"</th><th>"Status"</th><th class="text-right">"Tokens"</th><th class="text-right">"Credits"</th><th class="text-right">"Latency"</th></tr>
+                            </thead>
+                            <tbody>
+                                {report.recent.iter().map(|c| {
+                                    let status = match &c.error_code {
+                                        Some(code) => format!("{} {code}", c.status),
+                                        None => c.status.to_string(),
+                                    };
+                                    view! {
+                                        <tr class="border-t border-slate-100">
+                                            <td class="py-1 whitespace-nowrap">{c.at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
+                                            <td>{c.key.clone()}</td>
+                                            <td>{c.model.clone()}</td>
+                                            <td>{status}</td>
+                                            <td class="text-right">{c.tokens}</td>
+                                            <td class="text-right">{c.credits.clone()}</td>
+                                            <td class="text-right">{format!("{} ms", c.latency_ms)}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn GroupTable(title: &'static str, rows: Vec<crate::usage::types::GroupRow>) -> impl IntoView {
+    view! {
+        <section class=CARD>
+            <h2 class="mb-3 text-lg font-semibold">{title}</h2>
+            {if rows.is_empty() {
+                view! { <p class="text-sm text-slate-500">"Nothing in the last 30 days."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="w-full text-left text-sm">
+                        <thead class="text-slate-500">
+                            <tr><th class="py-2">"Name"</th><th class="text-right">"Requests"</th><th class="text-right">"Tokens"</th><th class="text-right">"Credits"</th></tr>
+                        </thead>
+                        <tbody>
+                            {rows.into_iter().map(|r| view! {
+                                <tr class="border-t border-slate-100">
+                                    <td class="py-1">{r.name}</td>
+                                    <td class="text-right">{r.requests}</td>
+                                    <td class="text-right">{r.tokens}</td>
+                                    <td class="text-right">{r.credits}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+const CHART_WIDTH: i64 = 300;
+const CHART_HEIGHT: i64 = 120;
+
+/// A bar per day, scaled to the largest; each bar names its day and value.
+#[component]
+pub fn BarChart(
+    title: &'static str,
+    testid: &'static str,
+    points: Vec<(String, i64)>,
+    format: fn(i64) -> String,
+) -> impl IntoView {
+    let max = points.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
+    let n = points.len().max(1) as i64;
+    let slot = CHART_WIDTH / n;
+    let first = points.first().map(|(d, _)| d.clone()).unwrap_or_default();
+    let last = points.last().map(|(d, _)| d.clone()).unwrap_or_default();
+    let peak = format(points.iter().map(|(_, v)| *v).max().unwrap_or(0));
+    view! {
+        <figure class=CARD data-testid=testid>
+            <figcaption class="mb-2 flex justify-between text-sm">
+                <span class="font-semibold">{title}</span>
+                <span class="text-slate-500">{format!("peak {peak}")}</span>
+            </figcaption>
+            <svg viewBox=format!("0 0 {CHART_WIDTH} {}", CHART_HEIGHT + 14) class="w-full" role="img" aria-label=title>
+                <line x1="0" y1=CHART_HEIGHT x2=CHART_WIDTH y2=CHART_HEIGHT stroke="#cbd5e1" stroke-width="1" />
+                {points.into_iter().enumerate().map(|(i, (day, value))| {
+                    let h = if value > 0 { ((value * CHART_HEIGHT) / max).max(2) } else { 0 };
+                    view! {
+                        <rect x=(i as i64) * slot + 1 y=CHART_HEIGHT - h width=(slot - 2).max(1) height=h fill="#f59e0b" data-value=value>
+                            <title>{format!("{day}: {}", format(value))}</title>
+                        </rect>
+                    }
+                }).collect_view()}
+                <text x="0" y=CHART_HEIGHT + 12 font-size="9" fill="#64748b">{first}</text>
+                <text x=CHART_WIDTH y=CHART_HEIGHT + 12 font-size="9" fill="#64748b" text-anchor="end">{last}</text>
+            </svg>
+        </figure>
+    }
+}

@@ -1,0 +1,279 @@
+//! The gateway's write-behind queue. The gateway keeps balances and windows in
+//! memory (`gateway::accounts`) and queues here what must reach the database:
+//! ledger rows, usage records, window counts, key use, and the audit events that
+//! belong with them. A batch is written in one transaction by a background task
+//! every few milliseconds, on shutdown, and before any read of those tables (so
+//! the app always reads what it wrote). A failed batch goes back on the queue.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{AuditEvent, Store, StoreError, Window, audit};
+
+/// A ledger row waiting to be written; its amount is already in the balance
+/// the gateway holds in memory.
+#[derive(Debug, Clone)]
+pub struct LedgerRow {
+    pub user_id: i64,
+    pub kind: &'static str,
+    pub amount_micros: i64,
+    pub request_id: Option<String>,
+    pub note: String,
+    pub created_at: String,
+}
+
+/// One gateway call's usage record.
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub request_id: Option<String>,
+    pub user_id: i64,
+    pub key_id: Option<i64>,
+    pub model: String,
+    pub stream: bool,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micros: i64,
+    pub latency_ms: i64,
+    pub client_ip: Option<String>,
+    pub created_at: String,
+}
+
+/// A window's subject (`user:<id>` or `ip:<address>`), kind and bucket.
+pub type WindowId = (String, Window, String);
+
+#[derive(Debug, Clone, Default)]
+struct KeyUse {
+    /// Uses not yet counted in `api_keys.usage_count` (keys without a cap).
+    uses: i64,
+    last_used_at: String,
+}
+
+/// What is waiting to be written.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ledger: Vec<LedgerRow>,
+    usage: Vec<UsageRow>,
+    /// Absolute counts: the latest wins.
+    windows: HashMap<WindowId, i64>,
+    keys: HashMap<i64, KeyUse>,
+    audit: Vec<AuditEvent>,
+}
+
+impl Batch {
+    pub fn ledger(&mut self, row: LedgerRow) {
+        self.ledger.push(row);
+    }
+
+    pub fn usage(&mut self, row: UsageRow) {
+        self.usage.push(row);
+    }
+
+    pub fn window(&mut self, id: WindowId, count: i64) {
+        self.windows.insert(id, count);
+    }
+
+    /// A key was presented and accepted at `at`: its last use.
+    pub fn key_touched(&mut self, key_id: i64, at: &str) {
+        let entry = self.keys.entry(key_id).or_default();
+        if entry.last_used_at.as_str() < at {
+            entry.last_used_at = at.to_owned();
+        }
+    }
+
+    /// One more use of an uncapped key (capped keys are counted in the
+    /// database at once, as their cap must be exact).
+    pub fn key_counted(&mut self, key_id: i64) {
+        self.keys.entry(key_id).or_default().uses += 1;
+    }
+
+    pub fn audit(&mut self, event: AuditEvent) {
+        self.audit.push(event);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ledger.is_empty()
+            && self.usage.is_empty()
+            && self.windows.is_empty()
+            && self.keys.is_empty()
+            && self.audit.is_empty()
+    }
+
+    /// Puts a batch that failed back in front of what came after it.
+    fn restore(&mut self, mut failed: Batch) {
+        failed.ledger.append(&mut self.ledger);
+        self.ledger = failed.ledger;
+        failed.usage.append(&mut self.usage);
+        self.usage = failed.usage;
+        failed.audit.append(&mut self.audit);
+        self.audit = failed.audit;
+        for (id, count) in failed.windows {
+            self.windows.entry(id).or_insert(count);
+        }
+        for (key_id, used) in failed.keys {
+            let entry = self.keys.entry(key_id).or_default();
+            entry.uses += used.uses;
+            if entry.last_used_at < used.last_used_at {
+                entry.last_used_at = used.last_used_at;
+            }
+        }
+    }
+}
+
+/// The queue and the lock that makes its writers take turns.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    batch: Mutex<Batch>,
+    writing: tokio::sync::Mutex<()>,
+    wake: tokio::sync::Notify,
+}
+
+pub(super) type SharedPending = Arc<Pending>;
+
+/// Rows per INSERT, under SQLite's limit of 32,766 bound values.
+const ROWS_PER_INSERT: usize = 1000;
+
+impl Store {
+    /// Adds to the queue; `f` runs under the queue's lock, so what it adds is
+    /// written in one transaction.
+    pub fn queue<R>(&self, f: impl FnOnce(&mut Batch) -> R) -> R {
+        let result = f(&mut self.lock_batch());
+        self.pending.wake.notify_one();
+        result
+    }
+
+    /// Records that a key was presented and accepted (its last use).
+    pub fn touch_key(&self, key_id: i64) {
+        let at = super::stored_time(chrono::Utc::now());
+        self.queue(|batch| batch.key_touched(key_id, &at));
+    }
+
+    fn lock_batch(&self) -> MutexGuard<'_, Batch> {
+        self.pending
+            .batch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Completes when something was queued since the last flush began.
+    pub async fn queued(&self) {
+        self.pending.wake.notified().await;
+    }
+
+    /// Writes everything queued so far. When it returns `Ok`, every row queued
+    /// before the call is in the database. The write runs on its own task, so
+    /// a caller that goes away (a client disconnecting) cannot drop a batch
+    /// half-way.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let store = self.clone();
+        tokio::spawn(async move { store.write_queued().await })
+            .await
+            .unwrap_or_else(|error| Err(StoreError::Background(error.to_string())))
+    }
+
+    async fn write_queued(&self) -> Result<(), StoreError> {
+        let _turn = self.pending.writing.lock().await;
+        let batch = std::mem::take(&mut *self.lock_batch());
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.write_batch(&batch).await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.lock_batch().restore(batch);
+                Err(error)
+            }
+        }
+    }
+
+    async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for rows in batch.ledger.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note, created_at) ",
+            );
+            insert.push_values(rows, |mut row, r| {
+                row.push_bind(r.user_id)
+                    .push_bind(r.kind)
+                    .push_bind(r.amount_micros)
+                    .push_bind(r.request_id.as_deref())
+                    .push_bind(r.note.as_str())
+                    .push_bind(r.created_at.as_str());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let mut moves: HashMap<i64, i64> = HashMap::new();
+        for row in &batch.ledger {
+            *moves.entry(row.user_id).or_default() += row.amount_micros;
+        }
+        for (user_id, amount) in moves.into_iter().filter(|(_, amount)| *amount != 0) {
+            sqlx::query("UPDATE users SET balance_micros = balance_micros + ? WHERE id = ?")
+                .bind(amount)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let windows: Vec<_> = batch.windows.iter().collect();
+        for rows in windows.chunks(ROWS_PER_INSERT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO limit_windows (subject, window, window_start, count) ",
+            );
+            upsert.push_values(rows, |mut row, ((subject, window, bucket), count)| {
+                row.push_bind(subject.as_str())
+                    .push_bind(window.as_str())
+                    .push_bind(bucket.as_str())
+                    .push_bind(**count);
+            });
+            upsert.push(
+                " ON CONFLICT (subject, window, window_start) DO UPDATE SET count = excluded.count",
+            );
+            upsert.build().execute(&mut *tx).await?;
+        }
+        for rows in batch.usage.chunks(ROWS_PER_INSERT / 2) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO usage_records (request_id, user_id, key_id, model, stream, status, error_code,
+                     prompt_tokens, completion_tokens, cost_micros, latency_ms, client_ip, created_at) ",
+            );
+            insert.push_values(rows, |mut row, u| {
+                row.push_bind(u.request_id.as_deref())
+                    .push_bind(u.user_id)
+                    .push_bind(u.key_id)
+                    .push_bind(u.model.as_str())
+                    .push_bind(u.stream)
+                    .push_bind(i64::from(u.status))
+                    .push_bind(u.error_code.as_deref())
+                    .push_bind(u.prompt_tokens)
+                    .push_bind(u.completion_tokens)
+                    .push_bind(u.cost_micros)
+                    .push_bind(u.latency_ms)
+                    .push_bind(u.client_ip.as_deref())
+                    .push_bind(u.created_at.as_str());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for (key_id, used) in &batch.keys {
+            // A batch may count a use whose touch went in an earlier batch.
+            let touched = Some(used.last_used_at.as_str()).filter(|at| !at.is_empty());
+            sqlx::query(
+                "UPDATE api_keys SET usage_count = usage_count + ?1,
+                        last_used_at = COALESCE(MAX(last_used_at, ?2), last_used_at, ?2)
+                 WHERE id = ?3",
+            )
+            .bind(used.uses)
+            .bind(touched)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for event in &batch.audit {
+            audit::insert(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! Reading usage records back: a user's days, models, keys and recent calls,
+//! and the service's own figures for the admin monitor. Each read writes the
+//! gateway's queued records first, so it includes the calls just made.
+
+use super::{Store, StoreError};
+
+/// Calls, tokens and credits on one UTC day (`YYYY-MM-DD`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DayUsage {
+    pub day: String,
+    pub requests: i64,
+    pub tokens: i64,
+    pub cost_micros: i64,
+}
+
+/// Calls, tokens and credits grouped by a name (a model, or a key).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct GroupUsage {
+    pub name: String,
+    pub requests: i64,
+    pub tokens: i64,
+    pub cost_micros: i64,
+}
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CallRecord {
+    pub created_at: String,
+    pub key_name: Option<String>,
+    pub model: String,
+    pub status: i64,
+    pub error_code: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micros: i64,
+    pub latency_ms: i64,
+}
+
+/// A key's label in usage tables: its name and the last four characters.
+const KEY_LABEL: &str = "COALESCE(k.name || ' (…' || k.last_four || ')', CASE WHEN r.key_id IS NULL THEN 'no key' ELSE 'deleted key' END)";
+
+impl Store {
+    /// The user's calls per day since `since` (a stored time), oldest first.
+    pub async fn usage_by_day(
+        &self,
+        user_id: i64,
+        since: &str,
+    ) -> Result<Vec<DayUsage>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT substr(created_at, 1, 10) AS day, COUNT(*) AS requests,
+                    COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens,
+                    COALESCE(SUM(cost_micros), 0) AS cost_micros
+             FROM usage_records WHERE user_id = ? AND created_at >= ?
+             GROUP BY day ORDER BY day",
+        )
+        .bind(user_id)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// The user's calls since `since` by model, most credits first.
+    pub async fn usage_by_model(
+        &self,
+        user_id: i64,
+        since: &str,
+    ) -> Result<Vec<GroupUsage>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT model AS name, COUNT(*) AS requests,
+                    COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens,
+                    COALESCE(SUM(cost_micros), 0) AS cost_micros
+             FROM usage_records WHERE user_id = ? AND created_at >= ?
+             GROUP BY model ORDER BY cost_micros DESC, requests DESC",
+        )
+        .bind(user_id)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// The user's calls since `since` by key, most requests first.
+    pub async fn usage_by_key(
+        &self,
+        user_id: i64,
+        since: &str,
+    ) -> Result<Vec<GroupUsage>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(&format!(
+            "SELECT {KEY_LABEL} AS name, COUNT(*) AS requests,
+                    COALESCE(SUM(r.prompt_tokens + r.completion_tokens), 0) AS tokens,
+                    COALESCE(SUM(r.cost_micros), 0) AS cost_micros
+             FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id
+             WHERE r.user_id = ? AND r.created_at >= ?
+             GROUP BY r.key_id ORDER BY requests DESC"
+        ))
+        .bind(user_id)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// The user's most recent calls, newest first.
+    pub async fn recent_calls(
+        &self,
+        user_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(&format!(
+            "SELECT r.created_at, {KEY_LABEL} AS key_name, r.model, r.status, r.error_code,
+                    r.prompt_tokens, r.completion_tokens, r.cost_micros, r.latency_ms
+             FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id
+             WHERE r.user_id = ? ORDER BY r.id DESC LIMIT ?"
+        ))
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// How many of the user's calls were recorded since `since`.
+    pub async fn calls_since(&self, user_id: i64, since: &str) -> Result<i64, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM usage_records WHERE user_id = ? AND created_at >= ?",
+        )
+        .bind(user_id)
+        .bind(since)
+        .fetch_one(&self.reader)
+        .await?)
+    }
+}
