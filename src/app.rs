@@ -10,6 +10,7 @@ use leptos_router::{
 use crate::pages::{
     account::AccountPage,
     admin::{AdminAuditPage, AdminPage},
+    admin_monitor::{AdminMonitorPage, AdminSecurityPage},
     admin_plans::{AdminPlanPage, AdminPlansPage},
     admin_user::AdminUserPage,
     docs::DocsPage,
@@ -84,6 +85,8 @@ fn Session() -> impl IntoView {
                     <Route path=(StaticSegment("admin"), StaticSegment("audit")) view=AdminAuditPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("admin"), StaticSegment("users"), ParamSegment("id")) view=AdminUserPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("admin"), StaticSegment("plans")) view=AdminPlansPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("admin"), StaticSegment("monitor")) view=AdminMonitorPage ssr=SsrMode::Async />
+                    <Route path=(StaticSegment("admin"), StaticSegment("security")) view=AdminSecurityPage ssr=SsrMode::Async />
                     <Route path=(StaticSegment("admin"), StaticSegment("plans"), ParamSegment("slug")) view=AdminPlanPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("docs") view=DocsPage />
                 </Routes>

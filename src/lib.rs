@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod app;
 pub mod credits;
 pub mod keys;
+pub mod monitor;
 pub mod pages;
 pub mod usage;
 

@@ -92,6 +92,9 @@ pub struct Application {
     stop_writer: tokio::sync::watch::Sender<bool>,
 }
 
+/// How long refused calls are kept for the monitor and security pages.
+const REFUSALS_KEPT: chrono::Duration = chrono::Duration::days(30);
+
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let models =
@@ -161,6 +164,18 @@ impl Application {
                     loop {
                         every_minute.tick().await;
                         throttle.forget_idle();
+                    }
+                }
+            }),
+            tokio::spawn({
+                let store = store.clone();
+                async move {
+                    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+                    loop {
+                        every_hour.tick().await;
+                        if let Err(error) = store.forget_old_refusals(REFUSALS_KEPT).await {
+                            tracing::warn!(%error, "could not delete old refused-call records");
+                        }
                     }
                 }
             }),
@@ -371,6 +386,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         )
         .route("/api/v1/admin/balances", get(admin::list_balances))
         .route("/api/v1/admin/audit", get(admin::audit_log))
+        .route("/api/v1/admin/monitor", get(admin::monitor))
         .route("/metrics", get(crate::instruments::metrics))
         .leptos_routes_with_context(
             &state,

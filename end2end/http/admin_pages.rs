@@ -49,6 +49,8 @@ async fn every_admin_page_and_route_refuses_users_and_anonymous_visitors() {
         format!("/admin/users/{user_id}"),
         "/admin/plans".to_owned(),
         "/admin/plans/starter".to_owned(),
+        "/admin/monitor".to_owned(),
+        "/admin/security?window=week".to_owned(),
     ];
     for path in &pages {
         let (status, location, _) = page(&app, &anonymous, path).await;
@@ -89,6 +91,8 @@ async fn every_admin_page_and_route_refuses_users_and_anonymous_visitors() {
             vec![("user_id", &id), ("requests_per_day", "1000")],
         ),
         ("admin/plans", vec![]),
+        ("admin/monitor", vec![("window", "hour")]),
+        ("admin/security", vec![("window", "day")]),
         ("admin/plan", vec![("slug", "starter")]),
         (
             "admin/plans/save",
@@ -125,6 +129,7 @@ async fn every_admin_page_and_route_refuses_users_and_anonymous_visitors() {
         (reqwest::Method::GET, "/api/v1/admin/users".to_owned()),
         (reqwest::Method::GET, "/api/v1/admin/balances".to_owned()),
         (reqwest::Method::GET, "/api/v1/admin/audit".to_owned()),
+        (reqwest::Method::GET, "/api/v1/admin/monitor".to_owned()),
         (
             reqwest::Method::POST,
             format!("/api/v1/admin/users/{user_id}/disable"),

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 19] = [
+const OPERATIONS: [(&str, &str); 20] = [
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/plan"),
@@ -26,6 +26,7 @@ const OPERATIONS: [(&str, &str); 19] = [
     ("post", "/api/v1/admin/users/{id}/keys/revoke"),
     ("post", "/api/v1/admin/users/{id}/keys/rotate"),
     ("get", "/api/v1/admin/audit"),
+    ("get", "/api/v1/admin/monitor"),
 ];
 
 async fn document(app: &crate::support::TestApp) -> Value {

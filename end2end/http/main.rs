@@ -8,6 +8,7 @@ mod support;
 
 mod accounts;
 mod admin;
+mod admin_monitor;
 mod admin_pages;
 mod admin_plans;
 mod bench;

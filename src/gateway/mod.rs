@@ -12,6 +12,8 @@
 //! 7. [`upstream`]: the provider call
 //! 8. [`settle`]: the real cost charged, the rest refunded, usage recorded
 //!
+//! A call refused on the way is recorded by [`refusals`].
+//!
 //! `routes::gateway` runs the stages; [`error::GatewayError`] maps every refusal
 //! to an OpenAI-shaped answer.
 
@@ -22,6 +24,7 @@ pub mod hold;
 pub mod limits;
 pub mod parse;
 pub mod providers;
+pub mod refusals;
 pub mod restrictions;
 pub mod settle;
 pub mod upstream;

@@ -105,7 +105,7 @@ pub fn check_model(key: &KeyRecord, plan: &PlanRecord, model: &str) -> Result<()
 }
 
 /// The host of `Origin`, or else of `Referer`.
-fn caller_host(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn caller_host(headers: &HeaderMap) -> Option<String> {
     [header::ORIGIN, header::REFERER]
         .iter()
         .filter_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))

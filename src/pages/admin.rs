@@ -251,6 +251,8 @@ pub fn AdminTabs(current: &'static str) -> impl IntoView {
         <nav class="mb-6 flex gap-2 text-sm" aria-label="Admin">
             {tab("users", "/admin", "Users")}
             {tab("plans", "/admin/plans", "Plans")}
+            {tab("monitor", "/admin/monitor", "Monitor")}
+            {tab("security", "/admin/security", "Security")}
             {tab("audit", "/admin/audit", "Audit log")}
         </nav>
     }

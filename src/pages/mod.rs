@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_monitor;
 pub mod admin_plans;
 pub mod admin_user;
 pub mod docs;

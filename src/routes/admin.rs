@@ -578,6 +578,45 @@ pub async fn set_limits(
     }
 }
 
+/// Which span the monitor covers.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MonitorQuery {
+    /// `hour` (per-minute series, the default), `day` (per hour) or `week` (per day).
+    window: Option<String>,
+}
+
+/// Read the monitor figures
+///
+/// Model API calls over the window: totals, calls per minute, the error rate
+/// and calls by status, latency p50/p99 by model, the busiest users and keys by
+/// calls and by credits, and rate-limit refusals by limit.
+#[utoipa::path(get, path = "/api/v1/admin/monitor", tag = "admin", params(MonitorQuery),
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "The figures", body = crate::monitor::types::MonitorReport),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 422, description = "The window is not hour, day or week", body = ErrorResponse),
+    ))]
+pub async fn monitor(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Query(query): Query<MonitorQuery>,
+) -> Response {
+    use crate::monitor::service::{self as monitor, Window};
+    let Some(window) = Window::parse(query.window.as_deref().unwrap_or("hour")) else {
+        return ApiError::invalid_fields(
+            [("window".to_owned(), "Use hour, day or week.".to_owned())].into(),
+        )
+        .into_response();
+    };
+    match monitor::monitor(&state.store, window, chrono::Utc::now()).await {
+        Ok(report) => Json(report).into_response(),
+        Err(error) => account_error(error.into()),
+    }
+}
+
 /// Which audit events to list.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -23,7 +23,7 @@ use crate::{
         limits::{Buckets, RateHeaders},
         parse::ChatRequest,
         providers::{Reply, UpstreamError},
-        restrictions,
+        refusals, restrictions,
         settle::{Bill, Meter},
         upstream,
     },
@@ -50,18 +50,24 @@ pub async fn chat_completions(
         )
     }
     .await;
-    respond(&state, outcome, rate)
+    respond(&state, &meta, &headers, outcome, rate)
 }
 
 /// Every model API answer, body or error, with the rate-limit headers of the
-/// windows the call passed; rate-limit refusals are counted by limit.
+/// windows the call passed; refusals are recorded, and rate-limit refusals
+/// counted by limit.
 fn respond(
     state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
     outcome: Result<Response, GatewayError>,
     rate: RateHeaders,
 ) -> Response {
-    if let Err(GatewayError::Limited { code, .. }) = &outcome {
-        state.instruments.limit_rejection(code);
+    if let Err(error) = &outcome {
+        if let GatewayError::Limited { code, .. } = error {
+            state.instruments.limit_rejection(code);
+        }
+        refusals::record(&state.store, meta, headers, error);
     }
     let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
     rate.apply(response.headers_mut());
@@ -89,7 +95,7 @@ pub async fn simple_response(
         }
     }
     .await;
-    respond(&state, outcome, rate)
+    respond(&state, &meta, &headers, outcome, rate)
 }
 
 fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayError> {
@@ -152,7 +158,7 @@ pub async fn list_models(
         Ok(Json(json!({ "object": "list", "data": data })).into_response())
     }
     .await;
-    respond(&state, outcome, rate)
+    respond(&state, &meta, &headers, outcome, rate)
 }
 
 /// Unknown paths under `/v1` answer in the API's shape, never with a page.

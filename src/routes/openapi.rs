@@ -41,6 +41,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         admin::revoke_all_keys,
         admin::rotate_all_keys,
         admin::audit_log,
+        admin::monitor,
     ),
     modifiers(&SecuritySchemes),
     tags(

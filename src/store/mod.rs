@@ -10,6 +10,7 @@ mod cache;
 mod credits;
 mod gateway;
 mod keys;
+mod monitor;
 mod pending;
 mod plans;
 mod usage;
@@ -19,7 +20,8 @@ pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use credits::UserBalance;
 pub use gateway::{StoredAccount, Window};
 pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
-pub use pending::{Batch, LedgerRow, UsageRow, WindowId};
+pub use monitor::{ModelLatency, NamedCount, Rank, RefusalGroup, RefusalKind, TopEntry};
+pub use pending::{Batch, LedgerRow, RefusalRow, UsageRow, WindowId};
 pub use plans::{
     LimitOverrides, PlanAssignment, PlanChange, PlanRecord, PlanSettings, PlanSummary, Retirement,
 };

@@ -1,6 +1,6 @@
 //! The gateway's write-behind queue. The gateway keeps balances and windows in
 //! memory (`gateway::accounts`) and queues here what must reach the database:
-//! ledger rows, usage records, window counts, key use, and the audit events that
+//! ledger rows, usage records, refused calls, window counts, key use, and the audit events that
 //! belong with them. A batch is written in one transaction by a background task
 //! every few milliseconds, on shutdown, and before any read of those tables (so
 //! the app always reads what it wrote). A failed batch goes back on the queue.
@@ -44,6 +44,18 @@ pub struct UsageRow {
     pub created_at: String,
 }
 
+/// A model API call refused before admission, for the monitor and security pages.
+#[derive(Debug, Clone)]
+pub struct RefusalRow {
+    pub status: u16,
+    pub code: String,
+    pub client_ip: Option<String>,
+    /// As displayed (prefix…last four), never the secret.
+    pub api_key: Option<String>,
+    pub referrer: Option<String>,
+    pub created_at: String,
+}
+
 /// A window's subject (`user:<id>` or `ip:<address>`), kind and bucket.
 pub type WindowId = (String, Window, String);
 
@@ -59,6 +71,7 @@ struct KeyUse {
 pub struct Batch {
     ledger: Vec<LedgerRow>,
     usage: Vec<UsageRow>,
+    refusals: Vec<RefusalRow>,
     /// Absolute counts: the latest wins.
     windows: HashMap<WindowId, i64>,
     keys: HashMap<i64, KeyUse>,
@@ -72,6 +85,10 @@ impl Batch {
 
     pub fn usage(&mut self, row: UsageRow) {
         self.usage.push(row);
+    }
+
+    pub fn refusal(&mut self, row: RefusalRow) {
+        self.refusals.push(row);
     }
 
     pub fn window(&mut self, id: WindowId, count: i64) {
@@ -99,6 +116,7 @@ impl Batch {
     fn is_empty(&self) -> bool {
         self.ledger.is_empty()
             && self.usage.is_empty()
+            && self.refusals.is_empty()
             && self.windows.is_empty()
             && self.keys.is_empty()
             && self.audit.is_empty()
@@ -110,6 +128,8 @@ impl Batch {
         self.ledger = failed.ledger;
         failed.usage.append(&mut self.usage);
         self.usage = failed.usage;
+        failed.refusals.append(&mut self.refusals);
+        self.refusals = failed.refusals;
         failed.audit.append(&mut self.audit);
         self.audit = failed.audit;
         for (id, count) in failed.windows {
@@ -253,6 +273,20 @@ impl Store {
                     .push_bind(u.latency_ms)
                     .push_bind(u.client_ip.as_deref())
                     .push_bind(u.created_at.as_str());
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for rows in batch.refusals.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO gateway_refusals (status, code, client_ip, api_key, referrer, created_at) ",
+            );
+            insert.push_values(rows, |mut row, r| {
+                row.push_bind(i64::from(r.status))
+                    .push_bind(r.code.as_str())
+                    .push_bind(r.client_ip.as_deref())
+                    .push_bind(r.api_key.as_deref())
+                    .push_bind(r.referrer.as_deref())
+                    .push_bind(r.created_at.as_str());
             });
             insert.build().execute(&mut *tx).await?;
         }

@@ -1,0 +1,258 @@
+//! The service's own figures for the admin monitor and security pages: calls
+//! over time and by status, latency by model, the busiest users and keys
+//! (from `usage_records`), refusals (from `gateway_refusals`) and failed
+//! logins (from `audit_events`). Each read writes the queued records first.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+
+/// A count under a name: a time bucket, a status, a limit, an address.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct NamedCount {
+    pub name: String,
+    pub count: i64,
+}
+
+/// Latency of a model's successful calls, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ModelLatency {
+    pub model: String,
+    pub calls: i64,
+    pub p50_ms: i64,
+    pub p99_ms: i64,
+}
+
+/// A user or key with its calls and credits.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct TopEntry {
+    pub id: i64,
+    pub label: String,
+    pub requests: i64,
+    pub cost_micros: i64,
+}
+
+/// Refusals of one kind from one address, key and referrer.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct RefusalGroup {
+    pub code: String,
+    pub client_ip: Option<String>,
+    pub api_key: Option<String>,
+    pub referrer: Option<String>,
+    pub count: i64,
+    pub last_at: String,
+}
+
+/// What to rank the busiest users and keys by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rank {
+    Requests,
+    Credits,
+}
+
+impl Rank {
+    fn order(self) -> &'static str {
+        match self {
+            Self::Requests => "requests DESC, cost_micros DESC, id",
+            Self::Credits => "cost_micros DESC, requests DESC, id",
+        }
+    }
+}
+
+/// Which refusals a security table lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// A key's IP allowlist or referrer rule refused the call.
+    KeyRule,
+    /// A revoked key was presented.
+    RevokedKey,
+}
+
+impl RefusalKind {
+    fn condition(self) -> &'static str {
+        match self {
+            Self::KeyRule => "code IN ('ip_not_allowed', 'referrer_not_allowed')",
+            Self::RevokedKey => "code = 'revoked_api_key'",
+        }
+    }
+}
+
+impl Store {
+    /// Calls (admitted and refused) per bucket since `since`; a bucket is the
+    /// first `prefix` characters of the time: 16 for minutes, 13 for hours.
+    pub async fn calls_by_bucket(
+        &self,
+        since: &str,
+        prefix: i64,
+    ) -> Result<Vec<NamedCount>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT substr(created_at, 1, ?1) AS name, COUNT(*) AS count FROM (
+                SELECT created_at FROM usage_records WHERE created_at >= ?2
+                UNION ALL SELECT created_at FROM gateway_refusals WHERE created_at >= ?2)
+             GROUP BY name ORDER BY name",
+        )
+        .bind(prefix)
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Calls by HTTP status since `since`, admitted and refused, most first.
+    pub async fn calls_by_status(&self, since: &str) -> Result<Vec<NamedCount>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT CAST(status AS TEXT) AS name, COUNT(*) AS count FROM (
+                SELECT status FROM usage_records WHERE created_at >= ?1
+                UNION ALL SELECT status FROM gateway_refusals WHERE created_at >= ?1)
+             GROUP BY status ORDER BY count DESC, status",
+        )
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// p50 and p99 latency of each model's successful calls since `since`
+    /// (nearest rank).
+    pub async fn latency_by_model(&self, since: &str) -> Result<Vec<ModelLatency>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT model, total AS calls,
+                    MAX(CASE WHEN n = (total * 50 + 99) / 100 THEN latency_ms END) AS p50_ms,
+                    MAX(CASE WHEN n = (total * 99 + 99) / 100 THEN latency_ms END) AS p99_ms
+             FROM (SELECT model, latency_ms,
+                          ROW_NUMBER() OVER (PARTITION BY model ORDER BY latency_ms) AS n,
+                          COUNT(*) OVER (PARTITION BY model) AS total
+                   FROM usage_records WHERE created_at >= ? AND status = 200)
+             GROUP BY model ORDER BY model",
+        )
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// The users with the most calls or credits since `since`.
+    pub async fn top_users(
+        &self,
+        since: &str,
+        rank: Rank,
+        limit: i64,
+    ) -> Result<Vec<TopEntry>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(&format!(
+            "SELECT r.user_id AS id, u.email AS label, COUNT(*) AS requests,
+                    COALESCE(SUM(r.cost_micros), 0) AS cost_micros
+             FROM usage_records r JOIN users u ON u.id = r.user_id
+             WHERE r.created_at >= ? GROUP BY r.user_id ORDER BY {} LIMIT ?",
+            rank.order()
+        ))
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// The keys with the most calls or credits since `since`.
+    pub async fn top_keys(
+        &self,
+        since: &str,
+        rank: Rank,
+        limit: i64,
+    ) -> Result<Vec<TopEntry>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(&format!(
+            "SELECT r.key_id AS id,
+                    k.name || ' (' || k.display_prefix || '…' || k.last_four || ')' AS label,
+                    COUNT(*) AS requests, COALESCE(SUM(r.cost_micros), 0) AS cost_micros
+             FROM usage_records r JOIN api_keys k ON k.id = r.key_id
+             WHERE r.created_at >= ? GROUP BY r.key_id ORDER BY {} LIMIT ?",
+            rank.order()
+        ))
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Rate-limit refusals by client address, most first.
+    pub async fn rate_limit_hits_by_ip(
+        &self,
+        since: &str,
+        limit: i64,
+    ) -> Result<Vec<NamedCount>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(client_ip, 'unknown') AS name, COUNT(*) AS count FROM gateway_refusals
+             WHERE created_at >= ? AND status = 429 GROUP BY name ORDER BY count DESC, name LIMIT ?",
+        )
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Rate-limit refusals by the limit that was hit, most first.
+    pub async fn rejections_by_limit(&self, since: &str) -> Result<Vec<NamedCount>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT code AS name, COUNT(*) AS count FROM gateway_refusals
+             WHERE created_at >= ? AND status = 429 GROUP BY code ORDER BY count DESC, code",
+        )
+        .bind(since)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Refusals of one kind since `since`, grouped by kind, address, key and
+    /// referrer, most first.
+    pub async fn refusal_groups(
+        &self,
+        kind: RefusalKind,
+        since: &str,
+        limit: i64,
+    ) -> Result<Vec<RefusalGroup>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(&format!(
+            "SELECT code, client_ip, api_key, referrer, COUNT(*) AS count, MAX(created_at) AS last_at
+             FROM gateway_refusals WHERE created_at >= ? AND {}
+             GROUP BY code, client_ip, api_key, referrer ORDER BY count DESC, last_at DESC LIMIT ?",
+            kind.condition()
+        ))
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Failed sign-ins since `since`, by address (`by_account` false) or by
+    /// the account or email tried, most first.
+    pub async fn failed_logins(
+        &self,
+        since: &str,
+        by_account: bool,
+        limit: i64,
+    ) -> Result<Vec<NamedCount>, StoreError> {
+        let column = if by_account { "target" } else { "client_ip" };
+        self.flush().await?;
+        Ok(sqlx::query_as(&format!(
+            "SELECT COALESCE({column}, 'unknown') AS name, COUNT(*) AS count FROM audit_events
+             WHERE action = 'login.failure' AND at >= ? GROUP BY name ORDER BY count DESC, name LIMIT ?"
+        ))
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Deletes refused-call records older than `kept`.
+    pub async fn forget_old_refusals(&self, kept: chrono::Duration) -> Result<u64, StoreError> {
+        let before = super::stored_time(chrono::Utc::now() - kept);
+        Ok(
+            sqlx::query("DELETE FROM gateway_refusals WHERE created_at < ?")
+                .bind(before)
+                .execute(&self.writer)
+                .await?
+                .rows_affected(),
+        )
+    }
+}
