@@ -341,3 +341,119 @@ async fn admins_create_edit_retire_and_restore_plans() {
         );
     }
 }
+
+#[tokio::test]
+async fn keys_with_the_admin_scope_call_the_admin_api_and_only_admins_grant_it() {
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    let (status, body) = send(
+        &app,
+        &user,
+        Method::POST,
+        "/api/v1/keys",
+        Some(json!({ "name": "sneaky", "scopes": ["chat", "admin"] })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["param"], "scopes");
+
+    let admin_key = app
+        .create_key(&admin, json!({ "name": "ops", "scopes": ["admin"] }))
+        .await;
+    let chat_key = app.create_key(&admin, json!({ "name": "chat only" })).await;
+    let user_key = app
+        .create_key(
+            &user,
+            json!({ "name": "mine", "scopes": ["chat", "keys:write"] }),
+        )
+        .await;
+    let with_key = |key: &str, method: Method, path: &str, body: Option<Value>| {
+        // A script: no cookies, no Origin header.
+        let mut request = app.client.request(method, app.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let (status, users) = with_key(&admin_key, Method::GET, "/api/v1/admin/users", None).await;
+    assert_eq!(status, 200, "{users}");
+    assert!(users.to_string().contains("member@example.com"));
+    let limits = format!("/api/v1/admin/users/{user_id}/limits");
+    let (status, body) = with_key(
+        &admin_key,
+        Method::PUT,
+        &limits,
+        Some(json!({ "requests_per_day": 7 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = with_key(
+        &admin_key,
+        Method::POST,
+        &format!("/api/v1/admin/users/{user_id}/credits"),
+        Some(json!({ "amount": "1", "reason": "scripted" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance"], "11");
+
+    for key in [&chat_key, &user_key] {
+        let (status, body) = with_key(key, Method::GET, "/api/v1/admin/monitor", None).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "missing_scope");
+        let (status, _) = with_key(key, Method::PUT, &limits, Some(json!({}))).await;
+        assert_eq!(status, 403);
+    }
+    let (status, _) = with_key(
+        "tg_live_not-a-key",
+        Method::GET,
+        "/api/v1/admin/users",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    // The admin scope does not open the model API or the key API by itself.
+    let (status, _) = with_key(&admin_key, Method::GET, "/api/v1/keys", None).await;
+    assert_eq!(status, 403);
+    // Revoked, it stops at once.
+    let (_, keys) = send(&app, &admin, Method::GET, "/api/v1/keys", None).await;
+    let ops_id = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "ops")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _) = send(
+        &app,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/keys/{ops_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = with_key(&admin_key, Method::GET, "/api/v1/admin/users", None).await;
+    assert_eq!(status, 401);
+    let overrides: Option<i64> =
+        sqlx::query_scalar("SELECT requests_per_day FROM limit_overrides WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(overrides, Some(7), "the key-less calls changed nothing");
+}

@@ -162,21 +162,54 @@ impl FromRequestParts<AppState> for SignedIn {
 }
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = AuthRejection;
+    type Rejection = Response;
 
+    /// An admin's session, or an API key with the `admin` scope whose owner
+    /// is an admin (a key carries no ambient authority, so it needs no
+    /// same-origin check).
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let user = user_from_parts(parts, state).await?;
-        if user.is_admin {
-            Ok(Admin(user))
-        } else {
-            Err(AuthRejection {
+        let forbidden = || {
+            AuthRejection {
                 status: StatusCode::FORBIDDEN,
                 wants_html: false,
                 next: String::new(),
-            })
+            }
+            .into_response()
+        };
+        if let Some(presented) = crate::keys::auth::presented_key(&parts.headers) {
+            let holder =
+                crate::keys::auth::authenticate(&state.store, &state.key_hasher, Some(presented))
+                    .await
+                    .map_err(|e| e.to_api_error().into_response())?;
+            if !holder
+                .scopes
+                .iter()
+                .any(|s| s == crate::keys::types::ADMIN_SCOPE)
+            {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    "missing_scope",
+                    "This key lacks the admin scope the admin API needs.",
+                )
+                .into_response());
+            }
+            return if holder.user.is_admin {
+                Ok(Admin(holder.user))
+            } else {
+                Err(forbidden())
+            };
+        }
+        let user = user_from_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if user.is_admin {
+            Ok(Admin(user))
+        } else {
+            Err(forbidden())
         }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{
     format::{ApiKey, KeyEnv},
     hashing::KeyHasher,
-    types::{CreateKey, IssuedKey, KeyView, PlanView, SCOPES, UpdateKey},
+    types::{ADMIN_SCOPE, CreateKey, IssuedKey, KeyView, PlanView, SCOPES, UpdateKey},
 };
 use crate::{
     request_meta::RequestMeta,
@@ -85,6 +85,7 @@ fn validate(
     input: &CreateKey,
     caller_scopes: Option<&[String]>,
     plan_models: Option<&[String]>,
+    owner_is_admin: bool,
 ) -> Result<Validated, KeyError> {
     let mut errors = BTreeMap::new();
     let mut fail = |field: &str, message: String| {
@@ -110,10 +111,18 @@ fn validate(
     if scopes.is_empty() {
         fail("scopes", "Choose at least one scope.".into());
     }
-    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| !SCOPES.contains(&s.as_str()) && s.as_str() != ADMIN_SCOPE)
+    {
         fail(
             "scopes",
             format!("Unknown scope {bad:?}; use chat, keys:read or keys:write."),
+        );
+    } else if scopes.iter().any(|s| s == ADMIN_SCOPE) && !owner_is_admin {
+        fail(
+            "scopes",
+            "Only administrators can give a key the admin scope.".into(),
         );
     }
     if let Some(own) = caller_scopes
@@ -386,6 +395,10 @@ pub fn view(record: &KeyRecord) -> KeyView {
     }
 }
 
+async fn owner_is_admin(store: &Store, user_id: i64) -> Result<bool, KeyError> {
+    Ok(store.user_by_id(user_id).await?.is_some_and(|u| u.is_admin))
+}
+
 /// Creates a key for `user_id`. `caller_scopes` is set when the caller is itself
 /// a key, which cannot grant scopes it lacks.
 pub async fn create(
@@ -398,7 +411,12 @@ pub async fn create(
 ) -> Result<IssuedKey, KeyError> {
     let plan = store.plan_of_user(user_id).await?;
     let plan_models = plan.allowed_models();
-    let valid = validate(input, caller_scopes, plan_models.as_deref())?;
+    let valid = validate(
+        input,
+        caller_scopes,
+        plan_models.as_deref(),
+        owner_is_admin(store, user_id).await?,
+    )?;
     let key = ApiKey::generate(valid.env).map_err(|e| KeyError::Internal(e.to_string()))?;
     let hash = hasher.hash(&key);
     let audit = AuditEvent::new("key.create", meta)
@@ -481,7 +499,12 @@ pub async fn update(
             .or(existing.referrer_domains),
     };
     let plan_models = store.plan_of_user(user_id).await?.allowed_models();
-    let valid = validate(&merged, caller_scopes, plan_models.as_deref())?;
+    let valid = validate(
+        &merged,
+        caller_scopes,
+        plan_models.as_deref(),
+        owner_is_admin(store, user_id).await?,
+    )?;
     let changed: Vec<&str> = [
         ("name", changes.name.is_some()),
         ("scopes", changes.scopes.is_some()),
@@ -631,11 +654,28 @@ mod tests {
 
     #[test]
     fn defaults_are_a_live_chat_key_without_restrictions() {
-        let v = validate(&input(" My key "), None, None).unwrap();
+        let v = validate(&input(" My key "), None, None, false).unwrap();
         assert_eq!(v.name, "My key");
         assert_eq!(v.env, KeyEnv::Live);
         assert_eq!(v.scopes, ["chat"]);
         assert!(v.expires_at.is_none() && v.ip_allowlist.is_none() && v.usage_cap.is_none());
+    }
+
+    #[test]
+    fn only_admins_grant_the_admin_scope() {
+        let wants = CreateKey {
+            name: "ops".into(),
+            scopes: Some(vec!["admin".into(), "chat".into()]),
+            ..CreateKey::default()
+        };
+        assert!(validate(&wants, None, None, true).is_ok());
+        let Err(KeyError::Invalid(fields)) = validate(&wants, None, None, false) else {
+            panic!("a user cannot grant admin");
+        };
+        assert!(fields["scopes"].contains("Only administrators"));
+        // A key of an admin still grants only scopes it has itself.
+        let own = ["chat".to_owned()];
+        assert!(validate(&wants, Some(&own), None, true).is_err());
     }
 
     #[test]
@@ -650,7 +690,7 @@ mod tests {
             referrer_domains: Some(vec!["https://x.com/".into()]),
             ..CreateKey::default()
         };
-        let Err(KeyError::Invalid(fields)) = validate(&bad, None, None) else {
+        let Err(KeyError::Invalid(fields)) = validate(&bad, None, None, false) else {
             panic!("expected field errors");
         };
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
@@ -682,7 +722,7 @@ mod tests {
             usage_cap: Some(1),
             ..CreateKey::default()
         };
-        let v = validate(&ok, None, None).unwrap();
+        let v = validate(&ok, None, None, false).unwrap();
         assert_eq!(
             v.referrer_domains.unwrap(),
             ["app.example.com", "*.example.org"]
@@ -698,7 +738,7 @@ mod tests {
             ..CreateKey::default()
         };
         let own = vec!["keys:write".to_owned()];
-        let Err(KeyError::Invalid(fields)) = validate(&wants, Some(&own), None) else {
+        let Err(KeyError::Invalid(fields)) = validate(&wants, Some(&own), None, false) else {
             panic!("expected a scope error");
         };
         assert!(fields["scopes"].contains("\"chat\""));
@@ -712,7 +752,7 @@ mod tests {
             ..CreateKey::default()
         };
         let plan = vec!["demo".to_owned()];
-        assert!(validate(&wants, None, Some(&plan)).is_err());
-        assert!(validate(&wants, None, None).is_ok());
+        assert!(validate(&wants, None, Some(&plan), false).is_err());
+        assert!(validate(&wants, None, None, false).is_ok());
     }
 }

@@ -64,7 +64,11 @@ pub struct IssuedKey {
     pub secret: String,
 }
 
+/// The scopes any user can give their keys.
 pub const SCOPES: [&str; 3] = ["chat", "keys:read", "keys:write"];
+
+/// The scope that lets a key call the admin API; only admins can grant it.
+pub const ADMIN_SCOPE: &str = "admin";
 
 /// Changes to a key's settings; omitted fields stay as they are. An empty list
 /// or an empty `expires_at` removes that restriction.

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     accounts::types::FormError,
-    keys::types::{CreateKey, IssuedKey, KeyView, PlanView, SCOPES},
+    keys::types::{ADMIN_SCOPE, CreateKey, IssuedKey, KeyView, PlanView, SCOPES},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,6 +372,7 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
     let name = RwSignal::new("My key".to_owned());
     let env = RwSignal::new("live".to_owned());
     let scopes = RwSignal::new(BTreeSet::from(["chat".to_owned()]));
+    let me = expect_context::<super::nav::UserResource>();
     let models = RwSignal::new(String::new());
     let expires = RwSignal::new(String::new());
     let cap = RwSignal::new(String::new());
@@ -437,6 +438,22 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
                                 {scope}
                             </label>
                         }).collect_view()}
+                        <Transition fallback=|| ()>
+                            {move || Suspend::new(async move {
+                                let me = me.await;
+                                me.ok().flatten().is_some_and(|u| u.is_admin).then(|| view! {
+                                    <label class="flex items-center gap-1" title="Lets the key call the admin API">
+                                        <input type="checkbox"
+                                            prop:checked=move || scopes.with(|s| s.contains(ADMIN_SCOPE))
+                                            on:change=move |ev| {
+                                                let on = event_target_checked(&ev);
+                                                scopes.update(|s| { if on { s.insert(ADMIN_SCOPE.to_owned()); } else { s.remove(ADMIN_SCOPE); } });
+                                            } />
+                                        {ADMIN_SCOPE}
+                                    </label>
+                                })
+                            })}
+                        </Transition>
                     </div>
                     <p class="mt-1 text-sm text-red-700">{field_error("scopes")}</p>
                 </fieldset>

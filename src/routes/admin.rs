@@ -1,5 +1,7 @@
-//! The admin REST API (`/api/v1/admin/…`): admin session only, same-origin
-//! checked. Users, their balances and credit corrections, plan assignment.
+//! The admin REST API (`/api/v1/admin/…`), for an admin's session (same-origin
+//! checked) or an admin's key with the `admin` scope (the `Admin` extractor):
+//! users, balances and credit corrections, plans and limits, keys, the
+//! monitor and the audit log.
 
 use axum::{
     Json,
@@ -113,7 +115,7 @@ fn account_error(error: AccountError) -> Response {
 
 /// List users
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(Page),
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "A page of users", body = UserList),
         (status = 401, description = "Not signed in", body = ErrorResponse),
@@ -142,7 +144,7 @@ pub async fn list_users(
 /// They cannot sign in, their sessions end at once and their keys stop working.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The user, now disabled", body = AdminUser),
         (status = 400, description = "Admins cannot disable themselves", body = ErrorResponse),
@@ -162,7 +164,7 @@ pub async fn disable_user(
 /// Enable a disabled user
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The user, active again", body = AdminUser),
         (status = 401, description = "Not signed in", body = ErrorResponse),
@@ -285,7 +287,7 @@ pub struct BalanceList {
 
 /// List balances
 #[utoipa::path(get, path = "/api/v1/admin/balances", tag = "admin", params(Page),
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "A page of balances", body = BalanceList),
         (status = 401, description = "Not signed in", body = ErrorResponse),
@@ -335,7 +337,7 @@ pub struct RevokedKeys {
 /// a `keys.revoke_all` audit event.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/keys/revoke", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "How many keys were revoked", body = RevokedKeys),
         (status = 401, description = "Not signed in", body = ErrorResponse),
@@ -368,7 +370,7 @@ pub struct RotatedKeys {
 /// `key.rotate` audit event per key, with the admin as the actor.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/keys/rotate", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The keys with their new secrets", body = RotatedKeys),
         (status = 401, description = "Not signed in", body = ErrorResponse),
@@ -406,7 +408,7 @@ pub struct AdjustedBalance {
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/credits", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
     request_body = CreditAdjustment,
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The balance after", body = AdjustedBalance),
         (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
@@ -471,7 +473,7 @@ pub struct AssignedPlan {
 #[utoipa::path(put, path = "/api/v1/admin/users/{id}/plan", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
     request_body = PlanAssignmentBody,
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The user's plan now", body = AssignedPlan),
         (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
@@ -535,7 +537,7 @@ pub struct UserLimits {
 #[utoipa::path(put, path = "/api/v1/admin/users/{id}/limits", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
     request_body = LimitsBody,
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The user's overrides now", body = UserLimits),
         (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
@@ -592,7 +594,7 @@ pub struct MonitorQuery {
 /// and calls by status, latency p50/p99 by model, the busiest users and keys by
 /// calls and by credits, and rate-limit refusals by limit.
 #[utoipa::path(get, path = "/api/v1/admin/monitor", tag = "admin", params(MonitorQuery),
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The figures", body = crate::monitor::types::MonitorReport),
         (status = 401, description = "Not signed in", body = ErrorResponse),
@@ -686,7 +688,7 @@ pub struct AuditList {
 /// Every audit event, newest first, filtered by actor, action, target and
 /// time range.
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
-    security(("session" = [])),
+    security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "A page of events", body = AuditList),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),

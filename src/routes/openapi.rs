@@ -66,7 +66,8 @@ impl Modify for SecuritySchemes {
                     .bearer_format("tg_live_…")
                     .description(Some(
                         "A Tollgate key. The scope listed on each route is the one it needs; \
-                         `keys:write` includes `keys:read`.",
+                         `keys:write` includes `keys:read`. Only admins can grant `admin`, \
+                         which the admin routes need.",
                     ))
                     .build(),
             ),
