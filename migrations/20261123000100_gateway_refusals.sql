@@ -13,3 +13,7 @@ CREATE TABLE gateway_refusals (
     created_at TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE INDEX gateway_refusals_by_time ON gateway_refusals (created_at);
+
+-- Time until the upstream answered (its first chunk, for streams), for the
+-- monitor's latency by model; NULL for calls recorded before this column.
+ALTER TABLE usage_records ADD COLUMN upstream_ms INTEGER;

@@ -807,3 +807,33 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
     assert_eq!(response.status(), 403);
     assert_openai_error(&response.json().await.unwrap(), "metrics_not_allowed");
 }
+
+#[tokio::test]
+async fn usage_records_keep_the_upstream_latency_apart_from_the_whole_call() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "latency@example.com", 10, 100, None).await;
+    s.mock.set(|k| {
+        k.latency = Duration::from_millis(120);
+        k.chunk_delay = Duration::from_millis(40);
+    });
+    assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let (_, done) = read_stream(chat(&s.app, &key, body).await).await;
+    assert!(done);
+    let rows: Vec<(bool, i64, Option<i64>)> =
+        sqlx::query_as("SELECT stream, latency_ms, upstream_ms FROM usage_records ORDER BY id")
+            .fetch_all(&s.app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (stream, latency, upstream) in &rows {
+        let upstream = upstream.expect("the upstream answered");
+        assert!(upstream >= 120, "{rows:?}");
+        assert!(*latency >= upstream, "{rows:?}");
+        if *stream {
+            // The first chunk came at once; the rest took their delays.
+            assert!(*latency >= upstream + 4 * 40, "{rows:?}");
+        }
+    }
+}

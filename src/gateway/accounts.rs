@@ -74,6 +74,8 @@ pub struct Settlement {
     pub reserved_micros: i64,
     pub cost_micros: i64,
     pub latency_ms: i64,
+    /// Until the upstream answered; `None` when it never did.
+    pub upstream_ms: Option<i64>,
     pub client_ip: Option<String>,
 }
 
@@ -289,6 +291,7 @@ impl Accounts {
                 completion_tokens: s.completion_tokens,
                 cost_micros: cost,
                 latency_ms: s.latency_ms,
+                upstream_ms: s.upstream_ms,
                 client_ip: s.client_ip.clone(),
                 created_at: at.clone(),
             });

@@ -23,6 +23,8 @@ pub struct Bill {
     pub reserved_micros: i64,
     pub prompt_estimate: u64,
     pub started: Instant,
+    /// Until the upstream answered, once it has.
+    pub upstream_ms: Option<i64>,
     pub client_ip: Option<String>,
     pub instruments: crate::instruments::Instruments,
 }
@@ -86,6 +88,7 @@ impl Bill {
             reserved_micros: self.reserved_micros,
             cost_micros: cost,
             latency_ms: self.started.elapsed().as_millis() as i64,
+            upstream_ms: self.upstream_ms,
             client_ip: self.client_ip,
         })
     }

@@ -10,7 +10,8 @@ pub struct Point {
     pub count: i64,
 }
 
-/// Latency of a model's successful calls (whole call, in milliseconds).
+/// Upstream latency of a model's successful calls (until the upstream
+/// answered; its first chunk, for streams), in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LatencyRow {

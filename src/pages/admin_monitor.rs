@@ -147,7 +147,7 @@ fn MonitorView(r: MonitorReport) -> impl IntoView {
             <CountTable title="By status" head="Status" rows=r.by_status testid="by-status" />
             <CountTable title="Limit refusals" head="Limit" rows=r.rejections testid="rejections" />
             <section class=CARD>
-                <h2 class="mb-3 text-lg font-semibold">"Latency by model"</h2>
+                <h2 class="mb-3 text-lg font-semibold">"Upstream latency by model"</h2>
                 <table class="w-full text-left text-sm" data-testid="latency">
                     <thead class="text-slate-500"><tr><th class="py-1">"Model"</th><th class="text-right">"Calls"</th><th class="text-right">"p50"</th><th class="text-right">"p99"</th></tr></thead>
                     <tbody>

@@ -238,7 +238,7 @@ async fn chat(
             rate,
         )
         .await?;
-    let bill = Bill {
+    let mut bill = Bill {
         gateway: state.gateway.clone(),
         user_id: holder.user.id,
         key_id: holder.key.id,
@@ -249,6 +249,7 @@ async fn chat(
         reserved_micros: hold.micros,
         prompt_estimate: hold.prompt_tokens,
         started,
+        upstream_ms: None,
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
         instruments: state.instruments.clone(),
     };
@@ -259,9 +260,8 @@ async fn chat(
         .upstreams
         .call(model, &request, &messages, hold.max_output_tokens)
         .await;
-    state
-        .instruments
-        .upstream(&model.name, upstream_clock.elapsed());
+    let upstream_time = upstream_clock.elapsed();
+    state.instruments.upstream(&model.name, upstream_time);
     match reply {
         Err(error) => {
             let error = GatewayError::Upstream(error);
@@ -269,22 +269,26 @@ async fn chat(
             Err(error)
         }
         Ok(Reply::Whole(mut body)) => {
+            bill.upstream_ms = Some(upstream_time.as_millis() as i64);
             let mut meter = Meter::default();
             meter.observe(&body);
             body["model"] = json!(model.name);
             bill.settle(200, None, &meter);
             Ok(Answer::Json(body))
         }
-        Ok(Reply::Chunks(chunks)) => Ok(Answer::Stream(sse(Forward {
-            chunks,
-            meter: Meter::default(),
-            bill: Some(bill),
-            include_usage: request.include_usage,
-            model: model.name.clone(),
-            done: false,
-            _parallel: admit._parallel,
-            _streaming: state.instruments.stream(),
-        }))),
+        Ok(Reply::Chunks(chunks)) => {
+            bill.upstream_ms = Some(upstream_time.as_millis() as i64);
+            Ok(Answer::Stream(sse(Forward {
+                chunks,
+                meter: Meter::default(),
+                bill: Some(bill),
+                include_usage: request.include_usage,
+                model: model.name.clone(),
+                done: false,
+                _parallel: admit._parallel,
+                _streaming: state.instruments.stream(),
+            })))
+        }
     }
 }
 

@@ -14,7 +14,7 @@ pub struct NamedCount {
     pub count: i64,
 }
 
-/// Latency of a model's successful calls, in milliseconds.
+/// Upstream latency of a model's successful calls, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct ModelLatency {
     pub model: String,
@@ -112,18 +112,20 @@ impl Store {
         .await?)
     }
 
-    /// p50 and p99 latency of each model's successful calls since `since`
+    /// p50 and p99 upstream latency (until the upstream answered: its first
+    /// chunk, for streams) of each model's successful calls since `since`
     /// (nearest rank).
     pub async fn latency_by_model(&self, since: &str) -> Result<Vec<ModelLatency>, StoreError> {
         self.flush().await?;
         Ok(sqlx::query_as(
             "SELECT model, total AS calls,
-                    MAX(CASE WHEN n = (total * 50 + 99) / 100 THEN latency_ms END) AS p50_ms,
-                    MAX(CASE WHEN n = (total * 99 + 99) / 100 THEN latency_ms END) AS p99_ms
-             FROM (SELECT model, latency_ms,
-                          ROW_NUMBER() OVER (PARTITION BY model ORDER BY latency_ms) AS n,
+                    MAX(CASE WHEN n = (total * 50 + 99) / 100 THEN ms END) AS p50_ms,
+                    MAX(CASE WHEN n = (total * 99 + 99) / 100 THEN ms END) AS p99_ms
+             FROM (SELECT model, upstream_ms AS ms,
+                          ROW_NUMBER() OVER (PARTITION BY model ORDER BY upstream_ms) AS n,
                           COUNT(*) OVER (PARTITION BY model) AS total
-                   FROM usage_records WHERE created_at >= ? AND status = 200)
+                   FROM usage_records
+                   WHERE created_at >= ? AND status = 200 AND upstream_ms IS NOT NULL)
              GROUP BY model ORDER BY model",
         )
         .bind(since)

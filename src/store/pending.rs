@@ -40,6 +40,7 @@ pub struct UsageRow {
     pub completion_tokens: i64,
     pub cost_micros: i64,
     pub latency_ms: i64,
+    pub upstream_ms: Option<i64>,
     pub client_ip: Option<String>,
     pub created_at: String,
 }
@@ -257,7 +258,7 @@ impl Store {
         for rows in batch.usage.chunks(ROWS_PER_INSERT / 2) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO usage_records (request_id, user_id, key_id, model, stream, status, error_code,
-                     prompt_tokens, completion_tokens, cost_micros, latency_ms, client_ip, created_at) ",
+                     prompt_tokens, completion_tokens, cost_micros, latency_ms, upstream_ms, client_ip, created_at) ",
             );
             insert.push_values(rows, |mut row, u| {
                 row.push_bind(u.request_id.as_deref())
@@ -271,6 +272,7 @@ impl Store {
                     .push_bind(u.completion_tokens)
                     .push_bind(u.cost_micros)
                     .push_bind(u.latency_ms)
+                    .push_bind(u.upstream_ms)
                     .push_bind(u.client_ip.as_deref())
                     .push_bind(u.created_at.as_str());
             });
