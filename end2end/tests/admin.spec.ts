@@ -78,3 +78,50 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await userContext.close();
   await adminContext.close();
 });
+
+test("an admin creates a plan, and the monitor refreshes itself after a call", async ({ page, baseURL }) => {
+  const errors = watchErrors(page);
+  await page.goto("/login");
+  await page.getByLabel("Email").fill("root@example.com");
+  await page.getByLabel("Password").fill("admin-passphrase-for-e2e");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+
+  // A new plan from the form; a refused field is explained inline first.
+  const slug = `team-${Math.floor(Math.random() * 1e6)}`;
+  await page.goto("/admin/plans");
+  await hydrated(page);
+  await page.getByLabel("Id").fill(slug);
+  await page.getByLabel("Name").fill("Team");
+  await page.getByLabel("Requests a minute").fill("0");
+  await page.getByRole("button", { name: "Create plan" }).click();
+  await expect(page.locator("#field-requests_per_minute-error")).toContainText("whole number");
+  await page.getByLabel("Requests a minute").fill("7");
+  await page.getByRole("button", { name: "Create plan" }).click();
+  await expect(page.getByRole("status")).toContainText(`Plan ${slug} created.`);
+  await expect(page.getByTestId(`plan-${slug}`)).toContainText("7 / 50 / 100");
+
+  // The monitor, then one call through the model API with a fresh key.
+  await page.goto("/admin/monitor");
+  await hydrated(page);
+  const calls = page.getByTestId("monitor-requests");
+  const before = Number(await calls.textContent());
+  const created = await page.request.post("/api/v1/keys", {
+    data: { name: `monitor-${slug}` },
+    headers: { origin: baseURL! },
+  });
+  expect(created.status()).toBe(201);
+  const key = (await created.json()).secret as string;
+  const answer = await page.request.post("/v1/chat/completions", {
+    data: { model: "demo", messages: [{ role: "user", content: "hi" }], max_tokens: 8 },
+    headers: { authorization: `Bearer ${key}` },
+  });
+  expect(answer.status()).toBe(200);
+  // No reload: the page refreshes every 10 seconds.
+  await expect(calls).toHaveText(String(before + 1), { timeout: 15_000 });
+
+  await page.goto("/admin/security");
+  await expect(page.getByRole("heading", { name: "Security" })).toBeVisible();
+  await expect(page.getByTestId("failed-by-ip")).toBeVisible();
+  expect(errors).toEqual([]);
+});
