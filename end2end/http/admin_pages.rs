@@ -407,7 +407,14 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
 
     let (_, _, html) = page(&app, &admin, &format!("/admin/users/{user_id}")).await;
     assert!(html.contains("12.5 credits") && html.contains("Pro"));
-    for action in ["credits.adjust", "plan.assign", "keys.revoke_all"] {
+    // Events on the account, on its keys, and by its owner.
+    for action in [
+        "credits.adjust",
+        "plan.assign",
+        "keys.revoke_all",
+        "key.rotate",
+        "key.create",
+    ] {
         assert!(html.contains(action), "{action} on the user page");
     }
 

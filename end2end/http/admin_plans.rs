@@ -281,10 +281,10 @@ async fn admins_create_edit_retire_and_restore_plans() {
         }
     };
     assert_eq!(retire("team", "true").await.status, 200);
-    let public = plans().await;
-    assert!(!public.to_string().contains("\"team\""), "{public}");
     let other = app.browser();
     app.register(&other, "other@example.com", "Other").await;
+    let (_, public) = send(&app, &other, Method::GET, "/api/v1/plans", None).await;
+    assert!(!public.to_string().contains("\"team\""), "{public}");
     let other_id = app.me(&other).await["id"].as_i64().unwrap();
     let assign = |id: i64| {
         let (app, admin) = (&app, &admin);
@@ -312,6 +312,12 @@ async fn admins_create_edit_retire_and_restore_plans() {
         .await
         .unwrap();
     assert_eq!(me["plan"]["id"], "team", "{me}");
+    let listed = plans().await;
+    assert_eq!(
+        listed["data"][0]["id"], "team",
+        "their own plan first: {listed}"
+    );
+    assert_eq!(listed["data"][0]["current"], true);
     let html = admin
         .client
         .get(app.url("/admin/plans/team"))

@@ -356,12 +356,8 @@ pub async fn user_detail(
         .into_iter()
         .map(crate::usage::service::recent_call)
         .collect();
-    let filter = AuditFilter {
-        target: Some(format!("user:{user_id}")),
-        ..AuditFilter::default()
-    };
     let audit = store
-        .audit_log(&filter, 20, 0)
+        .audit_of_user(user_id, 20)
         .await?
         .into_iter()
         .map(audit_row)

@@ -304,15 +304,21 @@ pub fn plan_view(plan: &crate::store::PlanRecord, current_plan_id: i64) -> PlanV
     }
 }
 
-/// The public plans, the user's own marked.
+/// The public plans with the user's own marked; their own comes first when
+/// it is not among them (private, or retired since they joined it).
 pub async fn plans_for(store: &Store, user_id: i64) -> Result<Vec<PlanView>, KeyError> {
-    let current = store.plan_of_user(user_id).await?.id;
-    Ok(store
+    let mine = store.plan_of_user(user_id).await?;
+    let mut plans: Vec<PlanView> = store
         .public_plans()
         .await?
         .iter()
-        .map(|p| plan_view(p, current))
-        .collect())
+        .map(|p| plan_view(p, mine.id))
+        .collect();
+    // A private or retired plan an admin put the user on is shown too, first.
+    if !plans.iter().any(|p| p.current) {
+        plans.insert(0, plan_view(&mine, mine.id));
+    }
+    Ok(plans)
 }
 
 /// Why a plan switch was refused.

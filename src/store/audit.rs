@@ -139,3 +139,25 @@ impl Store {
         Ok(query.build_query_as().fetch_all(&self.reader).await?)
     }
 }
+
+impl Store {
+    /// The newest events about one account: done by it, to it, or to its keys.
+    pub async fn audit_of_user(
+        &self,
+        user_id: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT id, at, actor_user_id, action, target, client_ip, user_agent, request_id, details
+             FROM audit_events
+             WHERE actor_user_id = ?1 OR target = 'user:' || ?1
+                OR target IN (SELECT 'key:' || id FROM api_keys WHERE user_id = ?1)
+             ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+}
