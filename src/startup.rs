@@ -348,8 +348,9 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     let public_url = state.public_url.clone();
     let trusted_proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies.clone().into();
 
-    Router::new()
-        .merge(model_api(&state))
+    // The dashboard and its REST API: sessions apply here only; the model API
+    // authenticates by key and never reads one.
+    let dashboard = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
@@ -406,10 +407,18 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
             crate::instruments::record_request,
         ))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(session_layer);
+    let model_api = model_api(&state).route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::instruments::record_request,
+    ));
+
+    Router::new()
+        .merge(model_api)
+        .merge(dashboard)
         .with_state(state)
         // Router::layer wraps outward: the last layer added runs first, so every
         // response, even a refused one, carries the request id and is traced.
-        .layer(session_layer)
         // Our own limit replaces axum's per-extractor default, so every route agrees.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(
