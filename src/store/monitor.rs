@@ -258,3 +258,81 @@ impl Store {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RefusalRow;
+
+    fn refusal(status: u16, code: &str, ip: &str, at: chrono::DateTime<chrono::Utc>) -> RefusalRow {
+        RefusalRow {
+            status,
+            code: code.to_owned(),
+            client_ip: Some(ip.to_owned()),
+            api_key: Some("tg_live_abcd…wxyz".to_owned()),
+            referrer: None,
+            created_at: super::super::stored_time(at),
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_are_counted_by_kind_and_forgotten_after_their_time() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let now = chrono::Utc::now();
+        let old = now - chrono::Duration::days(40);
+        store.queue(|batch| {
+            batch.refusal(refusal(429, "requests_per_minute", "10.0.0.1", now));
+            batch.refusal(refusal(429, "requests_per_day", "10.0.0.1", now));
+            batch.refusal(refusal(429, "requests_per_minute", "10.0.0.2", now));
+            batch.refusal(refusal(401, "revoked_api_key", "10.0.0.3", now));
+            batch.refusal(refusal(403, "ip_not_allowed", "10.0.0.4", old));
+        });
+        let since = super::super::stored_time(now - chrono::Duration::hours(1));
+        let by_limit = store.rejections_by_limit(&since).await.unwrap();
+        assert_eq!(
+            by_limit,
+            [
+                NamedCount {
+                    name: "requests_per_minute".into(),
+                    count: 2
+                },
+                NamedCount {
+                    name: "requests_per_day".into(),
+                    count: 1
+                },
+            ]
+        );
+        let by_ip = store.rate_limit_hits_by_ip(&since, 10).await.unwrap();
+        assert_eq!((by_ip[0].name.as_str(), by_ip[0].count), ("10.0.0.1", 2));
+        let revoked = store
+            .refusal_groups(RefusalKind::RevokedKey, &since, 10)
+            .await
+            .unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].api_key.as_deref(), Some("tg_live_abcd…wxyz"));
+        let long_ago = super::super::stored_time(old - chrono::Duration::days(1));
+        let rules = store
+            .refusal_groups(RefusalKind::KeyRule, &long_ago, 10)
+            .await
+            .unwrap();
+        assert_eq!(rules.len(), 1, "the old one is still there");
+
+        assert_eq!(
+            store
+                .forget_old_refusals(chrono::Duration::days(30))
+                .await
+                .unwrap(),
+            1
+        );
+        let rules = store
+            .refusal_groups(RefusalKind::KeyRule, &long_ago, 10)
+            .await
+            .unwrap();
+        assert!(rules.is_empty());
+        assert_eq!(
+            store.calls_by_status(&long_ago).await.unwrap().len(),
+            2,
+            "401 and 429"
+        );
+    }
+}
