@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::service::{AdminError, MAX_LIMIT};
+use super::service::{AdminError, MAX_LIMIT, valid_limit};
 use crate::{
     credits::{MICROS_PER_CREDIT, format_credits, parse_credits},
     pages::admin_plans::PlanForm,
@@ -58,7 +58,7 @@ impl PlanForm {
                 .replace('_', "")
                 .parse::<i64>()
                 .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .filter(|n| valid_limit(*n))
         };
         let whole = format!("Give a whole number from 1 to {MAX_LIMIT}.");
         let mut required = |name: &str, text: &str| {
@@ -136,7 +136,8 @@ impl PlanForm {
             return Err(fields);
         }
         let mut allowed = named;
-        allowed.dedup();
+        let mut seen = std::collections::HashSet::new();
+        allowed.retain(|m| seen.insert(m.clone()));
         Ok(PlanSettings {
             name,
             description,
@@ -282,7 +283,7 @@ mod tests {
             requests_per_day: "1_000".into(),
             monthly_credits: "12.5".into(),
             max_active_keys: "4".into(),
-            allowed_models: "demo, demo".into(),
+            allowed_models: "demo, gpt, demo".into(),
             is_public: Some("on".into()),
             ..PlanForm::default()
         }
@@ -293,7 +294,10 @@ mod tests {
         let s = form().parse(["demo", "gpt"]).unwrap();
         assert_eq!(s.requests_per_day, 1000);
         assert_eq!(s.monthly_credits, 12_500_000);
-        assert_eq!(s.allowed_models, Some(vec!["demo".to_owned()]));
+        assert_eq!(
+            s.allowed_models,
+            Some(vec!["demo".to_owned(), "gpt".to_owned()])
+        );
         assert_eq!((s.tokens_per_minute, s.max_parallel), (None, None));
         assert!(s.is_public);
         let round_trip = PlanForm::of(&PlanSummary {
@@ -309,7 +313,7 @@ mod tests {
                 max_parallel: None,
                 monthly_credits: 12_500_000,
                 max_active_keys: 4,
-                allowed_models: Some("[\"demo\"]".into()),
+                allowed_models: Some("[\"demo\",\"gpt\"]".into()),
                 is_public: true,
                 is_default: false,
                 limits_overridden: false,
@@ -318,7 +322,7 @@ mod tests {
             retired_at: None,
             users: 0,
         });
-        assert_eq!(round_trip.parse(["demo"]).unwrap(), s);
+        assert_eq!(round_trip.parse(["demo", "gpt"]).unwrap(), s);
     }
 
     #[test]

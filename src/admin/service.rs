@@ -137,6 +137,11 @@ pub const LIMIT_FIELDS: [&str; 5] = [
     "max_parallel",
 ];
 
+/// Whether `n` can be a request, token or parallel limit (plans and overrides).
+pub fn valid_limit(n: i64) -> bool {
+    (1..=MAX_LIMIT).contains(&n)
+}
+
 fn limit_message() -> String {
     format!("Give a whole number from 1 to {MAX_LIMIT}, or leave it empty for the plan's value.")
 }
@@ -151,7 +156,7 @@ pub fn parse_limit_overrides(texts: [&str; 5]) -> Result<LimitOverrides, AdminEr
             continue;
         }
         match text.replace('_', "").parse::<i64>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => *value = Some(n),
+            Ok(n) if valid_limit(n) => *value = Some(n),
             _ => {
                 fields.insert((*name).to_owned(), limit_message());
             }
@@ -196,7 +201,7 @@ pub async fn set_limits(
     let fields: BTreeMap<String, String> = LIMIT_FIELDS
         .iter()
         .zip(values)
-        .filter(|(_, v)| v.is_some_and(|n| !(1..=MAX_LIMIT).contains(&n)))
+        .filter(|(_, v)| v.is_some_and(|n| !valid_limit(n)))
         .map(|(name, _)| ((*name).to_owned(), limit_message()))
         .collect();
     if !fields.is_empty() {

@@ -15,13 +15,13 @@ use crate::{
 
 /// Queues the refusal of a call (server faults are not refusals).
 pub fn record(store: &Store, meta: &RequestMeta, headers: &HeaderMap, error: &GatewayError) {
-    let status = error.status();
-    if !status.is_client_error() {
+    let api = error.to_api_error();
+    if !api.status.is_client_error() {
         return;
     }
     let row = RefusalRow {
-        status: status.as_u16(),
-        code: error.code().unwrap_or("refused").to_owned(),
+        status: api.status.as_u16(),
+        code: api.code.unwrap_or("refused").to_owned(),
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
         // Only a well-formed key is named, as the pages show keys: never the secret.
         api_key: presented_key(headers)
