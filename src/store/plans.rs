@@ -319,6 +319,26 @@ fn models_json(models: &Option<Vec<String>>) -> Option<String> {
         .map(|m| serde_json::Value::from(m.clone()).to_string())
 }
 
+type PlanQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds a plan's settings in the order both the insert and the update list
+/// them (name to sort_order).
+fn bind_settings<'q>(query: PlanQuery<'q>, s: &'q PlanSettings) -> PlanQuery<'q> {
+    query
+        .bind(&s.name)
+        .bind(&s.description)
+        .bind(s.requests_per_minute)
+        .bind(s.requests_per_hour)
+        .bind(s.requests_per_day)
+        .bind(s.tokens_per_minute)
+        .bind(s.max_parallel)
+        .bind(s.monthly_credits)
+        .bind(s.max_active_keys)
+        .bind(models_json(&s.allowed_models))
+        .bind(s.is_public)
+        .bind(s.sort_order)
+}
+
 impl Store {
     /// Every plan, retired ones last, with how many accounts are on each.
     pub async fn plans_for_admin(&self) -> Result<Vec<PlanSummary>, StoreError> {
@@ -344,25 +364,16 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO plans (slug, name, description, requests_per_minute, requests_per_hour,
-                requests_per_day, tokens_per_minute, max_parallel, monthly_credits, max_active_keys,
-                allowed_models, is_public, sort_order)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        bind_settings(
+            sqlx::query(
+                "INSERT INTO plans (name, description, requests_per_minute, requests_per_hour,
+                    requests_per_day, tokens_per_minute, max_parallel, monthly_credits, max_active_keys,
+                    allowed_models, is_public, sort_order, slug)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            settings,
         )
         .bind(slug)
-        .bind(&settings.name)
-        .bind(&settings.description)
-        .bind(settings.requests_per_minute)
-        .bind(settings.requests_per_hour)
-        .bind(settings.requests_per_day)
-        .bind(settings.tokens_per_minute)
-        .bind(settings.max_parallel)
-        .bind(settings.monthly_credits)
-        .bind(settings.max_active_keys)
-        .bind(models_json(&settings.allowed_models))
-        .bind(settings.is_public)
-        .bind(settings.sort_order)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -385,24 +396,15 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE plans SET name = ?, description = ?, requests_per_minute = ?, requests_per_hour = ?,
-                requests_per_day = ?, tokens_per_minute = ?, max_parallel = ?, monthly_credits = ?,
-                max_active_keys = ?, allowed_models = ?, is_public = ?, sort_order = ?
-             WHERE slug = ?",
+        let changed = bind_settings(
+            sqlx::query(
+                "UPDATE plans SET name = ?, description = ?, requests_per_minute = ?, requests_per_hour = ?,
+                    requests_per_day = ?, tokens_per_minute = ?, max_parallel = ?, monthly_credits = ?,
+                    max_active_keys = ?, allowed_models = ?, is_public = ?, sort_order = ?
+                 WHERE slug = ?",
+            ),
+            settings,
         )
-        .bind(&settings.name)
-        .bind(&settings.description)
-        .bind(settings.requests_per_minute)
-        .bind(settings.requests_per_hour)
-        .bind(settings.requests_per_day)
-        .bind(settings.tokens_per_minute)
-        .bind(settings.max_parallel)
-        .bind(settings.monthly_credits)
-        .bind(settings.max_active_keys)
-        .bind(models_json(&settings.allowed_models))
-        .bind(settings.is_public)
-        .bind(settings.sort_order)
         .bind(slug)
         .execute(&mut *tx)
         .await?
