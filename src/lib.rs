@@ -4,6 +4,9 @@
 //! the `ssr` feature runs on the server only: settings, logging, the database
 //! store, HTTP routes and the start-up that ties them together.
 
+// Leptos views nest deeply in their types; the release wasm build needs room.
+#![recursion_limit = "256"]
+
 pub mod accounts;
 pub mod app;
 pub mod credits;

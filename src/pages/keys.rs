@@ -451,7 +451,7 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
                                             } />
                                         {ADMIN_SCOPE}
                                     </label>
-                                })
+                                }.into_any())
                             })}
                         </Transition>
                     </div>
