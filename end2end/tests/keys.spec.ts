@@ -36,8 +36,10 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
   const me = await (await page.request.get("/api/v1/me")).json();
   expect(me.plan.id).toBe("standard");
 
-  // Create a key with restrictions.
+  // Create a key with restrictions, once the form is interactive (typing
+  // before hydration would be overwritten by the form's initial values).
   await page.goto("/keys");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
   await page.getByLabel("Name").fill("ci-runner");
   await page.getByLabel("Environment").selectOption("test");
   await page.getByRole("checkbox", { name: "keys:read" }).check();
