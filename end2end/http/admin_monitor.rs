@@ -74,24 +74,7 @@ async fn calls_refusals_and_failed_logins_reach_the_monitor_and_security_pages()
         )
         .await;
     let old = app.create_key(&user, json!({ "name": "old" })).await;
-    let (_, keys) = send(&app, &user, Method::GET, "/api/v1/keys", None).await;
-    let old_id = keys["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "old")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
-    let (status, _) = send(
-        &app,
-        &user,
-        Method::DELETE,
-        &format!("/api/v1/keys/{old_id}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    app.revoke_key_named(&user, "old").await;
 
     assert_eq!(chat(&app, &key, None).await, 200);
     assert_eq!(chat(&app, &key, None).await, 200);

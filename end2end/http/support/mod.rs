@@ -210,6 +210,31 @@ impl TestApp {
         body["secret"].as_str().expect("a secret").to_owned()
     }
 
+    /// Revokes `browser`'s user's key called `name` through the REST API.
+    pub async fn revoke_key_named(&self, browser: &Browser, name: &str) {
+        let keys: serde_json::Value = browser
+            .client
+            .get(self.url("/api/v1/keys"))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON body");
+        let id = keys["data"]
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["name"] == name))
+            .and_then(|k| k["id"].as_i64())
+            .unwrap_or_else(|| panic!("no key called {name}: {keys}"));
+        let response = browser
+            .client
+            .delete(self.url(&format!("/api/v1/keys/{id}")))
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 200);
+    }
+
     /// Stops this server and starts another on the same database.
     pub async fn restart(mut self, overrides: &[(&str, &str)]) -> TestApp {
         self.begin_shutdown();
