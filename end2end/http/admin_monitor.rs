@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     admin::{Setup, send, setup},
+    admin_pages::page,
     support::TestApp,
 };
 
@@ -148,15 +149,8 @@ async fn calls_refusals_and_failed_logins_reach_the_monitor_and_security_pages()
     );
 
     // The monitor page.
-    let html = admin
-        .client
-        .get(app.url("/admin/monitor"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, _, html) = page(&app, &admin, "/admin/monitor").await;
+    assert_eq!(status, 200);
     let shown = html
         .split(r#"data-testid="monitor-requests""#)
         .nth(1)
@@ -210,15 +204,8 @@ async fn calls_refusals_and_failed_logins_reach_the_monitor_and_security_pages()
             assert_ne!(shown, secret, "no secret is stored");
         }
     }
-    let html = admin
-        .client
-        .get(app.url("/admin/security"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, _, html) = page(&app, &admin, "/admin/security").await;
+    assert_eq!(status, 200);
     assert!(html.contains("evil.test") && html.contains("nobody@example.com"));
     let answer = app
         .call(&admin, "admin/security", &[("window", "year")])

@@ -8,7 +8,8 @@ use crate::{
     support::{Browser, TestApp},
 };
 
-async fn page(app: &TestApp, b: &Browser, path: &str) -> (u16, Option<String>, String) {
+/// A page as a browser gets it: status, `Location` and body.
+pub async fn page(app: &TestApp, b: &Browser, path: &str) -> (u16, Option<String>, String) {
     let response = b
         .client
         .get(app.url(path))

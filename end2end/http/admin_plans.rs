@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::{
     admin::{Setup, send, setup},
+    admin_pages::page,
     support::TestApp,
 };
 
@@ -83,15 +84,8 @@ async fn limit_overrides_replace_the_plans_limits_from_the_next_call() {
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     let (status, code, _) = call(&app, &key).await;
     assert_eq!((status, code.as_deref()), (429, Some("requests_per_day")));
-    let html = admin
-        .client
-        .get(app.url(&format!("/admin/users/{user_id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, _, html) = page(&app, &admin, &format!("/admin/users/{user_id}")).await;
+    assert_eq!(status, 200);
     assert!(html.contains("plan: 10"), "the plan's day limit is shown");
     assert!(html.contains(r#"value="3""#), "the override is filled in");
 
@@ -228,15 +222,8 @@ async fn admins_create_edit_retire_and_restore_plans() {
         .cloned()
         .unwrap_or_else(|| panic!("team is listed: {public}"));
     assert_eq!(team["requests_per_minute"], 3, "{team}");
-    let html = admin
-        .client
-        .get(app.url("/admin/plans"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, _, html) = page(&app, &admin, "/admin/plans").await;
+    assert_eq!(status, 200);
     assert!(html.contains(r#"data-testid="plan-team""#) && html.contains("3 / 100 / 1000"));
 
     // The admin puts the user on it; an edit applies to their next call.
@@ -318,15 +305,8 @@ async fn admins_create_edit_retire_and_restore_plans() {
         "their own plan first: {listed}"
     );
     assert_eq!(listed["data"][0]["current"], true);
-    let html = admin
-        .client
-        .get(app.url("/admin/plans/team"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, _, html) = page(&app, &admin, "/admin/plans/team").await;
+    assert_eq!(status, 200);
     assert!(html.contains("takes no new users") && html.contains("1 account on it"));
 
     // The default plan cannot be retired; a retired plan can be restored.
