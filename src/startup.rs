@@ -42,9 +42,21 @@ use crate::{
     telemetry,
 };
 
-/// What handlers and server functions share.
+/// What handlers and server functions share. Every handler and middleware
+/// clones it, so it is one `Arc` and reads through to [`Shared`].
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub store: Store,
     pub config: Arc<Config>,
@@ -181,7 +193,7 @@ impl Application {
             }),
         ];
 
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             gateway: gateway.clone(),
             leptos_options: leptos_options(&config),
             public_url: config.public_url_for(bound).into(),
@@ -190,7 +202,7 @@ impl Application {
             key_hasher,
             config: Arc::new(config),
             instruments: crate::instruments::Instruments::new(),
-        };
+        }));
         let router = router(state.clone(), sessions);
         Ok(Self {
             listener,

@@ -19,7 +19,8 @@ pub const MAX_TOKENS_CEILING: u64 = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
-    /// The whole body, forwarded with the gateway's changes.
+    /// The body without `messages` (kept apart below, not copied), forwarded
+    /// with the gateway's changes.
     pub body: Map<String, Value>,
     pub model: String,
     pub messages: Vec<Value>,
@@ -35,7 +36,7 @@ impl ChatRequest {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             GatewayError::invalid(format!("The body is not valid JSON: {e}."), None)
         })?;
-        let Value::Object(body) = value else {
+        let Value::Object(mut body) = value else {
             return Err(GatewayError::invalid(
                 "The body must be a JSON object.",
                 None,
@@ -50,8 +51,8 @@ impl ChatRequest {
                 ));
             }
         };
-        let messages = match body.get("messages") {
-            Some(Value::Array(list)) if !list.is_empty() => list.clone(),
+        let messages = match body.remove("messages") {
+            Some(Value::Array(list)) if !list.is_empty() => list,
             _ => {
                 return Err(GatewayError::invalid(
                     "`messages` is required: a non-empty array of {role, content} objects.",

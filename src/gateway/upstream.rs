@@ -28,25 +28,26 @@ impl Upstreams {
         &self,
         model: &Model,
         request: &ChatRequest,
-        messages: &[Value],
+        messages: Vec<Value>,
         max_tokens: u64,
     ) -> Result<Reply, UpstreamError> {
         match &model.provider {
             Provider::Demo { word_delay } => Ok(demo::complete(
                 &model.name,
-                messages,
+                &messages,
                 max_tokens,
                 request.stream,
                 *word_delay,
             )),
             Provider::OpenAi {
-                base_url,
+                completions_url,
                 upstream_model,
                 api_key,
+                ..
             } => {
                 let mut body = request.body.clone();
                 body.insert("model".into(), json!(upstream_model));
-                body.insert("messages".into(), json!(messages));
+                body.insert("messages".into(), Value::Array(messages));
                 body.remove("max_completion_tokens");
                 body.insert("max_tokens".into(), json!(max_tokens));
                 if request.stream {
@@ -55,7 +56,7 @@ impl Upstreams {
                 openai::complete(
                     &self.client,
                     self.timeouts,
-                    base_url,
+                    completions_url,
                     api_key.as_ref(),
                     &Value::Object(body),
                     request.stream,
@@ -66,13 +67,12 @@ impl Upstreams {
     }
 }
 
-/// The request's messages with the model's default system prompt first when
-/// the caller sent no system message.
-pub fn messages_for(model: &Model, request: &ChatRequest) -> Vec<Value> {
-    let mut messages = request.messages.clone();
-    if let Some(system) = &model.system_prompt
-        && !request.has_system_message()
-    {
+/// The request's messages (taken out of it) with the model's default system
+/// prompt first when the caller sent no system message.
+pub fn messages_for(model: &Model, request: &mut ChatRequest) -> Vec<Value> {
+    let add_system = model.system_prompt.is_some() && !request.has_system_message();
+    let mut messages = std::mem::take(&mut request.messages);
+    if let Some(system) = model.system_prompt.as_ref().filter(|_| add_system) {
         messages.insert(0, json!({ "role": "system", "content": system }));
     }
     messages

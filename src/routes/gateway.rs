@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
-use futures::{StreamExt, stream::BoxStream};
+use futures::{FutureExt, StreamExt, stream::BoxStream};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -207,7 +207,7 @@ async fn chat(
     state: &AppState,
     meta: &RequestMeta,
     headers: &HeaderMap,
-    request: ChatRequest,
+    mut request: ChatRequest,
     rate: &mut RateHeaders,
 ) -> Result<Answer, GatewayError> {
     let started = Instant::now();
@@ -220,7 +220,7 @@ async fn chat(
     let plan = state.store.plan_of_user(holder.user.id).await?;
     restrictions::check_model(&holder.key, &plan, &model.name)?;
 
-    let messages = upstream::messages_for(model, &request);
+    let messages = upstream::messages_for(model, &mut request);
     let hold = Hold::worst_case(model, &messages, request.max_tokens);
     let buckets = Buckets::at(Utc::now());
     let admit = state
@@ -258,7 +258,7 @@ async fn chat(
     let reply = state
         .gateway
         .upstreams
-        .call(model, &request, &messages, hold.max_output_tokens)
+        .call(model, &request, messages, hold.max_output_tokens)
         .await;
     let upstream_time = upstream_clock.elapsed();
     state.instruments.upstream(&model.name, upstream_time);
@@ -315,50 +315,76 @@ impl Drop for Forward {
     }
 }
 
-fn frame(data: impl std::fmt::Display) -> Bytes {
-    Bytes::from(format!("data: {data}\n\n"))
+/// At most this much of a burst of chunks goes out in one write.
+const COALESCE_BYTES: usize = 16 * 1024;
+
+/// Appends one SSE event, `data: {data}\n\n`, to `out`.
+fn frame(out: &mut Vec<u8>, data: &Value) {
+    out.extend_from_slice(b"data: ");
+    // Serialising a `Value` into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, data);
+    out.extend_from_slice(b"\n\n");
 }
 
+impl Forward {
+    /// Turns the upstream's next item into frames appended to `out`: a chunk
+    /// (without the usage the caller did not ask for), an error event, or
+    /// `[DONE]`. Ending or failing settles the bill.
+    fn push(&mut self, item: Option<Result<Value, UpstreamError>>, out: &mut Vec<u8>) {
+        match item {
+            Some(Ok(mut chunk)) => {
+                self.meter.observe(&chunk);
+                if !self.include_usage {
+                    let usage_only = chunk["choices"].as_array().is_some_and(Vec::is_empty)
+                        && chunk.get("usage").is_some_and(|u| !u.is_null());
+                    if usage_only {
+                        return;
+                    }
+                    if let Some(object) = chunk.as_object_mut() {
+                        object.remove("usage");
+                    }
+                }
+                chunk["model"] = Value::String(self.model.clone());
+                frame(out, &chunk);
+            }
+            Some(Err(error)) => {
+                let api = GatewayError::Upstream(error).to_api_error();
+                if let Some(bill) = self.bill.take() {
+                    bill.settle(api.status.as_u16(), api.code, &self.meter);
+                }
+                self.done = true;
+                frame(out, &json!({ "error": api }));
+            }
+            None => {
+                if let Some(bill) = self.bill.take() {
+                    bill.settle(200, None, &self.meter);
+                }
+                self.done = true;
+                out.extend_from_slice(b"data: [DONE]\n\n");
+            }
+        }
+    }
+}
+
+/// Forwards each chunk as soon as it arrives; chunks that arrived together
+/// (already buffered when the first is sent) go out in one write.
 fn sse(forward: Forward) -> Response {
     let body = futures::stream::unfold(forward, |mut f| async move {
         if f.done {
             return None;
         }
-        loop {
-            match f.chunks.next().await {
-                Some(Ok(mut chunk)) => {
-                    f.meter.observe(&chunk);
-                    let usage_only = chunk["choices"].as_array().is_some_and(Vec::is_empty)
-                        && chunk.get("usage").is_some_and(|u| !u.is_null());
-                    if !f.include_usage {
-                        if usage_only {
-                            continue;
-                        }
-                        if let Some(object) = chunk.as_object_mut() {
-                            object.remove("usage");
-                        }
-                    }
-                    chunk["model"] = json!(f.model);
-                    return Some((Ok::<_, std::convert::Infallible>(frame(chunk)), f));
-                }
-                Some(Err(error)) => {
-                    let error = GatewayError::Upstream(error);
-                    let api = error.to_api_error();
-                    if let Some(bill) = f.bill.take() {
-                        bill.settle(api.status.as_u16(), api.code, &f.meter);
-                    }
-                    f.done = true;
-                    return Some((Ok(frame(json!({ "error": api }))), f));
-                }
-                None => {
-                    if let Some(bill) = f.bill.take() {
-                        bill.settle(200, None, &f.meter);
-                    }
-                    f.done = true;
-                    return Some((Ok(frame("[DONE]")), f));
-                }
+        let mut out = Vec::new();
+        while out.is_empty() && !f.done {
+            let item = f.chunks.next().await;
+            f.push(item, &mut out);
+        }
+        while !f.done && out.len() < COALESCE_BYTES {
+            match f.chunks.next().now_or_never() {
+                Some(item) => f.push(item, &mut out),
+                None => break,
             }
         }
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), f))
     });
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();

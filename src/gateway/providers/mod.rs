@@ -32,6 +32,8 @@ pub enum Provider {
     /// Any server speaking OpenAI's chat completions API.
     OpenAi {
         base_url: String,
+        /// `{base_url}/chat/completions`, parsed once at load.
+        completions_url: reqwest::Url,
         upstream_model: String,
         /// Read from the environment variable the table names; never from the file.
         api_key: Option<crate::config::Secret>,
@@ -163,8 +165,18 @@ impl ModelTable {
                             fail(at, format!("model {name:?}: environment variable {var} (api_key_env) is not set"))
                         })?),
                     };
+                    let completions_url = reqwest::Url::parse(&format!(
+                        "{base_url}/chat/completions"
+                    ))
+                    .map_err(|e| {
+                        fail(
+                            at,
+                            format!("model {name:?}: base_url is not a valid URL: {e}"),
+                        )
+                    })?;
                     Provider::OpenAi {
                         base_url,
+                        completions_url,
                         upstream_model: raw.upstream_model.clone().unwrap_or_else(|| name.clone()),
                         api_key,
                     }
@@ -352,6 +364,7 @@ mod tests {
                 base_url,
                 api_key,
                 upstream_model,
+                ..
             } => {
                 assert_eq!(base_url, "http://h/v1");
                 assert_eq!(api_key.as_ref().map(|k| k.expose()), Some("sk-x"));

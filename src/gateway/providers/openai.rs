@@ -20,18 +20,16 @@ pub fn client(timeouts: UpstreamTimeouts) -> reqwest::Client {
 }
 
 /// Sends `body` (already carrying the upstream model and stream options) to
-/// `{base_url}/chat/completions`.
+/// the model's `{base_url}/chat/completions`.
 pub async fn complete(
     client: &reqwest::Client,
     timeouts: UpstreamTimeouts,
-    base_url: &str,
+    url: &reqwest::Url,
     api_key: Option<&Secret>,
     body: &Value,
     stream: bool,
 ) -> Result<Reply, UpstreamError> {
-    let mut request = client
-        .post(format!("{base_url}/chat/completions"))
-        .json(body);
+    let mut request = client.post(url.clone()).json(body);
     if let Some(key) = api_key {
         request = request.bearer_auth(key.expose());
     }
