@@ -162,7 +162,8 @@ impl Instruments {
         StreamGuard(gauge)
     }
 
-    /// Keeps histogram memory bounded between scrapes.
+    /// Folds the samples recorded since the last upkeep into the histograms;
+    /// the server runs it every few seconds and before each scrape.
     pub fn run_upkeep(&self) {
         self.handle.run_upkeep();
     }

@@ -160,7 +160,21 @@ impl Application {
         let (stop_writer, writer_stopped) = tokio::sync::watch::channel(false);
         let write_behind =
             tokio::spawn(write_behind(gateway.clone(), store.clone(), writer_stopped));
+        let instruments = crate::instruments::Instruments::new();
         let background = vec![
+            tokio::spawn({
+                // Histogram samples are kept until upkeep folds them into the
+                // buckets: without it, a server nobody scrapes would keep every
+                // call's latencies, and they would pin freed memory.
+                let instruments = instruments.clone();
+                async move {
+                    let mut every = tokio::time::interval(Duration::from_secs(5));
+                    loop {
+                        every.tick().await;
+                        instruments.run_upkeep();
+                    }
+                }
+            }),
             tokio::spawn({
                 let sessions = sessions.clone();
                 async move {
@@ -201,7 +215,7 @@ impl Application {
             login_throttle,
             key_hasher,
             config: Arc::new(config),
-            instruments: crate::instruments::Instruments::new(),
+            instruments,
         }));
         let router = router(state.clone(), sessions);
         Ok(Self {

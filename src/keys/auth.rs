@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header::AUTHORIZATION};
 use super::{
     format::{ApiKey, KeyFormatError},
     hashing::KeyHasher,
-    service::view,
+    service,
 };
 use crate::{
     api_error::ApiError,
@@ -121,7 +121,7 @@ pub async fn authenticate(
         .key_by_hash(&hasher.hash(&key))
         .await?
         .ok_or(KeyAuthError::Unknown)?;
-    match view(&record).status.as_str() {
+    match service::status(&record) {
         "revoked" => return Err(KeyAuthError::Revoked),
         "expired" => return Err(KeyAuthError::Expired),
         "used_up" => return Err(KeyAuthError::UsedUp),

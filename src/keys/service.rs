@@ -364,14 +364,14 @@ impl PlanSwitch {
 }
 
 /// A stored key as its owner sees it.
-pub fn view(record: &KeyRecord) -> KeyView {
-    let now = timestamp(now());
-    let status = if record.revoked_at.is_some() {
+/// `revoked`, `expired`, `used_up` or `active`.
+pub fn status(record: &KeyRecord) -> &'static str {
+    if record.revoked_at.is_some() {
         "revoked"
     } else if record
         .expires_at
         .as_deref()
-        .is_some_and(|t| t <= now.as_str())
+        .is_some_and(|t| t <= timestamp(now()).as_str())
     {
         "expired"
     } else if record
@@ -381,7 +381,11 @@ pub fn view(record: &KeyRecord) -> KeyView {
         "used_up"
     } else {
         "active"
-    };
+    }
+}
+
+pub fn view(record: &KeyRecord) -> KeyView {
+    let status = status(record);
     KeyView {
         id: record.id,
         name: record.name.clone(),

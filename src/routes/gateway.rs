@@ -146,7 +146,8 @@ pub async fn list_models(
 ) -> Response {
     let mut rate = RateHeaders::default();
     let outcome = async {
-        let holder = verify(&state, &meta, &headers, &mut rate).await?;
+        let buckets = Buckets::at(Utc::now());
+        let holder = verify(&state, &meta, &headers, &buckets, &mut rate).await?;
         let plan = state.store.plan_of_user(holder.user.id).await?;
         let names = state.gateway.models.iter().map(|m| m.name.as_str());
         let created = Utc::now().timestamp();
@@ -182,14 +183,14 @@ async fn verify(
     state: &AppState,
     meta: &RequestMeta,
     headers: &HeaderMap,
+    buckets: &Buckets,
     rate: &mut RateHeaders,
 ) -> Result<KeyHolder, GatewayError> {
-    let buckets = Buckets::at(Utc::now());
     if let Some(ip) = meta.client_ip {
         state
             .gateway
             .limiters
-            .admit_ip(&state.gateway.accounts, ip, &buckets, rate)
+            .admit_ip(&state.gateway.accounts, ip, buckets, rate)
             .await?;
     }
     let holder = auth::authenticate(
@@ -211,7 +212,8 @@ async fn chat(
     rate: &mut RateHeaders,
 ) -> Result<Answer, GatewayError> {
     let started = Instant::now();
-    let holder = verify(state, meta, headers, rate).await?;
+    let buckets = Buckets::at(Utc::now());
+    let holder = verify(state, meta, headers, &buckets, rate).await?;
     let model = state
         .gateway
         .models
@@ -222,7 +224,6 @@ async fn chat(
 
     let messages = upstream::messages_for(model, &mut request);
     let hold = Hold::worst_case(model, &messages, request.max_tokens);
-    let buckets = Buckets::at(Utc::now());
     let admit = state
         .gateway
         .limiters

@@ -156,8 +156,24 @@ pub(super) struct Pending {
 
 pub(super) type SharedPending = Arc<Pending>;
 
-/// Rows per INSERT, under SQLite's limit of 32,766 bound values.
-const ROWS_PER_INSERT: usize = 1000;
+/// The most rows in one INSERT (a power of two): 14 values a usage row stays
+/// under SQLite's limit of 32,766 bound values.
+const ROWS_PER_INSERT: usize = 512;
+
+/// Splits `rows` into runs whose lengths are powers of two, longest first, so
+/// each table's multi-row INSERT has at most ten shapes and sqlx keeps them
+/// all prepared; a new length for every batch meant parsing SQL every time.
+fn runs<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let longest = rows.len().min(ROWS_PER_INSERT);
+        if longest == 0 {
+            return None;
+        }
+        let (run, rest) = rows.split_at(1 << longest.ilog2());
+        rows = rest;
+        Some(run)
+    })
+}
 
 impl Store {
     /// Adds to the queue; `f` runs under the queue's lock, so what it adds is
@@ -214,7 +230,7 @@ impl Store {
 
     async fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        for rows in batch.ledger.chunks(ROWS_PER_INSERT) {
+        for rows in runs(&batch.ledger) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note, created_at) ",
             );
@@ -240,7 +256,7 @@ impl Store {
                 .await?;
         }
         let windows: Vec<_> = batch.windows.iter().collect();
-        for rows in windows.chunks(ROWS_PER_INSERT) {
+        for rows in runs(&windows) {
             let mut upsert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO limit_windows (subject, window, window_start, count) ",
             );
@@ -255,7 +271,7 @@ impl Store {
             );
             upsert.build().execute(&mut *tx).await?;
         }
-        for rows in batch.usage.chunks(ROWS_PER_INSERT / 2) {
+        for rows in runs(&batch.usage) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO usage_records (request_id, user_id, key_id, model, stream, status, error_code,
                      prompt_tokens, completion_tokens, cost_micros, latency_ms, upstream_ms, client_ip, created_at) ",
@@ -278,7 +294,7 @@ impl Store {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        for rows in batch.refusals.chunks(ROWS_PER_INSERT) {
+        for rows in runs(&batch.refusals) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO gateway_refusals (status, code, client_ip, api_key, referrer, created_at) ",
             );
@@ -311,5 +327,24 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ROWS_PER_INSERT, runs};
+
+    #[test]
+    fn runs_are_powers_of_two_that_cover_every_row_in_order() {
+        for len in [0, 1, 2, 3, 7, 180, 511, 512, 513, 1500] {
+            let rows: Vec<usize> = (0..len).collect();
+            let split: Vec<&[usize]> = runs(&rows).collect();
+            assert!(split.iter().all(|run| run.len().is_power_of_two()));
+            assert!(split.iter().all(|run| run.len() <= ROWS_PER_INSERT));
+            assert!(split.windows(2).all(|w| w[0].len() >= w[1].len()));
+            assert_eq!(split.concat(), rows, "length {len}");
+        }
+        let lengths: Vec<usize> = runs(&[(); 180]).map(<[()]>::len).collect();
+        assert_eq!(lengths, [128, 32, 16, 4]);
     }
 }
