@@ -162,17 +162,14 @@ impl Application {
             tokio::spawn(write_behind(gateway.clone(), store.clone(), writer_stopped));
         let instruments = crate::instruments::Instruments::new();
         let background = vec![
-            tokio::spawn({
-                // Histogram samples are kept until upkeep folds them into the
-                // buckets: without it, a server nobody scrapes would keep every
-                // call's latencies, and they would pin freed memory.
+            // Histogram samples are kept until upkeep folds them into the
+            // buckets: without it, a server nobody scrapes would keep every
+            // call's latencies, and they would pin freed memory.
+            every(Duration::from_secs(5), {
                 let instruments = instruments.clone();
-                async move {
-                    let mut every = tokio::time::interval(Duration::from_secs(5));
-                    loop {
-                        every.tick().await;
-                        instruments.run_upkeep();
-                    }
+                move || {
+                    instruments.run_upkeep();
+                    std::future::ready(())
                 }
             }),
             tokio::spawn({
@@ -183,22 +180,18 @@ impl Application {
                         .await;
                 }
             }),
-            tokio::spawn({
+            every(Duration::from_secs(60), {
                 let throttle = login_throttle.clone();
-                async move {
-                    let mut every_minute = tokio::time::interval(Duration::from_secs(60));
-                    loop {
-                        every_minute.tick().await;
-                        throttle.forget_idle();
-                    }
+                move || {
+                    throttle.forget_idle();
+                    std::future::ready(())
                 }
             }),
-            tokio::spawn({
+            every(Duration::from_secs(3600), {
                 let store = store.clone();
-                async move {
-                    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-                    loop {
-                        every_hour.tick().await;
+                move || {
+                    let store = store.clone();
+                    async move {
                         if let Err(error) = store.forget_old_refusals(REFUSALS_KEPT).await {
                             tracing::warn!(%error, "could not delete old refused-call records");
                         }
@@ -288,6 +281,21 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Runs `task` now and then every `period`, until the server stops.
+fn every<F, Fut>(period: Duration, mut task: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            task().await;
+        }
+    })
 }
 
 /// How long queued gateway records wait, at most, to be batched.
