@@ -363,8 +363,8 @@ impl PlanSwitch {
     }
 }
 
-/// A stored key as its owner sees it.
-/// `revoked`, `expired`, `used_up` or `active`.
+/// A stored key's state: `revoked`, `expired`, `used_up` or `active`. Key
+/// authentication refuses all but `active`; views show it.
 pub fn status(record: &KeyRecord) -> &'static str {
     if record.revoked_at.is_some() {
         "revoked"
@@ -384,6 +384,7 @@ pub fn status(record: &KeyRecord) -> &'static str {
     }
 }
 
+/// A stored key as its owner sees it.
 pub fn view(record: &KeyRecord) -> KeyView {
     let status = status(record);
     KeyView {

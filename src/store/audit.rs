@@ -138,9 +138,7 @@ impl Store {
             .push_bind(offset);
         Ok(query.build_query_as().fetch_all(&self.reader).await?)
     }
-}
 
-impl Store {
     /// The newest events about one account: done by it, to it, or to its keys.
     pub async fn audit_of_user(
         &self,
