@@ -52,6 +52,23 @@ fn memory_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time (user and system) a process has used so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are the 14th and 15th fields; CLK_TCK is 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -155,9 +172,24 @@ fn added(label: &str, direct: &[Duration], through: &[Duration]) {
     );
 }
 
-fn report(label: &str, latencies: &[Duration], wall: Duration, failures: usize) {
+/// One line of results; `server_cpu` is the CPU seconds Tollgate used for
+/// these calls (its share of the machine, steadier than requests a second
+/// when the load generator and the mock share the cores with it).
+fn report(
+    label: &str,
+    latencies: &[Duration],
+    wall: Duration,
+    failures: usize,
+    server_cpu: Option<f64>,
+) {
+    let cpu = server_cpu.map_or(String::new(), |seconds| {
+        format!(
+            "   server CPU {:>4.0} µs a call",
+            seconds * 1e6 / latencies.len().max(1) as f64
+        )
+    });
     println!(
-        "{label:<34} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   failures {failures}",
+        "{label:<34} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   failures {failures}{cpu}",
         latencies.len() as f64 / wall.as_secs_f64(),
         percentile(latencies, 0.50).as_secs_f64() * 1000.0,
         percentile(latencies, 0.99).as_secs_f64() * 1000.0,
@@ -278,6 +310,15 @@ async fn gateway_benchmark() {
     let gateway_url = format!("{base}/v1/chat/completions");
     let upstream_url = format!("{}/chat/completions", mock.base_url());
     run(&api, &gateway_url, Some(&key), &body, 200, concurrency).await; // warm-up
+    let server_pid = server.id();
+    let mut cpu_mark = 0.0;
+    // The server's CPU seconds since the previous call.
+    let mut server_cpu = move || {
+        let now = cpu_seconds(server_pid);
+        let used = now - cpu_mark;
+        cpu_mark = now;
+        used
+    };
     let (l, w, f) = run(
         &api,
         &upstream_url,
@@ -287,10 +328,11 @@ async fn gateway_benchmark() {
         concurrency,
     )
     .await;
-    report("mock upstream directly (baseline)", &l, w, f);
+    report("mock upstream directly (baseline)", &l, w, f, None);
     let baseline = percentile(&l, 0.5);
+    server_cpu();
     let (l, w, f) = run(&api, &gateway_url, Some(&key), &body, total, concurrency).await;
-    report("through Tollgate, JSON", &l, w, f);
+    report("through Tollgate, JSON", &l, w, f, Some(server_cpu()));
     let overhead = percentile(&l, 0.5).saturating_sub(baseline);
     let (l, w, f) = run(
         &api,
@@ -301,7 +343,8 @@ async fn gateway_benchmark() {
         concurrency,
     )
     .await;
-    report("mock upstream directly, streaming", &l, w, f);
+    report("mock upstream directly, streaming", &l, w, f, None);
+    server_cpu();
     let (l, w, f) = run(
         &api,
         &gateway_url,
@@ -311,13 +354,20 @@ async fn gateway_benchmark() {
         concurrency,
     )
     .await;
-    report("through Tollgate, streaming", &l, w, f);
+    report("through Tollgate, streaming", &l, w, f, Some(server_cpu()));
 
     println!("\nopen loop: {rate} calls a second for {seconds} s\n");
     let (direct, w, f) = paced(&api, &upstream_url, None, &upstream_body, rate, seconds).await;
-    report("mock upstream directly (baseline)", &direct, w, f);
+    report("mock upstream directly (baseline)", &direct, w, f, None);
+    server_cpu();
     let (json_paced, w, f) = paced(&api, &gateway_url, Some(&key), &body, rate, seconds).await;
-    report("through Tollgate, JSON", &json_paced, w, f);
+    report(
+        "through Tollgate, JSON",
+        &json_paced,
+        w,
+        f,
+        Some(server_cpu()),
+    );
     let (direct_stream, w, f) = paced(
         &api,
         &upstream_url,
@@ -327,10 +377,23 @@ async fn gateway_benchmark() {
         seconds,
     )
     .await;
-    report("mock upstream directly, streaming", &direct_stream, w, f);
+    report(
+        "mock upstream directly, streaming",
+        &direct_stream,
+        w,
+        f,
+        None,
+    );
+    server_cpu();
     let (stream_paced, w, f) =
         paced(&api, &gateway_url, Some(&key), &streaming, rate, seconds).await;
-    report("through Tollgate, streaming", &stream_paced, w, f);
+    report(
+        "through Tollgate, streaming",
+        &stream_paced,
+        w,
+        f,
+        Some(server_cpu()),
+    );
     added("JSON", &direct, &json_paced);
     added("streaming", &direct_stream, &stream_paced);
 

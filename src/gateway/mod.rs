@@ -9,7 +9,8 @@
 //!    [`accounts`], written behind to the database), the key's usage cap,
 //!    tokens per minute and parallel calls, and
 //! 6. [`hold`]: the credit hold for the worst case, taken with them
-//! 7. [`upstream`]: the provider call
+//! 7. [`upstream`]: the provider call, whose answer [`reply`] relays to the
+//!    caller (the public model name; usage only when asked for) and meters
 //! 8. [`settle`]: the real cost charged, the rest refunded, usage recorded
 //!
 //! A call refused on the way is recorded by [`refusals`].
@@ -25,6 +26,7 @@ pub mod limits;
 pub mod parse;
 pub mod providers;
 pub mod refusals;
+pub mod reply;
 pub mod restrictions;
 pub mod settle;
 pub mod upstream;

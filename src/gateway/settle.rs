@@ -6,8 +6,6 @@
 
 use std::{sync::Arc, time::Instant};
 
-use serde_json::Value;
-
 use super::{Gateway, accounts::Settlement};
 use crate::credits::Prices;
 
@@ -29,7 +27,7 @@ pub struct Bill {
     pub instruments: crate::instruments::Instruments,
 }
 
-/// What the call produced.
+/// What the call produced, as `gateway::reply` read it.
 #[derive(Debug, Default, Clone)]
 pub struct Meter {
     /// The upstream's own `(prompt, completion)` counts, when it sent them.
@@ -39,23 +37,6 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// Reads usage and reply text from a JSON answer or a stream chunk.
-    pub fn observe(&mut self, body: &Value) {
-        if let (Some(p), Some(c)) = (
-            body["usage"]["prompt_tokens"].as_u64(),
-            body["usage"]["completion_tokens"].as_u64(),
-        ) {
-            self.usage = Some((p, c));
-        }
-        for choice in body["choices"].as_array().into_iter().flatten() {
-            for text in [&choice["delta"]["content"], &choice["message"]["content"]] {
-                if let Some(text) = text.as_str() {
-                    self.reply_chars += text.chars().count() as u64;
-                }
-            }
-        }
-    }
-
     fn tokens(&self, prompt_estimate: u64) -> (u64, u64) {
         // About four characters per token, as for prompts.
         self.usage

@@ -23,7 +23,9 @@ use crate::{
         limits::{Buckets, RateHeaders},
         parse::ChatRequest,
         providers::{Reply, UpstreamError},
-        refusals, restrictions,
+        refusals,
+        reply::{self, Relayed},
+        restrictions,
         settle::{Bill, Meter},
         upstream,
     },
@@ -44,7 +46,7 @@ pub async fn chat_completions(
         let request = ChatRequest::parse(&body)?;
         Ok(
             match chat(&state, &meta, &headers, request, &mut rate).await? {
-                Answer::Json(body) => Json(body).into_response(),
+                Answer::Json(body) => json_response(body),
                 Answer::Stream(response) => response,
             },
         )
@@ -86,11 +88,15 @@ pub async fn simple_response(
     let outcome = async {
         let request = simple_request(&state, &body)?;
         match chat(&state, &meta, &headers, request, &mut rate).await? {
-            Answer::Json(body) => Ok(Json(json!({
-                "role": "assistant",
-                "content": body["choices"][0]["message"]["content"].as_str().unwrap_or_default(),
-            }))
-            .into_response()),
+            Answer::Json(body) => {
+                let body: Value = serde_json::from_slice(&body)
+                    .map_err(|e| GatewayError::Internal(format!("a relayed answer: {e}")))?;
+                Ok(Json(json!({
+                    "role": "assistant",
+                    "content": body["choices"][0]["message"]["content"].as_str().unwrap_or_default(),
+                }))
+                .into_response())
+            }
             Answer::Stream(_) => Err(GatewayError::Internal("a stream for /response".into())),
         }
     }
@@ -174,8 +180,18 @@ pub async fn unknown_route() -> Response {
 }
 
 enum Answer {
-    Json(Value),
+    /// The caller's copy of a whole completion, already JSON.
+    Json(Vec<u8>),
     Stream(Response),
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Stages 2 to 4 (the IP windows, the key, the caller restrictions).
@@ -269,13 +285,21 @@ async fn chat(
             bill.settle(error.status().as_u16(), error.code(), &Meter::default());
             Err(error)
         }
-        Ok(Reply::Whole(mut body)) => {
+        Ok(Reply::Whole(body)) => {
             bill.upstream_ms = Some(upstream_time.as_millis() as i64);
             let mut meter = Meter::default();
-            meter.observe(&body);
-            body["model"] = json!(model.name);
-            bill.settle(200, None, &meter);
-            Ok(Answer::Json(body))
+            let mut out = Vec::with_capacity(body.len() + 32);
+            match reply::relay(&body, &model.name, true, &mut meter, &mut out) {
+                Ok(_) => {
+                    bill.settle(200, None, &meter);
+                    Ok(Answer::Json(out))
+                }
+                Err(error) => {
+                    let error = GatewayError::Upstream(error);
+                    bill.settle(error.status().as_u16(), error.code(), &meter);
+                    Err(error)
+                }
+            }
         }
         Ok(Reply::Chunks(chunks)) => {
             bill.upstream_ms = Some(upstream_time.as_millis() as i64);
@@ -297,7 +321,7 @@ async fn chat(
 /// it settles what was produced so far; dropping the upstream stream with it
 /// cancels the upstream request.
 struct Forward {
-    chunks: BoxStream<'static, Result<Value, UpstreamError>>,
+    chunks: BoxStream<'static, Result<String, UpstreamError>>,
     meter: Meter,
     bill: Option<Bill>,
     include_usage: bool,
@@ -319,43 +343,32 @@ impl Drop for Forward {
 /// At most this much of a burst of chunks goes out in one write.
 const COALESCE_BYTES: usize = 16 * 1024;
 
-/// Appends one SSE event, `data: {data}\n\n`, to `out`.
-fn frame(out: &mut Vec<u8>, data: &Value) {
-    out.extend_from_slice(b"data: ");
-    // Serialising a `Value` into memory cannot fail.
-    let _ = serde_json::to_writer(&mut *out, data);
-    out.extend_from_slice(b"\n\n");
-}
-
 impl Forward {
     /// Turns the upstream's next item into frames appended to `out`: a chunk
     /// (without the usage the caller did not ask for), an error event, or
     /// `[DONE]`. Ending or failing settles the bill.
-    fn push(&mut self, item: Option<Result<Value, UpstreamError>>, out: &mut Vec<u8>) {
+    fn push(&mut self, item: Option<Result<String, UpstreamError>>, out: &mut Vec<u8>) {
         match item {
-            Some(Ok(mut chunk)) => {
-                self.meter.observe(&chunk);
-                if !self.include_usage {
-                    let usage_only = chunk["choices"].as_array().is_some_and(Vec::is_empty)
-                        && chunk.get("usage").is_some_and(|u| !u.is_null());
-                    if usage_only {
-                        return;
-                    }
-                    if let Some(object) = chunk.as_object_mut() {
-                        object.remove("usage");
+            Some(Ok(chunk)) => {
+                let start = out.len();
+                out.extend_from_slice(b"data: ");
+                let relayed = reply::relay(
+                    chunk.as_bytes(),
+                    &self.model,
+                    self.include_usage,
+                    &mut self.meter,
+                    out,
+                );
+                match relayed {
+                    Ok(Relayed::Sent) => out.extend_from_slice(b"\n\n"),
+                    Ok(Relayed::Skipped) => out.truncate(start),
+                    Err(error) => {
+                        out.truncate(start);
+                        self.fail(error, out);
                     }
                 }
-                chunk["model"] = Value::String(self.model.clone());
-                frame(out, &chunk);
             }
-            Some(Err(error)) => {
-                let api = GatewayError::Upstream(error).to_api_error();
-                if let Some(bill) = self.bill.take() {
-                    bill.settle(api.status.as_u16(), api.code, &self.meter);
-                }
-                self.done = true;
-                frame(out, &json!({ "error": api }));
-            }
+            Some(Err(error)) => self.fail(error, out),
             None => {
                 if let Some(bill) = self.bill.take() {
                     bill.settle(200, None, &self.meter);
@@ -364,6 +377,19 @@ impl Forward {
                 out.extend_from_slice(b"data: [DONE]\n\n");
             }
         }
+    }
+
+    /// Ends the stream with an error event, settling what was sent.
+    fn fail(&mut self, error: UpstreamError, out: &mut Vec<u8>) {
+        let api = GatewayError::Upstream(error).to_api_error();
+        if let Some(bill) = self.bill.take() {
+            bill.settle(api.status.as_u16(), api.code, &self.meter);
+        }
+        self.done = true;
+        out.extend_from_slice(b"data: ");
+        // Serialising into memory cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &json!({ "error": api }));
+        out.extend_from_slice(b"\n\n");
     }
 }
 

@@ -54,7 +54,7 @@ pub fn complete(
     let id = format!("chatcmpl-demo-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
     if !stream {
-        return Reply::Whole(json!({
+        let whole = json!({
             "id": id,
             "object": "chat.completion",
             "created": created,
@@ -65,7 +65,8 @@ pub fn complete(
                 "finish_reason": finish,
             }],
             "usage": usage,
-        }));
+        });
+        return Reply::Whole(whole.to_string().into());
     }
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({
@@ -98,7 +99,7 @@ pub fn complete(
             if i > 0 && !word_delay.is_zero() {
                 tokio::time::sleep(word_delay).await;
             }
-            Ok(c)
+            Ok(c.to_string())
         });
     Reply::Chunks(stream.boxed())
 }
@@ -119,6 +120,7 @@ mod tests {
         let messages = [json!({ "role": "user", "content": "hi" })];
         match complete("demo", &messages, 3, false, Duration::ZERO) {
             Reply::Whole(body) => {
+                let body: Value = serde_json::from_slice(&body).unwrap();
                 assert_eq!(body["choices"][0]["finish_reason"], "length");
                 assert_eq!(body["usage"]["completion_tokens"], 3);
             }

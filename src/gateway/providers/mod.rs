@@ -271,11 +271,12 @@ pub enum UpstreamError {
     Protocol(String),
 }
 
-/// An upstream's answer: one JSON body, or `chat.completion.chunk` objects as
-/// they arrive (without the final `[DONE]`).
+/// An upstream's answer as it sent it: one JSON body, or the JSON text of each
+/// `chat.completion.chunk` as it arrives (without the final `[DONE]`). Read
+/// and rewritten for the caller by `gateway::reply`.
 pub enum Reply {
-    Whole(Value),
-    Chunks(BoxStream<'static, Result<Value, UpstreamError>>),
+    Whole(axum::body::Bytes),
+    Chunks(BoxStream<'static, Result<String, UpstreamError>>),
 }
 
 /// Rough token count for text when an upstream reports none: about four

@@ -54,9 +54,7 @@ pub async fn complete(
             .await
             .map_err(|_| UpstreamError::Timeout("idle"))?
             .map_err(transport)?;
-        let body: Value =
-            serde_json::from_slice(&bytes).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-        return Ok(Reply::Whole(body));
+        return Ok(Reply::Whole(bytes));
     }
     let events = response.bytes_stream().eventsource();
     let idle = timeouts.idle;
@@ -87,17 +85,13 @@ pub async fn complete(
             if data == "[DONE]" {
                 return None;
             }
-            return match serde_json::from_str::<Value>(data) {
-                Ok(chunk) if chunk.get("error").is_some() => Some((
-                    Err(UpstreamError::Status {
-                        status: 502,
-                        message: error_message(data),
-                    }),
-                    None,
-                )),
-                Ok(chunk) => Some((Ok(chunk), Some(events))),
-                Err(e) => Some((Err(UpstreamError::Protocol(e.to_string())), None)),
+            // Read (and checked for `error`) as it is relayed: `gateway::reply`.
+            let data = if data.len() == event.data.len() {
+                event.data
+            } else {
+                data.to_owned()
             };
+            return Some((Ok(data), Some(events)));
         }
     });
     Ok(Reply::Chunks(chunks.boxed()))

@@ -1,0 +1,285 @@
+//! What the caller gets back from an upstream: each JSON object (a whole
+//! completion or one stream chunk) as the upstream sent it, except that
+//! `model` names the public model and `usage` is left out where the caller did
+//! not ask for it. Only the top level is parsed, plus the two parts metering
+//! reads (`usage` and the choices' text): a chunk's other fields are copied
+//! through as text, never built into values and written out again.
+
+use std::{borrow::Cow, fmt};
+
+use serde::{Deserialize, Deserializer, de};
+use serde_json::value::RawValue;
+
+use super::{providers::UpstreamError, settle::Meter};
+
+/// What became of one upstream object.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Relayed {
+    /// The caller's copy was appended.
+    Sent,
+    /// Nothing for the caller: a usage-only chunk it did not ask for.
+    Skipped,
+}
+
+/// Meters one upstream object and appends the caller's copy to `out`: `model`
+/// set to `model`, and `usage` dropped unless `keep_usage`. An object that
+/// carries `error`, or is not a JSON object, is the upstream's failure.
+pub fn relay(
+    text: &[u8],
+    model: &str,
+    keep_usage: bool,
+    meter: &mut Meter,
+    out: &mut Vec<u8>,
+) -> Result<Relayed, UpstreamError> {
+    let Fields(fields) =
+        serde_json::from_slice(text).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    if let Some(error) = field("error") {
+        return Err(UpstreamError::Status {
+            status: 502,
+            message: error_message(error),
+        });
+    }
+    let usage = field("usage").filter(|u| u.get() != "null");
+    if let Some(Ok(Usage {
+        prompt_tokens: Some(prompt),
+        completion_tokens: Some(completion),
+    })) = usage.map(|u| serde_json::from_str::<Usage>(u.get()))
+    {
+        meter.usage = Some((prompt, completion));
+    }
+    // Choices that do not parse are passed on unmetered, as sent.
+    let choices = match field("choices") {
+        None => Some(Vec::new()),
+        Some(raw) => serde_json::from_str::<Vec<Choice>>(raw.get()).ok(),
+    };
+    for choice in choices.iter().flatten() {
+        for part in [&choice.delta, &choice.message].into_iter().flatten() {
+            if let Some(Text(text)) = &part.content {
+                meter.reply_chars += text.chars().count() as u64;
+            }
+        }
+    }
+    if !keep_usage && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Relayed::Skipped);
+    }
+
+    out.push(b'{');
+    let mut first = true;
+    let mut model_written = false;
+    for (key, value) in &fields {
+        if !keep_usage && key == "usage" {
+            continue;
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        write_str(out, key);
+        out.push(b':');
+        if key == "model" {
+            write_str(out, model);
+            model_written = true;
+        } else {
+            out.extend_from_slice(value.get().as_bytes());
+        }
+    }
+    if !model_written {
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"model\":");
+        write_str(out, model);
+    }
+    out.push(b'}');
+    Ok(Relayed::Sent)
+}
+
+/// Appends `text` as a JSON string.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    // Writing a string into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// The `message` of an upstream's `error` value, or a short prefix of it.
+fn error_message(error: &RawValue) -> String {
+    #[derive(Deserialize)]
+    struct Error {
+        message: String,
+    }
+    serde_json::from_str::<Error>(error.get())
+        .map(|e| e.message)
+        .unwrap_or_else(|_| error.get().chars().take(200).collect())
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Part<'a>>,
+    #[serde(borrow, default)]
+    message: Option<Part<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Part<'a> {
+    #[serde(borrow, default)]
+    content: Option<Text<'a>>,
+}
+
+/// A `content` that is a string; any other value (parts, null) reads as none.
+struct Text<'a>(Cow<'a, str>);
+
+/// A JSON object's top-level fields in the order sent, values unparsed.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// A string borrowed from the input when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+struct StrVisitor;
+
+impl<'de> de::Visitor<'de> for StrVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(text))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(text.to_owned()))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(StrVisitor).map(Key)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Parsed as raw text first, so a non-string content is skipped, not an error.
+        let raw = <&RawValue>::deserialize(deserializer)?;
+        serde_json::from_str::<Key>(raw.get())
+            .map(|Key(text)| Text(text))
+            .or(Ok(Text(Cow::Borrowed(""))))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+
+        impl<'de> de::Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((Key(key), value)) = map.next_entry::<Key, &RawValue>()? {
+                    fields.push((key, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn run(text: &str, keep_usage: bool) -> (Result<Relayed, UpstreamError>, Meter, Value) {
+        let mut meter = Meter::default();
+        let mut out = Vec::new();
+        let result = relay(text.as_bytes(), "public", keep_usage, &mut meter, &mut out);
+        let sent = serde_json::from_slice(&out).unwrap_or(Value::Null);
+        (result, meter, sent)
+    }
+
+    #[test]
+    fn a_chunk_keeps_its_fields_with_the_public_model() {
+        let text = r#"{"id":"c1","object":"chat.completion.chunk","model":"up-\"x\"","choices":[{"index":0,"delta":{"content":"Hé \"you\""},"finish_reason":null}],"extra":{"n":[1,2.5]}}"#;
+        let (result, meter, sent) = run(text, false);
+        assert_eq!(result.unwrap(), Relayed::Sent);
+        let mut expected: Value = serde_json::from_str(text).unwrap();
+        expected["model"] = json!("public");
+        assert_eq!(sent, expected);
+        assert_eq!(meter.reply_chars, 8);
+        assert_eq!(meter.usage, None);
+    }
+
+    #[test]
+    fn usage_is_metered_and_dropped_unless_asked_for() {
+        let usage_only = r#"{"id":"c1","choices":[],"model":"up","usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
+        let (result, meter, _) = run(usage_only, false);
+        assert_eq!(result.unwrap(), Relayed::Skipped);
+        assert_eq!(meter.usage, Some((5, 7)));
+
+        let (result, _, sent) = run(usage_only, true);
+        assert_eq!(result.unwrap(), Relayed::Sent);
+        assert_eq!(sent["usage"]["total_tokens"], 12);
+
+        // Usage on a chunk that has text: the text goes, the usage does not.
+        let with_text = r#"{"choices":[{"delta":{"content":"hi"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+        let (result, meter, sent) = run(with_text, false);
+        assert_eq!(result.unwrap(), Relayed::Sent);
+        assert_eq!(meter.reply_chars, 2);
+        assert_eq!(
+            sent,
+            json!({ "choices": [{ "delta": { "content": "hi" } }], "model": "public" })
+        );
+    }
+
+    #[test]
+    fn whole_answers_and_odd_shapes_are_metered_leniently() {
+        let whole = r#"{"choices":[{"message":{"role":"assistant","content":"four"}},{"message":{"content":null}},{"message":{"content":[{"type":"text"}]}}],"usage":null}"#;
+        let (result, meter, sent) = run(whole, true);
+        assert_eq!(result.unwrap(), Relayed::Sent);
+        assert_eq!(meter.reply_chars, 4);
+        assert_eq!(sent["model"], "public");
+        assert_eq!(sent["usage"], Value::Null);
+
+        // Choices of another shape are forwarded, not metered.
+        let (result, meter, sent) = run(r#"{"choices":"none","\u006dodel":"up"}"#, false);
+        assert_eq!(result.unwrap(), Relayed::Sent);
+        assert_eq!(meter.reply_chars, 0);
+        assert_eq!(sent, json!({ "choices": "none", "model": "public" }));
+    }
+
+    #[test]
+    fn errors_and_non_objects_are_upstream_failures() {
+        let (result, _, _) = run(
+            r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            false,
+        );
+        match result {
+            Err(UpstreamError::Status {
+                status: 502,
+                message,
+            }) => assert_eq!(message, "overloaded"),
+            other => panic!("{other:?}"),
+        }
+        for text in ["[1]", "not json", "{\"a\":1", ""] {
+            assert!(
+                matches!(run(text, false).0, Err(UpstreamError::Protocol(_))),
+                "{text}"
+            );
+        }
+    }
+}
