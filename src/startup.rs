@@ -367,8 +367,19 @@ fn leptos_options(config: &Config) -> LeptosOptions {
         .build()
 }
 
+/// The app's page routes, generated once per process. Generating them runs
+/// the whole app with resource loading suspended by a process-wide flag
+/// (leptos_server's `SuppressResourceLoad`): a page rendered by another server
+/// in the same process at that moment (the tests run many) would wait forever
+/// for a resource that never loads.
+fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 fn router(state: AppState, sessions: SqliteStore) -> Router {
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let max_body = state.config.max_body_bytes;
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name(SESSION_COOKIE)
