@@ -66,6 +66,7 @@ pub async fn spawn_app_in(dir: TempDir, overrides: &[(&str, &str)]) -> TestApp {
         base_url: format!("http://{addr}"),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("client"),
         db_path,
@@ -78,6 +79,10 @@ pub async fn spawn_app_in(dir: TempDir, overrides: &[(&str, &str)]) -> TestApp {
 
 /// A strong password that is not on the common-password list.
 pub const PASSWORD: &str = "violet-harbour-lantern-42";
+
+/// A request the server never answers fails the test with its URL instead of
+/// hanging the run.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a server function answered.
 pub struct Answer {
@@ -123,6 +128,7 @@ impl TestApp {
             .cookie_provider(jar.clone())
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .expect("client");
         Browser {
