@@ -678,6 +678,37 @@ async fn an_upstream_failure_mid_stream_ends_with_an_error_event() {
 }
 
 #[tokio::test]
+async fn the_idle_timeout_counts_from_the_last_chunk_not_the_start() {
+    // The idle timeout is 1.5 s: chunks 0.4 s apart keep a 2.8 s stream alive.
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "slow@example.com", 10, 100, None).await;
+    s.mock.set(|k| {
+        k.reply = "one two three".into();
+        k.chunk_delay = Duration::from_millis(400);
+    });
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let (chunks, done) = read_stream(chat(&s.app, &key, body.clone()).await).await;
+    assert!(done, "{chunks:?}");
+    assert!(
+        chunks.iter().all(|c| c.get("error").is_none()),
+        "{chunks:?}"
+    );
+
+    // A gap longer than the timeout ends the stream with a timeout event.
+    s.mock.set(|k| k.chunk_delay = Duration::from_secs(2));
+    let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
+    assert!(!done, "no [DONE] after a timeout");
+    assert_eq!(
+        chunks.last().unwrap()["error"]["code"],
+        "upstream_timeout",
+        "{chunks:?}"
+    );
+    let (balance, ledger) = balance_and_ledger(&s.app, "slow@example.com").await;
+    assert_eq!(balance, ledger);
+}
+
+#[tokio::test]
 async fn a_fresh_install_serves_the_demo_model_without_configuration() {
     let app = crate::support::spawn_app_with(&[]).await;
     let b = app.browser();
