@@ -52,8 +52,31 @@ fn memory_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// CPU time (user and system) a process has used so far, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+/// What the server process has used so far.
+#[derive(Clone, Copy, Default)]
+struct Used {
+    /// CPU seconds, user and system.
+    cpu: f64,
+    /// read and write system calls through the file layer (`syscr` and
+    /// `syscw`): writes to sockets (`writev`; `recv` and `send` are not
+    /// counted), wake-ups of parked runtime threads and database file I/O.
+    io_calls: f64,
+    /// Context switches over all its threads: how often a thread slept and woke.
+    switches: f64,
+}
+
+impl std::ops::Sub for Used {
+    type Output = Used;
+    fn sub(self, earlier: Used) -> Used {
+        Used {
+            cpu: self.cpu - earlier.cpu,
+            io_calls: self.io_calls - earlier.io_calls,
+            switches: self.switches - earlier.switches,
+        }
+    }
+}
+
+fn used(pid: u32) -> Used {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat
@@ -65,8 +88,29 @@ fn cpu_seconds(pid: u32) -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    // utime and stime are the 14th and 15th fields; CLK_TCK is 100 on Linux.
-    (ticks(11) + ticks(12)) / 100.0
+    let number_after = |text: &str, label: &str| {
+        text.lines()
+            .filter_map(|line| line.strip_prefix(label))
+            .filter_map(|rest| rest.trim().parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    let switches = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|task| {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            number_after(&status, "voluntary_ctxt_switches:")
+                + number_after(&status, "nonvoluntary_ctxt_switches:")
+        })
+        .sum();
+    Used {
+        // utime and stime are the 14th and 15th fields; CLK_TCK is 100 on Linux.
+        cpu: (ticks(11) + ticks(12)) / 100.0,
+        io_calls: number_after(&io, "syscr:") + number_after(&io, "syscw:"),
+        switches,
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -172,20 +216,23 @@ fn added(label: &str, direct: &[Duration], through: &[Duration]) {
     );
 }
 
-/// One line of results; `server_cpu` is the CPU seconds Tollgate used for
-/// these calls (its share of the machine, steadier than requests a second
-/// when the load generator and the mock share the cores with it).
+/// One line of results; `server` is what Tollgate used for these calls (its
+/// share of the machine, steadier than requests a second when the load
+/// generator and the mock share the cores with it).
 fn report(
     label: &str,
     latencies: &[Duration],
     wall: Duration,
     failures: usize,
-    server_cpu: Option<f64>,
+    server: Option<Used>,
 ) {
-    let cpu = server_cpu.map_or(String::new(), |seconds| {
+    let cpu = server.map_or(String::new(), |used| {
+        let calls = latencies.len().max(1) as f64;
         format!(
-            "   server CPU {:>4.0} µs a call",
-            seconds * 1e6 / latencies.len().max(1) as f64
+            "   server, a call: CPU {:>4.0} µs, {:>4.1} read/write calls, {:>4.1} context switches",
+            used.cpu * 1e6 / calls,
+            used.io_calls / calls,
+            used.switches / calls,
         )
     });
     println!(
@@ -224,6 +271,8 @@ async fn gateway_benchmark() {
         .env("TOLLGATE_IP_REQUESTS_PER_DAY", "1000000")
         .env("TOLLGATE_SIGNUP_CREDITS", "1000000")
         .env("RUST_LOG", "warn")
+        // Another runtime size to try: TOKIO_WORKER_THREADS=1 cargo test …
+        .envs(std::env::var("TOKIO_WORKER_THREADS").map(|n| ("TOKIO_WORKER_THREADS", n)))
         .stdout(Stdio::null())
         .stdin(Stdio::null())
         .spawn()
@@ -311,13 +360,13 @@ async fn gateway_benchmark() {
     let upstream_url = format!("{}/chat/completions", mock.base_url());
     run(&api, &gateway_url, Some(&key), &body, 200, concurrency).await; // warm-up
     let server_pid = server.id();
-    let mut cpu_mark = 0.0;
-    // The server's CPU seconds since the previous call.
-    let mut server_cpu = move || {
-        let now = cpu_seconds(server_pid);
-        let used = now - cpu_mark;
-        cpu_mark = now;
-        used
+    let mut mark = Used::default();
+    // What the server used since the previous call.
+    let mut server_used = move || {
+        let now = used(server_pid);
+        let since = now - mark;
+        mark = now;
+        since
     };
     let (l, w, f) = run(
         &api,
@@ -330,9 +379,9 @@ async fn gateway_benchmark() {
     .await;
     report("mock upstream directly (baseline)", &l, w, f, None);
     let baseline = percentile(&l, 0.5);
-    server_cpu();
+    server_used();
     let (l, w, f) = run(&api, &gateway_url, Some(&key), &body, total, concurrency).await;
-    report("through Tollgate, JSON", &l, w, f, Some(server_cpu()));
+    report("through Tollgate, JSON", &l, w, f, Some(server_used()));
     let overhead = percentile(&l, 0.5).saturating_sub(baseline);
     let (l, w, f) = run(
         &api,
@@ -344,7 +393,7 @@ async fn gateway_benchmark() {
     )
     .await;
     report("mock upstream directly, streaming", &l, w, f, None);
-    server_cpu();
+    server_used();
     let (l, w, f) = run(
         &api,
         &gateway_url,
@@ -354,19 +403,19 @@ async fn gateway_benchmark() {
         concurrency,
     )
     .await;
-    report("through Tollgate, streaming", &l, w, f, Some(server_cpu()));
+    report("through Tollgate, streaming", &l, w, f, Some(server_used()));
 
     println!("\nopen loop: {rate} calls a second for {seconds} s\n");
     let (direct, w, f) = paced(&api, &upstream_url, None, &upstream_body, rate, seconds).await;
     report("mock upstream directly (baseline)", &direct, w, f, None);
-    server_cpu();
+    server_used();
     let (json_paced, w, f) = paced(&api, &gateway_url, Some(&key), &body, rate, seconds).await;
     report(
         "through Tollgate, JSON",
         &json_paced,
         w,
         f,
-        Some(server_cpu()),
+        Some(server_used()),
     );
     let (direct_stream, w, f) = paced(
         &api,
@@ -384,7 +433,7 @@ async fn gateway_benchmark() {
         f,
         None,
     );
-    server_cpu();
+    server_used();
     let (stream_paced, w, f) =
         paced(&api, &gateway_url, Some(&key), &streaming, rate, seconds).await;
     report(
@@ -392,7 +441,7 @@ async fn gateway_benchmark() {
         &stream_paced,
         w,
         f,
-        Some(server_cpu()),
+        Some(server_used()),
     );
     added("JSON", &direct, &json_paced);
     added("streaming", &direct_stream, &stream_paced);
