@@ -441,3 +441,52 @@ fn sse(forward: Forward) -> Response {
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks the upstream sent together reach the caller in one write, though
+    /// another task hands them over one at a time, as hyper's connection does.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_of_chunks_goes_out_in_one_write() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, UpstreamError>>(1);
+        tokio::spawn(async move {
+            for word in ["Hello", " from", " the", " mock", " upstream", "."] {
+                let chunk = json!({ "choices": [{ "delta": { "content": word } }] });
+                if tx.send(Ok(chunk.to_string())).await.is_err() {
+                    return;
+                }
+            }
+            // Dropping the sender ends the stream, as `[DONE]` does.
+        });
+        let chunks = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let instruments = crate::instruments::Instruments::new();
+        let response = sse(Forward {
+            chunks: chunks.boxed(),
+            meter: Meter::default(),
+            bill: None,
+            include_usage: false,
+            model: "demo".into(),
+            done: false,
+            _parallel: None,
+            _streaming: instruments.stream(),
+        });
+        let writes: Vec<Bytes> = response
+            .into_body()
+            .into_data_stream()
+            .map(|frame| frame.unwrap())
+            .collect()
+            .await;
+        let text: String = writes
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        assert_eq!(text.matches("data: ").count(), 7, "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        assert!(text.contains(r#""content":" upstream""#), "{text}");
+        assert!(writes.len() <= 2, "{} writes: {writes:?}", writes.len());
+    }
+}
