@@ -169,7 +169,11 @@ async fn chat_completions(
             body: body.clone(),
         });
     let knobs = shared.knobs.lock().expect("knobs lock").clone();
-    tokio::time::sleep(knobs.latency).await;
+    // Even a zero sleep waits for the timer's next millisecond tick, which
+    // made every call wait up to a millisecond and answered them in bunches.
+    if !knobs.latency.is_zero() {
+        tokio::time::sleep(knobs.latency).await;
+    }
 
     if let Some(status) = knobs.error_status {
         let error = json!({ "error": {
