@@ -113,6 +113,48 @@ fn used(pid: u32) -> Used {
     }
 }
 
+/// CPU time the hypervisor gave to other machines (`steal` in `/proc/stat`), in
+/// seconds over all cores. On a shared virtual machine this is what makes one
+/// run's tail differ from the next.
+fn stolen_seconds() -> f64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let cpu = stat.lines().next()?.split_whitespace().collect::<Vec<_>>();
+            cpu.get(8)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |ticks| ticks / 100.0)
+}
+
+/// The calls of one run.
+struct Outcome {
+    /// Sorted.
+    latencies: Vec<Duration>,
+    wall: Duration,
+    failures: usize,
+    /// The share of the machine's CPU time stolen by the hypervisor meanwhile.
+    stolen: f64,
+}
+
+impl Outcome {
+    fn new(
+        mut latencies: Vec<Duration>,
+        started: Instant,
+        failures: usize,
+        stolen_before: f64,
+    ) -> Self {
+        latencies.sort();
+        let wall = started.elapsed();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        Outcome {
+            latencies,
+            wall,
+            failures,
+            stolen: (stolen_seconds() - stolen_before) / (wall.as_secs_f64() * cores),
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -121,7 +163,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index]
 }
 
-/// Sends `total` calls, `concurrency` at a time; returns sorted latencies and the wall time.
+/// Sends `total` calls, `concurrency` at a time.
 async fn run(
     client: &reqwest::Client,
     url: &str,
@@ -129,7 +171,8 @@ async fn run(
     body: &Value,
     total: usize,
     concurrency: usize,
-) -> (Vec<Duration>, Duration, usize) {
+) -> Outcome {
+    let stolen_before = stolen_seconds();
     let started = Instant::now();
     let results: Vec<(Duration, bool)> = futures::stream::iter(0..total)
         .map(|_| async {
@@ -152,14 +195,12 @@ async fn run(
         .collect()
         .await;
     let failures = results.iter().filter(|(_, ok)| !ok).count();
-    let mut latencies: Vec<Duration> = results.into_iter().map(|(d, _)| d).collect();
-    latencies.sort();
-    (latencies, started.elapsed(), failures)
+    let latencies = results.into_iter().map(|(d, _)| d).collect();
+    Outcome::new(latencies, started, failures, stolen_before)
 }
 
 /// Starts a call every `1 / rate` seconds for `seconds`, each on its own task,
-/// reading each answer to its end; returns sorted latencies, the wall time and
-/// the failures.
+/// reading each answer to its end.
 async fn paced(
     client: &reqwest::Client,
     url: &str,
@@ -167,7 +208,8 @@ async fn paced(
     body: &Value,
     rate: usize,
     seconds: usize,
-) -> (Vec<Duration>, Duration, usize) {
+) -> Outcome {
+    let stolen_before = stolen_seconds();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
@@ -201,13 +243,14 @@ async fn paced(
             Err(_) => failures += 1,
         }
     }
-    latencies.sort();
-    (latencies, started.elapsed(), failures)
+    Outcome::new(latencies, started, failures, stolen_before)
 }
 
-fn added(label: &str, direct: &[Duration], through: &[Duration]) {
+fn added(label: &str, direct: &Outcome, through: &Outcome) {
     let ms = |p: f64| {
-        (percentile(through, p).as_secs_f64() - percentile(direct, p).as_secs_f64()) * 1000.0
+        (percentile(&through.latencies, p).as_secs_f64()
+            - percentile(&direct.latencies, p).as_secs_f64())
+            * 1000.0
     };
     println!(
         "{label:<34} added latency: p50 {:>6.2} ms   p99 {:>6.2} ms",
@@ -219,13 +262,8 @@ fn added(label: &str, direct: &[Duration], through: &[Duration]) {
 /// One line of results; `server` is what Tollgate used for these calls (its
 /// share of the machine, steadier than requests a second when the load
 /// generator and the mock share the cores with it).
-fn report(
-    label: &str,
-    latencies: &[Duration],
-    wall: Duration,
-    failures: usize,
-    server: Option<Used>,
-) {
+fn report(label: &str, outcome: &Outcome, server: Option<Used>) {
+    let latencies = &outcome.latencies;
     let cpu = server.map_or(String::new(), |used| {
         let calls = latencies.len().max(1) as f64;
         format!(
@@ -236,10 +274,12 @@ fn report(
         )
     });
     println!(
-        "{label:<34} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   failures {failures}{cpu}",
-        latencies.len() as f64 / wall.as_secs_f64(),
+        "{label:<34} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   failures {}   stolen {:>4.1}%{cpu}",
+        latencies.len() as f64 / outcome.wall.as_secs_f64(),
         percentile(latencies, 0.50).as_secs_f64() * 1000.0,
         percentile(latencies, 0.99).as_secs_f64() * 1000.0,
+        outcome.failures,
+        outcome.stolen * 100.0,
     );
 }
 
@@ -368,7 +408,7 @@ async fn gateway_benchmark() {
         mark = now;
         since
     };
-    let (l, w, f) = run(
+    let direct = run(
         &api,
         &upstream_url,
         None,
@@ -377,13 +417,13 @@ async fn gateway_benchmark() {
         concurrency,
     )
     .await;
-    report("mock upstream directly (baseline)", &l, w, f, None);
-    let baseline = percentile(&l, 0.5);
+    report("mock upstream directly (baseline)", &direct, None);
     server_used();
-    let (l, w, f) = run(&api, &gateway_url, Some(&key), &body, total, concurrency).await;
-    report("through Tollgate, JSON", &l, w, f, Some(server_used()));
-    let overhead = percentile(&l, 0.5).saturating_sub(baseline);
-    let (l, w, f) = run(
+    let through = run(&api, &gateway_url, Some(&key), &body, total, concurrency).await;
+    report("through Tollgate, JSON", &through, Some(server_used()));
+    let overhead =
+        percentile(&through.latencies, 0.5).saturating_sub(percentile(&direct.latencies, 0.5));
+    let direct = run(
         &api,
         &upstream_url,
         None,
@@ -392,9 +432,9 @@ async fn gateway_benchmark() {
         concurrency,
     )
     .await;
-    report("mock upstream directly, streaming", &l, w, f, None);
+    report("mock upstream directly, streaming", &direct, None);
     server_used();
-    let (l, w, f) = run(
+    let through = run(
         &api,
         &gateway_url,
         Some(&key),
@@ -403,21 +443,15 @@ async fn gateway_benchmark() {
         concurrency,
     )
     .await;
-    report("through Tollgate, streaming", &l, w, f, Some(server_used()));
+    report("through Tollgate, streaming", &through, Some(server_used()));
 
     println!("\nopen loop: {rate} calls a second for {seconds} s\n");
-    let (direct, w, f) = paced(&api, &upstream_url, None, &upstream_body, rate, seconds).await;
-    report("mock upstream directly (baseline)", &direct, w, f, None);
+    let direct = paced(&api, &upstream_url, None, &upstream_body, rate, seconds).await;
+    report("mock upstream directly (baseline)", &direct, None);
     server_used();
-    let (json_paced, w, f) = paced(&api, &gateway_url, Some(&key), &body, rate, seconds).await;
-    report(
-        "through Tollgate, JSON",
-        &json_paced,
-        w,
-        f,
-        Some(server_used()),
-    );
-    let (direct_stream, w, f) = paced(
+    let json = paced(&api, &gateway_url, Some(&key), &body, rate, seconds).await;
+    report("through Tollgate, JSON", &json, Some(server_used()));
+    let direct_stream = paced(
         &api,
         &upstream_url,
         None,
@@ -426,25 +460,12 @@ async fn gateway_benchmark() {
         seconds,
     )
     .await;
-    report(
-        "mock upstream directly, streaming",
-        &direct_stream,
-        w,
-        f,
-        None,
-    );
+    report("mock upstream directly, streaming", &direct_stream, None);
     server_used();
-    let (stream_paced, w, f) =
-        paced(&api, &gateway_url, Some(&key), &streaming, rate, seconds).await;
-    report(
-        "through Tollgate, streaming",
-        &stream_paced,
-        w,
-        f,
-        Some(server_used()),
-    );
-    added("JSON", &direct, &json_paced);
-    added("streaming", &direct_stream, &stream_paced);
+    let stream = paced(&api, &gateway_url, Some(&key), &streaming, rate, seconds).await;
+    report("through Tollgate, streaming", &stream, Some(server_used()));
+    added("JSON", &direct, &json);
+    added("streaming", &direct_stream, &stream);
 
     let (rss, peak) = memory_mib(server.id());
     println!(
