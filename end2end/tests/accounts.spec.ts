@@ -55,6 +55,9 @@ test("register, log out, log in, change the password, log in again, delete the a
   await page.getByLabel("New password").fill(second);
   await page.getByRole("button", { name: "Change password" }).click();
   await expect(page.getByText("Password changed.")).toBeVisible();
+  // Passwords do not stay on the page once the form has answered.
+  await expect(page.getByLabel("Current password")).toHaveValue("");
+  await expect(page.getByLabel("New password")).toHaveValue("");
 
   // Log out and back in with the new password; the old one no longer works.
   await nav(page).getByRole("button", { name: "Log out" }).click();
@@ -80,6 +83,28 @@ test("register, log out, log in, change the password, log in again, delete the a
   await page.getByRole("button", { name: "Log in" }).click();
   await expect(page.getByRole("alert")).toHaveText("Invalid email or password.");
 
+  expect(errors).toEqual([]);
+});
+
+test("what is typed before the page's code loads survives hydration", async ({ page }) => {
+  const errors = watchErrors(page);
+  // Hold the wasm bundle back, as a slow connection would, while typing.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/*.wasm", async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto("/register");
+  await page.getByLabel("Email").fill("early@example.com");
+  await page.getByLabel("Display name").fill("Early Typist");
+  await page.getByLabel("Password").fill("typed-before-hydration-1");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(0);
+  release();
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await expect(page.getByLabel("Email")).toHaveValue("early@example.com");
+  await expect(page.getByLabel("Display name")).toHaveValue("Early Typist");
+  await expect(page.getByLabel("Password")).toHaveValue("typed-before-hydration-1");
   expect(errors).toEqual([]);
 });
 

@@ -34,6 +34,12 @@ pub fn FormAlert(error: LastError) -> impl IntoView {
 
 /// A labelled input. `keep` refills the typed value after a refused submission
 /// (never set it for passwords).
+///
+/// The value is the `value` attribute only, never the `value` property:
+/// hydration sets properties, so a property would wipe what someone typed
+/// before the page's code had loaded. The attribute fills a field nobody has
+/// typed in and leaves a typed one alone. A password field is emptied each
+/// time its form's action answers, refused or not.
 #[component]
 pub fn Field(
     label: &'static str,
@@ -59,17 +65,30 @@ pub fn Field(
             .unwrap_or_default()
     };
     let described_by = error_id.clone();
+    let input = NodeRef::<leptos::html::Input>::new();
+    if kind == "password" {
+        // Runs on changes only (not at hydration), so nothing typed is lost.
+        Effect::watch(
+            move || error.track(),
+            move |_, _, _| {
+                if let Some(field) = input.get_untracked() {
+                    field.set_value("");
+                }
+            },
+            false,
+        );
+    }
     view! {
         <div class="mb-4">
             <label for=id.clone() class="mb-1 block text-sm font-medium text-slate-700">{label}</label>
             <input
+                node_ref=input
                 id=id
                 name=name
                 type=kind
                 autocomplete=autocomplete
                 required=!optional
                 placeholder=placeholder
-                prop:value=value.clone()
                 value=value
                 aria-invalid=move || message().is_some().to_string()
                 aria-describedby=described_by
