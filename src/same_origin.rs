@@ -3,7 +3,8 @@
 //!
 //! It applies to server functions (`/api/…` outside the versioned REST API) and to
 //! any request carrying the session cookie. Requests authenticated only by an API
-//! key carry no ambient authority and are left alone. The origin is the `Origin`
+//! key carry no ambient authority and are left alone; the model API, which knows
+//! only keys, is not behind this layer at all (`startup::router`). The origin is the `Origin`
 //! header or, lacking it, the `Referer`'s; it must equal `TOLLGATE_PUBLIC_URL` or
 //! the `Host` the request was sent to (a browser always sends the real host).
 
@@ -52,10 +53,6 @@ fn is_state_changing(method: &Method) -> bool {
 
 fn needs_check(request: &Request) -> bool {
     let path = request.uri().path();
-    // The model API authenticates by key only; a session cookie gives it nothing.
-    if path.starts_with("/v1/") || path == "/response" {
-        return false;
-    }
     let server_function = path.starts_with("/api/") && !path.starts_with("/api/v1/");
     server_function || has_session_cookie(request.headers())
 }

@@ -393,8 +393,11 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     let public_url = state.public_url.clone();
     let trusted_proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies.clone().into();
 
-    // The dashboard and its REST API: sessions apply here only; the model API
-    // authenticates by key and never reads one.
+    // The dashboard and its REST API: sessions and the same-origin check apply
+    // here only; the model API authenticates by key and never reads a session.
+    let record =
+        || middleware::from_fn_with_state(state.clone(), crate::instruments::record_request);
+    let limit_body = || middleware::from_fn_with_state(max_body, body_limit::limit_request_body);
     let dashboard = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -447,37 +450,32 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
             },
         )
         // After routing, so requests are counted under their route's template.
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::instruments::record_request,
-        ))
+        .route_layer(record())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(session_layer);
-    let model_api = model_api(&state).route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::instruments::record_request,
-    ));
+        .layer(session_layer)
+        .layer(limit_body())
+        .layer(middleware::from_fn_with_state(
+            public_url,
+            same_origin::require_same_origin,
+        ));
+    // CORS outermost, so a refusal from the layers inside (413) still reaches
+    // a browser caller as itself rather than as a CORS failure.
+    let model_api = model_api()
+        .route_layer(record())
+        .layer(limit_body())
+        .layer(cors(&state.config));
 
+    // Router::layer wraps outward: the last layer added runs first, so every
+    // response, even a refused one, carries the request id and is traced.
+    // Our own body limit replaces axum's per-extractor default, so every route
+    // agrees. Each `from_fn` layer boxes a future and copies the services
+    // inside it on every request, so the model API passes only two.
     Router::new()
         .merge(model_api)
         .merge(dashboard)
         .with_state(state)
-        // Router::layer wraps outward: the last layer added runs first, so every
-        // response, even a refused one, carries the request id and is traced.
-        // Our own limit replaces axum's per-extractor default, so every route agrees.
         .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(
-            max_body,
-            body_limit::limit_request_body,
-        ))
-        .layer(middleware::from_fn_with_state(
-            public_url,
-            same_origin::require_same_origin,
-        ))
-        .layer(middleware::from_fn_with_state(
-            trusted_proxies,
-            crate::gateway::client_ip::resolve_client_ip,
-        ))
+        .layer(crate::gateway::client_ip::layer(trusted_proxies))
         .layer(CatchPanicLayer::new())
         .layer(
             TraceLayer::new_for_http()
@@ -488,17 +486,27 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-/// The developers' model API, with CORS for browser callers (the key's referrer
-/// rule still applies).
-fn model_api(state: &AppState) -> Router<AppState> {
+/// The developers' model API: `/v1/chat/completions`, `/v1/models`, the
+/// simple `/response`, and an API-shaped 404 for the rest of `/v1`.
+fn model_api() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(gateway::chat_completions))
+        .route("/v1/models", get(gateway::list_models))
+        .route("/response", post(gateway::simple_response))
+        .route("/v1", any(gateway::unknown_route))
+        .route("/v1/{*rest}", any(gateway::unknown_route))
+}
+
+/// CORS for browser callers of the model API (the key's referrer rule still applies).
+fn cors(config: &Config) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method, header};
     use tower_http::cors::{AllowOrigin, CorsLayer};
 
-    let origins = match &state.config.cors_origins {
+    let origins = match &config.cors_origins {
         None => AllowOrigin::any(),
         Some(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
     };
-    let cors = CorsLayer::new()
+    CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
@@ -513,12 +521,5 @@ fn model_api(state: &AppState) -> Router<AppState> {
             HeaderName::from_static("x-ratelimit-remaining-requests"),
             HeaderName::from_static("x-ratelimit-reset-requests"),
         ])
-        .max_age(Duration::from_secs(600));
-    Router::new()
-        .route("/v1/chat/completions", post(gateway::chat_completions))
-        .route("/v1/models", get(gateway::list_models))
-        .route("/response", post(gateway::simple_response))
-        .route("/v1", any(gateway::unknown_route))
-        .route("/v1/{*rest}", any(gateway::unknown_route))
-        .layer(cors)
+        .max_age(Duration::from_secs(600))
 }

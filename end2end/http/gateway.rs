@@ -649,9 +649,23 @@ async fn the_ip_limit_comes_before_any_key_work_and_bodies_have_a_limit() {
 
     let big =
         json!({ "model": "demo", "messages": [{ "role": "user", "content": "x".repeat(4096) }] });
-    let response = chat(&s.app, &bogus, big).await;
+    let response = chat(&s.app, &bogus, big.clone()).await;
     assert_eq!(response.status(), 413);
     assert_openai_error(&response.json().await.unwrap(), "request_too_large");
+
+    // A browser caller is shown the refusal itself, not a CORS failure.
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/v1/chat/completions"))
+        .header("origin", "https://app.example.com")
+        .bearer_auth(&bogus)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
 }
 
 #[tokio::test]

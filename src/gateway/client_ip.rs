@@ -1,6 +1,6 @@
 //! The real client IP: the TCP peer, unless the peer is a trusted proxy
 //! (`TOLLGATE_TRUSTED_PROXIES`), in which case `X-Forwarded-For` is read from the
-//! right, skipping trusted hops. A middleware stores it on every request, so the
+//! right, skipping trusted hops. A layer ([`layer`]) stores it on every request, so the
 //! gateway's limits, key allowlists, audit events and login throttles agree.
 
 use std::{
@@ -9,12 +9,11 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Request},
     http::HeaderMap,
-    middleware::Next,
-    response::Response,
 };
 use ipnet::IpNet;
+use tower::util::MapRequestLayer;
 
 /// The resolved client address, as a request extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,20 +41,22 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
         .unwrap_or(peer)
 }
 
-pub async fn resolve_client_ip(
-    State(trusted): State<Arc<[IpNet]>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if let Some(ConnectInfo(peer)) = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .copied()
-    {
-        let ip = resolve(peer.ip(), request.headers(), &trusted);
-        request.extensions_mut().insert(ClientIp(ip));
-    }
-    next.run(request).await
+/// The layer that stores [`ClientIp`] on every request. A plain request map
+/// (no boxed future, nothing cloned but an `Arc`): every call passes it.
+pub fn layer(
+    trusted: Arc<[IpNet]>,
+) -> MapRequestLayer<impl Fn(Request) -> Request + Clone + Send + Sync + 'static> {
+    MapRequestLayer::new(move |mut request: Request| {
+        if let Some(ConnectInfo(peer)) = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .copied()
+        {
+            let ip = resolve(peer.ip(), request.headers(), &trusted);
+            request.extensions_mut().insert(ClientIp(ip));
+        }
+        request
+    })
 }
 
 #[cfg(test)]

@@ -24,10 +24,11 @@ impl Upstreams {
         }
     }
 
+    /// Takes the request's body (not copied): nothing reads it after this.
     pub async fn call(
         &self,
         model: &Model,
-        request: &ChatRequest,
+        request: &mut ChatRequest,
         messages: Vec<Value>,
         max_tokens: u64,
     ) -> Result<Reply, UpstreamError> {
@@ -45,7 +46,7 @@ impl Upstreams {
                 api_key,
                 ..
             } => {
-                let mut body = request.body.clone();
+                let mut body = std::mem::take(&mut request.body);
                 body.insert("model".into(), json!(upstream_model));
                 body.insert("messages".into(), Value::Array(messages));
                 body.remove("max_completion_tokens");

@@ -275,7 +275,7 @@ async fn chat(
     let reply = state
         .gateway
         .upstreams
-        .call(model, &request, messages, hold.max_output_tokens)
+        .call(model, &mut request, messages, hold.max_output_tokens)
         .await;
     let upstream_time = upstream_clock.elapsed();
     state.instruments.upstream(&model.name, upstream_time);
