@@ -6,12 +6,17 @@
 //! cargo test --release --features ssr --test http bench -- --ignored --nocapture
 //! ```
 //!
-//! Two kinds of load, each on the mock directly and through Tollgate:
+//! Two kinds of load, JSON and streaming, each three ways: on the mock
+//! directly, through the bare proxy (`end2end/bench/bare_proxy.rs`: the same
+//! HTTP stack doing nothing but forward, so what is left is the pipeline's own
+//! cost) and through Tollgate:
 //! - closed loop: `BENCH_REQUESTS` calls (default 2000), `BENCH_CONCURRENCY` at a
 //!   time (default 32), for the most requests a second each can serve;
 //! - open loop: a call started every 1/`BENCH_RATE` of a second (default 2000 a
-//!   second) for `BENCH_SECONDS` (default 5), whatever the answers do, for the
-//!   latency Tollgate adds at that rate (its percentile minus the mock's).
+//!   second) for `BENCH_SECONDS` (default 5) on each route, whatever the
+//!   answers do, for the latency each proxy adds at that rate (its percentile
+//!   minus the mock's). The routes take one-second turns, so noise on the
+//!   machine falls on all of them alike.
 
 use std::{
     process::{Command, Stdio},
@@ -63,6 +68,17 @@ struct Used {
     io_calls: f64,
     /// Context switches over all its threads: how often a thread slept and woke.
     switches: f64,
+}
+
+impl std::ops::Add for Used {
+    type Output = Used;
+    fn add(self, other: Used) -> Used {
+        Used {
+            cpu: self.cpu + other.cpu,
+            io_calls: self.io_calls + other.io_calls,
+            switches: self.switches + other.switches,
+        }
+    }
 }
 
 impl std::ops::Sub for Used {
@@ -137,6 +153,29 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Several runs' calls as one run.
+    fn pooled(runs: Vec<Outcome>) -> Outcome {
+        let wall: Duration = runs.iter().map(|r| r.wall).sum();
+        let stolen = runs
+            .iter()
+            .map(|r| r.stolen * r.wall.as_secs_f64())
+            .sum::<f64>()
+            / wall.as_secs_f64().max(f64::MIN_POSITIVE);
+        let failures = runs.iter().map(|r| r.failures).sum();
+        let mut latencies: Vec<Duration> = runs.into_iter().flat_map(|r| r.latencies).collect();
+        latencies.sort();
+        Outcome {
+            latencies,
+            wall,
+            failures,
+            stolen,
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+
     fn new(
         mut latencies: Vec<Duration>,
         started: Instant,
@@ -246,41 +285,101 @@ async fn paced(
     Outcome::new(latencies, started, failures, stolen_before)
 }
 
+/// One way to reach the mock: directly, through the bare proxy, or through
+/// Tollgate; `pid` is the process in between.
+struct Route<'a> {
+    label: &'static str,
+    url: String,
+    key: Option<&'a str>,
+    json: &'a Value,
+    streaming: &'a Value,
+    pid: Option<u32>,
+}
+
+impl Route<'_> {
+    fn body(&self, stream: bool) -> &Value {
+        if stream { self.streaming } else { self.json }
+    }
+}
+
+/// What the process in between used since the last call, per process.
+struct Meter {
+    marks: Vec<(u32, Used)>,
+}
+
+impl Meter {
+    fn since_last(&mut self, pid: Option<u32>) -> Option<Used> {
+        let pid = pid?;
+        let now = used(pid);
+        let earlier = match self.marks.iter_mut().find(|(p, _)| *p == pid) {
+            Some((_, mark)) => std::mem::replace(mark, now),
+            None => {
+                self.marks.push((pid, now));
+                Used::default()
+            }
+        };
+        Some(now - earlier)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The latency `through` adds to `direct` at p50, p90 and p99.
 fn added(label: &str, direct: &Outcome, through: &Outcome) {
-    let ms = |p: f64| {
-        (percentile(&through.latencies, p).as_secs_f64()
-            - percentile(&direct.latencies, p).as_secs_f64())
-            * 1000.0
-    };
+    let at = |p: f64| ms(percentile(&through.latencies, p)) - ms(percentile(&direct.latencies, p));
     println!(
-        "{label:<34} added latency: p50 {:>6.2} ms   p99 {:>6.2} ms",
-        ms(0.50),
-        ms(0.99)
+        "{label:<44} added latency: p50 {:>6.2} ms   p90 {:>6.2} ms   p99 {:>6.2} ms",
+        at(0.50),
+        at(0.90),
+        at(0.99)
     );
 }
 
-/// One line of results; `server` is what Tollgate used for these calls (its
-/// share of the machine, steadier than requests a second when the load
-/// generator and the mock share the cores with it).
+/// One line of results; `server` is what the process in between used for
+/// these calls (steadier than requests a second when the load generator and
+/// the mock share the cores with it).
 fn report(label: &str, outcome: &Outcome, server: Option<Used>) {
     let latencies = &outcome.latencies;
     let cpu = server.map_or(String::new(), |used| {
         let calls = latencies.len().max(1) as f64;
         format!(
-            "   server, a call: CPU {:>4.0} µs, {:>4.1} read/write calls, {:>4.1} context switches",
+            "   in between, a call: CPU {:>4.0} µs, {:>4.1} read/write calls, {:>4.1} context switches",
             used.cpu * 1e6 / calls,
             used.io_calls / calls,
             used.switches / calls,
         )
     });
     println!(
-        "{label:<34} {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   failures {}   stolen {:>4.1}%{cpu}",
-        latencies.len() as f64 / outcome.wall.as_secs_f64(),
-        percentile(latencies, 0.50).as_secs_f64() * 1000.0,
-        percentile(latencies, 0.99).as_secs_f64() * 1000.0,
+        "{label:<44} {:>8.0} req/s   p50 {:>6.2} ms   p90 {:>6.2} ms   p99 {:>6.2} ms   failures {}   stolen {:>4.1}%{cpu}",
+        outcome.rate(),
+        ms(percentile(latencies, 0.50)),
+        ms(percentile(latencies, 0.90)),
+        ms(percentile(latencies, 0.99)),
         outcome.failures,
         outcome.stolen * 100.0,
     );
+}
+
+fn kind(stream: bool) -> &'static str {
+    if stream { "streaming" } else { "JSON" }
+}
+
+/// Waits until `base` answers `path` with a success, for up to ten seconds.
+async fn wait_until_up(client: &reqwest::Client, url: &str) {
+    for _ in 0..100 {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not answer within ten seconds");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,6 +390,7 @@ async fn gateway_benchmark() {
     let rate = setting("BENCH_RATE", 2000).max(1);
     let seconds = setting("BENCH_SECONDS", 5).max(1);
     let mock = MockUpstream::start().await;
+    let upstream_url = format!("{}/chat/completions", mock.base_url());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("models.toml"),
@@ -302,7 +402,10 @@ async fn gateway_benchmark() {
     .unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    // Another build to compare: BENCH_SERVER_BIN=path/to/tollgate cargo test …
+    let server_bin =
+        std::env::var("BENCH_SERVER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tollgate").into());
+    let mut server = Command::new(server_bin)
         .current_dir(dir.path())
         .env_clear()
         .env("TOLLGATE_ADDR", format!("127.0.0.1:{port}"))
@@ -317,22 +420,23 @@ async fn gateway_benchmark() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
+    let bare_port = free_port();
+    let mut bare = Command::new(env!("CARGO_BIN_EXE_bare-proxy"))
+        .args([format!("127.0.0.1:{bare_port}"), upstream_url.clone()])
+        .env_clear()
+        .envs(std::env::var("TOKIO_WORKER_THREADS").map(|n| ("TOKIO_WORKER_THREADS", n)))
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
-    for _ in 0..100 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_up(&client, &format!("{base}/readyz")).await;
+    // It knows one route: any answer but a refused connection means it is up.
+    wait_until_up(&client, &format!("http://127.0.0.1:{bare_port}/")).await;
     let (rss_idle, _) = memory_mib(server.id());
 
     // A user on a plan large enough not to be the bottleneck, and a key.
@@ -386,92 +490,120 @@ async fn gateway_benchmark() {
         .unwrap();
 
     let body = json!({ "model": "mock", "messages": [{ "role": "user", "content": "Say hello" }], "max_tokens": 64 });
-    let upstream_body =
-        json!({ "model": "mock-small", "messages": [{ "role": "user", "content": "Say hello" }] });
     let mut streaming = body.clone();
     streaming["stream"] = json!(true);
+    // What Tollgate sends up for those (the upstream model name, and the
+    // usage chunk asked for), so every route asks the mock for the same.
+    let upstream_body = json!({ "model": "mock-small", "messages": [{ "role": "user", "content": "Say hello" }], "max_tokens": 64 });
     let mut upstream_streaming = upstream_body.clone();
     upstream_streaming["stream"] = json!(true);
+    upstream_streaming["stream_options"] = json!({ "include_usage": true });
 
-    println!(
-        "\nTollgate gateway benchmark: {total} calls, {concurrency} at a time, mock upstream on loopback\n"
-    );
-    let gateway_url = format!("{base}/v1/chat/completions");
-    let upstream_url = format!("{}/chat/completions", mock.base_url());
-    run(&api, &gateway_url, Some(&key), &body, 200, concurrency).await; // warm-up
-    let server_pid = server.id();
-    let mut mark = Used::default();
-    // What the server used since the previous call.
-    let mut server_used = move || {
-        let now = used(server_pid);
-        let since = now - mark;
-        mark = now;
-        since
-    };
-    let direct = run(
-        &api,
-        &upstream_url,
-        None,
-        &upstream_body,
-        total,
-        concurrency,
-    )
-    .await;
-    report("mock upstream directly (baseline)", &direct, None);
-    server_used();
-    let through = run(&api, &gateway_url, Some(&key), &body, total, concurrency).await;
-    report("through Tollgate, JSON", &through, Some(server_used()));
-    let overhead =
-        percentile(&through.latencies, 0.5).saturating_sub(percentile(&direct.latencies, 0.5));
-    let direct = run(
-        &api,
-        &upstream_url,
-        None,
-        &upstream_streaming,
-        total,
-        concurrency,
-    )
-    .await;
-    report("mock upstream directly, streaming", &direct, None);
-    server_used();
-    let through = run(
-        &api,
-        &gateway_url,
-        Some(&key),
-        &streaming,
-        total,
-        concurrency,
-    )
-    .await;
-    report("through Tollgate, streaming", &through, Some(server_used()));
+    let routes = [
+        Route {
+            label: "mock upstream directly",
+            url: upstream_url.clone(),
+            key: None,
+            json: &upstream_body,
+            streaming: &upstream_streaming,
+            pid: None,
+        },
+        Route {
+            label: "through the bare proxy",
+            url: format!("http://127.0.0.1:{bare_port}/v1/chat/completions"),
+            key: None,
+            json: &upstream_body,
+            streaming: &upstream_streaming,
+            pid: Some(bare.id()),
+        },
+        Route {
+            label: "through Tollgate",
+            url: format!("{base}/v1/chat/completions"),
+            key: Some(&key),
+            json: &body,
+            streaming: &streaming,
+            pid: Some(server.id()),
+        },
+    ];
+    for route in &routes[1..] {
+        run(&api, &route.url, route.key, route.json, 200, concurrency).await; // warm-up
+    }
+    let mut meter = Meter { marks: Vec::new() };
 
-    println!("\nopen loop: {rate} calls a second for {seconds} s\n");
-    let direct = paced(&api, &upstream_url, None, &upstream_body, rate, seconds).await;
-    report("mock upstream directly (baseline)", &direct, None);
-    server_used();
-    let json = paced(&api, &gateway_url, Some(&key), &body, rate, seconds).await;
-    report("through Tollgate, JSON", &json, Some(server_used()));
-    let direct_stream = paced(
-        &api,
-        &upstream_url,
-        None,
-        &upstream_streaming,
-        rate,
-        seconds,
-    )
-    .await;
-    report("mock upstream directly, streaming", &direct_stream, None);
-    server_used();
-    let stream = paced(&api, &gateway_url, Some(&key), &streaming, rate, seconds).await;
-    report("through Tollgate, streaming", &stream, Some(server_used()));
-    added("JSON", &direct, &json);
-    added("streaming", &direct_stream, &stream);
+    println!("\nclosed loop: {total} calls, {concurrency} at a time, mock upstream on loopback\n");
+    for stream in [false, true] {
+        let mut rates = Vec::new();
+        for route in &routes {
+            meter.since_last(route.pid);
+            let outcome = run(
+                &api,
+                &route.url,
+                route.key,
+                route.body(stream),
+                total,
+                concurrency,
+            )
+            .await;
+            report(
+                &format!("{}, {}", route.label, kind(stream)),
+                &outcome,
+                meter.since_last(route.pid),
+            );
+            rates.push(outcome.rate());
+        }
+        println!(
+            "{:<44} bare proxy {:.0}%, Tollgate {:.0}% of the direct rate\n",
+            format!("throughput, {}:", kind(stream)),
+            rates[1] / rates[0] * 100.0,
+            rates[2] / rates[0] * 100.0,
+        );
+    }
+
+    println!("open loop: {rate} calls a second for {seconds} s each, in one-second turns\n");
+    for stream in [false, true] {
+        // One second of each route in turn, the order rotating, so a spell of
+        // noise on the machine (CPU stolen by the hypervisor) falls on every
+        // route alike rather than on whichever ran at that moment.
+        let mut slices: Vec<Vec<Outcome>> = routes.iter().map(|_| Vec::new()).collect();
+        let mut used_by: Vec<Option<Used>> = routes.iter().map(|_| None).collect();
+        for turn in 0..seconds {
+            for offset in 0..routes.len() {
+                let at = (turn + offset) % routes.len();
+                let route = &routes[at];
+                meter.since_last(route.pid);
+                let slice = paced(&api, &route.url, route.key, route.body(stream), rate, 1).await;
+                if let Some(used) = meter.since_last(route.pid) {
+                    used_by[at] = Some(used_by[at].map_or(used, |sum| sum + used));
+                }
+                slices[at].push(slice);
+            }
+        }
+        let outcomes: Vec<Outcome> = slices.into_iter().map(Outcome::pooled).collect();
+        for ((route, outcome), used) in routes.iter().zip(&outcomes).zip(used_by) {
+            report(&format!("{}, {}", route.label, kind(stream)), outcome, used);
+        }
+        added(
+            &format!("bare proxy over direct, {}", kind(stream)),
+            &outcomes[0],
+            &outcomes[1],
+        );
+        added(
+            &format!("Tollgate over direct, {}", kind(stream)),
+            &outcomes[0],
+            &outcomes[2],
+        );
+        added(
+            &format!("Tollgate over the bare proxy, {}", kind(stream)),
+            &outcomes[1],
+            &outcomes[2],
+        );
+        println!();
+    }
 
     let (rss, peak) = memory_mib(server.id());
-    println!(
-        "\nclosed-loop median overhead vs direct: {:.2} ms   server memory: {rss_idle:.1} MiB idle, {rss:.1} MiB after, {peak:.1} MiB peak",
-        overhead.as_secs_f64() * 1000.0
-    );
+    println!("Tollgate's memory: {rss_idle:.1} MiB idle, {rss:.1} MiB after, {peak:.1} MiB peak");
+    let _ = bare.kill();
+    let _ = bare.wait();
     // Stop the server as SIGTERM does, so it writes what it queued, then check.
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
