@@ -58,6 +58,8 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await admin.getByRole("button", { name: "Apply" }).click();
   await expect(admin.getByRole("status")).toHaveText("Credits adjusted.");
   await expect(admin.getByTestId("admin-user-balance")).toHaveText("35 credits");
+  // The form empties once applied, so a second click cannot grant twice.
+  await expect(admin.getByLabel("Amount (credits; negative to deduct)")).toHaveValue("");
 
   await admin.getByLabel("Move to plan").selectOption("pro");
   await admin.getByRole("button", { name: "Assign plan" }).click();

@@ -35,11 +35,12 @@ pub fn FormAlert(error: LastError) -> impl IntoView {
 /// A labelled input. `keep` refills the typed value after a refused submission
 /// (never set it for passwords).
 ///
-/// The value is the `value` attribute only, never the `value` property:
-/// hydration sets properties, so a property would wipe what someone typed
-/// before the page's code had loaded. The attribute fills a field nobody has
-/// typed in and leaves a typed one alone. A password field is emptied each
-/// time its form's action answers, refused or not.
+/// Each time the form's action answers, the field shows `value` again: the
+/// kept value after a refusal, else its initial value (so a password or an
+/// amount does not stay behind). It is set then and not through a `value`
+/// property binding, because hydration sets properties and would wipe what
+/// someone typed before the page's code had loaded; the `value` attribute
+/// fills the field for the first render.
 #[component]
 pub fn Field(
     label: &'static str,
@@ -66,18 +67,19 @@ pub fn Field(
     };
     let described_by = error_id.clone();
     let input = NodeRef::<leptos::html::Input>::new();
-    if kind == "password" {
-        // Runs on changes only (not at hydration), so nothing typed is lost.
-        Effect::watch(
-            move || error.track(),
+    // On changes only: not at hydration.
+    Effect::watch(
+        move || error.track(),
+        {
+            let value = value.clone();
             move |_, _, _| {
                 if let Some(field) = input.get_untracked() {
-                    field.set_value("");
+                    field.set_value(&value());
                 }
-            },
-            false,
-        );
-    }
+            }
+        },
+        false,
+    );
     view! {
         <div class="mb-4">
             <label for=id.clone() class="mb-1 block text-sm font-medium text-slate-700">{label}</label>
