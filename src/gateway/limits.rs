@@ -121,10 +121,24 @@ impl Buckets {
             .map(|t| t.and_utc())
             .unwrap_or(now);
         let secs = |until: DateTime<Utc>| (until - now).num_seconds().max(1) as u64;
+        // The names are prefixes of the stored time text (`2026-11-22T09`,
+        // `2026-11-22`, `2026-11`): one formatting a call instead of three.
+        let text = crate::store::stored_time(now);
+        let (hour, day, month) = match (text.get(..13), text.get(..10), text.get(..7)) {
+            (Some(hour), Some(day), Some(month)) if text.as_bytes()[4] == b'-' => {
+                (hour.to_owned(), day.to_owned(), month.to_owned())
+            }
+            // Years outside 0000–9999 are written with a sign.
+            _ => (
+                now.format("%Y-%m-%dT%H").to_string(),
+                now.format("%Y-%m-%d").to_string(),
+                now.format("%Y-%m").to_string(),
+            ),
+        };
         Self {
-            hour: now.format("%Y-%m-%dT%H").to_string(),
-            day: now.format("%Y-%m-%d").to_string(),
-            month: now.format("%Y-%m").to_string(),
+            hour,
+            day,
+            month,
             secs_to_hour: secs(next_hour),
             secs_to_day: secs(next_day),
         }
@@ -454,6 +468,7 @@ fn refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn buckets_and_resets() {
@@ -464,6 +479,14 @@ mod tests {
             ("2026-11-22T23", "2026-11-22", "2026-11")
         );
         assert_eq!((b.secs_to_hour, b.secs_to_day), (30, 30));
+
+        // Past year 9999 the stored text carries a sign; the names still follow it.
+        let far = Utc.with_ymd_and_hms(12026, 1, 2, 3, 4, 5).unwrap();
+        let b = Buckets::at(far);
+        assert_eq!(
+            (b.hour.as_str(), b.day.as_str(), b.month.as_str()),
+            ("+12026-01-02T03", "+12026-01-02", "+12026-01")
+        );
     }
 
     #[test]
