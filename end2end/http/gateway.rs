@@ -294,8 +294,18 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
     let response = chat(&s.app, &key, hello("mock")).await;
     assert_eq!(response.status(), 502);
     assert_openai_error(&response.json().await.unwrap(), "upstream_error");
+    // A redirect is not followed: the prompt goes only where the table says.
+    let elsewhere = MockUpstream::start().await;
     s.mock.set(|k| {
         k.error_status = None;
+        k.redirect_to = Some(format!("{}/chat/completions", elsewhere.base_url()));
+    });
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 502);
+    assert_openai_error(&response.json().await.unwrap(), "upstream_error");
+    assert!(elsewhere.requests().is_empty());
+    s.mock.set(|k| {
+        k.redirect_to = None;
         k.latency = Duration::from_secs(3);
     });
     let response = chat(&s.app, &key, hello("mock")).await;

@@ -3,7 +3,7 @@
 //! It answers `GET /v1/models` and `POST /v1/chat/completions` in JSON or, with
 //! `stream: true`, in SSE (`chat.completion.chunk` events, an optional usage chunk
 //! when `stream_options.include_usage` is set, then `data: [DONE]`). Knobs set
-//! latency, error statuses and dropping the connection mid-stream, and every
+//! latency, error statuses, a redirect and dropping the connection mid-stream, and every
 //! request is recorded for assertions.
 
 use std::{
@@ -41,6 +41,8 @@ pub struct Knobs {
     pub reply: String,
     /// Include `usage` in answers (JSON always; streams when the client asks).
     pub send_usage: bool,
+    /// Answer every chat request with `307 Temporary Redirect` to this URL.
+    pub redirect_to: Option<String>,
 }
 
 impl Default for Knobs {
@@ -52,6 +54,7 @@ impl Default for Knobs {
             drop_after_chunks: None,
             reply: "Hello from the mock upstream.".into(),
             send_usage: true,
+            redirect_to: None,
         }
     }
 }
@@ -173,6 +176,14 @@ async fn chat_completions(
     // made every call wait up to a millisecond and answered them in bunches.
     if !knobs.latency.is_zero() {
         tokio::time::sleep(knobs.latency).await;
+    }
+
+    if let Some(location) = &knobs.redirect_to {
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, location.clone())],
+        )
+            .into_response();
     }
 
     if let Some(status) = knobs.error_status {

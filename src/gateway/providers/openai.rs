@@ -14,6 +14,9 @@ pub fn client(timeouts: UpstreamTimeouts) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .pool_idle_timeout(std::time::Duration::from_secs(90))
+        // An API endpoint does not redirect; a redirect answers 502 rather than
+        // sending the caller's prompt (and a key) somewhere not configured.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
