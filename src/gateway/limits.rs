@@ -122,23 +122,15 @@ impl Buckets {
             .unwrap_or(now);
         let secs = |until: DateTime<Utc>| (until - now).num_seconds().max(1) as u64;
         // The names are prefixes of the stored time text (`2026-11-22T09`,
-        // `2026-11-22`, `2026-11`): one formatting a call instead of three.
+        // `2026-11-22`, `2026-11`), measured from its `T` so a year of any
+        // width fits: one formatting a call instead of three.
         let text = crate::store::stored_time(now);
-        let (hour, day, month) = match (text.get(..13), text.get(..10), text.get(..7)) {
-            (Some(hour), Some(day), Some(month)) if text.as_bytes()[4] == b'-' => {
-                (hour.to_owned(), day.to_owned(), month.to_owned())
-            }
-            // Years outside 0000–9999 are written with a sign.
-            _ => (
-                now.format("%Y-%m-%dT%H").to_string(),
-                now.format("%Y-%m-%d").to_string(),
-                now.format("%Y-%m").to_string(),
-            ),
-        };
+        let date_len = text.find('T').unwrap_or(text.len());
+        let prefix = |len: usize| text.get(..len).unwrap_or(&text).to_owned();
         Self {
-            hour,
-            day,
-            month,
+            hour: prefix(date_len + 3),
+            day: prefix(date_len),
+            month: prefix(date_len.saturating_sub(3)),
             secs_to_hour: secs(next_hour),
             secs_to_day: secs(next_day),
         }
