@@ -86,6 +86,8 @@ pub enum StartupError {
     Sessions(String),
     #[error("invalid TOLLGATE_ADMIN_EMAIL or TOLLGATE_ADMIN_PASSWORD: {0}")]
     BootstrapAdmin(String),
+    #[error("cannot start the upstream HTTP client: {0}")]
+    UpstreamClient(#[from] reqwest::Error),
     #[error("cannot listen on {addr} (TOLLGATE_ADDR): {source}")]
     Bind {
         addr: SocketAddr,
@@ -156,7 +158,11 @@ impl Application {
         ));
         passwords::warm_up();
 
-        let gateway = Arc::new(crate::gateway::Gateway::new(&config, models, store.clone()));
+        let gateway = Arc::new(crate::gateway::Gateway::new(
+            &config,
+            models,
+            store.clone(),
+        )?);
         let (stop_writer, writer_stopped) = tokio::sync::watch::channel(false);
         let write_behind =
             tokio::spawn(write_behind(gateway.clone(), store.clone(), writer_stopped));

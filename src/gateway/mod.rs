@@ -47,16 +47,16 @@ impl Gateway {
         config: &crate::config::Config,
         models: providers::ModelTable,
         store: crate::store::Store,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
             accounts: accounts::Accounts::new(store),
             models,
-            upstreams: upstream::Upstreams::new(config.upstream_timeouts),
+            upstreams: upstream::Upstreams::new(config.upstream_timeouts)?,
             limiters: limits::Limiters::new(
                 config.ip_requests_per_minute,
                 config.ip_requests_per_day,
             ),
-        }
+        })
     }
 }
 

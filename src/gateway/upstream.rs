@@ -17,11 +17,11 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(timeouts: UpstreamTimeouts) -> Self {
-        Self {
-            client: openai::client(timeouts),
+    pub fn new(timeouts: UpstreamTimeouts) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: openai::client(timeouts)?,
             timeouts,
-        }
+        })
     }
 
     /// Takes the request's body (not copied): nothing reads it after this.

@@ -181,4 +181,81 @@ mod tests {
         let t = t + chrono::Duration::milliseconds(7);
         assert_eq!(super::stored_time(t), "2026-11-22T09:30:05.007Z");
     }
+
+    /// The migration that rebuilds the ledger for its cheaper kind check keeps
+    /// every row as it was, and the check still refuses an unknown kind.
+    #[tokio::test]
+    async fn the_ledger_rebuild_keeps_its_rows_and_its_check() {
+        const REBUILD: i64 = 20261203000000;
+        let all = sqlx::migrate!("./migrations");
+        let before = sqlx::migrate::Migrator {
+            migrations: all
+                .iter()
+                .filter(|m| m.version < REBUILD)
+                .cloned()
+                .collect(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        // One connection: each connection to `:memory:` is its own database.
+        let db = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        before.run(&db).await.unwrap();
+        sqlx::query("INSERT INTO users (email, display_name, password_hash) VALUES ('a@example.com', 'A', 'x')")
+            .execute(&db)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO credit_ledger (id, user_id, kind, amount_micros, request_id, note, created_at)
+             VALUES (7, 1, 'grant', 5000000, NULL, 'signup', '2026-11-30T10:00:00.000Z'),
+                    (9, 1, 'reserve', -120, 'req-1', 'hold', '2026-11-30T10:00:01.000Z')",
+        )
+        .execute(&db)
+        .await
+        .unwrap();
+        let rows = "SELECT id, user_id, kind, amount_micros, request_id, note, created_at FROM credit_ledger ORDER BY id";
+        type Row = (i64, i64, String, i64, Option<String>, String, String);
+        let old: Vec<Row> = sqlx::query_as(rows).fetch_all(&db).await.unwrap();
+
+        all.run(&db).await.unwrap();
+        let new: Vec<Row> = sqlx::query_as(rows).fetch_all(&db).await.unwrap();
+        assert_eq!(new, old);
+        let unknown = sqlx::query(
+            "INSERT INTO credit_ledger (user_id, kind, amount_micros) VALUES (1, 'gift', 1)",
+        )
+        .execute(&db)
+        .await;
+        assert!(unknown.is_err(), "an unknown kind was stored");
+        for kind in ["grant", "reserve", "refund", "settle", "adjust"] {
+            sqlx::query(
+                "INSERT INTO credit_ledger (user_id, kind, amount_micros) VALUES (1, ?, 0)",
+            )
+            .bind(kind)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+        let next: i64 = sqlx::query_scalar("SELECT max(id) FROM credit_ledger")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(next, 14, "ids carry on after the copied rows");
+
+        // What the rebuild is for: no temporary index built for each row.
+        let plan: Vec<String> = sqlx::query(
+            "EXPLAIN INSERT INTO credit_ledger (user_id, kind, amount_micros) VALUES (1, 'grant', 1)",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| sqlx::Row::get(row, "opcode"))
+        .collect();
+        assert!(
+            !plan.is_empty() && !plan.iter().any(|op| op == "OpenEphemeral"),
+            "{plan:?}"
+        );
+    }
 }

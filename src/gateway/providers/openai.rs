@@ -9,8 +9,10 @@ use serde_json::Value;
 use super::{Reply, UpstreamError};
 use crate::config::{Secret, UpstreamTimeouts};
 
-/// The shared HTTP client for every upstream.
-pub fn client(timeouts: UpstreamTimeouts) -> reqwest::Client {
+/// The shared HTTP client for every upstream. Building it fails only when the
+/// TLS backend cannot start; start-up stops then, rather than falling back to
+/// a client with other settings (one that follows redirects).
+pub fn client(timeouts: UpstreamTimeouts) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .pool_idle_timeout(std::time::Duration::from_secs(90))
@@ -19,7 +21,6 @@ pub fn client(timeouts: UpstreamTimeouts) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// Sends `body` (already carrying the upstream model and stream options) to
