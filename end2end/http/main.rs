@@ -4,6 +4,10 @@
 //! SQLite file (see `support::spawn_app`); upstream calls go to `support::mock_upstream`,
 //! a real HTTP server speaking OpenAI's JSON and SSE.
 
+// `reqwest` in these tests is the client of the dev-dependencies (see
+// Cargo.toml), not the server's.
+extern crate test_reqwest as reqwest;
+
 mod support;
 
 mod accounts;
