@@ -14,6 +14,7 @@ use axum::{
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -471,25 +472,29 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         .layer(limit_body())
         .layer(cors(&state.config));
 
-    // Router::layer wraps outward: the last layer added runs first, so every
-    // response, even a refused one, carries the request id and is traced.
-    // Our own body limit replaces axum's per-extractor default, so every route
-    // agrees. Each `from_fn` layer boxes a future and copies the services
-    // inside it on every request, so the model API passes only two.
-    Router::new()
+    let app = Router::new()
         .merge(model_api)
         .merge(dashboard)
-        .with_state(state)
-        .layer(DefaultBodyLimit::disable())
-        .layer(crate::gateway::client_ip::layer(trusted_proxies))
-        .layer(CatchPanicLayer::new())
+        .with_state(state);
+    // The layers every request passes, outermost first, so every response,
+    // even a refused one, carries the request id and is traced. Our own body
+    // limit replaces axum's per-extractor default, so every route agrees.
+    // They wrap the router once, as one service: `Router::layer` would wrap
+    // each route in a boxed service of its own, and a route's service is
+    // cloned for every request, each boxed layer cloning the ones inside it.
+    let layered = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(telemetry::request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(CatchPanicLayer::new())
+        .layer(crate::gateway::client_ip::layer(trusted_proxies))
+        .layer(DefaultBodyLimit::disable())
+        .service(app);
+    Router::new().fallback_service(layered)
 }
 
 /// The developers' model API: `/v1/chat/completions`, `/v1/models`, the
