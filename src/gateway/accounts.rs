@@ -10,12 +10,10 @@
 //! correction), or only ever add (the monthly grant), so memory and database
 //! never disagree for long: after [`Store::flush`] they are equal.
 
-use std::{
-    collections::HashMap,
-    sync::{Mutex, MutexGuard},
-};
+use std::sync::{Mutex, MutexGuard};
 
 use chrono::Utc;
+use foldhash::HashMap;
 
 use crate::store::{AuditEvent, Batch, LedgerRow, Store, StoreError, UsageRow, Window, WindowId};
 
@@ -89,6 +87,18 @@ struct Account {
 struct Live {
     accounts: HashMap<i64, Account>,
     windows: HashMap<WindowId, i64>,
+}
+
+impl Live {
+    /// Sets a window's count, copying its id only the first time.
+    fn set_window(&mut self, id: &WindowId, count: i64) {
+        match self.windows.get_mut(id) {
+            Some(current) => *current = count,
+            None => {
+                self.windows.insert(id.clone(), count);
+            }
+        }
+    }
 }
 
 /// The in-memory accounts and windows, shared by every request.
@@ -183,13 +193,13 @@ impl Accounts {
     /// after, or `None`.
     pub fn count(&self, id: &WindowId, limit: i64) -> Option<i64> {
         let mut live = self.live();
-        let count = live.windows.entry(id.clone()).or_insert(0);
-        if *count >= limit {
+        let count = live.windows.get(id).copied().unwrap_or(0);
+        if count >= limit {
             return None;
         }
-        *count += 1;
-        let after = *count;
-        self.store.queue(|batch| batch.window(id.clone(), after));
+        let after = count + 1;
+        live.set_window(id, after);
+        self.store.queue(|batch| batch.window(id, after));
         Some(after)
     }
 
@@ -224,8 +234,8 @@ impl Accounts {
         }
         last_check().map_err(Refused::Check)?;
 
-        for check in admission.windows {
-            *live.windows.entry(check.id.clone()).or_insert(0) += 1;
+        for (check, (_, after, _)) in admission.windows.iter().zip(&admitted.windows) {
+            live.set_window(&check.id, *after);
         }
         if let Some(account) = live.accounts.get_mut(&admission.user_id) {
             account.balance_micros -= admission.reserve_micros;
@@ -233,7 +243,7 @@ impl Accounts {
         let at = now_text();
         self.store.queue(|batch: &mut Batch| {
             for (check, (_, count, _)) in admission.windows.iter().zip(&admitted.windows) {
-                batch.window(check.id.clone(), *count);
+                batch.window(&check.id, *count);
             }
             if !admission.key_use_counted {
                 batch.key_counted(admission.key_id);

@@ -12,7 +12,6 @@
 //! reaches the gateway; they exist to stop floods.)
 
 use std::{
-    collections::HashMap,
     net::IpAddr,
     num::NonZeroU32,
     sync::{
@@ -23,6 +22,7 @@ use std::{
 
 use axum::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Duration as Span, Timelike, Utc};
+use foldhash::{HashMap, HashMapExt};
 use governor::{
     Quota, RateLimiter,
     clock::{Clock, DefaultClock},

@@ -6,7 +6,6 @@
 //! Changes made to the database by another process show within the second.
 
 use std::{
-    collections::HashMap,
     hash::Hash,
     sync::{
         Mutex,
@@ -14,6 +13,8 @@ use std::{
     },
     time::{Duration, Instant},
 };
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::{KeyRecord, PlanRecord, UserRecord};
 
