@@ -289,7 +289,7 @@ async fn chat(
             bill.upstream_ms = Some(upstream_time.as_millis() as i64);
             let mut meter = Meter::default();
             let mut out = Vec::with_capacity(body.len() + 32);
-            match reply::relay(&body, &model.name, true, &mut meter, &mut out) {
+            match reply::relay_bytes(&body, &model.name, true, &mut meter, &mut out) {
                 Ok(_) => {
                     bill.settle(200, None, &meter);
                     Ok(Answer::Json(out))
@@ -358,7 +358,7 @@ impl Forward {
                 let start = out.len();
                 out.extend_from_slice(b"data: ");
                 let relayed = reply::relay(
-                    chunk.as_bytes(),
+                    &chunk,
                     &self.model,
                     self.include_usage,
                     &mut self.meter,
