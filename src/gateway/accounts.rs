@@ -15,7 +15,9 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::Utc;
 use foldhash::HashMap;
 
-use crate::store::{AuditEvent, Batch, LedgerRow, Store, StoreError, UsageRow, Window, WindowId};
+use crate::store::{
+    AuditEvent, Batch, LedgerRow, Store, StoreError, UsageRow, Window, WindowId, set_window_count,
+};
 
 /// One request window to check: its id and limit.
 #[derive(Debug, Clone)]
@@ -87,18 +89,6 @@ struct Account {
 struct Live {
     accounts: HashMap<i64, Account>,
     windows: HashMap<WindowId, i64>,
-}
-
-impl Live {
-    /// Sets a window's count, copying its id only the first time.
-    fn set_window(&mut self, id: &WindowId, count: i64) {
-        match self.windows.get_mut(id) {
-            Some(current) => *current = count,
-            None => {
-                self.windows.insert(id.clone(), count);
-            }
-        }
-    }
 }
 
 /// The in-memory accounts and windows, shared by every request.
@@ -198,7 +188,7 @@ impl Accounts {
             return None;
         }
         let after = count + 1;
-        live.set_window(id, after);
+        set_window_count(&mut live.windows, id, after);
         self.store.queue(|batch| batch.window(id, after));
         Some(after)
     }
@@ -235,7 +225,7 @@ impl Accounts {
         last_check().map_err(Refused::Check)?;
 
         for (check, (_, after, _)) in admission.windows.iter().zip(&admitted.windows) {
-            live.set_window(&check.id, *after);
+            set_window_count(&mut live.windows, &check.id, *after);
         }
         if let Some(account) = live.accounts.get_mut(&admission.user_id) {
             account.balance_micros -= admission.reserve_micros;

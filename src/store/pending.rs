@@ -57,6 +57,16 @@ pub struct RefusalRow {
 /// A window's subject (`user:<id>` or `ip:<address>`), kind and bucket.
 pub type WindowId = (String, Window, String);
 
+/// Sets a window's count in `windows`, copying its id only the first time.
+pub fn set_window_count(windows: &mut HashMap<WindowId, i64>, id: &WindowId, count: i64) {
+    match windows.get_mut(id) {
+        Some(current) => *current = count,
+        None => {
+            windows.insert(id.clone(), count);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct KeyUse {
     /// Uses not yet counted in `api_keys.usage_count` (keys without a cap).
@@ -90,12 +100,7 @@ impl Batch {
     }
 
     pub fn window(&mut self, id: &WindowId, count: i64) {
-        match self.windows.get_mut(id) {
-            Some(latest) => *latest = count,
-            None => {
-                self.windows.insert(id.clone(), count);
-            }
-        }
+        set_window_count(&mut self.windows, id, count);
     }
 
     /// A key was presented and accepted at `at`: its last use.
