@@ -182,6 +182,32 @@ mod tests {
         assert_eq!(super::stored_time(t), "2026-11-22T09:30:05.007Z");
     }
 
+    /// Every file in `migrations/` is in the binary. `sqlx::migrate!` embeds
+    /// the directory as it was when the crate compiled, and a new file alone
+    /// does not make Cargo compile it again without `src/build.rs`.
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut on_disk: Vec<i64> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .map(|name| {
+                let version = name.split_once('_').map_or("", |(version, _)| version);
+                version
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: no version"))
+            })
+            .collect();
+        on_disk.sort_unstable();
+        let embedded: Vec<i64> = sqlx::migrate!("./migrations")
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert!(!embedded.is_empty());
+        assert_eq!(embedded, on_disk);
+    }
+
     /// The migration that rebuilds the ledger for its cheaper kind check keeps
     /// every row as it was, and the check still refuses an unknown kind.
     #[tokio::test]
