@@ -103,3 +103,16 @@ impl IntoResponse for ApiError {
         (self.status, Json(ErrorResponse { error: self })).into_response()
     }
 }
+
+/// The answer to a request whose handler panicked (`CatchPanicLayer`): the
+/// API's error shape rather than a plain-text page. The panic itself is
+/// reported by the panic hook.
+pub fn panicked(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "internal_error",
+        "The server hit an unexpected error; it has been logged.",
+    )
+    .into_response()
+}

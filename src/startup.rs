@@ -490,7 +490,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
                 .make_span_with(telemetry::request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(CatchPanicLayer::new())
+        .layer(CatchPanicLayer::custom(crate::api_error::panicked))
         .layer(crate::gateway::client_ip::layer(trusted_proxies))
         .layer(DefaultBodyLimit::disable())
         .service(app);
@@ -500,18 +500,29 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
 /// The developers' model API: `/v1/chat/completions`, `/v1/models`, the
 /// simple `/response`, and an API-shaped 404 for the rest of `/v1`.
 fn model_api() -> Router<AppState> {
+    let wrong_method = gateway::method_not_allowed;
     Router::new()
-        .route("/v1/chat/completions", post(gateway::chat_completions))
-        .route("/v1/models", get(gateway::list_models))
-        .route("/response", post(gateway::simple_response))
+        .route(
+            "/v1/chat/completions",
+            post(gateway::chat_completions).fallback(wrong_method),
+        )
+        .route(
+            "/v1/models",
+            get(gateway::list_models).fallback(wrong_method),
+        )
+        .route(
+            "/response",
+            post(gateway::simple_response).fallback(wrong_method),
+        )
         .route("/v1", any(gateway::unknown_route))
+        .route("/v1/", any(gateway::unknown_route))
         .route("/v1/{*rest}", any(gateway::unknown_route))
 }
 
 /// CORS for browser callers of the model API (the key's referrer rule still applies).
 fn cors(config: &Config) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method, header};
-    use tower_http::cors::{AllowOrigin, CorsLayer};
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
     let origins = match &config.cors_origins {
         None => AllowOrigin::any(),
@@ -520,11 +531,10 @@ fn cors(config: &Config) -> tower_http::cors::CorsLayer {
     CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("x-api-key"),
-        ])
+        // Whatever headers the caller's preflight names: the OpenAI SDKs send
+        // their own (`x-stainless-*`, `openai-organization`), and the key, not
+        // a header list, is what guards the API.
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([
             header::RETRY_AFTER,
             HeaderName::from_static("x-request-id"),

@@ -228,6 +228,72 @@ async fn streams_arrive_in_order_with_done_and_the_usage_chunk_when_asked() {
     assert_eq!(balance, ledger);
 }
 
+/// The reply's cap reaches the upstream under the name the caller used (reasoning
+/// models refuse `max_tokens`), the caller's other stream options go through,
+/// and the hold covers every one of `n` choices.
+#[tokio::test]
+async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "cap@example.com", 10, 100, None).await;
+    let mut body = json!({
+        "model": "mock",
+        "messages": [{ "role": "user", "content": "hi" }],
+        "max_completion_tokens": 50,
+        "stream": true,
+        "stream_options": { "include_usage": false, "continuous_usage_stats": true },
+    });
+    let (_, done) = read_stream(chat(&s.app, &key, body.clone()).await).await;
+    assert!(done);
+    let sent = &s.mock.requests()[0].body;
+    assert_eq!(sent["max_completion_tokens"], 50, "{sent}");
+    assert!(sent.get("max_tokens").is_none(), "{sent}");
+    assert_eq!(
+        sent["stream_options"],
+        json!({ "include_usage": true, "continuous_usage_stats": true })
+    );
+
+    // 5 credits: four choices of up to 1,000 tokens fit in the hold, six do not.
+    body = hello("mock");
+    body["max_tokens"] = json!(1000);
+    body["n"] = json!(6);
+    let response = chat(&s.app, &key, body.clone()).await;
+    assert_eq!(response.status(), 402);
+    assert_openai_error(&response.json().await.unwrap(), "insufficient_credits");
+    body["n"] = json!(4);
+    assert_eq!(chat(&s.app, &key, body.clone()).await.status(), 200);
+    assert_eq!(s.mock.requests()[1].body["n"], 4);
+    body["n"] = json!(0);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["param"], "n", "{error}");
+}
+
+/// An upstream that reports more tokens than the hold covered (an estimate
+/// that missed images or tools) is charged in full while the balance allows.
+#[tokio::test]
+async fn usage_beyond_the_hold_is_charged_in_full() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "beyond@example.com", 10, 100, None).await;
+    s.mock.set(|k| k.reply = ["word"; 30].join(" "));
+    // The hold: about 14 prompt tokens and 2 of reply; the upstream reports 33.
+    let mut body = hello("mock");
+    body["max_tokens"] = json!(2);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["usage"]["completion_tokens"], 30);
+    let tokens = answer["usage"]["total_tokens"].as_i64().unwrap();
+    let (balance, ledger) = balance_and_ledger(&s.app, "beyond@example.com").await;
+    assert_eq!(balance, 5_000_000 - tokens * 1000);
+    assert_eq!(balance, ledger);
+    let cost: i64 = sqlx::query_scalar("SELECT cost_micros FROM usage_records")
+        .fetch_one(&s.app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(cost, tokens * 1000);
+}
+
 #[tokio::test]
 async fn every_refusal_is_openai_shaped_with_its_status() {
     let s = setup(&[]).await;
@@ -349,6 +415,63 @@ async fn the_minute_limit_answers_429_with_retry_after_and_consumes_nothing_else
     assert_eq!(reserves, 2);
 }
 
+/// Refused by one limit, a call takes nothing from the others: not from the
+/// tokens a minute when the requests a minute refuse it, and not from its
+/// address's windows, which calls with a bad key still use up.
+#[tokio::test]
+async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
+    let s = setup(&[
+        ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "4"),
+        ("TOLLGATE_IP_REQUESTS_PER_DAY", "5"),
+    ])
+    .await;
+    let key = user_with_plan(&s.app, "refused@example.com", 1, 100, None).await;
+    let db = s.app.db().await;
+    let set_plan = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query(sql)
+                .bind("test-refused@example.com")
+                .execute(&db)
+                .await
+                .unwrap();
+            // Past the read cache's second.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    };
+    set_plan("UPDATE plans SET tokens_per_minute = 250 WHERE slug = ?").await;
+
+    // 7 prompt tokens (estimated) and max_tokens 100: 107 of the 250.
+    assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
+    for _ in 0..5 {
+        let response = chat(&s.app, &key, hello("demo")).await;
+        assert_eq!(response.status(), 429);
+        assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
+    }
+    let ip_day: i64 =
+        sqlx::query_scalar("SELECT count FROM limit_windows WHERE subject LIKE 'ip:%'")
+            .fetch_one(&s.app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(ip_day, 1);
+
+    // With requests to spare, the 143 tokens left are all there: 117 fit.
+    set_plan("UPDATE plans SET requests_per_minute = 10 WHERE slug = ?").await;
+    let mut body = hello("demo");
+    body["max_tokens"] = json!(110);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+
+    // Two calls of four so far; bad keys take the other two.
+    let bogus = format!("tg_live_{}", "x".repeat(50));
+    for _ in 0..2 {
+        assert_eq!(chat(&s.app, &bogus, hello("demo")).await.status(), 401);
+    }
+    let response = chat(&s.app, &key, hello("demo")).await;
+    assert_eq!(response.status(), 429);
+    assert_openai_error(&response.json().await.unwrap(), "ip_requests_per_minute");
+}
+
 #[tokio::test]
 async fn the_day_limit_survives_a_restart_and_a_one_time_key_works_once() {
     let s = setup(&[]).await;
@@ -433,26 +556,78 @@ async fn a_client_that_leaves_mid_stream_is_charged_for_what_was_sent() {
     }
     drop(events);
     // Settlement happens when the server notices; wait for the usage record.
-    let db = s.app.db().await;
-    let mut record = None;
+    let (status, code, cost) = first_usage_record(&s.app)
+        .await
+        .expect("the abandoned stream was settled");
+    assert_eq!((status, code.as_str()), (499, "client_disconnected"));
+    assert!(cost > 0);
+    let (balance, ledger) = balance_and_ledger(&s.app, "leave@example.com").await;
+    assert_eq!(balance, 5_000_000 - cost);
+    assert_eq!(balance, ledger);
+}
+
+/// Waits for the first usage record: `(status, error_code, cost_micros)`.
+async fn first_usage_record(app: &TestApp) -> Option<(i64, String, i64)> {
+    let db = app.db().await;
     for _ in 0..50 {
-        record = sqlx::query_as::<_, (i64, String, i64)>(
+        let record = sqlx::query_as::<_, (i64, String, i64)>(
             "SELECT status, error_code, cost_micros FROM usage_records",
         )
         .fetch_optional(&db)
         .await
         .unwrap();
         if record.is_some() {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// A client that gives up while the upstream is still working, before any
+/// answer, gets its whole hold back: the call is settled as left, free.
+#[tokio::test]
+async fn a_client_that_leaves_before_the_answer_gets_its_hold_back() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "early@example.com", 10, 100, None).await;
+    s.mock.set(|k| k.latency = Duration::from_millis(1200));
+    for stream in [false, true] {
+        let mut body = hello("mock");
+        body["max_tokens"] = json!(2000);
+        body["stream"] = json!(stream);
+        let gone = s
+            .app
+            .client
+            .post(s.app.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .timeout(Duration::from_millis(300))
+            .json(&body)
+            .send()
+            .await;
+        assert!(gone.unwrap_err().is_timeout());
+    }
+    let (status, code, cost) = first_usage_record(&s.app)
+        .await
+        .expect("the abandoned call was settled");
+    assert_eq!(
+        (status, code.as_str(), cost),
+        (499, "client_disconnected", 0)
+    );
+    let db = s.app.db().await;
+    let mut records = 0;
+    for _ in 0..50 {
+        records = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        if records == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (status, code, cost) = record.expect("the abandoned stream was settled");
-    assert_eq!((status, code.as_str()), (499, "client_disconnected"));
-    assert!(cost > 0);
-    let (balance, ledger) = balance_and_ledger(&s.app, "leave@example.com").await;
-    assert_eq!(balance, 5_000_000 - cost);
-    assert_eq!(balance, ledger);
+    assert_eq!(records, 2, "both abandoned calls were settled");
+    let (balance, ledger) = balance_and_ledger(&s.app, "early@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000, 5_000_000));
 }
 
 #[tokio::test]
@@ -514,13 +689,92 @@ async fn models_and_the_simple_endpoint_use_the_key() {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "authorization,content-type",
+            "authorization,content-type,x-stainless-os,openai-organization",
         )
         .send()
         .await
         .unwrap();
     assert!(response.status().is_success());
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    // The OpenAI SDKs' own headers are allowed, or a browser would send nothing.
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["authorization", "x-stainless-os", "openai-organization"] {
+        assert!(allowed.contains(name), "{allowed}");
+    }
+}
+
+/// Wrong methods and odd paths under the model API still answer in its shape.
+#[tokio::test]
+async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
+    let s = setup(&[]).await;
+    let client = &s.app.client;
+    for (method, path, status, code, allow) in [
+        (
+            reqwest::Method::GET,
+            "/v1/chat/completions",
+            405,
+            "method_not_allowed",
+            Some("POST"),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/models",
+            405,
+            "method_not_allowed",
+            Some("GET"),
+        ),
+        (
+            reqwest::Method::GET,
+            "/response",
+            405,
+            "method_not_allowed",
+            Some("POST"),
+        ),
+        (reqwest::Method::GET, "/v1/", 404, "unknown_url", None),
+        (
+            reqwest::Method::DELETE,
+            "/v1/files/abc",
+            404,
+            "unknown_url",
+            None,
+        ),
+    ] {
+        let response = client
+            .request(method.clone(), s.app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.to_str().unwrap()),
+            allow,
+            "{method} {path}"
+        );
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{method} {path}"
+        );
+        assert_openai_error(&response.json().await.unwrap(), code);
+    }
+
+    // A bad body is answered after the address's windows, with their headers.
+    let response = client
+        .post(s.app.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["x-ratelimit-limit-requests"], "1000");
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "999");
+    assert_openai_error(&response.json().await.unwrap(), "invalid_request");
 }
 
 #[tokio::test]

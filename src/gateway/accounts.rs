@@ -193,6 +193,17 @@ impl Accounts {
         Some(after)
     }
 
+    /// Gives back one request counted by [`Self::count`], for a call a later
+    /// limit refused.
+    pub fn uncount(&self, id: &WindowId) {
+        let mut live = self.live();
+        let Some(count) = live.windows.get(id).copied().filter(|&c| c > 0) else {
+            return;
+        };
+        set_window_count(&mut live.windows, id, count - 1);
+        self.store.queue(|batch| batch.window(id, count - 1));
+    }
+
     /// Takes every window and the credit hold, after `last_check` (the
     /// governor windows, which cannot be given back) passes; any refusal takes
     /// nothing. The account and windows must be loaded.
@@ -251,11 +262,28 @@ impl Accounts {
         Ok(admitted)
     }
 
-    /// Releases a call's hold, charges what it cost (capped at the hold) and
-    /// queues its usage record.
-    pub fn settle(&self, s: Settlement) {
-        let cost = s.cost_micros.clamp(0, s.reserved_micros);
+    /// Releases a call's hold, charges what it cost and queues its usage
+    /// record; returns the charge. A cost beyond the hold (the estimate missed
+    /// something the upstream counted) is charged as far as the balance
+    /// allows, never below zero.
+    pub fn settle(&self, s: Settlement) -> i64 {
         let mut live = self.live();
+        let available = live
+            .accounts
+            .get(&s.user_id)
+            .map_or(0, |a| a.balance_micros.max(0));
+        let cost = s
+            .cost_micros
+            .clamp(0, s.reserved_micros.saturating_add(available));
+        if cost < s.cost_micros {
+            tracing::warn!(
+                user_id = s.user_id,
+                request_id = ?s.request_id,
+                cost_micros = s.cost_micros,
+                charged_micros = cost,
+                "a call cost more than the balance could pay; charged what was there"
+            );
+        }
         if let Some(account) = live.accounts.get_mut(&s.user_id) {
             account.balance_micros += s.reserved_micros - cost;
         }
@@ -297,6 +325,7 @@ impl Accounts {
             });
         });
         drop(live);
+        cost
     }
 
     /// An admin's correction: adds (or, when it covers it, deducts) `amount`

@@ -47,6 +47,15 @@ impl GatewayError {
         }
     }
 
+    /// A refusal by a limit (rate windows, parallel calls, credits, a key's
+    /// usage cap), which must take nothing from the other limits.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            Self::Limited { .. } | Self::Credits { .. } | Self::Key(KeyAuthError::UsedUp)
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         self.to_api_error().status
     }

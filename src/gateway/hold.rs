@@ -1,6 +1,6 @@
 //! Stage 6 (computed here, taken with the limits): the credit hold is the worst
-//! case: the estimated prompt plus every token the reply may have, at the
-//! model's prices.
+//! case: the estimated prompt plus every token the reply may have (the cap
+//! for each of its `n` choices), at the model's prices.
 
 use super::providers::{Model, estimate_prompt_tokens};
 use serde_json::Value;
@@ -8,23 +8,36 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hold {
     pub prompt_tokens: u64,
+    /// The cap on each choice, as sent upstream.
     pub max_output_tokens: u64,
+    /// How many choices the reply has.
+    pub choices: u64,
     pub micros: i64,
 }
 
 impl Hold {
-    pub fn worst_case(model: &Model, messages: &[Value], max_tokens: Option<u64>) -> Self {
+    pub fn worst_case(
+        model: &Model,
+        messages: &[Value],
+        max_tokens: Option<u64>,
+        choices: u64,
+    ) -> Self {
         let prompt_tokens = estimate_prompt_tokens(messages);
         let max_output_tokens = max_tokens.unwrap_or(u64::from(model.max_output_tokens));
+        let choices = choices.max(1);
         Self {
             prompt_tokens,
             max_output_tokens,
-            micros: model.prices.cost(prompt_tokens, max_output_tokens),
+            choices,
+            micros: model
+                .prices
+                .cost(prompt_tokens, max_output_tokens.saturating_mul(choices)),
         }
     }
 
     /// Tokens the call may use, for the tokens-per-minute window.
     pub fn tokens(&self) -> u64 {
-        self.prompt_tokens + self.max_output_tokens
+        self.prompt_tokens
+            .saturating_add(self.max_output_tokens.saturating_mul(self.choices))
     }
 }

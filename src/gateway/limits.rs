@@ -1,4 +1,4 @@
-//! Stages 2 and 5: rate limits. Per client IP first (before any key work), then
+//! Stages 1 and 5: rate limits. Per client IP first (before the body or any key work), then
 //! per user from the plan: requests per minute and tokens per minute with
 //! governor (GCRA), requests per hour and day in [`super::accounts`] (in memory,
 //! written behind to the database, so they survive restarts), the key's usage
@@ -6,17 +6,19 @@
 //! calls with a semaphore.
 //!
 //! The user's limits and the credit hold are admitted together in one critical
-//! section: the governor windows are checked last, since they cannot give a
-//! request back, and any refusal takes nothing, so a refused call consumes
-//! nothing from the other limits. (The per-IP windows count every call that
-//! reaches the gateway; they exist to stop floods.)
+//! section, and any refusal takes nothing, so a refused call consumes nothing
+//! from the other limits: the governor windows come last, both asked before
+//! either takes ([`super::limit_state::Probed`]). The per-IP windows are taken
+//! first, before any key work, since they exist to stop floods; they count
+//! every call (bad keys included) except one a later limit refuses, which
+//! [`Limiters::give_back_ip`] returns.
 
 use std::{
     net::IpAddr,
     num::NonZeroU32,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -27,17 +29,17 @@ use governor::{
     Quota, RateLimiter,
     clock::{Clock, DefaultClock},
     middleware::StateInformationMiddleware,
-    state::{InMemoryState, NotKeyed, keyed::DefaultKeyedStateStore},
+    state::NotKeyed,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::accounts::{Accounts, Admission, Refused, WindowCheck};
 use super::error::GatewayError;
+use super::limit_state::{Probe, Probed, Returnable};
 use crate::store::{KeyRecord, PlanRecord, Store, Window};
 
-type Direct = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
-type KeyedByIp =
-    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
+type Direct = RateLimiter<NotKeyed, Probed, DefaultClock, StateInformationMiddleware>;
+type KeyedByIp = RateLimiter<IpAddr, Returnable<IpAddr>, DefaultClock, StateInformationMiddleware>;
 
 /// One request window as the `x-ratelimit-*` headers describe it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +85,14 @@ struct UserLimiters {
     requests: (u32, Arc<Direct>),
     tokens: Option<(u32, Arc<Direct>)>,
     parallel: Option<(usize, Arc<Semaphore>)>,
+    /// Up while `requests` and `tokens` are asked without taking.
+    probing: Arc<AtomicBool>,
 }
 
 /// The in-memory limiters, shared by every request.
 pub struct Limiters {
     ip_minute: KeyedByIp,
+    ip_minute_states: Returnable<IpAddr>,
     ip_per_minute: NonZeroU32,
     ip_per_day: NonZeroU32,
     users: Mutex<HashMap<i64, UserLimiters>>,
@@ -137,9 +142,16 @@ impl Buckets {
     }
 }
 
-fn direct(per_minute: u32) -> Arc<Direct> {
+fn direct(per_minute: u32, probing: &Arc<AtomicBool>) -> Arc<Direct> {
     let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
-    Arc::new(RateLimiter::direct(quota).with_middleware::<StateInformationMiddleware>())
+    Arc::new(
+        RateLimiter::<NotKeyed, Probed, DefaultClock>::new(
+            quota,
+            Probed::new(probing.clone()),
+            DefaultClock::default(),
+        )
+        .with_middleware::<StateInformationMiddleware>(),
+    )
 }
 
 fn positive(n: i64) -> u32 {
@@ -148,9 +160,15 @@ fn positive(n: i64) -> u32 {
 
 impl Limiters {
     pub fn new(ip_per_minute: NonZeroU32, ip_per_day: NonZeroU32) -> Self {
+        let ip_minute_states = Returnable::default();
         Self {
-            ip_minute: RateLimiter::keyed(Quota::per_minute(ip_per_minute))
-                .with_middleware::<StateInformationMiddleware>(),
+            ip_minute: RateLimiter::<IpAddr, Returnable<IpAddr>, DefaultClock>::new(
+                Quota::per_minute(ip_per_minute),
+                ip_minute_states.clone(),
+                DefaultClock::default(),
+            )
+            .with_middleware::<StateInformationMiddleware>(),
+            ip_minute_states,
             ip_per_minute,
             ip_per_day,
             users: Mutex::new(HashMap::new()),
@@ -158,7 +176,7 @@ impl Limiters {
         }
     }
 
-    /// Stage 2: the client IP's minute (memory) and day (database) windows.
+    /// Stage 1: the client IP's minute (memory) and day (database) windows.
     pub async fn admit_ip(
         &self,
         accounts: &Accounts,
@@ -197,8 +215,11 @@ impl Limiters {
             }
         }
         let per_day = i64::from(self.ip_per_day.get());
-        let window = (format!("ip:{ip}"), Window::Day, buckets.day.clone());
-        accounts.load_window(&window).await?;
+        let window = ip_day_window(ip, buckets);
+        if let Err(error) = accounts.load_window(&window).await {
+            self.give_back_ip_minute(ip);
+            return Err(error.into());
+        }
         match accounts.count(&window, per_day) {
             Some(count) => headers.consider(WindowState {
                 limit: per_day as u64,
@@ -206,6 +227,7 @@ impl Limiters {
                 reset_secs: buckets.secs_to_day,
             }),
             None => {
+                self.give_back_ip_minute(ip);
                 headers.consider(WindowState {
                     limit: per_day as u64,
                     remaining: 0,
@@ -223,22 +245,37 @@ impl Limiters {
         Ok(())
     }
 
+    /// Returns what [`Self::admit_ip`] took, for a call a later limit refused.
+    pub fn give_back_ip(&self, accounts: &Accounts, ip: IpAddr, buckets: &Buckets) {
+        self.give_back_ip_minute(ip);
+        accounts.uncount(&ip_day_window(ip, buckets));
+    }
+
+    fn give_back_ip_minute(&self, ip: IpAddr) {
+        let interval = Quota::per_minute(self.ip_per_minute).replenish_interval();
+        self.ip_minute_states.give_back(&ip, interval);
+    }
+
     fn for_user(&self, user_id: i64, plan: &PlanRecord) -> UserLimiters {
         let rpm = positive(plan.requests_per_minute);
         let tpm = plan.tokens_per_minute.map(positive);
         let parallel = plan.max_parallel.map(|n| positive(n) as usize);
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = users.entry(user_id).or_insert_with(|| UserLimiters {
-            requests: (rpm, direct(rpm)),
-            tokens: tpm.map(|t| (t, direct(t))),
-            parallel: parallel.map(|p| (p, Arc::new(Semaphore::new(p)))),
+        let entry = users.entry(user_id).or_insert_with(|| {
+            let probing = Arc::new(AtomicBool::new(false));
+            UserLimiters {
+                requests: (rpm, direct(rpm, &probing)),
+                tokens: tpm.map(|t| (t, direct(t, &probing))),
+                parallel: parallel.map(|p| (p, Arc::new(Semaphore::new(p)))),
+                probing,
+            }
         });
         // A plan change applies to the next request: rebuild what differs.
         if entry.requests.0 != rpm {
-            entry.requests = (rpm, direct(rpm));
+            entry.requests = (rpm, direct(rpm, &entry.probing));
         }
         if entry.tokens.as_ref().map(|t| t.0) != tpm {
-            entry.tokens = tpm.map(|t| (t, direct(t)));
+            entry.tokens = tpm.map(|t| (t, direct(t, &entry.probing)));
         }
         if entry.parallel.as_ref().map(|p| p.0) != parallel {
             entry.parallel = parallel.map(|p| (p, Arc::new(Semaphore::new(p))));
@@ -309,10 +346,13 @@ impl Limiters {
             request_id,
         };
         let mut minute = None;
+        let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
+            .unwrap_or(NonZeroU32::MIN);
         let outcome = accounts.admit(&admission, || {
+            // Both minute windows are asked before either takes, so neither
+            // takes for a call the other refuses.
+            let probe = Probe::raise(&limiters.probing);
             if let Some((tpm, limiter)) = &limiters.tokens {
-                let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
-                    .unwrap_or(NonZeroU32::MIN);
                 match limiter.check_n(n) {
                     Ok(Ok(_)) => {}
                     Ok(Err(not_until)) => {
@@ -332,17 +372,23 @@ impl Limiters {
                 }
             }
             let (rpm, limiter) = &limiters.requests;
-            match limiter.check() {
-                Ok(snapshot) => {
-                    minute = Some(minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
-                    Ok(())
-                }
-                Err(not_until) => Err(GatewayError::Limited {
+            if let Err(not_until) = limiter.check() {
+                return Err(GatewayError::Limited {
                     code: "requests_per_minute",
                     message: format!("Your plan allows {rpm} requests a minute."),
                     retry_after_secs: wait_secs(&not_until),
-                }),
+                });
             }
+            drop(probe);
+            // Both allow the call: take. Admissions are one critical section and
+            // time only frees cells, so these pass as the probes did.
+            if let Some((_, tokens)) = &limiters.tokens {
+                let _ = tokens.check_n(n);
+            }
+            if let Ok(snapshot) = limiter.check() {
+                minute = Some(minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
+            }
+            Ok(())
         });
         let admitted = match outcome {
             Ok(admitted) => admitted,
@@ -370,6 +416,10 @@ impl Limiters {
             _parallel: parallel,
         })
     }
+}
+
+fn ip_day_window(ip: IpAddr, buckets: &Buckets) -> crate::store::WindowId {
+    (format!("ip:{ip}"), Window::Day, buckets.day.clone())
 }
 
 /// Returns a capped key's use taken for a call another limit refused.

@@ -1,13 +1,14 @@
 //! The gateway: OpenAI-compatible model calls with key auth, limits and exact
 //! credits. A call passes these stages in order, one module each:
 //!
-//! 1. [`parse`]: the body is a valid chat request
-//! 2. [`client_ip`] and [`limits::Limiters::admit_ip`]: the real client IP and its windows, before any key work
+//! 1. [`client_ip`] and [`limits::Limiters::admit_ip`]: the real client IP and
+//!    its windows, before the body is parsed or any key work
+//! 2. [`parse`]: the body is a valid chat request
 //! 3. `keys::auth`: checksum, keyed-hash look-up, revoked, expired, owner disabled
 //! 4. [`restrictions`]: the key's IP allowlist, referrer, scope `chat`, allowed models
-//! 5. [`limits`]: the user's windows (minute with governor; hour and day in
-//!    [`accounts`], written behind to the database), the key's usage cap,
-//!    tokens per minute and parallel calls, and
+//! 5. [`limits`]: the user's windows (minute with governor, in the stores of
+//!    [`limit_state`]; hour and day in [`accounts`], written behind to the
+//!    database), the key's usage cap, tokens per minute and parallel calls, and
 //! 6. [`hold`]: the credit hold for the worst case, taken with them
 //! 7. [`upstream`]: the provider call, whose answer [`reply`] relays to the
 //!    caller (the public model name; usage only when asked for) and meters
@@ -22,6 +23,7 @@ pub mod accounts;
 pub mod client_ip;
 pub mod error;
 pub mod hold;
+pub mod limit_state;
 pub mod limits;
 pub mod parse;
 pub mod providers;

@@ -1,4 +1,4 @@
-//! Stage 1: the body is a chat request in OpenAI's shape. Only the fields the
+//! Stage 2: the body is a chat request in OpenAI's shape. Only the fields the
 //! gateway needs are checked; every other field passes through to the upstream.
 
 use serde_json::{Map, Value};
@@ -17,6 +17,9 @@ const ROLES: [&str; 6] = [
 /// The most tokens a caller may ask for in one reply.
 pub const MAX_TOKENS_CEILING: u64 = 1_000_000;
 
+/// The most choices (`n`) one call may ask for, as OpenAI allows.
+pub const MAX_CHOICES: u64 = 128;
+
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
     /// The body without `messages` (kept apart below, not copied), forwarded
@@ -29,6 +32,12 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// `max_completion_tokens`, or else `max_tokens`.
     pub max_tokens: Option<u64>,
+    /// `max_completion_tokens` when the caller named the cap so (reasoning
+    /// models refuse `max_tokens`), else `max_tokens`: the upstream gets the
+    /// cap under the name the caller used.
+    pub max_tokens_field: &'static str,
+    /// `n`: how many choices the reply has, each up to the cap.
+    pub choices: u64,
 }
 
 impl ChatRequest {
@@ -106,11 +115,15 @@ impl ChatRequest {
             }
         };
         let mut max_tokens = None;
+        let mut max_tokens_field = "max_tokens";
         for field in ["max_tokens", "max_completion_tokens"] {
             match body.get(field) {
                 None | Some(Value::Null) => {}
                 Some(v) => match v.as_u64().filter(|n| (1..=MAX_TOKENS_CEILING).contains(n)) {
-                    Some(n) => max_tokens = Some(n),
+                    Some(n) => {
+                        max_tokens = Some(n);
+                        max_tokens_field = field;
+                    }
                     None => {
                         return Err(GatewayError::invalid(
                             format!(
@@ -126,6 +139,18 @@ impl ChatRequest {
                 },
             }
         }
+        let choices = match body.get("n") {
+            None | Some(Value::Null) => 1,
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=MAX_CHOICES).contains(n))
+                .ok_or_else(|| {
+                    GatewayError::invalid(
+                        format!("`n` must be a whole number from 1 to {MAX_CHOICES}."),
+                        Some("n"),
+                    )
+                })?,
+        };
         Ok(Self {
             body,
             model,
@@ -133,6 +158,8 @@ impl ChatRequest {
             stream,
             include_usage,
             max_tokens,
+            max_tokens_field,
+            choices,
         })
     }
 
@@ -179,6 +206,39 @@ mod tests {
         assert_eq!(param_of("{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}").as_deref(), Some("stream"));
         assert_eq!(param_of("{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}").as_deref(), Some("max_tokens"));
         assert_eq!(param_of("{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":-5}").as_deref(), Some("max_tokens"));
+        assert_eq!(
+            param_of(
+                "{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":0}"
+            )
+            .as_deref(),
+            Some("n")
+        );
+        assert_eq!(param_of("{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":129}").as_deref(), Some("n"));
+        assert_eq!(param_of("{\"model\":\"demo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":2.5}").as_deref(), Some("n"));
+    }
+
+    #[test]
+    fn the_cap_keeps_the_name_the_caller_gave_it_and_n_defaults_to_one() {
+        let plain = ChatRequest::parse(
+            br#"{"model":"demo","messages":[{"role":"user","content":"hi"}],"max_tokens":7}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (plain.max_tokens, plain.max_tokens_field, plain.choices),
+            (Some(7), "max_tokens", 1)
+        );
+        let reasoning = ChatRequest::parse(
+            br#"{"model":"demo","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":9,"n":3}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                reasoning.max_tokens,
+                reasoning.max_tokens_field,
+                reasoning.choices
+            ),
+            (Some(9), "max_completion_tokens", 3)
+        );
     }
 
     #[test]

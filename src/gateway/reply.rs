@@ -57,6 +57,7 @@ pub fn relay(
             message: error_message(error),
         });
     }
+    meter.answered = true;
     let usage = field("usage").filter(|u| u.get() != "null");
     if let Some(Ok(Usage {
         prompt_tokens: Some(prompt),
@@ -72,8 +73,17 @@ pub fn relay(
     };
     for choice in choices.iter().flatten() {
         for part in [&choice.delta, &choice.message].into_iter().flatten() {
-            if let Some(Text(text)) = &part.content {
+            for Text(text) in [&part.content, &part.reasoning_content, &part.reasoning]
+                .into_iter()
+                .flatten()
+            {
                 meter.reply_chars += text.chars().count() as u64;
+            }
+            // Tool calls are counted by their JSON text: names and arguments.
+            for calls in [part.tool_calls, part.function_call].into_iter().flatten() {
+                if calls.get() != "null" {
+                    meter.reply_chars += calls.get().len() as u64;
+                }
             }
         }
     }
@@ -146,6 +156,16 @@ struct Choice<'a> {
 struct Part<'a> {
     #[serde(borrow, default)]
     content: Option<Text<'a>>,
+    /// What reasoning models think aloud (vLLM, DeepSeek: `reasoning_content`;
+    /// OpenRouter, Ollama: `reasoning`), billed as output.
+    #[serde(borrow, default)]
+    reasoning_content: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    function_call: Option<&'a RawValue>,
 }
 
 /// A `content` that is a string; any other value (parts, null) reads as none.
@@ -277,6 +297,28 @@ mod tests {
         assert_eq!(result.unwrap(), Relayed::Sent);
         assert_eq!(meter.reply_chars, 0);
         assert_eq!(sent, json!({ "choices": "none", "model": "public" }));
+    }
+
+    #[test]
+    fn reasoning_and_tool_calls_count_as_output_and_any_answer_as_answered() {
+        let reasoning = r#"{"choices":[{"delta":{"reasoning_content":"hmm","reasoning":"ok"}}]}"#;
+        let (result, meter, _) = run(reasoning, false);
+        assert_eq!(result.unwrap(), Relayed::Sent);
+        assert_eq!(meter.reply_chars, 5);
+        assert!(meter.answered);
+
+        let tools = r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"1"}]}}]}"#;
+        let (_, meter, _) = run(tools, false);
+        assert_eq!(meter.reply_chars, r#"[{"id":"1"}]"#.len() as u64);
+
+        // The role chunk alone has no text, but the upstream has answered.
+        let (_, meter, _) = run(
+            r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            false,
+        );
+        assert_eq!((meter.reply_chars, meter.answered), (0, true));
+        let (_, meter, _) = run(r#"{"error":{"message":"no"}}"#, false);
+        assert!(!meter.answered);
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! counted when it sent none), release the rest of the hold and record the
 //! usage, together (in memory at once, in one database batch soon after). A
 //! stream that the client abandons is settled for what was produced so far,
-//! when its body is dropped.
+//! when its body is dropped; a call dropped before that (the client gone
+//! while the upstream had not answered yet) is settled when its [`Bill`] is,
+//! so no hold is ever left taken.
 
 use std::{sync::Arc, time::Instant};
 
 use super::{Gateway, accounts::Settlement};
 use crate::credits::Prices;
 
-/// What is needed to settle one admitted call.
+/// What is needed to settle one admitted call. Dropped unsettled, it settles
+/// as a call the client left (`499`) with nothing produced.
 pub struct Bill {
     pub gateway: Arc<Gateway>,
     pub user_id: i64,
@@ -25,6 +28,8 @@ pub struct Bill {
     pub upstream_ms: Option<i64>,
     pub client_ip: Option<String>,
     pub instruments: crate::instruments::Instruments,
+    /// Set by the one settlement; `false` when made.
+    pub settled: bool,
 }
 
 /// What the call produced, as `gateway::reply` read it.
@@ -32,8 +37,12 @@ pub struct Bill {
 pub struct Meter {
     /// The upstream's own `(prompt, completion)` counts, when it sent them.
     pub usage: Option<(u64, u64)>,
-    /// Characters of reply text seen, for counting when there is no usage.
+    /// Characters of reply text seen (content, reasoning, tool calls), for
+    /// counting when there is no usage.
     pub reply_chars: u64,
+    /// Whether the upstream answered at all: from then on it has read the
+    /// prompt, which is charged even if no reply text follows.
+    pub answered: bool,
 }
 
 impl Meter {
@@ -45,22 +54,27 @@ impl Meter {
 }
 
 impl Bill {
-    /// Charges for `meter` (nothing when the call failed before any reply).
-    pub fn settle(self, status: u16, error_code: Option<&str>, meter: &Meter) {
-        let produced = meter.usage.is_some() || meter.reply_chars > 0;
+    /// Charges for `meter` (nothing when the upstream never answered).
+    pub fn settle(mut self, status: u16, error_code: Option<&str>, meter: &Meter) {
+        self.settle_once(status, error_code, meter);
+    }
+
+    fn settle_once(&mut self, status: u16, error_code: Option<&str>, meter: &Meter) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let produced = meter.answered || meter.usage.is_some() || meter.reply_chars > 0;
         let (prompt, completion) = if produced {
             meter.tokens(self.prompt_estimate)
         } else {
             (0, 0)
         };
         let cost = self.prices.cost(prompt, completion);
-        self.instruments
-            .credits_spent(&self.model, cost.clamp(0, self.reserved_micros));
-        self.gateway.accounts.settle(Settlement {
+        let charged = self.gateway.accounts.settle(Settlement {
             user_id: self.user_id,
             key_id: Some(self.key_id),
-            request_id: self.request_id,
-            model: self.model,
+            request_id: self.request_id.take(),
+            model: self.model.clone(),
             stream: self.stream,
             status,
             error_code: error_code.map(str::to_owned),
@@ -70,7 +84,17 @@ impl Bill {
             cost_micros: cost,
             latency_ms: self.started.elapsed().as_millis() as i64,
             upstream_ms: self.upstream_ms,
-            client_ip: self.client_ip,
-        })
+            client_ip: self.client_ip.take(),
+        });
+        self.instruments.credits_spent(&self.model, charged);
+    }
+}
+
+impl Drop for Bill {
+    fn drop(&mut self) {
+        if !self.settled {
+            tracing::info!(request_id = ?self.request_id, "client left before the answer began; releasing the hold");
+            self.settle_once(499, Some("client_disconnected"), &Meter::default());
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Stage 7: the call to the model's provider. The caller's body goes through
 //! with the upstream model name, the model's default system prompt when the
-//! caller sent none, an explicit `max_tokens` (the hold's worst case) and, for
+//! caller sent none, an explicit cap on the reply (the hold's worst case, under
+//! the name the caller used: `max_completion_tokens` or `max_tokens`) and, for
 //! streams, the usage chunk requested so the charge is exact.
 
 use serde_json::{Value, json};
@@ -49,10 +50,16 @@ impl Upstreams {
                 let mut body = std::mem::take(&mut request.body);
                 body.insert("model".into(), json!(upstream_model));
                 body.insert("messages".into(), Value::Array(messages));
+                body.remove("max_tokens");
                 body.remove("max_completion_tokens");
-                body.insert("max_tokens".into(), json!(max_tokens));
+                body.insert(request.max_tokens_field.into(), json!(max_tokens));
                 if request.stream {
-                    body.insert("stream_options".into(), json!({ "include_usage": true }));
+                    // The caller's other stream options go through as sent.
+                    let options = body.entry("stream_options").or_insert_with(|| json!({}));
+                    if !options.is_object() {
+                        *options = json!({});
+                    }
+                    options["include_usage"] = json!(true);
                 }
                 openai::complete(
                     &self.client,

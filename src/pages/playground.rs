@@ -261,7 +261,6 @@ fn Playground() -> impl IntoView {
                         prop:value=move || system.get()
                         on:input=move |ev| system.set(event_target_value(&ev))></textarea>
                 </div>
-                <RateLine rate />
             </section>
             <section class=format!("{CARD} md:col-span-2 flex flex-col") aria-label="Conversation">
                 <Transcript turns streaming />
@@ -283,6 +282,7 @@ fn Playground() -> impl IntoView {
                             class="rounded-md border border-slate-300 px-4 py-2 text-sm hover:bg-slate-100 disabled:opacity-50"
                             disabled=move || !streaming.get()
                             on:click=move |_| stop.stop()>"Stop"</button>
+                        <RateLine rate />
                         <button type="button" class="ml-auto text-sm text-slate-500 underline"
                             on:click=move |_| { turns.set(Vec::new()); refusal.set(None); }>"Clear"</button>
                     </div>

@@ -43,9 +43,10 @@ pub async fn chat_completions(
 ) -> Response {
     let mut rate = RateHeaders::default();
     let outcome = async {
+        let buckets = admit_address(&state, &meta, &mut rate).await?;
         let request = ChatRequest::parse(&body)?;
         Ok(
-            match chat(&state, &meta, &headers, request, &mut rate).await? {
+            match chat(&state, &meta, &headers, request, &buckets, &mut rate).await? {
                 Answer::Json(body) => json_response(body),
                 Answer::Stream(response) => response,
             },
@@ -86,8 +87,9 @@ pub async fn simple_response(
 ) -> Response {
     let mut rate = RateHeaders::default();
     let outcome = async {
+        let buckets = admit_address(&state, &meta, &mut rate).await?;
         let request = simple_request(&state, &body)?;
-        match chat(&state, &meta, &headers, request, &mut rate).await? {
+        match chat(&state, &meta, &headers, request, &buckets, &mut rate).await? {
             Answer::Json(body) => {
                 let body: Value = serde_json::from_slice(&body)
                     .map_err(|e| GatewayError::Internal(format!("a relayed answer: {e}")))?;
@@ -152,8 +154,8 @@ pub async fn list_models(
 ) -> Response {
     let mut rate = RateHeaders::default();
     let outcome = async {
-        let buckets = Buckets::at(Utc::now());
-        let holder = verify(&state, &meta, &headers, &buckets, &mut rate).await?;
+        admit_address(&state, &meta, &mut rate).await?;
+        let holder = verify(&state, &meta, &headers).await?;
         let plan = state.store.plan_of_user(holder.user.id).await?;
         let names = state.gateway.models.iter().map(|m| m.name.as_str());
         let created = Utc::now().timestamp();
@@ -166,6 +168,27 @@ pub async fn list_models(
     }
     .await;
     respond(&state, &meta, &headers, outcome, rate)
+}
+
+/// A model API path called with a method it does not take: 405 in the API's
+/// shape, naming the one it does.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let allowed = if uri.path() == "/v1/models" {
+        "GET"
+    } else {
+        "POST"
+    };
+    let mut response = crate::api_error::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        format!("{} takes {allowed}, not {method}.", uri.path()),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    response
 }
 
 /// Unknown paths under `/v1` answer in the API's shape, never with a page.
@@ -194,21 +217,32 @@ fn json_response(body: Vec<u8>) -> Response {
     response
 }
 
-/// Stages 2 to 4 (the IP windows, the key, the caller restrictions).
-async fn verify(
+/// Stage 2, the client IP's windows: first of all, so that a flood of calls
+/// is cut off before its bodies are parsed or its keys looked up, and every
+/// answer, a bad body's too, carries the rate-limit headers. Returns the
+/// windows' names for the later stages.
+async fn admit_address(
     state: &AppState,
     meta: &RequestMeta,
-    headers: &HeaderMap,
-    buckets: &Buckets,
     rate: &mut RateHeaders,
-) -> Result<KeyHolder, GatewayError> {
+) -> Result<Buckets, GatewayError> {
+    let buckets = Buckets::at(Utc::now());
     if let Some(ip) = meta.client_ip {
         state
             .gateway
             .limiters
-            .admit_ip(&state.gateway.accounts, ip, buckets, rate)
+            .admit_ip(&state.gateway.accounts, ip, &buckets, rate)
             .await?;
     }
+    Ok(buckets)
+}
+
+/// Stages 3 and 4 (the key, the caller restrictions).
+async fn verify(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+) -> Result<KeyHolder, GatewayError> {
     let holder = auth::authenticate(
         &state.store,
         &state.key_hasher,
@@ -225,11 +259,11 @@ async fn chat(
     meta: &RequestMeta,
     headers: &HeaderMap,
     mut request: ChatRequest,
+    buckets: &Buckets,
     rate: &mut RateHeaders,
 ) -> Result<Answer, GatewayError> {
     let started = Instant::now();
-    let buckets = Buckets::at(Utc::now());
-    let holder = verify(state, meta, headers, &buckets, rate).await?;
+    let holder = verify(state, meta, headers).await?;
     let model = state
         .gateway
         .models
@@ -239,8 +273,8 @@ async fn chat(
     restrictions::check_model(&holder.key, &plan, &model.name)?;
 
     let messages = upstream::messages_for(model, &mut request);
-    let hold = Hold::worst_case(model, &messages, request.max_tokens);
-    let admit = state
+    let hold = Hold::worst_case(model, &messages, request.max_tokens, request.choices);
+    let admitted = state
         .gateway
         .limiters
         .admit_user(
@@ -251,10 +285,25 @@ async fn chat(
             hold.tokens(),
             hold.micros,
             meta.request_id.as_deref(),
-            &buckets,
+            buckets,
             rate,
         )
-        .await?;
+        .await;
+    let admit = match admitted {
+        Ok(admit) => admit,
+        Err(error) => {
+            // A call another limit refused takes nothing from its address's windows.
+            if let Some(ip) = meta.client_ip
+                && error.is_limit()
+            {
+                state
+                    .gateway
+                    .limiters
+                    .give_back_ip(&state.gateway.accounts, ip, buckets);
+            }
+            return Err(error);
+        }
+    };
     let mut bill = Bill {
         gateway: state.gateway.clone(),
         user_id: holder.user.id,
@@ -269,6 +318,7 @@ async fn chat(
         upstream_ms: None,
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
         instruments: state.instruments.clone(),
+        settled: false,
     };
 
     let upstream_clock = Instant::now();

@@ -1,0 +1,209 @@
+//! Where the governor limiters keep their state, so that a refused call takes
+//! nothing from them (issue: a call refused for one limit consumes nothing
+//! from another). governor keeps one number per limiter or key: the GCRA
+//! theoretical arrival time, in nanoseconds since the limiter started, which
+//! each admitted cell moves on by one emission interval. These stores keep
+//! that number as governor's own in-memory stores do and add one thing each:
+//!
+//! - [`Probed`]: a user's minute limiters can be asked without taking (a
+//!   probe), so both are asked before either takes;
+//! - [`Returnable`]: the per-IP minute window, taken before any key work, can
+//!   give a cell back when a later limit refuses the call.
+
+use std::{
+    hash::Hash,
+    num::NonZeroU64,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use foldhash::HashMap;
+use governor::{
+    nanos::Nanos,
+    state::{NotKeyed, StateStore, keyed::ShrinkableKeyedStateStore},
+};
+
+/// A direct limiter's state that answers without taking while its probe
+/// flag is up. The flag is shared by the limiters asked together.
+pub struct Probed {
+    tat: AtomicU64,
+    probing: Arc<AtomicBool>,
+}
+
+impl Probed {
+    pub fn new(probing: Arc<AtomicBool>) -> Self {
+        Self {
+            tat: AtomicU64::new(0),
+            probing,
+        }
+    }
+}
+
+/// Raises a probe flag until dropped.
+pub struct Probe<'a>(&'a AtomicBool);
+
+impl<'a> Probe<'a> {
+    pub fn raise(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        Self(flag)
+    }
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+fn stored(tat: u64) -> Option<Nanos> {
+    NonZeroU64::new(tat).map(|n| Nanos::from(n.get()))
+}
+
+impl StateStore for Probed {
+    type Key = NotKeyed;
+
+    fn measure_and_replace<T, F, E>(&self, _key: &NotKeyed, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let mut prev = self.tat.load(Ordering::Acquire);
+        if self.probing.load(Ordering::Acquire) {
+            return f(stored(prev)).map(|(outcome, _)| outcome);
+        }
+        loop {
+            let (outcome, next) = f(stored(prev))?;
+            match self.tat.compare_exchange_weak(
+                prev,
+                next.as_u64(),
+                Ordering::Release,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(outcome),
+                Err(current) => prev = current,
+            }
+        }
+    }
+}
+
+/// Keyed state from which a taken cell can be given back.
+pub struct Returnable<K> {
+    states: Arc<Mutex<HashMap<K, u64>>>,
+}
+
+impl<K> Clone for Returnable<K> {
+    fn clone(&self) -> Self {
+        Self {
+            states: self.states.clone(),
+        }
+    }
+}
+
+impl<K> Default for Returnable<K> {
+    fn default() -> Self {
+        Self {
+            states: Arc::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Returnable<K> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, u64>> {
+        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives back one cell taken for `key` from a limiter whose emission
+    /// interval (the quota's replenish interval) is `interval`.
+    pub fn give_back(&self, key: &K, interval: Duration) {
+        if let Some(tat) = self.lock().get_mut(key) {
+            *tat = tat.saturating_sub(Nanos::from(interval).as_u64());
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone> StateStore for Returnable<K> {
+    type Key = K;
+
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let mut states = self.lock();
+        let (outcome, next) = f(states.get(key).map(|&tat| Nanos::from(tat)))?;
+        match states.get_mut(key) {
+            Some(tat) => *tat = next.as_u64(),
+            None => {
+                states.insert(key.clone(), next.as_u64());
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for Returnable<K> {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.lock().retain(|_, tat| *tat > drop_below.as_u64());
+    }
+
+    fn shrink_to_fit(&self) {
+        self.lock().shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use governor::{Quota, RateLimiter, clock::DefaultClock};
+
+    use super::*;
+
+    #[test]
+    fn a_probe_answers_without_taking() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let quota = Quota::per_minute(NonZeroU32::new(2).unwrap());
+        let limiter: RateLimiter<NotKeyed, Probed, DefaultClock> =
+            RateLimiter::new(quota, Probed::new(flag.clone()), DefaultClock::default());
+        {
+            let _probe = Probe::raise(&flag);
+            for _ in 0..5 {
+                assert!(limiter.check().is_ok());
+            }
+        }
+        assert!(limiter.check().is_ok());
+        assert!(limiter.check().is_ok());
+        assert!(limiter.check().is_err());
+        let _probe = Probe::raise(&flag);
+        assert!(limiter.check().is_err());
+    }
+
+    #[test]
+    fn a_cell_given_back_can_be_taken_again() {
+        let quota = Quota::per_minute(NonZeroU32::new(2).unwrap());
+        let states = Returnable::default();
+        let limiter: RateLimiter<&str, Returnable<&str>, DefaultClock> =
+            RateLimiter::new(quota, states.clone(), DefaultClock::default());
+        let (a, b) = ("a", "b");
+        assert!(limiter.check_key(&a).is_ok());
+        assert!(limiter.check_key(&a).is_ok());
+        assert!(limiter.check_key(&a).is_err());
+        states.give_back(&a, quota.replenish_interval());
+        assert!(limiter.check_key(&a).is_ok());
+        assert!(limiter.check_key(&a).is_err());
+        // Another key is untouched, and giving back what was never taken is harmless.
+        states.give_back(&b, quota.replenish_interval());
+        assert!(limiter.check_key(&b).is_ok());
+        assert!(limiter.check_key(&b).is_ok());
+        assert!(limiter.check_key(&b).is_err());
+    }
+}
