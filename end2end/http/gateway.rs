@@ -861,6 +861,27 @@ async fn key_rules_apply_on_the_next_request() {
         .await
         .unwrap();
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    // The simple endpoint names no model: it uses the first this key may call,
+    // and the scheme of `Authorization` is read in any case.
+    let mocked = s.mock.requests().len();
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/response"))
+        .header("authorization", format!("BEARER {demo_only}"))
+        .json(&json!({ "message": "hello there", "tokens": 20 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["role"], "assistant");
+    assert!(!answer["content"].as_str().unwrap().is_empty(), "{answer}");
+    assert_eq!(
+        s.mock.requests().len(),
+        mocked,
+        "demo answered, not the mock"
+    );
 
     // One call at a time on this plan: the second concurrent call gets 429.
     s.mock.set(|k| k.latency = Duration::from_millis(600));
@@ -973,8 +994,21 @@ async fn the_idle_timeout_counts_from_the_last_chunk_not_the_start() {
         "{chunks:?}"
     );
 
+    // Keep-alive comments count: chunks 2 s apart, with a comment every 0.3 s.
+    s.mock.set(|k| {
+        k.reply = "one".into();
+        k.chunk_delay = Duration::from_secs(2);
+        k.keep_alive = Some(Duration::from_millis(300));
+    });
+    let (chunks, done) = read_stream(chat(&s.app, &key, body.clone()).await).await;
+    assert!(done, "{chunks:?}");
+    assert!(
+        chunks.iter().all(|c| c.get("error").is_none()),
+        "{chunks:?}"
+    );
+
     // A gap longer than the timeout ends the stream with a timeout event.
-    s.mock.set(|k| k.chunk_delay = Duration::from_secs(2));
+    s.mock.set(|k| k.keep_alive = None);
     let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
     assert!(!done, "no [DONE] after a timeout");
     assert_eq!(

@@ -46,7 +46,7 @@ pub async fn chat_completions(
         let buckets = admit_address(&state, &meta, &mut rate).await?;
         let request = ChatRequest::parse(&body)?;
         Ok(
-            match chat(&state, &meta, &headers, request, &buckets, &mut rate).await? {
+            match chat(&state, &meta, &headers, request, false, &buckets, &mut rate).await? {
                 Answer::Json(body) => json_response(body),
                 Answer::Stream(response) => response,
             },
@@ -78,7 +78,7 @@ fn respond(
 }
 
 /// `POST /response`: `{system_prompt, message, tokens}` → `{role, content}`,
-/// on the table's first model.
+/// on the first model in the table that the key may use.
 pub async fn simple_response(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -89,7 +89,7 @@ pub async fn simple_response(
     let outcome = async {
         let buckets = admit_address(&state, &meta, &mut rate).await?;
         let request = simple_request(&state, &body)?;
-        match chat(&state, &meta, &headers, request, &buckets, &mut rate).await? {
+        match chat(&state, &meta, &headers, request, true, &buckets, &mut rate).await? {
             Answer::Json(body) => {
                 let body: Value = serde_json::from_slice(&body)
                     .map_err(|e| GatewayError::Internal(format!("a relayed answer: {e}")))?;
@@ -254,22 +254,32 @@ async fn verify(
     Ok(holder)
 }
 
+/// Stages 3 to 8 for one chat request. With `any_model` (the simple endpoint,
+/// whose callers name no model) the request goes to the first model in the
+/// table that the key and its plan allow.
 async fn chat(
     state: &AppState,
     meta: &RequestMeta,
     headers: &HeaderMap,
     mut request: ChatRequest,
+    any_model: bool,
     buckets: &Buckets,
     rate: &mut RateHeaders,
 ) -> Result<Answer, GatewayError> {
     let started = Instant::now();
     let holder = verify(state, meta, headers).await?;
+    let plan = state.store.plan_of_user(holder.user.id).await?;
+    if any_model {
+        let names = state.gateway.models.iter().map(|m| m.name.as_str());
+        if let Some(name) = restrictions::allowed_models(&holder.key, &plan, names).first() {
+            request.model = (*name).to_owned();
+        }
+    }
     let model = state
         .gateway
         .models
         .get(&request.model)
         .ok_or_else(|| GatewayError::UnknownModel(request.model.clone()))?;
-    let plan = state.store.plan_of_user(holder.user.id).await?;
     restrictions::check_model(&holder.key, &plan, &model.name)?;
 
     let messages = upstream::messages_for(model, &mut request);

@@ -43,6 +43,8 @@ pub struct Knobs {
     pub send_usage: bool,
     /// Answer every chat request with `307 Temporary Redirect` to this URL.
     pub redirect_to: Option<String>,
+    /// In a stream, send an SSE comment (a keep-alive) this often.
+    pub keep_alive: Option<Duration>,
 }
 
 impl Default for Knobs {
@@ -55,6 +57,7 @@ impl Default for Knobs {
             reply: "Hello from the mock upstream.".into(),
             send_usage: true,
             redirect_to: None,
+            keep_alive: None,
         }
     }
 }
@@ -206,7 +209,14 @@ async fn chat_completions(
     if body["stream"].as_bool() == Some(true) {
         let include_usage =
             knobs.send_usage && body["stream_options"]["include_usage"].as_bool() == Some(true);
-        Sse::new(stream_reply(knobs, model, include_usage.then_some(usage))).into_response()
+        let keep_alive = knobs.keep_alive;
+        let sse = Sse::new(stream_reply(knobs, model, include_usage.then_some(usage)));
+        match keep_alive {
+            Some(every) => sse
+                .keep_alive(axum::response::sse::KeepAlive::new().interval(every))
+                .into_response(),
+            None => sse.into_response(),
+        }
     } else {
         let mut answer = json!({
             "id": "chatcmpl-mock",

@@ -1,9 +1,17 @@
 //! Any OpenAI-compatible server (OpenAI, Ollama's /v1, Hugging Face router,
 //! vLLM, OpenRouter): one shared reqwest client and pool, SSE parsed with
 //! eventsource-stream, and the first-byte and idle timeouts applied here.
+//!
+//! The idle timeout counts from the last bytes of any kind, so the keep-alives
+//! some upstreams send while a model thinks (SSE comments such as
+//! OpenRouter's `: OPENROUTER PROCESSING`, or whitespace before a JSON
+//! answer) keep a call alive, though they carry no event.
 
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
+use std::{fmt, time::Duration};
+
+use axum::body::Bytes;
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::{StreamExt, stream::BoxStream};
 use serde_json::Value;
 
 use super::{Reply, UpstreamError};
@@ -53,22 +61,31 @@ pub async fn complete(
             message: error_message(&text),
         });
     }
+    let mut body = until_quiet(response, timeouts.idle);
     if !stream {
-        let bytes = tokio::time::timeout(timeouts.idle, response.bytes())
-            .await
-            .map_err(|_| UpstreamError::Timeout("idle"))?
-            .map_err(transport)?;
-        return Ok(Reply::Whole(bytes));
+        // Most answers come in one piece, kept as it is; more are joined.
+        let mut first: Option<Bytes> = None;
+        let mut joined = Vec::new();
+        while let Some(bytes) = body.next().await {
+            let bytes = bytes.map_err(BodyError::into_upstream)?;
+            if first.is_none() && joined.is_empty() {
+                first = Some(bytes);
+            } else {
+                if let Some(first) = first.take() {
+                    joined.extend_from_slice(&first);
+                }
+                joined.extend_from_slice(&bytes);
+            }
+        }
+        return Ok(Reply::Whole(first.unwrap_or_else(|| joined.into())));
     }
-    let events = response.bytes_stream().eventsource();
-    let idle = timeouts.idle;
+    let events = body.eventsource();
     // Ends after `[DONE]`, after an error, or when the upstream goes quiet too long.
     let chunks = futures::stream::unfold(Some(events), move |state| async move {
         let mut events = state?;
         loop {
-            let next = match tokio::time::timeout(idle, events.next()).await {
-                Err(_) => return Some((Err(UpstreamError::Timeout("idle")), None)),
-                Ok(None) => {
+            let next = match events.next().await {
+                None => {
                     return Some((
                         Err(UpstreamError::Transport(
                             "the stream ended before [DONE]".into(),
@@ -76,10 +93,11 @@ pub async fn complete(
                         None,
                     ));
                 }
-                Ok(Some(next)) => next,
+                Some(next) => next,
             };
             let event = match next {
                 Ok(event) => event,
+                Err(EventStreamError::Transport(e)) => return Some((Err(e.into_upstream()), None)),
                 Err(e) => return Some((Err(UpstreamError::Transport(e.to_string())), None)),
             };
             let data = event.data.trim();
@@ -119,6 +137,50 @@ fn without_url(error: &reqwest::Error) -> String {
         "request failed"
     };
     kind.to_owned()
+}
+
+/// Why an upstream body stopped early.
+#[derive(Debug)]
+enum BodyError {
+    /// Nothing arrived for the idle timeout.
+    Quiet,
+    Transport(reqwest::Error),
+}
+
+impl BodyError {
+    fn into_upstream(self) -> UpstreamError {
+        match self {
+            Self::Quiet => UpstreamError::Timeout("idle"),
+            Self::Transport(error) => transport(error),
+        }
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Quiet => f.write_str("the upstream went quiet"),
+            Self::Transport(error) => error.fmt(f),
+        }
+    }
+}
+
+/// The response body as it arrives, failing once nothing has come for `idle`.
+fn until_quiet(
+    response: reqwest::Response,
+    idle: Duration,
+) -> BoxStream<'static, Result<Bytes, BodyError>> {
+    let bytes = response.bytes_stream().boxed();
+    futures::stream::unfold(Some(bytes), move |state| async move {
+        let mut bytes = state?;
+        match tokio::time::timeout(idle, bytes.next()).await {
+            Err(_) => Some((Err(BodyError::Quiet), None)),
+            Ok(None) => None,
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(bytes))),
+            Ok(Some(Err(error))) => Some((Err(BodyError::Transport(error)), None)),
+        }
+    })
+    .boxed()
 }
 
 /// The `error.message` of an OpenAI-shaped body, or a short prefix of the text.
