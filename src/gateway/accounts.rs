@@ -96,6 +96,9 @@ struct Live {
 pub struct Accounts {
     store: Store,
     live: Mutex<Live>,
+    /// Held while a monthly grant is given, so a call that finds it given
+    /// by another call waits until the credits are in the balance.
+    granting: tokio::sync::Mutex<()>,
 }
 
 fn now_text() -> String {
@@ -125,6 +128,7 @@ impl Accounts {
         Self {
             store,
             live: Mutex::new(Live::default()),
+            granting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -152,12 +156,17 @@ impl Accounts {
     /// Gives `month`'s plan grant to a loaded account when it is due: on its
     /// first call of the month.
     pub async fn grant_month(&self, user_id: i64, month: &str) -> Result<(), StoreError> {
-        let due = self
-            .live()
-            .accounts
-            .get(&user_id)
-            .is_some_and(|a| a.granted_month.as_deref() != Some(month));
-        if due {
+        let due = || {
+            self.live()
+                .accounts
+                .get(&user_id)
+                .is_some_and(|a| a.granted_month.as_deref() != Some(month))
+        };
+        if !due() {
+            return Ok(());
+        }
+        let _granting = self.granting.lock().await;
+        if due() {
             // Written at once: it only adds, so it cannot clash with the
             // queue, and the database gives it at most once a month.
             let given = self.store.give_monthly_grant(user_id, month).await?;
