@@ -228,12 +228,26 @@ async fn streams_arrive_in_order_with_done_and_the_usage_chunk_when_asked() {
     assert_eq!(balance, ledger);
 }
 
-/// The reply's cap reaches the upstream under the name the caller used (reasoning
-/// models refuse `max_tokens`), the caller's other stream options go through,
-/// and the hold covers every one of `n` choices.
+/// The reply's cap reaches the upstream under the name the model table gives
+/// (`max_tokens` unless it says `max_completion_tokens`, which reasoning models
+/// need), whatever the caller called it; the caller's other stream options go
+/// through; and the hold covers every one of `n` choices.
 #[tokio::test]
 async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
-    let s = setup(&[]).await;
+    let mock = MockUpstream::start().await;
+    let models = tempfile::tempdir().unwrap();
+    let table = models.path().join("reasoning.toml");
+    std::fs::write(
+        &table,
+        format!(
+            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\ninput_price = \"1\"\noutput_price = \"1\"\n\n[[model]]\nname = \"thinker\"\nprovider = \"openai\"\nbase_url = \"{0}\"\nmax_tokens_field = \"max_completion_tokens\"\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    let table = table.display().to_string();
+    let s = setup(&[("TOLLGATE_MODELS", table.as_str())]).await;
+    let s = Setup { mock, ..s };
     let key = user_with_plan(&s.app, "cap@example.com", 10, 100, None).await;
     let mut body = json!({
         "model": "mock",
@@ -245,12 +259,20 @@ async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
     let (_, done) = read_stream(chat(&s.app, &key, body.clone()).await).await;
     assert!(done);
     let sent = &s.mock.requests()[0].body;
-    assert_eq!(sent["max_completion_tokens"], 50, "{sent}");
-    assert!(sent.get("max_tokens").is_none(), "{sent}");
+    assert_eq!(sent["max_tokens"], 50, "{sent}");
+    assert!(sent.get("max_completion_tokens").is_none(), "{sent}");
     assert_eq!(
         sent["stream_options"],
         json!({ "include_usage": true, "continuous_usage_stats": true })
     );
+    body["model"] = json!("thinker");
+    body["max_tokens"] = json!(40);
+    body["max_completion_tokens"] = json!(null);
+    let (_, done) = read_stream(chat(&s.app, &key, body.clone()).await).await;
+    assert!(done);
+    let sent = &s.mock.requests()[1].body;
+    assert_eq!(sent["max_completion_tokens"], 40, "{sent}");
+    assert!(sent.get("max_tokens").is_none(), "{sent}");
 
     // 5 credits: four choices of up to 1,000 tokens fit in the hold, six do not.
     body = hello("mock");
@@ -261,7 +283,7 @@ async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
     assert_openai_error(&response.json().await.unwrap(), "insufficient_credits");
     body["n"] = json!(4);
     assert_eq!(chat(&s.app, &key, body.clone()).await.status(), 200);
-    assert_eq!(s.mock.requests()[1].body["n"], 4);
+    assert_eq!(s.mock.requests()[2].body["n"], 4);
     body["n"] = json!(0);
     let response = chat(&s.app, &key, body).await;
     assert_eq!(response.status(), 400);

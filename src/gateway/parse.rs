@@ -32,10 +32,6 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// `max_completion_tokens`, or else `max_tokens`.
     pub max_tokens: Option<u64>,
-    /// `max_completion_tokens` when the caller named the cap so (reasoning
-    /// models refuse `max_tokens`), else `max_tokens`: the upstream gets the
-    /// cap under the name the caller used.
-    pub max_tokens_field: &'static str,
     /// `n`: how many choices the reply has, each up to the cap.
     pub choices: u64,
 }
@@ -115,15 +111,11 @@ impl ChatRequest {
             }
         };
         let mut max_tokens = None;
-        let mut max_tokens_field = "max_tokens";
         for field in ["max_tokens", "max_completion_tokens"] {
             match body.get(field) {
                 None | Some(Value::Null) => {}
                 Some(v) => match v.as_u64().filter(|n| (1..=MAX_TOKENS_CEILING).contains(n)) {
-                    Some(n) => {
-                        max_tokens = Some(n);
-                        max_tokens_field = field;
-                    }
+                    Some(n) => max_tokens = Some(n),
                     None => {
                         return Err(GatewayError::invalid(
                             format!(
@@ -158,7 +150,6 @@ impl ChatRequest {
             stream,
             include_usage,
             max_tokens,
-            max_tokens_field,
             choices,
         })
     }
@@ -218,27 +209,17 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_keeps_the_name_the_caller_gave_it_and_n_defaults_to_one() {
+    fn the_cap_is_read_under_either_name_and_n_defaults_to_one() {
         let plain = ChatRequest::parse(
             br#"{"model":"demo","messages":[{"role":"user","content":"hi"}],"max_tokens":7}"#,
         )
         .unwrap();
-        assert_eq!(
-            (plain.max_tokens, plain.max_tokens_field, plain.choices),
-            (Some(7), "max_tokens", 1)
-        );
+        assert_eq!((plain.max_tokens, plain.choices), (Some(7), 1));
         let reasoning = ChatRequest::parse(
             br#"{"model":"demo","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":9,"n":3}"#,
         )
         .unwrap();
-        assert_eq!(
-            (
-                reasoning.max_tokens,
-                reasoning.max_tokens_field,
-                reasoning.choices
-            ),
-            (Some(9), "max_completion_tokens", 3)
-        );
+        assert_eq!((reasoning.max_tokens, reasoning.choices), (Some(9), 3));
     }
 
     #[test]

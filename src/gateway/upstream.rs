@@ -1,7 +1,7 @@
 //! Stage 7: the call to the model's provider. The caller's body goes through
 //! with the upstream model name, the model's default system prompt when the
 //! caller sent none, an explicit cap on the reply (the hold's worst case, under
-//! the name the caller used: `max_completion_tokens` or `max_tokens`) and, for
+//! the name the model table gives for that upstream) and, for
 //! streams, the usage chunk requested so the charge is exact.
 
 use serde_json::{Value, json};
@@ -45,6 +45,7 @@ impl Upstreams {
                 completions_url,
                 upstream_model,
                 api_key,
+                max_tokens_field,
                 ..
             } => {
                 let mut body = std::mem::take(&mut request.body);
@@ -52,7 +53,7 @@ impl Upstreams {
                 body.insert("messages".into(), Value::Array(messages));
                 body.remove("max_tokens");
                 body.remove("max_completion_tokens");
-                body.insert(request.max_tokens_field.into(), json!(max_tokens));
+                body.insert((*max_tokens_field).into(), json!(max_tokens));
                 if request.stream {
                     // The caller's other stream options go through as sent.
                     let options = body.entry("stream_options").or_insert_with(|| json!({}));

@@ -37,6 +37,11 @@ pub enum Provider {
         upstream_model: String,
         /// Read from the environment variable the table names; never from the file.
         api_key: Option<crate::config::Secret>,
+        /// The name the upstream takes the reply's cap under: `max_tokens`
+        /// (every OpenAI-compatible server; Ollama knows no other) or
+        /// `max_completion_tokens` (OpenAI's reasoning models refuse
+        /// `max_tokens`). The cap is what bounds the hold, so it is always sent.
+        max_tokens_field: &'static str,
     },
 }
 
@@ -174,11 +179,19 @@ impl ModelTable {
                             format!("model {name:?}: base_url is not a valid URL: {e}"),
                         )
                     })?;
+                    let max_tokens_field = match raw.max_tokens_field.as_deref() {
+                        None | Some("max_tokens") => "max_tokens",
+                        Some("max_completion_tokens") => "max_completion_tokens",
+                        Some(other) => {
+                            return Err(fail(at, format!("model {name:?}: max_tokens_field must be \"max_tokens\" or \"max_completion_tokens\", not {other:?}")));
+                        }
+                    };
                     Provider::OpenAi {
                         base_url,
                         completions_url,
                         upstream_model: raw.upstream_model.clone().unwrap_or_else(|| name.clone()),
                         api_key,
+                        max_tokens_field,
                     }
                 }
                 other => {
@@ -235,6 +248,7 @@ struct RawModel {
     output_price: Option<Spanned<PriceValue>>,
     system_prompt: Option<String>,
     max_output_tokens: Option<u32>,
+    max_tokens_field: Option<String>,
     word_delay_ms: Option<u64>,
 }
 
@@ -342,6 +356,9 @@ mod tests {
         let err = parse("[[model]]\nname = \"a\"\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\napi_key_env = \"UNSET\"\n").unwrap_err().message;
         assert!(err.contains("UNSET"), "{err}");
         assert!(!err.contains("sk-"), "{err}");
+
+        let err = parse("[[model]]\nname = \"a\"\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\nmax_tokens_field = \"max_length\"\n").unwrap_err().message;
+        assert!(err.contains("line 1") && err.contains("max_length"), "{err}");
 
         let err = parse("[[model]]\nname = \"a\"\nprovider = \"demo\"\ncolour = 1\n")
             .unwrap_err()
