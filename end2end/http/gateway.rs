@@ -650,6 +650,34 @@ async fn a_client_that_leaves_before_the_answer_gets_its_hold_back() {
     assert_eq!(records, 2, "both abandoned calls were settled");
     let (balance, ledger) = balance_and_ledger(&s.app, "early@example.com").await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
+
+    // Once a stream's upstream has answered, leaving costs the prompt at least:
+    // 14 tokens estimated ("Be brief." and "hi"), at 1 credit per 1,000.
+    s.mock.set(|k| {
+        k.latency = Duration::ZERO;
+        k.chunk_delay = Duration::from_millis(1000);
+    });
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 200);
+    drop(response);
+    let mut third = None;
+    for _ in 0..50 {
+        third = sqlx::query_as::<_, (i64, i64)>(
+            "SELECT status, cost_micros FROM usage_records ORDER BY id LIMIT 1 OFFSET 2",
+        )
+        .fetch_optional(&s.app.db().await)
+        .await
+        .unwrap();
+        if third.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(third, Some((499, 14_000)));
+    let (balance, ledger) = balance_and_ledger(&s.app, "early@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000 - 14_000, 5_000_000 - 14_000));
 }
 
 #[tokio::test]

@@ -365,7 +365,12 @@ async fn chat(
             bill.upstream_ms = Some(upstream_time.as_millis() as i64);
             Ok(Answer::Stream(sse(Forward {
                 chunks,
-                meter: Meter::default(),
+                // The upstream accepted the call and is reading the prompt: a
+                // client that leaves now is charged for it at least.
+                meter: Meter {
+                    answered: true,
+                    ..Meter::default()
+                },
                 bill: Some(bill),
                 include_usage: request.include_usage,
                 model: model.name.clone(),

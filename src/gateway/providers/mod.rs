@@ -183,7 +183,12 @@ impl ModelTable {
                         None | Some("max_tokens") => "max_tokens",
                         Some("max_completion_tokens") => "max_completion_tokens",
                         Some(other) => {
-                            return Err(fail(at, format!("model {name:?}: max_tokens_field must be \"max_tokens\" or \"max_completion_tokens\", not {other:?}")));
+                            return Err(fail(
+                                at,
+                                format!(
+                                    "model {name:?}: max_tokens_field must be \"max_tokens\" or \"max_completion_tokens\", not {other:?}"
+                                ),
+                            ));
                         }
                     };
                     Provider::OpenAi {
@@ -358,7 +363,10 @@ mod tests {
         assert!(!err.contains("sk-"), "{err}");
 
         let err = parse("[[model]]\nname = \"a\"\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\nmax_tokens_field = \"max_length\"\n").unwrap_err().message;
-        assert!(err.contains("line 1") && err.contains("max_length"), "{err}");
+        assert!(
+            err.contains("line 1") && err.contains("max_length"),
+            "{err}"
+        );
 
         let err = parse("[[model]]\nname = \"a\"\nprovider = \"demo\"\ncolour = 1\n")
             .unwrap_err()
