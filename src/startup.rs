@@ -279,6 +279,10 @@ impl Application {
             result = serve.into_future() => result?,
             () = deadline => tracing::warn!("grace period over; dropping the requests still running"),
         }
+        let released = self.state.gateway.accounts.release_open_holds();
+        if released > 0 {
+            tracing::warn!(released, "released the credit holds of calls still running");
+        }
         for task in &self.background {
             task.abort();
         }

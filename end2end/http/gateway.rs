@@ -680,6 +680,36 @@ async fn a_client_that_leaves_before_the_answer_gets_its_hold_back() {
     assert_eq!((balance, ledger), (5_000_000 - 14_000, 5_000_000 - 14_000));
 }
 
+/// A call still running when the server stops after its grace period gets its
+/// hold back before the last write, so the next start sees the full balance.
+#[tokio::test]
+async fn holds_of_calls_still_running_at_shutdown_are_released() {
+    let s = setup(&[
+        ("TOLLGATE_SHUTDOWN_GRACE_SECS", "1"),
+        ("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "20000"),
+    ])
+    .await;
+    let key = user_with_plan(&s.app, "late@example.com", 10, 100, None).await;
+    s.mock.set(|k| k.latency = Duration::from_secs(6));
+    let mut body = hello("mock");
+    body["max_tokens"] = json!(2000);
+    let slow = tokio::spawn({
+        let client = s.app.client.clone();
+        let url = s.app.url("/v1/chat/completions");
+        async move { client.post(url).bearer_auth(&key).json(&body).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let app = s.app.restart(&[]).await;
+    let (balance, ledger) = balance_and_ledger(&app, "late@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000, 5_000_000));
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM credit_ledger ORDER BY id")
+        .fetch_all(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["grant", "reserve", "refund"]);
+    slow.abort();
+}
+
 #[tokio::test]
 async fn models_and_the_simple_endpoint_use_the_key() {
     let s = setup(&[]).await;

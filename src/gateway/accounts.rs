@@ -57,11 +57,15 @@ pub enum Refused<E> {
 #[derive(Debug, Clone, Default)]
 pub struct Admitted {
     pub windows: Vec<(Window, i64, i64)>,
+    /// The call's hold, for [`Accounts::settle`].
+    pub hold: u64,
 }
 
 /// The outcome of a call, settled against its hold.
 #[derive(Debug, Clone)]
 pub struct Settlement {
+    /// The hold [`Accounts::admit`] took for the call.
+    pub hold: u64,
     pub user_id: i64,
     pub key_id: Option<i64>,
     pub request_id: Option<String>,
@@ -89,6 +93,9 @@ struct Account {
 struct Live {
     accounts: HashMap<i64, Account>,
     windows: HashMap<WindowId, i64>,
+    /// Holds taken and not yet settled, by number: `(user, micro-credits)`.
+    holds: HashMap<u64, (i64, i64)>,
+    next_hold: u64,
 }
 
 /// The in-memory accounts and windows, shared by every request.
@@ -250,6 +257,10 @@ impl Accounts {
         if let Some(account) = live.accounts.get_mut(&admission.user_id) {
             account.balance_micros -= admission.reserve_micros;
         }
+        live.next_hold += 1;
+        admitted.hold = live.next_hold;
+        live.holds
+            .insert(admitted.hold, (admission.user_id, admission.reserve_micros));
         let at = now_text();
         self.store.queue(|batch: &mut Batch| {
             for (check, (_, count, _)) in admission.windows.iter().zip(&admitted.windows) {
@@ -277,6 +288,10 @@ impl Accounts {
     /// allows, never below zero.
     pub fn settle(&self, s: Settlement) -> i64 {
         let mut live = self.live();
+        if live.holds.remove(&s.hold).is_none() {
+            // Released already, when the server stopped with the call running.
+            return 0;
+        }
         let available = live
             .accounts
             .get(&s.user_id)
@@ -335,6 +350,27 @@ impl Accounts {
         });
         drop(live);
         cost
+    }
+
+    /// Releases every hold not yet settled, with a `refund` row each: for
+    /// calls still running when the server stops, which would otherwise
+    /// settle after the last write. Returns how many there were.
+    pub fn release_open_holds(&self) -> usize {
+        let mut live = self.live();
+        let holds: Vec<(i64, i64)> = live.holds.drain().map(|(_, hold)| hold).collect();
+        for &(user_id, micros) in &holds {
+            if let Some(account) = live.accounts.get_mut(&user_id) {
+                account.balance_micros += micros;
+            }
+        }
+        let at = now_text();
+        self.store.queue(|batch| {
+            for &(user_id, micros) in holds.iter().filter(|(_, micros)| *micros > 0) {
+                let note = "hold released: the server stopped before the call ended".to_owned();
+                batch.ledger(ledger(user_id, "refund", micros, None, note, &at));
+            }
+        });
+        holds.len()
     }
 
     /// An admin's correction: adds (or, when it covers it, deducts) `amount`

@@ -99,9 +99,11 @@ pub struct Limiters {
     calls: AtomicU64,
 }
 
-/// What an admitted call holds until it ends: its parallel slot.
+/// What an admitted call holds until it ends: its parallel slot, and the
+/// number of its credit hold.
 pub struct Admit {
     pub _parallel: Option<OwnedSemaphorePermit>,
+    pub hold: u64,
 }
 
 /// The windows' names in the database and in refusals.
@@ -414,6 +416,7 @@ impl Limiters {
         }
         Ok(Admit {
             _parallel: parallel,
+            hold: admitted.hold,
         })
     }
 }

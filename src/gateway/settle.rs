@@ -15,6 +15,8 @@ use crate::credits::Prices;
 /// as a call the client left (`499`) with nothing produced.
 pub struct Bill {
     pub gateway: Arc<Gateway>,
+    /// The hold admission took.
+    pub hold: u64,
     pub user_id: i64,
     pub key_id: i64,
     pub request_id: Option<String>,
@@ -71,6 +73,7 @@ impl Bill {
         };
         let cost = self.prices.cost(prompt, completion);
         let charged = self.gateway.accounts.settle(Settlement {
+            hold: self.hold,
             user_id: self.user_id,
             key_id: Some(self.key_id),
             request_id: self.request_id.take(),

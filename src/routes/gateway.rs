@@ -316,6 +316,7 @@ async fn chat(
     };
     let mut bill = Bill {
         gateway: state.gateway.clone(),
+        hold: admit.hold,
         user_id: holder.user.id,
         key_id: holder.key.id,
         request_id: meta.request_id.clone(),
