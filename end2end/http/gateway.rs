@@ -577,33 +577,37 @@ async fn a_client_that_leaves_mid_stream_is_charged_for_what_was_sent() {
         events.next().await.unwrap().unwrap();
     }
     drop(events);
-    // Settlement happens when the server notices; wait for the usage record.
-    let (status, code, cost) = first_usage_record(&s.app)
-        .await
-        .expect("the abandoned stream was settled");
-    assert_eq!((status, code.as_str()), (499, "client_disconnected"));
+    let records = usage_records(&s.app, 1).await;
+    let Some((status, code, cost)) = records.first().cloned() else {
+        panic!("the abandoned stream was not settled");
+    };
+    assert_eq!(
+        (status, code.as_deref()),
+        (499, Some("client_disconnected"))
+    );
     assert!(cost > 0);
     let (balance, ledger) = balance_and_ledger(&s.app, "leave@example.com").await;
     assert_eq!(balance, 5_000_000 - cost);
     assert_eq!(balance, ledger);
 }
 
-/// Waits for the first usage record: `(status, error_code, cost_micros)`.
-async fn first_usage_record(app: &TestApp) -> Option<(i64, String, i64)> {
-    let db = app.db().await;
+/// Waits until `n` usage records are written (settlement happens when the
+/// server notices), and returns every record as `(status, error_code,
+/// cost_micros)`, oldest first.
+async fn usage_records(app: &TestApp, n: usize) -> Vec<(i64, Option<String>, i64)> {
+    let mut records = Vec::new();
     for _ in 0..50 {
-        let record = sqlx::query_as::<_, (i64, String, i64)>(
-            "SELECT status, error_code, cost_micros FROM usage_records",
-        )
-        .fetch_optional(&db)
-        .await
-        .unwrap();
-        if record.is_some() {
-            return record;
+        records =
+            sqlx::query_as("SELECT status, error_code, cost_micros FROM usage_records ORDER BY id")
+                .fetch_all(&app.db().await)
+                .await
+                .unwrap();
+        if records.len() >= n {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    None
+    records
 }
 
 /// A client that gives up while the upstream is still working, before any
@@ -628,26 +632,8 @@ async fn a_client_that_leaves_before_the_answer_gets_its_hold_back() {
             .await;
         assert!(gone.unwrap_err().is_timeout());
     }
-    let (status, code, cost) = first_usage_record(&s.app)
-        .await
-        .expect("the abandoned call was settled");
-    assert_eq!(
-        (status, code.as_str(), cost),
-        (499, "client_disconnected", 0)
-    );
-    let db = s.app.db().await;
-    let mut records = 0;
-    for _ in 0..50 {
-        records = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        if records == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(records, 2, "both abandoned calls were settled");
+    let left = (499, Some("client_disconnected".to_owned()), 0);
+    assert_eq!(usage_records(&s.app, 2).await, [left.clone(), left]);
     let (balance, ledger) = balance_and_ledger(&s.app, "early@example.com").await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
 
@@ -662,20 +648,11 @@ async fn a_client_that_leaves_before_the_answer_gets_its_hold_back() {
     let response = chat(&s.app, &key, body).await;
     assert_eq!(response.status(), 200);
     drop(response);
-    let mut third = None;
-    for _ in 0..50 {
-        third = sqlx::query_as::<_, (i64, i64)>(
-            "SELECT status, cost_micros FROM usage_records ORDER BY id LIMIT 1 OFFSET 2",
-        )
-        .fetch_optional(&s.app.db().await)
-        .await
-        .unwrap();
-        if third.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(third, Some((499, 14_000)));
+    let records = usage_records(&s.app, 3).await;
+    assert_eq!(
+        records.get(2),
+        Some(&(499, Some("client_disconnected".to_owned()), 14_000))
+    );
     let (balance, ledger) = balance_and_ledger(&s.app, "early@example.com").await;
     assert_eq!((balance, ledger), (5_000_000 - 14_000, 5_000_000 - 14_000));
 }
