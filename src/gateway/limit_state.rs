@@ -1,8 +1,7 @@
 //! Where the governor limiters keep their state, so that a call refused by one
 //! limit takes nothing from another. governor keeps one number per limiter or
-//! key: the GCRA
-//! theoretical arrival time, in nanoseconds since the limiter started, which
-//! each admitted cell moves on by one emission interval. These stores keep
+//! key: the GCRA theoretical arrival time, in nanoseconds since the limiter
+//! started, which each admitted cell moves on by one emission interval. These stores keep
 //! that number as governor's own in-memory stores do and add one thing each:
 //!
 //! - [`Probed`]: a user's minute limiters can be asked without taking (a

@@ -217,7 +217,7 @@ fn json_response(body: Vec<u8>) -> Response {
     response
 }
 
-/// Stage 2, the client IP's windows: first of all, so that a flood of calls
+/// Stage 1, the client IP's windows: first of all, so that a flood of calls
 /// is cut off before its bodies are parsed or its keys looked up, and every
 /// answer, a bad body's too, carries the rate-limit headers. Returns the
 /// windows' names for the later stages.
