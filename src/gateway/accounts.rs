@@ -10,7 +10,7 @@
 //! correction), or only ever add (the monthly grant), so memory and database
 //! never disagree for long: after [`Store::flush`] they are equal.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::Utc;
 use foldhash::HashMap;
@@ -102,10 +102,15 @@ struct Live {
 #[derive(Debug)]
 pub struct Accounts {
     store: Store,
-    live: Mutex<Live>,
+    /// Shared with the task that gives a monthly grant (see [`Accounts::grant_month`]).
+    live: Arc<Mutex<Live>>,
     /// Held while a monthly grant is given, so a call that finds it given
     /// by another call waits until the credits are in the balance.
-    granting: tokio::sync::Mutex<()>,
+    granting: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn lock_live(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
+    live.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn now_text() -> String {
@@ -134,13 +139,13 @@ impl Accounts {
     pub fn new(store: Store) -> Self {
         Self {
             store,
-            live: Mutex::new(Live::default()),
-            granting: tokio::sync::Mutex::new(()),
+            live: Arc::new(Mutex::new(Live::default())),
+            granting: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     fn live(&self) -> MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+        lock_live(&self.live)
     }
 
     /// Loads the user's account when it is not in memory; `false` when there
@@ -172,17 +177,30 @@ impl Accounts {
         if !due() {
             return Ok(());
         }
-        let _granting = self.granting.lock().await;
-        if due() {
+        let granting = self.granting.clone().lock_owned().await;
+        if !due() {
+            return Ok(());
+        }
+        // The grant and its credit in memory are one task of their own: a
+        // call whose client leaves midway would otherwise stop between the
+        // two, leaving the grant in the database and not in the balance
+        // (the database then refuses to give it again).
+        let store = self.store.clone();
+        let live = self.live.clone();
+        let month = month.to_owned();
+        tokio::spawn(async move {
+            let _granting = granting;
             // Written at once: it only adds, so it cannot clash with the
             // queue, and the database gives it at most once a month.
-            let given = self.store.give_monthly_grant(user_id, month).await?;
-            if let Some(account) = self.live().accounts.get_mut(&user_id) {
+            let given = store.give_monthly_grant(user_id, &month).await?;
+            if let Some(account) = lock_live(&live).accounts.get_mut(&user_id) {
                 account.balance_micros += given;
-                account.granted_month = Some(month.to_owned());
+                account.granted_month = Some(month);
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Background(format!("giving a monthly grant: {e}")))?
     }
 
     /// Loads a window's count when it is not in memory.
@@ -430,5 +448,58 @@ impl Accounts {
         self.live()
             .windows
             .retain(|(_, _, bucket), _| current.contains(&bucket.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::Arc,
+        time::{Duration, Instant},
+    };
+
+    use super::Accounts;
+    use crate::store::Store;
+
+    /// A call cancelled (its client gone) at any point of the month's grant
+    /// leaves the balance in memory equal to the database's: the grant is in
+    /// both or in neither, and the next call gives it if it is in neither.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grant_cut_short_is_in_memory_and_the_database_alike() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let user_id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, display_name, password_hash, plan_id)
+             VALUES ('a@example.com', 'A', 'x', (SELECT id FROM plans WHERE is_default = 1))
+             RETURNING id",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let accounts = Arc::new(Accounts::new(store.clone()));
+        // A new month each round, so each round's first call gives a grant;
+        // each round cancels that call a little later than the last.
+        for round in 0..300u64 {
+            let month = format!("{}-01", 2100 + round);
+            assert!(accounts.load_account(user_id, &month).await.unwrap());
+            let call = {
+                let (accounts, month) = (accounts.clone(), month.clone());
+                tokio::spawn(async move { accounts.grant_month(user_id, &month).await })
+            };
+            let until = Instant::now() + Duration::from_micros(round * 5);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            call.abort();
+            let _ = call.await;
+            accounts.grant_month(user_id, &month).await.unwrap();
+            let in_memory = accounts.balance(user_id, &month).await.unwrap();
+            let stored: i64 = sqlx::query_scalar("SELECT balance_micros FROM users WHERE id = ?")
+                .bind(user_id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+            assert_eq!(in_memory, Some(stored), "round {round}");
+            assert_eq!(stored, (round as i64 + 1) * 100_000_000, "round {round}");
+        }
     }
 }

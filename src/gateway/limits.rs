@@ -425,10 +425,15 @@ fn ip_day_window(ip: IpAddr, buckets: &Buckets) -> crate::store::WindowId {
     (format!("ip:{ip}"), Window::Day, buckets.day.clone())
 }
 
-/// Returns a capped key's use taken for a call another limit refused.
+/// Returns a capped key's use taken for a call another limit refused. A task
+/// of its own, so it is returned even when the caller's client has gone.
 async fn give_back(store: &Store, key_id: i64) {
-    if let Err(error) = store.return_capped_use(key_id).await {
-        tracing::error!(%error, key_id, "could not give back a capped key's use");
+    let store = store.clone();
+    let returned = tokio::spawn(async move { store.return_capped_use(key_id).await }).await;
+    match returned {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::error!(%error, key_id, "could not give back a capped key's use"),
+        Err(error) => tracing::error!(%error, key_id, "could not give back a capped key's use"),
     }
 }
 
