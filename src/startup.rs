@@ -473,7 +473,10 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     // a browser caller as itself rather than as a CORS failure.
     let model_api = model_api()
         .route_layer(record())
-        .layer(limit_body())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gateway::limit_body,
+        ))
         .layer(cors(&state.config));
 
     let app = Router::new()

@@ -768,6 +768,8 @@ async fn models_and_the_simple_endpoint_use_the_key() {
 async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
     let s = setup(&[]).await;
     let client = &s.app.client;
+    // Each counts in the address's windows (1,000 a minute here) and says so.
+    let mut remaining = 1000;
     for (method, path, status, code, allow) in [
         (
             reqwest::Method::GET,
@@ -810,6 +812,13 @@ async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
             allow,
             "{method} {path}"
         );
+        remaining -= 1;
+        assert_eq!(
+            response.headers()["x-ratelimit-remaining-requests"],
+            remaining.to_string().as_str(),
+            "{method} {path}"
+        );
+        assert_eq!(response.headers()["x-ratelimit-limit-requests"], "1000");
         assert!(
             response.headers()["content-type"]
                 .to_str()
@@ -830,8 +839,74 @@ async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["x-ratelimit-limit-requests"], "1000");
-    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "999");
+    assert_eq!(
+        response.headers()["x-ratelimit-remaining-requests"],
+        (remaining - 1).to_string().as_str()
+    );
     assert_openai_error(&response.json().await.unwrap(), "invalid_request");
+}
+
+/// A call refused after its key is known (an unknown model, a key's model
+/// rule, too few credits) answers with the user's windows as they stand, not
+/// the address's, and takes nothing from them.
+#[tokio::test]
+async fn refusals_after_the_key_show_the_users_windows() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "windows@example.com", 3, 50, None).await;
+    let b = s.app.browser();
+    s.app
+        .login(&b, "windows@example.com", crate::support::PASSWORD)
+        .await;
+    let demo_only = s
+        .app
+        .create_key(
+            &b,
+            json!({ "name": "demo-only", "allowed_models": ["demo"] }),
+        )
+        .await;
+    let shows = |response: &reqwest::Response, limit: &str, remaining: &str| {
+        let headers = response.headers();
+        assert_eq!(
+            (
+                headers["x-ratelimit-limit-requests"].to_str().unwrap(),
+                headers["x-ratelimit-remaining-requests"].to_str().unwrap(),
+            ),
+            (limit, remaining),
+            "{}",
+            response.status()
+        );
+        let reset = headers["x-ratelimit-reset-requests"].to_str().unwrap();
+        let secs: u64 = reset.trim_end_matches('s').parse().unwrap();
+        assert!((1..=60).contains(&secs), "{reset}");
+    };
+
+    let response = chat(&s.app, &key, hello("demo")).await;
+    assert_eq!(response.status(), 200);
+    shows(&response, "3", "2");
+
+    let response = chat(&s.app, &key, hello("no-such-model")).await;
+    assert_eq!(response.status(), 404);
+    shows(&response, "3", "2");
+
+    let response = chat(&s.app, &demo_only, hello("mock")).await;
+    assert_eq!(response.status(), 403);
+    shows(&response, "3", "2");
+
+    let mut costly = hello("mock");
+    costly["max_tokens"] = json!(900_000);
+    let response = chat(&s.app, &key, costly).await;
+    assert_eq!(response.status(), 402);
+    shows(&response, "3", "2");
+
+    // None of them took from the user's minute: two calls are still left.
+    for remaining in ["1", "0"] {
+        let response = chat(&s.app, &key, hello("demo")).await;
+        assert_eq!(response.status(), 200);
+        shows(&response, "3", remaining);
+    }
+    let response = chat(&s.app, &key, hello("demo")).await;
+    assert_eq!(response.status(), 429);
+    shows(&response, "3", "0");
 }
 
 #[tokio::test]
@@ -976,23 +1051,19 @@ async fn key_rules_apply_on_the_next_request() {
 #[tokio::test]
 async fn the_ip_limit_comes_before_any_key_work_and_bodies_have_a_limit() {
     let s = setup(&[
-        ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "2"),
+        ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "3"),
         ("TOLLGATE_MAX_BODY_BYTES", "2048"),
     ])
     .await;
     let bogus = format!("tg_live_{}", "x".repeat(50));
-    for _ in 0..2 {
-        assert_eq!(chat(&s.app, &bogus, hello("demo")).await.status(), 401);
-    }
-    let response = chat(&s.app, &bogus, hello("demo")).await;
-    assert_eq!(response.status(), 429);
-    assert!(response.headers().contains_key("retry-after"));
-    assert_openai_error(&response.json().await.unwrap(), "ip_requests_per_minute");
-
+    // A body over the limit is refused, and counts in the address's windows
+    // like any call, with their headers.
     let big =
         json!({ "model": "demo", "messages": [{ "role": "user", "content": "x".repeat(4096) }] });
     let response = chat(&s.app, &bogus, big.clone()).await;
     assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["x-ratelimit-limit-requests"], "3");
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "2");
     assert_openai_error(&response.json().await.unwrap(), "request_too_large");
 
     // A browser caller is shown the refusal itself, not a CORS failure.
@@ -1008,6 +1079,20 @@ async fn the_ip_limit_comes_before_any_key_work_and_bodies_have_a_limit() {
         .unwrap();
     assert_eq!(response.status(), 413);
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "1");
+
+    // A bad key counts too.
+    let response = chat(&s.app, &bogus, hello("demo")).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "0");
+
+    // The window is full: bad keys and big bodies alike are cut off first.
+    for body in [hello("demo"), big] {
+        let response = chat(&s.app, &bogus, body).await;
+        assert_eq!(response.status(), 429);
+        assert!(response.headers().contains_key("retry-after"));
+        assert_openai_error(&response.json().await.unwrap(), "ip_requests_per_minute");
+    }
 }
 
 #[tokio::test]

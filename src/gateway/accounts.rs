@@ -227,6 +227,19 @@ impl Accounts {
         Some(after)
     }
 
+    /// The counts of windows (0 for one not loaded), and what `also` finds,
+    /// read in the admissions' critical section: a probe of the governor
+    /// windows inside it sees no admission halfway.
+    pub fn peek<const N: usize, R>(
+        &self,
+        ids: [&WindowId; N],
+        also: impl FnOnce() -> R,
+    ) -> ([i64; N], R) {
+        let live = self.live();
+        let counts = ids.map(|id| live.windows.get(id).copied().unwrap_or(0));
+        (counts, also())
+    }
+
     /// Gives back one request counted by [`Self::count`], for a call a later
     /// limit refused.
     pub fn uncount(&self, id: &WindowId) {

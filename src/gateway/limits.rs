@@ -317,17 +317,7 @@ impl Limiters {
                     })?)
                 }
             };
-        let subject = format!("user:{user_id}");
-        let windows = [
-            WindowCheck {
-                id: (subject.clone(), Window::Hour, buckets.hour.clone()),
-                limit: plan.requests_per_hour,
-            },
-            WindowCheck {
-                id: (subject, Window::Day, buckets.day.clone()),
-                limit: plan.requests_per_day,
-            },
-        ];
+        let windows = user_windows(user_id, plan, buckets);
         for check in &windows {
             accounts.load_window(&check.id).await?;
         }
@@ -405,19 +395,82 @@ impl Limiters {
             headers.consider(m);
         }
         for (window, count, limit) in admitted.windows {
-            headers.consider(WindowState {
-                limit: limit as u64,
-                remaining: (limit - count).max(0) as u64,
-                reset_secs: match window {
-                    Window::Hour => buckets.secs_to_hour,
-                    Window::Day => buckets.secs_to_day,
-                },
-            });
+            headers.consider(window_state(window, count, limit, buckets));
         }
         Ok(Admit {
             _parallel: parallel,
             hold: admitted.hold,
         })
+    }
+
+    /// The user's request windows as they stand, counting nothing: the
+    /// rate-limit headers of a call refused before its admission or by it
+    /// (a restriction, an unknown model, too few credits, a limit).
+    pub async fn peek_user(
+        &self,
+        accounts: &Accounts,
+        plan: &PlanRecord,
+        user_id: i64,
+        buckets: &Buckets,
+        headers: &mut RateHeaders,
+    ) {
+        let limiters = self.for_user(user_id, plan);
+        let windows = user_windows(user_id, plan, buckets);
+        for check in &windows {
+            if accounts.load_window(&check.id).await.is_err() {
+                return;
+            }
+        }
+        let (rpm, limiter) = &limiters.requests;
+        let (counts, minute) = accounts.peek([&windows[0].id, &windows[1].id], || {
+            let _probe = Probe::raise(&limiters.probing);
+            limiter.check()
+        });
+        headers.consider(match minute {
+            // A probe answers as if it had taken a cell.
+            Ok(snapshot) => minute_state(
+                u64::from(*rpm),
+                snapshot
+                    .remaining_burst_capacity()
+                    .saturating_add(1)
+                    .min(*rpm),
+            ),
+            Err(not_until) => WindowState {
+                limit: u64::from(*rpm),
+                remaining: 0,
+                reset_secs: wait_secs(&not_until),
+            },
+        });
+        for (check, count) in windows.iter().zip(counts) {
+            headers.consider(window_state(check.id.1, count, check.limit, buckets));
+        }
+    }
+}
+
+/// The user's durable request windows (hour and day) and their limits.
+fn user_windows(user_id: i64, plan: &PlanRecord, buckets: &Buckets) -> [WindowCheck; 2] {
+    let subject = format!("user:{user_id}");
+    [
+        WindowCheck {
+            id: (subject.clone(), Window::Hour, buckets.hour.clone()),
+            limit: plan.requests_per_hour,
+        },
+        WindowCheck {
+            id: (subject, Window::Day, buckets.day.clone()),
+            limit: plan.requests_per_day,
+        },
+    ]
+}
+
+/// An hour or day window holding `count` of `limit` requests.
+fn window_state(window: Window, count: i64, limit: i64, buckets: &Buckets) -> WindowState {
+    WindowState {
+        limit: limit as u64,
+        remaining: (limit - count).max(0) as u64,
+        reset_secs: match window {
+            Window::Hour => buckets.secs_to_hour,
+            Window::Day => buckets.secs_to_day,
+        },
     }
 }
 

@@ -172,34 +172,75 @@ pub async fn list_models(
 
 /// A model API path called with a method it does not take: 405 in the API's
 /// shape, naming the one it does.
-pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+pub async fn method_not_allowed(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
     let allowed = if uri.path() == "/v1/models" {
         "GET"
     } else {
         "POST"
     };
-    let mut response = crate::api_error::ApiError::new(
+    let mut answer = crate::api_error::ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request_error",
         "method_not_allowed",
         format!("{} takes {allowed}, not {method}.", uri.path()),
     )
     .into_response();
-    response
+    answer
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allowed));
-    response
+    outside_pipeline(&state, &meta, &headers, answer).await
 }
 
 /// Unknown paths under `/v1` answer in the API's shape, never with a page.
-pub async fn unknown_route() -> Response {
-    crate::api_error::ApiError::new(
+pub async fn unknown_route(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+) -> Response {
+    let answer = crate::api_error::ApiError::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         "unknown_url",
         "No such API route. The model API has POST /v1/chat/completions and GET /v1/models.",
     )
-    .into_response()
+    .into_response();
+    outside_pipeline(&state, &meta, &headers, answer).await
+}
+
+/// The model API's body limit. A body refused as too large still counts in
+/// its address's windows, like every call here, and its answer carries them.
+pub async fn limit_body(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match crate::body_limit::bounded(request, state.config.max_body_bytes).await {
+        Ok(request) => next.run(request).await,
+        Err(refused) => {
+            let meta = RequestMeta::from_parts(&refused.parts);
+            outside_pipeline(&state, &meta, &refused.parts.headers, refused.answer).await
+        }
+    }
+}
+
+/// An answer given without the pipeline (a wrong method or path, a body too
+/// large): it counts in the address's windows and carries their rate-limit
+/// headers, or becomes their 429.
+async fn outside_pipeline(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    answer: Response,
+) -> Response {
+    let mut rate = RateHeaders::default();
+    let outcome = admit_address(state, meta, &mut rate).await.map(|_| answer);
+    respond(state, meta, headers, outcome, rate)
 }
 
 enum Answer {
@@ -269,38 +310,42 @@ async fn chat(
     let started = Instant::now();
     let holder = verify(state, meta, headers).await?;
     let plan = state.store.plan_of_user(holder.user.id).await?;
-    if any_model {
-        let names = state.gateway.models.iter().map(|m| m.name.as_str());
-        if let Some(name) = restrictions::allowed_models(&holder.key, &plan, names).first() {
-            request.model = (*name).to_owned();
+    let admission = async {
+        if any_model {
+            let names = state.gateway.models.iter().map(|m| m.name.as_str());
+            if let Some(name) = restrictions::allowed_models(&holder.key, &plan, names).first() {
+                request.model = (*name).to_owned();
+            }
         }
-    }
-    let model = state
-        .gateway
-        .models
-        .get(&request.model)
-        .ok_or_else(|| GatewayError::UnknownModel(request.model.clone()))?;
-    restrictions::check_model(&holder.key, &plan, &model.name)?;
+        let model = state
+            .gateway
+            .models
+            .get(&request.model)
+            .ok_or_else(|| GatewayError::UnknownModel(request.model.clone()))?;
+        restrictions::check_model(&holder.key, &plan, &model.name)?;
 
-    let messages = upstream::messages_for(model, &mut request);
-    let hold = Hold::worst_case(model, &messages, request.max_tokens, request.choices);
-    let admitted = state
-        .gateway
-        .limiters
-        .admit_user(
-            &state.store,
-            &state.gateway.accounts,
-            &plan,
-            &holder.key,
-            hold.tokens(),
-            hold.micros,
-            meta.request_id.as_deref(),
-            buckets,
-            rate,
-        )
-        .await;
-    let admit = match admitted {
-        Ok(admit) => admit,
+        let messages = upstream::messages_for(model, &mut request);
+        let hold = Hold::worst_case(model, &messages, request.max_tokens, request.choices);
+        let admit = state
+            .gateway
+            .limiters
+            .admit_user(
+                &state.store,
+                &state.gateway.accounts,
+                &plan,
+                &holder.key,
+                hold.tokens(),
+                hold.micros,
+                meta.request_id.as_deref(),
+                buckets,
+                rate,
+            )
+            .await?;
+        Ok::<_, GatewayError>((model, messages, hold, admit))
+    }
+    .await;
+    let (model, messages, hold, admit) = match admission {
+        Ok(admitted) => admitted,
         Err(error) => {
             // A call another limit refused takes nothing from its address's windows.
             if let Some(ip) = meta.client_ip
@@ -311,6 +356,18 @@ async fn chat(
                     .limiters
                     .give_back_ip(&state.gateway.accounts, ip, buckets);
             }
+            // Its answer shows the user's windows as they stand.
+            state
+                .gateway
+                .limiters
+                .peek_user(
+                    &state.gateway.accounts,
+                    &plan,
+                    holder.user.id,
+                    buckets,
+                    rate,
+                )
+                .await;
             return Err(error);
         }
     };
