@@ -58,6 +58,7 @@ export default defineConfig({
       TOLLGATE_ADMIN_EMAIL: "root@example.com",
       TOLLGATE_ADMIN_PASSWORD: "admin-passphrase-for-e2e",
       TOLLGATE_SIGNUP_CREDITS: "10",
+      TOLLGATE_MODELS: join(root, "end2end/models.toml"),
     },
   },
 });

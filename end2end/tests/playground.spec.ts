@@ -95,3 +95,37 @@ test("a bad key is explained, and a key just shown is offered without pasting", 
 
   expect(errors).toEqual([]);
 });
+
+test("the model list follows the pasted key's allowed models", async ({ page, baseURL }) => {
+  const errors = watchErrors(page);
+  const key = await register(page);
+  const created = await page.request.post("/api/v1/keys", {
+    data: { name: "lite-only", allowed_models: ["demo-lite"] },
+    headers: { origin: baseURL! },
+  });
+  expect(created.status()).toBe(201);
+  const liteOnly: string = (await created.json()).secret;
+
+  await page.goto("/playground");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  const model = page.getByLabel("Model");
+  // Before a key is pasted, every model in the table is offered.
+  await expect(model.locator("option")).toHaveText(["demo", "demo-lite"]);
+
+  // A key limited to demo-lite offers only it, and the chat uses it.
+  await page.getByLabel("API key").fill(liteOnly);
+  await expect(model.locator("option")).toHaveText(["demo-lite"]);
+  await expect(model).toHaveValue("demo-lite");
+  await page.getByLabel("Message").fill("Hello lite");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(page.getByTestId("transcript").locator('[data-role="assistant"]').last()).toContainText(
+    "had 2 words",
+  );
+
+  // Back to an unrestricted key: both again.
+  await page.getByLabel("API key").fill(key);
+  await expect(model.locator("option")).toHaveText(["demo", "demo-lite"]);
+  await expect(model).toHaveValue("demo-lite");
+
+  expect(errors).toEqual([]);
+});

@@ -130,6 +130,16 @@ pub fn limit_name(code: &str) -> &'static str {
     }
 }
 
+/// Whether `text` has a whole key's shape (`tg_<env>_` and 50 letters or
+/// digits), so the page asks the API for that key's models only once it does.
+pub fn looks_like_key(text: &str) -> bool {
+    text.strip_prefix("tg_")
+        .and_then(|rest| rest.split_once('_'))
+        .is_some_and(|(env, body)| {
+            !env.is_empty() && body.len() == 50 && body.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
 #[component]
 pub fn PlaygroundPage() -> impl IntoView {
     let user = expect_context::<UserResource>();
@@ -162,12 +172,16 @@ fn Playground() -> impl IntoView {
     let refusal = RwSignal::new(None::<Refusal>);
     let countdown = RwSignal::new(None::<u64>);
     let rate = RwSignal::new(RateInfo::default());
+    // The models the pasted key may call, from `GET /v1/models` with that key;
+    // until it answers, every model in the table.
+    let key_models = RwSignal::new(None::<Vec<String>>);
     let stop = chat::Stop::new();
     // Sending needs the browser code: Send stays disabled until the page hydrates.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
 
     tick_countdown(countdown);
+    chat::follow_key_models(key, key_models);
 
     let send = move || {
         let message = draft.get_untracked().trim().to_owned();
@@ -238,9 +252,13 @@ fn Playground() -> impl IntoView {
                 <div class="mb-4">
                     <label for="pg-model" class=LABEL>"Model"</label>
                     <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading models…"</p> }>
-                        {move || Suspend::new(async move {
-                            let names = models.await.unwrap_or_default();
-                            if model.get_untracked().is_empty()
+                        {move || {
+                            let for_key = key_models.get().filter(|n| !n.is_empty());
+                            Suspend::new(async move {
+                            let all = models.await.unwrap_or_default();
+                            let names = for_key.unwrap_or(all);
+                            let current = model.get_untracked();
+                            if !names.contains(&current)
                                 && let Some(first) = names.first()
                             {
                                 model.set(first.clone());
@@ -252,7 +270,7 @@ fn Playground() -> impl IntoView {
                                     {names.into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
                                 </select>
                             }
-                        })}
+                        })}}
                     </Transition>
                 </div>
                 <div class="mb-4">
@@ -468,6 +486,30 @@ mod chat {
         }
     }
 
+    /// Asks the model API which models `key` may call whenever it changes to
+    /// something shaped like a key; an unknown answer leaves every model.
+    pub fn follow_key_models(key: RwSignal<String>, models: RwSignal<Option<Vec<String>>>) {
+        #[cfg(feature = "hydrate")]
+        Effect::new(move |_| {
+            let secret = key.get().trim().to_owned();
+            if !super::looks_like_key(&secret) {
+                if models.with_untracked(Option::is_some) {
+                    models.set(None);
+                }
+                return;
+            }
+            leptos::task::spawn_local(async move {
+                let names = browser::models_for(&secret).await;
+                // Only for the key still in the field.
+                if key.get_untracked().trim() == secret {
+                    models.set(names);
+                }
+            });
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (key, models);
+    }
+
     pub fn start(request: Request, stop: Stop, sink: Sink) {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
@@ -545,6 +587,27 @@ mod chat {
                     .map_or_else(|| response.status_text(), str::to_owned),
                 retry_after_secs,
             }
+        }
+
+        /// The model names `GET /v1/models` lists for `key`; `None` when it
+        /// refuses the key or cannot be reached.
+        pub async fn models_for(key: &str) -> Option<Vec<String>> {
+            let response = Fetch::get("/v1/models")
+                .header("authorization", &format!("Bearer {key}"))
+                .send()
+                .await
+                .ok()?;
+            if response.status() != 200 {
+                return None;
+            }
+            let list: Value = response.json().await.ok()?;
+            Some(
+                list["data"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                    .collect(),
+            )
         }
 
         pub async fn run(request: Request, stop: Stop, sink: Sink) {
@@ -628,6 +691,26 @@ mod chat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_key_is_recognised_and_a_partial_one_is_not() {
+        use crate::keys::format::{ApiKey, KeyEnv};
+        for env in KeyEnv::ALL {
+            let key = ApiKey::generate(env).unwrap();
+            assert!(looks_like_key(key.expose()), "{}", key.expose());
+            let partial = &key.expose()[..key.expose().len() - 1];
+            assert!(!looks_like_key(partial));
+        }
+        for text in [
+            "",
+            "tg_",
+            "tg_live_",
+            "sk-abc",
+            "tg_live_!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+        ] {
+            assert!(!looks_like_key(text), "{text}");
+        }
+    }
 
     #[test]
     fn the_request_streams_with_usage_and_the_system_prompt_first() {
