@@ -16,13 +16,15 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// `tool_tokens`: the estimate of the request's tool definitions.
     pub fn worst_case(
         model: &Model,
         messages: &[Value],
+        tool_tokens: u64,
         max_tokens: Option<u64>,
         choices: u64,
     ) -> Self {
-        let prompt_tokens = estimate_prompt_tokens(messages);
+        let prompt_tokens = estimate_prompt_tokens(messages).saturating_add(tool_tokens);
         let max_output_tokens = max_tokens.unwrap_or(u64::from(model.max_output_tokens));
         let choices = choices.max(1);
         Self {

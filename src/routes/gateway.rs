@@ -22,7 +22,7 @@ use crate::{
         hold::Hold,
         limits::{Buckets, RateHeaders},
         parse::ChatRequest,
-        providers::{Reply, UpstreamError},
+        providers::{Reply, UpstreamError, estimate_tool_tokens},
         refusals,
         reply::{self, Relayed},
         restrictions,
@@ -325,7 +325,13 @@ async fn chat(
         restrictions::check_model(&holder.key, &plan, &model.name)?;
 
         let messages = upstream::messages_for(model, &mut request);
-        let hold = Hold::worst_case(model, &messages, request.max_tokens, request.choices);
+        let hold = Hold::worst_case(
+            model,
+            &messages,
+            estimate_tool_tokens(&request.body),
+            request.max_tokens,
+            request.choices,
+        );
         let admit = state
             .gateway
             .limiters

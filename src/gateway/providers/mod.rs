@@ -304,13 +304,45 @@ pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-/// Rough prompt tokens of a `messages` array: content plus a few per message.
+/// Tokens allowed for each image, audio or file part of a message: more than
+/// one high-detail image costs on OpenAI's vision models, so a hold covers it.
+pub const MEDIA_PART_TOKENS: u64 = 1_500;
+
+/// Rough prompt tokens of a `messages` array: the text, a few tokens a
+/// message, an allowance for each image, audio or file part, and the
+/// calls earlier replies made to tools.
 pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
     messages
         .iter()
-        .map(|m| 4 + estimate_tokens(&message_text(m)))
+        .map(|m| {
+            let media = match &m["content"] {
+                Value::Array(parts) => parts.iter().filter(|p| p.get("text").is_none()).count(),
+                _ => 0,
+            };
+            let calls = ["tool_calls", "function_call"]
+                .iter()
+                .filter_map(|field| m.get(*field))
+                .map(json_tokens)
+                .sum::<u64>();
+            4 + estimate_tokens(&message_text(m)) + media as u64 * MEDIA_PART_TOKENS + calls
+        })
         .sum::<u64>()
         + 2
+}
+
+/// Rough tokens of the tool definitions a request carries (`tools`, or the
+/// older `functions`): the model reads them with the prompt.
+pub fn estimate_tool_tokens(body: &serde_json::Map<String, Value>) -> u64 {
+    ["tools", "functions"]
+        .iter()
+        .filter_map(|field| body.get(*field))
+        .map(json_tokens)
+        .sum()
+}
+
+/// About four characters a token, of a value written as JSON.
+fn json_tokens(value: &Value) -> u64 {
+    (value.to_string().len() as u64).div_ceil(4)
 }
 
 /// A message's text, whether `content` is a string or an array of parts.
@@ -334,6 +366,42 @@ mod tests {
         ModelTable::parse(text, "models.toml", |v| {
             (v == "SET").then(|| "sk-x".to_owned())
         })
+    }
+
+    #[test]
+    fn the_prompt_estimate_counts_media_tool_calls_and_tool_definitions() {
+        let text = serde_json::json!({ "role": "user", "content": "12345678" });
+        let base = estimate_prompt_tokens(std::slice::from_ref(&text));
+        assert_eq!(base, 4 + 2 + 2);
+
+        let with_image = serde_json::json!({ "role": "user", "content": [
+            { "type": "text", "text": "12345678" },
+            { "type": "image_url", "image_url": { "url": "data:image/png;base64,AAAA" } },
+            { "type": "input_audio", "input_audio": { "data": "AAAA", "format": "wav" } },
+        ] });
+        assert_eq!(
+            estimate_prompt_tokens(&[with_image]),
+            base + 2 * MEDIA_PART_TOKENS
+        );
+
+        let call = serde_json::json!([{ "id": "c1", "type": "function",
+            "function": { "name": "lookup", "arguments": "{\"city\":\"Oslo\"}" } }]);
+        let asked = serde_json::json!({ "role": "assistant", "content": null, "tool_calls": call });
+        assert_eq!(
+            estimate_prompt_tokens(&[asked]),
+            4 + 2 + (call.to_string().len() as u64).div_ceil(4)
+        );
+
+        let tools = serde_json::json!([{ "type": "function", "function": {
+            "name": "lookup", "description": "The weather in a city.",
+            "parameters": { "type": "object", "properties": { "city": { "type": "string" } } } } }]);
+        let mut body = serde_json::Map::new();
+        assert_eq!(estimate_tool_tokens(&body), 0);
+        body.insert("tools".into(), tools.clone());
+        assert_eq!(
+            estimate_tool_tokens(&body),
+            (tools.to_string().len() as u64).div_ceil(4)
+        );
     }
 
     #[test]
