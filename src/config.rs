@@ -69,6 +69,9 @@ pub struct UpstreamTimeouts {
     pub first_byte: Duration,
     /// Between two pieces of the answer.
     pub idle: Duration,
+    /// From sending the request to the answer's end, however steadily it
+    /// arrives (an upstream sending keep-alives forever holds no call open).
+    pub total: Duration,
 }
 
 /// A setting that must never reach a log line or a debug print.
@@ -309,6 +312,7 @@ impl Config {
             connect: millis("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_MS", "10000")?,
             first_byte: millis("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "60000")?,
             idle: millis("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_MS", "60000")?,
+            total: millis("TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_MS", "600000")?,
         };
 
         Ok(Self {

@@ -1163,6 +1163,36 @@ async fn the_idle_timeout_counts_from_the_last_chunk_not_the_start() {
 }
 
 #[tokio::test]
+async fn the_total_timeout_ends_a_call_however_steadily_it_arrives() {
+    // Chunks 0.6 s apart never trip the 1.5 s idle timeout; the 2.5 s total
+    // ends the stream after some of them, and what was sent is charged.
+    let s = setup(&[("TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_MS", "2500")]).await;
+    let key = user_with_plan(&s.app, "steady@example.com", 10, 100, None).await;
+    s.mock.set(|k| {
+        k.reply = "one two three four five six seven eight".into();
+        k.chunk_delay = Duration::from_millis(600);
+    });
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
+    assert!(!done, "{chunks:?}");
+    let error = &chunks.last().unwrap()["error"];
+    assert_eq!(error["code"], "upstream_timeout", "{chunks:?}");
+    assert!(
+        error["message"].as_str().unwrap().contains("total"),
+        "{error}"
+    );
+    let words = chunks
+        .iter()
+        .filter(|c| c["choices"][0]["delta"]["content"].is_string())
+        .count();
+    assert!((1..8).contains(&words), "{chunks:?}");
+    let (balance, ledger) = balance_and_ledger(&s.app, "steady@example.com").await;
+    assert_eq!(balance, ledger);
+    assert!(balance < 5_000_000, "what was sent is charged");
+}
+
+#[tokio::test]
 async fn a_fresh_install_serves_the_demo_model_without_configuration() {
     let app = crate::support::spawn_app_with(&[]).await;
     let b = app.browser();

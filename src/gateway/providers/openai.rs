@@ -1,13 +1,16 @@
 //! Any OpenAI-compatible server (OpenAI, Ollama's /v1, Hugging Face router,
 //! vLLM, OpenRouter): one shared reqwest client and pool, SSE parsed with
-//! eventsource-stream, and the first-byte and idle timeouts applied here.
+//! eventsource-stream, and the first-byte, idle and total timeouts applied here.
 //!
 //! The idle timeout counts from the last bytes of any kind, so the keep-alives
 //! some upstreams send while a model thinks (SSE comments such as
 //! OpenRouter's `: OPENROUTER PROCESSING`, or whitespace before a JSON
-//! answer) keep a call alive, though they carry no event.
+//! answer) keep a call alive, though they carry no event; the total timeout
+//! ends even such a call.
 
 use std::{fmt, time::Duration};
+
+use tokio::time::Instant;
 
 use axum::body::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
@@ -45,7 +48,8 @@ pub async fn complete(
     if let Some(key) = api_key {
         request = request.bearer_auth(key.expose());
     }
-    let response = tokio::time::timeout(timeouts.first_byte, request.send())
+    let deadline = Instant::now() + timeouts.total;
+    let response = tokio::time::timeout(timeouts.first_byte.min(timeouts.total), request.send())
         .await
         .map_err(|_| UpstreamError::Timeout("first byte"))?
         .map_err(transport)?;
@@ -61,7 +65,7 @@ pub async fn complete(
             message: error_message(&text),
         });
     }
-    let mut body = until_quiet(response, timeouts.idle);
+    let mut body = until_quiet(response, timeouts.idle, deadline);
     if !stream {
         // Most answers come in one piece, kept as it is; more are joined.
         let mut first: Option<Bytes> = None;
@@ -144,6 +148,8 @@ fn without_url(error: &reqwest::Error) -> String {
 enum BodyError {
     /// Nothing arrived for the idle timeout.
     Quiet,
+    /// The total timeout passed.
+    Overtime,
     Transport(reqwest::Error),
 }
 
@@ -151,6 +157,7 @@ impl BodyError {
     fn into_upstream(self) -> UpstreamError {
         match self {
             Self::Quiet => UpstreamError::Timeout("idle"),
+            Self::Overtime => UpstreamError::Timeout("total"),
             Self::Transport(error) => transport(error),
         }
     }
@@ -160,21 +167,30 @@ impl fmt::Display for BodyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Quiet => f.write_str("the upstream went quiet"),
+            Self::Overtime => f.write_str("the upstream took too long in all"),
             Self::Transport(error) => error.fmt(f),
         }
     }
 }
 
-/// The response body as it arrives, failing once nothing has come for `idle`.
+/// The response body as it arrives, failing once nothing has come for `idle`
+/// or at `deadline`.
 fn until_quiet(
     response: reqwest::Response,
     idle: Duration,
+    deadline: Instant,
 ) -> BoxStream<'static, Result<Bytes, BodyError>> {
     let bytes = response.bytes_stream().boxed();
     futures::stream::unfold(Some(bytes), move |state| async move {
         let mut bytes = state?;
-        match tokio::time::timeout(idle, bytes.next()).await {
-            Err(_) => Some((Err(BodyError::Quiet), None)),
+        let quiet_at = Instant::now() + idle;
+        let (at, why) = if deadline < quiet_at {
+            (deadline, BodyError::Overtime)
+        } else {
+            (quiet_at, BodyError::Quiet)
+        };
+        match tokio::time::timeout_at(at, bytes.next()).await {
+            Err(_) => Some((Err(why), None)),
             Ok(None) => None,
             Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(bytes))),
             Ok(Some(Err(error))) => Some((Err(BodyError::Transport(error)), None)),
