@@ -2,12 +2,16 @@
 //! case: the estimated prompt plus every token the reply may have (the cap
 //! for each of its `n` choices), at the model's prices.
 
-use super::providers::{Model, estimate_prompt_tokens};
+use super::providers::{MEDIA_PART_MIN_TOKENS, MEDIA_PART_TOKENS, Model, PromptEstimate};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hold {
+    /// The prompt's worst case: media parts at their most.
     pub prompt_tokens: u64,
+    /// The prompt charged when the upstream reports no usage: media parts
+    /// at their least.
+    pub prompt_guess: u64,
     /// The cap on each choice, as sent upstream.
     pub max_output_tokens: u64,
     /// How many choices the reply has.
@@ -24,11 +28,18 @@ impl Hold {
         max_tokens: Option<u64>,
         choices: u64,
     ) -> Self {
-        let prompt_tokens = estimate_prompt_tokens(messages).saturating_add(tool_tokens);
+        let estimate = PromptEstimate::of(messages);
+        let prompt_tokens = estimate
+            .tokens(MEDIA_PART_TOKENS)
+            .saturating_add(tool_tokens);
+        let prompt_guess = estimate
+            .tokens(MEDIA_PART_MIN_TOKENS)
+            .saturating_add(tool_tokens);
         let max_output_tokens = max_tokens.unwrap_or(u64::from(model.max_output_tokens));
         let choices = choices.max(1);
         Self {
             prompt_tokens,
+            prompt_guess,
             max_output_tokens,
             choices,
             micros: model

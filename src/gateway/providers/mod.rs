@@ -304,30 +304,56 @@ pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-/// Tokens allowed for each image, audio or file part of a message: more than
-/// one high-detail image costs on OpenAI's vision models, so a hold covers it.
+/// Tokens a hold allows for each image, audio or file part of a message:
+/// more than one high-detail image costs on OpenAI's vision models.
 pub const MEDIA_PART_TOKENS: u64 = 1_500;
 
-/// Rough prompt tokens of a `messages` array: the text, a few tokens a
-/// message, an allowance for each image, audio or file part, and the
-/// calls earlier replies made to tools.
-pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
-    messages
-        .iter()
-        .map(|m| {
-            let media = match &m["content"] {
-                Value::Array(parts) => parts.iter().filter(|p| p.get("text").is_none()).count(),
-                _ => 0,
-            };
+/// Tokens charged for each such part when the upstream reports no usage
+/// (a client that left early): the least an image costs on OpenAI's vision
+/// models, so a guess never charges more than the part could have cost.
+pub const MEDIA_PART_MIN_TOKENS: u64 = 85;
+
+/// Rough prompt tokens of a `messages` array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptEstimate {
+    /// The text, a few tokens a message, and the calls earlier replies made
+    /// to tools.
+    pub text_tokens: u64,
+    /// Image, audio and file parts, whose cost the text does not show.
+    pub media_parts: u64,
+}
+
+impl PromptEstimate {
+    pub fn of(messages: &[Value]) -> Self {
+        let mut estimate = Self {
+            text_tokens: 2,
+            media_parts: 0,
+        };
+        for m in messages {
+            if let Value::Array(parts) = &m["content"] {
+                estimate.media_parts +=
+                    parts.iter().filter(|p| p.get("text").is_none()).count() as u64;
+            }
             let calls = ["tool_calls", "function_call"]
                 .iter()
                 .filter_map(|field| m.get(*field))
                 .map(json_tokens)
                 .sum::<u64>();
-            4 + estimate_tokens(&message_text(m)) + media as u64 * MEDIA_PART_TOKENS + calls
-        })
-        .sum::<u64>()
-        + 2
+            estimate.text_tokens += 4 + estimate_tokens(&message_text(m)) + calls;
+        }
+        estimate
+    }
+
+    /// With `per_part` tokens for each media part.
+    pub fn tokens(&self, per_part: u64) -> u64 {
+        self.text_tokens
+            .saturating_add(self.media_parts.saturating_mul(per_part))
+    }
+}
+
+/// Rough prompt tokens of a `messages` array, media parts at their least.
+pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
+    PromptEstimate::of(messages).tokens(MEDIA_PART_MIN_TOKENS)
 }
 
 /// Rough tokens of the tool definitions a request carries (`tools`, or the
@@ -379,9 +405,15 @@ mod tests {
             { "type": "image_url", "image_url": { "url": "data:image/png;base64,AAAA" } },
             { "type": "input_audio", "input_audio": { "data": "AAAA", "format": "wav" } },
         ] });
+        let estimate = PromptEstimate::of(&[with_image]);
+        assert_eq!(estimate.media_parts, 2);
         assert_eq!(
-            estimate_prompt_tokens(&[with_image]),
+            estimate.tokens(MEDIA_PART_TOKENS),
             base + 2 * MEDIA_PART_TOKENS
+        );
+        assert_eq!(
+            estimate.tokens(MEDIA_PART_MIN_TOKENS),
+            base + 2 * MEDIA_PART_MIN_TOKENS
         );
 
         let call = serde_json::json!([{ "id": "c1", "type": "function",
