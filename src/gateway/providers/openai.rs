@@ -48,18 +48,27 @@ pub async fn complete(
     if let Some(key) = api_key {
         request = request.bearer_auth(key.expose());
     }
-    let deadline = Instant::now() + timeouts.total;
-    let response = tokio::time::timeout(timeouts.first_byte.min(timeouts.total), request.send())
+    let sent = Instant::now();
+    let deadline = sent + timeouts.total;
+    let (first_byte_at, which) = if timeouts.first_byte < timeouts.total {
+        (sent + timeouts.first_byte, "first byte")
+    } else {
+        (deadline, "total")
+    };
+    let response = tokio::time::timeout_at(first_byte_at, request.send())
         .await
-        .map_err(|_| UpstreamError::Timeout("first byte"))?
+        .map_err(|_| UpstreamError::Timeout(which))?
         .map_err(transport)?;
     let status = response.status();
     if !status.is_success() {
-        let text = tokio::time::timeout(timeouts.idle, response.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let text = tokio::time::timeout_at(
+            deadline.min(Instant::now() + timeouts.idle),
+            response.text(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
         return Err(UpstreamError::Status {
             status: status.as_u16(),
             message: error_message(&text),
