@@ -846,9 +846,9 @@ async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
     assert_openai_error(&response.json().await.unwrap(), "invalid_request");
 }
 
-/// A call refused after its key is known (an unknown model, a key's model
-/// rule, too few credits) answers with the user's windows as they stand, not
-/// the address's, and takes nothing from them.
+/// A call refused after its key is known (an unknown model, a key's model or
+/// address rule, too few credits), and the model list, answer with the
+/// user's windows as they stand, not the address's, and take nothing from them.
 #[tokio::test]
 async fn refusals_after_the_key_show_the_users_windows() {
     let s = setup(&[]).await;
@@ -862,6 +862,13 @@ async fn refusals_after_the_key_show_the_users_windows() {
         .create_key(
             &b,
             json!({ "name": "demo-only", "allowed_models": ["demo"] }),
+        )
+        .await;
+    let elsewhere = s
+        .app
+        .create_key(
+            &b,
+            json!({ "name": "elsewhere", "ip_allowlist": ["10.9.9.0/24"] }),
         )
         .await;
     let shows = |response: &reqwest::Response, limit: &str, remaining: &str| {
@@ -892,10 +899,26 @@ async fn refusals_after_the_key_show_the_users_windows() {
     assert_eq!(response.status(), 403);
     shows(&response, "3", "2");
 
+    let response = chat(&s.app, &elsewhere, hello("demo")).await;
+    assert_eq!(response.status(), 403);
+    shows(&response, "3", "2");
+
     let mut costly = hello("mock");
     costly["max_tokens"] = json!(900_000);
     let response = chat(&s.app, &key, costly).await;
     assert_eq!(response.status(), 402);
+    shows(&response, "3", "2");
+
+    // Listing the models shows them too.
+    let response = s
+        .app
+        .client
+        .get(s.app.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     shows(&response, "3", "2");
 
     // None of them took from the user's minute: two calls are still left.

@@ -32,6 +32,7 @@ use crate::{
     keys::auth::{self, KeyHolder},
     request_meta::RequestMeta,
     startup::AppState,
+    store::PlanRecord,
 };
 
 /// `POST /v1/chat/completions`
@@ -154,9 +155,9 @@ pub async fn list_models(
 ) -> Response {
     let mut rate = RateHeaders::default();
     let outcome = async {
-        admit_address(&state, &meta, &mut rate).await?;
-        let holder = verify(&state, &meta, &headers).await?;
-        let plan = state.store.plan_of_user(holder.user.id).await?;
+        let buckets = admit_address(&state, &meta, &mut rate).await?;
+        let (holder, plan) = verify(&state, &meta, &headers, &buckets, &mut rate).await?;
+        peek_user(&state, holder.user.id, &plan, &buckets, &mut rate).await;
         let names = state.gateway.models.iter().map(|m| m.name.as_str());
         let created = Utc::now().timestamp();
         let data: Vec<Value> = restrictions::allowed_models(&holder.key, &plan, names)
@@ -278,12 +279,16 @@ async fn admit_address(
     Ok(buckets)
 }
 
-/// Stages 3 and 4 (the key, the caller restrictions).
+/// Stages 3 and 4 (the key, the caller restrictions), with the key's plan.
+/// Once the key is known, answers show the user's windows: a refusal by the
+/// caller restrictions reads them.
 async fn verify(
     state: &AppState,
     meta: &RequestMeta,
     headers: &HeaderMap,
-) -> Result<KeyHolder, GatewayError> {
+    buckets: &Buckets,
+    rate: &mut RateHeaders,
+) -> Result<(KeyHolder, PlanRecord), GatewayError> {
     let holder = auth::authenticate(
         &state.store,
         &state.key_hasher,
@@ -291,8 +296,27 @@ async fn verify(
     )
     .await
     .map_err(GatewayError::Key)?;
-    restrictions::check_caller(&holder.key, meta.client_ip, headers)?;
-    Ok(holder)
+    let plan = state.store.plan_of_user(holder.user.id).await?;
+    if let Err(error) = restrictions::check_caller(&holder.key, meta.client_ip, headers) {
+        peek_user(state, holder.user.id, &plan, buckets, rate).await;
+        return Err(error);
+    }
+    Ok((holder, plan))
+}
+
+/// The user's windows as they stand, counting nothing, for the headers.
+async fn peek_user(
+    state: &AppState,
+    user_id: i64,
+    plan: &PlanRecord,
+    buckets: &Buckets,
+    rate: &mut RateHeaders,
+) {
+    state
+        .gateway
+        .limiters
+        .peek_user(&state.gateway.accounts, plan, user_id, buckets, rate)
+        .await;
 }
 
 /// Stages 3 to 8 for one chat request. With `any_model` (the simple endpoint,
@@ -308,8 +332,7 @@ async fn chat(
     rate: &mut RateHeaders,
 ) -> Result<Answer, GatewayError> {
     let started = Instant::now();
-    let holder = verify(state, meta, headers).await?;
-    let plan = state.store.plan_of_user(holder.user.id).await?;
+    let (holder, plan) = verify(state, meta, headers, buckets, rate).await?;
     let admission = async {
         if any_model {
             let names = state.gateway.models.iter().map(|m| m.name.as_str());
@@ -363,17 +386,7 @@ async fn chat(
                     .give_back_ip(&state.gateway.accounts, ip, buckets);
             }
             // Its answer shows the user's windows as they stand.
-            state
-                .gateway
-                .limiters
-                .peek_user(
-                    &state.gateway.accounts,
-                    &plan,
-                    holder.user.id,
-                    buckets,
-                    rate,
-                )
-                .await;
+            peek_user(state, holder.user.id, &plan, buckets, rate).await;
             return Err(error);
         }
     };
@@ -387,7 +400,7 @@ async fn chat(
         prices: model.prices,
         stream: request.stream,
         reserved_micros: hold.micros,
-        prompt_estimate: hold.prompt_tokens,
+        prompt_estimate: hold.prompt_guess,
         started,
         upstream_ms: None,
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
