@@ -253,8 +253,15 @@ fn Playground() -> impl IntoView {
                     <label for="pg-model" class=LABEL>"Model"</label>
                     <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading models…"</p> }>
                         {move || {
-                            let for_key = key_models.get().filter(|n| !n.is_empty());
+                            let for_key = key_models.get();
                             Suspend::new(async move {
+                            if for_key.as_ref().is_some_and(Vec::is_empty) {
+                                return view! {
+                                    <p class="text-sm text-red-700" data-testid="no-models">
+                                        "This key may call none of the models. Check its allowed models on the Keys page."
+                                    </p>
+                                }.into_any();
+                            }
                             let all = models.await.unwrap_or_default();
                             let names = for_key.unwrap_or(all);
                             let current = model.get_untracked();
@@ -267,9 +274,15 @@ fn Playground() -> impl IntoView {
                                 <select id="pg-model" class=INPUT
                                     prop:value=move || model.get()
                                     on:change=move |ev| model.set(event_target_value(&ev))>
-                                    {names.into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
+                                    {names.into_iter().map(|n| {
+                                        // Each option follows the model, so the list can
+                                        // change under a chosen model and still show it.
+                                        let chosen = n.clone();
+                                        let label = n.clone();
+                                        view! { <option value=n prop:selected=move || model.get() == chosen>{label}</option> }
+                                    }).collect_view()}
                                 </select>
-                            }
+                            }.into_any()
                         })}}
                     </Transition>
                 </div>
