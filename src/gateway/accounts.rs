@@ -188,7 +188,7 @@ impl Accounts {
         let store = self.store.clone();
         let live = self.live.clone();
         let month = month.to_owned();
-        tokio::spawn(async move {
+        crate::store::uncancelled(async move {
             let _granting = granting;
             // Written at once: it only adds, so it cannot clash with the
             // queue, and the database gives it at most once a month.
@@ -200,7 +200,6 @@ impl Accounts {
             Ok(())
         })
         .await
-        .map_err(|e| StoreError::Background(format!("giving a monthly grant: {e}")))?
     }
 
     /// Loads a window's count when it is not in memory.

@@ -482,11 +482,9 @@ fn ip_day_window(ip: IpAddr, buckets: &Buckets) -> crate::store::WindowId {
 /// of its own, so it is returned even when the caller's client has gone.
 async fn give_back(store: &Store, key_id: i64) {
     let store = store.clone();
-    let returned = tokio::spawn(async move { store.return_capped_use(key_id).await }).await;
-    match returned {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::error!(%error, key_id, "could not give back a capped key's use"),
-        Err(error) => tracing::error!(%error, key_id, "could not give back a capped key's use"),
+    let returned = crate::store::uncancelled(async move { store.return_capped_use(key_id).await });
+    if let Err(error) = returned.await {
+        tracing::error!(%error, key_id, "could not give back a capped key's use");
     }
 }
 

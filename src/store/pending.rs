@@ -153,6 +153,16 @@ impl Batch {
     }
 }
 
+/// Runs `work` as a task of its own and waits for it: a caller that goes
+/// away (a client disconnecting) cannot stop it halfway.
+pub async fn uncancelled<T: Send + 'static>(
+    work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|error| Err(StoreError::Background(error.to_string())))
+}
+
 /// The queue and the lock that makes its writers take turns.
 #[derive(Debug, Default)]
 pub(super) struct Pending {
@@ -306,9 +316,7 @@ impl Store {
     /// half-way.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let store = self.clone();
-        tokio::spawn(async move { store.write_queued().await })
-            .await
-            .unwrap_or_else(|error| Err(StoreError::Background(error.to_string())))
+        uncancelled(async move { store.write_queued().await }).await
     }
 
     async fn write_queued(&self) -> Result<(), StoreError> {
