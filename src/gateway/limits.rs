@@ -36,7 +36,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::accounts::{Accounts, Admission, Refused, WindowCheck};
 use super::error::GatewayError;
 use super::limit_state::{Probe, Probed, Returnable};
-use crate::store::{KeyRecord, PlanRecord, Store, Window};
+use crate::store::{KeyRecord, PlanRecord, Store, StoreError, Window};
 
 type Direct = RateLimiter<NotKeyed, Probed, DefaultClock, StateInformationMiddleware>;
 type KeyedByIp = RateLimiter<IpAddr, Returnable<IpAddr>, DefaultClock, StateInformationMiddleware>;
@@ -326,9 +326,15 @@ impl Limiters {
         }
         accounts.grant_month(user_id, &buckets.month).await?;
         let capped = key.usage_cap.is_some();
-        if capped && !store.take_capped_use(key.id).await? {
-            return Err(GatewayError::Key(crate::keys::auth::KeyAuthError::UsedUp));
-        }
+        let taken = if capped {
+            let taken = take_use(store, key.id).await?;
+            if taken.is_none() {
+                return Err(GatewayError::Key(crate::keys::auth::KeyAuthError::UsedUp));
+            }
+            taken
+        } else {
+            None
+        };
         let admission = Admission {
             user_id,
             key_id: key.id,
@@ -385,12 +391,15 @@ impl Limiters {
         let admitted = match outcome {
             Ok(admitted) => admitted,
             Err(refused) => {
-                if capped {
-                    give_back(store, key.id).await;
+                if let Some(taken) = taken {
+                    taken.give_back().await;
                 }
                 return Err(refusal(refused, plan, reserve_micros, buckets, headers));
             }
         };
+        if let Some(taken) = taken {
+            taken.keep();
+        }
         if let Some(m) = minute {
             headers.consider(m);
         }
@@ -478,13 +487,65 @@ fn ip_day_window(ip: IpAddr, buckets: &Buckets) -> crate::store::WindowId {
     (format!("ip:{ip}"), Window::Day, buckets.day.clone())
 }
 
-/// Returns a capped key's use taken for a call another limit refused. A task
-/// of its own, so it is returned even when the caller's client has gone.
-async fn give_back(store: &Store, key_id: i64) {
+/// Takes one use of a capped key, `None` when it is used up. The take runs as
+/// a task of its own: a caller that goes away while it runs (its client gone)
+/// drops the [`TakenUse`] it would have got, which gives the use back.
+async fn take_use(store: &Store, key_id: i64) -> Result<Option<TakenUse>, StoreError> {
     let store = store.clone();
-    let returned = crate::store::uncancelled(async move { store.return_capped_use(key_id).await });
-    if let Err(error) = returned.await {
-        tracing::error!(%error, key_id, "could not give back a capped key's use");
+    crate::store::uncancelled(async move {
+        let took = store.take_capped_use(key_id).await?;
+        Ok(took.then_some(TakenUse {
+            store,
+            key_id,
+            kept: false,
+        }))
+    })
+    .await
+}
+
+/// A capped key's use taken for a call not yet admitted. It is given back
+/// unless the call is admitted ([`TakenUse::keep`]), also when dropped.
+struct TakenUse {
+    store: Store,
+    key_id: i64,
+    kept: bool,
+}
+
+impl TakenUse {
+    /// The call was admitted: the use stays counted.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+
+    /// Another limit refused the call: the use is given back before the
+    /// refusal is answered, so a retry sees it.
+    async fn give_back(mut self) {
+        self.kept = true;
+        let (store, key_id) = (self.store.clone(), self.key_id);
+        let returned =
+            crate::store::uncancelled(async move { store.return_capped_use(key_id).await });
+        if let Err(error) = returned.await {
+            tracing::error!(%error, key_id, "could not give back a capped key's use");
+        }
+    }
+}
+
+impl Drop for TakenUse {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let (store, key_id) = (self.store.clone(), self.key_id);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = store.return_capped_use(key_id).await {
+                        tracing::error!(%error, key_id, "could not give back a capped key's use");
+                    }
+                });
+            }
+            Err(_) => tracing::error!(key_id, "a capped key's use was left taken at shutdown"),
+        }
     }
 }
 
@@ -613,5 +674,98 @@ mod tests {
         assert_eq!(headers["x-ratelimit-limit-requests"], "2");
         assert_eq!(headers["x-ratelimit-remaining-requests"], "1");
         assert_eq!(headers["x-ratelimit-reset-requests"], "30s");
+    }
+
+    /// A call cancelled (its client gone) at any point of its admission
+    /// leaves a capped key's count as if it had never come, unless it was
+    /// admitted: a use taken and then abandoned is given back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_capped_use_taken_for_a_call_cut_short_is_given_back() {
+        use std::time::{Duration, Instant};
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let db = store.pool();
+        let plan_id: i64 = sqlx::query_scalar(
+            "INSERT INTO plans (slug, name, requests_per_minute, requests_per_hour, requests_per_day, max_active_keys)
+             VALUES ('wide', 'Wide', 100000, 100000, 100000, 10) RETURNING id",
+        )
+        .fetch_one(db)
+        .await
+        .unwrap();
+        let user_id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, display_name, password_hash, plan_id)
+             VALUES ('a@example.com', 'A', 'x', ?) RETURNING id",
+        )
+        .bind(plan_id)
+        .fetch_one(db)
+        .await
+        .unwrap();
+        let key: KeyRecord = sqlx::query_as(
+            "INSERT INTO api_keys (user_id, name, env, secret_hash, display_prefix, last_four, scopes, usage_cap)
+             VALUES (?, 'capped', 'live', x'00', 'tg_live_', 'abcd', '[\"chat\"]', 100000)
+             RETURNING id, user_id, name, env, display_prefix, last_four, scopes, allowed_models, ip_allowlist,
+                       referrer_domains, usage_cap, usage_count, expires_at, grace_until, created_at,
+                       last_used_at, revoked_at",
+        )
+        .bind(user_id)
+        .fetch_one(db)
+        .await
+        .unwrap();
+        let plan = Arc::new(store.plan_of_user(user_id).await.unwrap());
+        let key = Arc::new(key);
+        let limiters = Arc::new(Limiters::new(NonZeroU32::MAX, NonZeroU32::MAX));
+        let accounts = Arc::new(Accounts::new(store.clone()));
+        let counted = || async {
+            sqlx::query_scalar::<_, i64>("SELECT usage_count FROM api_keys WHERE id = ?")
+                .bind(key.id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+        };
+        let mut admitted = 0;
+        // Each round cancels its call a little later than the last.
+        for round in 0..300u64 {
+            let call = {
+                let (store, limiters, accounts) =
+                    (store.clone(), limiters.clone(), accounts.clone());
+                let (plan, key) = (plan.clone(), key.clone());
+                tokio::spawn(async move {
+                    let buckets = Buckets::at(Utc::now());
+                    let mut headers = RateHeaders::default();
+                    limiters
+                        .admit_user(
+                            &store,
+                            &accounts,
+                            &plan,
+                            &key,
+                            1,
+                            0,
+                            None,
+                            &buckets,
+                            &mut headers,
+                        )
+                        .await
+                        .is_ok()
+                })
+            };
+            let until = Instant::now() + Duration::from_micros(round * 5);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            call.abort();
+            if let Ok(true) = call.await {
+                admitted += 1;
+            }
+            // A use given back is given back in a task of its own: wait for it.
+            let mut count = counted().await;
+            for _ in 0..100 {
+                if count == admitted {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                count = counted().await;
+            }
+            assert_eq!(count, admitted, "round {round}");
+        }
+        assert!(admitted > 0, "no round got as far as admission");
     }
 }
