@@ -657,6 +657,43 @@ async fn a_client_that_leaves_before_the_answer_gets_its_hold_back() {
     assert_eq!((balance, ledger), (5_000_000 - 14_000, 5_000_000 - 14_000));
 }
 
+/// A JSON answer whose status and headers came but whose body had not: the
+/// upstream has read the prompt, so a client that leaves then, or a body that
+/// never comes, costs the prompt, as a stream's does.
+#[tokio::test]
+async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "headers@example.com", 10, 100, None).await;
+    // The client gives up at 0.3 s; the body would come at 1.2 s.
+    s.mock.set(|k| k.body_delay = Duration::from_millis(1200));
+    let mut body = hello("mock");
+    body["max_tokens"] = json!(2000);
+    let gone = s
+        .app
+        .client
+        .post(s.app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .timeout(Duration::from_millis(300))
+        .json(&body)
+        .send()
+        .await;
+    assert!(gone.unwrap_err().is_timeout());
+    // 14 tokens estimated ("Be brief." and "hi"), at 1 credit per 1,000.
+    let left = (499, Some("client_disconnected".to_owned()), 14_000);
+    assert_eq!(usage_records(&s.app, 1).await, std::slice::from_ref(&left));
+
+    // The body comes after the 1.5 s idle timeout: 504, and the prompt is charged.
+    s.mock.set(|k| k.body_delay = Duration::from_millis(2500));
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 504);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "upstream_timeout");
+    let quiet = (504, Some("upstream_timeout".to_owned()), 14_000);
+    assert_eq!(usage_records(&s.app, 2).await, [left, quiet]);
+    let (balance, ledger) = balance_and_ledger(&s.app, "headers@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000 - 28_000, 5_000_000 - 28_000));
+}
+
 /// A call still running when the server stops after its grace period gets its
 /// hold back before the last write, so the next start sees the full balance.
 #[tokio::test]

@@ -3,8 +3,9 @@
 //! usage, together (in memory at once, in one database batch soon after). A
 //! stream that the client abandons is settled for what was produced so far,
 //! when its body is dropped; a call dropped before that (the client gone
-//! while the upstream had not answered yet) is settled when its [`Bill`] is,
-//! so no hold is ever left taken.
+//! while the upstream had not answered yet, or had sent a JSON answer's
+//! status but not its body) is settled when its [`Bill`] is, so no hold is
+//! ever left taken.
 
 use std::{sync::Arc, time::Instant};
 
@@ -12,7 +13,8 @@ use super::{Gateway, accounts::Settlement};
 use crate::credits::Prices;
 
 /// What is needed to settle one admitted call. Dropped unsettled, it settles
-/// as a call the client left (`499`) with nothing produced.
+/// as a call the client left (`499`): free, or the prompt once the upstream
+/// had answered.
 pub struct Bill {
     pub gateway: Arc<Gateway>,
     /// The hold admission took.
@@ -28,6 +30,9 @@ pub struct Bill {
     pub started: Instant,
     /// Until the upstream answered, once it has.
     pub upstream_ms: Option<i64>,
+    /// The upstream accepted the call (its success status came): from then on
+    /// it has read the prompt, which is charged however the call ends.
+    pub answered: bool,
     pub client_ip: Option<String>,
     pub instruments: crate::instruments::Instruments,
     /// Set by the one settlement; `false` when made.
@@ -96,8 +101,12 @@ impl Bill {
 impl Drop for Bill {
     fn drop(&mut self) {
         if !self.settled {
-            tracing::info!(request_id = ?self.request_id, "client left before the answer began; releasing the hold");
-            self.settle_once(499, Some("client_disconnected"), &Meter::default());
+            tracing::info!(request_id = ?self.request_id, answered = self.answered, "client left before the answer was sent; settling the hold");
+            let meter = Meter {
+                answered: self.answered,
+                ..Meter::default()
+            };
+            self.settle_once(499, Some("client_disconnected"), &meter);
         }
     }
 }

@@ -403,6 +403,7 @@ async fn chat(
         prompt_estimate: hold.prompt_guess,
         started,
         upstream_ms: None,
+        answered: false,
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
         instruments: state.instruments.clone(),
         settled: false,
@@ -412,14 +413,25 @@ async fn chat(
     let reply = state
         .gateway
         .upstreams
-        .call(model, &mut request, messages, hold.max_output_tokens)
+        .call(
+            model,
+            &mut request,
+            messages,
+            hold.max_output_tokens,
+            &mut bill.answered,
+        )
         .await;
     let upstream_time = upstream_clock.elapsed();
     state.instruments.upstream(&model.name, upstream_time);
     match reply {
         Err(error) => {
             let error = GatewayError::Upstream(error);
-            bill.settle(error.status().as_u16(), error.code(), &Meter::default());
+            // A JSON answer cut off or too slow after its status still read the prompt.
+            let meter = Meter {
+                answered: bill.answered,
+                ..Meter::default()
+            };
+            bill.settle(error.status().as_u16(), error.code(), &meter);
             Err(error)
         }
         Ok(Reply::Whole(body)) => {

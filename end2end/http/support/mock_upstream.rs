@@ -45,6 +45,9 @@ pub struct Knobs {
     pub redirect_to: Option<String>,
     /// In a stream, send an SSE comment (a keep-alive) this often.
     pub keep_alive: Option<Duration>,
+    /// For a JSON answer: send the status and headers at once and the body
+    /// after this delay.
+    pub body_delay: Duration,
 }
 
 impl Default for Knobs {
@@ -58,6 +61,7 @@ impl Default for Knobs {
             send_usage: true,
             redirect_to: None,
             keep_alive: None,
+            body_delay: Duration::ZERO,
         }
     }
 }
@@ -232,7 +236,19 @@ async fn chat_completions(
         if knobs.send_usage {
             answer["usage"] = usage;
         }
-        Json(answer).into_response()
+        if knobs.body_delay.is_zero() {
+            return Json(answer).into_response();
+        }
+        let delay = knobs.body_delay;
+        let body = futures::stream::once(async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, std::io::Error>(answer.to_string())
+        });
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            axum::body::Body::from_stream(body),
+        )
+            .into_response()
     }
 }
 

@@ -35,7 +35,8 @@ pub fn client(timeouts: UpstreamTimeouts) -> Result<reqwest::Client, reqwest::Er
 }
 
 /// Sends `body` (already carrying the upstream model and stream options) to
-/// the model's `{base_url}/chat/completions`.
+/// the model's `{base_url}/chat/completions`; `answered` is set when a
+/// success status has come, before the body is read.
 pub async fn complete(
     client: &reqwest::Client,
     timeouts: UpstreamTimeouts,
@@ -43,6 +44,7 @@ pub async fn complete(
     api_key: Option<&Secret>,
     body: &Value,
     stream: bool,
+    answered: &mut bool,
 ) -> Result<Reply, UpstreamError> {
     let mut request = client.post(url.clone()).json(body);
     if let Some(key) = api_key {
@@ -74,6 +76,7 @@ pub async fn complete(
             message: error_message(&text),
         });
     }
+    *answered = true;
     let mut body = until_quiet(response, timeouts.idle, deadline);
     if !stream {
         // Most answers come in one piece, kept as it is; more are joined.
