@@ -484,6 +484,17 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
     let response = chat(&s.app, &key, body).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
 
+    // A call the tokens limit refuses gives the address's windows back, and
+    // its headers show them given back: the address's minute, the tightest
+    // window, has two of its four left (the user's minute has eight).
+    let mut body = hello("demo");
+    body["max_tokens"] = json!(500);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["x-ratelimit-limit-requests"], "4");
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "2");
+    assert_openai_error(&response.json().await.unwrap(), "tokens_per_minute");
+
     // Two calls of four so far; bad keys take the other two.
     let bogus = format!("tg_live_{}", "x".repeat(50));
     for _ in 0..2 {

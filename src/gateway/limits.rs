@@ -53,16 +53,31 @@ pub struct WindowState {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RateHeaders {
     tightest: Option<WindowState>,
+    /// Whether `tightest` is one of the client address's windows.
+    tightest_is_address: bool,
 }
 
 impl RateHeaders {
     pub fn consider(&mut self, window: WindowState) {
+        self.consider_from(window, false);
+    }
+
+    fn consider_from(&mut self, window: WindowState, address: bool) {
         let tighter = self.tightest.is_none_or(|t| {
             (window.remaining, std::cmp::Reverse(window.reset_secs))
                 < (t.remaining, std::cmp::Reverse(t.reset_secs))
         });
         if tighter {
             self.tightest = Some(window);
+            self.tightest_is_address = address;
+        }
+    }
+
+    /// The address's windows each got this call back. They keep their order
+    /// among themselves, so the tightest of them stays so, one looser.
+    fn address_given_back(&mut self) {
+        if let Some(w) = self.tightest.as_mut().filter(|_| self.tightest_is_address) {
+            w.remaining = (w.remaining + 1).min(w.limit);
         }
     }
 
@@ -195,10 +210,10 @@ impl Limiters {
         }
         let per_minute = u64::from(self.ip_per_minute.get());
         match self.ip_minute.check_key(&ip) {
-            Ok(snapshot) => headers.consider(minute_state(
-                per_minute,
-                snapshot.remaining_burst_capacity(),
-            )),
+            Ok(snapshot) => headers.consider_from(
+                minute_state(per_minute, snapshot.remaining_burst_capacity()),
+                true,
+            ),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -223,11 +238,14 @@ impl Limiters {
             return Err(error.into());
         }
         match accounts.count(&window, per_day) {
-            Some(count) => headers.consider(WindowState {
-                limit: per_day as u64,
-                remaining: (per_day - count).max(0) as u64,
-                reset_secs: buckets.secs_to_day,
-            }),
+            Some(count) => headers.consider_from(
+                WindowState {
+                    limit: per_day as u64,
+                    remaining: (per_day - count).max(0) as u64,
+                    reset_secs: buckets.secs_to_day,
+                },
+                true,
+            ),
             None => {
                 self.give_back_ip_minute(ip);
                 headers.consider(WindowState {
@@ -247,10 +265,18 @@ impl Limiters {
         Ok(())
     }
 
-    /// Returns what [`Self::admit_ip`] took, for a call a later limit refused.
-    pub fn give_back_ip(&self, accounts: &Accounts, ip: IpAddr, buckets: &Buckets) {
+    /// Returns what [`Self::admit_ip`] took, for a call a later limit
+    /// refused, and shows it in `headers`.
+    pub fn give_back_ip(
+        &self,
+        accounts: &Accounts,
+        ip: IpAddr,
+        buckets: &Buckets,
+        headers: &mut RateHeaders,
+    ) {
         self.give_back_ip_minute(ip);
         accounts.uncount(&ip_day_window(ip, buckets));
+        headers.address_given_back();
     }
 
     fn give_back_ip_minute(&self, ip: IpAddr) {

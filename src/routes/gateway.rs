@@ -383,7 +383,7 @@ async fn chat(
                 state
                     .gateway
                     .limiters
-                    .give_back_ip(&state.gateway.accounts, ip, buckets);
+                    .give_back_ip(&state.gateway.accounts, ip, buckets, rate);
             }
             // Its answer shows the user's windows as they stand.
             peek_user(state, holder.user.id, &plan, buckets, rate).await;
