@@ -486,7 +486,7 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
 
     // A call the tokens limit refuses gives the address's windows back, and
     // its headers show them given back: the address's minute, the tightest
-    // window, has two of its four left (the user's minute has eight).
+    // window, has two of its four left (the user's minute has nine).
     let mut body = hello("demo");
     body["max_tokens"] = json!(500);
     let response = chat(&s.app, &key, body).await;
@@ -701,8 +701,26 @@ async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
     assert_eq!(error["error"]["code"], "upstream_timeout");
     let quiet = (504, Some("upstream_timeout".to_owned()), 14_000);
     assert_eq!(usage_records(&s.app, 2).await, [left, quiet]);
+
+    // A 200 whose body is an error, or not JSON at all: 502, and the prompt
+    // is charged, as for a stream that ends in an error.
+    for raw in [r#"{"error":{"message":"overloaded"}}"#, "<html>oops</html>"] {
+        s.mock.set(|k| {
+            k.body_delay = Duration::ZERO;
+            k.raw_answer = Some(raw.into());
+        });
+        let response = chat(&s.app, &key, hello("mock")).await;
+        assert_eq!(response.status(), 502, "{raw}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["type"], "api_error", "{raw}");
+    }
+    let records = usage_records(&s.app, 4).await;
+    assert_eq!(
+        records[2..].iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(),
+        [(502, 14_000), (502, 14_000)]
+    );
     let (balance, ledger) = balance_and_ledger(&s.app, "headers@example.com").await;
-    assert_eq!((balance, ledger), (5_000_000 - 28_000, 5_000_000 - 28_000));
+    assert_eq!((balance, ledger), (5_000_000 - 56_000, 5_000_000 - 56_000));
 }
 
 /// A call still running when the server stops after its grace period gets its

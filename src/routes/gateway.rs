@@ -436,7 +436,12 @@ async fn chat(
         }
         Ok(Reply::Whole(body)) => {
             bill.upstream_ms = Some(upstream_time.as_millis() as i64);
-            let mut meter = Meter::default();
+            // Answered: even an answer that carries an error, or does not
+            // parse, came after the upstream read the prompt.
+            let mut meter = Meter {
+                answered: true,
+                ..Meter::default()
+            };
             let mut out = Vec::with_capacity(body.len() + 32);
             match reply::relay_bytes(&body, &model.name, true, &mut meter, &mut out) {
                 Ok(_) => {

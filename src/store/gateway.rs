@@ -95,7 +95,7 @@ impl Store {
     }
 
     /// Gives back a use taken by [`Store::take_capped_use`] for a call that was
-    /// then refused by another limit.
+    /// then refused by another limit, or abandoned before its admission.
     pub async fn return_capped_use(&self, key_id: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",

@@ -48,6 +48,8 @@ pub struct Knobs {
     /// For a JSON answer: send the status and headers at once and the body
     /// after this delay.
     pub body_delay: Duration,
+    /// For a JSON answer: send this text, with status 200, instead.
+    pub raw_answer: Option<String>,
 }
 
 impl Default for Knobs {
@@ -62,6 +64,7 @@ impl Default for Knobs {
             redirect_to: None,
             keep_alive: None,
             body_delay: Duration::ZERO,
+            raw_answer: None,
         }
     }
 }
@@ -236,13 +239,14 @@ async fn chat_completions(
         if knobs.send_usage {
             answer["usage"] = usage;
         }
-        if knobs.body_delay.is_zero() {
+        if knobs.body_delay.is_zero() && knobs.raw_answer.is_none() {
             return Json(answer).into_response();
         }
+        let text = knobs.raw_answer.unwrap_or_else(|| answer.to_string());
         let delay = knobs.body_delay;
         let body = futures::stream::once(async move {
             tokio::time::sleep(delay).await;
-            Ok::<_, std::io::Error>(answer.to_string())
+            Ok::<_, std::io::Error>(text)
         });
         (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
