@@ -602,6 +602,19 @@ async fn a_client_that_leaves_mid_stream_is_charged_for_what_was_sent() {
     assert_eq!(balance, ledger);
 }
 
+/// Sends a chat call whose client gives up after 0.3 s, before any answer.
+async fn give_up_after_300_ms(app: &TestApp, key: &str, body: &Value) {
+    let gone = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .timeout(Duration::from_millis(300))
+        .json(body)
+        .send()
+        .await;
+    assert!(gone.unwrap_err().is_timeout());
+}
+
 /// Waits until `n` usage records are written (settlement happens when the
 /// server notices), and returns every record as `(status, error_code,
 /// cost_micros)`, oldest first.
@@ -632,16 +645,7 @@ async fn a_client_that_leaves_before_the_answer_gets_its_hold_back() {
         let mut body = hello("mock");
         body["max_tokens"] = json!(2000);
         body["stream"] = json!(stream);
-        let gone = s
-            .app
-            .client
-            .post(s.app.url("/v1/chat/completions"))
-            .bearer_auth(&key)
-            .timeout(Duration::from_millis(300))
-            .json(&body)
-            .send()
-            .await;
-        assert!(gone.unwrap_err().is_timeout());
+        give_up_after_300_ms(&s.app, &key, &body).await;
     }
     let left = (499, Some("client_disconnected".to_owned()), 0);
     assert_eq!(usage_records(&s.app, 2).await, [left.clone(), left]);
@@ -679,16 +683,7 @@ async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
     s.mock.set(|k| k.body_delay = Duration::from_millis(1200));
     let mut body = hello("mock");
     body["max_tokens"] = json!(2000);
-    let gone = s
-        .app
-        .client
-        .post(s.app.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .timeout(Duration::from_millis(300))
-        .json(&body)
-        .send()
-        .await;
-    assert!(gone.unwrap_err().is_timeout());
+    give_up_after_300_ms(&s.app, &key, &body).await;
     // 14 tokens estimated ("Be brief." and "hi"), at 1 credit per 1,000.
     let left = (499, Some("client_disconnected".to_owned()), 14_000);
     assert_eq!(usage_records(&s.app, 1).await, std::slice::from_ref(&left));
