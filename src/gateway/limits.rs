@@ -549,8 +549,11 @@ impl TakenUse {
     /// refusal is answered, so a retry sees it.
     async fn give_back(mut self) {
         self.kept = true;
+        let (store, key_id) = (self.store.clone(), self.key_id);
         // Its own task, so it is returned even when the client has gone.
-        let _ = tokio::spawn(return_use(self.store.clone(), self.key_id)).await;
+        let returned =
+            crate::store::uncancelled(async move { store.return_capped_use(key_id).await });
+        report_unreturned(returned.await, key_id);
     }
 }
 
@@ -559,19 +562,21 @@ impl Drop for TakenUse {
         if self.kept {
             return;
         }
-        let returned = return_use(self.store.clone(), self.key_id);
+        let (store, key_id) = (self.store.clone(), self.key_id);
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(returned)),
+            Ok(runtime) => drop(runtime.spawn(async move {
+                report_unreturned(store.return_capped_use(key_id).await, key_id);
+            })),
             Err(_) => tracing::error!(
-                key_id = self.key_id,
+                key_id,
                 "a capped key's use was not given back: no runtime to write it"
             ),
         }
     }
 }
 
-async fn return_use(store: Store, key_id: i64) {
-    if let Err(error) = store.return_capped_use(key_id).await {
+fn report_unreturned(returned: Result<(), StoreError>, key_id: i64) {
+    if let Err(error) = returned {
         tracing::error!(%error, key_id, "could not give back a capped key's use");
     }
 }
