@@ -542,6 +542,62 @@ async fn the_day_limit_survives_a_restart_and_a_one_time_key_works_once() {
     assert_openai_error(&response.json().await.unwrap(), "api_key_used_up");
 }
 
+/// A one-time key's call that cost nothing (the upstream failed before it
+/// answered, or the client left before it did) leaves the key its one use.
+#[tokio::test]
+async fn a_one_time_key_keeps_its_use_through_calls_that_cost_nothing() {
+    let s = setup(&[]).await;
+    user_with_plan(&s.app, "spare@example.com", 100, 100, None).await;
+    let b = s.app.browser();
+    s.app
+        .login(&b, "spare@example.com", crate::support::PASSWORD)
+        .await;
+    let once = s
+        .app
+        .create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
+        .await;
+    let uses = || async {
+        sqlx::query_scalar::<_, i64>("SELECT usage_count FROM api_keys WHERE name = 'once'")
+            .fetch_one(&s.app.db().await)
+            .await
+            .unwrap()
+    };
+
+    // The upstream fails: a 502, and the use is back before it is answered.
+    s.mock
+        .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
+    let response = chat(&s.app, &once, hello("mock")).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(uses().await, 0);
+
+    // The client leaves before the upstream answers.
+    s.mock.set(|k| {
+        k.error_status = None;
+        k.latency = Duration::from_millis(1200);
+    });
+    give_up_after_300_ms(&s.app, &once, &hello("mock")).await;
+    let left = (499, Some("client_disconnected".to_owned()), 0);
+    let failed = (502, Some("upstream_error".to_owned()), 0);
+    assert_eq!(usage_records(&s.app, 2).await, [failed, left]);
+    let mut count = uses().await;
+    for _ in 0..30 {
+        if count == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        count = uses().await;
+    }
+    assert_eq!(count, 0, "the abandoned call kept the key's use");
+
+    // The one call that is answered uses it.
+    s.mock.set(|k| k.latency = Duration::ZERO);
+    assert_eq!(chat(&s.app, &once, hello("mock")).await.status(), 200);
+    assert_eq!(uses().await, 1);
+    let response = chat(&s.app, &once, hello("mock")).await;
+    assert_eq!(response.status(), 401);
+    assert_openai_error(&response.json().await.unwrap(), "api_key_used_up");
+}
+
 #[tokio::test]
 async fn fifty_parallel_calls_against_a_balance_for_ten_let_exactly_ten_through() {
     // Each call holds 1 credit for max_tokens 1000 plus 0.014 for its prompt
@@ -719,7 +775,8 @@ async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
 }
 
 /// A call still running when the server stops after its grace period gets its
-/// hold back before the last write, so the next start sees the full balance.
+/// hold back before the last write, so the next start sees the full balance,
+/// and its one-time key's use back with it.
 #[tokio::test]
 async fn holds_of_calls_still_running_at_shutdown_are_released() {
     let s = setup(&[
@@ -727,7 +784,15 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
         ("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "20000"),
     ])
     .await;
-    let key = user_with_plan(&s.app, "late@example.com", 10, 100, None).await;
+    user_with_plan(&s.app, "late@example.com", 10, 100, None).await;
+    let b = s.app.browser();
+    s.app
+        .login(&b, "late@example.com", crate::support::PASSWORD)
+        .await;
+    let key = s
+        .app
+        .create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
+        .await;
     s.mock.set(|k| k.latency = Duration::from_secs(6));
     let mut body = hello("mock");
     body["max_tokens"] = json!(2000);
@@ -745,6 +810,11 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
         .await
         .unwrap();
     assert_eq!(kinds, ["grant", "reserve", "refund"]);
+    let uses: i64 = sqlx::query_scalar("SELECT usage_count FROM api_keys WHERE name = 'once'")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(uses, 0);
     slow.abort();
 }
 

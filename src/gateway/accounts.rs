@@ -93,9 +93,18 @@ struct Account {
 struct Live {
     accounts: HashMap<i64, Account>,
     windows: HashMap<WindowId, i64>,
-    /// Holds taken and not yet settled, by number: `(user, micro-credits)`.
-    holds: HashMap<u64, (i64, i64)>,
+    /// Holds taken and not yet settled, by number.
+    holds: HashMap<u64, OpenHold>,
     next_hold: u64,
+}
+
+/// A call's hold until it is settled.
+#[derive(Debug, Clone, Copy)]
+struct OpenHold {
+    user_id: i64,
+    micros: i64,
+    /// The capped key whose use the call took, if any.
+    capped_key: Option<i64>,
 }
 
 /// The in-memory accounts and windows, shared by every request.
@@ -289,8 +298,12 @@ impl Accounts {
         }
         live.next_hold += 1;
         admitted.hold = live.next_hold;
-        live.holds
-            .insert(admitted.hold, (admission.user_id, admission.reserve_micros));
+        let hold = OpenHold {
+            user_id: admission.user_id,
+            micros: admission.reserve_micros,
+            capped_key: admission.key_use_counted.then_some(admission.key_id),
+        };
+        live.holds.insert(admitted.hold, hold);
         let at = now_text();
         self.store.queue(|batch: &mut Batch| {
             for (check, (_, count, _)) in admission.windows.iter().zip(&admitted.windows) {
@@ -313,15 +326,14 @@ impl Accounts {
     }
 
     /// Releases a call's hold, charges what it cost and queues its usage
-    /// record; returns the charge. A cost beyond the hold (the estimate missed
+    /// record; returns the charge, or `None` when the hold was released
+    /// already (the server stopped with the call running). A cost beyond the hold (the estimate missed
     /// something the upstream counted) is charged as far as the balance
     /// allows, never below zero.
-    pub fn settle(&self, s: Settlement) -> i64 {
+    pub fn settle(&self, s: Settlement) -> Option<i64> {
         let mut live = self.live();
-        if live.holds.remove(&s.hold).is_none() {
-            // Released already, when the server stopped with the call running.
-            return 0;
-        }
+        // None: released already, when the server stopped with the call running.
+        live.holds.remove(&s.hold)?;
         let available = live
             .accounts
             .get(&s.user_id)
@@ -379,25 +391,32 @@ impl Accounts {
             });
         });
         drop(live);
-        cost
+        Some(cost)
     }
 
-    /// Releases every hold not yet settled, with a `refund` row each: for
-    /// calls still running when the server stops, which would otherwise
-    /// settle after the last write. Returns how many there were.
+    /// Releases every hold not yet settled, with a `refund` row each, and
+    /// gives back the capped keys' uses these calls took: for calls still
+    /// running when the server stops, which would otherwise settle after the
+    /// last write. Returns how many there were.
     pub fn release_open_holds(&self) -> usize {
         let mut live = self.live();
-        let holds: Vec<(i64, i64)> = live.holds.drain().map(|(_, hold)| hold).collect();
-        for &(user_id, micros) in &holds {
-            if let Some(account) = live.accounts.get_mut(&user_id) {
-                account.balance_micros += micros;
+        let holds: Vec<OpenHold> = live.holds.drain().map(|(_, hold)| hold).collect();
+        for hold in &holds {
+            if let Some(account) = live.accounts.get_mut(&hold.user_id) {
+                account.balance_micros += hold.micros;
             }
         }
         let at = now_text();
         self.store.queue(|batch| {
-            for &(user_id, micros) in holds.iter().filter(|(_, micros)| *micros > 0) {
-                let note = "hold released: the server stopped before the call ended".to_owned();
-                batch.ledger(ledger(user_id, "refund", micros, None, note, &at));
+            for hold in &holds {
+                if hold.micros > 0 {
+                    let note = "hold released: the server stopped before the call ended";
+                    let row = ledger(hold.user_id, "refund", hold.micros, None, note.into(), &at);
+                    batch.ledger(row);
+                }
+                if let Some(key_id) = hold.capped_key {
+                    batch.capped_use_returned(key_id);
+                }
             }
         });
         holds.len()

@@ -116,11 +116,13 @@ pub struct Limiters {
     calls: AtomicU64,
 }
 
-/// What an admitted call holds until it ends: its parallel slot, and the
-/// number of its credit hold.
+/// What an admitted call holds until it ends: its parallel slot, the
+/// number of its credit hold, and its capped key's use, which the settlement
+/// keeps or gives back.
 pub struct Admit {
     pub _parallel: Option<OwnedSemaphorePermit>,
     pub hold: u64,
+    pub capped_use: Option<TakenUse>,
 }
 
 /// The windows' names in the database and in refusals.
@@ -425,9 +427,6 @@ impl Limiters {
                 return Err(refusal(refused, plan, reserve_micros, buckets, headers));
             }
         };
-        if let Some(taken) = taken {
-            taken.keep();
-        }
         if let Some(m) = minute {
             headers.consider(m);
         }
@@ -437,6 +436,7 @@ impl Limiters {
         Ok(Admit {
             _parallel: parallel,
             hold: admitted.hold,
+            capped_use: taken,
         })
     }
 
@@ -531,23 +531,27 @@ async fn take_use(store: &Store, key_id: i64) -> Result<Option<TakenUse>, StoreE
     .await
 }
 
-/// A capped key's use taken for a call not yet admitted. It is given back
-/// unless the call is admitted ([`TakenUse::keep`]), also when dropped.
-struct TakenUse {
+/// A capped key's use taken for a call. It counts once the upstream has
+/// answered the call ([`TakenUse::keep`], at settlement); otherwise it is given
+/// back: for a call another limit refused, one the upstream failed or refused
+/// before answering, one whose client left first. Dropped, it is given back
+/// too (a call cut off when the server stops has it given back with its hold).
+pub struct TakenUse {
     store: Store,
     key_id: i64,
     kept: bool,
 }
 
 impl TakenUse {
-    /// The call was admitted: the use stays counted.
-    fn keep(mut self) {
+    /// The upstream answered the call: the use stays counted (or the server,
+    /// stopping, gave it back with the call's hold).
+    pub fn keep(mut self) {
         self.kept = true;
     }
 
-    /// Another limit refused the call: the use is given back before the
-    /// refusal is answered, so a retry sees it.
-    async fn give_back(mut self) {
+    /// The call was refused or failed: the use is given back before the
+    /// answer goes out, so a retry sees it.
+    pub async fn give_back(mut self) {
         self.kept = true;
         let (store, key_id) = (self.store.clone(), self.key_id);
         // Its own task, so it is returned even when the client has gone.
@@ -769,6 +773,12 @@ mod tests {
                         &mut headers,
                     )
                     .await
+                    .map(|admit| {
+                        // Kept, as the settlement of an answered call would.
+                        if let Some(taken) = admit.capped_use {
+                            taken.keep();
+                        }
+                    })
                     .is_ok()
             })
         };

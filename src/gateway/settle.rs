@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use super::{Gateway, accounts::Settlement};
+use super::{Gateway, accounts::Settlement, limits::TakenUse};
 use crate::credits::Prices;
 
 /// What is needed to settle one admitted call. Dropped unsettled, it settles
@@ -34,6 +34,8 @@ pub struct Bill {
     /// it has read the prompt, which is charged however the call ends.
     pub answered: bool,
     pub client_ip: Option<String>,
+    /// A capped key's use, counted only if the upstream answered.
+    pub capped_use: Option<TakenUse>,
     pub instruments: crate::instruments::Instruments,
     /// Set by the one settlement; `false` when made.
     pub settled: bool,
@@ -61,14 +63,27 @@ impl Meter {
 }
 
 impl Bill {
-    /// Charges for `meter` (nothing when the upstream never answered).
-    pub fn settle(mut self, status: u16, error_code: Option<&str>, meter: &Meter) {
-        self.settle_once(status, error_code, meter);
+    /// Charges for `meter` (nothing when the upstream never answered). A call
+    /// the upstream never answered returns its capped key's use, for the
+    /// caller to give back before it answers (dropped, it is given back soon
+    /// after).
+    pub fn settle(
+        mut self,
+        status: u16,
+        error_code: Option<&str>,
+        meter: &Meter,
+    ) -> Option<TakenUse> {
+        self.settle_once(status, error_code, meter)
     }
 
-    fn settle_once(&mut self, status: u16, error_code: Option<&str>, meter: &Meter) {
+    fn settle_once(
+        &mut self,
+        status: u16,
+        error_code: Option<&str>,
+        meter: &Meter,
+    ) -> Option<TakenUse> {
         if std::mem::replace(&mut self.settled, true) {
-            return;
+            return None;
         }
         let produced = meter.answered || meter.usage.is_some() || meter.reply_chars > 0;
         let (prompt, completion) = if produced {
@@ -77,7 +92,7 @@ impl Bill {
             (0, 0)
         };
         let cost = self.prices.cost(prompt, completion);
-        let charged = self.gateway.accounts.settle(Settlement {
+        let settled = self.gateway.accounts.settle(Settlement {
             hold: self.hold,
             user_id: self.user_id,
             key_id: Some(self.key_id),
@@ -94,7 +109,22 @@ impl Bill {
             upstream_ms: self.upstream_ms,
             client_ip: self.client_ip.take(),
         });
+        let capped_use = self.capped_use.take();
+        let Some(charged) = settled else {
+            // The server stopped first, and gave the hold and the use back.
+            if let Some(taken) = capped_use {
+                taken.keep();
+            }
+            return None;
+        };
         self.instruments.credits_spent(&self.model, charged);
+        match capped_use {
+            Some(taken) if produced => {
+                taken.keep();
+                None
+            }
+            unused => unused,
+        }
     }
 }
 
@@ -106,7 +136,8 @@ impl Drop for Bill {
                 answered: self.answered,
                 ..Meter::default()
             };
-            self.settle_once(499, Some("client_disconnected"), &meter);
+            // A use the call did not need is given back as it drops.
+            drop(self.settle_once(499, Some("client_disconnected"), &meter));
         }
     }
 }

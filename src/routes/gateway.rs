@@ -405,6 +405,7 @@ async fn chat(
         upstream_ms: None,
         answered: false,
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
+        capped_use: admit.capped_use,
         instruments: state.instruments.clone(),
         settled: false,
     };
@@ -431,7 +432,10 @@ async fn chat(
                 answered: bill.answered,
                 ..Meter::default()
             };
-            bill.settle(error.status().as_u16(), error.code(), &meter);
+            // A call the upstream never answered costs nothing, nor a one-time key's use.
+            if let Some(unused) = bill.settle(error.status().as_u16(), error.code(), &meter) {
+                unused.give_back().await;
+            }
             Err(error)
         }
         Ok(Reply::Whole(body)) => {

@@ -94,8 +94,9 @@ impl Store {
             == 1)
     }
 
-    /// Gives back a use taken by [`Store::take_capped_use`] for a call that was
-    /// then refused by another limit, or abandoned before its admission.
+    /// Gives back a use taken by [`Store::take_capped_use`] for a call the
+    /// upstream never answered: refused by another limit, failed, or
+    /// abandoned by its client first.
     pub async fn return_capped_use(&self, key_id: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",

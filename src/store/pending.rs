@@ -69,7 +69,8 @@ pub fn set_window_count(windows: &mut HashMap<WindowId, i64>, id: &WindowId, cou
 
 #[derive(Debug, Clone, Default)]
 struct KeyUse {
-    /// Uses not yet counted in `api_keys.usage_count` (keys without a cap).
+    /// Uses not yet counted in `api_keys.usage_count`: of keys without a
+    /// cap, or capped uses given back (negative).
     uses: i64,
     last_used_at: String,
 }
@@ -115,6 +116,11 @@ impl Batch {
     /// database at once, as their cap must be exact).
     pub fn key_counted(&mut self, key_id: i64) {
         self.keys.entry(key_id).or_default().uses += 1;
+    }
+
+    /// A capped key's use given back, for a call cut off when the server stopped.
+    pub fn capped_use_returned(&mut self, key_id: i64) {
+        self.keys.entry(key_id).or_default().uses -= 1;
     }
 
     pub fn audit(&mut self, event: AuditEvent) {
@@ -410,7 +416,7 @@ impl Store {
             // A batch may count a use whose touch went in an earlier batch.
             let touched = Some(used.last_used_at.as_str()).filter(|at| !at.is_empty());
             sqlx::query(
-                "UPDATE api_keys SET usage_count = usage_count + ?1,
+                "UPDATE api_keys SET usage_count = MAX(usage_count + ?1, 0),
                         last_used_at = COALESCE(MAX(last_used_at, ?2), last_used_at, ?2)
                  WHERE id = ?3",
             )
