@@ -28,7 +28,8 @@ pub struct Bill {
     pub reserved_micros: i64,
     pub prompt_estimate: u64,
     pub started: Instant,
-    /// Until the upstream answered, once it has.
+    /// How long the upstream took: to its whole answer (JSON), to its
+    /// status (streams). Empty when no answer came whole.
     pub upstream_ms: Option<i64>,
     /// The upstream accepted the call (its success status came): from then on
     /// it has read the prompt, which is charged however the call ends.

@@ -26,27 +26,23 @@ impl Upstreams {
     }
 
     /// Takes the request's body (not copied): nothing reads it after this.
-    /// Sets `answered` once the upstream has accepted the call, before its
-    /// answer has all come, so a call dropped meanwhile is charged the prompt.
+    /// Returns once the upstream has accepted the call, before its answer has
+    /// all come.
     pub async fn call(
         &self,
         model: &Model,
         request: &mut ChatRequest,
         messages: Vec<Value>,
         max_tokens: u64,
-        answered: &mut bool,
     ) -> Result<Reply, UpstreamError> {
         match &model.provider {
-            Provider::Demo { word_delay } => {
-                *answered = true;
-                Ok(demo::complete(
-                    &model.name,
-                    &messages,
-                    max_tokens,
-                    request.stream,
-                    *word_delay,
-                ))
-            }
+            Provider::Demo { word_delay } => Ok(demo::complete(
+                &model.name,
+                &messages,
+                max_tokens,
+                request.stream,
+                *word_delay,
+            )),
             Provider::OpenAi {
                 completions_url,
                 upstream_model,
@@ -75,7 +71,6 @@ impl Upstreams {
                     api_key.as_ref(),
                     &Value::Object(body),
                     request.stream,
-                    answered,
                 )
                 .await
             }

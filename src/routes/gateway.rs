@@ -411,41 +411,54 @@ async fn chat(
     };
 
     let upstream_clock = Instant::now();
+    // How long the upstream took, also for the metrics; in milliseconds.
+    let timed = || {
+        let took = upstream_clock.elapsed();
+        state.instruments.upstream(&model.name, took);
+        took.as_millis() as i64
+    };
     let reply = state
         .gateway
         .upstreams
-        .call(
-            model,
-            &mut request,
-            messages,
-            hold.max_output_tokens,
-            &mut bill.answered,
-        )
+        .call(model, &mut request, messages, hold.max_output_tokens)
         .await;
-    let upstream_time = upstream_clock.elapsed();
-    state.instruments.upstream(&model.name, upstream_time);
-    match reply {
+    let reply = match reply {
+        Ok(reply) => reply,
         Err(error) => {
+            timed();
             let error = GatewayError::Upstream(error);
-            // A JSON answer cut off or too slow after its status still read the prompt.
-            let meter = Meter {
-                answered: bill.answered,
-                ..Meter::default()
-            };
-            // A call the upstream never answered costs nothing, nor a one-time key's use.
-            if let Some(unused) = bill.settle(error.status().as_u16(), error.code(), &meter) {
+            // The upstream never answered: the call costs nothing, nor a capped key's use.
+            if let Some(unused) =
+                bill.settle(error.status().as_u16(), error.code(), &Meter::default())
+            {
                 unused.give_back().await;
             }
-            Err(error)
+            return Err(error);
         }
-        Ok(Reply::Whole(body)) => {
-            bill.upstream_ms = Some(upstream_time.as_millis() as i64);
-            // Answered: even an answer that carries an error, or does not
-            // parse, came after the upstream read the prompt.
-            let mut meter = Meter {
-                answered: true,
-                ..Meter::default()
+    };
+    // The upstream accepted the call and is reading the prompt: from here on
+    // the prompt is charged however the call ends, a client leaving too.
+    bill.answered = true;
+    let meter = Meter {
+        answered: true,
+        ..Meter::default()
+    };
+    match reply {
+        Reply::Whole(body) => {
+            let body = body.await;
+            let upstream_ms = timed();
+            // Even a body cut off or too slow, one that carries an error or
+            // does not parse, came after the upstream read the prompt.
+            let mut meter = meter;
+            let body = match body {
+                Ok(body) => body,
+                Err(error) => {
+                    let error = GatewayError::Upstream(error);
+                    bill.settle(error.status().as_u16(), error.code(), &meter);
+                    return Err(error);
+                }
             };
+            bill.upstream_ms = Some(upstream_ms);
             let mut out = Vec::with_capacity(body.len() + 32);
             match reply::relay_bytes(&body, &model.name, true, &mut meter, &mut out) {
                 Ok(_) => {
@@ -459,16 +472,11 @@ async fn chat(
                 }
             }
         }
-        Ok(Reply::Chunks(chunks)) => {
-            bill.upstream_ms = Some(upstream_time.as_millis() as i64);
+        Reply::Chunks(chunks) => {
+            bill.upstream_ms = Some(timed());
             Ok(Answer::Stream(sse(Forward {
                 chunks,
-                // The upstream accepted the call and is reading the prompt: a
-                // client that leaves now is charged for it at least.
-                meter: Meter {
-                    answered: true,
-                    ..Meter::default()
-                },
+                meter,
                 bill: Some(bill),
                 include_usage: request.include_usage,
                 model: model.name.clone(),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 
 use super::{Reply, estimate_prompt_tokens, message_text};
@@ -66,7 +66,7 @@ pub fn complete(
             }],
             "usage": usage,
         });
-        return Reply::Whole(whole.to_string().into());
+        return Reply::Whole(futures::future::ready(Ok(whole.to_string().into())).boxed());
     }
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({
@@ -115,12 +115,12 @@ mod tests {
         assert!(reply_words(&messages).join(" ").contains("\"hi there\""));
     }
 
-    #[test]
-    fn max_tokens_cuts_the_reply() {
+    #[tokio::test]
+    async fn max_tokens_cuts_the_reply() {
         let messages = [json!({ "role": "user", "content": "hi" })];
         match complete("demo", &messages, 3, false, Duration::ZERO) {
             Reply::Whole(body) => {
-                let body: Value = serde_json::from_slice(&body).unwrap();
+                let body: Value = serde_json::from_slice(&body.await.unwrap()).unwrap();
                 assert_eq!(body["choices"][0]["finish_reason"], "length");
                 assert_eq!(body["usage"]["completion_tokens"], 3);
             }

@@ -8,7 +8,7 @@ pub mod openai;
 
 use std::{path::Path, time::Duration};
 
-use futures::stream::BoxStream;
+use futures::{future::BoxFuture, stream::BoxStream};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
@@ -290,11 +290,12 @@ pub enum UpstreamError {
     Protocol(String),
 }
 
-/// An upstream's answer as it sent it: one JSON body, or the JSON text of each
+/// An upstream's answer once it has accepted the call (its success status
+/// came): one JSON body still to be read, or the JSON text of each
 /// `chat.completion.chunk` as it arrives (without the final `[DONE]`). Read
 /// and rewritten for the caller by `gateway::reply`.
 pub enum Reply {
-    Whole(axum::body::Bytes),
+    Whole(BoxFuture<'static, Result<axum::body::Bytes, UpstreamError>>),
     Chunks(BoxStream<'static, Result<String, UpstreamError>>),
 }
 

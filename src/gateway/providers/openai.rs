@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use axum::body::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
-use futures::{StreamExt, stream::BoxStream};
+use futures::{FutureExt, StreamExt, stream::BoxStream};
 use serde_json::Value;
 
 use super::{Reply, UpstreamError};
@@ -35,8 +35,8 @@ pub fn client(timeouts: UpstreamTimeouts) -> Result<reqwest::Client, reqwest::Er
 }
 
 /// Sends `body` (already carrying the upstream model and stream options) to
-/// the model's `{base_url}/chat/completions`; `answered` is set when a
-/// success status has come, before the body is read.
+/// the model's `{base_url}/chat/completions`; returns once a success status
+/// has come, before the body is read.
 pub async fn complete(
     client: &reqwest::Client,
     timeouts: UpstreamTimeouts,
@@ -44,7 +44,6 @@ pub async fn complete(
     api_key: Option<&Secret>,
     body: &Value,
     stream: bool,
-    answered: &mut bool,
 ) -> Result<Reply, UpstreamError> {
     let mut request = client.post(url.clone()).json(body);
     if let Some(key) = api_key {
@@ -76,24 +75,28 @@ pub async fn complete(
             message: error_message(&text),
         });
     }
-    *answered = true;
     let mut body = until_quiet(response, timeouts.idle, deadline);
     if !stream {
         // Most answers come in one piece, kept as it is; more are joined.
-        let mut first: Option<Bytes> = None;
-        let mut joined = Vec::new();
-        while let Some(bytes) = body.next().await {
-            let bytes = bytes.map_err(BodyError::into_upstream)?;
-            if first.is_none() && joined.is_empty() {
-                first = Some(bytes);
-            } else {
-                if let Some(first) = first.take() {
-                    joined.extend_from_slice(&first);
+        return Ok(Reply::Whole(
+            async move {
+                let mut first: Option<Bytes> = None;
+                let mut joined = Vec::new();
+                while let Some(bytes) = body.next().await {
+                    let bytes = bytes.map_err(BodyError::into_upstream)?;
+                    if first.is_none() && joined.is_empty() {
+                        first = Some(bytes);
+                    } else {
+                        if let Some(first) = first.take() {
+                            joined.extend_from_slice(&first);
+                        }
+                        joined.extend_from_slice(&bytes);
+                    }
                 }
-                joined.extend_from_slice(&bytes);
+                Ok(first.unwrap_or_else(|| joined.into()))
             }
-        }
-        return Ok(Reply::Whole(first.unwrap_or_else(|| joined.into())));
+            .boxed(),
+        ));
     }
     let events = body.eventsource();
     // Ends after `[DONE]`, after an error, or when the upstream goes quiet too long.
