@@ -542,20 +542,22 @@ async fn the_day_limit_survives_a_restart_and_a_one_time_key_works_once() {
     assert_openai_error(&response.json().await.unwrap(), "api_key_used_up");
 }
 
+/// A user as [`user_with_plan`] makes them (100 calls a day), and a key named
+/// `once` with a usage cap of 1.
+async fn one_time_key(app: &TestApp, email: &str, per_minute: i64) -> String {
+    user_with_plan(app, email, per_minute, 100, None).await;
+    let b = app.browser();
+    app.login(&b, email, crate::support::PASSWORD).await;
+    app.create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
+        .await
+}
+
 /// A one-time key's call that cost nothing (the upstream failed before it
 /// answered, or the client left before it did) leaves the key its one use.
 #[tokio::test]
 async fn a_one_time_key_keeps_its_use_through_calls_that_cost_nothing() {
     let s = setup(&[]).await;
-    user_with_plan(&s.app, "spare@example.com", 100, 100, None).await;
-    let b = s.app.browser();
-    s.app
-        .login(&b, "spare@example.com", crate::support::PASSWORD)
-        .await;
-    let once = s
-        .app
-        .create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
-        .await;
+    let once = one_time_key(&s.app, "spare@example.com", 100).await;
     let uses = || async {
         sqlx::query_scalar::<_, i64>("SELECT usage_count FROM api_keys WHERE name = 'once'")
             .fetch_one(&s.app.db().await)
@@ -784,15 +786,7 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
         ("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "20000"),
     ])
     .await;
-    user_with_plan(&s.app, "late@example.com", 10, 100, None).await;
-    let b = s.app.browser();
-    s.app
-        .login(&b, "late@example.com", crate::support::PASSWORD)
-        .await;
-    let key = s
-        .app
-        .create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
-        .await;
+    let key = one_time_key(&s.app, "late@example.com", 10).await;
     s.mock.set(|k| k.latency = Duration::from_secs(6));
     let mut body = hello("mock");
     body["max_tokens"] = json!(2000);
