@@ -327,9 +327,9 @@ impl Accounts {
 
     /// Releases a call's hold, charges what it cost and queues its usage
     /// record; returns the charge, or `None` when the hold was released
-    /// already (the server stopped with the call running). A cost beyond the hold (the estimate missed
-    /// something the upstream counted) is charged as far as the balance
-    /// allows, never below zero.
+    /// already (the server stopped with the call running). A cost beyond the
+    /// hold (the estimate missed something the upstream counted) is charged
+    /// as far as the balance allows, never below zero.
     pub fn settle(&self, s: Settlement) -> Option<i64> {
         let mut live = self.live();
         // None: released already, when the server stopped with the call running.

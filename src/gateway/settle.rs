@@ -110,17 +110,13 @@ impl Bill {
             upstream_ms: self.upstream_ms,
             client_ip: self.client_ip.take(),
         });
-        let capped_use = self.capped_use.take();
-        let Some(charged) = settled else {
-            // The server stopped first, and gave the hold and the use back.
-            if let Some(taken) = capped_use {
-                taken.keep();
-            }
-            return None;
-        };
-        self.instruments.credits_spent(&self.model, charged);
-        match capped_use {
-            Some(taken) if produced => {
+        if let Some(charged) = settled {
+            self.instruments.credits_spent(&self.model, charged);
+        }
+        // Kept when the upstream answered, or when the server stopped first
+        // and gave the use back with the hold.
+        match self.capped_use.take() {
+            Some(taken) if produced || settled.is_none() => {
                 taken.keep();
                 None
             }

@@ -439,7 +439,7 @@ async fn chat(
     // The upstream accepted the call and is reading the prompt: from here on
     // the prompt is charged however the call ends, a client leaving too.
     bill.answered = true;
-    let meter = Meter {
+    let mut meter = Meter {
         answered: true,
         ..Meter::default()
     };
@@ -449,7 +449,6 @@ async fn chat(
             let upstream_ms = timed();
             // Even a body cut off or too slow, one that carries an error or
             // does not parse, came after the upstream read the prompt.
-            let mut meter = meter;
             let body = match body {
                 Ok(body) => body,
                 Err(error) => {
