@@ -273,8 +273,13 @@ impl Config {
             "TOLLGATE_SIGNUP_CREDITS",
             get("TOLLGATE_SIGNUP_CREDITS"),
             "10",
-            "a non-negative number of credits with at most 6 decimals, such as 10 or 2.5",
-            crate::credits::parse_credits,
+            "a number of credits from 0 to 1000000000 with at most 6 decimals, such as 10 or 2.5",
+            |v| {
+                crate::credits::parse_credits(v).filter(|micros| {
+                    *micros
+                        <= crate::credits::MOST_CREDITS_GRANTED * crate::credits::MICROS_PER_CREDIT
+                })
+            },
         )?;
         let cors_origins = parse(
             "TOLLGATE_CORS_ORIGINS",
@@ -448,6 +453,14 @@ mod tests {
             );
             assert!(!err.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn signup_credits_go_up_to_the_largest_grant() {
+        let c = config(&[("TOLLGATE_SIGNUP_CREDITS", "1000000000")]).unwrap();
+        assert_eq!(c.signup_credits_micros, 1_000_000_000_000_000);
+        let c = config(&[("TOLLGATE_SIGNUP_CREDITS", "0.5")]).unwrap();
+        assert_eq!(c.signup_credits_micros, 500_000);
     }
 
     #[test]

@@ -776,6 +776,49 @@ async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
     assert_eq!((balance, ledger), (5_000_000 - 56_000, 5_000_000 - 56_000));
 }
 
+/// An upstream that reports absurd usage (here more than an `i64` holds) is
+/// charged and recorded for at most a billion tokens each way: the counts
+/// stored never wrap, the user keeps the rest of the balance, and the usage
+/// page can still add the calls up.
+#[tokio::test]
+async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
+    let s = setup(&[("TOLLGATE_SIGNUP_CREDITS", "100000000")]).await;
+    let b = s.app.browser();
+    s.app.register(&b, "absurd@example.com", "Caller").await;
+    let key = s.app.create_key(&b, json!({ "name": "absurd" })).await;
+    let answer = json!({
+        "id": "chatcmpl-absurd", "object": "chat.completion", "model": "mock-small",
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": "hi" }, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": 9_000_000_000_000_000_000_u64, "completion_tokens": 12_000_000_000_000_000_000_u64 },
+    });
+    s.mock.set(|k| k.raw_answer = Some(answer.to_string()));
+    for _ in 0..2 {
+        assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
+    }
+    // A billion tokens each way at 1 credit per 1,000: 2,000,000 credits a call.
+    let records = usage_records(&s.app, 2).await;
+    assert_eq!(
+        records.iter().map(|r| r.2).collect::<Vec<_>>(),
+        [2_000_000_000_000; 2]
+    );
+    let tokens: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT prompt_tokens, completion_tokens FROM usage_records ORDER BY id")
+            .fetch_all(&s.app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(tokens, [(1_000_000_000, 1_000_000_000); 2]);
+    // 100,000,000 credits at sign-up and the Starter plan's 100 a month.
+    let left = 100_000_000_000_000 + 100_000_000 - 2 * 2_000_000_000_000;
+    let (balance, ledger) = balance_and_ledger(&s.app, "absurd@example.com").await;
+    assert_eq!((balance, ledger), (left, left));
+
+    let page = b.client.get(s.app.url("/usage")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains(r#"role="alert""#), "{html}");
+    assert!(html.contains("chart-tokens"), "{html}");
+}
+
 /// A call still running when the server stops after its grace period gets its
 /// hold back before the last write, so the next start sees the full balance,
 /// and its one-time key's use back with it.

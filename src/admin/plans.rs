@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// The most credits a plan can grant a month.
-pub const MAX_MONTHLY_CREDITS: i64 = 1_000_000_000;
+pub const MAX_MONTHLY_CREDITS: i64 = crate::credits::MOST_CREDITS_GRANTED;
 
 /// A plan's id: 2 to 32 of `a-z`, `0-9` and `-`, starting with a letter.
 pub fn parse_slug(text: &str) -> Result<String, String> {

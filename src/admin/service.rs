@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// The largest single correction, in credits.
-pub const MAX_ADJUSTMENT_CREDITS: i64 = 1_000_000_000;
+pub const MAX_ADJUSTMENT_CREDITS: i64 = crate::credits::MOST_CREDITS_GRANTED;
 /// The longest reason an admin can give.
 pub const MAX_REASON_CHARS: usize = 500;
 

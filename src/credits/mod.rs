@@ -4,6 +4,11 @@
 /// Micro-credits in one credit.
 pub const MICROS_PER_CREDIT: i64 = 1_000_000;
 
+/// The most credits one grant gives: a new account's, a plan's monthly grant,
+/// an admin's correction. Far below what an `i64` of micro-credits holds, so
+/// that adding grants to a balance cannot overflow it.
+pub const MOST_CREDITS_GRANTED: i64 = 1_000_000_000;
+
 /// Parses a non-negative decimal number of credits (`"2"`, `"0.15"`, at most six
 /// decimals) into micro-credits, exactly.
 pub fn parse_credits(text: &str) -> Option<i64> {

@@ -55,11 +55,22 @@ pub struct Meter {
     pub answered: bool,
 }
 
+/// The most tokens a call is charged and recorded for, each way: more than any
+/// call can use (a prompt is at most a 256 MiB body, an answer 128 choices of
+/// a million tokens). A larger count from an upstream is its fault, held here
+/// so that it cannot wrap when stored or overflow the usage report's sums.
+pub const MOST_TOKENS_A_CALL: u64 = 1_000_000_000;
+
 impl Meter {
     fn tokens(&self, prompt_estimate: u64) -> (u64, u64) {
         // About four characters per token, as for prompts.
-        self.usage
-            .unwrap_or((prompt_estimate, self.reply_chars.div_ceil(4)))
+        let (prompt, completion) = self
+            .usage
+            .unwrap_or((prompt_estimate, self.reply_chars.div_ceil(4)));
+        (
+            prompt.min(MOST_TOKENS_A_CALL),
+            completion.min(MOST_TOKENS_A_CALL),
+        )
     }
 }
 
@@ -102,6 +113,7 @@ impl Bill {
             stream: self.stream,
             status,
             error_code: error_code.map(str::to_owned),
+            // Both at most `MOST_TOKENS_A_CALL`: they fit.
             prompt_tokens: prompt as i64,
             completion_tokens: completion as i64,
             reserved_micros: self.reserved_micros,

@@ -214,7 +214,12 @@ pub fn BarChart(
             <svg viewBox=format!("0 0 {CHART_WIDTH} {}", CHART_HEIGHT + 14) class="w-full" role="img" aria-label=title>
                 <line x1="0" y1=CHART_HEIGHT x2=CHART_WIDTH y2=CHART_HEIGHT stroke="#cbd5e1" stroke-width="1" />
                 {points.into_iter().enumerate().map(|(i, (day, value))| {
-                    let h = if value > 0 { ((value * CHART_HEIGHT) / max).max(2) } else { 0 };
+                    // In i128: a day's micro-credits times the height can pass i64's limit.
+                    let h = if value > 0 {
+                        ((i128::from(value) * i128::from(CHART_HEIGHT) / i128::from(max)) as i64).max(2)
+                    } else {
+                        0
+                    };
                     view! {
                         <rect x=(i as i64) * slot + 1 y=CHART_HEIGHT - h width=(slot - 2).max(1) height=h fill="#f59e0b" data-value=value>
                             <title>{format!("{day}: {}", format(value))}</title>
