@@ -58,6 +58,9 @@ pub struct Config {
     pub cors_origins: Option<Vec<String>>,
     /// `TOLLGATE_UPSTREAM_{CONNECT,FIRST_BYTE,IDLE}_TIMEOUT_MS`.
     pub upstream_timeouts: UpstreamTimeouts,
+    /// `TOLLGATE_UPSTREAM_MAX_BODY_BYTES`: the most an upstream's answer may
+    /// send, whole or streamed, before the call fails with 502.
+    pub upstream_max_body_bytes: usize,
 }
 
 /// How long Tollgate waits on an upstream model server.
@@ -319,6 +322,17 @@ impl Config {
             idle: millis("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_MS", "60000")?,
             total: millis("TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_MS", "600000")?,
         };
+        let upstream_max_body_bytes = parse(
+            "TOLLGATE_UPSTREAM_MAX_BODY_BYTES",
+            get("TOLLGATE_UPSTREAM_MAX_BODY_BYTES"),
+            "67108864",
+            "a whole number of bytes from 1024 to 1073741824",
+            |v| {
+                usize::from_str(v)
+                    .ok()
+                    .filter(|n| (1024..=1_073_741_824).contains(n))
+            },
+        )?;
 
         Ok(Self {
             addr,
@@ -342,6 +356,7 @@ impl Config {
             signup_credits_micros,
             cors_origins,
             upstream_timeouts,
+            upstream_max_body_bytes,
         })
     }
 }
@@ -441,8 +456,10 @@ mod tests {
             ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "0"),
             ("TOLLGATE_IP_REQUESTS_PER_DAY", "lots"),
             ("TOLLGATE_SIGNUP_CREDITS", "-5"),
+            ("TOLLGATE_SIGNUP_CREDITS", "1000000000.000001"),
             ("TOLLGATE_CORS_ORIGINS", "app.example.com"),
             ("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_MS", "0"),
+            ("TOLLGATE_UPSTREAM_MAX_BODY_BYTES", "100"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).unwrap_err();

@@ -1309,6 +1309,46 @@ async fn an_upstream_failure_mid_stream_ends_with_an_error_event() {
     assert_eq!(balance, ledger);
 }
 
+/// An upstream answer larger than `TOLLGATE_UPSTREAM_MAX_BODY_BYTES` is cut
+/// off there, not buffered: a JSON call answers 502, a stream ends with an
+/// error event, and both are charged the prompt the upstream read.
+#[tokio::test]
+async fn an_answer_past_the_size_limit_is_cut_off() {
+    let s = setup(&[("TOLLGATE_UPSTREAM_MAX_BODY_BYTES", "2048")]).await;
+    let key = user_with_plan(&s.app, "large@example.com", 10, 100, None).await;
+    s.mock.set(|k| k.reply = "word ".repeat(1000));
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 502);
+    let error: Value = response.json().await.unwrap();
+    assert_openai_error(&error, "upstream_error");
+
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
+    assert!(!done, "no [DONE] after the limit");
+    assert_eq!(
+        chunks.last().unwrap()["error"]["code"],
+        "upstream_error",
+        "{chunks:?}"
+    );
+
+    // Under the limit, the same calls go through.
+    s.mock.set(|k| k.reply = "word ".repeat(100));
+    assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
+    let records = usage_records(&s.app, 3).await;
+    let cut_off = (502, Some("upstream_error".to_owned()));
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.0, r.1.clone()))
+            .collect::<Vec<_>>(),
+        [cut_off.clone(), cut_off, (200, None)]
+    );
+    assert!(records.iter().all(|r| r.2 > 0), "{records:?}");
+    let (balance, ledger) = balance_and_ledger(&s.app, "large@example.com").await;
+    assert_eq!(balance, ledger);
+}
+
 #[tokio::test]
 async fn the_idle_timeout_counts_from_the_last_chunk_not_the_start() {
     // The idle timeout is 1.5 s: chunks 0.4 s apart keep a 2.8 s stream alive.

@@ -53,7 +53,10 @@ impl Gateway {
         Ok(Self {
             accounts: accounts::Accounts::new(store),
             models,
-            upstreams: upstream::Upstreams::new(config.upstream_timeouts)?,
+            upstreams: upstream::Upstreams::new(
+                config.upstream_timeouts,
+                config.upstream_max_body_bytes,
+            )?,
             limiters: limits::Limiters::new(
                 config.ip_requests_per_minute,
                 config.ip_requests_per_day,

@@ -15,13 +15,16 @@ use crate::config::UpstreamTimeouts;
 pub struct Upstreams {
     client: reqwest::Client,
     timeouts: UpstreamTimeouts,
+    /// The most bytes an answer may send, whole or streamed.
+    max_body_bytes: usize,
 }
 
 impl Upstreams {
-    pub fn new(timeouts: UpstreamTimeouts) -> Result<Self, reqwest::Error> {
+    pub fn new(timeouts: UpstreamTimeouts, max_body_bytes: usize) -> Result<Self, reqwest::Error> {
         Ok(Self {
             client: openai::client(timeouts)?,
             timeouts,
+            max_body_bytes,
         })
     }
 
@@ -66,7 +69,7 @@ impl Upstreams {
                 }
                 openai::complete(
                     &self.client,
-                    self.timeouts,
+                    (self.timeouts, self.max_body_bytes),
                     completions_url,
                     api_key.as_ref(),
                     &Value::Object(body),

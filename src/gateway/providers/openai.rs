@@ -1,6 +1,7 @@
 //! Any OpenAI-compatible server (OpenAI, Ollama's /v1, Hugging Face router,
 //! vLLM, OpenRouter): one shared reqwest client and pool, SSE parsed with
-//! eventsource-stream, and the first-byte, idle and total timeouts applied here.
+//! eventsource-stream, and the first-byte, idle and total timeouts and the
+//! answer's size limit applied here.
 //!
 //! The idle timeout counts from the last bytes of any kind, so the keep-alives
 //! some upstreams send while a model thinks (SSE comments such as
@@ -34,12 +35,16 @@ pub fn client(timeouts: UpstreamTimeouts) -> Result<reqwest::Client, reqwest::Er
         .build()
 }
 
+/// The most of an error answer's body read for its message.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
 /// Sends `body` (already carrying the upstream model and stream options) to
 /// the model's `{base_url}/chat/completions`; returns once a success status
-/// has come, before the body is read.
+/// has come, before the body is read. The answer fails once it passes
+/// `max_body_bytes`, whole or streamed: an upstream cannot fill the memory.
 pub async fn complete(
     client: &reqwest::Client,
-    timeouts: UpstreamTimeouts,
+    (timeouts, max_body_bytes): (UpstreamTimeouts, usize),
     url: &reqwest::Url,
     api_key: Option<&Secret>,
     body: &Value,
@@ -62,20 +67,18 @@ pub async fn complete(
         .map_err(transport)?;
     let status = response.status();
     if !status.is_success() {
-        let text = tokio::time::timeout_at(
-            deadline.min(Instant::now() + timeouts.idle),
-            response.text(),
-        )
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+        // As much of the message as came in time and within the limit.
+        let mut body = until_quiet(response, timeouts.idle, deadline, ERROR_BODY_BYTES);
+        let mut text = Vec::new();
+        while let Some(Ok(bytes)) = body.next().await {
+            text.extend_from_slice(&bytes);
+        }
         return Err(UpstreamError::Status {
             status: status.as_u16(),
-            message: error_message(&text),
+            message: error_message(&String::from_utf8_lossy(&text)),
         });
     }
-    let mut body = until_quiet(response, timeouts.idle, deadline);
+    let mut body = until_quiet(response, timeouts.idle, deadline, max_body_bytes);
     if !stream {
         // Most answers come in one piece, kept as it is; more are joined.
         return Ok(Reply::Whole(
@@ -165,6 +168,8 @@ enum BodyError {
     Quiet,
     /// The total timeout passed.
     Overtime,
+    /// The answer passed this many bytes.
+    TooLarge(usize),
     Transport(reqwest::Error),
 }
 
@@ -173,6 +178,9 @@ impl BodyError {
         match self {
             Self::Quiet => UpstreamError::Timeout("idle"),
             Self::Overtime => UpstreamError::Timeout("total"),
+            Self::TooLarge(most) => {
+                UpstreamError::Protocol(format!("the answer passed the limit of {most} bytes"))
+            }
             Self::Transport(error) => transport(error),
         }
     }
@@ -183,21 +191,23 @@ impl fmt::Display for BodyError {
         match self {
             Self::Quiet => f.write_str("the upstream went quiet"),
             Self::Overtime => f.write_str("the upstream took too long in all"),
+            Self::TooLarge(most) => write!(f, "the answer passed the limit of {most} bytes"),
             Self::Transport(error) => error.fmt(f),
         }
     }
 }
 
-/// The response body as it arrives, failing once nothing has come for `idle`
-/// or at `deadline`.
+/// The response body as it arrives, failing once nothing has come for `idle`,
+/// at `deadline`, or once more than `most` bytes have come.
 fn until_quiet(
     response: reqwest::Response,
     idle: Duration,
     deadline: Instant,
+    most: usize,
 ) -> BoxStream<'static, Result<Bytes, BodyError>> {
     let bytes = response.bytes_stream().boxed();
-    futures::stream::unfold(Some(bytes), move |state| async move {
-        let mut bytes = state?;
+    futures::stream::unfold(Some((bytes, 0)), move |state| async move {
+        let (mut bytes, seen) = state?;
         let quiet_at = Instant::now() + idle;
         let (at, why) = if deadline < quiet_at {
             (deadline, BodyError::Overtime)
@@ -207,7 +217,13 @@ fn until_quiet(
         match tokio::time::timeout_at(at, bytes.next()).await {
             Err(_) => Some((Err(why), None)),
             Ok(None) => None,
-            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(bytes))),
+            Ok(Some(Ok(chunk))) => {
+                let seen = seen + chunk.len();
+                if seen > most {
+                    return Some((Err(BodyError::TooLarge(most)), None));
+                }
+                Some((Ok(chunk), Some((bytes, seen))))
+            }
             Ok(Some(Err(error))) => Some((Err(BodyError::Transport(error)), None)),
         }
     })
