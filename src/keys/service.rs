@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr, str::FromStr};
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 use ipnet::IpNet;
 use serde_json::json;
 
@@ -170,6 +170,11 @@ fn validate(
                         .map(|t| t.and_utc())
                 });
             match parsed {
+                // Stored times are four-digit years compared as text.
+                Some(t) if t.year() > 9999 => {
+                    fail("expires_at", "Use an expiry before the year 10000.".into());
+                    None
+                }
                 Some(t) if t > now() => Some(timestamp(t)),
                 Some(_) => {
                     fail("expires_at", "The expiry must be in the future.".into());
@@ -739,6 +744,21 @@ mod tests {
             ["app.example.com", "*.example.org"]
         );
         assert!(v.expires_at.unwrap().starts_with("2999-12-31T23:59:59"));
+    }
+
+    #[test]
+    fn an_expiry_past_the_year_9999_is_refused() {
+        for late in ["+10000-01-01", "9999-12-31T23:59:59-01:00"] {
+            let key = CreateKey {
+                name: "k".into(),
+                expires_at: Some(late.into()),
+                ..CreateKey::default()
+            };
+            let Err(KeyError::Invalid(fields)) = validate(&key, None, None, false) else {
+                panic!("{late} was accepted");
+            };
+            assert!(fields["expires_at"].contains("10000"), "{fields:?}");
+        }
     }
 
     #[test]
