@@ -504,8 +504,9 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     Router::new().fallback_service(layered)
 }
 
-/// The developers' model API: `/v1/chat/completions`, `/v1/models`, the
-/// simple `/response`, and an API-shaped 404 for the rest of `/v1`.
+/// The developers' model API: `/v1/chat/completions`, `/v1/models` (and one
+/// model at `/v1/models/{model}`, whose name may hold slashes), the simple
+/// `/response`, and an API-shaped 404 for the rest of `/v1`.
 fn model_api() -> Router<AppState> {
     let wrong_method = gateway::method_not_allowed;
     Router::new()
@@ -516,6 +517,10 @@ fn model_api() -> Router<AppState> {
         .route(
             "/v1/models",
             get(gateway::list_models).fallback(wrong_method),
+        )
+        .route(
+            "/v1/models/{*model}",
+            get(gateway::get_model).fallback(wrong_method),
         )
         .route(
             "/response",

@@ -931,6 +931,69 @@ async fn models_and_the_simple_endpoint_use_the_key() {
     }
 }
 
+/// `GET /v1/models/{model}`, the OpenAI SDKs' `models.retrieve`: a model the
+/// key may call in OpenAI's shape; any other name, one with slashes too, 404.
+#[tokio::test]
+async fn one_model_is_retrieved_by_name_if_the_key_may_call_it() {
+    let s = setup(&[]).await;
+    let b = s.app.browser();
+    s.app.register(&b, "retrieve@example.com", "Caller").await;
+    let key = s
+        .app
+        .create_key(
+            &b,
+            json!({ "name": "demo only", "allowed_models": ["demo"] }),
+        )
+        .await;
+    let get = |path: &str| s.app.client.get(s.app.url(path)).bearer_auth(&key).send();
+    let response = get("/v1/models/demo").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let model: Value = response.json().await.unwrap();
+    assert_eq!(model["id"], "demo");
+    assert_eq!(model["object"], "model");
+    assert!(
+        model["created"].is_i64() && model["owned_by"].is_string(),
+        "{model}"
+    );
+
+    // "mock" exists, but this key may not call it; the others do not exist.
+    for path in [
+        "/v1/models/mock",
+        "/v1/models/nope",
+        "/v1/models/openai/gpt-4o",
+    ] {
+        let response = get(path).await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(
+            response
+                .headers()
+                .contains_key("x-ratelimit-remaining-requests")
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_openai_error(&error, "model_not_found");
+        assert_eq!(error["error"]["param"], "model", "{path}");
+    }
+    let response = s
+        .app
+        .client
+        .get(s.app.url("/v1/models/demo"))
+        .bearer_auth("tg_not_a_key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = s
+        .app
+        .client
+        .delete(s.app.url("/v1/models/demo"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET");
+}
+
 /// Wrong methods and odd paths under the model API still answer in its shape.
 #[tokio::test]
 async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {

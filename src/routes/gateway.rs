@@ -1,5 +1,5 @@
 //! The model API for developers: `POST /v1/chat/completions` (JSON or SSE),
-//! `GET /v1/models` and the simple `POST /response`. Each handler runs the
+//! `GET /v1/models` (and `/v1/models/{model}`) and the simple `POST /response`. Each handler runs the
 //! pipeline stages of `crate::gateway` top to bottom.
 
 use std::time::Instant;
@@ -155,20 +155,51 @@ pub async fn list_models(
 ) -> Response {
     let mut rate = RateHeaders::default();
     let outcome = async {
-        let buckets = admit_address(&state, &meta, &mut rate).await?;
-        let (holder, plan) = verify(&state, &meta, &headers, &buckets, &mut rate).await?;
-        peek_user(&state, holder.user.id, &plan, &buckets, &mut rate).await;
-        let names = state.gateway.models.iter().map(|m| m.name.as_str());
-        let created = Utc::now().timestamp();
-        let data: Vec<Value> = restrictions::allowed_models(&holder.key, &plan, names)
-            .into_iter()
-            .filter_map(|name| state.gateway.models.get(name))
-            .map(|m| json!({ "id": m.name, "object": "model", "created": created, "owned_by": m.owned_by() }))
-            .collect();
+        let data = models_for_key(&state, &meta, &headers, &mut rate).await?;
         Ok(Json(json!({ "object": "list", "data": data })).into_response())
     }
     .await;
     respond(&state, &meta, &headers, outcome, rate)
+}
+
+/// `GET /v1/models/{model}` (the SDKs' `models.retrieve`): one model this key
+/// may call; any other name is 404, as it is missing from the list.
+pub async fn get_model(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let mut rate = RateHeaders::default();
+    let outcome = async {
+        let data = models_for_key(&state, &meta, &headers, &mut rate).await?;
+        data.into_iter()
+            .find(|m| m["id"] == name.as_str())
+            .map(|m| Json(m).into_response())
+            .ok_or(GatewayError::UnknownModel(name))
+    }
+    .await;
+    respond(&state, &meta, &headers, outcome, rate)
+}
+
+/// The models the presented key may call, in OpenAI's `model` shape, after
+/// the address's windows and the key's checks.
+async fn models_for_key(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    rate: &mut RateHeaders,
+) -> Result<Vec<Value>, GatewayError> {
+    let buckets = admit_address(state, meta, rate).await?;
+    let (holder, plan) = verify(state, meta, headers, &buckets, rate).await?;
+    peek_user(state, holder.user.id, &plan, &buckets, rate).await;
+    let names = state.gateway.models.iter().map(|m| m.name.as_str());
+    let created = Utc::now().timestamp();
+    Ok(restrictions::allowed_models(&holder.key, &plan, names)
+        .into_iter()
+        .filter_map(|name| state.gateway.models.get(name))
+        .map(|m| json!({ "id": m.name, "object": "model", "created": created, "owned_by": m.owned_by() }))
+        .collect())
 }
 
 /// A model API path called with a method it does not take: 405 in the API's
@@ -180,7 +211,7 @@ pub async fn method_not_allowed(
     method: axum::http::Method,
     uri: axum::http::Uri,
 ) -> Response {
-    let allowed = if uri.path() == "/v1/models" {
+    let allowed = if uri.path().starts_with("/v1/models") {
         "GET"
     } else {
         "POST"
