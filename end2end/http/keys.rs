@@ -467,7 +467,7 @@ async fn keys_authenticate_the_api_by_scope() {
 }
 
 #[tokio::test]
-async fn a_key_cannot_create_a_key_with_scopes_it_lacks() {
+async fn a_key_cannot_create_or_rotate_a_key_with_scopes_it_lacks() {
     let app = spawn_app().await;
     let (b, _, writer) = key_with(&app, "writer@example.com", json!(["keys:write"])).await;
     // Room for more keys than the default plan's two.
@@ -503,6 +503,48 @@ async fn a_key_cannot_create_a_key_with_scopes_it_lacks() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    let child = body["key"]["id"].as_i64().unwrap();
+
+    // Nor rotate one: the new secret would be a key with the scope. The key
+    // made at registration has `chat`, which this key lacks.
+    let keys: Value = b
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chat_key = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["scopes"] == json!(["chat"]))
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let rotate = |id: i64| {
+        let app = &app;
+        let writer = &writer;
+        async move {
+            let path = format!("/api/v1/keys/{id}/rotate");
+            let body = Some(json!({ "grace_seconds": 0 }));
+            with_key(app, writer, reqwest::Method::POST, &path, body).await
+        }
+    };
+    let (status, body) = rotate(chat_key).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "scope_not_held");
+    let rotations: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(rotations, 0, "nothing was rotated");
+    let (status, body) = rotate(child).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["secret"].is_string());
 }
 
 #[tokio::test]

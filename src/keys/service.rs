@@ -30,6 +30,9 @@ pub enum KeyError {
     ActiveLimit { allowed: i64 },
     #[error("no such key")]
     NotFound,
+    /// A key asked for a secret with a scope it does not have itself.
+    #[error("scope not held")]
+    ScopeNotHeld(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -54,6 +57,9 @@ impl KeyError {
                 "Your plan allows {allowed} active keys. Revoke a key or switch to a larger plan first."
             ),
             Self::NotFound => "No such key.".to_owned(),
+            Self::ScopeNotHeld(scope) => format!(
+                "This key cannot rotate a key with the scope {scope:?}, which it does not have itself."
+            ),
             Self::Internal(_) => {
                 "Something went wrong on our side. Try again in a moment.".to_owned()
             }
@@ -574,7 +580,9 @@ pub async fn revoke(
     Ok(store.revoke_keys(user_id, key_ids, audit).await?)
 }
 
-/// Rotates one key; see [`rotate_many`].
+/// Rotates one key; see [`rotate_many`]. Called with a key (`caller_scopes`),
+/// it rotates only keys whose scopes that key has itself: a new secret is as
+/// good as a new key, which it could not create either.
 pub async fn rotate(
     store: &Store,
     hasher: &KeyHasher,
@@ -582,7 +590,19 @@ pub async fn rotate(
     user_id: i64,
     key_id: i64,
     grace_secs: i64,
+    caller_scopes: Option<&[String]>,
 ) -> Result<IssuedKey, KeyError> {
+    if let Some(own) = caller_scopes {
+        let current = store
+            .key_of_user(user_id, key_id)
+            .await?
+            .ok_or(KeyError::NotFound)?;
+        let scopes: Vec<String> = serde_json::from_str(&current.scopes)
+            .map_err(|e| KeyError::Internal(format!("key {key_id}'s scopes: {e}")))?;
+        if let Some(lacking) = scopes.into_iter().find(|s| !own.contains(s)) {
+            return Err(KeyError::ScopeNotHeld(lacking));
+        }
+    }
     let mut issued = rotate_many(store, hasher, meta, user_id, &[key_id], grace_secs).await?;
     issued.pop().ok_or(KeyError::NotFound)
 }

@@ -47,6 +47,10 @@ fn key_failure(error: crate::keys::service::KeyError) -> FormError {
             server_ctx::set_status(StatusCode::NOT_FOUND, None);
             FormError::new(message)
         }
+        KeyError::ScopeNotHeld(_) => {
+            server_ctx::set_status(StatusCode::FORBIDDEN, None);
+            FormError::new(message)
+        }
         KeyError::Internal(detail) => server_ctx::internal(detail),
     }
 }

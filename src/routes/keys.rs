@@ -47,6 +47,12 @@ impl IntoResponse for KeyError {
                 "key_not_found",
                 message,
             ),
+            KeyError::ScopeNotHeld(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "scope_not_held",
+                message,
+            ),
             KeyError::Internal(detail) => {
                 tracing::error!(%detail, "key operation failed");
                 ApiError::new(
@@ -347,7 +353,7 @@ pub struct Rotation {
         (status = 200, description = "A new secret with the same settings, shown this once", body = IssuedKey),
         (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or one the rotated key has; or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
         (status = 422, description = "Invalid grace period", body = ErrorResponse),
     ))]
@@ -371,6 +377,7 @@ pub async fn rotate_key(
         caller.user().id,
         key_id,
         grace,
+        caller.key_scopes(),
     )
     .await?;
     Ok(Json(issued).into_response())
