@@ -117,6 +117,13 @@ impl Application {
                 std::env::var(var).ok()
             })?;
         let store = Store::open(&config.database_url).await?;
+        let left_open = store.release_holds_left_open().await?;
+        if left_open > 0 {
+            tracing::warn!(
+                left_open,
+                "refunded the credit holds of calls a stopped process never settled"
+            );
+        }
         let listener =
             TcpListener::bind(config.addr)
                 .await

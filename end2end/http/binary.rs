@@ -1,4 +1,5 @@
-//! The `tollgate` binary itself: configuration errors, `.env`, logs and SIGTERM.
+//! The `tollgate` binary itself: configuration errors, `.env`, logs, SIGTERM,
+//! and a start after SIGKILL.
 
 use std::{
     path::Path,
@@ -17,6 +18,36 @@ fn base_command(dir: &Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .stdin(Stdio::null());
     cmd
+}
+
+/// Starts the binary on a free port in `dir`; returns it and its address once
+/// it says it is listening.
+async fn start(dir: &Path) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::from(base_command(dir))
+        .env("TOLLGATE_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server starts listening");
+    (child, addr)
+}
+
+fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().unwrap().to_string();
+    let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+    assert!(sent.success());
 }
 
 #[test]
@@ -62,25 +93,7 @@ fn settings_are_read_from_a_dot_env_file() {
 #[tokio::test]
 async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::from(base_command(dir.path()))
-        .env("TOLLGATE_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
-    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = stdout.next_line().await.unwrap() {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server starts listening");
+    let (mut child, addr) = start(dir.path()).await;
 
     assert!(
         dir.path().join("data/tollgate.db").exists(),
@@ -94,9 +107,7 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
         .unwrap()
         .to_owned();
 
-    let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
+    signal(&child, "-TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("exits after SIGTERM")
@@ -144,4 +155,107 @@ fn a_broken_model_table_stops_start_up_naming_the_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("models.toml, line 5"), "{stderr}");
     assert!(stderr.contains("TOLLGATE_TEST_UNSET_KEY"), "{stderr}");
+}
+
+/// A process killed mid-call (SIGKILL, the OOM killer, a container stopped
+/// past its timeout) cannot release the call's hold; the next start does, with
+/// a `refund` row, and gives the one-time key its use back.
+#[tokio::test]
+async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path()).await;
+    let base = format!("http://{addr}");
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let registered = browser
+        .post(format!("{base}/api/register"))
+        .header("origin", &base)
+        .header("accept", "application/json")
+        .form(&[
+            ("email", "killed@example.com"),
+            ("display_name", "Killed"),
+            ("password", crate::support::PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(registered.status().is_success());
+    let created: serde_json::Value = browser
+        .post(format!("{base}/api/v1/keys"))
+        .header("origin", &base)
+        .json(&serde_json::json!({ "name": "once", "usage_cap": 1 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["secret"].as_str().unwrap();
+
+    // The demo model streams a word every 40 ms: a second or so of reply.
+    let mut call = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({
+            "model": "demo", "stream": true, "max_tokens": 500,
+            "messages": [{ "role": "user", "content": "one two three four five six seven eight nine ten" }],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
+    assert!(call.chunk().await.unwrap().is_some(), "the reply began");
+
+    let db_url = format!("sqlite://{}", dir.path().join("data/tollgate.db").display());
+    let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    let open_holds = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM open_holds")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    // The hold reaches the database within a write-behind batch.
+    let mut written = 0;
+    for _ in 0..20 {
+        written = open_holds().await;
+        if written > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(written, 1, "the running call's hold is on disk");
+    signal(&child, "-KILL");
+    child.wait().await.unwrap();
+    drop(call);
+
+    let held: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT SUM(amount_micros) FROM credit_ledger WHERE kind IN ('reserve', 'refund')),
+                (SELECT usage_count FROM api_keys WHERE name = 'once')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(
+        held.0 < 0 && held.1 == 1,
+        "the kill left the hold and the use taken: {held:?}"
+    );
+
+    let (mut again, _) = start(dir.path()).await;
+    let after: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT SUM(amount_micros) FROM credit_ledger WHERE kind IN ('reserve', 'refund')),
+                (SELECT usage_count FROM api_keys WHERE name = 'once'),
+                (SELECT balance_micros FROM users WHERE email = 'killed@example.com'),
+                (SELECT SUM(amount_micros) FROM credit_ledger)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(after.0, 0, "every hold released");
+    assert_eq!(after.1, 0, "the one-time key has its use back");
+    assert_eq!(after.2, after.3, "the balance equals the ledger");
+    assert_eq!(open_holds().await, 0);
+    signal(&again, "-TERM");
+    again.wait().await.unwrap();
 }

@@ -16,7 +16,8 @@ use chrono::Utc;
 use foldhash::HashMap;
 
 use crate::store::{
-    AuditEvent, Batch, LedgerRow, Store, StoreError, UsageRow, Window, WindowId, set_window_count,
+    AuditEvent, Batch, HoldRow, LedgerRow, Store, StoreError, UsageRow, Window, WindowId,
+    set_window_count,
 };
 
 /// One request window to check: its id and limit.
@@ -312,6 +313,14 @@ impl Accounts {
             if !admission.key_use_counted {
                 batch.key_counted(admission.key_id);
             }
+            batch.hold_opened(
+                admitted.hold,
+                HoldRow {
+                    user_id: hold.user_id,
+                    amount_micros: hold.micros,
+                    capped_key_id: hold.capped_key,
+                },
+            );
             // Written even when free, so every admitted call has its hold.
             batch.ledger(ledger(
                 admission.user_id,
@@ -355,6 +364,7 @@ impl Accounts {
         }
         let at = now_text();
         self.store.queue(|batch| {
+            batch.hold_closed(s.hold);
             let request_id = s.request_id.as_deref();
             if s.reserved_micros > 0 {
                 batch.ledger(ledger(
@@ -400,15 +410,16 @@ impl Accounts {
     /// last write. Returns how many there were.
     pub fn release_open_holds(&self) -> usize {
         let mut live = self.live();
-        let holds: Vec<OpenHold> = live.holds.drain().map(|(_, hold)| hold).collect();
-        for hold in &holds {
+        let holds: Vec<(u64, OpenHold)> = live.holds.drain().collect();
+        for (_, hold) in &holds {
             if let Some(account) = live.accounts.get_mut(&hold.user_id) {
                 account.balance_micros += hold.micros;
             }
         }
         let at = now_text();
         self.store.queue(|batch| {
-            for hold in &holds {
+            for (number, hold) in &holds {
+                batch.hold_closed(*number);
                 if hold.micros > 0 {
                     let note = "hold released: the server stopped before the call ended";
                     let row = ledger(hold.user_id, "refund", hold.micros, None, note.into(), &at);

@@ -94,6 +94,48 @@ impl Store {
             == 1)
     }
 
+    /// Releases the credit holds a killed process left open (its calls can
+    /// never settle now): a `refund` row and the balance for each, and a
+    /// capped key's use given back, all in one transaction. Run at start-up,
+    /// before any call. Returns how many holds there were.
+    pub async fn release_holds_left_open(&self) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let left: Vec<(i64, i64, Option<i64>)> =
+            sqlx::query_as("SELECT user_id, amount_micros, capped_key_id FROM open_holds")
+                .fetch_all(&mut *tx)
+                .await?;
+        for (user_id, amount, capped_key) in &left {
+            if *amount > 0 {
+                sqlx::query(
+                    "INSERT INTO credit_ledger (user_id, kind, amount_micros, note)
+                     VALUES (?, 'refund', ?, 'hold released: the server stopped without settling the call')",
+                )
+                .bind(user_id)
+                .bind(amount)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE users SET balance_micros = balance_micros + ? WHERE id = ?")
+                    .bind(amount)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(key_id) = capped_key {
+                sqlx::query(
+                    "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",
+                )
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query("DELETE FROM open_holds")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(left.len() as u64)
+    }
+
     /// Gives back a use taken by [`Store::take_capped_use`] for a call the
     /// upstream never answered: refused by another limit, failed, or
     /// abandoned by its client first.

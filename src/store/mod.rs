@@ -22,7 +22,7 @@ pub use gateway::{StoredAccount, Window};
 pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
 pub use monitor::{ModelLatency, NamedCount, Rank, RefusalGroup, RefusalKind, TopEntry};
 pub use pending::{
-    Batch, LedgerRow, RefusalRow, UsageRow, WindowId, set_window_count, uncancelled,
+    Batch, HoldRow, LedgerRow, RefusalRow, UsageRow, WindowId, set_window_count, uncancelled,
 };
 pub use plans::{
     LimitOverrides, PlanAssignment, PlanChange, PlanRecord, PlanSettings, PlanSummary, Retirement,

@@ -1,7 +1,7 @@
 //! The gateway's write-behind queue. The gateway keeps balances and windows in
 //! memory (`gateway::accounts`) and queues here what must reach the database:
-//! ledger rows, usage records, refused calls, window counts, key use, and the audit events that
-//! belong with them. A batch is written in one transaction by a background task
+//! ledger rows, usage records, refused calls, window counts, key use, the
+//! credit holds of calls still running, and the audit events that belong with them. A batch is written in one transaction by a background task
 //! every few milliseconds, on shutdown, and before any read of those tables (so
 //! the app always reads what it wrote). A failed batch goes back on the queue.
 
@@ -54,6 +54,15 @@ pub struct RefusalRow {
     pub created_at: String,
 }
 
+/// A call's credit hold while it runs, kept in `open_holds` so that a start
+/// after a crash can give it back.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldRow {
+    pub user_id: i64,
+    pub amount_micros: i64,
+    pub capped_key_id: Option<i64>,
+}
+
 /// A window's subject (`user:<id>` or `ip:<address>`), kind and bucket.
 pub type WindowId = (String, Window, String);
 
@@ -84,6 +93,10 @@ pub struct Batch {
     /// Absolute counts: the latest wins.
     windows: HashMap<WindowId, i64>,
     keys: HashMap<i64, KeyUse>,
+    /// Holds taken since the last batch and not yet released, by number.
+    holds_opened: HashMap<u64, HoldRow>,
+    /// Holds released whose rows went in an earlier batch.
+    holds_closed: Vec<u64>,
     audit: Vec<AuditEvent>,
 }
 
@@ -127,12 +140,27 @@ impl Batch {
         self.audit.push(event);
     }
 
+    /// A call's hold was taken.
+    pub fn hold_opened(&mut self, hold: u64, row: HoldRow) {
+        self.holds_opened.insert(hold, row);
+    }
+
+    /// A call's hold was released; one taken since the last batch never
+    /// reaches the table at all (most calls end within one batch).
+    pub fn hold_closed(&mut self, hold: u64) {
+        if self.holds_opened.remove(&hold).is_none() {
+            self.holds_closed.push(hold);
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.ledger.is_empty()
             && self.usage.is_empty()
             && self.refusals.is_empty()
             && self.windows.is_empty()
             && self.keys.is_empty()
+            && self.holds_opened.is_empty()
+            && self.holds_closed.is_empty()
             && self.audit.is_empty()
     }
 
@@ -146,6 +174,10 @@ impl Batch {
         self.refusals = failed.refusals;
         failed.audit.append(&mut self.audit);
         self.audit = failed.audit;
+        // Opened holds are written before closed ones, so a hold opened in the
+        // failed batch and closed since is inserted and then deleted.
+        self.holds_opened.extend(failed.holds_opened);
+        self.holds_closed.extend(failed.holds_closed);
         for (id, count) in failed.windows {
             self.windows.entry(id).or_insert(count);
         }
@@ -425,6 +457,23 @@ impl Store {
             .bind(key_id)
             .execute(&mut *tx)
             .await?;
+        }
+        for (hold, row) in &batch.holds_opened {
+            sqlx::query(
+                "INSERT INTO open_holds (id, user_id, amount_micros, capped_key_id) VALUES (?, ?, ?, ?)",
+            )
+            .bind(*hold as i64)
+            .bind(row.user_id)
+            .bind(row.amount_micros)
+            .bind(row.capped_key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for hold in &batch.holds_closed {
+            sqlx::query("DELETE FROM open_holds WHERE id = ?")
+                .bind(*hold as i64)
+                .execute(&mut *tx)
+                .await?;
         }
         for event in &batch.audit {
             audit::insert(&mut tx, event).await?;
