@@ -1,6 +1,6 @@
 //! Who is calling the REST API: a signed-in session (same-origin checked by
 //! `same_origin`), or an API key presented in `Authorization: Bearer` or
-//! `x-api-key`, which carries scopes.
+//! `x-api-key`, which carries scopes and is used only from where it allows.
 
 use axum::{
     extract::FromRequestParts,
@@ -70,6 +70,24 @@ impl Caller {
     }
 }
 
+/// The key a management or admin API request presents, checked as the model
+/// API checks it (valid, live, its owner enabled) and used only from where
+/// the key allows (its IP allowlist and referrer rule). `None` when the
+/// request presents no key.
+pub async fn key_holder(parts: &Parts, state: &AppState) -> Option<Result<KeyHolder, Response>> {
+    let presented = auth::presented_key(&parts.headers)?;
+    let checked = async {
+        let holder = auth::authenticate(&state.store, &state.key_hasher, Some(presented))
+            .await
+            .map_err(|e| e.to_api_error().into_response())?;
+        let client_ip = crate::request_meta::RequestMeta::from_parts(parts).client_ip;
+        crate::gateway::restrictions::check_whence(&holder.key, client_ip, &parts.headers)
+            .map_err(IntoResponse::into_response)?;
+        Ok(holder)
+    };
+    Some(checked.await)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
@@ -77,11 +95,8 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(presented) = auth::presented_key(&parts.headers) {
-            return auth::authenticate(&state.store, &state.key_hasher, Some(presented))
-                .await
-                .map(|holder| Caller::Key(Box::new(holder)))
-                .map_err(|e| e.to_api_error().into_response());
+        if let Some(holder) = key_holder(parts, state).await {
+            return holder.map(|holder| Caller::Key(Box::new(holder)));
         }
         SignedIn::from_request_parts(parts, state)
             .await

@@ -425,4 +425,15 @@ async fn keys_with_the_admin_scope_call_the_admin_api_and_only_admins_grant_it()
             .await
             .unwrap();
     assert_eq!(overrides, Some(7), "the key-less calls changed nothing");
+
+    // A key fenced to another network is refused here as on the model API.
+    let fenced = app
+        .create_key(
+            &admin,
+            json!({ "name": "office", "scopes": ["admin"], "ip_allowlist": ["10.0.0.0/8"] }),
+        )
+        .await;
+    let (status, body) = with_key(&fenced, Method::GET, "/api/v1/admin/users", None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "ip_not_allowed");
 }

@@ -466,6 +466,74 @@ async fn keys_authenticate_the_api_by_scope() {
     assert!(last_used.is_some());
 }
 
+/// A key's IP allowlist and referrer rule hold on the management API as on
+/// the model API: a leaked key cannot be used from elsewhere to make an
+/// unrestricted one.
+#[tokio::test]
+async fn a_keys_ip_allowlist_and_referrer_rule_hold_on_the_management_api() {
+    let app = spawn_app().await;
+    let b = signed_in(&app, "fenced@example.com").await;
+    let switched = b
+        .client
+        .put(app.url("/api/v1/me/plan"))
+        .json(&json!({ "plan": "pro" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+    let mut secrets = Vec::new();
+    for fence in [
+        json!({ "ip_allowlist": ["10.0.0.0/8"] }),
+        json!({ "referrer_domains": ["app.example.com"] }),
+    ] {
+        let mut body = json!({ "name": "fenced", "scopes": ["keys:write"] });
+        body.as_object_mut()
+            .unwrap()
+            .extend(fence.as_object().unwrap().clone());
+        let (status, created) = create(&app, &b, body).await;
+        assert_eq!(status, 201, "{created}");
+        secrets.push(created["secret"].as_str().unwrap().to_owned());
+    }
+    let new_key = Some(json!({ "name": "free", "scopes": ["keys:write"] }));
+
+    // The tests call from 127.0.0.1.
+    let (status, body) = with_key(
+        &app,
+        &secrets[0],
+        reqwest::Method::POST,
+        "/api/v1/keys",
+        new_key.clone(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "ip_not_allowed");
+
+    let (status, body) = with_key(
+        &app,
+        &secrets[1],
+        reqwest::Method::GET,
+        "/api/v1/keys",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "referrer_not_allowed");
+    let from_the_site = reqwest::Client::new()
+        .post(app.url("/api/v1/keys"))
+        .bearer_auth(&secrets[1])
+        .header("origin", "https://app.example.com")
+        .json(&new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_the_site.status(), 201);
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE name = 'free'")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "only the call from the allowed site made a key");
+}
+
 #[tokio::test]
 async fn a_key_cannot_create_or_rotate_a_key_with_scopes_it_lacks() {
     let app = spawn_app().await;

@@ -179,11 +179,8 @@ impl FromRequestParts<AppState> for Admin {
             }
             .into_response()
         };
-        if let Some(presented) = crate::keys::auth::presented_key(&parts.headers) {
-            let holder =
-                crate::keys::auth::authenticate(&state.store, &state.key_hasher, Some(presented))
-                    .await
-                    .map_err(|e| e.to_api_error().into_response())?;
+        if let Some(holder) = crate::api_caller::key_holder(parts, state).await {
+            let holder = holder?;
             if !holder
                 .scopes
                 .iter()

@@ -21,6 +21,24 @@ pub fn check_caller(
     client_ip: Option<IpAddr>,
     headers: &HeaderMap,
 ) -> Result<(), GatewayError> {
+    check_whence(key, client_ip, headers)?;
+    let scopes: Vec<String> = serde_json::from_str(&key.scopes).unwrap_or_default();
+    if !scopes.iter().any(|s| s == "chat") {
+        return Err(GatewayError::Forbidden {
+            code: "missing_scope",
+            message: "This key lacks the chat scope, so it cannot call models. Use a key with the chat scope.".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The IP allowlist and the referrer rule: where a key may be used from, on
+/// the model API and on the management and admin APIs alike.
+pub fn check_whence(
+    key: &KeyRecord,
+    client_ip: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Result<(), GatewayError> {
     if let Some(allowed) = list(key.ip_allowlist.as_deref()) {
         let nets: Vec<IpNet> = allowed
             .iter()
@@ -58,13 +76,6 @@ pub fn check_caller(
                 },
             });
         }
-    }
-    let scopes: Vec<String> = serde_json::from_str(&key.scopes).unwrap_or_default();
-    if !scopes.iter().any(|s| s == "chat") {
-        return Err(GatewayError::Forbidden {
-            code: "missing_scope",
-            message: "This key lacks the chat scope, so it cannot call models. Use a key with the chat scope.".to_owned(),
-        });
     }
     Ok(())
 }
