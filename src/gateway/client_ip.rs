@@ -1,6 +1,7 @@
 //! The real client IP: the TCP peer, unless the peer is a trusted proxy
 //! (`TOLLGATE_TRUSTED_PROXIES`), in which case `X-Forwarded-For` is read from the
-//! right, skipping trusted hops. A layer ([`layer`]) stores it on every request, so the
+//! right, skipping trusted hops, and stopping at a hop it cannot read (which
+//! a client could have written). A layer ([`layer`]) stores it on every request, so the
 //! gateway's limits, key allowlists, audit events and login throttles agree.
 
 use std::{
@@ -25,20 +26,40 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops: Vec<IpAddr> = headers
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
         .collect();
-    hops.iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(hops.first())
-        .copied()
-        .unwrap_or(peer)
+    // From the right: the nearest hop no trusted proxy vouches for. Past a
+    // hop that does not read as an address, every hop may be the client's
+    // own writing, so the last trusted one stands.
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = hop_address(hop) else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: an address, or as some proxies write it, an
+/// address with a port (`1.2.3.4:5678`, `[2001:db8::1]:443`) or in brackets.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse().ok())
+        })
+        .map(|ip| ip.to_canonical())
 }
 
 /// The layer that stores [`ClientIp`] on every request. A plain request map
@@ -87,5 +108,22 @@ mod tests {
         assert_eq!(resolve(peer, &HeaderMap::new(), &trusted), peer);
         let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
         assert_eq!(resolve(mapped, &HeaderMap::new(), &trusted), stranger);
+    }
+
+    #[test]
+    fn hops_with_ports_are_read_and_unreadable_hops_end_the_walk() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        let resolved = |xff: &str| resolve(peer, &headers(xff), &trusted).to_string();
+        // A proxy that writes the client's port: the client's forged entry
+        // further left does not win.
+        assert_eq!(resolved("6.6.6.6, 1.2.3.4:5678"), "1.2.3.4");
+        assert_eq!(resolved("6.6.6.6, [2001:db8::1]:443"), "2001:db8::1");
+        assert_eq!(resolved("6.6.6.6, [2001:db8::1]"), "2001:db8::1");
+        // A hop that is no address: the nearest trusted hop, else the peer.
+        assert_eq!(resolved("6.6.6.6, unknown, 10.0.0.7"), "10.0.0.7");
+        assert_eq!(resolved("6.6.6.6, unknown"), "10.0.0.5");
+        // Every hop trusted: the left-most.
+        assert_eq!(resolved("10.0.0.8, 10.0.0.7"), "10.0.0.8");
     }
 }
