@@ -400,10 +400,19 @@ fn parse<T>(
 fn parse_public_url(value: &str) -> Option<String> {
     let trimmed = value.trim().trim_end_matches('/');
     let uri = Uri::from_str(trimmed).ok()?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let scheme = uri
+        .scheme_str()
+        .filter(|s| matches!(*s, "http" | "https"))?;
     let path_ok = uri.path().is_empty() || uri.path() == "/";
-    (scheme_ok && uri.authority().is_some() && path_ok && uri.query().is_none())
-        .then(|| trimmed.to_owned())
+    let authority = uri
+        .authority()
+        .filter(|_| path_ok && uri.query().is_none())?;
+    // Lower case, as browsers send Origin: `HTTPS://LLM.Example.com` is
+    // https (its cookies Secure) and the same origin.
+    Some(format!(
+        "{scheme}://{}",
+        authority.as_str().to_ascii_lowercase()
+    ))
 }
 
 #[cfg(test)]
@@ -498,6 +507,13 @@ mod tests {
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(c.bootstrap_admin.unwrap().1.expose(), "hunter2-but-longer");
+    }
+
+    #[test]
+    fn public_url_is_lower_cased_so_https_is_seen_whatever_the_case() {
+        let c = config(&[("TOLLGATE_PUBLIC_URL", "HTTPS://LLM.Example.com/")]).unwrap();
+        assert!(c.is_https());
+        assert_eq!(c.public_url_for(c.addr), "https://llm.example.com");
     }
 
     #[test]
