@@ -95,17 +95,8 @@ struct Live {
     accounts: HashMap<i64, Account>,
     windows: HashMap<WindowId, i64>,
     /// Holds taken and not yet settled, by number.
-    holds: HashMap<u64, OpenHold>,
+    holds: HashMap<u64, HoldRow>,
     next_hold: u64,
-}
-
-/// A call's hold until it is settled.
-#[derive(Debug, Clone, Copy)]
-struct OpenHold {
-    user_id: i64,
-    micros: i64,
-    /// The capped key whose use the call took, if any.
-    capped_key: Option<i64>,
 }
 
 /// The in-memory accounts and windows, shared by every request.
@@ -299,10 +290,10 @@ impl Accounts {
         }
         live.next_hold += 1;
         admitted.hold = live.next_hold;
-        let hold = OpenHold {
+        let hold = HoldRow {
             user_id: admission.user_id,
-            micros: admission.reserve_micros,
-            capped_key: admission.key_use_counted.then_some(admission.key_id),
+            amount_micros: admission.reserve_micros,
+            capped_key_id: admission.key_use_counted.then_some(admission.key_id),
         };
         live.holds.insert(admitted.hold, hold);
         let at = now_text();
@@ -313,14 +304,7 @@ impl Accounts {
             if !admission.key_use_counted {
                 batch.key_counted(admission.key_id);
             }
-            batch.hold_opened(
-                admitted.hold,
-                HoldRow {
-                    user_id: hold.user_id,
-                    amount_micros: hold.micros,
-                    capped_key_id: hold.capped_key,
-                },
-            );
+            batch.hold_opened(admitted.hold, hold);
             // Written even when free, so every admitted call has its hold.
             batch.ledger(ledger(
                 admission.user_id,
@@ -410,22 +394,29 @@ impl Accounts {
     /// last write. Returns how many there were.
     pub fn release_open_holds(&self) -> usize {
         let mut live = self.live();
-        let holds: Vec<(u64, OpenHold)> = live.holds.drain().collect();
+        let holds: Vec<(u64, HoldRow)> = live.holds.drain().collect();
         for (_, hold) in &holds {
             if let Some(account) = live.accounts.get_mut(&hold.user_id) {
-                account.balance_micros += hold.micros;
+                account.balance_micros += hold.amount_micros;
             }
         }
         let at = now_text();
         self.store.queue(|batch| {
             for (number, hold) in &holds {
                 batch.hold_closed(*number);
-                if hold.micros > 0 {
+                if hold.amount_micros > 0 {
                     let note = "hold released: the server stopped before the call ended";
-                    let row = ledger(hold.user_id, "refund", hold.micros, None, note.into(), &at);
+                    let row = ledger(
+                        hold.user_id,
+                        "refund",
+                        hold.amount_micros,
+                        None,
+                        note.into(),
+                        &at,
+                    );
                     batch.ledger(row);
                 }
-                if let Some(key_id) = hold.capped_key {
+                if let Some(key_id) = hold.capped_key_id {
                     batch.capped_use_returned(key_id);
                 }
             }

@@ -1,8 +1,9 @@
 //! The gateway's write-behind queue. The gateway keeps balances and windows in
 //! memory (`gateway::accounts`) and queues here what must reach the database:
 //! ledger rows, usage records, refused calls, window counts, key use, the
-//! credit holds of calls still running, and the audit events that belong with them. A batch is written in one transaction by a background task
-//! every few milliseconds, on shutdown, and before any read of those tables (so
+//! credit holds of calls still running, and the audit events that belong with
+//! them. A batch is written in one transaction by a background task every few
+//! milliseconds, on shutdown, and before any read of those tables (so
 //! the app always reads what it wrote). A failed batch goes back on the queue.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -54,12 +55,13 @@ pub struct RefusalRow {
     pub created_at: String,
 }
 
-/// A call's credit hold while it runs, kept in `open_holds` so that a start
-/// after a crash can give it back.
+/// A call's credit hold until it is settled: in memory (`gateway::accounts`),
+/// and in `open_holds` so that a start after a crash can give it back.
 #[derive(Debug, Clone, Copy)]
 pub struct HoldRow {
     pub user_id: i64,
     pub amount_micros: i64,
+    /// The one-time (capped) key whose use the call took, if any.
     pub capped_key_id: Option<i64>,
 }
 
