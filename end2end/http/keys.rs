@@ -21,6 +21,20 @@ async fn create(app: &TestApp, b: &Browser, body: Value) -> (reqwest::StatusCode
     (response.status(), response.json().await.unwrap())
 }
 
+/// The keys `GET /api/v1/keys` lists for the signed-in user.
+async fn keys_of(app: &TestApp, b: &Browser) -> Vec<Value> {
+    let listed: Value = b
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listed["data"].as_array().unwrap().clone()
+}
+
 fn is_key_format(secret: &str) -> bool {
     let rest = secret
         .strip_prefix("tg_live_")
@@ -575,19 +589,9 @@ async fn a_key_cannot_create_or_rotate_a_key_with_scopes_it_lacks() {
 
     // Nor rotate one: the new secret would be a key with the scope. The key
     // made at registration has `chat`, which this key lacks.
-    let keys: Value = b
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
+    let chat_key = keys_of(&app, &b)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let chat_key = keys["data"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .find(|k| k["scopes"] == json!(["chat"]))
         .unwrap()["id"]
         .as_i64()
@@ -787,19 +791,9 @@ async fn bulk_rotation_from_the_page_is_all_or_nothing() {
     // The primary key from registration and one more: the Starter plan's two.
     let (status, second) = create(&app, &b, json!({ "name": "two" })).await;
     assert_eq!(status, 201, "{second}");
-    let listed: Value = b
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
+    let primary = keys_of(&app, &b)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let primary = listed["data"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .find(|k| k["name"] != "two")
         .unwrap()["id"]
         .as_i64()
