@@ -80,9 +80,15 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
     referrer_domains: ["*.example.com"],
   });
 
-  const asKey = () =>
-    page.request.get("/api/v1/keys", { headers: { authorization: `Bearer ${secret}` } });
+  // The key works from a site its referrer rule allows, and not from others.
+  const asKey = (origin = "https://app.example.com") =>
+    page.request.get("/api/v1/keys", {
+      headers: { authorization: `Bearer ${secret}`, origin },
+    });
   expect((await asKey()).status()).toBe(200);
+  const elsewhere = await asKey("https://other.test");
+  expect(elsewhere.status()).toBe(403);
+  expect((await elsewhere.json()).error.code).toBe("referrer_not_allowed");
 
   // Revoke asks first; Cancel keeps the key, Revoke ends it.
   await row.getByRole("button", { name: "Revoke" }).click();
