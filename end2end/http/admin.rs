@@ -104,6 +104,54 @@ async fn only_admins_reach_the_credit_and_plan_routes() {
     );
 }
 
+/// A correction whose write the database refuses is still made once: it is in
+/// the balance and stays queued, so the admin sees it made (and does not make
+/// it again), and it is written with the next write that succeeds.
+#[tokio::test]
+async fn a_correction_the_database_refuses_at_first_is_made_once() {
+    let Setup {
+        app,
+        admin,
+        user_id,
+        ..
+    } = setup().await;
+    let path = format!("/api/v1/admin/users/{user_id}/credits");
+    let db = app.db().await;
+    sqlx::query(
+        "CREATE TRIGGER refuse_the_first BEFORE INSERT ON credit_ledger
+         WHEN NEW.note = 'admin: first' BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let (status, body) = send(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        &path,
+        Some(json!({ "amount": "1", "reason": "first" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance"], "11");
+
+    sqlx::query("DROP TRIGGER refuse_the_first")
+        .execute(&db)
+        .await
+        .unwrap();
+    let (status, body) = send(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        &path,
+        Some(json!({ "amount": "0.5", "reason": "second" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance"], "11.5");
+    assert_eq!(money(&app, user_id).await, (11_500_000, 11_500_000, 2));
+}
+
 #[tokio::test]
 async fn admins_add_and_deduct_credits_with_a_reason_in_the_ledger() {
     let Setup {

@@ -426,8 +426,10 @@ impl Accounts {
 
     /// An admin's correction: adds (or, when it covers it, deducts) `amount`
     /// with an `adjust` ledger row and its audit event, written together before
-    /// this returns. `None` when there is no such account; `Some(Err(balance))`
-    /// when a deduction is more than the balance, and nothing changes.
+    /// this returns, or, when the database refuses the write, kept queued and
+    /// written on a later try. `None` when there is no such account;
+    /// `Some(Err(balance))` when a deduction is more than the balance, and
+    /// nothing changes.
     pub async fn adjust(
         &self,
         user_id: i64,
@@ -463,7 +465,12 @@ impl Accounts {
             });
             balance
         };
-        self.store.flush().await?;
+        // Once queued, the correction is made: it is in the balance, and a
+        // batch that fails stays queued for the next write. Reported as a
+        // failure, it would be made twice by an admin who tried again.
+        if let Err(error) = self.store.flush().await {
+            tracing::error!(%error, user_id, "a credit correction is queued but not written yet; writing it again later");
+        }
         Ok(Some(Ok(balance)))
     }
 
