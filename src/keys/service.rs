@@ -131,9 +131,7 @@ fn validate(
             "Only administrators can give a key the admin scope.".into(),
         );
     }
-    if let Some(own) = caller_scopes
-        && let Some(bad) = scopes.iter().find(|s| !own.contains(s))
-    {
+    if let Some(bad) = caller_scopes.and_then(|own| scope_lacking(own, &scopes)) {
         fail(
             "scopes",
             format!("A key cannot grant the scope {bad:?}, which it does not have itself."),
@@ -580,6 +578,12 @@ pub async fn revoke(
     Ok(store.revoke_keys(user_id, key_ids, audit).await?)
 }
 
+/// The first of `scopes` that a key with `own` lacks: it may not give a key
+/// that scope, nor rotate one that has it.
+fn scope_lacking<'a>(own: &[String], scopes: &'a [String]) -> Option<&'a String> {
+    scopes.iter().find(|s| !own.contains(s))
+}
+
 /// Rotates one key; see [`rotate_many`]. Called with a key (`caller_scopes`),
 /// it rotates only keys whose scopes that key has itself: a new secret is as
 /// good as a new key, which it could not create either.
@@ -599,8 +603,8 @@ pub async fn rotate(
             .ok_or(KeyError::NotFound)?;
         let scopes: Vec<String> = serde_json::from_str(&current.scopes)
             .map_err(|e| KeyError::Internal(format!("key {key_id}'s scopes: {e}")))?;
-        if let Some(lacking) = scopes.into_iter().find(|s| !own.contains(s)) {
-            return Err(KeyError::ScopeNotHeld(lacking));
+        if let Some(lacking) = scope_lacking(own, &scopes) {
+            return Err(KeyError::ScopeNotHeld(lacking.clone()));
         }
     }
     let mut issued = rotate_many(store, hasher, meta, user_id, &[key_id], grace_secs).await?;

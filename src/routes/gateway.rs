@@ -1,6 +1,6 @@
 //! The model API for developers: `POST /v1/chat/completions` (JSON or SSE),
-//! `GET /v1/models` (and `/v1/models/{model}`) and the simple `POST /response`. Each handler runs the
-//! pipeline stages of `crate::gateway` top to bottom.
+//! `GET /v1/models` (and `/v1/models/{model}`) and the simple `POST /response`.
+//! Each handler runs the pipeline stages of `crate::gateway` top to bottom.
 
 use std::time::Instant;
 

@@ -178,9 +178,7 @@ impl BodyError {
         match self {
             Self::Quiet => UpstreamError::Timeout("idle"),
             Self::Overtime => UpstreamError::Timeout("total"),
-            Self::TooLarge(most) => {
-                UpstreamError::Protocol(format!("the answer passed the limit of {most} bytes"))
-            }
+            Self::TooLarge(_) => UpstreamError::Protocol(self.to_string()),
             Self::Transport(error) => transport(error),
         }
     }
