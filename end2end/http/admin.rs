@@ -116,6 +116,7 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
         ..
     } = setup().await;
     let path = format!("/api/v1/admin/users/{user_id}/credits");
+    let post = |body: Value| send(&app, &admin, reqwest::Method::POST, &path, Some(body));
     let db = app.db().await;
     sqlx::query(
         "CREATE TRIGGER refuse_the_first BEFORE INSERT ON credit_ledger
@@ -124,14 +125,7 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
     .execute(&db)
     .await
     .unwrap();
-    let (status, body) = send(
-        &app,
-        &admin,
-        reqwest::Method::POST,
-        &path,
-        Some(json!({ "amount": "1", "reason": "first" })),
-    )
-    .await;
+    let (status, body) = post(json!({ "amount": "1", "reason": "first" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["balance"], "11");
 
@@ -139,14 +133,7 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
         .execute(&db)
         .await
         .unwrap();
-    let (status, body) = send(
-        &app,
-        &admin,
-        reqwest::Method::POST,
-        &path,
-        Some(json!({ "amount": "0.5", "reason": "second" })),
-    )
-    .await;
+    let (status, body) = post(json!({ "amount": "0.5", "reason": "second" })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["balance"], "11.5");
     assert_eq!(money(&app, user_id).await, (11_500_000, 11_500_000, 2));

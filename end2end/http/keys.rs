@@ -21,6 +21,19 @@ async fn create(app: &TestApp, b: &Browser, body: Value) -> (reqwest::StatusCode
     (response.status(), response.json().await.unwrap())
 }
 
+/// Moves the signed-in user to the Pro plan, for room for more keys than the
+/// default plan's two.
+async fn switch_to_pro(app: &TestApp, b: &Browser) {
+    let switched = b
+        .client
+        .put(app.url("/api/v1/me/plan"))
+        .json(&json!({ "plan": "pro" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+}
+
 /// The keys `GET /api/v1/keys` lists for the signed-in user.
 async fn keys_of(app: &TestApp, b: &Browser) -> Vec<Value> {
     let listed: Value = b
@@ -487,14 +500,7 @@ async fn keys_authenticate_the_api_by_scope() {
 async fn a_keys_ip_allowlist_and_referrer_rule_hold_on_the_management_api() {
     let app = spawn_app().await;
     let b = signed_in(&app, "fenced@example.com").await;
-    let switched = b
-        .client
-        .put(app.url("/api/v1/me/plan"))
-        .json(&json!({ "plan": "pro" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(switched.status(), 200);
+    switch_to_pro(&app, &b).await;
     let mut secrets = Vec::new();
     for fence in [
         json!({ "ip_allowlist": ["10.0.0.0/8"] }),
@@ -552,15 +558,7 @@ async fn a_keys_ip_allowlist_and_referrer_rule_hold_on_the_management_api() {
 async fn a_key_cannot_create_or_rotate_a_key_with_scopes_it_lacks() {
     let app = spawn_app().await;
     let (b, _, writer) = key_with(&app, "writer@example.com", json!(["keys:write"])).await;
-    // Room for more keys than the default plan's two.
-    let switched = b
-        .client
-        .put(app.url("/api/v1/me/plan"))
-        .json(&json!({ "plan": "pro" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(switched.status(), 200);
+    switch_to_pro(&app, &b).await;
     let (status, body) = with_key(
         &app,
         &writer,
