@@ -1163,6 +1163,42 @@ async fn refusals_after_the_key_show_the_users_windows() {
     shows(&response, "3", "0");
 }
 
+/// The address limits count an IPv6 caller by its /64, so stepping through
+/// the addresses of one's own block gives no fresh windows.
+#[tokio::test]
+async fn an_ipv6_caller_is_limited_by_its_block() {
+    let s = setup(&[
+        ("TOLLGATE_TRUSTED_PROXIES", "127.0.0.1"),
+        ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "2"),
+    ])
+    .await;
+    let key = user_with_plan(&s.app, "block@example.com", 100, 1000, None).await;
+    let from = |ip: &'static str| {
+        s.app
+            .client
+            .post(s.app.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("x-forwarded-for", ip)
+            .json(&hello("demo"))
+            .send()
+    };
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9"] {
+        assert_eq!(from(ip).await.unwrap().status(), 200, "{ip}");
+    }
+    let response = from("2001:db8:1:2::3").await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert_openai_error(&response.json().await.unwrap(), "ip_requests_per_minute");
+    // The next block over is another caller.
+    assert_eq!(from("2001:db8:1:3::1").await.unwrap().status(), 200);
+    let day: i64 = sqlx::query_scalar(
+        "SELECT count FROM limit_windows WHERE subject = 'ip:2001:db8:1:2::/64'",
+    )
+    .fetch_one(&s.app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(day, 2);
+}
+
 #[tokio::test]
 async fn key_rules_apply_on_the_next_request() {
     let s = setup(&[("TOLLGATE_TRUSTED_PROXIES", "127.0.0.1")]).await;

@@ -1,4 +1,5 @@
-//! Stages 1 and 5: rate limits. Per client IP first (before the body or any key work), then
+//! Stages 1 and 5: rate limits. Per client IP first (an IPv6 caller's /64;
+//! before the body or any key work), then
 //! per user from the plan: requests per minute and tokens per minute with
 //! governor (GCRA), requests per hour and day in [`super::accounts`] (in memory,
 //! written behind to the database, so they survive restarts), the key's usage
@@ -205,6 +206,7 @@ impl Limiters {
         buckets: &Buckets,
         headers: &mut RateHeaders,
     ) -> Result<(), GatewayError> {
+        let ip = counted_address(ip);
         if self
             .calls
             .fetch_add(1, Ordering::Relaxed)
@@ -281,6 +283,7 @@ impl Limiters {
         buckets: &Buckets,
         headers: &mut RateHeaders,
     ) {
+        let ip = counted_address(ip);
         self.give_back_ip_minute(ip);
         accounts.uncount(&ip_day_window(ip, buckets));
         headers.address_given_back();
@@ -511,8 +514,25 @@ fn window_state(window: Window, count: i64, limit: i64, buckets: &Buckets) -> Wi
     }
 }
 
+/// What the per-IP limits count: an IPv4 address, or an IPv6 address's /64,
+/// the block one subscriber usually holds whole, so a caller cannot step
+/// through its own block for fresh windows.
+fn counted_address(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            IpAddr::V6(ipnet::Ipv6Net::new(v6, 64).map_or(v6, |block| block.network()))
+        }
+        v4 => v4,
+    }
+}
+
+/// The day window of an address [`counted_address`] gave.
 fn ip_day_window(ip: IpAddr, buckets: &Buckets) -> crate::store::WindowId {
-    (format!("ip:{ip}"), Window::Day, buckets.day.clone())
+    let subject = match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(block) => format!("ip:{block}/64"),
+    };
+    (subject, Window::Day, buckets.day.clone())
 }
 
 /// Takes one use of a capped key, `None` when it is used up. The take runs as
