@@ -437,6 +437,73 @@ async fn the_minute_limit_answers_429_with_retry_after_and_consumes_nothing_else
     assert_eq!(reserves, 2);
 }
 
+/// Switching plans keeps what the old limits counted: the calls still
+/// running and the requests made this minute count against the new plan, so
+/// switching back and forth gives no fresh burst.
+#[tokio::test]
+async fn a_plan_switch_keeps_the_running_calls_and_the_minute_used() {
+    let s = setup(&[]).await;
+    let b = s.app.browser();
+    s.app.register(&b, "switch@example.com", "Caller").await;
+    let key = s.app.create_key(&b, json!({ "name": "gateway" })).await;
+    let switch = |plan: &'static str| {
+        let (client, url) = (b.client.clone(), s.app.url("/api/v1/me/plan"));
+        async move {
+            let switched = client
+                .put(url)
+                .json(&json!({ "plan": plan }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(switched.status(), 200, "to {plan}");
+        }
+    };
+    let refused_by = |response: reqwest::Response, code: &'static str| async move {
+        assert_eq!(response.status(), 429, "{code}");
+        assert_openai_error(&response.json().await.unwrap(), code);
+    };
+
+    // Pro (6 a minute, 3 at a time): three slow calls running.
+    switch("pro").await;
+    s.mock.set(|k| k.latency = Duration::from_millis(800));
+    let running = futures::future::join_all((0..3).map(|_| chat(&s.app, &key, hello("mock"))));
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Standard allows 2 at a time, and 3 are running.
+        switch("standard").await;
+        chat(&s.app, &key, hello("mock")).await
+    };
+    let (answers, during) = tokio::join!(running, during);
+    assert!(answers.iter().all(|r| r.status() == 200));
+    refused_by(during, "parallel_requests").await;
+    s.mock.set(|k| k.latency = Duration::ZERO);
+
+    // Standard allows 4 a minute; 3 are made.
+    assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
+    refused_by(
+        chat(&s.app, &key, hello("demo")).await,
+        "requests_per_minute",
+    )
+    .await;
+    // Back on Pro, the 4 made leave 2 of its 6.
+    switch("pro").await;
+    for _ in 0..2 {
+        assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
+    }
+    refused_by(
+        chat(&s.app, &key, hello("demo")).await,
+        "requests_per_minute",
+    )
+    .await;
+    // Starter allows 2 a minute, all used.
+    switch("starter").await;
+    refused_by(
+        chat(&s.app, &key, hello("demo")).await,
+        "requests_per_minute",
+    )
+    .await;
+}
+
 /// Refused by one limit, a call takes nothing from the others: not from the
 /// tokens a minute when the requests a minute refuse it, and not from its
 /// address's windows, which calls with a bad key still use up.

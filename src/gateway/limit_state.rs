@@ -5,7 +5,8 @@
 //! that number as governor's own in-memory stores do and add one thing each:
 //!
 //! - [`Probed`]: a user's minute limiters can be asked without taking (a
-//!   probe), so both are asked before either takes;
+//!   probe), so both are asked before either takes, and their number can be
+//!   read from outside, so a plan change carries the cells used over;
 //! - [`Returnable`]: the per-IP minute window, taken before any key work, can
 //!   give a cell back when a later limit refuses the call.
 
@@ -28,16 +29,14 @@ use governor::{
 /// A direct limiter's state that answers without taking while its probe
 /// flag is up. The flag is shared by the limiters asked together.
 pub struct Probed {
-    tat: AtomicU64,
+    tat: Arc<AtomicU64>,
     probing: Arc<AtomicBool>,
 }
 
 impl Probed {
-    pub fn new(probing: Arc<AtomicBool>) -> Self {
-        Self {
-            tat: AtomicU64::new(0),
-            probing,
-        }
+    /// State starting from `tat` (0: a fresh window), shared with the caller.
+    pub fn new(probing: Arc<AtomicBool>, tat: Arc<AtomicU64>) -> Self {
+        Self { tat, probing }
     }
 }
 
@@ -171,8 +170,11 @@ mod tests {
     fn a_probe_answers_without_taking() {
         let flag = Arc::new(AtomicBool::new(false));
         let quota = Quota::per_minute(NonZeroU32::new(2).unwrap());
-        let limiter: RateLimiter<NotKeyed, Probed, DefaultClock> =
-            RateLimiter::new(quota, Probed::new(flag.clone()), DefaultClock::default());
+        let limiter: RateLimiter<NotKeyed, Probed, DefaultClock> = RateLimiter::new(
+            quota,
+            Probed::new(flag.clone(), Arc::default()),
+            DefaultClock::default(),
+        );
         {
             let _probe = Probe::raise(&flag);
             for _ in 0..5 {

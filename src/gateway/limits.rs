@@ -19,7 +19,7 @@ use std::{
     num::NonZeroU32,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -28,11 +28,11 @@ use chrono::{DateTime, Duration as Span, Timelike, Utc};
 use foldhash::{HashMap, HashMapExt};
 use governor::{
     Quota, RateLimiter,
-    clock::{Clock, DefaultClock},
+    clock::{Clock, DefaultClock, Reference},
     middleware::StateInformationMiddleware,
+    nanos::Nanos,
     state::NotKeyed,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::accounts::{Accounts, Admission, Refused, WindowCheck};
 use super::error::GatewayError;
@@ -98,13 +98,91 @@ impl RateHeaders {
     }
 }
 
+/// A user's limiters. They outlive plan changes: a new limit keeps the
+/// cells used and the calls running, so switching plans back and forth
+/// gives no fresh bursts.
 #[derive(Clone)]
 struct UserLimiters {
-    requests: (u32, Arc<Direct>),
-    tokens: Option<(u32, Arc<Direct>)>,
-    parallel: Option<(usize, Arc<Semaphore>)>,
+    requests: MinuteWindow,
+    tokens: Option<MinuteWindow>,
+    parallel: Option<usize>,
+    /// The user's calls running now, counted whatever the plan's limit.
+    running: Arc<AtomicUsize>,
     /// Up while `requests` and `tokens` are asked without taking.
     probing: Arc<AtomicBool>,
+}
+
+/// A user's requests or tokens a minute: a governor limiter, and its GCRA
+/// number read from outside so that a new limit can start with the cells
+/// this one has used.
+#[derive(Clone)]
+struct MinuteWindow {
+    limit: u32,
+    limiter: Arc<Direct>,
+    /// The theoretical arrival time, in nanoseconds since `started`.
+    tat: Arc<AtomicU64>,
+    started: <DefaultClock as Clock>::Instant,
+}
+
+impl MinuteWindow {
+    /// A window of `limit` a minute with `used` cells already taken.
+    fn new(limit: u32, used: u32, probing: &Arc<AtomicBool>) -> Self {
+        let limit = limit.max(1);
+        let clock = DefaultClock::default();
+        // governor's own start is read a moment later, which only keeps the
+        // cells used a few nanoseconds longer.
+        let started = clock.now();
+        let tat = Arc::new(AtomicU64::new(
+            u64::from(used.min(limit)) * interval_nanos(limit),
+        ));
+        let limiter = RateLimiter::<NotKeyed, Probed, DefaultClock>::new(
+            Quota::per_minute(NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN)),
+            Probed::new(probing.clone(), tat.clone()),
+            clock,
+        )
+        .with_middleware::<StateInformationMiddleware>();
+        Self {
+            limit,
+            limiter: Arc::new(limiter),
+            tat,
+            started,
+        }
+    }
+
+    /// The cells taken and not yet replenished.
+    fn used(&self) -> u32 {
+        let now = DefaultClock::default()
+            .now()
+            .duration_since(self.started)
+            .as_u64();
+        let ahead = self.tat.load(Ordering::Acquire).saturating_sub(now);
+        u32::try_from(ahead.div_ceil(interval_nanos(self.limit)))
+            .unwrap_or(u32::MAX)
+            .min(self.limit)
+    }
+}
+
+/// The GCRA emission interval of `limit` a minute.
+fn interval_nanos(limit: u32) -> u64 {
+    let quota = Quota::per_minute(NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN));
+    Nanos::from(quota.replenish_interval()).as_u64()
+}
+
+/// One of a user's running calls, counted until dropped.
+pub struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    /// A call counted nowhere else, for tests.
+    #[cfg(test)]
+    pub fn alone() -> Self {
+        Self(Arc::new(AtomicUsize::new(1)))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The in-memory limiters, shared by every request.
@@ -121,7 +199,7 @@ pub struct Limiters {
 /// number of its credit hold, and its capped key's use, which the settlement
 /// keeps or gives back.
 pub struct Admit {
-    pub _parallel: Option<OwnedSemaphorePermit>,
+    pub _running: Running,
     pub hold: u64,
     pub capped_use: Option<TakenUse>,
 }
@@ -162,18 +240,6 @@ impl Buckets {
             secs_to_day: secs(next_day),
         }
     }
-}
-
-fn direct(per_minute: u32, probing: &Arc<AtomicBool>) -> Arc<Direct> {
-    let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
-    Arc::new(
-        RateLimiter::<NotKeyed, Probed, DefaultClock>::new(
-            quota,
-            Probed::new(probing.clone()),
-            DefaultClock::default(),
-        )
-        .with_middleware::<StateInformationMiddleware>(),
-    )
 }
 
 fn positive(n: i64) -> u32 {
@@ -302,22 +368,25 @@ impl Limiters {
         let entry = users.entry(user_id).or_insert_with(|| {
             let probing = Arc::new(AtomicBool::new(false));
             UserLimiters {
-                requests: (rpm, direct(rpm, &probing)),
-                tokens: tpm.map(|t| (t, direct(t, &probing))),
-                parallel: parallel.map(|p| (p, Arc::new(Semaphore::new(p)))),
+                requests: MinuteWindow::new(rpm, 0, &probing),
+                tokens: tpm.map(|t| MinuteWindow::new(t, 0, &probing)),
+                parallel,
+                running: Arc::default(),
                 probing,
             }
         });
-        // A plan change applies to the next request: rebuild what differs.
-        if entry.requests.0 != rpm {
-            entry.requests = (rpm, direct(rpm, &entry.probing));
+        // A plan change applies to the next request. A window whose limit
+        // differs is rebuilt with the cells the old one used, read without
+        // taking or probing (a probe could stop an admission running now
+        // from taking).
+        if entry.requests.limit != rpm {
+            entry.requests = MinuteWindow::new(rpm, entry.requests.used(), &entry.probing);
         }
-        if entry.tokens.as_ref().map(|t| t.0) != tpm {
-            entry.tokens = tpm.map(|t| (t, direct(t, &entry.probing)));
+        if entry.tokens.as_ref().map(|t| t.limit) != tpm {
+            let used = entry.tokens.as_ref().map_or(0, MinuteWindow::used);
+            entry.tokens = tpm.map(|t| MinuteWindow::new(t, used, &entry.probing));
         }
-        if entry.parallel.as_ref().map(|p| p.0) != parallel {
-            entry.parallel = parallel.map(|p| (p, Arc::new(Semaphore::new(p))));
-        }
+        entry.parallel = parallel;
         entry.clone()
     }
 
@@ -338,21 +407,25 @@ impl Limiters {
     ) -> Result<Admit, GatewayError> {
         let user_id = key.user_id;
         let limiters = self.for_user(user_id, plan);
-        let parallel =
-            match &limiters.parallel {
-                None => None,
-                Some((n, semaphore)) => {
-                    Some(semaphore.clone().try_acquire_owned().map_err(|_| {
-                        GatewayError::Limited {
-                            code: "parallel_requests",
-                            message: format!(
-                                "Your plan allows {n} requests at a time; wait for one to finish."
-                            ),
-                            retry_after_secs: 1,
-                        }
-                    })?)
-                }
-            };
+        let started = limiters
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                limiters
+                    .parallel
+                    .is_none_or(|most| n < most)
+                    .then_some(n + 1)
+            });
+        if started.is_err() {
+            return Err(GatewayError::Limited {
+                code: "parallel_requests",
+                message: format!(
+                    "Your plan allows {} requests at a time; wait for one to finish.",
+                    limiters.parallel.unwrap_or_default()
+                ),
+                retry_after_secs: 1,
+            });
+        }
+        let running = Running(limiters.running.clone());
         let windows = user_windows(user_id, plan, buckets);
         for check in &windows {
             accounts.load_window(&check.id).await?;
@@ -383,7 +456,7 @@ impl Limiters {
             // Both minute windows are asked before either takes, so neither
             // takes for a call the other refuses.
             let probe = Probe::raise(&limiters.probing);
-            if let Some((tpm, limiter)) = &limiters.tokens {
+            if let Some(MinuteWindow { limit: tpm, limiter, .. }) = &limiters.tokens {
                 match limiter.check_n(n) {
                     Ok(Ok(_)) => {}
                     Ok(Err(not_until)) => {
@@ -402,7 +475,7 @@ impl Limiters {
                     }
                 }
             }
-            let (rpm, limiter) = &limiters.requests;
+            let MinuteWindow { limit: rpm, limiter, .. } = &limiters.requests;
             if let Err(not_until) = limiter.check() {
                 return Err(GatewayError::Limited {
                     code: "requests_per_minute",
@@ -413,8 +486,8 @@ impl Limiters {
             drop(probe);
             // Both allow the call: take. Admissions are one critical section and
             // time only frees cells, so these pass as the probes did.
-            if let Some((_, tokens)) = &limiters.tokens {
-                let _ = tokens.check_n(n);
+            if let Some(tokens) = &limiters.tokens {
+                let _ = tokens.limiter.check_n(n);
             }
             if let Ok(snapshot) = limiter.check() {
                 minute = Some(minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
@@ -437,7 +510,7 @@ impl Limiters {
             headers.consider(window_state(window, count, limit, buckets));
         }
         Ok(Admit {
-            _parallel: parallel,
+            _running: running,
             hold: admitted.hold,
             capped_use: taken,
         })
@@ -461,7 +534,11 @@ impl Limiters {
                 return;
             }
         }
-        let (rpm, limiter) = &limiters.requests;
+        let MinuteWindow {
+            limit: rpm,
+            limiter,
+            ..
+        } = &limiters.requests;
         let (counts, minute) = accounts.peek([&windows[0].id, &windows[1].id], || {
             let _probe = Probe::raise(&limiters.probing);
             limiter.check()

@@ -14,12 +14,12 @@ use axum::{
 use chrono::Utc;
 use futures::{FutureExt, StreamExt, stream::BoxStream};
 use serde_json::{Value, json};
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::{
     gateway::{
         error::GatewayError,
         hold::Hold,
+        limits::Running,
         limits::{Buckets, RateHeaders},
         parse::ChatRequest,
         providers::{Reply, UpstreamError, estimate_tool_tokens},
@@ -511,7 +511,7 @@ async fn chat(
                 include_usage: request.include_usage,
                 model: model.name.clone(),
                 done: false,
-                _parallel: admit._parallel,
+                _running: admit._running,
                 _streaming: state.instruments.stream(),
             })))
         }
@@ -528,7 +528,7 @@ struct Forward {
     include_usage: bool,
     model: String,
     done: bool,
-    _parallel: Option<OwnedSemaphorePermit>,
+    _running: Running,
     _streaming: crate::instruments::StreamGuard,
 }
 
@@ -672,7 +672,7 @@ mod tests {
             include_usage: false,
             model: "demo".into(),
             done: false,
-            _parallel: None,
+            _running: Running::alone(),
             _streaming: instruments.stream(),
         });
         let writes: Vec<Bytes> = response
