@@ -284,8 +284,19 @@ impl Application {
         };
         tokio::select! {
             result = serve.into_future() => result?,
-            () = deadline => tracing::warn!("grace period over; dropping the requests still running"),
+            () = deadline => tracing::warn!("grace period over; stopping the calls still running"),
         }
+        // Calls still running settle what they produced; a moment is enough
+        // for their tasks to run. A call that did not (one in its admission)
+        // gets its hold back whole.
+        let accounts = &self.state.gateway.accounts;
+        self.state.gateway.stop_calls();
+        let settled = async {
+            while accounts.holds_open() > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), settled).await;
         let released = self.state.gateway.accounts.release_open_holds();
         if released > 0 {
             tracing::warn!(released, "released the credit holds of calls still running");

@@ -886,9 +886,10 @@ async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
     assert!(html.contains("chart-tokens"), "{html}");
 }
 
-/// A call still running when the server stops after its grace period gets its
-/// hold back before the last write, so the next start sees the full balance,
-/// and its one-time key's use back with it.
+/// A call still running when the server stops after its grace period, the
+/// upstream not having answered, is stopped with 503 and gets its hold back
+/// before the last write, so the next start sees the full balance, and its
+/// one-time key's use back with it.
 #[tokio::test]
 async fn holds_of_calls_still_running_at_shutdown_are_released() {
     let s = setup(&[
@@ -907,6 +908,9 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let app = s.app.restart(&[]).await;
+    let stopped = slow.await.unwrap().unwrap();
+    assert_eq!(stopped.status(), 503);
+    assert_openai_error(&stopped.json().await.unwrap(), "server_stopping");
     let (balance, ledger) = balance_and_ledger(&app, "late@example.com").await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM credit_ledger ORDER BY id")
@@ -919,7 +923,57 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
         .await
         .unwrap();
     assert_eq!(uses, 0);
-    slow.abort();
+}
+
+/// A stream still running when the grace period ends is stopped: the caller
+/// gets an error event, what was streamed is charged, and the one-time key's
+/// use stays spent, as for any call the upstream answered.
+#[tokio::test]
+async fn a_stream_running_when_the_server_stops_is_charged_for_what_it_sent() {
+    let s = setup(&[("TOLLGATE_SHUTDOWN_GRACE_SECS", "1")]).await;
+    let key = one_time_key(&s.app, "cut@example.com", 10).await;
+    s.mock.set(|k| {
+        k.chunk_delay = Duration::from_millis(200);
+        k.reply = vec!["word"; 40].join(" ");
+    });
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["max_tokens"] = json!(2000);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 200);
+    let mut events = response.bytes_stream().eventsource();
+    // The role chunk and two words, then the server is asked to stop.
+    for _ in 0..3 {
+        events.next().await.unwrap().unwrap();
+    }
+    let read_rest = async {
+        let mut rest = Vec::new();
+        while let Some(Ok(event)) = events.next().await {
+            rest.push(event.data);
+        }
+        rest
+    };
+    let (rest, app) = tokio::join!(read_rest, s.app.restart(&[]));
+    let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "server_stopping", "{rest:?}");
+    assert!(rest.len() < 40, "stopped before the end: {rest:?}");
+
+    let (status, code, completion, cost): (i64, String, i64, i64) = sqlx::query_as(
+        "SELECT status, error_code, completion_tokens, cost_micros FROM usage_records",
+    )
+    .fetch_one(&app.db().await)
+    .await
+    .unwrap();
+    assert_eq!((status, code.as_str()), (503, "server_stopping"));
+    assert!(completion > 0, "{completion}");
+    let (balance, ledger) = balance_and_ledger(&app, "cut@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000 - cost, 5_000_000 - cost));
+    assert!(cost > 0);
+    let uses: i64 = sqlx::query_scalar("SELECT usage_count FROM api_keys WHERE name = 'once'")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(uses, 1);
 }
 
 #[tokio::test]

@@ -82,6 +82,9 @@ pub struct Settlement {
     /// Until the upstream answered; `None` when it never did.
     pub upstream_ms: Option<i64>,
     pub client_ip: Option<String>,
+    /// A capped key whose use the call took and gives back in the same
+    /// write (a call the server stopped before the upstream answered).
+    pub capped_use_returned: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -349,6 +352,9 @@ impl Accounts {
         let at = now_text();
         self.store.queue(|batch| {
             batch.hold_closed(s.hold);
+            if let Some(key_id) = s.capped_use_returned {
+                batch.capped_use_returned(key_id);
+            }
             let request_id = s.request_id.as_deref();
             if s.reserved_micros > 0 {
                 batch.ledger(ledger(
@@ -386,6 +392,11 @@ impl Accounts {
         });
         drop(live);
         Some(cost)
+    }
+
+    /// How many admitted calls have not settled yet.
+    pub fn holds_open(&self) -> usize {
+        self.live().holds.len()
     }
 
     /// Releases every hold not yet settled, with a `refund` row each, and

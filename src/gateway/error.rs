@@ -36,6 +36,8 @@ pub enum GatewayError {
         balance: i64,
     },
     Upstream(UpstreamError),
+    /// 503: the server stopped the call at the end of its shutdown grace period.
+    Stopping,
     Internal(String),
 }
 
@@ -136,6 +138,12 @@ impl GatewayError {
                     "The model server failed to answer. Try again.",
                 )
             }
+            Self::Stopping => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "server_stopping",
+                "The server is restarting and stopped this call; only what it produced is charged. Try again in a moment.",
+            ),
             Self::Internal(detail) => {
                 tracing::error!(%detail, "gateway failure");
                 ApiError::new(

@@ -646,6 +646,13 @@ impl TakenUse {
         self.kept = true;
     }
 
+    /// The use goes back with the call's settlement, in the same write:
+    /// returns the key to name there.
+    pub fn returned_with_settlement(mut self) -> i64 {
+        self.kept = true;
+        self.key_id
+    }
+
     /// The call was refused or failed: the use is given back before the
     /// answer goes out, so a retry sees it.
     pub async fn give_back(mut self) {

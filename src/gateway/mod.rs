@@ -35,6 +35,8 @@ pub mod upstream;
 
 use std::fmt;
 
+use tokio::sync::watch;
+
 /// The gateway's shared parts: the model table, the upstream client, the
 /// in-memory limiters and the live accounts.
 pub struct Gateway {
@@ -42,6 +44,21 @@ pub struct Gateway {
     pub upstreams: upstream::Upstreams,
     pub limiters: limits::Limiters,
     pub accounts: accounts::Accounts,
+    /// Raised at the end of the shutdown grace period: calls still running
+    /// stop and settle what they produced before the last write.
+    stop: watch::Sender<bool>,
+}
+
+/// Waits for [`Gateway::stop_calls`].
+pub struct StopSignal(pub watch::Receiver<bool>);
+
+impl StopSignal {
+    pub async fn raised(&mut self) {
+        if self.0.wait_for(|stop| *stop).await.is_err() {
+            // The gateway is gone, and with it any reason to stop.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl Gateway {
@@ -61,7 +78,20 @@ impl Gateway {
                 config.ip_requests_per_minute,
                 config.ip_requests_per_day,
             ),
+            stop: watch::Sender::new(false),
         })
+    }
+
+    /// What a running call watches to know it must stop.
+    pub fn stop_signal(&self) -> StopSignal {
+        StopSignal(self.stop.subscribe())
+    }
+
+    /// Stops the calls still running: each settles what it produced so far
+    /// (a stream's output, the prompt once the upstream answered) and
+    /// answers 503 or, mid-stream, an error event.
+    pub fn stop_calls(&self) {
+        self.stop.send_replace(true);
     }
 }
 

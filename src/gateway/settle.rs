@@ -85,7 +85,17 @@ impl Bill {
         error_code: Option<&str>,
         meter: &Meter,
     ) -> Option<TakenUse> {
-        self.settle_once(status, error_code, meter)
+        self.settle_once(status, error_code, meter, false)
+    }
+
+    /// Settles a call the server stopped at the end of its shutdown grace
+    /// period: what it produced is charged, and a capped key's use it did
+    /// not need goes back in the settlement's own write, as the server is
+    /// about to stop writing.
+    pub fn settle_stopped(mut self, meter: &Meter) {
+        let code = super::error::GatewayError::Stopping.code();
+        let unused = self.settle_once(503, code, meter, true);
+        debug_assert!(unused.is_none());
     }
 
     fn settle_once(
@@ -93,11 +103,19 @@ impl Bill {
         status: u16,
         error_code: Option<&str>,
         meter: &Meter,
+        stopping: bool,
     ) -> Option<TakenUse> {
         if std::mem::replace(&mut self.settled, true) {
             return None;
         }
         let produced = meter.answered || meter.usage.is_some() || meter.reply_chars > 0;
+        let capped_use_returned = match self.capped_use.take() {
+            Some(unused) if stopping && !produced => Some(unused.returned_with_settlement()),
+            other => {
+                self.capped_use = other;
+                None
+            }
+        };
         let (prompt, completion) = if produced {
             meter.tokens(self.prompt_estimate)
         } else {
@@ -121,6 +139,7 @@ impl Bill {
             latency_ms: self.started.elapsed().as_millis() as i64,
             upstream_ms: self.upstream_ms,
             client_ip: self.client_ip.take(),
+            capped_use_returned,
         });
         if let Some(charged) = settled {
             self.instruments.credits_spent(&self.model, charged);
@@ -146,7 +165,7 @@ impl Drop for Bill {
                 ..Meter::default()
             };
             // A use the call did not need is given back as it drops.
-            drop(self.settle_once(499, Some("client_disconnected"), &meter));
+            drop(self.settle_once(499, Some("client_disconnected"), &meter, false));
         }
     }
 }

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     gateway::{
+        StopSignal,
         error::GatewayError,
         hold::Hold,
         limits::Running,
@@ -448,11 +449,17 @@ async fn chat(
         state.instruments.upstream(&model.name, took);
         took.as_millis() as i64
     };
-    let reply = state
-        .gateway
-        .upstreams
-        .call(model, &mut request, messages, hold.max_output_tokens)
-        .await;
+    // From here on the call can be stopped by the server stopping, when it
+    // settles what it produced (`Bill` and `Forward` know what that was).
+    let mut stop = state.gateway.stop_signal();
+    let reply = tokio::select! {
+        biased;
+        reply = state.gateway.upstreams.call(model, &mut request, messages, hold.max_output_tokens) => reply,
+        () = stop.raised() => {
+            bill.settle_stopped(&Meter::default());
+            return Err(GatewayError::Stopping);
+        }
+    };
     let reply = match reply {
         Ok(reply) => reply,
         Err(error) => {
@@ -476,7 +483,14 @@ async fn chat(
     };
     match reply {
         Reply::Whole(body) => {
-            let body = body.await;
+            let body = tokio::select! {
+                biased;
+                body = body => body,
+                () = stop.raised() => {
+                    bill.settle_stopped(&meter);
+                    return Err(GatewayError::Stopping);
+                }
+            };
             let upstream_ms = timed();
             // Even a body cut off or too slow, one that carries an error or
             // does not parse, came after the upstream read the prompt.
@@ -511,6 +525,7 @@ async fn chat(
                 include_usage: request.include_usage,
                 model: model.name.clone(),
                 done: false,
+                stop,
                 _running: admit._running,
                 _streaming: state.instruments.stream(),
             })))
@@ -528,6 +543,7 @@ struct Forward {
     include_usage: bool,
     model: String,
     done: bool,
+    stop: StopSignal,
     _running: Running,
     _streaming: crate::instruments::StreamGuard,
 }
@@ -570,11 +586,11 @@ impl Forward {
                     Ok(Relayed::Skipped) => out.truncate(start),
                     Err(error) => {
                         out.truncate(start);
-                        self.fail(error, out);
+                        self.fail(GatewayError::Upstream(error), out);
                     }
                 }
             }
-            Some(Err(error)) => self.fail(error, out),
+            Some(Err(error)) => self.fail(GatewayError::Upstream(error), out),
             None => {
                 if let Some(bill) = self.bill.take() {
                     bill.settle(200, None, &self.meter);
@@ -586,8 +602,8 @@ impl Forward {
     }
 
     /// Ends the stream with an error event, settling what was sent.
-    fn fail(&mut self, error: UpstreamError, out: &mut Vec<u8>) {
-        let api = GatewayError::Upstream(error).to_api_error();
+    fn fail(&mut self, error: GatewayError, out: &mut Vec<u8>) {
+        let api = error.to_api_error();
         if let Some(bill) = self.bill.take() {
             bill.settle(api.status.as_u16(), api.code, &self.meter);
         }
@@ -613,8 +629,15 @@ fn sse(forward: Forward) -> Response {
         }
         let mut out = Vec::new();
         while out.is_empty() && !f.done {
-            let item = f.chunks.next().await;
-            f.push(item, &mut out);
+            let item = tokio::select! {
+                biased;
+                item = f.chunks.next() => Some(item),
+                () = f.stop.raised() => None,
+            };
+            match item {
+                Some(item) => f.push(item, &mut out),
+                None => f.fail(GatewayError::Stopping, &mut out),
+            }
         }
         let mut idle_turns = 0;
         while !f.done && out.len() < COALESCE_BYTES {
@@ -665,6 +688,7 @@ mod tests {
             rx.recv().await.map(|item| (item, rx))
         });
         let instruments = crate::instruments::Instruments::new();
+        let (_stop, stop) = tokio::sync::watch::channel(false);
         let response = sse(Forward {
             chunks: chunks.boxed(),
             meter: Meter::default(),
@@ -672,6 +696,7 @@ mod tests {
             include_usage: false,
             model: "demo".into(),
             done: false,
+            stop: StopSignal(stop),
             _running: Running::alone(),
             _streaming: instruments.stream(),
         });
@@ -689,5 +714,42 @@ mod tests {
         assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
         assert!(text.contains(r#""content":" upstream""#), "{text}");
         assert!(writes.len() <= 2, "{} writes: {writes:?}", writes.len());
+    }
+
+    /// A stream still running when the server stops its calls ends with an
+    /// error event instead of waiting for the upstream.
+    #[tokio::test]
+    async fn a_stream_stopped_by_the_server_ends_with_an_error_event() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, UpstreamError>>(1);
+        let chunk = json!({ "choices": [{ "delta": { "content": "Hello" } }] });
+        tx.send(Ok(chunk.to_string())).await.unwrap();
+        let chunks = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let instruments = crate::instruments::Instruments::new();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let response = sse(Forward {
+            chunks: chunks.boxed(),
+            meter: Meter::default(),
+            bill: None,
+            include_usage: false,
+            model: "demo".into(),
+            done: false,
+            stop: StopSignal(stop),
+            _running: Running::alone(),
+            _streaming: instruments.stream(),
+        });
+        let mut body = response.into_body().into_data_stream();
+        let first = body.next().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("Hello"));
+        stop_tx.send_replace(true);
+        let rest: Vec<Bytes> = body.map(|frame| frame.unwrap()).collect().await;
+        let text: String = rest
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        assert!(text.contains(r#""code":"server_stopping""#), "{text}");
+        assert!(!text.contains("[DONE]"), "{text}");
+        drop(tx);
     }
 }
