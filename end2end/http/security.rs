@@ -217,6 +217,47 @@ async fn login_attempts_are_throttled_per_account() {
     );
 }
 
+/// A signed-in session's password checks (changing the password, deleting
+/// the account) spend the account's login budget, so a stolen session cannot
+/// guess the password faster than a login could.
+#[tokio::test]
+async fn password_checks_of_a_signed_in_user_are_throttled_too() {
+    let app = spawn_app_with(&[("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "3")]).await;
+    let b = app.browser();
+    app.register(&b, "guess@example.com", "G").await;
+    let change = |current: &'static str| {
+        let (app, b) = (&app, &b);
+        async move {
+            let fields = [
+                ("current_password", current),
+                ("new_password", "a-brand-new-passphrase"),
+            ];
+            app.call(b, "account/password", &fields).await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(change("wrong-password-1").await.status, 422);
+    }
+    let refused = change(PASSWORD).await;
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("for this account"),
+        "{:?}",
+        refused.body
+    );
+    let refused = app
+        .call(&b, "account/delete", &[("password", PASSWORD)])
+        .await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        app.me(&b).await.is_object(),
+        "still signed in, nothing changed"
+    );
+}
+
 #[tokio::test]
 async fn login_attempts_are_throttled_per_client_ip() {
     let app = spawn_app_with(&[("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "3")]).await;

@@ -84,7 +84,7 @@ impl AccountError {
                 FormError {
                     retry_after_secs: Some(secs),
                     ..FormError::new(format!(
-                        "Too many login attempts {who}. Wait {secs} seconds and try again."
+                        "Too many password attempts {who}. Wait {secs} seconds and try again."
                     ))
                 }
             }
@@ -261,6 +261,19 @@ pub async fn change_display_name(
     Ok(name.as_str().to_owned())
 }
 
+/// Counts a signed-in user's password check against the login budgets, so a
+/// stolen session cannot guess the password faster than a login could.
+fn check_attempt(
+    state: &AppState,
+    meta: &RequestMeta,
+    user: &UserRecord,
+) -> Result<(), AccountError> {
+    state
+        .login_throttle
+        .check(meta.client_ip, &user.email)
+        .map_err(AccountError::Throttled)
+}
+
 /// Changes the password after checking the current one; returns the new session
 /// epoch, which ends every other session of the user.
 pub async fn change_password(
@@ -271,6 +284,7 @@ pub async fn change_password(
     new: &str,
 ) -> Result<i64, AccountError> {
     let new = Password::parse("new_password", new).map_err(|e| AccountError::Invalid(vec![e]))?;
+    check_attempt(state, meta, user)?;
     if !passwords::verify(current, Some(user.password_hash.clone())).await {
         return Err(AccountError::WrongPassword);
     }
@@ -289,6 +303,7 @@ pub async fn delete_account(
     user: &UserRecord,
     password: &str,
 ) -> Result<(), AccountError> {
+    check_attempt(state, meta, user)?;
     if !passwords::verify(password, Some(user.password_hash.clone())).await {
         return Err(AccountError::Invalid(vec![InvalidInput {
             field: "password",
