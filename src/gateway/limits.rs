@@ -98,23 +98,20 @@ impl RateHeaders {
     }
 }
 
-/// A user's limiters. They outlive plan changes: a new limit keeps the
-/// cells used and the calls running, so switching plans back and forth
-/// gives no fresh bursts.
+/// A user's minute windows. They outlive plan changes (see
+/// [`MinuteWindow::with_limit`]), and so does the count of the user's
+/// running calls, kept apart in [`Limiters`], so switching plans back and
+/// forth gives no fresh bursts.
 #[derive(Clone)]
 struct UserLimiters {
     requests: MinuteWindow,
     tokens: Option<MinuteWindow>,
-    parallel: Option<usize>,
-    /// The user's calls running now, counted whatever the plan's limit.
-    running: Arc<AtomicUsize>,
     /// Up while `requests` and `tokens` are asked without taking.
     probing: Arc<AtomicBool>,
 }
 
 /// A user's requests or tokens a minute: a governor limiter, and its GCRA
-/// number read from outside so that a new limit can start with the cells
-/// this one has used.
+/// number read from outside so that a new limit can start where this one is.
 #[derive(Clone)]
 struct MinuteWindow {
     limit: u32,
@@ -122,18 +119,22 @@ struct MinuteWindow {
     /// The theoretical arrival time, in nanoseconds since `started`.
     tat: Arc<AtomicU64>,
     started: <DefaultClock as Clock>::Instant,
+    /// The cells the window before this one had used when it was replaced
+    /// (more than this limit, it may be), counted as leaving over the
+    /// minute after: so a smaller limit passed through does not forget them.
+    carried: u64,
 }
 
 impl MinuteWindow {
-    /// A window of `limit` a minute with `used` cells already taken.
-    fn new(limit: u32, used: u32, probing: &Arc<AtomicBool>) -> Self {
+    /// A window of `limit` a minute with `used` cells taken.
+    fn new(limit: u32, used: u64, probing: &Arc<AtomicBool>) -> Self {
         let limit = limit.max(1);
         let clock = DefaultClock::default();
         // governor's own start is read a moment later, which only keeps the
         // cells used a few nanoseconds longer.
         let started = clock.now();
         let tat = Arc::new(AtomicU64::new(
-            u64::from(used.min(limit)) * interval_nanos(limit),
+            used.min(u64::from(limit)) * interval_nanos(limit),
         ));
         let limiter = RateLimiter::<NotKeyed, Probed, DefaultClock>::new(
             Quota::per_minute(NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN)),
@@ -146,21 +147,37 @@ impl MinuteWindow {
             limiter: Arc::new(limiter),
             tat,
             started,
+            carried: used,
         }
     }
 
-    /// The cells taken and not yet replenished.
-    fn used(&self) -> u32 {
-        let now = DefaultClock::default()
+    /// The cells taken this last minute, as far as this window knows: its
+    /// own not yet replenished, or what it carried over, whichever is more.
+    fn used(&self) -> u64 {
+        let elapsed = DefaultClock::default()
             .now()
             .duration_since(self.started)
             .as_u64();
-        let ahead = self.tat.load(Ordering::Acquire).saturating_sub(now);
-        u32::try_from(ahead.div_ceil(interval_nanos(self.limit)))
-            .unwrap_or(u32::MAX)
-            .min(self.limit)
+        let own = self
+            .tat
+            .load(Ordering::Acquire)
+            .saturating_sub(elapsed)
+            .div_ceil(interval_nanos(self.limit));
+        let left = u128::from(MINUTE_NANOS.saturating_sub(elapsed));
+        let carried = (u128::from(self.carried) * left).div_ceil(u128::from(MINUTE_NANOS));
+        own.max(u64::try_from(carried).unwrap_or(u64::MAX))
+    }
+
+    /// This window under a new limit, with the cells used so far: a larger
+    /// limit leaves the difference free, a smaller one may be full. What the
+    /// smaller one cannot hold is carried, so no round of switches gives a
+    /// burst back.
+    fn with_limit(&self, limit: u32, probing: &Arc<AtomicBool>) -> Self {
+        Self::new(limit, self.used(), probing)
     }
 }
+
+const MINUTE_NANOS: u64 = 60_000_000_000;
 
 /// The GCRA emission interval of `limit` a minute.
 fn interval_nanos(limit: u32) -> u64 {
@@ -191,7 +208,11 @@ pub struct Limiters {
     ip_minute_states: Returnable<IpAddr>,
     ip_per_minute: NonZeroU32,
     ip_per_day: NonZeroU32,
+    /// Touched only inside the accounts' critical section, so a plan change
+    /// cannot rebuild a window between an admission's probe and its take.
     users: Mutex<HashMap<i64, UserLimiters>>,
+    /// Each user's running calls, counted whatever the plan's limit.
+    running: Mutex<HashMap<i64, Arc<AtomicUsize>>>,
     calls: AtomicU64,
 }
 
@@ -260,6 +281,7 @@ impl Limiters {
             ip_per_minute,
             ip_per_day,
             users: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
         }
     }
@@ -360,34 +382,56 @@ impl Limiters {
         self.ip_minute_states.give_back(&ip, interval);
     }
 
+    /// The user's minute windows under `plan`. Called only inside the
+    /// accounts' critical section (see `users`).
     fn for_user(&self, user_id: i64, plan: &PlanRecord) -> UserLimiters {
         let rpm = positive(plan.requests_per_minute);
         let tpm = plan.tokens_per_minute.map(positive);
-        let parallel = plan.max_parallel.map(|n| positive(n) as usize);
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         let entry = users.entry(user_id).or_insert_with(|| {
             let probing = Arc::new(AtomicBool::new(false));
             UserLimiters {
                 requests: MinuteWindow::new(rpm, 0, &probing),
                 tokens: tpm.map(|t| MinuteWindow::new(t, 0, &probing)),
-                parallel,
-                running: Arc::default(),
                 probing,
             }
         });
-        // A plan change applies to the next request. A window whose limit
-        // differs is rebuilt with the cells the old one used, read without
-        // taking or probing (a probe could stop an admission running now
-        // from taking).
+        // A plan change applies to the next request: a window whose limit
+        // differs is rebuilt from the old one's state, read without taking
+        // or probing.
         if entry.requests.limit != rpm {
-            entry.requests = MinuteWindow::new(rpm, entry.requests.used(), &entry.probing);
+            entry.requests = entry.requests.with_limit(rpm, &entry.probing);
         }
         if entry.tokens.as_ref().map(|t| t.limit) != tpm {
-            let used = entry.tokens.as_ref().map_or(0, MinuteWindow::used);
-            entry.tokens = tpm.map(|t| MinuteWindow::new(t, used, &entry.probing));
+            entry.tokens = tpm.map(|t| match &entry.tokens {
+                Some(old) => old.with_limit(t, &entry.probing),
+                None => MinuteWindow::new(t, 0, &entry.probing),
+            });
         }
-        entry.parallel = parallel;
         entry.clone()
+    }
+
+    /// Counts a call of the user's as running, unless `plan` allows no more
+    /// at a time.
+    fn start_running(&self, user_id: i64, plan: &PlanRecord) -> Result<Running, GatewayError> {
+        let most = plan.max_parallel.map(|n| positive(n) as usize);
+        let running = {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.entry(user_id).or_default().clone()
+        };
+        let started = running.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            most.is_none_or(|most| n < most).then_some(n + 1)
+        });
+        match (started, most) {
+            (Err(_), Some(most)) => Err(GatewayError::Limited {
+                code: "parallel_requests",
+                message: format!(
+                    "Your plan allows {most} requests at a time; wait for one to finish."
+                ),
+                retry_after_secs: 1,
+            }),
+            _ => Ok(Running(running)),
+        }
     }
 
     /// Stages 5 and 6: the user's windows, the key's usage cap and the credit
@@ -406,26 +450,7 @@ impl Limiters {
         headers: &mut RateHeaders,
     ) -> Result<Admit, GatewayError> {
         let user_id = key.user_id;
-        let limiters = self.for_user(user_id, plan);
-        let started = limiters
-            .running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                limiters
-                    .parallel
-                    .is_none_or(|most| n < most)
-                    .then_some(n + 1)
-            });
-        if started.is_err() {
-            return Err(GatewayError::Limited {
-                code: "parallel_requests",
-                message: format!(
-                    "Your plan allows {} requests at a time; wait for one to finish.",
-                    limiters.parallel.unwrap_or_default()
-                ),
-                retry_after_secs: 1,
-            });
-        }
-        let running = Running(limiters.running.clone());
+        let running = self.start_running(user_id, plan)?;
         let windows = user_windows(user_id, plan, buckets);
         for check in &windows {
             accounts.load_window(&check.id).await?;
@@ -453,6 +478,7 @@ impl Limiters {
         let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
             .unwrap_or(NonZeroU32::MIN);
         let outcome = accounts.admit(&admission, || {
+            let limiters = self.for_user(user_id, plan);
             // Both minute windows are asked before either takes, so neither
             // takes for a call the other refuses.
             let probe = Probe::raise(&limiters.probing);
@@ -527,33 +553,28 @@ impl Limiters {
         buckets: &Buckets,
         headers: &mut RateHeaders,
     ) {
-        let limiters = self.for_user(user_id, plan);
         let windows = user_windows(user_id, plan, buckets);
         for check in &windows {
             if accounts.load_window(&check.id).await.is_err() {
                 return;
             }
         }
-        let MinuteWindow {
-            limit: rpm,
-            limiter,
-            ..
-        } = &limiters.requests;
-        let (counts, minute) = accounts.peek([&windows[0].id, &windows[1].id], || {
+        let (counts, (rpm, minute)) = accounts.peek([&windows[0].id, &windows[1].id], || {
+            let limiters = self.for_user(user_id, plan);
             let _probe = Probe::raise(&limiters.probing);
-            limiter.check()
+            (limiters.requests.limit, limiters.requests.limiter.check())
         });
         headers.consider(match minute {
             // A probe answers as if it had taken a cell.
             Ok(snapshot) => minute_state(
-                u64::from(*rpm),
+                u64::from(rpm),
                 snapshot
                     .remaining_burst_capacity()
                     .saturating_add(1)
-                    .min(*rpm),
+                    .min(rpm),
             ),
             Err(not_until) => WindowState {
-                limit: u64::from(*rpm),
+                limit: u64::from(rpm),
                 remaining: 0,
                 reset_secs: wait_secs(&not_until),
             },
@@ -789,6 +810,31 @@ mod tests {
             (b.hour.as_str(), b.day.as_str(), b.month.as_str()),
             ("+12026-01-02T03", "+12026-01-02", "+12026-01")
         );
+    }
+
+    #[test]
+    fn a_window_under_a_new_limit_keeps_the_cells_used() {
+        let probing = Arc::new(AtomicBool::new(false));
+        let pro = MinuteWindow::new(6, 0, &probing);
+        let take =
+            |w: &MinuteWindow, n: usize| (0..n).filter(|_| w.limiter.check().is_ok()).count();
+        assert_eq!(take(&pro, 3), 3);
+        // Standard counts the 3 taken: 1 of its 4 is left.
+        let standard = pro.with_limit(4, &probing);
+        assert_eq!(take(&standard, 5), 1);
+        // Pro counts Standard's 4: 2 left. Full, it stays full through Starter.
+        let pro = standard.with_limit(6, &probing);
+        assert_eq!(take(&pro, 3), 2);
+        let starter = pro.with_limit(2, &probing);
+        assert_eq!(take(&starter, 1), 0);
+        assert_eq!(take(&starter.with_limit(6, &probing), 1), 0);
+        // An unused window stays unused.
+        let fresh = MinuteWindow::new(2, 0, &probing).with_limit(6, &probing);
+        assert_eq!(take(&fresh, 7), 6);
+        // Full under Standard leaves Pro 2; Starter in between forgets none.
+        let standard = MinuteWindow::new(4, 4, &probing);
+        let pro = standard.with_limit(2, &probing).with_limit(6, &probing);
+        assert_eq!(take(&pro, 3), 2);
     }
 
     #[test]
