@@ -282,21 +282,24 @@ impl Application {
                 Err(_) => std::future::pending::<()>().await,
             }
         };
+        let serve = serve.into_future();
+        tokio::pin!(serve);
         tokio::select! {
-            result = serve.into_future() => result?,
-            () = deadline => tracing::warn!("grace period over; stopping the calls still running"),
-        }
-        // Calls still running settle what they produced; a moment is enough
-        // for their tasks to run. A call that did not (one in its admission)
-        // gets its hold back whole.
-        let accounts = &self.state.gateway.accounts;
-        self.state.gateway.stop_calls();
-        let settled = async {
-            while accounts.holds_open() > 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            result = &mut serve => result?,
+            () = deadline => {
+                // The calls still running stop: each settles what it produced
+                // and answers (a 503, a stream's error event). Serving on a
+                // moment longer lets those answers out and the connections
+                // close; a call that did not stop in time (one in its
+                // admission) gets its hold back whole below.
+                tracing::warn!("grace period over; stopping the calls still running");
+                self.state.gateway.stop_calls();
+                match tokio::time::timeout(Duration::from_secs(1), &mut serve).await {
+                    Ok(result) => result?,
+                    Err(_) => tracing::warn!("connections still open after the calls were stopped"),
+                }
             }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), settled).await;
+        }
         let released = self.state.gateway.accounts.release_open_holds();
         if released > 0 {
             tracing::warn!(released, "released the credit holds of calls still running");

@@ -157,25 +157,20 @@ fn a_broken_model_table_stops_start_up_naming_the_line() {
     assert!(stderr.contains("TOLLGATE_TEST_UNSET_KEY"), "{stderr}");
 }
 
-/// A process killed mid-call (SIGKILL, the OOM killer, a container stopped
-/// past its timeout) cannot release the call's hold; the next start does, with
-/// a `refund` row, and gives the one-time key its use back.
-#[tokio::test]
-async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = start(dir.path()).await;
-    let base = format!("http://{addr}");
+/// Registers `email` on the server at `base` and returns a one-time key
+/// (named `once`) of theirs.
+async fn one_time_key(base: &str, email: &str) -> String {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .build()
         .unwrap();
     let registered = browser
         .post(format!("{base}/api/register"))
-        .header("origin", &base)
+        .header("origin", base)
         .header("accept", "application/json")
         .form(&[
-            ("email", "killed@example.com"),
-            ("display_name", "Killed"),
+            ("email", email),
+            ("display_name", "Caller"),
             ("password", crate::support::PASSWORD),
         ])
         .send()
@@ -184,7 +179,7 @@ async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
     assert!(registered.status().is_success());
     let created: serde_json::Value = browser
         .post(format!("{base}/api/v1/keys"))
-        .header("origin", &base)
+        .header("origin", base)
         .json(&serde_json::json!({ "name": "once", "usage_cap": 1 }))
         .send()
         .await
@@ -192,9 +187,11 @@ async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
         .json()
         .await
         .unwrap();
-    let key = created["secret"].as_str().unwrap();
+    created["secret"].as_str().unwrap().to_owned()
+}
 
-    // The demo model streams a word every 40 ms: a second or so of reply.
+/// Starts a streamed call of the demo model and waits for its first bytes.
+async fn stream_demo(base: &str, key: &str) -> reqwest::Response {
     let mut call = reqwest::Client::new()
         .post(format!("{base}/v1/chat/completions"))
         .bearer_auth(key)
@@ -207,6 +204,67 @@ async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
         .unwrap();
     assert_eq!(call.status(), 200);
     assert!(call.chunk().await.unwrap().is_some(), "the reply began");
+    call
+}
+
+/// SIGTERM with a stream running past the grace period: the stream is
+/// stopped, the caller gets the `server_stopping` event before the process
+/// exits, and what was sent is charged.
+#[tokio::test]
+async fn a_stream_running_past_the_grace_period_ends_with_an_error_event() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "TOLLGATE_SHUTDOWN_GRACE_SECS=1\nTOLLGATE_MODELS=models.toml\n",
+    )
+    .unwrap();
+    // A word every 300 ms: a reply far longer than the grace period.
+    std::fs::write(
+        dir.path().join("models.toml"),
+        "[[model]]\nname = \"demo\"\nprovider = \"demo\"\nword_delay_ms = 300\ninput_price = \"1\"\noutput_price = \"1\"\n",
+    )
+    .unwrap();
+    let (mut child, addr) = start(dir.path()).await;
+    let base = format!("http://{addr}");
+    let key = one_time_key(&base, "stopped@example.com").await;
+    let call = stream_demo(&base, &key).await;
+    signal(&child, "-TERM");
+    let rest = tokio::time::timeout(Duration::from_secs(10), call.text())
+        .await
+        .expect("the stream ends")
+        .expect("the stream ends cleanly");
+    assert!(rest.contains(r#""code":"server_stopping""#), "{rest}");
+    assert!(!rest.contains("[DONE]"), "{rest}");
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{status}");
+
+    let db_url = format!("sqlite://{}", dir.path().join("data/tollgate.db").display());
+    let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    let (status, charged, balance, ledger): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT status FROM usage_records),
+                (SELECT cost_micros FROM usage_records),
+                (SELECT balance_micros FROM users WHERE email = 'stopped@example.com'),
+                (SELECT SUM(amount_micros) FROM credit_ledger)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(status, 503);
+    assert!(charged > 0, "what was sent is charged");
+    assert_eq!(balance, ledger);
+}
+
+/// A process killed mid-call (SIGKILL, the OOM killer, a container stopped
+/// past its timeout) cannot release the call's hold; the next start does, with
+/// a `refund` row, and gives the one-time key its use back.
+#[tokio::test]
+async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path()).await;
+    let base = format!("http://{addr}");
+    let key = one_time_key(&base, "killed@example.com").await;
+    // The demo model streams a word every 40 ms: a second or so of reply.
+    let call = stream_demo(&base, &key).await;
 
     let db_url = format!("sqlite://{}", dir.path().join("data/tollgate.db").display());
     let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();

@@ -394,11 +394,6 @@ impl Accounts {
         Some(cost)
     }
 
-    /// How many admitted calls have not settled yet.
-    pub fn holds_open(&self) -> usize {
-        self.live().holds.len()
-    }
-
     /// Releases every hold not yet settled, with a `refund` row each, and
     /// gives back the capped keys' uses these calls took: for calls still
     /// running when the server stops, which would otherwise settle after the
