@@ -352,10 +352,10 @@ async fn write_behind(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         if last_tidy.elapsed() > Duration::from_secs(60) {
-            let buckets = crate::gateway::limits::Buckets::at(chrono::Utc::now());
+            let kept = crate::gateway::limits::buckets_kept(chrono::Utc::now());
             gateway
                 .accounts
-                .forget_windows_except(&[&buckets.hour, &buckets.day]);
+                .forget_windows_except(&kept.each_ref().map(String::as_str));
             last_tidy = tokio::time::Instant::now();
         }
     }

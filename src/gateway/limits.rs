@@ -263,6 +263,16 @@ impl Buckets {
     }
 }
 
+/// The buckets whose windows stay in memory at `now`: the current ones and,
+/// for a minute after each ends, the one before. A call stamped just before
+/// the end may still be counting in it, and a window reloaded from the
+/// database would miss the counts not yet written.
+pub fn buckets_kept(now: DateTime<Utc>) -> [String; 4] {
+    let current = Buckets::at(now);
+    let earlier = Buckets::at(now - Span::minutes(1));
+    [current.hour, current.day, earlier.hour, earlier.day]
+}
+
 fn positive(n: i64) -> u32 {
     u32::try_from(n.max(1)).unwrap_or(u32::MAX)
 }
@@ -802,6 +812,13 @@ mod tests {
             ("2026-11-22T23", "2026-11-22", "2026-11")
         );
         assert_eq!((b.secs_to_hour, b.secs_to_day), (30, 30));
+
+        let kept = |at: &str| buckets_kept(at.parse().unwrap());
+        assert_eq!(
+            kept("2026-11-23T00:00:30Z"),
+            ["2026-11-23T00", "2026-11-23", "2026-11-22T23", "2026-11-22"].map(str::to_owned)
+        );
+        assert!(!kept("2026-11-23T00:01:01Z").contains(&"2026-11-22".to_owned()));
 
         // Past year 9999 the stored text carries a sign; the names still follow it.
         let far = Utc.with_ymd_and_hms(12026, 1, 2, 3, 4, 5).unwrap();
