@@ -255,13 +255,14 @@ impl Accounts {
     }
 
     /// Takes every window and the credit hold, after `last_check` (the
-    /// governor windows, which cannot be given back) passes; any refusal takes
-    /// nothing. The account and windows must be loaded.
-    pub fn admit<E>(
+    /// governor windows and the running calls, which cannot be given back
+    /// here) passes, with what it took; any refusal takes nothing. The account
+    /// and windows must be loaded.
+    pub fn admit<T, E>(
         &self,
         admission: &Admission<'_>,
-        last_check: impl FnOnce() -> Result<(), E>,
-    ) -> Result<Admitted, Refused<E>> {
+        last_check: impl FnOnce() -> Result<T, E>,
+    ) -> Result<(Admitted, T), Refused<E>> {
         let mut live = self.live();
         let mut admitted = Admitted::default();
         for check in admission.windows {
@@ -283,7 +284,7 @@ impl Accounts {
                 balance_micros: balance,
             });
         }
-        last_check().map_err(Refused::Check)?;
+        let checked = last_check().map_err(Refused::Check)?;
 
         for (check, (_, after, _)) in admission.windows.iter().zip(&admitted.windows) {
             set_window_count(&mut live.windows, &check.id, *after);
@@ -318,7 +319,7 @@ impl Accounts {
                 &at,
             ));
         });
-        Ok(admitted)
+        Ok((admitted, checked))
     }
 
     /// Releases a call's hold, charges what it cost and queues its usage

@@ -422,7 +422,7 @@ impl Limiters {
     }
 
     /// Counts a call of the user's as running, unless `plan` allows no more
-    /// at a time.
+    /// at a time. Called inside the accounts' critical section, last.
     fn start_running(&self, user_id: i64, plan: &PlanRecord) -> Result<Running, GatewayError> {
         let most = plan.max_parallel.map(|n| positive(n) as usize);
         let running = {
@@ -460,7 +460,6 @@ impl Limiters {
         headers: &mut RateHeaders,
     ) -> Result<Admit, GatewayError> {
         let user_id = key.user_id;
-        let running = self.start_running(user_id, plan)?;
         let windows = user_windows(user_id, plan, buckets);
         for check in &windows {
             accounts.load_window(&check.id).await?;
@@ -520,17 +519,21 @@ impl Limiters {
                 });
             }
             drop(probe);
-            // Both allow the call: take. Admissions are one critical section and
-            // time only frees cells, so these pass as the probes did.
+            // The last limit, asked when every other allows the call so that
+            // a refused call never holds a slot another call is refused for.
+            let running = self.start_running(user_id, plan)?;
+            // Both minute windows allow the call: take. Admissions are one
+            // critical section and time only frees cells, so these pass as
+            // the probes did.
             if let Some(tokens) = &limiters.tokens {
                 let _ = tokens.limiter.check_n(n);
             }
             if let Ok(snapshot) = limiter.check() {
                 minute = Some(minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
             }
-            Ok(())
+            Ok(running)
         });
-        let admitted = match outcome {
+        let (admitted, running) = match outcome {
             Ok(admitted) => admitted,
             Err(refused) => {
                 if let Some(taken) = taken {
