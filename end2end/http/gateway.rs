@@ -333,11 +333,14 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         request.send()
     };
     let ok = hello("mock").to_string();
+    // The key with its last character changed (to one it is not already).
+    let (kept, last) = key.split_at(key.len() - 1);
+    let altered = format!("{kept}{}", if last == "x" { "y" } else { "x" });
     let cases: Vec<(Option<String>, String, u16, &str)> = vec![
         (Some(key.clone()), "{not json".into(), 400, "invalid_request"),
         (Some(key.clone()), json!({ "model": "mock" }).to_string(), 400, "invalid_request"),
         (None, ok.clone(), 401, "missing_api_key"),
-        (Some(format!("{}x", &key[..key.len() - 1])), ok.clone(), 401, "invalid_api_key"),
+        (Some(altered), ok.clone(), 401, "invalid_api_key"),
         (Some(key.clone()), hello("no-such-model").to_string(), 404, "model_not_found"),
         (Some(key.clone()), json!({ "model": "mock", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 900_000 }).to_string(), 402, "insufficient_credits"),
     ];

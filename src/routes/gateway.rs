@@ -743,7 +743,13 @@ mod tests {
         let first = body.next().await.unwrap().unwrap();
         assert!(String::from_utf8_lossy(&first).contains("Hello"));
         stop_tx.send_replace(true);
-        let rest: Vec<Bytes> = body.map(|frame| frame.unwrap()).collect().await;
+        // The upstream stays open (`tx` lives): only the stop can end it.
+        let rest: Vec<Bytes> = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            body.map(|frame| frame.unwrap()).collect(),
+        )
+        .await
+        .expect("the stream ends when the server stops");
         let text: String = rest
             .iter()
             .map(|w| String::from_utf8_lossy(w).into_owned())
