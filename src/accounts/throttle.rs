@@ -1,5 +1,5 @@
-//! Login throttling with governor (GCRA): one budget per client IP and one per
-//! account, both in memory. Past either, the caller learns how long to wait.
+//! Login throttling with governor (GCRA): one budget per client IP (an IPv6
+//! caller's /64) and one per account, both in memory. Past either, the caller learns how long to wait.
 
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
@@ -49,6 +49,7 @@ impl LoginThrottle {
     pub fn check(&self, ip: Option<IpAddr>, account: &str) -> Result<(), Throttled> {
         let clock = DefaultClock::default();
         if let Some(ip) = ip {
+            let ip = crate::gateway::client_ip::counted_address(ip);
             self.per_ip.check_key(&ip).map_err(|not_until| Throttled {
                 scope: ThrottleScope::ClientIp,
                 retry_after: not_until.wait_time_from(clock.now()),
@@ -100,5 +101,19 @@ mod tests {
             throttle.check(ip, "c@example.com").unwrap_err().scope,
             ThrottleScope::ClientIp
         );
+        // An IPv6 caller is one caller across its /64.
+        let first = Some("2001:db8:1:2::1".parse().unwrap());
+        let same_block = Some("2001:db8:1:2:ffff::9".parse().unwrap());
+        let next_block = Some("2001:db8:1:3::1".parse().unwrap());
+        assert!(throttle.check(first, "a@example.com").is_ok());
+        assert!(throttle.check(first, "b@example.com").is_ok());
+        assert_eq!(
+            throttle
+                .check(same_block, "c@example.com")
+                .unwrap_err()
+                .scope,
+            ThrottleScope::ClientIp
+        );
+        assert!(throttle.check(next_block, "c@example.com").is_ok());
     }
 }

@@ -20,6 +20,19 @@ use tower::util::MapRequestLayer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+/// What per-IP limits count (the gateway's and the login throttle's): an
+/// IPv4 address, or an IPv6 address's /64, the block one subscriber usually
+/// holds whole, so a caller cannot step through its own block for fresh
+/// budgets.
+pub fn counted_address(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            IpAddr::V6(ipnet::Ipv6Net::new(v6, 64).map_or(v6, |block| block.network()))
+        }
+        v4 => v4,
+    }
+}
+
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));

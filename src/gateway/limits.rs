@@ -35,6 +35,7 @@ use governor::{
 };
 
 use super::accounts::{Accounts, Admission, Refused, WindowCheck};
+use super::client_ip::counted_address;
 use super::error::GatewayError;
 use super::limit_state::{Probe, Probed, Returnable};
 use crate::store::{KeyRecord, PlanRecord, Store, StoreError, Window};
@@ -622,18 +623,6 @@ fn window_state(window: Window, count: i64, limit: i64, buckets: &Buckets) -> Wi
             Window::Hour => buckets.secs_to_hour,
             Window::Day => buckets.secs_to_day,
         },
-    }
-}
-
-/// What the per-IP limits count: an IPv4 address, or an IPv6 address's /64,
-/// the block one subscriber usually holds whole, so a caller cannot step
-/// through its own block for fresh windows.
-fn counted_address(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            IpAddr::V6(ipnet::Ipv6Net::new(v6, 64).map_or(v6, |block| block.network()))
-        }
-        v4 => v4,
     }
 }
 
