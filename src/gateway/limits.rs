@@ -107,6 +107,9 @@ impl RateHeaders {
 struct UserLimiters {
     requests: MinuteWindow,
     tokens: Option<MinuteWindow>,
+    /// The tokens window while the plan sets no such limit: kept, so a
+    /// switch there and back does not start the limit fresh.
+    parked_tokens: Option<MinuteWindow>,
     /// Up while `requests` and `tokens` are asked without taking.
     probing: Arc<AtomicBool>,
 }
@@ -274,6 +277,18 @@ pub fn buckets_kept(now: DateTime<Utc>) -> [String; 4] {
     [current.hour, current.day, earlier.hour, earlier.day]
 }
 
+fn parallel_limit(plan: &PlanRecord) -> Option<usize> {
+    plan.max_parallel.map(|n| positive(n) as usize)
+}
+
+fn too_many_running(most: usize) -> GatewayError {
+    GatewayError::Limited {
+        code: "parallel_requests",
+        message: format!("Your plan allows {most} requests at a time; wait for one to finish."),
+        retry_after_secs: 1,
+    }
+}
+
 fn positive(n: i64) -> u32 {
     u32::try_from(n.max(1)).unwrap_or(u32::MAX)
 }
@@ -404,6 +419,7 @@ impl Limiters {
             UserLimiters {
                 requests: MinuteWindow::new(rpm, 0, &probing),
                 tokens: tpm.map(|t| MinuteWindow::new(t, 0, &probing)),
+                parked_tokens: None,
                 probing,
             }
         });
@@ -414,33 +430,45 @@ impl Limiters {
             entry.requests = entry.requests.with_limit(rpm, &entry.probing);
         }
         if entry.tokens.as_ref().map(|t| t.limit) != tpm {
-            entry.tokens = tpm.map(|t| match &entry.tokens {
+            let old = entry.tokens.take().or_else(|| entry.parked_tokens.take());
+            entry.tokens = tpm.map(|t| match &old {
                 Some(old) => old.with_limit(t, &entry.probing),
                 None => MinuteWindow::new(t, 0, &entry.probing),
             });
+            if entry.tokens.is_none() {
+                entry.parked_tokens = old;
+            }
         }
         entry.clone()
+    }
+
+    /// The user's running calls.
+    fn running(&self, user_id: i64) -> Arc<AtomicUsize> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.entry(user_id).or_default().clone()
+    }
+
+    /// Refuses early, taking nothing, when `plan` allows no more calls at a
+    /// time: before a one-time key's use is taken for a call that would wait.
+    fn may_run(&self, user_id: i64, plan: &PlanRecord) -> Result<(), GatewayError> {
+        match parallel_limit(plan) {
+            Some(most) if self.running(user_id).load(Ordering::Acquire) >= most => {
+                Err(too_many_running(most))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Counts a call of the user's as running, unless `plan` allows no more
     /// at a time. Called inside the accounts' critical section, last.
     fn start_running(&self, user_id: i64, plan: &PlanRecord) -> Result<Running, GatewayError> {
-        let most = plan.max_parallel.map(|n| positive(n) as usize);
-        let running = {
-            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            running.entry(user_id).or_default().clone()
-        };
+        let most = parallel_limit(plan);
+        let running = self.running(user_id);
         let started = running.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             most.is_none_or(|most| n < most).then_some(n + 1)
         });
         match (started, most) {
-            (Err(_), Some(most)) => Err(GatewayError::Limited {
-                code: "parallel_requests",
-                message: format!(
-                    "Your plan allows {most} requests at a time; wait for one to finish."
-                ),
-                retry_after_secs: 1,
-            }),
+            (Err(_), Some(most)) => Err(too_many_running(most)),
             _ => Ok(Running(running)),
         }
     }
@@ -461,6 +489,7 @@ impl Limiters {
         headers: &mut RateHeaders,
     ) -> Result<Admit, GatewayError> {
         let user_id = key.user_id;
+        self.may_run(user_id, plan)?;
         let windows = user_windows(user_id, plan, buckets);
         for check in &windows {
             accounts.load_window(&check.id).await?;
@@ -819,6 +848,37 @@ mod tests {
             (b.hour.as_str(), b.day.as_str(), b.month.as_str()),
             ("+12026-01-02T03", "+12026-01-02", "+12026-01")
         );
+    }
+
+    #[test]
+    fn a_tokens_limit_lifted_and_set_again_keeps_the_tokens_used() {
+        let limiters = Limiters::new(NonZeroU32::MIN, NonZeroU32::MIN);
+        let plan = |tokens_per_minute| PlanRecord {
+            id: 1,
+            slug: "pro".into(),
+            name: "Pro".into(),
+            description: String::new(),
+            requests_per_minute: 6,
+            requests_per_hour: 100,
+            requests_per_day: 1000,
+            tokens_per_minute,
+            max_parallel: None,
+            monthly_credits: 0,
+            max_active_keys: 4,
+            allowed_models: None,
+            is_public: true,
+            is_default: false,
+            limits_overridden: true,
+        };
+        let all = NonZeroU32::new(1000).unwrap();
+        let take = |plan: &PlanRecord| {
+            let tokens = limiters.for_user(7, plan).tokens.expect("a tokens window");
+            tokens.limiter.check_n(all).is_ok_and(|fits| fits.is_ok())
+        };
+        assert!(take(&plan(Some(1000))));
+        assert!(limiters.for_user(7, &plan(None)).tokens.is_none());
+        // Back under the limit, the thousand taken still count.
+        assert!(!take(&plan(Some(1000))));
     }
 
     #[test]
