@@ -670,6 +670,28 @@ fn sse(forward: Forward) -> Response {
 mod tests {
     use super::*;
 
+    /// The stream answer relaying what an upstream sends on `rx`, unbilled,
+    /// stopped when `stop` goes up.
+    fn relayed(
+        rx: tokio::sync::mpsc::Receiver<Result<String, UpstreamError>>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Response {
+        let chunks = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        sse(Forward {
+            chunks: chunks.boxed(),
+            meter: Meter::default(),
+            bill: None,
+            include_usage: false,
+            model: "demo".into(),
+            done: false,
+            stop: StopSignal(stop),
+            _running: Running::alone(),
+            _streaming: crate::instruments::Instruments::new().stream(),
+        })
+    }
+
     /// Chunks the upstream sent together reach the caller in one write, though
     /// another task hands them over one at a time, as hyper's connection does.
     #[tokio::test(flavor = "current_thread")]
@@ -684,22 +706,8 @@ mod tests {
             }
             // Dropping the sender ends the stream, as `[DONE]` does.
         });
-        let chunks = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        let instruments = crate::instruments::Instruments::new();
         let (_stop, stop) = tokio::sync::watch::channel(false);
-        let response = sse(Forward {
-            chunks: chunks.boxed(),
-            meter: Meter::default(),
-            bill: None,
-            include_usage: false,
-            model: "demo".into(),
-            done: false,
-            stop: StopSignal(stop),
-            _running: Running::alone(),
-            _streaming: instruments.stream(),
-        });
+        let response = relayed(rx, stop);
         let writes: Vec<Bytes> = response
             .into_body()
             .into_data_stream()
@@ -723,22 +731,8 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, UpstreamError>>(1);
         let chunk = json!({ "choices": [{ "delta": { "content": "Hello" } }] });
         tx.send(Ok(chunk.to_string())).await.unwrap();
-        let chunks = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        let instruments = crate::instruments::Instruments::new();
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let response = sse(Forward {
-            chunks: chunks.boxed(),
-            meter: Meter::default(),
-            bill: None,
-            include_usage: false,
-            model: "demo".into(),
-            done: false,
-            stop: StopSignal(stop),
-            _running: Running::alone(),
-            _streaming: instruments.stream(),
-        });
+        let response = relayed(rx, stop);
         let mut body = response.into_body().into_data_stream();
         let first = body.next().await.unwrap().unwrap();
         assert!(String::from_utf8_lossy(&first).contains("Hello"));
