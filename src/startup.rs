@@ -334,7 +334,7 @@ where
 const WRITE_BEHIND_EVERY: Duration = Duration::from_millis(20);
 
 /// Writes the gateway's queued records in batches until `stopped`, and forgets
-/// past windows once a minute. A failed batch stays queued and is retried.
+/// past windows and idle users' minute windows once a minute. A failed batch stays queued and is retried.
 async fn write_behind(
     gateway: Arc<crate::gateway::Gateway>,
     store: Store,
@@ -356,6 +356,7 @@ async fn write_behind(
             gateway
                 .accounts
                 .forget_windows_except(&kept.each_ref().map(String::as_str));
+            gateway.limiters.forget_idle_users(&gateway.accounts);
             last_tidy = tokio::time::Instant::now();
         }
     }

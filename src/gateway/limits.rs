@@ -442,6 +442,31 @@ impl Limiters {
         entry.clone()
     }
 
+    /// Forgets what idle users' limits hold: minute windows with nothing used
+    /// this last minute (a fresh window is the same) and the counts of users
+    /// with no call running. The windows go in the accounts' critical section
+    /// (see `users`), so no admission is between its probe and its take.
+    pub fn forget_idle_users(&self, accounts: &Accounts) {
+        accounts.peek([], || self.forget_unused_windows());
+        self.forget_finished_calls();
+    }
+
+    fn forget_finished_calls(&self) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        // Each running call holds a clone of its user's count.
+        running.retain(|_, count| Arc::strong_count(count) > 1);
+    }
+
+    fn forget_unused_windows(&self) {
+        let used = |window: Option<&MinuteWindow>| window.is_some_and(|w| w.used() > 0);
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users.retain(|_, user| {
+            used(Some(&user.requests))
+                || used(user.tokens.as_ref())
+                || used(user.parked_tokens.as_ref())
+        });
+    }
+
     /// The user's running calls.
     fn running(&self, user_id: i64) -> Arc<AtomicUsize> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -850,10 +875,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_tokens_limit_lifted_and_set_again_keeps_the_tokens_used() {
-        let limiters = Limiters::new(NonZeroU32::MIN, NonZeroU32::MIN);
-        let plan = |tokens_per_minute| PlanRecord {
+    fn test_plan(tokens_per_minute: Option<i64>) -> PlanRecord {
+        PlanRecord {
             id: 1,
             slug: "pro".into(),
             name: "Pro".into(),
@@ -869,16 +892,42 @@ mod tests {
             is_public: true,
             is_default: false,
             limits_overridden: true,
-        };
+        }
+    }
+
+    #[test]
+    fn a_tokens_limit_lifted_and_set_again_keeps_the_tokens_used() {
+        let limiters = Limiters::new(NonZeroU32::MIN, NonZeroU32::MIN);
         let all = NonZeroU32::new(1000).unwrap();
         let take = |plan: &PlanRecord| {
             let tokens = limiters.for_user(7, plan).tokens.expect("a tokens window");
             tokens.limiter.check_n(all).is_ok_and(|fits| fits.is_ok())
         };
-        assert!(take(&plan(Some(1000))));
-        assert!(limiters.for_user(7, &plan(None)).tokens.is_none());
+        assert!(take(&test_plan(Some(1000))));
+        assert!(limiters.for_user(7, &test_plan(None)).tokens.is_none());
         // Back under the limit, the thousand taken still count.
-        assert!(!take(&plan(Some(1000))));
+        assert!(!take(&test_plan(Some(1000))));
+    }
+
+    #[test]
+    fn idle_users_are_forgotten_and_busy_ones_kept() {
+        let limiters = Limiters::new(NonZeroU32::MIN, NonZeroU32::MIN);
+        let plan = test_plan(Some(1000));
+        let busy = limiters.for_user(1, &plan);
+        assert!(busy.requests.limiter.check().is_ok());
+        limiters.for_user(2, &plan);
+        let running = limiters.start_running(3, &plan).unwrap();
+        limiters.start_running(4, &plan).map(drop).unwrap();
+        limiters.forget_unused_windows();
+        limiters.forget_finished_calls();
+        fn kept<V>(map: &Mutex<HashMap<i64, V>>) -> Vec<i64> {
+            map.lock().unwrap().keys().copied().collect()
+        }
+        assert_eq!(kept(&limiters.users), [1]);
+        assert_eq!(kept(&limiters.running), [3]);
+        // Kept while running: the call's end is counted where its start was.
+        drop(running);
+        assert_eq!(limiters.running(3).load(Ordering::Acquire), 0);
     }
 
     #[test]
