@@ -4,12 +4,13 @@
 //! governor (GCRA), requests per hour and day in [`super::accounts`] (in memory,
 //! written behind to the database, so they survive restarts), the key's usage
 //! cap in the database (one-time keys must be exact at once), and parallel
-//! calls with a semaphore.
+//! calls with a count of each user's running calls.
 //!
 //! The user's limits and the credit hold are admitted together in one critical
 //! section, and any refusal takes nothing, so a refused call consumes nothing
-//! from the other limits: the governor windows come last, both asked before
-//! either takes ([`super::limit_state::Probed`]). The per-IP windows are taken
+//! from the other limits: the governor windows come near the end, both asked
+//! before either takes ([`super::limit_state::Probed`]), and the parallel
+//! limit last, between their asking and their taking. The per-IP windows are taken
 //! first, before any key work, since they exist to stop floods; they count
 //! every call (bad keys included) except one a later limit refuses, which
 //! [`Limiters::give_back_ip`] returns.
