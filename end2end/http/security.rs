@@ -217,6 +217,36 @@ async fn login_attempts_are_throttled_per_account() {
     );
 }
 
+/// Only failed password checks use the budgets up: a user who signs in and
+/// changes the password again and again is never throttled, and the budgets
+/// still stop guessing after it.
+#[tokio::test]
+async fn right_passwords_do_not_use_up_the_login_budgets() {
+    let app = spawn_app_with(&[
+        ("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "2"),
+        ("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "2"),
+    ])
+    .await;
+    app.register(&app.browser(), "often@example.com", "O").await;
+    let b = app.browser();
+    for _ in 0..4 {
+        let signed_in = app.login(&b, "often@example.com", PASSWORD).await;
+        assert!(signed_in.status.is_success(), "{:?}", signed_in.body);
+    }
+    for _ in 0..2 {
+        let fields = [("current_password", PASSWORD), ("new_password", PASSWORD)];
+        let changed = app.call(&b, "account/password", &fields).await;
+        assert!(changed.status.is_success(), "{:?}", changed.body);
+    }
+    let b = app.browser();
+    for _ in 0..2 {
+        let wrong = app.login(&b, "often@example.com", "wrong-password-1").await;
+        assert_eq!(wrong.status, 401);
+    }
+    let refused = app.login(&b, "often@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+}
+
 /// A signed-in session's password checks (changing the password, deleting
 /// the account) spend the account's login budget, so a stolen session cannot
 /// guess the password faster than a login could.

@@ -213,6 +213,7 @@ pub async fn login(
             .await?;
         return Err(AccountError::InvalidCredentials);
     }
+    state.login_throttle.passed(meta.client_ip, &email);
     let user = user.ok_or(AccountError::InvalidCredentials)?;
     if user.status == UserStatus::Disabled {
         state
@@ -262,7 +263,8 @@ pub async fn change_display_name(
 }
 
 /// Counts a signed-in user's password check against the login budgets, so a
-/// stolen session cannot guess the password faster than a login could.
+/// stolen session cannot guess the password faster than a login could (a
+/// check that passes gives its cells back, as a login does).
 fn check_attempt(
     state: &AppState,
     meta: &RequestMeta,
@@ -288,6 +290,7 @@ pub async fn change_password(
     if !passwords::verify(current, Some(user.password_hash.clone())).await {
         return Err(AccountError::WrongPassword);
     }
+    state.login_throttle.passed(meta.client_ip, &user.email);
     let hash = passwords::hash(&new)
         .await
         .map_err(AccountError::Internal)?;
@@ -310,6 +313,7 @@ pub async fn delete_account(
             message: "This is not your password.".into(),
         }]));
     }
+    state.login_throttle.passed(meta.client_ip, &user.email);
     let event = AuditEvent::new("account.delete", meta)
         .actor(user.id)
         .target(format!("user:{}", user.id));

@@ -1,16 +1,28 @@
 //! Login throttling with governor (GCRA): one budget per client IP (an IPv6
-//! caller's /64) and one per account, both in memory. Past either, the caller learns how long to wait.
+//! caller's /64) and one per account, both in memory. Each password check
+//! takes a cell of both before the password is verified, so guesses sent at
+//! once are limited too; a check that passes gives its cells back, so only
+//! failed checks use the budgets up. Past either, the caller learns how long
+//! to wait.
 
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{
-    DefaultKeyedRateLimiter, Quota, RateLimiter,
+    Quota, RateLimiter,
     clock::{Clock, DefaultClock},
 };
 
+use crate::gateway::{client_ip::counted_address, limit_state::Returnable};
+
+type Budgets<K> = RateLimiter<K, Returnable<K>, DefaultClock>;
+
 pub struct LoginThrottle {
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_account: DefaultKeyedRateLimiter<String>,
+    per_ip: Budgets<IpAddr>,
+    ip_cells: Returnable<IpAddr>,
+    ip_interval: Duration,
+    per_account: Budgets<String>,
+    account_cells: Returnable<String>,
+    account_interval: Duration,
 }
 
 /// Which budget ran out, and when the next attempt is allowed.
@@ -36,11 +48,22 @@ pub enum ThrottleScope {
 }
 
 impl LoginThrottle {
-    /// `per_ip` and `per_account` attempts a minute, each usable as a burst.
+    /// `per_ip` and `per_account` failed attempts a minute, each usable as a
+    /// burst.
     pub fn new(per_ip: NonZeroU32, per_account: NonZeroU32) -> Self {
+        let (ip_quota, account_quota) = (Quota::per_minute(per_ip), Quota::per_minute(per_account));
+        let (ip_cells, account_cells) = (Returnable::default(), Returnable::default());
         Self {
-            per_ip: RateLimiter::keyed(Quota::per_minute(per_ip)),
-            per_account: RateLimiter::keyed(Quota::per_minute(per_account)),
+            per_ip: RateLimiter::new(ip_quota, ip_cells.clone(), DefaultClock::default()),
+            ip_cells,
+            ip_interval: ip_quota.replenish_interval(),
+            per_account: RateLimiter::new(
+                account_quota,
+                account_cells.clone(),
+                DefaultClock::default(),
+            ),
+            account_cells,
+            account_interval: account_quota.replenish_interval(),
         }
     }
 
@@ -49,7 +72,7 @@ impl LoginThrottle {
     pub fn check(&self, ip: Option<IpAddr>, account: &str) -> Result<(), Throttled> {
         let clock = DefaultClock::default();
         if let Some(ip) = ip {
-            let ip = crate::gateway::client_ip::counted_address(ip);
+            let ip = counted_address(ip);
             self.per_ip.check_key(&ip).map_err(|not_until| Throttled {
                 scope: ThrottleScope::ClientIp,
                 retry_after: not_until.wait_time_from(clock.now()),
@@ -61,6 +84,17 @@ impl LoginThrottle {
                 scope: ThrottleScope::Account,
                 retry_after: not_until.wait_time_from(clock.now()),
             })
+    }
+
+    /// Gives back the cells a [`Self::check`] took, once the password it
+    /// let through was right.
+    pub fn passed(&self, ip: Option<IpAddr>, account: &str) {
+        if let Some(ip) = ip {
+            self.ip_cells
+                .give_back(&counted_address(ip), self.ip_interval);
+        }
+        self.account_cells
+            .give_back(&account.to_owned(), self.account_interval);
     }
 
     /// Forgets keys whose budgets are full again, so memory stays bounded.

@@ -8,7 +8,8 @@
 //!   probe), so both are asked before either takes, and their number can be
 //!   read from outside, so a plan change carries the cells used over;
 //! - [`Returnable`]: the per-IP minute window, taken before any key work, can
-//!   give a cell back when a later limit refuses the call.
+//!   give a cell back when a later limit refuses the call; the login
+//!   throttle's budgets give theirs back when the password was right.
 
 use std::{
     hash::Hash,
