@@ -58,10 +58,6 @@ export default defineConfig({
       TOLLGATE_ADMIN_EMAIL: "root@example.com",
       TOLLGATE_ADMIN_PASSWORD: "admin-passphrase-for-e2e",
       TOLLGATE_SIGNUP_CREDITS: "10",
-      // The account test checks one account's password six times in a few
-      // seconds (logins, a change, the deletion); the default allows five a
-      // minute, which the HTTP tests cover.
-      TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT: "10",
       TOLLGATE_MODELS: join(root, "end2end/models.toml"),
     },
   },
