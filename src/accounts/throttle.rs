@@ -67,12 +67,12 @@ impl LoginThrottle {
         }
     }
 
-    /// Counts one attempt. The IP budget is checked first, so a refused IP does
-    /// not also spend the account's budget.
+    /// Counts one attempt. An attempt refused by one budget takes nothing
+    /// from the other.
     pub fn check(&self, ip: Option<IpAddr>, account: &str) -> Result<(), Throttled> {
         let clock = DefaultClock::default();
+        let ip = ip.map(counted_address);
         if let Some(ip) = ip {
-            let ip = counted_address(ip);
             self.per_ip.check_key(&ip).map_err(|not_until| Throttled {
                 scope: ThrottleScope::ClientIp,
                 retry_after: not_until.wait_time_from(clock.now()),
@@ -80,9 +80,14 @@ impl LoginThrottle {
         }
         self.per_account
             .check_key(&account.to_owned())
-            .map_err(|not_until| Throttled {
-                scope: ThrottleScope::Account,
-                retry_after: not_until.wait_time_from(clock.now()),
+            .map_err(|not_until| {
+                if let Some(ip) = ip {
+                    self.ip_cells.give_back(&ip, self.ip_interval);
+                }
+                Throttled {
+                    scope: ThrottleScope::Account,
+                    retry_after: not_until.wait_time_from(clock.now()),
+                }
             })
     }
 
@@ -149,5 +154,21 @@ mod tests {
             ThrottleScope::ClientIp
         );
         assert!(throttle.check(next_block, "c@example.com").is_ok());
+    }
+
+    #[test]
+    fn an_attempt_refused_for_its_account_takes_nothing_from_its_address() {
+        let throttle = LoginThrottle::new(NonZeroU32::new(2).unwrap(), NonZeroU32::new(1).unwrap());
+        let ip = Some("10.0.0.3".parse().unwrap());
+        assert!(throttle.check(ip, "a@example.com").is_ok());
+        for _ in 0..3 {
+            let refused = throttle.check(ip, "a@example.com").unwrap_err();
+            assert_eq!(refused.scope, ThrottleScope::Account);
+        }
+        assert!(throttle.check(ip, "b@example.com").is_ok());
+        assert_eq!(
+            throttle.check(ip, "c@example.com").unwrap_err().scope,
+            ThrottleScope::ClientIp
+        );
     }
 }
