@@ -262,18 +262,24 @@ pub async fn change_display_name(
     Ok(name.as_str().to_owned())
 }
 
-/// Counts a signed-in user's password check against the login budgets, so a
-/// stolen session cannot guess the password faster than a login could (a
-/// check that passes gives its cells back, as a login does).
-fn check_attempt(
+/// Whether `password` is the signed-in user's. The check spends the login
+/// budgets as a login does (and gives them back when it passes), so a stolen
+/// session cannot guess the password faster than a login could.
+async fn is_own_password(
     state: &AppState,
     meta: &RequestMeta,
     user: &UserRecord,
-) -> Result<(), AccountError> {
-    state
-        .login_throttle
+    password: &str,
+) -> Result<bool, AccountError> {
+    let throttle = &state.login_throttle;
+    throttle
         .check(meta.client_ip, &user.email)
-        .map_err(AccountError::Throttled)
+        .map_err(AccountError::Throttled)?;
+    let right = passwords::verify(password, Some(user.password_hash.clone())).await;
+    if right {
+        throttle.passed(meta.client_ip, &user.email);
+    }
+    Ok(right)
 }
 
 /// Changes the password after checking the current one; returns the new session
@@ -286,11 +292,9 @@ pub async fn change_password(
     new: &str,
 ) -> Result<i64, AccountError> {
     let new = Password::parse("new_password", new).map_err(|e| AccountError::Invalid(vec![e]))?;
-    check_attempt(state, meta, user)?;
-    if !passwords::verify(current, Some(user.password_hash.clone())).await {
+    if !is_own_password(state, meta, user, current).await? {
         return Err(AccountError::WrongPassword);
     }
-    state.login_throttle.passed(meta.client_ip, &user.email);
     let hash = passwords::hash(&new)
         .await
         .map_err(AccountError::Internal)?;
@@ -306,14 +310,12 @@ pub async fn delete_account(
     user: &UserRecord,
     password: &str,
 ) -> Result<(), AccountError> {
-    check_attempt(state, meta, user)?;
-    if !passwords::verify(password, Some(user.password_hash.clone())).await {
+    if !is_own_password(state, meta, user, password).await? {
         return Err(AccountError::Invalid(vec![InvalidInput {
             field: "password",
             message: "This is not your password.".into(),
         }]));
     }
-    state.login_throttle.passed(meta.client_ip, &user.email);
     let event = AuditEvent::new("account.delete", meta)
         .actor(user.id)
         .target(format!("user:{}", user.id));

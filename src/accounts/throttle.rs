@@ -81,9 +81,7 @@ impl LoginThrottle {
         self.per_account
             .check_key(&account.to_owned())
             .map_err(|not_until| {
-                if let Some(ip) = ip {
-                    self.ip_cells.give_back(&ip, self.ip_interval);
-                }
+                self.give_back_ip(ip);
                 Throttled {
                     scope: ThrottleScope::Account,
                     retry_after: not_until.wait_time_from(clock.now()),
@@ -94,12 +92,16 @@ impl LoginThrottle {
     /// Gives back the cells a [`Self::check`] took, once the password it
     /// let through was right.
     pub fn passed(&self, ip: Option<IpAddr>, account: &str) {
-        if let Some(ip) = ip {
-            self.ip_cells
-                .give_back(&counted_address(ip), self.ip_interval);
-        }
+        self.give_back_ip(ip.map(counted_address));
         self.account_cells
             .give_back(&account.to_owned(), self.account_interval);
+    }
+
+    /// Gives back a cell of the budget of `ip`, a [`counted_address`].
+    fn give_back_ip(&self, ip: Option<IpAddr>) {
+        if let Some(ip) = ip {
+            self.ip_cells.give_back(&ip, self.ip_interval);
+        }
     }
 
     /// Forgets keys whose budgets are full again, so memory stays bounded.
