@@ -300,6 +300,15 @@ impl Application {
                 }
             }
         }
+        // A stream whose client stopped reading is not polled, so it never saw
+        // the stop: it is charged here for what it sent.
+        let unread = self.state.gateway.settle_unread_streams();
+        if unread > 0 {
+            tracing::warn!(
+                unread,
+                "settled the streams whose clients had stopped reading"
+            );
+        }
         let released = self.state.gateway.accounts.release_open_holds();
         if released > 0 {
             tracing::warn!(released, "released the credit holds of calls still running");

@@ -981,6 +981,40 @@ async fn a_stream_running_when_the_server_stops_is_charged_for_what_it_sent() {
     assert_eq!(uses, 1);
 }
 
+/// A stream whose client has stopped reading is not polled, so it cannot see
+/// the server stop: the server charges it at exit for what it had sent,
+/// rather than releasing its hold whole.
+#[tokio::test]
+async fn a_stream_whose_client_stopped_reading_is_charged_when_the_server_stops() {
+    let s = setup(&[("TOLLGATE_SHUTDOWN_GRACE_SECS", "1")]).await;
+    let key = user_with_plan(&s.app, "unread@example.com", 10, 100, None).await;
+    // 12.5 MiB of words, far more than the sockets on the way can hold.
+    let word = "x".repeat(64 * 1024);
+    s.mock.set(|k| k.reply = vec![word.as_str(); 200].join(" "));
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["max_tokens"] = json!(2000);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 200);
+    let mut events = response.bytes_stream().eventsource();
+    events.next().await.unwrap().unwrap();
+    // The client reads no more, and keeps the connection open meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let app = s.app.restart(&[]).await;
+
+    let (status, code, completion, cost): (i64, String, i64, i64) = sqlx::query_as(
+        "SELECT status, error_code, completion_tokens, cost_micros FROM usage_records",
+    )
+    .fetch_one(&app.db().await)
+    .await
+    .expect("the stream was settled");
+    assert_eq!((status, code.as_str()), (503, "server_stopping"));
+    assert!(completion > 0 && cost > 0, "{completion} tokens, {cost}");
+    let (balance, ledger) = balance_and_ledger(&app, "unread@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000 - cost, 5_000_000 - cost));
+    drop(events);
+}
+
 #[tokio::test]
 async fn models_and_the_simple_endpoint_use_the_key() {
     let s = setup(&[]).await;

@@ -33,8 +33,12 @@ pub mod restrictions;
 pub mod settle;
 pub mod upstream;
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+};
 
+use foldhash::HashMap;
 use tokio::sync::watch;
 
 /// The gateway's shared parts: the model table, the upstream client, the
@@ -47,6 +51,8 @@ pub struct Gateway {
     /// Raised at the end of the shutdown grace period: calls still running
     /// stop and settle what they produced before the last write.
     stop: watch::Sender<bool>,
+    /// The streams being relayed, by hold, for [`Gateway::settle_unread_streams`].
+    streams: Mutex<HashMap<u64, Arc<settle::StreamBill>>>,
 }
 
 /// Waits for [`Gateway::stop_calls`].
@@ -79,6 +85,7 @@ impl Gateway {
                 config.ip_requests_per_day,
             ),
             stop: watch::Sender::new(false),
+            streams: Mutex::default(),
         })
     }
 
@@ -92,6 +99,33 @@ impl Gateway {
     /// answers 503 or, mid-stream, an error event.
     pub fn stop_calls(&self) {
         self.stop.send_replace(true);
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<settle::StreamBill>>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A stream began relaying under `hold`.
+    pub fn stream_started(&self, hold: u64, bill: Arc<settle::StreamBill>) {
+        self.streams().insert(hold, bill);
+    }
+
+    /// The stream under `hold` has ended, settled.
+    pub fn stream_ended(&self, hold: u64) {
+        self.streams().remove(&hold);
+    }
+
+    /// Settles, for what they sent, the streams still open once their calls
+    /// were stopped: those whose clients stopped reading are not polled and
+    /// never saw the stop. Returns how many there were.
+    pub fn settle_unread_streams(&self) -> usize {
+        let streams = std::mem::take(&mut *self.streams());
+        streams
+            .values()
+            .filter(|stream| stream.settle_stopped())
+            .count()
     }
 }
 

@@ -7,7 +7,10 @@
 //! status but not its body) is settled when its [`Bill`] is, so no hold is
 //! ever left taken.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, Mutex, MutexGuard},
+    time::Instant,
+};
 
 use super::{Gateway, accounts::Settlement, limits::TakenUse};
 use crate::credits::Prices;
@@ -152,6 +155,49 @@ impl Bill {
                 None
             }
             unused => unused,
+        }
+    }
+}
+
+/// A stream's bill and what it has sent so far, shared by the stream, which
+/// meters each chunk and settles at its end, and the gateway, which settles it
+/// at the end of the shutdown grace period if the stream could not: a stream
+/// whose client stopped reading is not polled, so it never sees the stop.
+#[derive(Default)]
+pub struct StreamBill(Mutex<Metered>);
+
+/// What [`StreamBill`] guards.
+#[derive(Default)]
+pub struct Metered {
+    pub meter: Meter,
+    /// Taken by the one settlement.
+    pub bill: Option<Bill>,
+}
+
+impl StreamBill {
+    pub fn new(bill: Bill, meter: Meter) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Metered {
+            meter,
+            bill: Some(bill),
+        })))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Metered> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Settles a stream the server stopped, for what it sent; false when it
+    /// had already settled.
+    pub fn settle_stopped(&self) -> bool {
+        let mut metered = self.lock();
+        match metered.bill.take() {
+            Some(bill) => {
+                bill.settle_stopped(&metered.meter);
+                true
+            }
+            None => false,
         }
     }
 }

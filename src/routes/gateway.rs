@@ -2,7 +2,7 @@
 //! `GET /v1/models` (and `/v1/models/{model}`) and the simple `POST /response`.
 //! Each handler runs the pipeline stages of `crate::gateway` top to bottom.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     Json,
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     gateway::{
-        StopSignal,
+        Gateway, StopSignal,
         error::GatewayError,
         hold::Hold,
         limits::{Buckets, RateHeaders, Running},
@@ -26,7 +26,7 @@ use crate::{
         refusals,
         reply::{self, Relayed},
         restrictions,
-        settle::{Bill, Meter},
+        settle::{Bill, Meter, StreamBill},
         upstream,
     },
     keys::auth::{self, KeyHolder},
@@ -517,10 +517,13 @@ async fn chat(
         }
         Reply::Chunks(chunks) => {
             bill.upstream_ms = Some(timed());
+            let hold = bill.hold;
+            let billing = StreamBill::new(bill, meter);
+            state.gateway.stream_started(hold, billing.clone());
             Ok(Answer::Stream(sse(Forward {
                 chunks,
-                meter,
-                bill: Some(bill),
+                billing,
+                tracked: Some((state.gateway.clone(), hold)),
                 include_usage: request.include_usage,
                 model: model.name.clone(),
                 done: false,
@@ -537,8 +540,12 @@ async fn chat(
 /// cancels the upstream request.
 struct Forward {
     chunks: BoxStream<'static, Result<String, UpstreamError>>,
-    meter: Meter,
-    bill: Option<Bill>,
+    /// Shared with the gateway, which settles it if the server stops while
+    /// nothing polls this stream.
+    billing: Arc<StreamBill>,
+    /// The gateway that knows the stream, and the call's hold it knows it
+    /// by; `None` in unit tests, which bill nothing.
+    tracked: Option<(Arc<Gateway>, u64)>,
     include_usage: bool,
     model: String,
     done: bool,
@@ -549,9 +556,14 @@ struct Forward {
 
 impl Drop for Forward {
     fn drop(&mut self) {
-        if let Some(bill) = self.bill.take() {
+        let mut metered = self.billing.lock();
+        if let Some(bill) = metered.bill.take() {
             tracing::info!(request_id = ?bill.request_id, "client left mid-stream; settling what was sent");
-            bill.settle(499, Some("client_disconnected"), &self.meter);
+            bill.settle(499, Some("client_disconnected"), &metered.meter);
+        }
+        drop(metered);
+        if let Some((gateway, hold)) = &self.tracked {
+            gateway.stream_ended(*hold);
         }
     }
 }
@@ -577,7 +589,7 @@ impl Forward {
                     &chunk,
                     &self.model,
                     self.include_usage,
-                    &mut self.meter,
+                    &mut self.billing.lock().meter,
                     out,
                 );
                 match relayed {
@@ -591,21 +603,25 @@ impl Forward {
             }
             Some(Err(error)) => self.fail(GatewayError::Upstream(error), out),
             None => {
-                if let Some(bill) = self.bill.take() {
-                    bill.settle(200, None, &self.meter);
-                }
+                self.settle(200, None);
                 self.done = true;
                 out.extend_from_slice(b"data: [DONE]\n\n");
             }
         }
     }
 
+    /// Settles what was sent, unless the server already did.
+    fn settle(&self, status: u16, error_code: Option<&str>) {
+        let mut metered = self.billing.lock();
+        if let Some(bill) = metered.bill.take() {
+            bill.settle(status, error_code, &metered.meter);
+        }
+    }
+
     /// Ends the stream with an error event, settling what was sent.
     fn fail(&mut self, error: GatewayError, out: &mut Vec<u8>) {
         let api = error.to_api_error();
-        if let Some(bill) = self.bill.take() {
-            bill.settle(api.status.as_u16(), api.code, &self.meter);
-        }
+        self.settle(api.status.as_u16(), api.code);
         self.done = true;
         out.extend_from_slice(b"data: ");
         // Serialising into memory cannot fail.
@@ -680,8 +696,8 @@ mod tests {
         });
         sse(Forward {
             chunks: chunks.boxed(),
-            meter: Meter::default(),
-            bill: None,
+            billing: Arc::default(),
+            tracked: None,
             include_usage: false,
             model: "demo".into(),
             done: false,
