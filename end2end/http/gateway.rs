@@ -930,6 +930,36 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
     assert_eq!(uses, 0);
 }
 
+/// A stream of the mock's reply for `key`, with room for 2,000 tokens.
+async fn long_stream(
+    app: &TestApp,
+    key: &str,
+) -> impl futures::Stream<
+    Item = Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>,
+> + use<> {
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["max_tokens"] = json!(2000);
+    let response = chat(app, key, body).await;
+    assert_eq!(response.status(), 200);
+    response.bytes_stream().eventsource()
+}
+
+/// The one call, a stream, was stopped by the server and charged for what it
+/// sent, from the 5 credits `email` started with.
+async fn assert_charged_as_stopped(app: &TestApp, email: &str) {
+    let (status, code, completion, cost): (i64, String, i64, i64) = sqlx::query_as(
+        "SELECT status, error_code, completion_tokens, cost_micros FROM usage_records",
+    )
+    .fetch_one(&app.db().await)
+    .await
+    .expect("the stream was settled");
+    assert_eq!((status, code.as_str()), (503, "server_stopping"));
+    assert!(completion > 0 && cost > 0, "{completion} tokens, {cost}");
+    let (balance, ledger) = balance_and_ledger(app, email).await;
+    assert_eq!((balance, ledger), (5_000_000 - cost, 5_000_000 - cost));
+}
+
 /// A stream still running when the grace period ends is stopped: the caller
 /// gets an error event, what was streamed is charged, and the one-time key's
 /// use stays spent, as for any call the upstream answered.
@@ -941,12 +971,7 @@ async fn a_stream_running_when_the_server_stops_is_charged_for_what_it_sent() {
         k.chunk_delay = Duration::from_millis(200);
         k.reply = vec!["word"; 40].join(" ");
     });
-    let mut body = hello("mock");
-    body["stream"] = json!(true);
-    body["max_tokens"] = json!(2000);
-    let response = chat(&s.app, &key, body).await;
-    assert_eq!(response.status(), 200);
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = long_stream(&s.app, &key).await;
     // The role chunk and two words, then the server is asked to stop.
     for _ in 0..3 {
         events.next().await.unwrap().unwrap();
@@ -963,17 +988,7 @@ async fn a_stream_running_when_the_server_stops_is_charged_for_what_it_sent() {
     assert_eq!(last["error"]["code"], "server_stopping", "{rest:?}");
     assert!(rest.len() < 40, "stopped before the end: {rest:?}");
 
-    let (status, code, completion, cost): (i64, String, i64, i64) = sqlx::query_as(
-        "SELECT status, error_code, completion_tokens, cost_micros FROM usage_records",
-    )
-    .fetch_one(&app.db().await)
-    .await
-    .unwrap();
-    assert_eq!((status, code.as_str()), (503, "server_stopping"));
-    assert!(completion > 0, "{completion}");
-    let (balance, ledger) = balance_and_ledger(&app, "cut@example.com").await;
-    assert_eq!((balance, ledger), (5_000_000 - cost, 5_000_000 - cost));
-    assert!(cost > 0);
+    assert_charged_as_stopped(&app, "cut@example.com").await;
     let uses: i64 = sqlx::query_scalar("SELECT usage_count FROM api_keys WHERE name = 'once'")
         .fetch_one(&app.db().await)
         .await
@@ -991,27 +1006,13 @@ async fn a_stream_whose_client_stopped_reading_is_charged_when_the_server_stops(
     // 12.5 MiB of words, far more than the sockets on the way can hold.
     let word = "x".repeat(64 * 1024);
     s.mock.set(|k| k.reply = vec![word.as_str(); 200].join(" "));
-    let mut body = hello("mock");
-    body["stream"] = json!(true);
-    body["max_tokens"] = json!(2000);
-    let response = chat(&s.app, &key, body).await;
-    assert_eq!(response.status(), 200);
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = long_stream(&s.app, &key).await;
     events.next().await.unwrap().unwrap();
     // The client reads no more, and keeps the connection open meanwhile.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let app = s.app.restart(&[]).await;
 
-    let (status, code, completion, cost): (i64, String, i64, i64) = sqlx::query_as(
-        "SELECT status, error_code, completion_tokens, cost_micros FROM usage_records",
-    )
-    .fetch_one(&app.db().await)
-    .await
-    .expect("the stream was settled");
-    assert_eq!((status, code.as_str()), (503, "server_stopping"));
-    assert!(completion > 0 && cost > 0, "{completion} tokens, {cost}");
-    let (balance, ledger) = balance_and_ledger(&app, "unread@example.com").await;
-    assert_eq!((balance, ledger), (5_000_000 - cost, 5_000_000 - cost));
+    assert_charged_as_stopped(&app, "unread@example.com").await;
     drop(events);
 }
 
