@@ -188,17 +188,19 @@ impl StreamBill {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The bill and what was sent, for the one settlement; `None` once taken.
+    pub fn take(&self) -> Option<(Bill, Meter)> {
+        let mut metered = self.lock();
+        let bill = metered.bill.take()?;
+        Some((bill, std::mem::take(&mut metered.meter)))
+    }
+
     /// Settles a stream the server stopped, for what it sent; false when it
     /// had already settled.
     pub fn settle_stopped(&self) -> bool {
-        let mut metered = self.lock();
-        match metered.bill.take() {
-            Some(bill) => {
-                bill.settle_stopped(&metered.meter);
-                true
-            }
-            None => false,
-        }
+        self.take()
+            .map(|(bill, meter)| bill.settle_stopped(&meter))
+            .is_some()
     }
 }
 

@@ -556,12 +556,10 @@ struct Forward {
 
 impl Drop for Forward {
     fn drop(&mut self) {
-        let mut metered = self.billing.lock();
-        if let Some(bill) = metered.bill.take() {
+        if let Some((bill, meter)) = self.billing.take() {
             tracing::info!(request_id = ?bill.request_id, "client left mid-stream; settling what was sent");
-            bill.settle(499, Some("client_disconnected"), &metered.meter);
+            bill.settle(499, Some("client_disconnected"), &meter);
         }
-        drop(metered);
         if let Some((gateway, hold)) = &self.tracked {
             gateway.stream_ended(*hold);
         }
@@ -612,9 +610,8 @@ impl Forward {
 
     /// Settles what was sent, unless the server already did.
     fn settle(&self, status: u16, error_code: Option<&str>) {
-        let mut metered = self.billing.lock();
-        if let Some(bill) = metered.bill.take() {
-            bill.settle(status, error_code, &metered.meter);
+        if let Some((bill, meter)) = self.billing.take() {
+            bill.settle(status, error_code, &meter);
         }
     }
 
