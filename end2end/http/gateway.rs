@@ -672,6 +672,36 @@ async fn a_one_time_key_keeps_its_use_through_calls_that_cost_nothing() {
     assert_openai_error(&response.json().await.unwrap(), "api_key_used_up");
 }
 
+/// Calls sent at once on a one-time key, all refused by another limit, are
+/// each answered with that limit: none is told the key is used up because
+/// another call had taken its use for a moment before being refused, and the
+/// key keeps its use.
+#[tokio::test]
+async fn parallel_calls_on_a_one_time_key_that_a_limit_refuses_never_see_it_used_up() {
+    let s = setup(&[]).await;
+    let email = "turns@example.com";
+    let key = user_with_plan(&s.app, email, 1, 100, None).await;
+    let b = s.app.browser();
+    s.app.login(&b, email, crate::support::PASSWORD).await;
+    let once = s
+        .app
+        .create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
+        .await;
+    // Another key of the user's takes the minute's one call.
+    assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
+
+    let calls = (0..16).map(|_| chat(&s.app, &once, hello("demo")));
+    for response in futures::future::join_all(calls).await {
+        assert_eq!(response.status(), 429);
+        assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
+    }
+    let uses: i64 = sqlx::query_scalar("SELECT usage_count FROM api_keys WHERE name = 'once'")
+        .fetch_one(&s.app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(uses, 0);
+}
+
 #[tokio::test]
 async fn fifty_parallel_calls_against_a_balance_for_ten_let_exactly_ten_through() {
     // Each call holds 1 credit for max_tokens 1000 plus 0.014 for its prompt

@@ -3,8 +3,9 @@
 //! per user from the plan: requests per minute and tokens per minute with
 //! governor (GCRA), requests per hour and day in [`super::accounts`] (in memory,
 //! written behind to the database, so they survive restarts), the key's usage
-//! cap in the database (one-time keys must be exact at once), and parallel
-//! calls with a count of each user's running calls.
+//! cap in the database (one-time keys must be exact at once; a key's calls
+//! take it in turns), and parallel calls with a count of each user's running
+//! calls.
 //!
 //! The user's limits and the credit hold are admitted together in one critical
 //! section, and any refusal takes nothing, so a refused call consumes nothing
@@ -218,6 +219,11 @@ pub struct Limiters {
     users: Mutex<HashMap<i64, UserLimiters>>,
     /// Each user's running calls, counted whatever the plan's limit.
     running: Mutex<HashMap<i64, Arc<AtomicUsize>>>,
+    /// Capped keys' admissions take turns: a call holds its key's turn from
+    /// taking the key's use until it is admitted or has given the use back,
+    /// so a call another limit refuses never makes a concurrent call on the
+    /// same key see it used up.
+    capped_turns: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     calls: AtomicU64,
 }
 
@@ -309,6 +315,7 @@ impl Limiters {
             ip_per_day,
             users: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
+            capped_turns: Mutex::new(HashMap::new()),
             calls: AtomicU64::new(0),
         }
     }
@@ -456,6 +463,19 @@ impl Limiters {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         // Each running call holds a clone of its user's count.
         running.retain(|_, count| Arc::strong_count(count) > 1);
+        drop(running);
+        let mut turns = self.capped_turns.lock().unwrap_or_else(|p| p.into_inner());
+        // So does each call holding or awaiting its key's turn.
+        turns.retain(|_, turn| Arc::strong_count(turn) > 1);
+    }
+
+    /// Waits for the capped key's turn to take its use (see `capped_turns`).
+    async fn capped_turn(&self, key_id: i64) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = {
+            let mut turns = self.capped_turns.lock().unwrap_or_else(|p| p.into_inner());
+            turns.entry(key_id).or_default().clone()
+        };
+        turn.lock_owned().await
     }
 
     fn forget_unused_windows(&self) {
@@ -526,10 +546,13 @@ impl Limiters {
         accounts.grant_month(user_id, &buckets.month).await?;
         let capped = key.usage_cap.is_some();
         let used_up = || GatewayError::Key(crate::keys::auth::KeyAuthError::UsedUp);
-        let taken = if capped {
-            Some(take_use(store, key.id).await?.ok_or_else(used_up)?)
+        // The turn is held until this call is admitted or has given the use back.
+        let (_turn, taken) = if capped {
+            let turn = self.capped_turn(key.id).await;
+            let taken = take_use(store, key.id).await?.ok_or_else(used_up)?;
+            (Some(turn), Some(taken))
         } else {
-            None
+            (None, None)
         };
         let admission = Admission {
             user_id,
