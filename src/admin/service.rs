@@ -304,12 +304,20 @@ pub async fn rotate_all_keys(
         .filter(|k| keys::view(k).status == "active")
         .map(|k| k.id)
         .collect();
-    keys::rotate_as(store, hasher, meta, admin_id, user_id, &ids, 0)
-        .await
-        .map_err(|e| match e {
-            KeyError::NotFound => AdminError::KeysChanged,
-            other => AdminError::Store(StoreError::Background(other.to_string())),
-        })
+    keys::rotate_as(
+        store,
+        hasher,
+        meta,
+        keys::RotatedBy::Admin(admin_id),
+        user_id,
+        &ids,
+        0,
+    )
+    .await
+    .map_err(|e| match e {
+        KeyError::NotFound => AdminError::KeysChanged,
+        other => AdminError::Store(StoreError::Background(other.to_string())),
+    })
 }
 
 /// Everything the admin user page shows about one account.

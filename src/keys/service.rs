@@ -584,9 +584,18 @@ fn scope_lacking<'a>(own: &[String], scopes: &'a [String]) -> Option<&'a String>
     scopes.iter().find(|s| !own.contains(s))
 }
 
-/// Rotates one key; see [`rotate_many`]. Called with a key (`caller_scopes`),
-/// it rotates only keys whose scopes that key has itself: a new secret is as
-/// good as a new key, which it could not create either.
+/// Who rotates keys: the owner (signed in), the owner with one of their keys
+/// (which may rotate only keys whose scopes it has itself: a new secret is as
+/// good as a new key, which it could not create either), or an admin.
+#[derive(Debug, Clone, Copy)]
+pub enum RotatedBy<'a> {
+    Owner,
+    OwnerKey { scopes: &'a [String] },
+    Admin(i64),
+}
+
+/// Rotates one key; see [`rotate_many`]. `caller_scopes` are those of the key
+/// that asks, if a key asks (see [`RotatedBy::OwnerKey`]).
 pub async fn rotate(
     store: &Store,
     hasher: &KeyHasher,
@@ -596,18 +605,8 @@ pub async fn rotate(
     grace_secs: i64,
     caller_scopes: Option<&[String]>,
 ) -> Result<IssuedKey, KeyError> {
-    if let Some(own) = caller_scopes {
-        let current = store
-            .key_of_user(user_id, key_id)
-            .await?
-            .ok_or(KeyError::NotFound)?;
-        let scopes: Vec<String> = serde_json::from_str(&current.scopes)
-            .map_err(|e| KeyError::Internal(format!("key {key_id}'s scopes: {e}")))?;
-        if let Some(lacking) = scope_lacking(own, &scopes) {
-            return Err(KeyError::ScopeNotHeld(lacking.clone()));
-        }
-    }
-    let mut issued = rotate_many(store, hasher, meta, user_id, &[key_id], grace_secs).await?;
+    let by = caller_scopes.map_or(RotatedBy::Owner, |scopes| RotatedBy::OwnerKey { scopes });
+    let mut issued = rotate_as(store, hasher, meta, by, user_id, &[key_id], grace_secs).await?;
     issued.pop().ok_or(KeyError::NotFound)
 }
 
@@ -622,15 +621,25 @@ pub async fn rotate_many(
     key_ids: &[i64],
     grace_secs: i64,
 ) -> Result<Vec<IssuedKey>, KeyError> {
-    rotate_as(store, hasher, meta, user_id, user_id, key_ids, grace_secs).await
+    rotate_as(
+        store,
+        hasher,
+        meta,
+        RotatedBy::Owner,
+        user_id,
+        key_ids,
+        grace_secs,
+    )
+    .await
 }
 
-/// [`rotate_many`] done by `actor_id` (the owner, or an admin) for the audit log.
+/// [`rotate_many`] done `by` the owner, one of their keys or an admin (named
+/// in the audit log).
 pub async fn rotate_as(
     store: &Store,
     hasher: &KeyHasher,
     meta: &RequestMeta,
-    actor_id: i64,
+    by: RotatedBy<'_>,
     user_id: i64,
     key_ids: &[i64],
     grace_secs: i64,
@@ -641,12 +650,23 @@ pub async fn rotate_as(
             "Use a grace period from 0 to 86400 seconds (24 hours).".to_owned(),
         )])));
     }
+    let actor_id = match by {
+        RotatedBy::Admin(admin_id) => admin_id,
+        RotatedBy::Owner | RotatedBy::OwnerKey { .. } => user_id,
+    };
     let mut fresh = Vec::with_capacity(key_ids.len());
     for &key_id in key_ids {
         let current = store
             .key_of_user(user_id, key_id)
             .await?
             .ok_or(KeyError::NotFound)?;
+        if let RotatedBy::OwnerKey { scopes: own } = by {
+            let scopes: Vec<String> = serde_json::from_str(&current.scopes)
+                .map_err(|e| KeyError::Internal(format!("key {key_id}'s scopes: {e}")))?;
+            if let Some(lacking) = scope_lacking(own, &scopes) {
+                return Err(KeyError::ScopeNotHeld(lacking.clone()));
+            }
+        }
         let env = KeyEnv::parse(&current.env).unwrap_or(KeyEnv::Live);
         let key = ApiKey::generate(env).map_err(|e| KeyError::Internal(e.to_string()))?;
         let parts = (hasher.hash(&key), key.display_prefix(), key.last_four());
