@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, Uri, header};
 use ipnet::IpNet;
 
 use super::error::GatewayError;
+use crate::keys::auth::KeyHolder;
 use crate::store::{KeyRecord, PlanRecord};
 
 fn list(json: Option<&str>) -> Option<Vec<String>> {
@@ -17,13 +18,12 @@ fn list(json: Option<&str>) -> Option<Vec<String>> {
 
 /// The IP allowlist, the referrer rule and the `chat` scope.
 pub fn check_caller(
-    key: &KeyRecord,
+    holder: &KeyHolder,
     client_ip: Option<IpAddr>,
     headers: &HeaderMap,
 ) -> Result<(), GatewayError> {
-    check_whence(key, client_ip, headers)?;
-    let scopes: Vec<String> = serde_json::from_str(&key.scopes).unwrap_or_default();
-    if !scopes.iter().any(|s| s == "chat") {
+    check_whence(&holder.key, client_ip, headers)?;
+    if !holder.scopes.iter().any(|s| s == "chat") {
         return Err(GatewayError::Forbidden {
             code: "missing_scope",
             message: "This key lacks the chat scope, so it cannot call models. Use a key with the chat scope.".to_owned(),

@@ -328,7 +328,7 @@ async fn verify(
     .await
     .map_err(GatewayError::Key)?;
     let plan = state.store.plan_of_user(holder.user.id).await?;
-    if let Err(error) = restrictions::check_caller(&holder.key, meta.client_ip, headers) {
+    if let Err(error) = restrictions::check_caller(&holder, meta.client_ip, headers) {
         peek_user(state, holder.user.id, &plan, buckets, rate).await;
         return Err(error);
     }
