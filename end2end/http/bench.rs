@@ -10,7 +10,8 @@
 //! directly, through the bare proxy (`end2end/bench/bare_proxy.rs`: the same
 //! HTTP stack doing nothing but forward, so what is left is the pipeline's own
 //! cost) and through Tollgate:
-//! - closed loop: `BENCH_REQUESTS` calls (default 2000), `BENCH_CONCURRENCY` at a
+//! - closed loop: `BENCH_REQUESTS` calls (default 20000: a second or more
+//!   on each route; 2,000 lasted a tenth of one), `BENCH_CONCURRENCY` at a
 //!   time (default 32), for the most requests a second each can serve;
 //! - open loop: a call started every 1/`BENCH_RATE` of a second (default 2000 a
 //!   second) for `BENCH_SECONDS` (default 5) on each route, whatever the
@@ -402,7 +403,7 @@ async fn wait_until_up(client: &reqwest::Client, url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark, not a test; see the module docs"]
 async fn gateway_benchmark() {
-    let total = setting("BENCH_REQUESTS", 2000);
+    let total = setting("BENCH_REQUESTS", 20000);
     let concurrency = setting("BENCH_CONCURRENCY", 32);
     let rate = setting("BENCH_RATE", 2000).max(1);
     let seconds = setting("BENCH_SECONDS", 5).max(1);
