@@ -95,6 +95,8 @@ pub async fn admin_set_disabled(user_id: i64, disabled: bool) -> Result<(), Form
 /// The gate is one `Suspend`, not a closure making one: on the server a
 /// `Suspense` calls a child closure twice (once to find its resources, once
 /// to render), which built the admin page twice and fetched its data twice.
+/// For the same reason a page passes its parts here as components, with
+/// route parameters as memos, not as a closure on the parameters.
 #[component]
 pub fn AdminOnly(next: &'static str, children: Children) -> impl IntoView {
     let user = expect_context::<UserResource>();

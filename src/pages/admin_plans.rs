@@ -317,25 +317,25 @@ fn PlanFields(initial: PlanForm, error: LastError) -> impl IntoView {
 #[component]
 pub fn AdminPlanPage() -> impl IntoView {
     let params = use_params_map();
-    let slug = move || params.read().get("slug").unwrap_or_default();
+    let slug = Memo::new(move |_| params.read().get("slug").unwrap_or_default());
     view! {
         <Title text="Plan · Admin" />
-        <AdminOnly next="/admin/plans">
-            {move || view! { <PlanEditor slug=slug() /> }}
-        </AdminOnly>
+        <AdminOnly next="/admin/plans"><PlanEditor slug /></AdminOnly>
     }
 }
 
+/// One plan's editor. It is built once and fetches again when the slug
+/// changes: a child closure on the slug would be called twice on the server,
+/// fetching twice.
 #[component]
-fn PlanEditor(slug: String) -> impl IntoView {
+fn PlanEditor(slug: Memo<String>) -> impl IntoView {
     let save = ServerAction::<AdminSavePlan>::new();
     let retire = ServerAction::<AdminRetirePlan>::new();
     let save_error = last_error(save.value());
     let retire_error = last_error(retire.value());
-    let key = slug.clone();
     let detail = Resource::new(
-        move || (save.version().get(), retire.version().get()),
-        move |_| admin_plan(key.clone()),
+        move || (slug.get(), save.version().get(), retire.version().get()),
+        |(slug, ..)| admin_plan(slug),
     );
     let done = move || {
         if save.value().get().is_some_and(|r| r.is_ok()) {
@@ -350,14 +350,13 @@ fn PlanEditor(slug: String) -> impl IntoView {
         <AdminTabs current="plans" />
         <p class="mb-2 text-sm"><a href="/admin/plans" class="text-amber-700 hover:underline">"← All plans"</a></p>
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading the plan…"</p> }>
-            {move || {
-                let slug = slug.clone();
-                Suspend::new(async move {
+            {move || Suspend::new(async move {
                 let d = match detail.await {
                     Ok(d) => d,
                     Err(e) => return view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                 };
                 let retired = d.row.retired_at.is_some();
+                let slug = d.row.slug.clone();
                 let retire_slug = slug.clone();
                 let state = match (&d.row.retired_at, d.row.default) {
                     (Some(at), _) => format!("Retired {}: takes no new users. {} on it.", &at[..10.min(at.len())], users(d.row.users)),
@@ -393,7 +392,7 @@ fn PlanEditor(slug: String) -> impl IntoView {
                         </ActionForm>
                     </section>
                 }.into_any()
-            })}}
+            })}
         </Transition>
     }
 }

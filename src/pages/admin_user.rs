@@ -205,25 +205,23 @@ pub async fn admin_rotate_all_keys(user_id: i64) -> Result<Vec<IssuedKey>, FormE
 #[component]
 pub fn AdminUserPage() -> impl IntoView {
     let params = use_params_map();
-    let id = move || {
+    let id = Memo::new(move |_| {
         params
             .read()
             .get("id")
             .and_then(|id| id.parse::<i64>().ok())
-    };
+    });
     view! {
         <Title text="User · Admin" />
-        <AdminOnly next="/admin">
-            {move || match id() {
-                Some(id) => view! { <UserDetail user_id=id /> }.into_any(),
-                None => view! { <p role="alert" class="text-red-700">"That is not a user id."</p> }.into_any(),
-            }}
-        </AdminOnly>
+        <AdminOnly next="/admin"><UserDetail user_id=id /></AdminOnly>
     }
 }
 
+/// One account, `None` when the address names no user id. The page is built
+/// once and fetches again when the id changes: a child closure on the id
+/// would be called twice on the server, fetching twice.
 #[component]
-fn UserDetail(user_id: i64) -> impl IntoView {
+fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
     let credits = ServerAction::<AdminAdjustCredits>::new();
     let plan = ServerAction::<AdminAssignPlan>::new();
     let revoke = ServerAction::<AdminRevokeAllKeys>::new();
@@ -239,6 +237,7 @@ fn UserDetail(user_id: i64) -> impl IntoView {
     let detail = Resource::new(
         move || {
             (
+                user_id.get(),
                 credits.version().get(),
                 plan.version().get(),
                 revoke.version().get(),
@@ -247,7 +246,12 @@ fn UserDetail(user_id: i64) -> impl IntoView {
                 limits.version().get(),
             )
         },
-        move |_| fetch_admin_user(user_id),
+        |(id, ..)| async move {
+            match id {
+                Some(id) => fetch_admin_user(id).await,
+                None => Err(FormError::new("That is not a user id.")),
+            }
+        },
     );
     let done = move || {
         if credits.value().get().is_some_and(|r| r.is_ok()) {
