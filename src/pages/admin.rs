@@ -4,12 +4,12 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::{components::Redirect, hooks::use_query_map};
+use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use super::{
     forms::{BUTTON, CARD, FormAlert, last_error},
-    nav::UserResource,
+    nav::SignedInOnly,
 };
 use crate::accounts::types::FormError;
 
@@ -91,26 +91,9 @@ pub async fn admin_set_disabled(user_id: i64, disabled: bool) -> Result<(), Form
 
 /// Shows `children` to administrators only: users get the 403 page, and
 /// anonymous visitors go to /login, coming back to `next`.
-///
-/// The gate is one `Suspend`, not a closure making one: on the server a
-/// `Suspense` calls a child closure twice (once to find its resources, once
-/// to render), which built the admin page twice and fetched its data twice.
-/// For the same reason a page passes its parts here as components, with
-/// route parameters as memos, not as a closure on the parameters.
 #[component]
 pub fn AdminOnly(next: &'static str, children: Children) -> impl IntoView {
-    let user = expect_context::<UserResource>();
-    view! {
-        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
-            {Suspend::new(async move {
-                match user.await {
-                    Ok(Some(me)) if me.is_admin => children().into_any(),
-                    Ok(Some(_)) => view! { <Forbidden /> }.into_any(),
-                    _ => view! { <Redirect path=format!("/login?next={next}") /> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
+    view! { <SignedInOnly next admins_only=true>{children()}</SignedInOnly> }
 }
 
 #[component]
@@ -423,53 +406,5 @@ fn AuditLog() -> impl IntoView {
                 })}
             </Transition>
         </div>
-    }
-}
-
-#[cfg(all(test, feature = "ssr"))]
-mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
-    use any_spawner::Executor;
-    use futures::StreamExt;
-    use leptos::prelude::*;
-
-    use super::AdminOnly;
-    use crate::{accounts::types::CurrentUser, pages::nav::UserResource};
-
-    /// An admin page rendered on the server is built once, so the data its
-    /// resources fetch is fetched once.
-    #[tokio::test]
-    async fn an_admin_page_is_built_once_when_rendered_on_the_server() {
-        _ = Executor::init_tokio();
-        let owner = Owner::new();
-        owner.set();
-        let user: UserResource = Resource::new(
-            || (),
-            |_| async {
-                Ok(Some(CurrentUser {
-                    id: 1,
-                    email: "admin@example.com".into(),
-                    display_name: "Admin".into(),
-                    is_admin: true,
-                    created_at: String::new(),
-                }))
-            },
-        );
-        provide_context(user);
-        let built = Arc::new(AtomicUsize::new(0));
-        let counter = built.clone();
-        let page = view! {
-            <AdminOnly next="/admin">{
-                counter.fetch_add(1, Ordering::SeqCst);
-                "the admin page"
-            }</AdminOnly>
-        };
-        let html = page.to_html_stream_in_order().collect::<String>().await;
-        assert!(html.contains("the admin page"), "{html}");
-        assert_eq!(built.load(Ordering::SeqCst), 1);
     }
 }

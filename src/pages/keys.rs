@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{A, Redirect};
+use leptos_router::components::A;
 use serde::{Deserialize, Serialize};
 
 use super::{
     forms::{BUTTON, CARD, FormAlert, LastError, last_error},
-    nav::UserResource,
+    nav::SignedInOnly,
     playground::RecentKey,
 };
 use crate::{
@@ -120,17 +120,9 @@ pub async fn rotate_api_keys(
 
 #[component]
 pub fn KeysPage() -> impl IntoView {
-    let user = expect_context::<UserResource>();
     view! {
         <Title text="API keys" />
-        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(_)) => view! { <KeysManager /> }.into_any(),
-                    _ => view! { <Redirect path="/login?next=/keys" /> }.into_any(),
-                }
-            })}
-        </Suspense>
+        <SignedInOnly next="/keys"><KeysManager /></SignedInOnly>
     }
 }
 

@@ -1,7 +1,10 @@
 //! The nav bar, and the session's user that every page can read.
 
 use leptos::prelude::*;
-use leptos_router::{components::A, hooks::use_location};
+use leptos_router::{
+    components::{A, Redirect},
+    hooks::use_location,
+};
 
 use crate::accounts::types::{CurrentUser, FormError};
 
@@ -57,6 +60,35 @@ pub fn provide_session() {
     provide_context(logout);
 }
 
+/// Shows `children` to signed-in users (with `admins_only`, to
+/// administrators; other users get the 403 page); visitors go to /login,
+/// coming back to `next`.
+///
+/// The gate is one `Suspend`, not a closure making one: on the server a
+/// `Suspense` calls a child closure twice (once to find its resources, once
+/// to render), which built the page twice and fetched its data twice. For the
+/// same reason a page passes its parts here as components, with route
+/// parameters as memos, not as a closure on the parameters.
+#[component]
+pub fn SignedInOnly(
+    next: &'static str,
+    #[prop(optional)] admins_only: bool,
+    children: Children,
+) -> impl IntoView {
+    let user = expect_context::<UserResource>();
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {Suspend::new(async move {
+                match user.await {
+                    Ok(Some(me)) if me.is_admin || !admins_only => children().into_any(),
+                    Ok(Some(_)) => view! { <super::admin::Forbidden /> }.into_any(),
+                    _ => view! { <Redirect path=format!("/login?next={next}") /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
 #[component]
 pub fn NavBar() -> impl IntoView {
     let user = expect_context::<UserResource>();
@@ -106,5 +138,86 @@ pub fn NavBar() -> impl IntoView {
                 </Transition>
             </nav>
         </header>
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use any_spawner::Executor;
+    use futures::StreamExt;
+    use leptos::prelude::*;
+
+    use super::{SignedInOnly, UserResource};
+    use crate::{accounts::types::CurrentUser, pages::admin::AdminOnly};
+
+    /// Renders `page` on the server for a signed-in user; its HTML.
+    async fn render_for(is_admin: bool, page: impl FnOnce() -> AnyView) -> String {
+        _ = Executor::init_tokio();
+        let owner = Owner::new();
+        owner.set();
+        let user: UserResource = Resource::new(
+            || (),
+            move |_| async move {
+                Ok(Some(CurrentUser {
+                    id: 1,
+                    email: "someone@example.com".into(),
+                    display_name: "Someone".into(),
+                    is_admin,
+                    created_at: String::new(),
+                }))
+            },
+        );
+        provide_context(user);
+        page().to_html_stream_in_order().collect::<String>().await
+    }
+
+    /// A gated page rendered on the server is built once, so the data its
+    /// resources fetch is fetched once.
+    #[tokio::test]
+    async fn a_gated_page_is_built_once_when_rendered_on_the_server() {
+        let built = Arc::new(AtomicUsize::new(0));
+        let counter = built.clone();
+        let html = render_for(false, move || {
+            view! {
+                <SignedInOnly next="/keys">{
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    "the keys page"
+                }</SignedInOnly>
+            }
+            .into_any()
+        })
+        .await;
+        assert!(html.contains("the keys page"), "{html}");
+        assert_eq!(built.load(Ordering::SeqCst), 1);
+
+        let counter = built.clone();
+        let html = render_for(true, move || {
+            view! {
+                <AdminOnly next="/admin">{
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    "the admin page"
+                }</AdminOnly>
+            }
+            .into_any()
+        })
+        .await;
+        assert!(html.contains("the admin page"), "{html}");
+        assert_eq!(built.load(Ordering::SeqCst), 2);
+    }
+
+    /// A user who is not an administrator gets the 403 page, not the page.
+    #[tokio::test]
+    async fn an_admin_page_shows_users_the_403_page() {
+        let html = render_for(false, || {
+            view! { <AdminOnly next="/admin">"the admin page"</AdminOnly> }.into_any()
+        })
+        .await;
+        assert!(!html.contains("the admin page"), "{html}");
+        assert!(html.contains("Administrators only"), "{html}");
     }
 }

@@ -2,11 +2,10 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Redirect;
 
 use super::{
     forms::{FormAlert, last_error},
-    nav::UserResource,
+    nav::SignedInOnly,
 };
 use crate::{accounts::types::FormError, keys::types::PlanView};
 
@@ -48,17 +47,9 @@ pub fn credits(micros: i64) -> String {
 
 #[component]
 pub fn PlansPage() -> impl IntoView {
-    let user = expect_context::<UserResource>();
     view! {
         <Title text="Plans" />
-        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(_)) => view! { <PlanCards /> }.into_any(),
-                    _ => view! { <Redirect path="/login?next=/plans" /> }.into_any(),
-                }
-            })}
-        </Suspense>
+        <SignedInOnly next="/plans"><PlanCards /></SignedInOnly>
     }
 }
 

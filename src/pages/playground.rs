@@ -9,11 +9,11 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{A, Redirect};
+use leptos_router::components::A;
 
 use super::{
     forms::{BUTTON, CARD},
-    nav::UserResource,
+    nav::SignedInOnly,
 };
 use crate::{accounts::types::FormError, keys::types::IssuedKey};
 
@@ -142,17 +142,9 @@ pub fn looks_like_key(text: &str) -> bool {
 
 #[component]
 pub fn PlaygroundPage() -> impl IntoView {
-    let user = expect_context::<UserResource>();
     view! {
         <Title text="Playground" />
-        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(_)) => view! { <Playground /> }.into_any(),
-                    _ => view! { <Redirect path="/login?next=/playground" /> }.into_any(),
-                }
-            })}
-        </Suspense>
+        <SignedInOnly next="/playground"><Playground /></SignedInOnly>
     }
 }
 

@@ -4,9 +4,8 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Redirect;
 
-use super::{forms::CARD, nav::UserResource};
+use super::{forms::CARD, nav::SignedInOnly};
 use crate::{accounts::types::FormError, usage::types::UsageReport};
 
 #[server(endpoint = "usage")]
@@ -20,17 +19,9 @@ pub async fn fetch_usage_report() -> Result<UsageReport, FormError> {
 
 #[component]
 pub fn UsagePage() -> impl IntoView {
-    let user = expect_context::<UserResource>();
     view! {
         <Title text="Usage" />
-        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match user.await {
-                    Ok(Some(_)) => view! { <Usage /> }.into_any(),
-                    _ => view! { <Redirect path="/login?next=/usage" /> }.into_any(),
-                }
-            })}
-        </Suspense>
+        <SignedInOnly next="/usage"><Usage /></SignedInOnly>
     }
 }
 
