@@ -181,33 +181,30 @@ mod tests {
     #[tokio::test]
     async fn a_gated_page_is_built_once_when_rendered_on_the_server() {
         let built = Arc::new(AtomicUsize::new(0));
-        let counter = built.clone();
+        let count = built.clone();
         let html = render_for(false, move || {
-            view! {
-                <SignedInOnly next="/keys">{
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    "the keys page"
-                }</SignedInOnly>
-            }
-            .into_any()
+            view! { <SignedInOnly next="/keys"><Built count text="the keys page" /></SignedInOnly> }
+                .into_any()
         })
         .await;
         assert!(html.contains("the keys page"), "{html}");
         assert_eq!(built.load(Ordering::SeqCst), 1);
 
-        let counter = built.clone();
+        let count = built.clone();
         let html = render_for(true, move || {
-            view! {
-                <AdminOnly next="/admin">{
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    "the admin page"
-                }</AdminOnly>
-            }
-            .into_any()
+            view! { <AdminOnly next="/admin"><Built count text="the admin page" /></AdminOnly> }
+                .into_any()
         })
         .await;
         assert!(html.contains("the admin page"), "{html}");
         assert_eq!(built.load(Ordering::SeqCst), 2);
+    }
+
+    /// Page content that counts how often it is built.
+    #[component]
+    fn Built(count: Arc<AtomicUsize>, text: &'static str) -> impl IntoView {
+        count.fetch_add(1, Ordering::SeqCst);
+        text
     }
 
     /// A user who is not an administrator gets the 403 page, not the page.
