@@ -5,7 +5,7 @@
 //! gateway's limits, key allowlists, audit events and login throttles agree.
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
 
@@ -23,15 +23,27 @@ pub struct ClientIp(pub IpAddr);
 /// What per-IP limits count (the gateway's and the login throttle's): an
 /// IPv4 address, or an IPv6 address's /64, the block one subscriber usually
 /// holds whole, so a caller cannot step through its own block for fresh
-/// budgets.
+/// budgets. An address in the NAT64 well-known prefix `64:ff9b::/96` (RFC
+/// 6052) is an IPv4 client seen through a translator (SIIT-DC, 464XLAT), so
+/// it counts as that IPv4 address: by its /64, every IPv4 client behind the
+/// translator would share one budget.
 pub fn counted_address(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
+        IpAddr::V6(v6) if NAT64_WELL_KNOWN.contains(&v6) => {
+            // The low 32 bits are the IPv4 address (truncation intended).
+            IpAddr::V4(Ipv4Addr::from_bits(v6.to_bits() as u32))
+        }
         IpAddr::V6(v6) => {
             IpAddr::V6(ipnet::Ipv6Net::new(v6, 64).map_or(v6, |block| block.network()))
         }
         v4 => v4,
     }
 }
+
+/// RFC 6052's well-known prefix, whose addresses embed an IPv4 address in
+/// their last 32 bits.
+const NAT64_WELL_KNOWN: ipnet::Ipv6Net =
+    ipnet::Ipv6Net::new_assert(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96);
 
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let peer = peer.to_canonical();
@@ -121,6 +133,22 @@ mod tests {
         assert_eq!(resolve(peer, &HeaderMap::new(), &trusted), peer);
         let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
         assert_eq!(resolve(mapped, &HeaderMap::new(), &trusted), stranger);
+    }
+
+    #[test]
+    fn addresses_are_counted_by_subscriber() {
+        let counted = |ip: &str| counted_address(ip.parse().unwrap()).to_string();
+        assert_eq!(counted("203.0.113.9"), "203.0.113.9");
+        assert_eq!(counted("::ffff:203.0.113.9"), "203.0.113.9");
+        // An IPv6 subscriber's /64 is one budget.
+        assert_eq!(counted("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(counted("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_eq!(counted("2001:db8:1:3::1"), "2001:db8:1:3::");
+        // IPv4 clients through a NAT64 translator each keep their own.
+        assert_eq!(counted("64:ff9b::203.0.113.9"), "203.0.113.9");
+        assert_eq!(counted("64:ff9b::198.51.100.7"), "198.51.100.7");
+        // Only the well-known /96 embeds an address; the rest of its /64 does not.
+        assert_eq!(counted("64:ff9b::1:203.0.113.9"), "64:ff9b::");
     }
 
     #[test]
