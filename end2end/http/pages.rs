@@ -50,3 +50,28 @@ async fn status_server_function_answers_json() {
     assert_eq!(body["database_ready"], true);
     assert_eq!(body["public_url"], app.base_url);
 }
+
+#[tokio::test]
+async fn signed_in_pages_send_visitors_to_login_whatever_they_accept() {
+    let app = spawn_app().await;
+    for (path, accept) in [
+        ("/keys", "*/*"),
+        ("/usage", "*/*"),
+        ("/account", "*/*"),
+        ("/admin", "application/json"),
+        ("/keys", "text/html"),
+    ] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302, "{path} with Accept {accept}");
+        assert_eq!(
+            response.headers()["location"],
+            format!("/login?next={path}").as_str()
+        );
+    }
+}

@@ -2,11 +2,10 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::Redirect;
 
 use super::{
     forms::{BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, last_error},
-    nav::UserResource,
+    nav::{ToLogin, UserResource},
 };
 use crate::accounts::types::{CurrentUser, FormError};
 
@@ -73,7 +72,7 @@ pub fn AccountPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match user.await {
                     Ok(Some(me)) => view! { <AccountDetails me /> }.into_any(),
-                    _ => view! { <Redirect path="/login?next=/account" /> }.into_any(),
+                    _ => view! { <ToLogin next="/account" /> }.into_any(),
                 }
             })}
         </Suspense>

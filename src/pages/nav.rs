@@ -82,11 +82,24 @@ pub fn SignedInOnly(
                 match user.await {
                     Ok(Some(me)) if me.is_admin || !admins_only => children().into_any(),
                     Ok(Some(_)) => view! { <super::admin::Forbidden /> }.into_any(),
-                    _ => view! { <Redirect path=format!("/login?next={next}") /> }.into_any(),
+                    _ => view! { <ToLogin next /> }.into_any(),
                 }
             })}
         </Suspense>
     }
+}
+
+/// Sends a visitor to /login, coming back to `next`. Rendered on the server,
+/// the page answers 302 whatever the request accepts: leptos_axum sets the
+/// status only when the request accepts `text/html`, so curl's `*/*` got a
+/// 200 carrying a `Location`.
+#[component]
+pub fn ToLogin(next: &'static str) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::FOUND);
+    }
+    view! { <Redirect path=format!("/login?next={next}") /> }
 }
 
 #[component]
