@@ -1576,6 +1576,55 @@ async fn the_ip_limit_comes_before_any_key_work_and_bodies_have_a_limit() {
     }
 }
 
+/// Answers in any form SSE and OpenAI's clients allow reach the caller as one
+/// JSON object an event: a stream that starts with a byte order mark, an
+/// event whose data is split over lines, objects whose `error` is null (as
+/// Foundry Local sends on every chunk).
+#[tokio::test]
+async fn upstream_answers_in_any_form_sse_allows_are_relayed_whole() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "forms@example.com", 10, 100, None).await;
+    let chunk = r#"{"id":"c","object":"chat.completion.chunk","choices":["#;
+    let raw = format!(
+        "\u{feff}data: {chunk}{{\"index\":0,\"delta\":{{\"content\":\"marked \"}}}}]}}\n\n\
+         data: {chunk}\r\ndata: {{\"index\":0,\"delta\":{{\"content\":\"split \"}}}}]}}\n\n\
+         data: {chunk}{{\"index\":0,\"delta\":{{\"content\":\"unfailed\"}}}}],\"error\":null}}\n\n\
+         data: [DONE]\n\n"
+    );
+    s.mock.set(|k| k.raw_stream = Some(raw));
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"), "{text:?}");
+    let mut content = String::new();
+    for event in &events[..events.len() - 1] {
+        assert!(
+            !event.contains(['\n', '\r']),
+            "one line an event: {event:?}"
+        );
+        let chunk: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(chunk["model"], "mock");
+        content += chunk["choices"][0]["delta"]["content"].as_str().unwrap();
+    }
+    assert_eq!(content, "marked split unfailed");
+
+    // A whole answer whose `error` is null is an answer too.
+    let answer = json!({
+        "id": "c", "object": "chat.completion", "error": null,
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": "fine" }, "finish_reason": "stop" }],
+    });
+    s.mock.set(|k| k.raw_answer = Some(answer.to_string()));
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "fine");
+    let (balance, ledger) = balance_and_ledger(&s.app, "forms@example.com").await;
+    assert_eq!(balance, ledger);
+}
+
 #[tokio::test]
 async fn an_upstream_failure_mid_stream_ends_with_an_error_event() {
     let s = setup(&[]).await;

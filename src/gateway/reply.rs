@@ -51,7 +51,8 @@ pub fn relay(
     let Fields(fields) =
         serde_json::from_str(text).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
     let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-    if let Some(error) = field("error") {
+    // Some servers (Foundry Local) send `"error": null` on every object.
+    if let Some(error) = field("error").filter(|e| e.get() != "null") {
         return Err(UpstreamError::Status {
             status: 502,
             message: error_message(error),
@@ -340,6 +341,14 @@ mod tests {
                 "{text}"
             );
         }
+        // An `error` that is null is none, as the OpenAI SDKs read it.
+        let (result, meter, sent) = run(
+            r#"{"choices":[{"delta":{"content":"ok"}}],"error":null}"#,
+            false,
+        );
+        assert_eq!(result.unwrap(), Relayed::Sent);
+        assert_eq!(meter.reply_chars, 2);
+        assert_eq!(sent["error"], Value::Null);
         let not_utf8 = b"{\"choices\":[{\"message\":{\"content\":\"\xff\"}}]}";
         let mut out = Vec::new();
         let result = relay_bytes(not_utf8, "public", true, &mut Meter::default(), &mut out);

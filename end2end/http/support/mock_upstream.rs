@@ -50,6 +50,8 @@ pub struct Knobs {
     pub body_delay: Duration,
     /// For a JSON answer: send this text, with status 200, instead.
     pub raw_answer: Option<String>,
+    /// For a stream: send this text as the SSE body, with status 200, instead.
+    pub raw_stream: Option<String>,
 }
 
 impl Default for Knobs {
@@ -65,6 +67,7 @@ impl Default for Knobs {
             keep_alive: None,
             body_delay: Duration::ZERO,
             raw_answer: None,
+            raw_stream: None,
         }
     }
 }
@@ -214,6 +217,13 @@ async fn chat_completions(
     });
 
     if body["stream"].as_bool() == Some(true) {
+        if let Some(text) = knobs.raw_stream {
+            return (
+                [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+                text,
+            )
+                .into_response();
+        }
         let include_usage =
             knobs.send_usage && body["stream_options"]["include_usage"].as_bool() == Some(true);
         let keep_alive = knobs.keep_alive;

@@ -101,7 +101,7 @@ pub async fn complete(
             .boxed(),
         ));
     }
-    let events = body.eventsource();
+    let events = without_bom(body).eventsource();
     // Ends after `[DONE]`, after an error, or when the upstream goes quiet too long.
     let chunks = futures::stream::unfold(Some(events), move |state| async move {
         let mut events = state?;
@@ -130,7 +130,12 @@ pub async fn complete(
                 return None;
             }
             // Read (and checked for `error`) as it is relayed: `gateway::reply`.
-            let data = if data.len() == event.data.len() {
+            // An event's data lines come joined by newlines, which in JSON can
+            // only be whitespace (strings escape them); relayed as they are,
+            // they would end the caller's event early.
+            let data = if data.contains('\n') || data.contains('\r') {
+                data.replace(['\n', '\r'], " ")
+            } else if data.len() == event.data.len() {
                 event.data
             } else {
                 data.to_owned()
@@ -197,6 +202,49 @@ impl fmt::Display for BodyError {
 
 /// The response body as it arrives, failing once nothing has come for `idle`,
 /// at `deadline`, or once more than `most` bytes have come.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A stream's body without the UTF-8 byte order mark SSE allows at its start:
+/// eventsource-stream (0.2.3) means to skip one but slices into its three
+/// bytes and panics.
+fn without_bom(
+    body: BoxStream<'static, Result<Bytes, BodyError>>,
+) -> impl futures::Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
+    // The body's first bytes, until they are known to be a mark or not.
+    let mut head = Some(Vec::new());
+    body.filter_map(move |item| {
+        std::future::ready(match item {
+            Ok(bytes) => past_bom(&mut head, bytes).map(Ok),
+            Err(error) => Some(Err(error)),
+        })
+    })
+}
+
+/// What to pass on of `bytes`, the next piece of a body whose start so far
+/// is `head` (`None` once the start is passed).
+fn past_bom(head: &mut Option<Vec<u8>>, bytes: Bytes) -> Option<Bytes> {
+    let Some(seen) = head.as_mut() else {
+        return Some(bytes);
+    };
+    if seen.is_empty() && bytes.len() >= BOM.len() {
+        // The usual case: the first piece holds the whole start.
+        *head = None;
+        return Some(match bytes.strip_prefix(BOM) {
+            Some(_) => bytes.slice(BOM.len()..),
+            None => bytes,
+        });
+    }
+    seen.extend_from_slice(&bytes);
+    if seen.len() < BOM.len() && BOM.starts_with(seen) {
+        return None;
+    }
+    let start = Bytes::from(head.take().unwrap_or_default());
+    Some(match start.strip_prefix(BOM) {
+        Some(_) => start.slice(BOM.len()..),
+        None => start,
+    })
+}
+
 fn until_quiet(
     response: reqwest::Response,
     idle: Duration,
@@ -234,4 +282,33 @@ fn error_message(text: &str) -> String {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pieces `past_bom` passes on for a body arriving in `pieces`, joined.
+    fn passed(pieces: &[&[u8]]) -> Vec<u8> {
+        let mut head = Some(Vec::new());
+        pieces
+            .iter()
+            .filter_map(|piece| past_bom(&mut head, Bytes::copy_from_slice(piece)))
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_however_the_body_arrives() {
+        assert_eq!(passed(&[b"\xEF\xBB\xBFdata: x\n\n"]), b"data: x\n\n");
+        assert_eq!(passed(&[b"\xEF", b"\xBB", b"\xBFdata: x"]), b"data: x");
+        assert_eq!(passed(&[b"", b"\xEF\xBB", b"\xBF", b"data"]), b"data");
+        // Only at the start, and only the whole mark.
+        assert_eq!(
+            passed(&[b"data: x", b"\xEF\xBB\xBF"]),
+            b"data: x\xEF\xBB\xBF"
+        );
+        assert_eq!(passed(&[b"\xEF", b"\xBBdata"]), b"\xEF\xBBdata");
+        assert_eq!(passed(&[b"da", b"ta"]), b"data");
+    }
 }
