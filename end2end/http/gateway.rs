@@ -1152,6 +1152,8 @@ async fn one_model_is_retrieved_by_name_if_the_key_may_call_it() {
         "/v1/models/mock",
         "/v1/models/nope",
         "/v1/models/openai/gpt-4o",
+        // Not UTF-8 once decoded: axum alone would answer in plain text.
+        "/v1/models/%FF",
     ] {
         let response = get(path).await.unwrap();
         assert_eq!(response.status(), 404, "{path}");

@@ -163,13 +163,24 @@ pub async fn list_models(
 }
 
 /// `GET /v1/models/{model}` (the SDKs' `models.retrieve`): one model this key
-/// may call; any other name is 404, as it is missing from the list.
+/// may call; any other name is 404, as it is missing from the list. So is a
+/// name that does not decode to UTF-8, which no model has (axum's own answer
+/// to it would be plain text).
 pub async fn get_model(
     State(state): State<AppState>,
     meta: RequestMeta,
     headers: HeaderMap,
-    axum::extract::Path(name): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+    name: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
+    let name = match name {
+        Ok(axum::extract::Path(name)) => name,
+        Err(_) => uri
+            .path()
+            .strip_prefix("/v1/models/")
+            .unwrap_or(uri.path())
+            .to_owned(),
+    };
     let mut rate = RateHeaders::default();
     let outcome = async {
         let data = models_for_key(&state, &meta, &headers, &mut rate).await?;
