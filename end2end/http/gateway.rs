@@ -702,6 +702,43 @@ async fn parallel_calls_on_a_one_time_key_that_a_limit_refuses_never_see_it_used
     assert_eq!(uses, 0);
 }
 
+/// A call that comes while a one-time key's use is taken is refused as used
+/// up; once the use is given back (the upstream failed), the key works at
+/// once, as the key check keeps no used-up count in its read cache. The
+/// used-up refusal takes nothing from the address's windows.
+#[tokio::test]
+async fn a_one_time_key_works_again_as_soon_as_its_use_is_given_back() {
+    let s = setup(&[("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "5000")]).await;
+    let once = one_time_key(&s.app, "returned@example.com", 100).await;
+    s.mock.set(|k| {
+        k.latency = Duration::from_millis(1500);
+        k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    });
+    let (first, second) = tokio::join!(chat(&s.app, &once, hello("mock")), async {
+        // Past the read cache's second, while the first call holds the use.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        chat(&s.app, &once, hello("mock")).await
+    });
+    assert_eq!(second.status(), 401);
+    assert_openai_error(&second.json().await.unwrap(), "api_key_used_up");
+    assert_eq!(first.status(), 502);
+    s.mock.set(|k| {
+        k.latency = Duration::ZERO;
+        k.error_status = None;
+    });
+    let third = chat(&s.app, &once, hello("mock")).await;
+    assert_eq!(third.status(), 200, "{:?}", third.text().await);
+
+    // The failed call and the answered one count; the refused one does not.
+    let ip_day: i64 = sqlx::query_scalar(
+        "SELECT count FROM limit_windows WHERE subject LIKE 'ip:%' AND window = 'day'",
+    )
+    .fetch_one(&s.app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(ip_day, 2);
+}
+
 #[tokio::test]
 async fn fifty_parallel_calls_against_a_balance_for_ten_let_exactly_ten_through() {
     // Each call holds 1 credit for max_tokens 1000 plus 0.014 for its prompt

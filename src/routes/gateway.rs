@@ -331,19 +331,45 @@ async fn verify(
     buckets: &Buckets,
     rate: &mut RateHeaders,
 ) -> Result<(KeyHolder, PlanRecord), GatewayError> {
-    let holder = auth::authenticate(
+    let holder = match auth::authenticate(
         &state.store,
         &state.key_hasher,
         auth::presented_key(headers),
     )
     .await
-    .map_err(GatewayError::Key)?;
+    {
+        Ok(holder) => holder,
+        Err(error) => {
+            let error = GatewayError::Key(error);
+            // A one-time key used up is a limit refusing the call.
+            give_back_address(state, meta, buckets, rate, &error);
+            return Err(error);
+        }
+    };
     let plan = state.store.plan_of_user(holder.user.id).await?;
     if let Err(error) = restrictions::check_caller(&holder, meta.client_ip, headers) {
         peek_user(state, holder.user.id, &plan, buckets, rate).await;
         return Err(error);
     }
     Ok((holder, plan))
+}
+
+/// A call another limit refused takes nothing from its address's windows.
+fn give_back_address(
+    state: &AppState,
+    meta: &RequestMeta,
+    buckets: &Buckets,
+    rate: &mut RateHeaders,
+    error: &GatewayError,
+) {
+    if let Some(ip) = meta.client_ip
+        && error.is_limit()
+    {
+        state
+            .gateway
+            .limiters
+            .give_back_ip(&state.gateway.accounts, ip, buckets, rate);
+    }
 }
 
 /// The user's windows as they stand, counting nothing, for the headers.
@@ -418,15 +444,7 @@ async fn chat(
     let (model, messages, hold, admit) = match admission {
         Ok(admitted) => admitted,
         Err(error) => {
-            // A call another limit refused takes nothing from its address's windows.
-            if let Some(ip) = meta.client_ip
-                && error.is_limit()
-            {
-                state
-                    .gateway
-                    .limiters
-                    .give_back_ip(&state.gateway.accounts, ip, buckets, rate);
-            }
+            give_back_address(state, meta, buckets, rate, &error);
             // Its answer shows the user's windows as they stand.
             peek_user(state, holder.user.id, &plan, buckets, rate).await;
             return Err(error);

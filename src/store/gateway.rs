@@ -82,8 +82,10 @@ impl Store {
     }
 
     /// Counts one use of a capped key unless it is used up; `false` when it is.
+    /// The read cache is dropped, as after every change to a key: the key
+    /// check refuses a key the cache says is used up.
     pub async fn take_capped_use(&self, key_id: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
+        let taken = sqlx::query(
             "UPDATE api_keys SET usage_count = usage_count + 1
              WHERE id = ? AND usage_cap IS NOT NULL AND usage_count < usage_cap",
         )
@@ -91,7 +93,9 @@ impl Store {
         .execute(&self.writer)
         .await?
         .rows_affected()
-            == 1)
+            == 1;
+        self.cache.changed();
+        Ok(taken)
     }
 
     /// Releases the credit holds a killed process left open (its calls can
@@ -139,6 +143,8 @@ impl Store {
     /// Gives back a use taken by [`Store::take_capped_use`] for a call the
     /// upstream never answered: refused by another limit, failed, or
     /// abandoned by its client first.
+    /// A key cached as used up meanwhile (a call came while the use was
+    /// taken) must not stay refused, so the read cache is dropped.
     pub async fn return_capped_use(&self, key_id: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",
@@ -146,6 +152,7 @@ impl Store {
         .bind(key_id)
         .execute(&self.writer)
         .await?;
+        self.cache.changed();
         Ok(())
     }
 }
