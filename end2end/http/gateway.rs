@@ -1615,6 +1615,59 @@ async fn the_ip_limit_comes_before_any_key_work_and_bodies_have_a_limit() {
     }
 }
 
+/// An upstream's own refusals reach the caller as what they are: its 429 as a
+/// 429 with the wait it asked for (a second when it named none), its 400 with
+/// OpenAI's code and param, which callers branch on; a code of its own is not
+/// passed on. None of them costs anything.
+#[tokio::test]
+async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
+    let s = setup(&[]).await;
+    let email = "upstream-codes@example.com";
+    let key = user_with_plan(&s.app, email, 10, 100, None).await;
+    s.mock.set(|k| {
+        k.error_status = Some(reqwest::StatusCode::TOO_MANY_REQUESTS);
+        k.retry_after = Some("7");
+    });
+    let mut stream = hello("mock");
+    stream["stream"] = json!(true);
+    for body in [hello("mock"), stream] {
+        let response = chat(&s.app, &key, body).await;
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "7");
+        let error: Value = response.json().await.unwrap();
+        assert_openai_error(&error, "upstream_rate_limited");
+        assert_eq!(error["error"]["type"], "rate_limit_error");
+    }
+    s.mock.set(|k| k.retry_after = None);
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+
+    s.mock.set(|k| {
+        k.error_status = Some(reqwest::StatusCode::BAD_REQUEST);
+        k.error_code = Some("context_length_exceeded");
+    });
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_openai_error(&error, "context_length_exceeded");
+    assert_eq!(error["error"]["param"], "messages");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mock upstream error 400"),
+        "{error}"
+    );
+    s.mock.set(|k| k.error_code = Some("vendor_specific"));
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 400);
+    assert_openai_error(&response.json().await.unwrap(), "upstream_rejected_request");
+
+    let (balance, ledger) = balance_and_ledger(&s.app, email).await;
+    assert_eq!((balance, ledger), (5_000_000, 5_000_000));
+}
+
 /// Answers in any form SSE and OpenAI's clients allow reach the caller as one
 /// JSON object an event: a stream that starts with a byte order mark, an
 /// event whose data is split over lines, objects whose `error` is null (as

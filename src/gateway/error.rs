@@ -123,11 +123,29 @@ impl GatewayError {
             Self::Upstream(UpstreamError::Status {
                 status: 400 | 422,
                 message,
-            }) => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "upstream_rejected_request",
-                format!("The model server refused the request: {message}"),
+                code,
+                param,
+                ..
+            }) => {
+                let mut error = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    code.unwrap_or("upstream_rejected_request"),
+                    format!("The model server refused the request: {message}"),
+                );
+                error.param.clone_from(param);
+                error
+            }
+            // Its message is not passed on: OpenAI's names the account behind
+            // the gateway's upstream key.
+            Self::Upstream(UpstreamError::Status { status: 429, .. }) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "upstream_rate_limited",
+                format!(
+                    "The model server is limiting calls; try again in {} s.",
+                    upstream_retry_after(self).unwrap_or(1)
+                ),
             ),
             Self::Upstream(error) => {
                 tracing::warn!(%error, "upstream failed");
@@ -163,16 +181,31 @@ impl From<crate::store::StoreError> for GatewayError {
     }
 }
 
+/// What an upstream's 429 asked to wait, at least a second and at most an hour.
+fn upstream_retry_after(error: &GatewayError) -> Option<u64> {
+    match error {
+        GatewayError::Upstream(UpstreamError::Status {
+            status: 429,
+            retry_after_secs,
+            ..
+        }) => Some(retry_after_secs.unwrap_or(1).clamp(1, 3600)),
+        _ => None,
+    }
+}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let mut response = self.to_api_error().into_response();
-        if let Self::Limited {
-            retry_after_secs, ..
-        } = self
-        {
+        let retry_after = match &self {
+            Self::Limited {
+                retry_after_secs, ..
+            } => Some((*retry_after_secs).max(1)),
+            other => upstream_retry_after(other),
+        };
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -53,10 +53,7 @@ pub fn relay(
     let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
     // Some servers (Foundry Local) send `"error": null` on every object.
     if let Some(error) = field("error").filter(|e| e.get() != "null") {
-        return Err(UpstreamError::Status {
-            status: 502,
-            message: error_message(error),
-        });
+        return Err(UpstreamError::status(502, error_message(error)));
     }
     meter.answered = true;
     let usage = field("usage").filter(|u| u.get() != "null");
@@ -332,6 +329,7 @@ mod tests {
             Err(UpstreamError::Status {
                 status: 502,
                 message,
+                ..
             }) => assert_eq!(message, "overloaded"),
             other => panic!("{other:?}"),
         }

@@ -126,6 +126,7 @@ pub fn limit_name(code: &str) -> &'static str {
         "parallel_requests" => "parallel requests",
         "ip_requests_per_minute" => "requests per minute from your IP address",
         "ip_requests_per_day" => "requests per day from your IP address",
+        "upstream_rate_limited" => "the model server's own limit",
         _ => "too many requests",
     }
 }

@@ -35,6 +35,10 @@ pub struct Knobs {
     pub chunk_delay: Duration,
     /// Answer every chat request with this status and an OpenAI-shaped error.
     pub error_status: Option<StatusCode>,
+    /// The error's `code` (and then `param` is `messages`).
+    pub error_code: Option<&'static str>,
+    /// The error answer's `Retry-After` header.
+    pub retry_after: Option<&'static str>,
     /// In a stream, cut the connection after this many content chunks.
     pub drop_after_chunks: Option<usize>,
     /// The assistant's reply; streamed one word per chunk.
@@ -60,6 +64,8 @@ impl Default for Knobs {
             latency: Duration::ZERO,
             chunk_delay: Duration::ZERO,
             error_status: None,
+            error_code: None,
+            retry_after: None,
             drop_after_chunks: None,
             reply: "Hello from the mock upstream.".into(),
             send_usage: true,
@@ -202,9 +208,18 @@ async fn chat_completions(
     if let Some(status) = knobs.error_status {
         let error = json!({ "error": {
             "message": format!("mock upstream error {}", status.as_u16()),
-            "type": "server_error", "param": null, "code": null,
+            "type": "server_error",
+            "param": knobs.error_code.map(|_| "messages"),
+            "code": knobs.error_code,
         }});
-        return (status, Json(error)).into_response();
+        let mut answer = (status, Json(error)).into_response();
+        if let Some(wait) = knobs.retry_after {
+            answer.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(wait),
+            );
+        }
+        return answer;
     }
 
     let model = body["model"].as_str().unwrap_or("mock-small").to_owned();

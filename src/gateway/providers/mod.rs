@@ -282,12 +282,34 @@ impl PriceValue {
 pub enum UpstreamError {
     #[error("the upstream did not answer in time ({0})")]
     Timeout(&'static str),
+    /// An error status, or an error in a success's body (as 502). `code` and
+    /// `param` are what the upstream's error named, when the code is one of
+    /// OpenAI's; `retry_after_secs` is what a 429 asked the caller to wait.
     #[error("the upstream answered {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        status: u16,
+        message: String,
+        code: Option<&'static str>,
+        param: Option<String>,
+        retry_after_secs: Option<u64>,
+    },
     #[error("the upstream could not be reached: {0}")]
     Transport(String),
     #[error("the upstream sent something that is not OpenAI's format: {0}")]
     Protocol(String),
+}
+
+impl UpstreamError {
+    /// An error status with only a message.
+    pub fn status(status: u16, message: String) -> Self {
+        Self::Status {
+            status,
+            message,
+            code: None,
+            param: None,
+            retry_after_secs: None,
+        }
+    }
 }
 
 /// An upstream's answer once it has accepted the call (its success status

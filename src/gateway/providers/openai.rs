@@ -67,16 +67,18 @@ pub async fn complete(
         .map_err(transport)?;
     let status = response.status();
     if !status.is_success() {
+        let retry_after_secs = retry_after(response.headers());
         // As much of the message as came in time and within the limit.
         let mut body = until_quiet(response, timeouts.idle, deadline, ERROR_BODY_BYTES);
         let mut text = Vec::new();
         while let Some(Ok(bytes)) = body.next().await {
             text.extend_from_slice(&bytes);
         }
-        return Err(UpstreamError::Status {
-            status: status.as_u16(),
-            message: error_message(&String::from_utf8_lossy(&text)),
-        });
+        return Err(refusal(
+            status.as_u16(),
+            &String::from_utf8_lossy(&text),
+            retry_after_secs,
+        ));
     }
     let mut body = until_quiet(response, timeouts.idle, deadline, max_body_bytes);
     if !stream {
@@ -277,11 +279,60 @@ fn until_quiet(
 }
 
 /// The `error.message` of an OpenAI-shaped body, or a short prefix of the text.
-fn error_message(text: &str) -> String {
-    serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| text.chars().take(200).collect())
+/// An upstream's error answer: its message (or the start of its text), and
+/// its code and param when the code is one of OpenAI's, which callers branch
+/// on (`context_length_exceeded` above all); any other code is the upstream's
+/// own and is not passed on.
+fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamError {
+    let parsed: Option<Value> = serde_json::from_str(text).ok();
+    let error = parsed.as_ref().map(|answer| &answer["error"]);
+    let field = |name: &str| error.and_then(|e| e[name].as_str());
+    UpstreamError::Status {
+        status,
+        message: field("message").map_or_else(|| text.chars().take(200).collect(), str::to_owned),
+        code: field("code").and_then(openai_code),
+        param: field("param")
+            .filter(|param| param.len() <= 100)
+            .map(str::to_owned),
+        retry_after_secs,
+    }
+}
+
+/// OpenAI's codes for a request it refuses.
+fn openai_code(code: &str) -> Option<&'static str> {
+    [
+        "context_length_exceeded",
+        "string_above_max_length",
+        "invalid_value",
+        "invalid_type",
+        "missing_required_parameter",
+        "unsupported_parameter",
+        "unsupported_value",
+        "invalid_image_url",
+        "invalid_image_format",
+        "image_too_large",
+        "content_policy_violation",
+        "content_filter",
+        "invalid_prompt",
+    ]
+    .into_iter()
+    .find(|known| *known == code)
+}
+
+/// How long an upstream asked to wait: `retry-after-ms` (OpenAI's), else
+/// `retry-after` in seconds (a date is not read), in whole seconds.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    number("retry-after-ms")
+        .map(|ms| ms / 1000.0)
+        .or_else(|| number("retry-after"))
+        .map(|secs| secs.ceil().min(86_400.0) as u64)
 }
 
 #[cfg(test)]
@@ -296,6 +347,31 @@ mod tests {
             .filter_map(|piece| past_bom(&mut head, Bytes::copy_from_slice(piece)))
             .flatten()
             .collect()
+    }
+
+    #[test]
+    fn the_wait_an_upstream_asks_for_is_read_in_whole_seconds() {
+        let wait = |pairs: &[(&'static str, &'static str)]| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, reqwest::header::HeaderValue::from_static(value));
+            }
+            retry_after(&headers)
+        };
+        assert_eq!(wait(&[("retry-after", "7")]), Some(7));
+        assert_eq!(wait(&[("retry-after", "0.2")]), Some(1));
+        // OpenAI's milliseconds come first.
+        assert_eq!(
+            wait(&[("retry-after", "9"), ("retry-after-ms", "1500")]),
+            Some(2)
+        );
+        assert_eq!(
+            wait(&[("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")]),
+            None
+        );
+        assert_eq!(wait(&[("retry-after", "-3")]), None);
+        assert_eq!(wait(&[("retry-after", "1e300")]), Some(86_400));
+        assert_eq!(wait(&[]), None);
     }
 
     #[test]
