@@ -228,22 +228,21 @@ fn past_bom(head: &mut Option<Vec<u8>>, bytes: Bytes) -> Option<Bytes> {
     let Some(seen) = head.as_mut() else {
         return Some(bytes);
     };
-    if seen.is_empty() && bytes.len() >= BOM.len() {
-        // The usual case: the first piece holds the whole start.
-        *head = None;
-        return Some(match bytes.strip_prefix(BOM) {
-            Some(_) => bytes.slice(BOM.len()..),
-            None => bytes,
-        });
-    }
-    seen.extend_from_slice(&bytes);
-    if seen.len() < BOM.len() && BOM.starts_with(seen) {
-        return None;
-    }
-    let start = Bytes::from(head.take().unwrap_or_default());
-    Some(match start.strip_prefix(BOM) {
-        Some(_) => start.slice(BOM.len()..),
-        None => start,
+    // Usually the first piece holds the whole start.
+    let start = if seen.is_empty() && bytes.len() >= BOM.len() {
+        bytes
+    } else {
+        seen.extend_from_slice(&bytes);
+        if seen.len() < BOM.len() && BOM.starts_with(seen) {
+            return None;
+        }
+        Bytes::from(std::mem::take(seen))
+    };
+    *head = None;
+    Some(if start.starts_with(BOM) {
+        start.slice(BOM.len()..)
+    } else {
+        start
     })
 }
 
