@@ -1666,6 +1666,30 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
 
     let (balance, ledger) = balance_and_ledger(&s.app, email).await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
+    // Admitted calls: each has its usage record, and none is a refusal.
+    let codes: Vec<(i64, String)> =
+        sqlx::query_as("SELECT status, error_code FROM usage_records ORDER BY id")
+            .fetch_all(&s.app.db().await)
+            .await
+            .unwrap();
+    let limited = (429, "upstream_rate_limited".to_owned());
+    let too_long = (400, "context_length_exceeded".to_owned());
+    let rejected = (400, "upstream_rejected_request".to_owned());
+    assert_eq!(
+        codes,
+        [
+            limited.clone(),
+            limited.clone(),
+            limited,
+            too_long,
+            rejected
+        ]
+    );
+    let refusals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gateway_refusals")
+        .fetch_one(&s.app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(refusals, 0);
 }
 
 /// Answers in any form SSE and OpenAI's clients allow reach the caller as one

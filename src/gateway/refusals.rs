@@ -13,8 +13,12 @@ use crate::{
     store::{RefusalRow, Store},
 };
 
-/// Queues the refusal of a call (server faults are not refusals).
+/// Queues the refusal of a call (server faults are not refusals, and an
+/// upstream's own refusal of an admitted call is in its usage record).
 pub fn record(store: &Store, meta: &RequestMeta, headers: &HeaderMap, error: &GatewayError) {
+    if matches!(error, GatewayError::Upstream(_)) {
+        return;
+    }
     let api = error.to_api_error();
     if !api.status.is_client_error() {
         return;
