@@ -107,6 +107,9 @@ impl Refusal {
             403 => {
                 "Check the key's scopes (it needs chat), allowed models, IP allowlist and referrer domains on the Keys page."
             }
+            429 if self.code.as_deref() == Some("upstream_rate_limited") => {
+                "The model's server is busy, not your plan: try again when the countdown ends."
+            }
             429 => {
                 "Wait for the window to reset, or pick a plan with higher limits on the Plans page."
             }
@@ -782,6 +785,13 @@ mod tests {
             refusal(429, None).title(),
             "Rate limit reached: too many requests"
         );
+        let upstream = refusal(429, Some("upstream_rate_limited"));
+        assert_eq!(
+            upstream.title(),
+            "Rate limit reached: the model server's own limit"
+        );
+        assert!(upstream.advice().contains("not your plan"));
+        assert!(refusal(429, None).advice().contains("Plans page"));
         assert!(
             refusal(402, Some("insufficient_credits"))
                 .advice()
