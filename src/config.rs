@@ -61,6 +61,10 @@ pub struct Config {
     /// `TOLLGATE_UPSTREAM_MAX_BODY_BYTES`: the most an upstream's answer may
     /// send, whole or streamed, before the call fails with 502.
     pub upstream_max_body_bytes: usize,
+    /// `TOLLGATE_STREAM_KEEPALIVE_MS`: how often a stream that sent the caller
+    /// nothing meanwhile gets an SSE comment, so that proxies on the way do
+    /// not take a model thinking quietly for a dead connection.
+    pub stream_keep_alive: Duration,
 }
 
 /// How long Tollgate waits on an upstream model server.
@@ -322,6 +326,7 @@ impl Config {
             idle: millis("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_MS", "60000")?,
             total: millis("TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_MS", "600000")?,
         };
+        let stream_keep_alive = millis("TOLLGATE_STREAM_KEEPALIVE_MS", "15000")?;
         let upstream_max_body_bytes = parse(
             "TOLLGATE_UPSTREAM_MAX_BODY_BYTES",
             get("TOLLGATE_UPSTREAM_MAX_BODY_BYTES"),
@@ -357,6 +362,7 @@ impl Config {
             cors_origins,
             upstream_timeouts,
             upstream_max_body_bytes,
+            stream_keep_alive,
         })
     }
 }

@@ -1692,6 +1692,46 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
     assert_eq!(refusals, 0);
 }
 
+/// A stream whose upstream goes quiet (a model thinking) sends the caller an
+/// SSE comment each `TOLLGATE_STREAM_KEEPALIVE_MS` or two, which clients skip
+/// and proxies on the way count as traffic; the chunks arrive as before.
+#[tokio::test]
+async fn a_quiet_stream_sends_the_caller_keep_alive_comments() {
+    let s = setup(&[("TOLLGATE_STREAM_KEEPALIVE_MS", "100")]).await;
+    let key = user_with_plan(&s.app, "quiet@example.com", 10, 100, None).await;
+    s.mock.set(|k| {
+        k.reply = "slow and steady".into();
+        k.chunk_delay = Duration::from_millis(450);
+    });
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let comments = events.iter().filter(|e| **e == ": keep-alive").count();
+    assert!(comments >= 4, "{text:?}");
+    let content: String = events
+        .iter()
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str::<Value>(data).unwrap())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, "slow and steady");
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.starts_with("data: ") || *e == ": keep-alive"),
+        "{text:?}"
+    );
+}
+
 /// Answers in any form SSE and OpenAI's clients allow reach the caller as one
 /// JSON object an event: a stream that starts with a byte order mark, an
 /// event whose data is split over lines, objects whose `error` is null (as

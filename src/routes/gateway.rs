@@ -557,6 +557,7 @@ async fn chat(
                 model: model.name.clone(),
                 done: false,
                 stop,
+                keep_alive: KeepAlive::every(state.config.stream_keep_alive),
                 _running: admit._running,
                 _streaming: state.instruments.stream(),
             })))
@@ -579,8 +580,40 @@ struct Forward {
     model: String,
     done: bool,
     stop: StopSignal,
+    keep_alive: KeepAlive,
     _running: Running,
     _streaming: crate::instruments::StreamGuard,
+}
+
+/// A comment for the caller when the stream sent nothing for a while (a model
+/// thinking before it answers, an upstream sending only its own comments),
+/// so that proxies on the way do not close a quiet connection. Its timer is
+/// set once a period, not at every chunk: a caller waits from one to two
+/// periods for a comment.
+struct KeepAlive {
+    every: std::time::Duration,
+    tick: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// Whether anything went to the caller since the last tick.
+    sent: bool,
+}
+
+impl KeepAlive {
+    fn every(every: std::time::Duration) -> Self {
+        Self {
+            every,
+            tick: Box::pin(tokio::time::sleep(every)),
+            sent: false,
+        }
+    }
+
+    /// The tick came: a comment unless something was sent since the last.
+    fn due(&mut self, out: &mut Vec<u8>) {
+        if !std::mem::take(&mut self.sent) {
+            out.extend_from_slice(b": keep-alive\n\n");
+        }
+        let next = self.tick.deadline() + self.every;
+        self.tick.as_mut().reset(next);
+    }
 }
 
 impl Drop for Forward {
@@ -608,6 +641,7 @@ impl Forward {
     /// (without the usage the caller did not ask for), an error event, or
     /// `[DONE]`. Ending or failing settles the bill.
     fn push(&mut self, item: Option<Result<String, UpstreamError>>, out: &mut Vec<u8>) {
+        self.keep_alive.sent = true;
         match item {
             Some(Ok(chunk)) => {
                 let start = out.len();
@@ -674,6 +708,10 @@ fn sse(forward: Forward) -> Response {
                 biased;
                 item = f.chunks.next() => Some(item),
                 () = f.stop.raised() => None,
+                () = f.keep_alive.tick.as_mut() => {
+                    f.keep_alive.due(&mut out);
+                    continue;
+                }
             };
             match item {
                 Some(item) => f.push(item, &mut out),
@@ -728,6 +766,7 @@ mod tests {
             model: "demo".into(),
             done: false,
             stop: StopSignal(stop),
+            keep_alive: KeepAlive::every(std::time::Duration::from_secs(15)),
             _running: Running::alone(),
             _streaming: crate::instruments::Instruments::new().stream(),
         })
