@@ -180,6 +180,32 @@ async fn read_stream(response: reqwest::Response) -> (Vec<Value>, bool) {
     (chunks, done)
 }
 
+/// The events of a stream as they came over the wire (the text between blank
+/// lines, comments included), the last of which must be `[DONE]`.
+fn wire_events(text: &str) -> Vec<&str> {
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"), "{text:?}");
+    events
+}
+
+/// The chunks among a stream's wire events, parsed (comments and `[DONE]` left out).
+fn wire_chunks(events: &[&str]) -> Vec<Value> {
+    events
+        .iter()
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
+
+/// The reply text of a stream's chunks.
+fn delta_text(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
 #[tokio::test]
 async fn streams_arrive_in_order_with_done_and_the_usage_chunk_when_asked() {
     let s = setup(&[]).await;
@@ -197,11 +223,7 @@ async fn streams_arrive_in_order_with_done_and_the_usage_chunk_when_asked() {
     );
     let (chunks, done) = read_stream(response).await;
     assert!(done);
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(text, "Hello from the mock upstream.");
+    assert_eq!(delta_text(&chunks), "Hello from the mock upstream.");
     assert!(
         chunks
             .iter()
@@ -1708,22 +1730,10 @@ async fn a_quiet_stream_sends_the_caller_keep_alive_comments() {
     let response = chat(&s.app, &key, body).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let events = wire_events(&text);
     let comments = events.iter().filter(|e| **e == ": keep-alive").count();
     assert!(comments >= 4, "{text:?}");
-    let content: String = events
-        .iter()
-        .filter_map(|e| e.strip_prefix("data: "))
-        .filter(|data| *data != "[DONE]")
-        .map(|data| serde_json::from_str::<Value>(data).unwrap())
-        .filter_map(|chunk| {
-            chunk["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
-    assert_eq!(content, "slow and steady");
-    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    assert_eq!(delta_text(&wire_chunks(&events)), "slow and steady");
     assert!(
         events
             .iter()
@@ -1753,19 +1763,19 @@ async fn upstream_answers_in_any_form_sse_allows_are_relayed_whole() {
     let response = chat(&s.app, &key, body).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
-    assert_eq!(events.last(), Some(&"data: [DONE]"), "{text:?}");
-    let mut content = String::new();
-    for event in &events[..events.len() - 1] {
-        assert!(
-            !event.contains(['\n', '\r']),
-            "one line an event: {event:?}"
-        );
-        let chunk: Value = serde_json::from_str(event.strip_prefix("data: ").unwrap()).unwrap();
-        assert_eq!(chunk["model"], "mock");
-        content += chunk["choices"][0]["delta"]["content"].as_str().unwrap();
-    }
-    assert_eq!(content, "marked split unfailed");
+    let events = wire_events(&text);
+    assert!(
+        events.iter().all(|e| !e.contains(['\n', '\r'])),
+        "one line an event: {text:?}"
+    );
+    let chunks = wire_chunks(&events);
+    assert_eq!(
+        chunks.len(),
+        events.len() - 1,
+        "every event a chunk: {text:?}"
+    );
+    assert!(chunks.iter().all(|c| c["model"] == "mock"), "{chunks:?}");
+    assert_eq!(delta_text(&chunks), "marked split unfailed");
 
     // A whole answer whose `error` is null is an answer too.
     let answer = json!({
@@ -1928,10 +1938,7 @@ async fn a_fresh_install_serves_the_demo_model_without_configuration() {
     assert_eq!(response.status(), 200);
     let (chunks, done) = read_stream(response).await;
     assert!(done);
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let text = delta_text(&chunks);
     assert!(text.contains("\"tell me a story\""), "{text}");
     assert!(chunks.len() > 10, "streamed word by word");
 }
