@@ -331,10 +331,10 @@ async fn usage_beyond_the_hold_is_charged_in_full() {
     let (balance, ledger) = balance_and_ledger(&s.app, "beyond@example.com").await;
     assert_eq!(balance, 5_000_000 - tokens * 1000);
     assert_eq!(balance, ledger);
-    let cost: i64 = sqlx::query_scalar("SELECT cost_micros FROM usage_records")
-        .fetch_one(&s.app.db().await)
-        .await
-        .unwrap();
+    let cost: i64 = s
+        .app
+        .db_number("SELECT cost_micros FROM usage_records")
+        .await;
     assert_eq!(cost, tokens * 1000);
 }
 
@@ -447,18 +447,15 @@ async fn the_minute_limit_answers_429_with_retry_after_and_consumes_nothing_else
     assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "0");
     assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
     // The refused call took nothing from the day window or the balance.
-    let day: i64 = sqlx::query_scalar(
-        "SELECT count FROM limit_windows WHERE window = 'day' AND subject LIKE 'user:%'",
-    )
-    .fetch_one(&s.app.db().await)
-    .await
-    .unwrap();
+    let day: i64 = s
+        .app
+        .db_number("SELECT count FROM limit_windows WHERE window = 'day' AND subject LIKE 'user:%'")
+        .await;
     assert_eq!(day, 2);
-    let reserves: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'reserve'")
-            .fetch_one(&s.app.db().await)
-            .await
-            .unwrap();
+    let reserves: i64 = s
+        .app
+        .db_number("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'reserve'")
+        .await;
     assert_eq!(reserves, 2);
 }
 
@@ -564,11 +561,10 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
         assert_eq!(response.status(), 429);
         assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
     }
-    let ip_day: i64 =
-        sqlx::query_scalar("SELECT count FROM limit_windows WHERE subject LIKE 'ip:%'")
-            .fetch_one(&s.app.db().await)
-            .await
-            .unwrap();
+    let ip_day: i64 = s
+        .app
+        .db_number("SELECT count FROM limit_windows WHERE subject LIKE 'ip:%'")
+        .await;
     assert_eq!(ip_day, 1);
 
     // With requests to spare, the 143 tokens left are all there: 117 fit.
@@ -653,10 +649,9 @@ async fn a_one_time_key_keeps_its_use_through_calls_that_cost_nothing() {
     let s = setup(&[]).await;
     let once = one_time_key(&s.app, "spare@example.com", 100).await;
     let uses = || async {
-        sqlx::query_scalar::<_, i64>("SELECT usage_count FROM api_keys WHERE name = 'once'")
-            .fetch_one(&s.app.db().await)
+        s.app
+            .db_number("SELECT usage_count FROM api_keys WHERE name = 'once'")
             .await
-            .unwrap()
     };
 
     // The upstream fails: a 502, and the use is back before it is answered.
@@ -717,10 +712,10 @@ async fn parallel_calls_on_a_one_time_key_that_a_limit_refuses_never_see_it_used
         assert_eq!(response.status(), 429);
         assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
     }
-    let uses: i64 = sqlx::query_scalar("SELECT usage_count FROM api_keys WHERE name = 'once'")
-        .fetch_one(&s.app.db().await)
-        .await
-        .unwrap();
+    let uses: i64 = s
+        .app
+        .db_number("SELECT usage_count FROM api_keys WHERE name = 'once'")
+        .await;
     assert_eq!(uses, 0);
 }
 
@@ -752,12 +747,10 @@ async fn a_one_time_key_works_again_as_soon_as_its_use_is_given_back() {
     assert_eq!(third.status(), 200, "{:?}", third.text().await);
 
     // The failed call and the answered one count; the refused one does not.
-    let ip_day: i64 = sqlx::query_scalar(
-        "SELECT count FROM limit_windows WHERE subject LIKE 'ip:%' AND window = 'day'",
-    )
-    .fetch_one(&s.app.db().await)
-    .await
-    .unwrap();
+    let ip_day: i64 = s
+        .app
+        .db_number("SELECT count FROM limit_windows WHERE subject LIKE 'ip:%' AND window = 'day'")
+        .await;
     assert_eq!(ip_day, 2);
 }
 
@@ -1012,10 +1005,9 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
         .await
         .unwrap();
     assert_eq!(kinds, ["grant", "reserve", "refund"]);
-    let uses: i64 = sqlx::query_scalar("SELECT usage_count FROM api_keys WHERE name = 'once'")
-        .fetch_one(&app.db().await)
-        .await
-        .unwrap();
+    let uses: i64 = app
+        .db_number("SELECT usage_count FROM api_keys WHERE name = 'once'")
+        .await;
     assert_eq!(uses, 0);
 }
 
@@ -1078,10 +1070,9 @@ async fn a_stream_running_when_the_server_stops_is_charged_for_what_it_sent() {
     assert!(rest.len() < 40, "stopped before the end: {rest:?}");
 
     assert_charged_as_stopped(&app, "cut@example.com").await;
-    let uses: i64 = sqlx::query_scalar("SELECT usage_count FROM api_keys WHERE name = 'once'")
-        .fetch_one(&app.db().await)
-        .await
-        .unwrap();
+    let uses: i64 = app
+        .db_number("SELECT usage_count FROM api_keys WHERE name = 'once'")
+        .await;
     assert_eq!(uses, 1);
 }
 
@@ -1442,12 +1433,10 @@ async fn an_ipv6_caller_is_limited_by_its_block() {
     assert_openai_error(&response.json().await.unwrap(), "ip_requests_per_minute");
     // The next block over is another caller.
     assert_eq!(from("2001:db8:1:3::1").await.unwrap().status(), 200);
-    let day: i64 = sqlx::query_scalar(
-        "SELECT count FROM limit_windows WHERE subject = 'ip:2001:db8:1:2::/64'",
-    )
-    .fetch_one(&s.app.db().await)
-    .await
-    .unwrap();
+    let day: i64 = s
+        .app
+        .db_number("SELECT count FROM limit_windows WHERE subject = 'ip:2001:db8:1:2::/64'")
+        .await;
     assert_eq!(day, 2);
 }
 
@@ -1569,10 +1558,10 @@ async fn key_rules_apply_on_the_next_request() {
     s.mock.set(|k| k.latency = Duration::ZERO);
 
     // Revocation and a disabled owner take effect on the next request.
-    let id: i64 = sqlx::query_scalar("SELECT id FROM api_keys WHERE name = 'office'")
-        .fetch_one(&s.app.db().await)
-        .await
-        .unwrap();
+    let id: i64 = s
+        .app
+        .db_number("SELECT id FROM api_keys WHERE name = 'office'")
+        .await;
     b.client
         .delete(s.app.url(&format!("/api/v1/keys/{id}")))
         .send()
@@ -1707,10 +1696,10 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
             rejected
         ]
     );
-    let refusals: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gateway_refusals")
-        .fetch_one(&s.app.db().await)
-        .await
-        .unwrap();
+    let refusals: i64 = s
+        .app
+        .db_number("SELECT COUNT(*) FROM gateway_refusals")
+        .await;
     assert_eq!(refusals, 0);
 }
 
@@ -2031,11 +2020,9 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
         "{text}"
     );
     // Credits spent are exactly what the ledger charged.
-    let charged: i64 =
-        sqlx::query_scalar("SELECT -SUM(amount_micros) FROM credit_ledger WHERE kind = 'settle'")
-            .fetch_one(&app.db().await)
-            .await
-            .unwrap();
+    let charged: i64 = app
+        .db_number("SELECT -SUM(amount_micros) FROM credit_ledger WHERE kind = 'settle'")
+        .await;
     assert!(charged > 0);
     assert_eq!(
         sample(

@@ -270,6 +270,15 @@ impl TestApp {
         }
     }
 
+    /// One whole number read from the database (a count, a sum, an id), as
+    /// [`TestApp::db`] reads it.
+    pub async fn db_number(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db().await)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// A direct connection to the test database, for checks the HTTP API does
     /// not expose, after the server has written what it queued (as any of its
     /// own reads would).
