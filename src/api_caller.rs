@@ -77,9 +77,14 @@ impl Caller {
 pub async fn key_holder(parts: &Parts, state: &AppState) -> Option<Result<KeyHolder, Response>> {
     let presented = auth::presented_key(&parts.headers)?;
     let checked = async {
-        let holder = auth::authenticate(&state.store, &state.key_hasher, Some(presented))
-            .await
-            .map_err(|e| e.to_api_error().into_response())?;
+        let holder = auth::authenticate(
+            &state.store,
+            &state.key_hasher,
+            Some(presented),
+            auth::UsesCounted::Refuse,
+        )
+        .await
+        .map_err(|e| e.to_api_error().into_response())?;
         let client_ip = crate::request_meta::RequestMeta::from_parts(parts).client_ip;
         crate::gateway::restrictions::check_whence(&holder.key, client_ip, &parts.headers)
             .map_err(IntoResponse::into_response)?;

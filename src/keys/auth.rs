@@ -105,11 +105,22 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Whether the key check refuses a capped key whose uses are all counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsesCounted {
+    /// Refused as used up (listing models, the management API).
+    Refuse,
+    /// Left to the call's own take of a use, in the key's turn: some of the
+    /// uses counted may be held by calls that will give them back.
+    LeaveToTheTake,
+}
+
 /// Verifies `presented` and returns the key with its owner.
 pub async fn authenticate(
     store: &Store,
     hasher: &KeyHasher,
     presented: Option<&str>,
+    uses_counted: UsesCounted,
 ) -> Result<KeyHolder, KeyAuthError> {
     let presented = presented
         .filter(|p| !p.is_empty())
@@ -125,7 +136,7 @@ pub async fn authenticate(
     match service::status(&record) {
         "revoked" => return Err(KeyAuthError::Revoked),
         "expired" => return Err(KeyAuthError::Expired),
-        "used_up" => return Err(KeyAuthError::UsedUp),
+        "used_up" if uses_counted == UsesCounted::Refuse => return Err(KeyAuthError::UsedUp),
         _ => {}
     }
     let user = store

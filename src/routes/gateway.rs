@@ -202,7 +202,15 @@ async fn models_for_key(
     rate: &mut RateHeaders,
 ) -> Result<Vec<Value>, GatewayError> {
     let buckets = admit_address(state, meta, rate).await?;
-    let (holder, plan) = verify(state, meta, headers, &buckets, rate).await?;
+    let (holder, plan) = verify(
+        state,
+        meta,
+        headers,
+        &buckets,
+        rate,
+        auth::UsesCounted::Refuse,
+    )
+    .await?;
     peek_user(state, holder.user.id, &plan, &buckets, rate).await;
     let names = state.gateway.models.iter().map(|m| m.name.as_str());
     let created = Utc::now().timestamp();
@@ -330,11 +338,13 @@ async fn verify(
     headers: &HeaderMap,
     buckets: &Buckets,
     rate: &mut RateHeaders,
+    uses_counted: auth::UsesCounted,
 ) -> Result<(KeyHolder, PlanRecord), GatewayError> {
     let holder = match auth::authenticate(
         &state.store,
         &state.key_hasher,
         auth::presented_key(headers),
+        uses_counted,
     )
     .await
     {
@@ -400,7 +410,9 @@ async fn chat(
     rate: &mut RateHeaders,
 ) -> Result<Answer, GatewayError> {
     let started = Instant::now();
-    let (holder, plan) = verify(state, meta, headers, buckets, rate).await?;
+    // A one-time key's use is taken, exactly, with the other limits.
+    let uses = auth::UsesCounted::LeaveToTheTake;
+    let (holder, plan) = verify(state, meta, headers, buckets, rate, uses).await?;
     let admission = async {
         if any_model {
             let names = state.gateway.models.iter().map(|m| m.name.as_str());

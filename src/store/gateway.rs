@@ -82,8 +82,8 @@ impl Store {
     }
 
     /// Counts one use of a capped key unless it is used up; `false` when it is.
-    /// The read cache is dropped, as after every change to a key: the key
-    /// check refuses a key the cache says is used up.
+    /// The read cache is dropped, as after every change to a key: listing
+    /// models and the management API refuse a key the cache says is used up.
     pub async fn take_capped_use(&self, key_id: i64) -> Result<bool, StoreError> {
         let taken = sqlx::query(
             "UPDATE api_keys SET usage_count = usage_count + 1
@@ -143,8 +143,8 @@ impl Store {
     /// Gives back a use taken by [`Store::take_capped_use`] for a call the
     /// upstream never answered: refused by another limit, failed, or
     /// abandoned by its client first.
-    /// A key cached as used up meanwhile (a call came while the use was
-    /// taken) must not stay refused, so the read cache is dropped.
+    /// A key cached as used up meanwhile (while the use was taken) must not
+    /// stay refused there, so the read cache is dropped.
     pub async fn return_capped_use(&self, key_id: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",
