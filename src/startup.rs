@@ -117,11 +117,12 @@ impl Application {
                 std::env::var(var).ok()
             })?;
         let store = Store::open(&config.database_url).await?;
-        let left_open = store.release_holds_left_open().await?;
-        if left_open > 0 {
+        let left = store.release_what_a_stop_left_taken().await?;
+        if left.holds > 0 || left.capped_uses > 0 {
             tracing::warn!(
-                left_open,
-                "refunded the credit holds of calls a stopped process never settled"
+                holds = left.holds,
+                capped_uses = left.capped_uses,
+                "gave back the credit holds and one-time key uses of calls a stopped process never settled"
             );
         }
         let listener =

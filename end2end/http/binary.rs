@@ -284,6 +284,13 @@ async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(written, 1, "the running call's hold is on disk");
+    let in_flight = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM capped_uses_in_flight")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(in_flight().await, 1, "the key's use is in flight on disk");
     signal(&child, "-KILL");
     child.wait().await.unwrap();
     drop(call);
@@ -314,6 +321,7 @@ async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
     assert_eq!(after.1, 0, "the one-time key has its use back");
     assert_eq!(after.2, after.3, "the balance equals the ledger");
     assert_eq!(open_holds().await, 0);
+    assert_eq!(in_flight().await, 0);
     signal(&again, "-TERM");
     again.wait().await.unwrap();
 }

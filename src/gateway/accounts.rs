@@ -16,8 +16,8 @@ use chrono::Utc;
 use foldhash::HashMap;
 
 use crate::store::{
-    AuditEvent, Batch, HoldRow, LedgerRow, Store, StoreError, UsageRow, Window, WindowId,
-    set_window_count,
+    AuditEvent, Batch, CappedUseEnd, HoldRow, LedgerRow, Store, StoreError, UsageRow, Window,
+    WindowId, set_window_count,
 };
 
 /// One request window to check: its id and limit.
@@ -32,8 +32,9 @@ pub struct WindowCheck {
 pub struct Admission<'a> {
     pub user_id: i64,
     pub key_id: i64,
-    /// The key's usage count was already taken (a capped key).
-    pub key_use_counted: bool,
+    /// The capped key's use the call took ([`crate::store::Store::take_capped_use`]),
+    /// already counted; `None` for a key without a cap, counted here.
+    pub capped_use: Option<i64>,
     pub windows: &'a [WindowCheck],
     pub reserve_micros: i64,
     pub request_id: Option<&'a str>,
@@ -82,9 +83,17 @@ pub struct Settlement {
     /// Until the upstream answered; `None` when it never did.
     pub upstream_ms: Option<i64>,
     pub client_ip: Option<String>,
-    /// A capped key whose use the call took and gives back in the same
-    /// write (a call the server stopped before the upstream answered).
-    pub capped_use_returned: Option<i64>,
+    /// The capped key's use the call took, and how it ends, in the same
+    /// write; `None` when there was none, or it was given back already.
+    pub capped_use: Option<(i64, CappedUseEnd)>,
+}
+
+/// A call's hold, and the capped key's use the call took: the server
+/// stopping gives both back.
+#[derive(Debug, Clone, Copy)]
+struct OpenHold {
+    row: HoldRow,
+    capped_use: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -98,7 +107,7 @@ struct Live {
     accounts: HashMap<i64, Account>,
     windows: HashMap<WindowId, i64>,
     /// Holds taken and not yet settled, by number.
-    holds: HashMap<u64, HoldRow>,
+    holds: HashMap<u64, OpenHold>,
     next_hold: u64,
 }
 
@@ -297,15 +306,20 @@ impl Accounts {
         let hold = HoldRow {
             user_id: admission.user_id,
             amount_micros: admission.reserve_micros,
-            capped_key_id: admission.key_use_counted.then_some(admission.key_id),
         };
-        live.holds.insert(admitted.hold, hold);
+        live.holds.insert(
+            admitted.hold,
+            OpenHold {
+                row: hold,
+                capped_use: admission.capped_use,
+            },
+        );
         let at = now_text();
         self.store.queue(|batch: &mut Batch| {
             for (check, (_, count, _)) in admission.windows.iter().zip(&admitted.windows) {
                 batch.window(&check.id, *count);
             }
-            if !admission.key_use_counted {
+            if admission.capped_use.is_none() {
                 batch.key_counted(admission.key_id);
             }
             batch.hold_opened(admitted.hold, hold);
@@ -353,8 +367,8 @@ impl Accounts {
         let at = now_text();
         self.store.queue(|batch| {
             batch.hold_closed(s.hold);
-            if let Some(key_id) = s.capped_use_returned {
-                batch.capped_use_returned(key_id);
+            if let Some((use_id, end)) = s.capped_use {
+                batch.capped_use_ended(use_id, end);
             }
             let request_id = s.request_id.as_deref();
             if s.reserved_micros > 0 {
@@ -401,15 +415,22 @@ impl Accounts {
     /// last write. Returns how many there were.
     pub fn release_open_holds(&self) -> usize {
         let mut live = self.live();
-        let holds: Vec<(u64, HoldRow)> = live.holds.drain().collect();
-        for (_, hold) in &holds {
+        let holds: Vec<(u64, OpenHold)> = live.holds.drain().collect();
+        for (_, OpenHold { row: hold, .. }) in &holds {
             if let Some(account) = live.accounts.get_mut(&hold.user_id) {
                 account.balance_micros += hold.amount_micros;
             }
         }
         let at = now_text();
         self.store.queue(|batch| {
-            for (number, hold) in &holds {
+            for (
+                number,
+                OpenHold {
+                    row: hold,
+                    capped_use,
+                },
+            ) in &holds
+            {
                 batch.hold_closed(*number);
                 if hold.amount_micros > 0 {
                     let note = "hold released: the server stopped before the call ended";
@@ -423,8 +444,8 @@ impl Accounts {
                     );
                     batch.ledger(row);
                 }
-                if let Some(key_id) = hold.capped_key_id {
-                    batch.capped_use_returned(key_id);
+                if let Some(use_id) = capped_use {
+                    batch.capped_use_ended(*use_id, CappedUseEnd::Returned);
                 }
             }
         });

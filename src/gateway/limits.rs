@@ -40,7 +40,7 @@ use super::accounts::{Accounts, Admission, Refused, WindowCheck};
 use super::client_ip::counted_address;
 use super::error::GatewayError;
 use super::limit_state::{Probe, Probed, Returnable};
-use crate::store::{KeyRecord, PlanRecord, Store, StoreError, Window};
+use crate::store::{CappedUseEnd, KeyRecord, PlanRecord, Store, StoreError, Window};
 
 type Direct = RateLimiter<NotKeyed, Probed, DefaultClock, StateInformationMiddleware>;
 type KeyedByIp = RateLimiter<IpAddr, Returnable<IpAddr>, DefaultClock, StateInformationMiddleware>;
@@ -557,7 +557,7 @@ impl Limiters {
         let admission = Admission {
             user_id,
             key_id: key.id,
-            key_use_counted: capped,
+            capped_use: taken.as_ref().map(|taken| taken.use_id),
             windows: &windows,
             reserve_micros,
             request_id,
@@ -720,73 +720,75 @@ async fn take_use(store: &Store, key_id: i64) -> Result<Option<TakenUse>, StoreE
     let store = store.clone();
     crate::store::uncancelled(async move {
         let took = store.take_capped_use(key_id).await?;
-        Ok(took.then_some(TakenUse {
+        Ok(took.map(|use_id| TakenUse {
             store,
-            key_id,
-            kept: false,
+            use_id,
+            ended: false,
         }))
     })
     .await
 }
 
-/// A capped key's use taken for a call. It counts once the upstream has
-/// answered the call ([`TakenUse::keep`], at settlement); otherwise it is given
-/// back: for a call another limit refused, one the upstream failed or refused
-/// before answering, one whose client left first. Dropped, it is given back
-/// too (a call cut off when the server stops has it given back with its hold).
+/// A capped key's use taken for a call, in flight until one write ends it.
+/// It counts once the upstream has answered the call (it ends, kept, with
+/// the call's settlement); otherwise it is given back: for a call another
+/// limit refused, one the upstream failed or refused before answering, one
+/// whose client left first. Dropped, it is given back too.
 pub struct TakenUse {
     store: Store,
-    key_id: i64,
-    kept: bool,
+    /// Its row in `capped_uses_in_flight`.
+    use_id: i64,
+    ended: bool,
 }
 
 impl TakenUse {
-    /// The upstream answered the call: the use stays counted (or the server,
-    /// stopping, gave it back with the call's hold).
-    pub fn keep(mut self) {
-        self.kept = true;
+    /// The use ends in the write of the call's settlement, as `end` says:
+    /// returns what the settlement names.
+    pub fn end_with_settlement(mut self, end: CappedUseEnd) -> (i64, CappedUseEnd) {
+        self.ended = true;
+        (self.use_id, end)
     }
 
-    /// The use goes back with the call's settlement, in the same write:
-    /// returns the key to name there.
-    pub fn returned_with_settlement(mut self) -> i64 {
-        self.kept = true;
-        self.key_id
+    /// The server, stopping, gave the use back with the call's hold.
+    pub fn ended_with_hold(mut self) {
+        self.ended = true;
     }
 
     /// The call was refused or failed: the use is given back before the
     /// answer goes out, so a retry sees it.
     pub async fn give_back(mut self) {
-        self.kept = true;
-        let (store, key_id) = (self.store.clone(), self.key_id);
+        self.ended = true;
+        let (store, use_id) = (self.store.clone(), self.use_id);
         // Its own task, so it is returned even when the client has gone.
         let returned =
-            crate::store::uncancelled(async move { store.return_capped_use(key_id).await });
-        report_unreturned(returned.await, key_id);
+            crate::store::uncancelled(async move { store.return_capped_use(use_id).await });
+        report_unreturned(returned.await, use_id);
     }
 }
 
 impl Drop for TakenUse {
     fn drop(&mut self) {
-        if self.kept {
+        if self.ended {
             return;
         }
-        let (store, key_id) = (self.store.clone(), self.key_id);
+        let (store, use_id) = (self.store.clone(), self.use_id);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn(async move {
-                report_unreturned(store.return_capped_use(key_id).await, key_id);
+                report_unreturned(store.return_capped_use(use_id).await, use_id);
             })),
+            // Still in flight in the database: the next start gives it back.
             Err(_) => tracing::error!(
-                key_id,
+                use_id,
                 "a capped key's use was not given back: no runtime to write it"
             ),
         }
     }
 }
 
-fn report_unreturned(returned: Result<(), StoreError>, key_id: i64) {
+fn report_unreturned(returned: Result<(), StoreError>, use_id: i64) {
     if let Err(error) = returned {
-        tracing::error!(%error, key_id, "could not give back a capped key's use");
+        // Still in flight in the database: the next start gives it back.
+        tracing::error!(%error, use_id, "could not give back a capped key's use");
     }
 }
 
@@ -1066,9 +1068,10 @@ mod tests {
                     )
                     .await
                     .map(|admit| {
-                        // Kept, as the settlement of an answered call would.
+                        // Kept, as the settlement of an answered call would
+                        // (whose write is not made here).
                         if let Some(taken) = admit.capped_use {
-                            taken.keep();
+                            taken.end_with_settlement(CappedUseEnd::Kept);
                         }
                     })
                     .is_ok()

@@ -13,7 +13,7 @@ use std::{
 };
 
 use super::{Gateway, accounts::Settlement, limits::TakenUse};
-use crate::credits::Prices;
+use crate::{credits::Prices, store::CappedUseEnd};
 
 /// What is needed to settle one admitted call. Dropped unsettled, it settles
 /// as a call the client left (`499`): free, or the prompt once the upstream
@@ -112,12 +112,16 @@ impl Bill {
             return None;
         }
         let produced = meter.answered || meter.usage.is_some() || meter.reply_chars > 0;
-        let capped_use_returned = match self.capped_use.take() {
-            Some(unused) if stopping && !produced => Some(unused.returned_with_settlement()),
-            other => {
-                self.capped_use = other;
-                None
-            }
+        // An answered call keeps the use, and one the server stopped before
+        // the answer gives it back, both in the settlement's write; any other
+        // call's is given back by the caller, before it answers.
+        let (capped_use, unused) = match self.capped_use.take() {
+            Some(taken) if produced => (Some(taken.end_with_settlement(CappedUseEnd::Kept)), None),
+            Some(taken) if stopping => (
+                Some(taken.end_with_settlement(CappedUseEnd::Returned)),
+                None,
+            ),
+            unused => (None, unused),
         };
         let (prompt, completion) = if produced {
             meter.tokens(self.prompt_estimate)
@@ -142,19 +146,18 @@ impl Bill {
             latency_ms: self.started.elapsed().as_millis() as i64,
             upstream_ms: self.upstream_ms,
             client_ip: self.client_ip.take(),
-            capped_use_returned,
+            capped_use,
         });
         if let Some(charged) = settled {
             self.instruments.credits_spent(&self.model, charged);
         }
-        // Kept when the upstream answered, or when the server stopped first
-        // and gave the use back with the hold.
-        match self.capped_use.take() {
-            Some(taken) if produced || settled.is_none() => {
-                taken.keep();
+        match (settled, unused) {
+            // The server, stopping, released the hold and the use with it.
+            (None, Some(unused)) => {
+                unused.ended_with_hold();
                 None
             }
-            unused => unused,
+            (_, unused) => unused,
         }
     }
 }

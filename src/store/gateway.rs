@@ -81,78 +81,196 @@ impl Store {
         Ok(given)
     }
 
-    /// Counts one use of a capped key unless it is used up; `false` when it is.
+    /// Counts one use of a capped key unless it is used up, and records it as
+    /// in flight in the same transaction; returns the use's number, for the
+    /// one write that ends it ([`Store::return_capped_use`], or the batch of
+    /// the call's settlement), or `None` when the key is used up.
     /// The read cache is dropped, as after every change to a key: listing
     /// models and the management API refuse a key the cache says is used up.
-    pub async fn take_capped_use(&self, key_id: i64) -> Result<bool, StoreError> {
-        let taken = sqlx::query(
+    pub async fn take_capped_use(&self, key_id: i64) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let counted = sqlx::query(
             "UPDATE api_keys SET usage_count = usage_count + 1
              WHERE id = ? AND usage_cap IS NOT NULL AND usage_count < usage_cap",
         )
         .bind(key_id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
+        if !counted {
+            return Ok(None);
+        }
+        let use_id: i64 = sqlx::query_scalar(
+            "INSERT INTO capped_uses_in_flight (key_id) VALUES (?) RETURNING id",
+        )
+        .bind(key_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
         self.cache.changed();
-        Ok(taken)
+        Ok(Some(use_id))
     }
 
-    /// Releases the credit holds a killed process left open (its calls can
-    /// never settle now): a `refund` row and the balance for each, and a
-    /// capped key's use given back, all in one transaction. Run at start-up,
-    /// before any call. Returns how many holds there were.
-    pub async fn release_holds_left_open(&self) -> Result<u64, StoreError> {
+    /// Releases what a killed process left taken (its calls can never settle
+    /// now): each credit hold, with a `refund` row and the balance, and each
+    /// capped key's use in flight, all in one transaction. Run at start-up,
+    /// before any call. Returns how many holds and uses there were.
+    pub async fn release_what_a_stop_left_taken(&self) -> Result<LeftTaken, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let left: Vec<(i64, i64, Option<i64>)> =
-            sqlx::query_as("SELECT user_id, amount_micros, capped_key_id FROM open_holds")
+        let holds: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT user_id, amount_micros FROM open_holds")
                 .fetch_all(&mut *tx)
                 .await?;
-        for (user_id, amount, capped_key) in &left {
-            if *amount > 0 {
-                sqlx::query(
-                    "INSERT INTO credit_ledger (user_id, kind, amount_micros, note)
-                     VALUES (?, 'refund', ?, 'hold released: the server stopped without settling the call')",
-                )
-                .bind(user_id)
+        for (user_id, amount) in holds.iter().filter(|(_, amount)| *amount > 0) {
+            sqlx::query(
+                "INSERT INTO credit_ledger (user_id, kind, amount_micros, note)
+                 VALUES (?, 'refund', ?, 'hold released: the server stopped without settling the call')",
+            )
+            .bind(user_id)
+            .bind(amount)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE users SET balance_micros = balance_micros + ? WHERE id = ?")
                 .bind(amount)
+                .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE users SET balance_micros = balance_micros + ? WHERE id = ?")
-                    .bind(amount)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some(key_id) = capped_key {
-                sqlx::query(
-                    "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",
-                )
-                .bind(key_id)
-                .execute(&mut *tx)
-                .await?;
-            }
         }
         sqlx::query("DELETE FROM open_holds")
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE api_keys SET usage_count = MAX(usage_count
+                 - (SELECT COUNT(*) FROM capped_uses_in_flight f WHERE f.key_id = api_keys.id), 0)
+             WHERE id IN (SELECT key_id FROM capped_uses_in_flight)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let uses_in_flight = sqlx::query("DELETE FROM capped_uses_in_flight")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         tx.commit().await?;
-        Ok(left.len() as u64)
+        Ok(LeftTaken {
+            holds: holds.len() as u64,
+            capped_uses: uses_in_flight,
+        })
     }
 
     /// Gives back a use taken by [`Store::take_capped_use`] for a call the
     /// upstream never answered: refused by another limit, failed, or
-    /// abandoned by its client first.
+    /// abandoned by its client first. Ending the use in flight and the
+    /// decrement are one transaction, so a use is given back at most once
+    /// whatever else ends it (a start after a kill).
     /// A key cached as used up meanwhile (while the use was taken) must not
     /// stay refused there, so the read cache is dropped.
-    pub async fn return_capped_use(&self, key_id: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",
-        )
-        .bind(key_id)
-        .execute(&self.writer)
-        .await?;
+    pub async fn return_capped_use(&self, use_id: i64) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let key_id: Option<i64> =
+            sqlx::query_scalar("DELETE FROM capped_uses_in_flight WHERE id = ? RETURNING key_id")
+                .bind(use_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(key_id) = key_id {
+            sqlx::query(
+                "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",
+            )
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         self.cache.changed();
         Ok(())
+    }
+}
+
+/// What [`Store::release_what_a_stop_left_taken`] released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeftTaken {
+    pub holds: u64,
+    pub capped_uses: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeftTaken;
+    use crate::store::{CappedUseEnd, Store};
+
+    /// A one-time key's uses survive a kill at any point as exactly the uses
+    /// of calls whose settlement was written: a use is in flight from the
+    /// moment it is counted (the same transaction), and one write ends it.
+    /// Before, the use rode on the call's hold row, written a batch later: a
+    /// kill in between left it counted with no call to show for it (B below),
+    /// and a use given back and then released with its hold at the next
+    /// start went back twice.
+    #[tokio::test]
+    async fn capped_uses_left_in_flight_by_a_kill_are_given_back_once_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let user_id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, display_name, password_hash, plan_id)
+             VALUES ('a@example.com', 'A', 'x', (SELECT id FROM plans WHERE is_default = 1))
+             RETURNING id",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let key_id: i64 = sqlx::query_scalar(
+            "INSERT INTO api_keys (user_id, name, env, secret_hash, display_prefix, last_four, scopes, usage_cap)
+             VALUES (?, 'capped', 'live', x'00', 'tg_live_', 'abcd', '[\"chat\"]', 5)
+             RETURNING id",
+        )
+        .bind(user_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let counted = |store: &Store| {
+            let pool = store.pool().clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT usage_count FROM api_keys WHERE id = ?")
+                    .bind(key_id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        let take = || async { store.take_capped_use(key_id).await.unwrap().unwrap() };
+
+        // A: answered, and its settlement written.
+        let a = take().await;
+        store.queue(|batch| batch.capped_use_ended(a, CappedUseEnd::Kept));
+        store.flush().await.unwrap();
+        // B: taken, and the process killed before anything else was written.
+        take().await;
+        // C: given back, twice over (a give-back and a dropped handle racing).
+        let c = take().await;
+        store.return_capped_use(c).await.unwrap();
+        store.return_capped_use(c).await.unwrap();
+        // E: the server stopped it before the answer, in a written batch.
+        let e = take().await;
+        store.queue(|batch| batch.capped_use_ended(e, CappedUseEnd::Returned));
+        store.flush().await.unwrap();
+        // D: answered, and killed before the batch with its settlement (and
+        // its usage record) was written.
+        let d = take().await;
+        store.queue(|batch| batch.capped_use_ended(d, CappedUseEnd::Kept));
+        assert_eq!(counted(&store).await, 3, "A, B and D counted");
+        // The kill: nothing more is written.
+        drop(store);
+
+        let again = Store::open(&url).await.unwrap();
+        let left = again.release_what_a_stop_left_taken().await.unwrap();
+        let expected = LeftTaken {
+            holds: 0,
+            capped_uses: 2,
+        };
+        assert_eq!(left, expected, "B and D were in flight");
+        assert_eq!(counted(&again).await, 1, "only A's use stays counted");
+        let none = again.release_what_a_stop_left_taken().await.unwrap();
+        assert_eq!(none.capped_uses, 0);
+        assert_eq!(counted(&again).await, 1);
     }
 }

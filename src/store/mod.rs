@@ -18,11 +18,12 @@ mod users;
 
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use credits::UserBalance;
-pub use gateway::{StoredAccount, Window};
+pub use gateway::{LeftTaken, StoredAccount, Window};
 pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
 pub use monitor::{ModelLatency, NamedCount, Rank, RefusalGroup, RefusalKind, TopEntry};
 pub use pending::{
-    Batch, HoldRow, LedgerRow, RefusalRow, UsageRow, WindowId, set_window_count, uncancelled,
+    Batch, CappedUseEnd, HoldRow, LedgerRow, RefusalRow, UsageRow, WindowId, set_window_count,
+    uncancelled,
 };
 pub use plans::{
     LimitOverrides, PlanAssignment, PlanChange, PlanRecord, PlanSettings, PlanSummary, Retirement,

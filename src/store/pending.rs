@@ -1,7 +1,8 @@
 //! The gateway's write-behind queue. The gateway keeps balances and windows in
 //! memory (`gateway::accounts`) and queues here what must reach the database:
 //! ledger rows, usage records, refused calls, window counts, key use, the
-//! credit holds of calls still running, and the audit events that belong with
+//! credit holds of calls still running, the end of capped keys' uses in
+//! flight, and the audit events that belong with
 //! them. A batch is written in one transaction by a background task every few
 //! milliseconds, on shutdown, and before any read of those tables (so
 //! the app always reads what it wrote). A failed batch goes back on the queue.
@@ -61,8 +62,16 @@ pub struct RefusalRow {
 pub struct HoldRow {
     pub user_id: i64,
     pub amount_micros: i64,
-    /// The one-time (capped) key whose use the call took, if any.
-    pub capped_key_id: Option<i64>,
+}
+
+/// How a capped key's use in flight (`Store::take_capped_use`) ends when a
+/// batch ends it: with the settlement of the call that took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CappedUseEnd {
+    /// The upstream answered the call: the use stays counted.
+    Kept,
+    /// Given back: the server stopped the call before the upstream answered.
+    Returned,
 }
 
 /// A window's subject (`user:<id>` or `ip:<address>`), kind and bucket.
@@ -80,8 +89,7 @@ pub fn set_window_count(windows: &mut HashMap<WindowId, i64>, id: &WindowId, cou
 
 #[derive(Debug, Clone, Default)]
 struct KeyUse {
-    /// Uses not yet counted in `api_keys.usage_count`: of keys without a
-    /// cap, or capped uses given back (negative).
+    /// Uses of a key without a cap not yet counted in `api_keys.usage_count`.
     uses: i64,
     last_used_at: String,
 }
@@ -99,6 +107,8 @@ pub struct Batch {
     holds_opened: HashMap<u64, HoldRow>,
     /// Holds released whose rows went in an earlier batch.
     holds_closed: Vec<u64>,
+    /// Capped keys' uses in flight that end, by number.
+    capped_uses_ended: Vec<(i64, CappedUseEnd)>,
     audit: Vec<AuditEvent>,
 }
 
@@ -133,9 +143,9 @@ impl Batch {
         self.keys.entry(key_id).or_default().uses += 1;
     }
 
-    /// A capped key's use given back, for a call cut off when the server stopped.
-    pub fn capped_use_returned(&mut self, key_id: i64) {
-        self.keys.entry(key_id).or_default().uses -= 1;
+    /// A capped key's use in flight ends with this batch.
+    pub fn capped_use_ended(&mut self, use_id: i64, end: CappedUseEnd) {
+        self.capped_uses_ended.push((use_id, end));
     }
 
     pub fn audit(&mut self, event: AuditEvent) {
@@ -163,6 +173,7 @@ impl Batch {
             && self.keys.is_empty()
             && self.holds_opened.is_empty()
             && self.holds_closed.is_empty()
+            && self.capped_uses_ended.is_empty()
             && self.audit.is_empty()
     }
 
@@ -180,6 +191,7 @@ impl Batch {
         // failed batch and closed since is inserted and then deleted.
         self.holds_opened.extend(failed.holds_opened);
         self.holds_closed.extend(failed.holds_closed);
+        self.capped_uses_ended.extend(failed.capped_uses_ended);
         for (id, count) in failed.windows {
             self.windows.entry(id).or_insert(count);
         }
@@ -461,19 +473,32 @@ impl Store {
             .await?;
         }
         for (hold, row) in &batch.holds_opened {
-            sqlx::query(
-                "INSERT INTO open_holds (id, user_id, amount_micros, capped_key_id) VALUES (?, ?, ?, ?)",
-            )
-            .bind(*hold as i64)
-            .bind(row.user_id)
-            .bind(row.amount_micros)
-            .bind(row.capped_key_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO open_holds (id, user_id, amount_micros) VALUES (?, ?, ?)")
+                .bind(*hold as i64)
+                .bind(row.user_id)
+                .bind(row.amount_micros)
+                .execute(&mut *tx)
+                .await?;
         }
         for hold in &batch.holds_closed {
             sqlx::query("DELETE FROM open_holds WHERE id = ?")
                 .bind(*hold as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (use_id, end) in &batch.capped_uses_ended {
+            if *end == CappedUseEnd::Returned {
+                sqlx::query(
+                    "UPDATE api_keys SET usage_count = usage_count - 1
+                     WHERE usage_count > 0
+                       AND id = (SELECT key_id FROM capped_uses_in_flight WHERE id = ?)",
+                )
+                .bind(use_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM capped_uses_in_flight WHERE id = ?")
+                .bind(use_id)
                 .execute(&mut *tx)
                 .await?;
         }
