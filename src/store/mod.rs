@@ -211,16 +211,14 @@ mod tests {
         assert_eq!(embedded, on_disk);
     }
 
-    /// The migration that rebuilds the ledger for its cheaper kind check keeps
-    /// every row as it was, and the check still refuses an unknown kind.
-    #[tokio::test]
-    async fn the_ledger_rebuild_keeps_its_rows_and_its_check() {
-        const REBUILD: i64 = 20261203000000;
+    /// A database in memory migrated up to, not including, `version`; and
+    /// every migration, to run next.
+    async fn migrated_before(version: i64) -> (sqlx::SqlitePool, sqlx::migrate::Migrator) {
         let all = sqlx::migrate!("./migrations");
         let before = sqlx::migrate::Migrator {
             migrations: all
                 .iter()
-                .filter(|m| m.version < REBUILD)
+                .filter(|m| m.version < version)
                 .cloned()
                 .collect(),
             ..sqlx::migrate::Migrator::DEFAULT
@@ -232,6 +230,14 @@ mod tests {
             .await
             .unwrap();
         before.run(&db).await.unwrap();
+        (db, all)
+    }
+
+    /// The migration that rebuilds the ledger for its cheaper kind check keeps
+    /// every row as it was, and the check still refuses an unknown kind.
+    #[tokio::test]
+    async fn the_ledger_rebuild_keeps_its_rows_and_its_check() {
+        let (db, all) = migrated_before(20261203000000).await;
         sqlx::query("INSERT INTO users (email, display_name, password_hash) VALUES ('a@example.com', 'A', 'x')")
             .execute(&db)
             .await
@@ -286,5 +292,33 @@ mod tests {
             !plan.is_empty() && !plan.iter().any(|op| op == "OpenEphemeral"),
             "{plan:?}"
         );
+    }
+
+    /// Holds a killed process left before the in-flight uses table keep
+    /// their credits, and a one-time key's use they carried becomes a use in
+    /// flight, which the next start gives back.
+    #[tokio::test]
+    async fn capped_uses_on_holds_left_open_move_to_the_uses_in_flight() {
+        let (db, all) = migrated_before(20261205000000).await;
+        for sql in [
+            "INSERT INTO users (email, display_name, password_hash) VALUES ('a@example.com', 'A', 'x')",
+            "INSERT INTO api_keys (user_id, name, env, secret_hash, display_prefix, last_four, scopes, usage_cap, usage_count)
+             VALUES (1, 'once', 'live', x'00', 'tg_live_', 'abcd', '[\"chat\"]', 1, 1)",
+            "INSERT INTO open_holds (id, user_id, amount_micros, capped_key_id) VALUES (3, 1, 700, 1), (4, 1, 0, NULL)",
+        ] {
+            sqlx::query(sql).execute(&db).await.unwrap();
+        }
+        all.run(&db).await.unwrap();
+        let holds: Vec<(i64, i64, i64)> =
+            sqlx::query_as("SELECT id, user_id, amount_micros FROM open_holds ORDER BY id")
+                .fetch_all(&db)
+                .await
+                .unwrap();
+        assert_eq!(holds, [(3, 1, 700), (4, 1, 0)]);
+        let in_flight: Vec<i64> = sqlx::query_scalar("SELECT key_id FROM capped_uses_in_flight")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        assert_eq!(in_flight, [1]);
     }
 }
