@@ -17,7 +17,7 @@ use foldhash::HashMap;
 
 use crate::store::{
     AuditEvent, Batch, CappedUseEnd, HoldRow, LedgerRow, Store, StoreError, UsageRow, Window,
-    WindowId, set_window_count,
+    WindowCounts, WindowId, set_window_count,
 };
 
 /// One request window to check: its id and limit.
@@ -105,7 +105,7 @@ struct Account {
 #[derive(Debug, Default)]
 struct Live {
     accounts: HashMap<i64, Account>,
-    windows: HashMap<WindowId, i64>,
+    windows: WindowCounts,
     /// Holds taken and not yet settled, by number.
     holds: HashMap<u64, OpenHold>,
     next_hold: u64,

@@ -21,11 +21,11 @@ use std::{
     time::Duration,
 };
 
-use foldhash::HashMap;
 use governor::{
     nanos::Nanos,
     state::{NotKeyed, StateStore, keyed::ShrinkableKeyedStateStore},
 };
+use std::collections::HashMap;
 
 /// A direct limiter's state that answers without taking while its probe
 /// flag is up. The flag is shared by the limiters asked together.
@@ -88,6 +88,10 @@ impl StateStore for Probed {
 }
 
 /// Keyed state from which a taken cell can be given back.
+///
+/// Its keys are client addresses and typed account names, which a caller
+/// chooses: std's SipHash, randomly keyed per map, not foldhash, which is not
+/// meant for keys an attacker picks to collide.
 pub struct Returnable<K> {
     states: Arc<Mutex<HashMap<K, u64>>>,
 }

@@ -22,8 +22,8 @@ pub use gateway::{LeftTaken, StoredAccount, Window};
 pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
 pub use monitor::{ModelLatency, NamedCount, Rank, RefusalGroup, RefusalKind, TopEntry};
 pub use pending::{
-    Batch, CappedUseEnd, HoldRow, LedgerRow, RefusalRow, UsageRow, WindowId, set_window_count,
-    uncancelled,
+    Batch, CappedUseEnd, HoldRow, LedgerRow, RefusalRow, UsageRow, WindowCounts, WindowId,
+    set_window_count, uncancelled,
 };
 pub use plans::{
     LimitOverrides, PlanAssignment, PlanChange, PlanRecord, PlanSettings, PlanSummary, Retirement,

@@ -77,8 +77,14 @@ pub enum CappedUseEnd {
 /// A window's subject (`user:<id>` or `ip:<address>`), kind and bucket.
 pub type WindowId = (String, Window, String);
 
+/// Counts by window. The subjects hold client addresses, which a caller
+/// chooses (an IPv6 caller may own thousands of /64 blocks), so the map hashes
+/// with std's SipHash under a per-map random key: foldhash, used elsewhere,
+/// is not meant for keys an attacker picks to collide.
+pub type WindowCounts = std::collections::HashMap<WindowId, i64>;
+
 /// Sets a window's count in `windows`, copying its id only the first time.
-pub fn set_window_count(windows: &mut HashMap<WindowId, i64>, id: &WindowId, count: i64) {
+pub fn set_window_count(windows: &mut WindowCounts, id: &WindowId, count: i64) {
     match windows.get_mut(id) {
         Some(current) => *current = count,
         None => {
@@ -101,7 +107,7 @@ pub struct Batch {
     usage: Vec<UsageRow>,
     refusals: Vec<RefusalRow>,
     /// Absolute counts: the latest wins.
-    windows: HashMap<WindowId, i64>,
+    windows: WindowCounts,
     keys: HashMap<i64, KeyUse>,
     /// Holds taken since the last batch and not yet released, by number.
     holds_opened: HashMap<u64, HoldRow>,
