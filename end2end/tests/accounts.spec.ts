@@ -1,21 +1,10 @@
 import { expect, test, type Page } from "@playwright/test";
-
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (msg) => {
-    // A refused submission answers 4xx by design; the page shows it inline.
-    if (msg.type() === "error" && !/status of 4\d\d/.test(msg.text())) errors.push(msg.text());
-  });
-  page.on("pageerror", (err) => errors.push(err.message));
-  return errors;
-}
+import { unique, watchErrors } from "./support";
 
 const nav = (page: Page) => page.getByRole("navigation", { name: "Main" });
 
-const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
-
 test("register, log out, log in, change the password, log in again, delete the account", async ({ page }) => {
-  const errors = watchErrors(page);
+  const errors = watchErrors(page, { allow4xx: true });
   const email = `e2e-${unique()}@example.com`;
   const first = "first-long-passphrase-9";
   const second = "second-long-passphrase-7";
@@ -87,7 +76,7 @@ test("register, log out, log in, change the password, log in again, delete the a
 });
 
 test("what is typed before the page's code loads survives hydration", async ({ page }) => {
-  const errors = watchErrors(page);
+  const errors = watchErrors(page, { allow4xx: true });
   // Hold the wasm bundle back, as a slow connection would, while typing.
   let release = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));

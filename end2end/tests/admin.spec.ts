@@ -1,18 +1,8 @@
 import { expect, test, type Page } from "@playwright/test";
+import { unique, watchErrors } from "./support";
 
 // An admin grants credits and moves a user to another plan from the admin
 // console; the user sees both on /usage and /plans.
-
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (msg) => {
-    if (msg.type() === "error" && !/status of 4\d\d/.test(msg.text())) errors.push(msg.text());
-  });
-  page.on("pageerror", (err) => errors.push(err.message));
-  return errors;
-}
-
-const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
 
 async function hydrated(page: Page) {
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
@@ -24,7 +14,7 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   // The user registers and looks at their usage: Starter, 10 credits.
   const userContext = await browser.newContext();
   const user = await userContext.newPage();
-  const userErrors = watchErrors(user);
+  const userErrors = watchErrors(user, { allow4xx: true });
   await user.goto("/register");
   await user.getByLabel("Email").fill(email);
   await user.getByLabel("Display name").fill("Member");
@@ -39,7 +29,7 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   // The admin finds the user, adds 25 credits with a reason, and assigns Pro.
   const adminContext = await browser.newContext();
   const admin = await adminContext.newPage();
-  const adminErrors = watchErrors(admin);
+  const adminErrors = watchErrors(admin, { allow4xx: true });
   await admin.goto("/login");
   await admin.getByLabel("Email").fill("root@example.com");
   await admin.getByLabel("Password").fill("admin-passphrase-for-e2e");
@@ -82,7 +72,7 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
 });
 
 test("an admin creates a plan, and the monitor refreshes itself after a call", async ({ page, baseURL }) => {
-  const errors = watchErrors(page);
+  const errors = watchErrors(page, { allow4xx: true });
   await page.goto("/login");
   await page.getByLabel("Email").fill("root@example.com");
   await page.getByLabel("Password").fill("admin-passphrase-for-e2e");

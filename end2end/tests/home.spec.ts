@@ -1,14 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
-
-/** Collects console errors and uncaught exceptions for the whole test. */
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (msg) => {
-    if (msg.type() === "error") errors.push(msg.text());
-  });
-  page.on("pageerror", (err) => errors.push(err.message));
-  return errors;
-}
+import { expect, test } from "@playwright/test";
+import { watchErrors } from "./support";
 
 test("home page loads, hydrates and logs no errors", async ({ page }) => {
   const errors = watchErrors(page);

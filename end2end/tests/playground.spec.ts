@@ -1,31 +1,9 @@
-import { expect, test, type Page } from "@playwright/test";
-
-function watchErrors(page: Page): string[] {
-  const errors: string[] = [];
-  page.on("console", (msg) => {
-    // The 429 below is the API answering by design; the page explains it.
-    if (msg.type() === "error" && !/status of 4\d\d/.test(msg.text())) errors.push(msg.text());
-  });
-  page.on("pageerror", (err) => errors.push(err.message));
-  return errors;
-}
-
-const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
-
-/** Registers on the default Starter plan (2 requests a minute) and returns the primary key. */
-async function register(page: Page): Promise<string> {
-  await page.goto("/register");
-  await page.getByLabel("Email").fill(`play-${unique()}@example.com`);
-  await page.getByLabel("Display name").fill("Player");
-  await page.getByLabel("Password").fill("play-long-passphrase-5");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await expect(page).toHaveURL(/\/welcome$/);
-  return ((await page.getByTestId("primary-key").textContent()) ?? "").trim();
-}
+import { expect, test } from "@playwright/test";
+import { register, watchErrors } from "./support";
 
 test("paste a key, stream a reply from demo, hit the plan's limit and see the countdown", async ({ page }) => {
-  const errors = watchErrors(page);
-  const key = await register(page);
+  const errors = watchErrors(page, { allow4xx: true });
+  const key = await register(page, "play");
   expect(key).toMatch(/^tg_live_/);
 
   // A fresh page load: the key is not remembered anywhere, so it is pasted.
@@ -75,8 +53,8 @@ test("paste a key, stream a reply from demo, hit the plan's limit and see the co
 });
 
 test("a bad key is explained, and a key just shown is offered without pasting", async ({ page }) => {
-  const errors = watchErrors(page);
-  const key = await register(page);
+  const errors = watchErrors(page, { allow4xx: true });
+  const key = await register(page, "play");
 
   // Client-side navigation from /welcome keeps the new key in memory.
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
@@ -97,8 +75,8 @@ test("a bad key is explained, and a key just shown is offered without pasting", 
 });
 
 test("the model list follows the pasted key's allowed models", async ({ page, baseURL }) => {
-  const errors = watchErrors(page);
-  const key = await register(page);
+  const errors = watchErrors(page, { allow4xx: true });
+  const key = await register(page, "play");
   const created = await page.request.post("/api/v1/keys", {
     data: { name: "lite-only", allowed_models: ["demo-lite"] },
     headers: { origin: baseURL! },
