@@ -25,13 +25,13 @@ fn models_file(dir: &TempDir, mock: &MockUpstream) -> String {
     path.display().to_string()
 }
 
-struct Setup {
-    app: TestApp,
-    mock: MockUpstream,
+pub(crate) struct Setup {
+    pub app: TestApp,
+    pub mock: MockUpstream,
     _models: TempDir,
 }
 
-async fn setup(extra: &[(&str, &str)]) -> Setup {
+pub(crate) async fn setup(extra: &[(&str, &str)]) -> Setup {
     let mock = MockUpstream::start().await;
     let models = tempfile::tempdir().unwrap();
     let path = models_file(&models, &mock);
@@ -54,7 +54,7 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
 
 /// Registers a user, moves them to a private plan with these limits and no
 /// monthly grant, and returns a chat key.
-async fn user_with_plan(
+pub(crate) async fn user_with_plan(
     app: &TestApp,
     email: &str,
     per_minute: i64,
@@ -99,7 +99,7 @@ fn hello(model: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 100 })
 }
 
-async fn balance_and_ledger(app: &TestApp, email: &str) -> (i64, i64) {
+pub(crate) async fn balance_and_ledger(app: &TestApp, email: &str) -> (i64, i64) {
     sqlx::query_as(
         "SELECT u.balance_micros, COALESCE((SELECT SUM(amount_micros) FROM credit_ledger l WHERE l.user_id = u.id), 0)
          FROM users u WHERE email = ?",

@@ -23,5 +23,6 @@ mod health;
 mod keys;
 mod mock_upstream;
 mod pages;
+mod sdk;
 mod security;
 mod server_basics;

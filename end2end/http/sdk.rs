@@ -1,0 +1,160 @@
+//! The model API's failures as the official OpenAI SDK for Node reads them, on
+//! the paths the browser test (`end2end/tests/sdk.spec.ts`, with the demo
+//! model) cannot reach: an upstream that fails before or in the middle of a
+//! stream, times out or refuses the call itself, and too few credits. Each
+//! call is one run of `end2end/sdk/call.mjs`: Node.js with `openai` from
+//! `end2end/node_modules`, both installed by `.ci/setup`.
+
+use std::{path::Path, time::Duration};
+
+use serde_json::{Value, json};
+
+use crate::{
+    gateway::{balance_and_ledger, setup, user_with_plan},
+    support::{TestApp, mock_upstream::Knobs},
+};
+
+/// Makes one chat call (`mode`: `json` or `stream`) with the SDK and returns
+/// what it printed: `answer`, `text` (a stream's) and `error` (as the SDK
+/// typed it: class, status, code, param, the `retry-after` it saw).
+async fn sdk(app: &TestApp, key: &str, mode: &str, body: &Value) -> Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new("node")
+        .arg(root.join("end2end/sdk/call.mjs"))
+        .arg(mode)
+        .env("TOLLGATE_URL", app.url(""))
+        .env("TOLLGATE_KEY", key)
+        .env("SDK_BODY", body.to_string())
+        .output()
+        .await
+        .expect("node runs: .ci/setup installs Node.js and end2end/node_modules");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the SDK script failed (is `openai` in end2end/node_modules? run .ci/setup): {stderr}"
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// A failure before any reply, and what the SDK should make of it.
+struct Case {
+    what: &'static str,
+    knobs: fn(&mut Knobs),
+    body: Value,
+    class: &'static str,
+    status: u16,
+    code: &'static str,
+}
+
+fn hello() -> Value {
+    json!({ "model": "mock", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 100 })
+}
+
+#[tokio::test]
+async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "sdk@example.com", 100, 1000, None).await;
+
+    // Through the mock, as a baseline: a whole answer and a stream.
+    let whole = sdk(&s.app, &key, "json", &hello()).await;
+    assert_eq!(whole["answer"]["model"], "mock", "{whole}");
+    assert_eq!(
+        whole["answer"]["choices"][0]["message"]["content"],
+        "Hello from the mock upstream."
+    );
+    let streamed = sdk(&s.app, &key, "stream", &hello()).await;
+    assert_eq!(
+        streamed["text"], "Hello from the mock upstream.",
+        "{streamed}"
+    );
+    assert!(streamed["error"].is_null(), "{streamed}");
+
+    // The upstream fails mid-stream: the SDK yields the text so far, then
+    // throws an APIError with the error event's code.
+    s.mock.set(|k| {
+        k.reply = "one two three four five six".into();
+        k.drop_after_chunks = Some(2);
+    });
+    let cut = sdk(&s.app, &key, "stream", &hello()).await;
+    assert_eq!(cut["text"], "one two ", "{cut}");
+    assert_eq!(cut["error"]["is_api_error"], true, "{cut}");
+    assert_eq!(cut["error"]["code"], "upstream_error", "{cut}");
+    s.mock.set(|k| k.drop_after_chunks = None);
+
+    // Answers before any reply, each with the SDK's own class for its status.
+    let cases = [
+        Case {
+            what: "the upstream fails",
+            knobs: |k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR),
+            body: hello(),
+            class: "InternalServerError",
+            status: 502,
+            code: "upstream_error",
+        },
+        Case {
+            what: "the upstream is slower than the first-byte timeout",
+            knobs: |k| k.latency = Duration::from_secs(3),
+            body: hello(),
+            class: "InternalServerError",
+            status: 504,
+            code: "upstream_timeout",
+        },
+        Case {
+            what: "the upstream's own rate limit",
+            knobs: |k| {
+                k.error_status = Some(reqwest::StatusCode::TOO_MANY_REQUESTS);
+                k.retry_after = Some("7");
+            },
+            body: hello(),
+            class: "RateLimitError",
+            status: 429,
+            code: "upstream_rate_limited",
+        },
+        Case {
+            what: "the upstream refuses a prompt too long",
+            knobs: |k| {
+                k.error_status = Some(reqwest::StatusCode::BAD_REQUEST);
+                k.error_code = Some("context_length_exceeded");
+            },
+            body: hello(),
+            class: "BadRequestError",
+            status: 400,
+            code: "context_length_exceeded",
+        },
+        Case {
+            what: "the worst case costs more than the balance",
+            knobs: |_| {},
+            body: json!({ "model": "mock", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 100_000 }),
+            // The SDK has no class of its own for 402.
+            class: "APIError",
+            status: 402,
+            code: "insufficient_credits",
+        },
+    ];
+    for case in cases {
+        s.mock.set(|k| *k = Knobs::default());
+        s.mock.set(case.knobs);
+        for mode in ["json", "stream"] {
+            let got = sdk(&s.app, &key, mode, &case.body).await;
+            let error = &got["error"];
+            let what = format!("{}, {mode}: {got}", case.what);
+            assert_eq!(error["class"], case.class, "{what}");
+            assert_eq!(error["status"], case.status, "{what}");
+            assert_eq!(error["code"], case.code, "{what}");
+            assert!(
+                error["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{what}"
+            );
+            if case.status == 429 {
+                assert_eq!(error["retry_after"], "7", "{what}");
+            }
+            if case.code == "context_length_exceeded" {
+                assert_eq!(error["param"], "messages", "{what}");
+            }
+        }
+    }
+
+    let (balance, ledger) = balance_and_ledger(&s.app, "sdk@example.com").await;
+    assert_eq!(balance, ledger);
+}
