@@ -1,9 +1,10 @@
-//! The model API's failures as the official OpenAI SDK for Node reads them, on
-//! the paths the browser test (`end2end/tests/sdk.spec.ts`, with the demo
-//! model) cannot reach: an upstream that fails before or in the middle of a
-//! stream, times out or refuses the call itself, and too few credits. Each
-//! call is one run of `end2end/sdk/call.mjs`: Node.js with `openai` from
-//! `end2end/node_modules`, both installed by `.ci/setup`.
+//! The model API's failures as the official OpenAI SDKs for Node and Python
+//! read them, on the paths the browser test (`end2end/tests/sdk.spec.ts`, with
+//! the demo model) cannot reach: an upstream that fails before or in the
+//! middle of a stream, times out or refuses the call itself, and too few
+//! credits. Each call is one run of `end2end/sdk/call.mjs` (Node.js, with
+//! `openai` from `end2end/node_modules`) or `end2end/sdk/call.py` (with
+//! `openai` from `end2end/.venv`); `.ci/setup --browser` installs both.
 
 use std::{path::Path, time::Duration};
 
@@ -14,24 +15,44 @@ use crate::{
     support::{TestApp, mock_upstream::Knobs},
 };
 
-/// Makes one chat call (`mode`: `json` or `stream`) with the SDK and returns
+#[derive(Clone, Copy, Debug)]
+enum Sdk {
+    Node,
+    Python,
+}
+
+impl Sdk {
+    /// The class each SDK gives a status it has no class of its own for (402).
+    fn any_status_class(self) -> &'static str {
+        match self {
+            Sdk::Node => "APIError",
+            Sdk::Python => "APIStatusError",
+        }
+    }
+}
+
+/// Makes one chat call (`mode`: `json` or `stream`) with `sdk` and returns
 /// what it printed: `answer`, `text` (a stream's) and `error` (as the SDK
 /// typed it: class, status, code, param, the `retry-after` it saw).
-async fn sdk(app: &TestApp, key: &str, mode: &str, body: &Value) -> Value {
+async fn call(sdk: Sdk, app: &TestApp, key: &str, mode: &str, body: &Value) -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = tokio::process::Command::new("node")
-        .arg(root.join("end2end/sdk/call.mjs"))
+    let (program, script) = match sdk {
+        Sdk::Node => ("node".into(), "end2end/sdk/call.mjs"),
+        Sdk::Python => (root.join("end2end/.venv/bin/python"), "end2end/sdk/call.py"),
+    };
+    let output = tokio::process::Command::new(&program)
+        .arg(root.join(script))
         .arg(mode)
         .env("TOLLGATE_URL", app.url(""))
         .env("TOLLGATE_KEY", key)
         .env("SDK_BODY", body.to_string())
         .output()
         .await
-        .expect("node runs: .ci/setup installs Node.js and end2end/node_modules");
+        .unwrap_or_else(|e| panic!("{program:?} does not run ({e}): run .ci/setup --browser"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the SDK script failed (is `openai` in end2end/node_modules? run .ci/setup): {stderr}"
+        "the {sdk:?} SDK's script failed (run .ci/setup --browser): {stderr}"
     );
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
@@ -42,7 +63,8 @@ struct Case {
     what: &'static str,
     knobs: fn(&mut Knobs),
     body: Value,
-    class: &'static str,
+    /// `None`: the SDK's class for any other status.
+    class: Option<&'static str>,
     status: u16,
     code: &'static str,
 }
@@ -52,18 +74,27 @@ fn hello() -> Value {
 }
 
 #[tokio::test]
-async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
+async fn the_openai_sdk_for_node_reads_every_failure_as_its_own_typed_error() {
+    failures_read_as_typed_errors(Sdk::Node).await;
+}
+
+#[tokio::test]
+async fn the_openai_sdk_for_python_reads_every_failure_as_its_own_typed_error() {
+    failures_read_as_typed_errors(Sdk::Python).await;
+}
+
+async fn failures_read_as_typed_errors(sdk: Sdk) {
     let s = setup(&[]).await;
     let key = user_with_plan(&s.app, "sdk@example.com", 100, 1000, None).await;
 
     // Through the mock, as a baseline: a whole answer and a stream.
-    let whole = sdk(&s.app, &key, "json", &hello()).await;
+    let whole = call(sdk, &s.app, &key, "json", &hello()).await;
     assert_eq!(whole["answer"]["model"], "mock", "{whole}");
     assert_eq!(
         whole["answer"]["choices"][0]["message"]["content"],
         "Hello from the mock upstream."
     );
-    let streamed = sdk(&s.app, &key, "stream", &hello()).await;
+    let streamed = call(sdk, &s.app, &key, "stream", &hello()).await;
     assert_eq!(
         streamed["text"], "Hello from the mock upstream.",
         "{streamed}"
@@ -76,7 +107,7 @@ async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
         k.reply = "one two three four five six".into();
         k.drop_after_chunks = Some(2);
     });
-    let cut = sdk(&s.app, &key, "stream", &hello()).await;
+    let cut = call(sdk, &s.app, &key, "stream", &hello()).await;
     assert_eq!(cut["text"], "one two ", "{cut}");
     assert_eq!(cut["error"]["is_api_error"], true, "{cut}");
     assert_eq!(cut["error"]["code"], "upstream_error", "{cut}");
@@ -88,7 +119,7 @@ async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
             what: "the upstream fails",
             knobs: |k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR),
             body: hello(),
-            class: "InternalServerError",
+            class: Some("InternalServerError"),
             status: 502,
             code: "upstream_error",
         },
@@ -96,7 +127,7 @@ async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
             what: "the upstream is slower than the first-byte timeout",
             knobs: |k| k.latency = Duration::from_secs(3),
             body: hello(),
-            class: "InternalServerError",
+            class: Some("InternalServerError"),
             status: 504,
             code: "upstream_timeout",
         },
@@ -107,7 +138,7 @@ async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
                 k.retry_after = Some("7");
             },
             body: hello(),
-            class: "RateLimitError",
+            class: Some("RateLimitError"),
             status: 429,
             code: "upstream_rate_limited",
         },
@@ -118,7 +149,7 @@ async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
                 k.error_code = Some("context_length_exceeded");
             },
             body: hello(),
-            class: "BadRequestError",
+            class: Some("BadRequestError"),
             status: 400,
             code: "context_length_exceeded",
         },
@@ -126,8 +157,8 @@ async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
             what: "the worst case costs more than the balance",
             knobs: |_| {},
             body: json!({ "model": "mock", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 100_000 }),
-            // The SDK has no class of its own for 402.
-            class: "APIError",
+            // Neither SDK has a class of its own for 402.
+            class: None,
             status: 402,
             code: "insufficient_credits",
         },
@@ -136,10 +167,11 @@ async fn the_openai_sdk_reads_every_failure_as_its_own_typed_error() {
         s.mock.set(|k| *k = Knobs::default());
         s.mock.set(case.knobs);
         for mode in ["json", "stream"] {
-            let got = sdk(&s.app, &key, mode, &case.body).await;
+            let got = call(sdk, &s.app, &key, mode, &case.body).await;
             let error = &got["error"];
-            let what = format!("{}, {mode}: {got}", case.what);
-            assert_eq!(error["class"], case.class, "{what}");
+            let what = format!("{sdk:?}, {}, {mode}: {got}", case.what);
+            let class = case.class.unwrap_or(sdk.any_status_class());
+            assert_eq!(error["class"], class, "{what}");
             assert_eq!(error["status"], case.status, "{what}");
             assert_eq!(error["code"], case.code, "{what}");
             assert!(
