@@ -527,7 +527,7 @@ mod tests {
     };
 
     use super::Accounts;
-    use crate::store::Store;
+    use crate::store::{Store, testing::user_on_default_plan};
 
     /// A call cancelled (its client gone) at any point of the month's grant
     /// leaves the balance in memory equal to the database's: the grant is in
@@ -535,14 +535,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_grant_cut_short_is_in_memory_and_the_database_alike() {
         let store = Store::open("sqlite::memory:").await.unwrap();
-        let user_id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (email, display_name, password_hash, plan_id)
-             VALUES ('a@example.com', 'A', 'x', (SELECT id FROM plans WHERE is_default = 1))
-             RETURNING id",
-        )
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+        let user_id = user_on_default_plan(&store, "a@example.com").await;
         let accounts = Arc::new(Accounts::new(store.clone()));
         // A new month each round, so each round's first call gives a grant;
         // each round cancels that call a little later than the last.

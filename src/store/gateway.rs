@@ -196,7 +196,7 @@ pub struct LeftTaken {
 #[cfg(test)]
 mod tests {
     use super::LeftTaken;
-    use crate::store::{CappedUseEnd, Store};
+    use crate::store::{CappedUseEnd, Store, testing::user_on_default_plan};
 
     /// A one-time key's uses survive a kill at any point as exactly the uses
     /// of calls whose settlement was written: a use is in flight from the
@@ -210,14 +210,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store = Store::open(&url).await.unwrap();
-        let user_id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (email, display_name, password_hash, plan_id)
-             VALUES ('a@example.com', 'A', 'x', (SELECT id FROM plans WHERE is_default = 1))
-             RETURNING id",
-        )
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+        let user_id = user_on_default_plan(&store, "a@example.com").await;
         let key_id: i64 = sqlx::query_scalar(
             "INSERT INTO api_keys (user_id, name, env, secret_hash, display_prefix, last_four, scopes, usage_cap)
              VALUES (?, 'capped', 'live', x'00', 'tg_live_', 'abcd', '[\"chat\"]', 5)

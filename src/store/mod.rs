@@ -175,6 +175,25 @@ impl Store {
     }
 }
 
+/// What unit tests elsewhere in the crate set up in a store.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Store;
+
+    /// Inserts a user on the default plan; returns their id.
+    pub async fn user_on_default_plan(store: &Store, email: &str) -> i64 {
+        sqlx::query_scalar(
+            "INSERT INTO users (email, display_name, password_hash, plan_id)
+             VALUES (?, 'A', 'x', (SELECT id FROM plans WHERE is_default = 1))
+             RETURNING id",
+        )
+        .bind(email)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
