@@ -31,9 +31,10 @@ impl Sdk {
     }
 }
 
-/// Makes one chat call (`mode`: `json` or `stream`) with `sdk` and returns
-/// what it printed: `answer`, `text` (a stream's) and `error` (as the SDK
-/// typed it: class, status, code, param, the `retry-after` it saw).
+/// Makes one call with `sdk` (`mode`: `json` or `stream` for a chat call,
+/// `models` to list the models and retrieve `body`'s) and returns what it
+/// printed: `answer`, `text` (a stream's), `models`, `retrieved`, and `error`
+/// (as the SDK typed it: class, status, code, param, the `retry-after` it saw).
 async fn call(sdk: Sdk, app: &TestApp, key: &str, mode: &str, body: &Value) -> Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (program, script) = match sdk {
@@ -86,6 +87,12 @@ async fn the_openai_sdk_for_python_reads_every_failure_as_its_own_typed_error() 
 async fn failures_read_as_typed_errors(sdk: Sdk) {
     let s = setup(&[]).await;
     let key = user_with_plan(&s.app, "sdk@example.com", 100, 1000, None).await;
+
+    // The models this key may use, listed and retrieved.
+    let models = call(sdk, &s.app, &key, "models", &hello()).await;
+    assert_eq!(models["models"], json!(["mock", "demo"]), "{models}");
+    assert_eq!(models["retrieved"]["id"], "mock", "{models}");
+    assert_eq!(models["retrieved"]["object"], "model", "{models}");
 
     // Through the mock, as a baseline: a whole answer and a stream.
     let whole = call(sdk, &s.app, &key, "json", &hello()).await;

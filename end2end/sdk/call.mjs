@@ -4,7 +4,8 @@
 // stream yielded, and the error it threw, as the SDK typed it.
 //
 // Environment: TOLLGATE_URL (the server's origin), TOLLGATE_KEY, SDK_BODY (the
-// request, JSON); argument: `json` or `stream`.
+// request, JSON); argument: `json`, `stream`, or `models` (list every model,
+// then retrieve the request's).
 import OpenAI from "openai";
 
 const client = new OpenAI({
@@ -31,7 +32,12 @@ function describe(error) {
 }
 
 try {
-  if (process.argv[2] === "stream") {
+  if (process.argv[2] === "models") {
+    const ids = [];
+    for await (const model of client.models.list()) ids.push(model.id);
+    outcome.models = ids;
+    outcome.retrieved = await client.models.retrieve(body.model);
+  } else if (process.argv[2] === "stream") {
     const stream = await client.chat.completions.create({ ...body, stream: true });
     outcome.text = "";
     for await (const chunk of stream) outcome.text += chunk.choices[0]?.delta?.content ?? "";

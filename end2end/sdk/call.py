@@ -3,7 +3,8 @@ unmodified, in end2end/.venv), for the Rust integration tests in
 end2end/http/sdk.rs: the twin of call.mjs, printing the same JSON line.
 
 Environment: TOLLGATE_URL (the server's origin), TOLLGATE_KEY, SDK_BODY (the
-request, JSON); argument: `json` or `stream`.
+request, JSON); argument: `json`, `stream`, or `models` (list every model,
+then retrieve the request's).
 """
 
 import json
@@ -38,7 +39,10 @@ def describe(error):
 
 
 try:
-    if sys.argv[1] == "stream":
+    if sys.argv[1] == "models":
+        outcome["models"] = [model.id for model in client.models.list()]
+        outcome["retrieved"] = client.models.retrieve(body["model"]).model_dump()
+    elif sys.argv[1] == "stream":
         outcome["text"] = ""
         for chunk in client.chat.completions.create(**body, stream=True):
             if chunk.choices and chunk.choices[0].delta.content:
