@@ -52,6 +52,9 @@ pub enum Refused<E> {
     },
     /// The last, in-memory check refused.
     Check(E),
+    /// This window is not in memory: forgotten since it was loaded, as its
+    /// hour or day had passed. Load it and ask again.
+    Unloaded(WindowId),
 }
 
 /// What admission used, for the rate-limit headers: each window's count after
@@ -266,7 +269,8 @@ impl Accounts {
     /// Takes every window and the credit hold, after `last_check` (the
     /// governor windows and the running calls, which cannot be given back
     /// here) passes, with what it took; any refusal takes nothing. The account
-    /// and windows must be loaded.
+    /// and windows must be loaded; a window that is not is refused as
+    /// [`Refused::Unloaded`].
     pub fn admit<T, E>(
         &self,
         admission: &Admission<'_>,
@@ -275,7 +279,10 @@ impl Accounts {
         let mut live = self.live();
         let mut admitted = Admitted::default();
         for check in admission.windows {
-            let count = live.windows.get(&check.id).copied().unwrap_or(0);
+            // Read as 0, it would admit the call and overwrite the stored count.
+            let Some(&count) = live.windows.get(&check.id) else {
+                return Err(Refused::Unloaded(check.id.clone()));
+            };
             if count >= check.limit {
                 return Err(Refused::Window {
                     window: check.id.1,
@@ -526,8 +533,56 @@ mod tests {
         time::{Duration, Instant},
     };
 
-    use super::Accounts;
-    use crate::store::{Store, testing::user_on_default_plan};
+    use super::{Accounts, Admission, Refused, WindowCheck};
+    use crate::store::{Store, Window, WindowId, testing::user_on_default_plan};
+
+    /// A window forgotten after its load (the once-a-minute tidy drops past
+    /// hours and days, and ran while the call waited) is refused as unloaded,
+    /// not read as empty: read as 0, it admitted a call over the limit and
+    /// wrote the count 1 over the stored one.
+    #[tokio::test]
+    async fn a_window_forgotten_after_its_load_is_not_read_as_empty() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let user_id = user_on_default_plan(&store, "a@example.com").await;
+        let subject = format!("user:{user_id}");
+        sqlx::query(
+            "INSERT INTO limit_windows (subject, window, window_start, count)
+             VALUES (?, 'day', '2026-12-04', 3)",
+        )
+        .bind(&subject)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let accounts = Accounts::new(store.clone());
+        assert!(accounts.load_account(user_id, "2026-12").await.unwrap());
+        let id: WindowId = (subject, Window::Day, "2026-12-04".to_owned());
+        accounts.load_window(&id).await.unwrap();
+        accounts.forget_windows_except(&[]);
+
+        let windows = [WindowCheck {
+            id: id.clone(),
+            limit: 3,
+        }];
+        let admission = Admission {
+            user_id,
+            key_id: 1,
+            capped_use: None,
+            windows: &windows,
+            reserve_micros: 0,
+            request_id: None,
+        };
+        let admit = || accounts.admit(&admission, || Ok::<_, ()>(()));
+        assert!(matches!(admit(), Err(Refused::Unloaded(ref w)) if *w == id));
+        // Loaded again, the window is full, as stored.
+        accounts.load_window(&id).await.unwrap();
+        assert!(matches!(admit(), Err(Refused::Window { limit: 3, .. })));
+        store.flush().await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT count FROM limit_windows")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, 3);
+    }
 
     /// A call cancelled (its client gone) at any point of the month's grant
     /// leaves the balance in memory equal to the database's: the grant is in

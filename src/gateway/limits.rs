@@ -565,7 +565,10 @@ impl Limiters {
         let mut minute = None;
         let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
             .unwrap_or(NonZeroU32::MIN);
-        let outcome = accounts.admit(&admission, || {
+        // A window the tidy forgot after it was loaded (its hour or day passed
+        // while this call waited) is loaded again rather than read as empty.
+        let outcome = loop {
+            let outcome = accounts.admit(&admission, || {
             let limiters = self.for_user(user_id, plan);
             // Both minute windows are asked before either takes, so neither
             // takes for a call the other refuses.
@@ -612,6 +615,11 @@ impl Limiters {
             }
             Ok(running)
         });
+            match outcome {
+                Err(Refused::Unloaded(id)) => accounts.load_window(&id).await?,
+                outcome => break outcome,
+            }
+        };
         let (admitted, running) = match outcome {
             Ok(admitted) => admitted,
             Err(refused) => {
@@ -867,6 +875,8 @@ fn refusal(
             needed,
             balance: balance_micros,
         },
+        // `admit_user` loads it again and retries.
+        Refused::Unloaded(id) => GatewayError::Internal(format!("window {id:?} not loaded")),
     }
 }
 
