@@ -3,7 +3,9 @@
 //! of capped keys, which must be exact at once. Everything else it writes goes
 //! through the write-behind queue in [`super::pending`].
 
-use super::{Store, StoreError, credits};
+use sqlx::SqliteConnection;
+
+use super::{CappedUseEnd, Store, StoreError, credits};
 
 /// A fixed window kept in the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,23 +169,35 @@ impl Store {
     /// stay refused there, so the read cache is dropped.
     pub async fn return_capped_use(&self, use_id: i64) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        let key_id: Option<i64> =
-            sqlx::query_scalar("DELETE FROM capped_uses_in_flight WHERE id = ? RETURNING key_id")
-                .bind(use_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(key_id) = key_id {
-            sqlx::query(
-                "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",
-            )
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        end_capped_use(&mut tx, use_id, CappedUseEnd::Returned).await?;
         tx.commit().await?;
         self.cache.changed();
         Ok(())
     }
+}
+
+/// Ends a capped key's use in flight, in the caller's transaction: deletes its
+/// row and, for [`CappedUseEnd::Returned`], gives the use back. A use already
+/// ended is left alone, so it is never given back twice.
+pub(super) async fn end_capped_use(
+    db: &mut SqliteConnection,
+    use_id: i64,
+    end: CappedUseEnd,
+) -> Result<(), sqlx::Error> {
+    let key_id: Option<i64> =
+        sqlx::query_scalar("DELETE FROM capped_uses_in_flight WHERE id = ? RETURNING key_id")
+            .bind(use_id)
+            .fetch_optional(&mut *db)
+            .await?;
+    if let (Some(key_id), CappedUseEnd::Returned) = (key_id, end) {
+        sqlx::query(
+            "UPDATE api_keys SET usage_count = usage_count - 1 WHERE id = ? AND usage_count > 0",
+        )
+        .bind(key_id)
+        .execute(&mut *db)
+        .await?;
+    }
+    Ok(())
 }
 
 /// What [`Store::release_what_a_stop_left_taken`] released.

@@ -493,20 +493,7 @@ impl Store {
                 .await?;
         }
         for (use_id, end) in &batch.capped_uses_ended {
-            if *end == CappedUseEnd::Returned {
-                sqlx::query(
-                    "UPDATE api_keys SET usage_count = usage_count - 1
-                     WHERE usage_count > 0
-                       AND id = (SELECT key_id FROM capped_uses_in_flight WHERE id = ?)",
-                )
-                .bind(use_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query("DELETE FROM capped_uses_in_flight WHERE id = ?")
-                .bind(use_id)
-                .execute(&mut *tx)
-                .await?;
+            super::gateway::end_capped_use(&mut tx, *use_id, *end).await?;
         }
         for event in &batch.audit {
             audit::insert(&mut tx, event).await?;
