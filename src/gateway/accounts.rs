@@ -423,21 +423,15 @@ impl Accounts {
     pub fn release_open_holds(&self) -> usize {
         let mut live = self.live();
         let holds: Vec<(u64, OpenHold)> = live.holds.drain().collect();
-        for (_, OpenHold { row: hold, .. }) in &holds {
-            if let Some(account) = live.accounts.get_mut(&hold.user_id) {
-                account.balance_micros += hold.amount_micros;
+        for (_, open) in &holds {
+            if let Some(account) = live.accounts.get_mut(&open.row.user_id) {
+                account.balance_micros += open.row.amount_micros;
             }
         }
         let at = now_text();
         self.store.queue(|batch| {
-            for (
-                number,
-                OpenHold {
-                    row: hold,
-                    capped_use,
-                },
-            ) in &holds
-            {
+            for (number, open) in &holds {
+                let hold = &open.row;
                 batch.hold_closed(*number);
                 if hold.amount_micros > 0 {
                     let note = "hold released: the server stopped before the call ended";
@@ -451,8 +445,8 @@ impl Accounts {
                     );
                     batch.ledger(row);
                 }
-                if let Some(use_id) = capped_use {
-                    batch.capped_use_ended(*use_id, CappedUseEnd::Returned);
+                if let Some(use_id) = open.capped_use {
+                    batch.capped_use_ended(use_id, CappedUseEnd::Returned);
                 }
             }
         });
