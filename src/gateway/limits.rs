@@ -562,65 +562,15 @@ impl Limiters {
             reserve_micros,
             request_id,
         };
-        let mut minute = None;
-        let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
-            .unwrap_or(NonZeroU32::MIN);
         // A window the tidy forgot after it was loaded (its hour or day passed
         // while this call waited) is loaded again rather than read as empty.
         let outcome = loop {
-            let outcome = accounts.admit(&admission, || {
-            let limiters = self.for_user(user_id, plan);
-            // Both minute windows are asked before either takes, so neither
-            // takes for a call the other refuses.
-            let probe = Probe::raise(&limiters.probing);
-            if let Some(MinuteWindow { limit: tpm, limiter, .. }) = &limiters.tokens {
-                match limiter.check_n(n) {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(not_until)) => {
-                        return Err(GatewayError::Limited {
-                            code: "tokens_per_minute",
-                            message: format!("Your plan allows {tpm} tokens a minute (prompt plus max_tokens); this request needs {tokens}."),
-                            retry_after_secs: wait_secs(&not_until),
-                        });
-                    }
-                    Err(_) => {
-                        return Err(GatewayError::Limited {
-                            code: "tokens_per_minute",
-                            message: format!("This request may use {tokens} tokens, more than the {tpm} a minute your plan allows. Lower max_tokens."),
-                            retry_after_secs: 60,
-                        });
-                    }
-                }
-            }
-            let MinuteWindow { limit: rpm, limiter, .. } = &limiters.requests;
-            if let Err(not_until) = limiter.check() {
-                return Err(GatewayError::Limited {
-                    code: "requests_per_minute",
-                    message: format!("Your plan allows {rpm} requests a minute."),
-                    retry_after_secs: wait_secs(&not_until),
-                });
-            }
-            drop(probe);
-            // The last limit, asked when every other allows the call so that
-            // a refused call never holds a slot another call is refused for.
-            let running = self.start_running(user_id, plan)?;
-            // Both minute windows allow the call: take. Admissions are one
-            // critical section and time only frees cells, so these pass as
-            // the probes did.
-            if let Some(tokens) = &limiters.tokens {
-                let _ = tokens.limiter.check_n(n);
-            }
-            if let Ok(snapshot) = limiter.check() {
-                minute = Some(minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
-            }
-            Ok(running)
-        });
-            match outcome {
+            match accounts.admit(&admission, || self.take_last(user_id, plan, tokens)) {
                 Err(Refused::Unloaded(id)) => accounts.load_window(&id).await?,
                 outcome => break outcome,
             }
         };
-        let (admitted, running) = match outcome {
+        let (admitted, (running, minute)) = match outcome {
             Ok(admitted) => admitted,
             Err(refused) => {
                 if let Some(taken) = taken {
@@ -640,6 +590,79 @@ impl Limiters {
             hold: admitted.hold,
             capped_use: taken,
         })
+    }
+
+    /// What admission asks last, in its critical section, once the windows
+    /// and the balance allow the call: the plan's minute windows for tokens
+    /// and requests, asked before either takes, then the parallel calls.
+    /// Returns the call's running slot and its request minute after it.
+    fn take_last(
+        &self,
+        user_id: i64,
+        plan: &PlanRecord,
+        tokens: u64,
+    ) -> Result<(Running, Option<WindowState>), GatewayError> {
+        let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
+            .unwrap_or(NonZeroU32::MIN);
+        let limiters = self.for_user(user_id, plan);
+        // Both minute windows are asked before either takes, so neither
+        // takes for a call the other refuses.
+        let probe = Probe::raise(&limiters.probing);
+        if let Some(MinuteWindow {
+            limit: tpm,
+            limiter,
+            ..
+        }) = &limiters.tokens
+        {
+            match limiter.check_n(n) {
+                Ok(Ok(_)) => {}
+                Ok(Err(not_until)) => {
+                    return Err(GatewayError::Limited {
+                        code: "tokens_per_minute",
+                        message: format!(
+                            "Your plan allows {tpm} tokens a minute (prompt plus max_tokens); this request needs {tokens}."
+                        ),
+                        retry_after_secs: wait_secs(&not_until),
+                    });
+                }
+                Err(_) => {
+                    return Err(GatewayError::Limited {
+                        code: "tokens_per_minute",
+                        message: format!(
+                            "This request may use {tokens} tokens, more than the {tpm} a minute your plan allows. Lower max_tokens."
+                        ),
+                        retry_after_secs: 60,
+                    });
+                }
+            }
+        }
+        let MinuteWindow {
+            limit: rpm,
+            limiter,
+            ..
+        } = &limiters.requests;
+        if let Err(not_until) = limiter.check() {
+            return Err(GatewayError::Limited {
+                code: "requests_per_minute",
+                message: format!("Your plan allows {rpm} requests a minute."),
+                retry_after_secs: wait_secs(&not_until),
+            });
+        }
+        drop(probe);
+        // The last limit, asked when every other allows the call so that
+        // a refused call never holds a slot another call is refused for.
+        let running = self.start_running(user_id, plan)?;
+        // Both minute windows allow the call: take. Admissions are one
+        // critical section and time only frees cells, so these pass as
+        // the probes did.
+        if let Some(tokens) = &limiters.tokens {
+            let _ = tokens.limiter.check_n(n);
+        }
+        let minute = limiter
+            .check()
+            .ok()
+            .map(|snapshot| minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
+        Ok((running, minute))
     }
 
     /// The user's request windows as they stand, counting nothing: the
