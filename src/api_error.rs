@@ -3,6 +3,7 @@
 
 use axum::{
     Json,
+    extract::rejection::{PathRejection, QueryRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -81,6 +82,17 @@ impl ApiError {
         )
     }
 
+    /// A request whose URL does not parse: `code` names the part
+    /// (`invalid_path`, `invalid_query`).
+    fn bad_url(code: &'static str, reason: String) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            format!("The request URL is not valid: {reason}"),
+        )
+    }
+
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -88,6 +100,18 @@ impl ApiError {
             "request_too_large",
             format!("The request body is larger than the limit of {limit} bytes."),
         )
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::bad_url("invalid_path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_url("invalid_query", rejection.body_text())
     }
 }
 

@@ -66,6 +66,24 @@ async fn money(app: &TestApp, user_id: i64) -> (i64, i64, i64) {
     .unwrap()
 }
 
+/// Ids and query parameters that do not parse answer the API's JSON error.
+#[tokio::test]
+async fn bad_ids_and_queries_answer_the_apis_json_error() {
+    let Setup { app, admin, .. } = setup().await;
+    let cases = [
+        ("POST", "/api/v1/admin/users/x/disable", "invalid_path"),
+        ("POST", "/api/v1/admin/users/1.5/credits", "invalid_path"),
+        ("GET", "/api/v1/admin/users?limit=ten", "invalid_query"),
+        ("GET", "/api/v1/admin/audit?actor=me", "invalid_query"),
+    ];
+    for (method, path, code) in cases {
+        let method = method.parse().unwrap();
+        let (status, body) = send(&app, &admin, method, path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn only_admins_reach_the_credit_and_plan_routes() {
     let Setup {

@@ -330,6 +330,69 @@ async fn rotation_issues_a_new_secret_with_an_optional_grace_period() {
     assert!(actions.contains(&"key.rotate".to_owned()));
 }
 
+/// An id that is not a number and a rotation body that does not parse get
+/// the API's JSON error, not axum's plain text; a body in another format is
+/// refused, not taken as no body (which would end the old secret at once).
+#[tokio::test]
+async fn bad_ids_and_bodies_answer_the_apis_json_error() {
+    let app = spawn_app().await;
+    let b = signed_in(&app, "shapes@example.com").await;
+    let (_, body) = create(&app, &b, json!({ "name": "svc" })).await;
+    let id = body["key"]["id"].as_i64().unwrap();
+
+    let response = b
+        .client
+        .get(app.url("/api/v1/keys/abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_path", "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+
+    let rotate = app.url(&format!("/api/v1/keys/{id}/rotate"));
+    let bad_bodies = [
+        ("application/json", r#"{"grace_seconds":"1h"}"#),
+        ("application/x-www-form-urlencoded", "grace_seconds=3600"),
+        ("text/plain", "{"),
+    ];
+    for (content_type, text) in bad_bodies {
+        let response = b
+            .client
+            .post(&rotate)
+            .header("content-type", content_type)
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{text}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_json", "{body}");
+    }
+    let grace_hash: i64 = app
+        .db_number("SELECT COUNT(*) FROM api_keys WHERE grace_hash IS NOT NULL")
+        .await;
+    assert_eq!(grace_hash, 0, "no refused body rotated the key");
+
+    // JSON without its content type still counts, and no body at all is none.
+    let response = b
+        .client
+        .post(&rotate)
+        .body(r#"{"grace_seconds":60}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let grace_hash: i64 = app
+        .db_number("SELECT COUNT(*) FROM api_keys WHERE grace_hash IS NOT NULL")
+        .await;
+    assert_eq!(grace_hash, 1, "the grace period asked for was given");
+    let response = b.client.post(&rotate).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
 #[tokio::test]
 async fn plans_are_listed_and_switched_with_the_key_count_checked() {
     let app = spawn_app().await;

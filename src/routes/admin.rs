@@ -5,10 +5,7 @@
 
 use axum::{
     Json,
-    extract::{
-        Path, Query, State,
-        rejection::{JsonRejection, QueryRejection},
-    },
+    extract::{State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -24,7 +21,7 @@ use crate::{
     api_error::{ApiError, ErrorResponse},
     credits::format_credits,
     request_meta::RequestMeta,
-    routes::json_body,
+    routes::{ApiPath, ApiQuery, json_body},
     startup::AppState,
     store::{AuditRecord, LimitOverrides, UserBalance, UserRecord, UserStatus},
 };
@@ -118,13 +115,14 @@ fn account_error(error: AccountError) -> Response {
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "A page of users", body = UserList),
+        (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
     ))]
 pub async fn list_users(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Response {
     let (limit, offset) = page_bounds(page.limit, page.offset);
     match state.store.list_users(limit, offset).await {
@@ -147,7 +145,7 @@ pub async fn list_users(
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The user, now disabled", body = AdminUser),
-        (status = 400, description = "Admins cannot disable themselves", body = ErrorResponse),
+        (status = 400, description = "Admins cannot disable themselves, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
@@ -156,7 +154,7 @@ pub async fn disable_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
     meta: RequestMeta,
-    Path(user_id): Path<i64>,
+    ApiPath(user_id): ApiPath<i64>,
 ) -> Response {
     set_disabled(state, admin, meta, user_id, true).await
 }
@@ -167,6 +165,7 @@ pub async fn disable_user(
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The user, active again", body = AdminUser),
+        (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
@@ -175,7 +174,7 @@ pub async fn enable_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
     meta: RequestMeta,
-    Path(user_id): Path<i64>,
+    ApiPath(user_id): ApiPath<i64>,
 ) -> Response {
     set_disabled(state, admin, meta, user_id, false).await
 }
@@ -290,13 +289,14 @@ pub struct BalanceList {
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "A page of balances", body = BalanceList),
+        (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
     ))]
 pub async fn list_balances(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Response {
     let (limit, offset) = page_bounds(page.limit, page.offset);
     match state.store.balances(limit, offset).await {
@@ -340,6 +340,7 @@ pub struct RevokedKeys {
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "How many keys were revoked", body = RevokedKeys),
+        (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
@@ -348,7 +349,7 @@ pub async fn revoke_all_keys(
     State(state): State<AppState>,
     Admin(admin): Admin,
     meta: RequestMeta,
-    Path(user_id): Path<i64>,
+    ApiPath(user_id): ApiPath<i64>,
 ) -> Response {
     match admin_service::revoke_all_keys(&state.store, &meta, admin.id, user_id).await {
         Ok(revoked) => Json(RevokedKeys { user_id, revoked }).into_response(),
@@ -373,6 +374,7 @@ pub struct RotatedKeys {
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The keys with their new secrets", body = RotatedKeys),
+        (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
@@ -382,7 +384,7 @@ pub async fn rotate_all_keys(
     State(state): State<AppState>,
     Admin(admin): Admin,
     meta: RequestMeta,
-    Path(user_id): Path<i64>,
+    ApiPath(user_id): ApiPath<i64>,
 ) -> Response {
     match admin_service::rotate_all_keys(&state.store, &state.key_hasher, &meta, admin.id, user_id)
         .await
@@ -411,7 +413,7 @@ pub struct AdjustedBalance {
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The balance after", body = AdjustedBalance),
-        (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
+        (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
@@ -421,7 +423,7 @@ pub async fn adjust_credits(
     State(state): State<AppState>,
     Admin(admin): Admin,
     meta: RequestMeta,
-    Path(user_id): Path<i64>,
+    ApiPath(user_id): ApiPath<i64>,
     body: Result<Json<CreditAdjustment>, JsonRejection>,
 ) -> Response {
     let body = match json_body(body) {
@@ -476,7 +478,7 @@ pub struct AssignedPlan {
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The user's plan now", body = AssignedPlan),
-        (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
+        (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
@@ -486,7 +488,7 @@ pub async fn assign_plan(
     State(state): State<AppState>,
     Admin(admin): Admin,
     meta: RequestMeta,
-    Path(user_id): Path<i64>,
+    ApiPath(user_id): ApiPath<i64>,
     body: Result<Json<PlanAssignmentBody>, JsonRejection>,
 ) -> Response {
     let body = match json_body(body) {
@@ -540,7 +542,7 @@ pub struct UserLimits {
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The user's overrides now", body = UserLimits),
-        (status = 400, description = "The body is not JSON of this shape", body = ErrorResponse),
+        (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
@@ -550,7 +552,7 @@ pub async fn set_limits(
     State(state): State<AppState>,
     Admin(admin): Admin,
     meta: RequestMeta,
-    Path(user_id): Path<i64>,
+    ApiPath(user_id): ApiPath<i64>,
     body: Result<Json<LimitsBody>, JsonRejection>,
 ) -> Response {
     let body = match json_body(body) {
@@ -597,6 +599,7 @@ pub struct MonitorQuery {
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
         (status = 200, description = "The figures", body = crate::monitor::types::MonitorReport),
+        (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 422, description = "The window is not hour, day or week", body = ErrorResponse),
@@ -604,7 +607,7 @@ pub struct MonitorQuery {
 pub async fn monitor(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Query(query): Query<MonitorQuery>,
+    ApiQuery(query): ApiQuery<MonitorQuery>,
 ) -> Response {
     use crate::monitor::service::{self as monitor, Window};
     let Some(window) = Window::parse(query.window.as_deref().unwrap_or("hour")) else {
@@ -699,20 +702,8 @@ pub struct AuditList {
 pub async fn audit_log(
     State(state): State<AppState>,
     Admin(_): Admin,
-    query: Result<Query<AuditQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_query",
-                rejection.body_text(),
-            )
-            .into_response();
-        }
-    };
     let filter = match admin_service::audit_filter(
         query.actor,
         query.action.as_deref(),

@@ -4,7 +4,8 @@
 
 use axum::{
     Json,
-    extract::{Path, State, rejection::JsonRejection},
+    body::Bytes,
+    extract::{State, rejection::JsonRejection},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -19,7 +20,7 @@ use crate::{
         types::{CreateKey, IssuedKey, KeyView, PlanView, UpdateKey},
     },
     request_meta::RequestMeta,
-    routes::json_body,
+    routes::{ApiPath, json_body, optional_json_body},
     startup::AppState,
     store::{StoreError, UserRecord},
 };
@@ -262,6 +263,7 @@ pub async fn create_key(
     security(("session" = []), ("api_key" = ["keys:read"])),
     responses(
         (status = 200, description = "The key", body = KeyView),
+        (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
@@ -270,7 +272,7 @@ pub async fn create_key(
 pub async fn get_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key_id): Path<i64>,
+    ApiPath(key_id): ApiPath<i64>,
 ) -> Result<Response, Response> {
     caller.require(Needs::Read)?;
     Ok(Json(service::get(&state.store, caller.user().id, key_id).await?).into_response())
@@ -281,7 +283,7 @@ pub async fn get_key(
     security(("session" = []), ("api_key" = ["keys:write"])),
     responses(
         (status = 200, description = "The key after the change", body = KeyView),
-        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 400, description = "The body is not valid JSON, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
@@ -295,7 +297,7 @@ pub async fn update_key(
     State(state): State<AppState>,
     caller: Caller,
     meta: RequestMeta,
-    Path(key_id): Path<i64>,
+    ApiPath(key_id): ApiPath<i64>,
     body: Result<Json<UpdateKey>, JsonRejection>,
 ) -> Result<Response, Response> {
     caller.require(Needs::Write)?;
@@ -317,6 +319,7 @@ pub async fn update_key(
     security(("session" = []), ("api_key" = ["keys:write"])),
     responses(
         (status = 200, description = "Revoked; refused from the next request on", body = KeyView),
+        (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
@@ -328,7 +331,7 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
     meta: RequestMeta,
-    Path(key_id): Path<i64>,
+    ApiPath(key_id): ApiPath<i64>,
 ) -> Result<Response, Response> {
     caller.require(Needs::Write)?;
     let user_id = caller.user().id;
@@ -351,7 +354,7 @@ pub struct Rotation {
     security(("session" = []), ("api_key" = ["keys:write"])),
     responses(
         (status = 200, description = "A new secret with the same settings, shown this once", body = IssuedKey),
-        (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
+        (status = 400, description = "The body is not valid JSON, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "The key lacks the scope, or one the rotated key has; or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
@@ -365,11 +368,12 @@ pub async fn rotate_key(
     State(state): State<AppState>,
     caller: Caller,
     meta: RequestMeta,
-    Path(key_id): Path<i64>,
-    body: Option<Json<Rotation>>,
+    ApiPath(key_id): ApiPath<i64>,
+    body: Bytes,
 ) -> Result<Response, Response> {
     caller.require(Needs::Write)?;
-    let grace = body.map(|Json(r)| r.grace_seconds).unwrap_or_default();
+    let rotation: Option<Rotation> = optional_json_body(&body)?;
+    let grace = rotation.map(|r| r.grace_seconds).unwrap_or_default();
     let issued = service::rotate(
         &state.store,
         &state.key_hasher,

@@ -6,10 +6,40 @@ pub mod health;
 pub mod keys;
 pub mod openapi;
 
-/// A JSON body, or the API's error for one that does not parse.
-pub(crate) fn json_body<T>(
-    body: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
-) -> Result<T, crate::api_error::ApiError> {
+use axum::extract::{FromRequestParts, rejection::JsonRejection};
+
+use crate::api_error::ApiError;
+
+/// axum's `Path`, answering a path parameter that does not parse (a key id
+/// that is not a number) with the API's 400 instead of axum's plain text.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// axum's `Query`, answering a query that does not parse (`limit=ten`) with
+/// the API's 400 instead of axum's plain text.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// A JSON body, or the API's error for one that does not parse. Taken as a
+/// `Result` rather than by an extractor that rejects, so that the handler
+/// checks the caller's scope before the body.
+pub(crate) fn json_body<T>(body: Result<axum::Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|axum::Json(value)| value)
-        .map_err(crate::api_error::ApiError::bad_json)
+        .map_err(ApiError::bad_json)
+}
+
+/// An optional JSON body: none when the request has no body at all, else one
+/// that must parse (whatever its content type says), so a body that does not
+/// parse is refused rather than read as absent.
+pub(crate) fn optional_json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    axum::Json::from_bytes(body)
+        .map(|axum::Json(value)| Some(value))
+        .map_err(ApiError::bad_json)
 }
