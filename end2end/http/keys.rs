@@ -330,6 +330,53 @@ async fn rotation_issues_a_new_secret_with_an_optional_grace_period() {
     assert!(actions.contains(&"key.rotate".to_owned()));
 }
 
+/// Revoking several keys at once (the keys page's selection) writes one
+/// audit event for each key revoked, targeting it, and none for an id that is
+/// another user's or was revoked already.
+#[tokio::test]
+async fn a_bulk_revocation_audits_each_key_it_revoked() {
+    let app = spawn_app().await;
+    let b = signed_in(&app, "bulk@example.com").await;
+    let other = signed_in(&app, "bystander@example.com").await;
+    let (_, one) = create(&app, &b, json!({ "name": "one" })).await;
+    let (_, theirs) = create(&app, &other, json!({ "name": "theirs" })).await;
+    let ids: Vec<i64> = [&one, &theirs]
+        .iter()
+        .map(|k| k["key"]["id"].as_i64().unwrap())
+        .collect();
+    // The registration's primary key is the user's other one.
+    let primary = keys_of(&app, &b)
+        .await
+        .iter()
+        .map(|k| k["id"].as_i64().unwrap())
+        .find(|id| *id != ids[0])
+        .unwrap();
+    let revoke = |ids: Vec<i64>| {
+        b.client
+            .post(app.url("/api/keys/revoke"))
+            .header("accept", "application/json")
+            .json(&json!({ "ids": ids }))
+            .send()
+    };
+    let response = revoke(vec![ids[0], ids[1], primary]).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!(2));
+    // Again: nothing left to revoke, nothing audited.
+    let response = revoke(vec![ids[0]]).await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap(), json!(0));
+
+    let targets: Vec<String> = sqlx::query_scalar(
+        "SELECT target FROM audit_events WHERE action = 'key.revoke' ORDER BY id",
+    )
+    .fetch_all(&app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        targets,
+        [format!("key:{}", ids[0]), format!("key:{primary}")]
+    );
+}
+
 /// An id that is not a number and a rotation body that does not parse get
 /// the API's JSON error, not axum's plain text; a body in another format is
 /// refused, not taken as no body (which would end the old secret at once).

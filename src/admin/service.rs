@@ -11,7 +11,8 @@ use crate::{
     gateway::accounts::Accounts,
     request_meta::RequestMeta,
     store::{
-        AuditEvent, AuditFilter, LimitOverrides, PlanAssignment, PlanRecord, Store, StoreError,
+        AuditEvent, AuditFilter, LimitOverrides, PlanAssignment, PlanRecord, RevocationAudit,
+        Store, StoreError,
     },
 };
 
@@ -440,7 +441,9 @@ pub async fn revoke_all_keys(
         .actor(admin_id)
         .target(format!("user:{user_id}"))
         .details(json!({ "keys": ids.len() }));
-    Ok(store.revoke_keys(user_id, &ids, audit).await?)
+    Ok(store
+        .revoke_keys(user_id, &ids, RevocationAudit::Once(audit))
+        .await?)
 }
 
 #[cfg(test)]

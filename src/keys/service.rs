@@ -14,7 +14,8 @@ use super::{
 use crate::{
     request_meta::RequestMeta,
     store::{
-        AuditEvent, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret, Store, StoreError,
+        AuditEvent, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret, RevocationAudit, Store,
+        StoreError,
     },
 };
 
@@ -568,13 +569,7 @@ pub async fn revoke(
     user_id: i64,
     key_ids: &[i64],
 ) -> Result<u64, KeyError> {
-    let audit = AuditEvent::new("key.revoke", meta).actor(user_id).target(
-        key_ids
-            .iter()
-            .map(|id| format!("key:{id}"))
-            .collect::<Vec<_>>()
-            .join(","),
-    );
+    let audit = RevocationAudit::EachKey(AuditEvent::new("key.revoke", meta).actor(user_id));
     Ok(store.revoke_keys(user_id, key_ids, audit).await?)
 }
 

@@ -80,6 +80,16 @@ pub enum KeyCreation {
     },
 }
 
+/// How a revocation is audited.
+#[derive(Debug)]
+pub enum RevocationAudit {
+    /// This event once for each key revoked, its target that key, so that the
+    /// log shows each key's revocation and only those that were revoked.
+    EachKey(AuditEvent),
+    /// This event once for them all, when any was revoked.
+    Once(AuditEvent),
+}
+
 impl Store {
     /// Inserts a key if both creation limits allow it. The limits are checked in
     /// the INSERT itself, so concurrent requests cannot overshoot them.
@@ -186,12 +196,12 @@ impl Store {
         &self,
         user_id: i64,
         key_ids: &[i64],
-        audit: AuditEvent,
+        audit: RevocationAudit,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut revoked = 0;
         for id in key_ids {
-            revoked += sqlx::query(
+            let done = sqlx::query(
                 "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), grace_hash = NULL, grace_until = NULL
                  WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
             )
@@ -200,9 +210,13 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if let (1, RevocationAudit::EachKey(event)) = (done, &audit) {
+                audit::insert(&mut tx, &event.clone().target(format!("key:{id}"))).await?;
+            }
+            revoked += done;
         }
-        if revoked > 0 {
-            audit::insert(&mut tx, &audit).await?;
+        if let (1.., RevocationAudit::Once(event)) = (revoked, &audit) {
+            audit::insert(&mut tx, event).await?;
         }
         self.commit_change(tx).await?;
         Ok(revoked)
