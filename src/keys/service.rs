@@ -88,11 +88,38 @@ struct Validated {
     referrer_domains: Option<Vec<String>>,
 }
 
+/// Settings a change leaves as they are: kept without checking them again
+/// against what may have changed since they were set (the owner's role, the
+/// caller's scopes, the plan's models, the clock), so that renaming a key
+/// whose expiry has passed, or whose plan has dropped a model, still works.
+#[derive(Debug, Default, Clone, Copy)]
+struct Kept {
+    scopes: bool,
+    allowed_models: bool,
+    expires_at: bool,
+}
+
 fn validate(
     input: &CreateKey,
     caller_scopes: Option<&[String]>,
     plan_models: Option<&[String]>,
     owner_is_admin: bool,
+) -> Result<Validated, KeyError> {
+    validate_kept(
+        input,
+        caller_scopes,
+        plan_models,
+        owner_is_admin,
+        Kept::default(),
+    )
+}
+
+fn validate_kept(
+    input: &CreateKey,
+    caller_scopes: Option<&[String]>,
+    plan_models: Option<&[String]>,
+    owner_is_admin: bool,
+    kept: Kept,
 ) -> Result<Validated, KeyError> {
     let mut errors = BTreeMap::new();
     let mut fail = |field: &str, message: String| {
@@ -126,13 +153,16 @@ fn validate(
             "scopes",
             format!("Unknown scope {bad:?}; use chat, keys:read or keys:write."),
         );
-    } else if scopes.iter().any(|s| s == ADMIN_SCOPE) && !owner_is_admin {
+    } else if !kept.scopes && scopes.iter().any(|s| s == ADMIN_SCOPE) && !owner_is_admin {
         fail(
             "scopes",
             "Only administrators can give a key the admin scope.".into(),
         );
     }
-    if let Some(bad) = caller_scopes.and_then(|own| scope_lacking(own, &scopes)) {
+    if let Some(bad) = caller_scopes
+        .filter(|_| !kept.scopes)
+        .and_then(|own| scope_lacking(own, &scopes))
+    {
         fail(
             "scopes",
             format!("A key cannot grant the scope {bad:?}, which it does not have itself."),
@@ -143,7 +173,7 @@ fn validate(
     if let Some(models) = &allowed_models {
         if let Some(bad) = models.iter().find(|m| m.trim().is_empty() || m.len() > 128) {
             fail("allowed_models", format!("{bad:?} is not a model name."));
-        } else if let Some(plan) = plan_models
+        } else if let Some(plan) = plan_models.filter(|_| !kept.allowed_models)
             && let Some(bad) = models.iter().find(|m| !plan.contains(m))
         {
             fail(
@@ -180,7 +210,7 @@ fn validate(
                     fail("expires_at", "Use an expiry before the year 10000.".into());
                     None
                 }
-                Some(t) if t > now() => Some(timestamp(t)),
+                Some(t) if t > now() || kept.expires_at => Some(timestamp(t)),
                 Some(_) => {
                     fail("expires_at", "The expiry must be in the future.".into());
                     None
@@ -520,11 +550,17 @@ pub async fn update(
             .or(existing.referrer_domains),
     };
     let plan_models = store.plan_of_user(user_id).await?.allowed_models();
-    let valid = validate(
+    let kept = Kept {
+        scopes: changes.scopes.is_none(),
+        allowed_models: changes.allowed_models.is_none(),
+        expires_at: changes.expires_at.is_none(),
+    };
+    let valid = validate_kept(
         &merged,
         caller_scopes,
         plan_models.as_deref(),
         owner_is_admin(store, user_id).await?,
+        kept,
     )?;
     let changed: Vec<&str> = [
         ("name", changes.name.is_some()),
@@ -824,5 +860,36 @@ mod tests {
         let plan = vec!["demo".to_owned()];
         assert!(validate(&wants, None, Some(&plan), false).is_err());
         assert!(validate(&wants, None, None, false).is_ok());
+    }
+
+    /// What a change keeps is not checked again against a plan, role or
+    /// clock that moved since; what it sets is.
+    #[test]
+    fn kept_settings_are_not_checked_again() {
+        let stored = CreateKey {
+            name: "renamed".into(),
+            scopes: Some(vec!["admin".into(), "chat".into()]),
+            allowed_models: Some(vec!["gpt-old".into()]),
+            expires_at: Some("2020-01-01T00:00:00.000Z".into()),
+            ..CreateKey::default()
+        };
+        let plan = vec!["demo".to_owned()];
+        let own = vec!["keys:write".to_owned()];
+        let all_kept = Kept {
+            scopes: true,
+            allowed_models: true,
+            expires_at: true,
+        };
+        let v = validate_kept(&stored, Some(&own), Some(&plan), false, all_kept).unwrap();
+        assert_eq!(v.expires_at.as_deref(), Some("2020-01-01T00:00:00.000Z"));
+        assert_eq!(v.scopes, ["admin", "chat"]);
+
+        let Err(KeyError::Invalid(fields)) =
+            validate_kept(&stored, Some(&own), Some(&plan), false, Kept::default())
+        else {
+            panic!("set anew, the same settings are refused");
+        };
+        let named: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(named, ["allowed_models", "expires_at", "scopes"]);
     }
 }
