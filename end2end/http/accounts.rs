@@ -458,6 +458,49 @@ async fn deleting_an_account_erases_personal_data_and_ends_sessions() {
     );
 }
 
+/// The only active administrator cannot delete their account, which would
+/// leave the dashboard without one; once there is another, they can.
+#[tokio::test]
+async fn the_last_administrator_cannot_delete_their_account() {
+    let app = crate::support::spawn_app_with(&[
+        ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
+        ("TOLLGATE_ADMIN_PASSWORD", "admin-passphrase-for-tests"),
+    ])
+    .await;
+    let admin = app.browser();
+    app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
+        .await;
+    let delete = || {
+        app.call(
+            &admin,
+            "account/delete",
+            &[("password", "admin-passphrase-for-tests")],
+        )
+    };
+    let answer = delete().await;
+    assert_eq!(answer.status, 409);
+    assert!(
+        answer.body.to_string().contains("only administrator"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(app.me(&admin).await["is_admin"], true);
+    assert!(
+        !app.audit_actions()
+            .await
+            .contains(&"account.delete".to_owned())
+    );
+
+    let other = app.browser();
+    app.register(&other, "second@example.com", "Second").await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE email = 'second@example.com'")
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(delete().await.status, 200);
+    assert_eq!(app.me(&admin).await, Value::Null);
+}
+
 #[tokio::test]
 async fn security_events_are_audited_with_ip_agent_and_request_id() {
     let app = spawn_app().await;

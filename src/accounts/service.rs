@@ -31,6 +31,8 @@ pub enum AccountError {
     Throttled(Throttled),
     #[error("no such user")]
     NotFound,
+    #[error("the last administrator cannot delete their account")]
+    LastAdmin,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -50,7 +52,7 @@ impl AccountError {
         use axum::http::StatusCode;
         match self {
             Self::Invalid(_) | Self::WrongPassword => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::EmailTaken => StatusCode::CONFLICT,
+            Self::EmailTaken | Self::LastAdmin => StatusCode::CONFLICT,
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Disabled => StatusCode::FORBIDDEN,
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -89,6 +91,10 @@ impl AccountError {
                 }
             }
             Self::NotFound => FormError::new("That account no longer exists."),
+            Self::LastAdmin => FormError::new(
+                "You are the only administrator. Create another one (`tollgate create-admin`) \
+                 before deleting this account.",
+            ),
             Self::Internal(detail) => {
                 tracing::error!(%detail, "account operation failed");
                 FormError::new("Something went wrong on our side. Try again in a moment.")
@@ -319,7 +325,11 @@ pub async fn delete_account(
     let event = AuditEvent::new("account.delete", meta)
         .actor(user.id)
         .target(format!("user:{}", user.id));
-    Ok(state.store.delete_user(user.id, event).await?)
+    if state.store.delete_user(user.id, event).await? {
+        Ok(())
+    } else {
+        Err(AccountError::LastAdmin)
+    }
 }
 
 /// Disables or re-enables an account (admins only; the caller checks the role).

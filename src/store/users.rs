@@ -261,21 +261,31 @@ impl Store {
     /// Deletes an account: personal data is erased and the row is kept as an
     /// anonymous tombstone, so records that must stay for accounting still point
     /// at a user id. The email becomes free for a new registration.
-    pub async fn delete_user(&self, user_id: i64, audit: AuditEvent) -> Result<(), StoreError> {
+    ///
+    /// Returns false, and changes nothing, for the last active administrator:
+    /// the dashboard would be left without one.
+    pub async fn delete_user(&self, user_id: i64, audit: AuditEvent) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
+        let deleted = sqlx::query(
             "UPDATE users SET email = 'deleted-' || id || '@deleted.invalid', display_name = 'Deleted user',
                               password_hash = '', role = 'user', status = 'deleted',
                               session_epoch = session_epoch + 1,
                               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
                               deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE id = ?",
+             WHERE id = ?1
+               AND (role != 'admin' OR EXISTS (
+                   SELECT 1 FROM users other
+                   WHERE other.role = 'admin' AND other.status = 'active' AND other.id != ?1))",
         )
         .bind(user_id)
         .execute(&mut *tx)
-        .await?;
-        audit::insert(&mut tx, &audit).await?;
+        .await?
+        .rows_affected()
+            == 1;
+        if deleted {
+            audit::insert(&mut tx, &audit).await?;
+        }
         self.commit_change(tx).await?;
-        Ok(())
+        Ok(deleted)
     }
 }
