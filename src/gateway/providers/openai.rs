@@ -206,13 +206,13 @@ impl fmt::Display for BodyError {
 /// at `deadline`, or once more than `most` bytes have come.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// A stream's body without the UTF-8 byte order mark SSE allows at its start:
-/// eventsource-stream (0.2.3) means to skip one but slices into its three
-/// bytes and panics.
+/// A stream's body without the UTF-8 byte order marks at its start (SSE
+/// allows one): eventsource-stream (0.2.3) means to skip one but slices into
+/// its three bytes and panics, so none may reach it, a second one either.
 fn without_bom(
     body: BoxStream<'static, Result<Bytes, BodyError>>,
 ) -> impl futures::Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
-    // The body's first bytes, until they are known to be a mark or not.
+    // The body's first bytes, until they are known to be marks or not.
     let mut head = Some(Vec::new());
     body.filter_map(move |item| {
         std::future::ready(match item {
@@ -228,22 +228,25 @@ fn past_bom(head: &mut Option<Vec<u8>>, bytes: Bytes) -> Option<Bytes> {
     let Some(seen) = head.as_mut() else {
         return Some(bytes);
     };
-    // Usually the first piece holds the whole start.
-    let start = if seen.is_empty() && bytes.len() >= BOM.len() {
-        bytes
-    } else {
-        seen.extend_from_slice(&bytes);
-        if seen.len() < BOM.len() && BOM.starts_with(seen) {
-            return None;
-        }
-        Bytes::from(std::mem::take(seen))
-    };
+    // Usually the first piece starts with the first event.
+    if seen.is_empty() && bytes.first().is_some_and(|b| *b != BOM[0]) {
+        *head = None;
+        return Some(bytes);
+    }
+    seen.extend_from_slice(&bytes);
+    let mut start = 0;
+    while seen[start..].starts_with(BOM) {
+        start += BOM.len();
+    }
+    let rest = &seen[start..];
+    if rest.len() < BOM.len() && BOM.starts_with(rest) {
+        // Nothing yet, or what may still be the start of another mark.
+        seen.drain(..start);
+        return None;
+    }
+    let rest = Bytes::copy_from_slice(rest);
     *head = None;
-    Some(if start.starts_with(BOM) {
-        start.slice(BOM.len()..)
-    } else {
-        start
-    })
+    Some(rest)
 }
 
 fn until_quiet(
@@ -385,5 +388,33 @@ mod tests {
         );
         assert_eq!(passed(&[b"\xEF", b"\xBBdata"]), b"\xEF\xBBdata");
         assert_eq!(passed(&[b"da", b"ta"]), b"data");
+        // Every mark at the start, however the pieces split them.
+        assert_eq!(passed(&[b"\xEF\xBB\xBF\xEF\xBB\xBFdata"]), b"data");
+        assert_eq!(passed(&[b"\xEF\xBB\xBF\xEF", b"\xBB\xBFdata"]), b"data");
+        assert_eq!(
+            passed(&[b"\xEF\xBB\xBF", b"\xEF\xBB\xBF", b"data"]),
+            b"data"
+        );
+    }
+
+    /// Marks at the start reach the SSE parser as nothing, whatever the split:
+    /// one left over panicked in eventsource-stream.
+    #[tokio::test]
+    async fn the_sse_parser_reads_the_first_event_after_any_marks() {
+        let bodies: [&[&[u8]]; 4] = [
+            &[b"\xEF\xBB\xBFdata: x\n\n"],
+            &[b"\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\n"],
+            &[b"\xEF\xBB\xBF\xEF", b"\xBB\xBFdata: x\n\n"],
+            &[b"\xEF\xBB\xBF", b"", b"\xEF\xBB\xBF", b"data: x\n\n"],
+        ];
+        for pieces in bodies {
+            let body: Vec<Result<Bytes, BodyError>> = pieces
+                .iter()
+                .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+                .collect();
+            let mut events = without_bom(futures::stream::iter(body).boxed()).eventsource();
+            let first = events.next().await.expect("an event").expect("it parses");
+            assert_eq!(first.data, "x", "{pieces:?}");
+        }
     }
 }
