@@ -1146,6 +1146,19 @@ async fn models_and_the_simple_endpoint_use_the_key() {
     assert_eq!(response.status(), 400);
     assert_openai_error(&response.json().await.unwrap(), "invalid_request");
 
+    // An SDK's placeholder bearer beside the key in x-api-key: the key counts.
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/v1/chat/completions"))
+        .bearer_auth("sk-placeholder")
+        .header("x-api-key", &key)
+        .json(&hello("mock"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
     // CORS preflight for browser callers.
     let response = s
         .app

@@ -92,17 +92,30 @@ impl KeyAuthError {
 }
 
 /// The key in `Authorization: Bearer …` or `x-api-key`, if either is present.
+/// A Tollgate key in the bearer wins; a bearer that is empty or not one
+/// yields to `x-api-key`: an OpenAI SDK always sends a bearer (it insists on
+/// an `api_key`), so a caller who puts the key in `x-api-key` sends both.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             // The scheme is case-insensitive (RFC 9110).
             let (scheme, token) = v.trim_start().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(token)
-        })
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        });
+    let header = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
         .map(str::trim)
+        .filter(|key| !key.is_empty());
+    match (bearer, header) {
+        (Some(bearer), Some(header)) if !bearer.starts_with("tg_") => Some(header),
+        (Some(bearer), _) => Some(bearer),
+        (None, header) => header,
+    }
 }
 
 /// Whether the key check refuses a capped key whose uses are all counted.
@@ -153,4 +166,60 @@ pub async fn authenticate(
         user,
         scopes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::presented_key;
+
+    fn presented(
+        authorization: Option<&'static str>,
+        x_api_key: Option<&'static str>,
+    ) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert("authorization", HeaderValue::from_static(value));
+        }
+        if let Some(value) = x_api_key {
+            headers.insert("x-api-key", HeaderValue::from_static(value));
+        }
+        presented_key(&headers).map(str::to_owned)
+    }
+
+    #[test]
+    fn a_tollgate_bearer_wins_and_any_other_yields_to_x_api_key() {
+        let key = Some("tg_live_abc");
+        assert_eq!(presented(Some("Bearer tg_live_abc"), None).as_deref(), key);
+        assert_eq!(
+            presented(Some("bearer  tg_live_abc "), None).as_deref(),
+            key
+        );
+        assert_eq!(presented(None, Some(" tg_live_abc")).as_deref(), key);
+        assert_eq!(
+            presented(Some("Bearer tg_live_abc"), Some("tg_live_other")).as_deref(),
+            key
+        );
+        // What an OpenAI SDK sends with the key in a default header.
+        assert_eq!(
+            presented(Some("Bearer sk-unused"), Some("tg_live_abc")).as_deref(),
+            key
+        );
+        assert_eq!(
+            presented(Some("Bearer "), Some("tg_live_abc")).as_deref(),
+            key
+        );
+        // Alone, a bearer that is no key is still the key presented (and refused).
+        assert_eq!(
+            presented(Some("Bearer sk-unused"), None).as_deref(),
+            Some("sk-unused")
+        );
+        assert_eq!(
+            presented(Some("Bearer sk-unused"), Some("  ")).as_deref(),
+            Some("sk-unused")
+        );
+        assert_eq!(presented(Some("Basic abc"), None), None);
+        assert_eq!(presented(None, None), None);
+    }
 }
