@@ -1793,6 +1793,80 @@ async fn upstream_answers_in_any_form_sse_allows_are_relayed_whole() {
     assert_eq!(balance, ledger);
 }
 
+/// Some servers close a stream without `[DONE]`: after the answer finished
+/// (a choice's `finish_reason`) the caller's stream ends as usual, with the
+/// usage chunk it asked for made from the charged counts when the upstream
+/// sent none; before that, the answer was cut off and ends with an error.
+#[tokio::test]
+async fn a_stream_closed_after_its_answer_finished_ends_normally_with_usage() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "closed@example.com", 10, 100, None).await;
+    let chunk =
+        r#"{"id":"c9","object":"chat.completion.chunk","created":1,"model":"up","choices":"#;
+    let finished = format!(
+        "data: {chunk}[{{\"index\":0,\"delta\":{{\"content\":\"Hi\"}},\"finish_reason\":null}}]}}\n\n\
+         data: {chunk}[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n"
+    );
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    // Closed right after the last choice finished, and with a `[DONE]` that
+    // lacks its blank line (which SSE parsers drop).
+    for raw in [finished.clone(), format!("{finished}data: [DONE]\n")] {
+        s.mock.set(|k| k.raw_stream = Some(raw));
+        let response = chat(&s.app, &key, body.clone()).await;
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        let chunks = wire_chunks(&wire_events(&text));
+        assert_eq!(delta_text(&chunks), "Hi");
+        let usage = chunks.last().unwrap();
+        assert_eq!(usage["choices"], json!([]), "{text}");
+        assert_eq!(usage["id"], "c9");
+        assert_eq!(usage["model"], "mock");
+        assert_eq!(usage["object"], "chat.completion.chunk");
+        // "Be brief." and "hi" estimated at 14 tokens; "Hi" counted as 1.
+        assert_eq!(
+            usage["usage"],
+            json!({ "prompt_tokens": 14, "completion_tokens": 1, "total_tokens": 15 })
+        );
+    }
+    // Without usage asked for, none is made.
+    s.mock.set(|k| k.raw_stream = Some(finished.clone()));
+    let mut plain = hello("mock");
+    plain["stream"] = json!(true);
+    let text = chat(&s.app, &key, plain).await.text().await.unwrap();
+    let chunks = wire_chunks(&wire_events(&text));
+    assert!(chunks.iter().all(|c| c.get("usage").is_none()), "{text}");
+
+    // Cut off before any choice finished: an error event, no [DONE].
+    let cut = format!("data: {chunk}[{{\"index\":0,\"delta\":{{\"content\":\"Hi\"}}}}]}}\n\n");
+    s.mock.set(|k| k.raw_stream = Some(cut));
+    let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
+    assert!(!done, "{chunks:?}");
+    assert_eq!(chunks.last().unwrap()["error"]["code"], "upstream_error");
+
+    let records = usage_records(&s.app, 4).await;
+    let statuses: Vec<i64> = records.iter().map(|r| r.0).collect();
+    assert_eq!(statuses, [200, 200, 200, 502]);
+    assert!(records.iter().all(|r| r.2 == 15_000), "{records:?}");
+    let (balance, ledger) = balance_and_ledger(&s.app, "closed@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000 - 60_000, 5_000_000 - 60_000));
+}
+
+/// The upstream's own usage chunk is relayed as it is, not made again.
+#[tokio::test]
+async fn the_upstreams_usage_chunk_is_not_doubled() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "usage-once@example.com", 10, 100, None).await;
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    let text = chat(&s.app, &key, body).await.text().await.unwrap();
+    let chunks = wire_chunks(&wire_events(&text));
+    let with_usage: Vec<&Value> = chunks.iter().filter(|c| c.get("usage").is_some()).collect();
+    assert_eq!(with_usage.len(), 1, "{text}");
+}
+
 #[tokio::test]
 async fn an_upstream_failure_mid_stream_ends_with_an_error_event() {
     let s = setup(&[]).await;

@@ -70,6 +70,12 @@ pub fn relay(
         Some(raw) => serde_json::from_str::<Vec<Choice>>(raw.get()).ok(),
     };
     for choice in choices.iter().flatten() {
+        if choice
+            .finish_reason
+            .is_some_and(|reason| reason.get() != "null")
+        {
+            meter.finished = true;
+        }
         for part in [&choice.delta, &choice.message].into_iter().flatten() {
             for Text(text) in [&part.content, &part.reasoning_content, &part.reasoning]
                 .into_iter()
@@ -119,6 +125,42 @@ pub fn relay(
     Ok(Relayed::Sent)
 }
 
+/// The `id` of an upstream chunk, if it has one.
+pub fn answer_id(chunk: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        id: Option<Key<'a>>,
+    }
+    let Id { id } = serde_json::from_str(chunk).ok()?;
+    id.map(|Key(id)| id.into_owned())
+}
+
+/// Appends the usage chunk OpenAI ends a stream with (no choices, the
+/// `usage`), for an upstream that sent none.
+pub fn write_usage_chunk(
+    id: Option<&str>,
+    model: &str,
+    prompt: u64,
+    completion: u64,
+    out: &mut Vec<u8>,
+) {
+    let chunk = serde_json::json!({
+        "id": id.unwrap_or("chatcmpl-tollgate"),
+        "object": "chat.completion.chunk",
+        "created": chrono::Utc::now().timestamp(),
+        "model": model,
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    });
+    // Writing into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &chunk);
+}
+
 /// Appends `text` as a JSON string.
 fn write_str(out: &mut Vec<u8>, text: &str) {
     // Writing a string into memory cannot fail.
@@ -148,6 +190,8 @@ struct Choice<'a> {
     delta: Option<Part<'a>>,
     #[serde(borrow, default)]
     message: Option<Part<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]

@@ -56,6 +56,9 @@ pub struct Meter {
     /// Whether the upstream answered at all: from then on it has read the
     /// prompt, which is charged even if no reply text follows.
     pub answered: bool,
+    /// Whether a choice came with its `finish_reason`: the answer is whole,
+    /// so a stream that then ends without `[DONE]` lost nothing.
+    pub finished: bool,
 }
 
 /// The most tokens a call is charged and recorded for, each way: more than any
@@ -65,7 +68,8 @@ pub struct Meter {
 pub const MOST_TOKENS_A_CALL: u64 = 1_000_000_000;
 
 impl Meter {
-    fn tokens(&self, prompt_estimate: u64) -> (u64, u64) {
+    /// The `(prompt, completion)` tokens charged for what was produced.
+    pub fn tokens(&self, prompt_estimate: u64) -> (u64, u64) {
         // About four characters per token, as for prompts.
         let (prompt, completion) = self
             .usage

@@ -566,6 +566,7 @@ async fn chat(
                 billing,
                 tracked: Some((state.gateway.clone(), hold)),
                 include_usage: request.include_usage,
+                answer_id: None,
                 model: model.name.clone(),
                 done: false,
                 stop,
@@ -589,6 +590,9 @@ struct Forward {
     /// by; `None` in unit tests, which bill nothing.
     tracked: Option<(Arc<Gateway>, u64)>,
     include_usage: bool,
+    /// The upstream's id for the answer, from its first chunk, for a usage
+    /// chunk the gateway must make itself; kept only when usage was asked for.
+    answer_id: Option<String>,
     model: String,
     done: bool,
     stop: StopSignal,
@@ -651,11 +655,16 @@ const IDLE_TURNS: u8 = 2;
 impl Forward {
     /// Turns the upstream's next item into frames appended to `out`: a chunk
     /// (without the usage the caller did not ask for), an error event, or
-    /// `[DONE]`. Ending or failing settles the bill.
+    /// the end. Ending or failing settles the bill. A connection that closed
+    /// without `[DONE]` after the answer was whole ends the stream as `[DONE]`
+    /// would: some servers close without it.
     fn push(&mut self, item: Option<Result<String, UpstreamError>>, out: &mut Vec<u8>) {
         self.keep_alive.sent = true;
         match item {
             Some(Ok(chunk)) => {
+                if self.include_usage && self.answer_id.is_none() {
+                    self.answer_id = reply::answer_id(&chunk);
+                }
                 let start = out.len();
                 out.extend_from_slice(b"data: ");
                 let relayed = reply::relay(
@@ -674,13 +683,40 @@ impl Forward {
                     }
                 }
             }
+            Some(Err(UpstreamError::EndedEarly)) if self.billing.lock().meter.finished => {
+                self.finish(out);
+            }
             Some(Err(error)) => self.fail(GatewayError::Upstream(error), out),
-            None => {
-                self.settle(200, None);
-                self.done = true;
-                out.extend_from_slice(b"data: [DONE]\n\n");
+            None => self.finish(out),
+        }
+    }
+
+    /// Ends the stream with `[DONE]`, after the usage chunk the caller asked
+    /// for if the upstream sent none (counted as the call is charged).
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.include_usage {
+            let counted = {
+                let metered = self.billing.lock();
+                let prompt_estimate = metered.bill.as_ref().map(|bill| bill.prompt_estimate);
+                prompt_estimate
+                    .filter(|_| metered.meter.usage.is_none())
+                    .map(|estimate| metered.meter.tokens(estimate))
+            };
+            if let Some((prompt, completion)) = counted {
+                out.extend_from_slice(b"data: ");
+                reply::write_usage_chunk(
+                    self.answer_id.as_deref(),
+                    &self.model,
+                    prompt,
+                    completion,
+                    out,
+                );
+                out.extend_from_slice(b"\n\n");
             }
         }
+        self.settle(200, None);
+        self.done = true;
+        out.extend_from_slice(b"data: [DONE]\n\n");
     }
 
     /// Settles what was sent, unless the server already did.
@@ -775,6 +811,7 @@ mod tests {
             billing: Arc::default(),
             tracked: None,
             include_usage: false,
+            answer_id: None,
             model: "demo".into(),
             done: false,
             stop: StopSignal(stop),

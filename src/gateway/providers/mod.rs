@@ -297,6 +297,10 @@ pub enum UpstreamError {
     Transport(String),
     #[error("the upstream sent something that is not OpenAI's format: {0}")]
     Protocol(String),
+    /// A stream's connection closed before its `[DONE]`: a failure unless
+    /// the answer was already whole (`Meter::finished`).
+    #[error("the stream ended before [DONE]")]
+    EndedEarly,
 }
 
 impl UpstreamError {

@@ -109,14 +109,7 @@ pub async fn complete(
         let mut events = state?;
         loop {
             let next = match events.next().await {
-                None => {
-                    return Some((
-                        Err(UpstreamError::Transport(
-                            "the stream ended before [DONE]".into(),
-                        )),
-                        None,
-                    ));
-                }
+                None => return Some((Err(UpstreamError::EndedEarly), None)),
                 Some(next) => next,
             };
             let event = match next {
