@@ -147,30 +147,37 @@ impl GatewayError {
                     upstream_retry_after(self).unwrap_or(1)
                 ),
             ),
-            Self::Upstream(error) => {
-                tracing::warn!(%error, "upstream failed");
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "api_error",
-                    "upstream_error",
-                    "The model server failed to answer. Try again.",
-                )
-            }
+            Self::Upstream(_) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_error",
+                "The model server failed to answer. Try again.",
+            ),
             Self::Stopping => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
                 "server_stopping",
                 "The server is restarting and stopped this call; only what it produced is charged. Try again in a moment.",
             ),
-            Self::Internal(detail) => {
-                tracing::error!(%detail, "gateway failure");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "internal_error",
-                    "Something went wrong on our side. Try again.",
-                )
+            Self::Internal(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal_error",
+                "Something went wrong on our side. Try again.",
+            ),
+        }
+    }
+
+    /// Logs a failure the operator must know of (the upstream's, the
+    /// gateway's own), whose answer tells the caller only to try again.
+    /// Called once, where the answer is made.
+    pub fn log(&self) {
+        match self {
+            Self::Internal(detail) => tracing::error!(%detail, "gateway failure"),
+            Self::Upstream(error) if self.code() == Some("upstream_error") => {
+                tracing::warn!(%error, "upstream failed");
             }
+            _ => {}
         }
     }
 }
@@ -195,6 +202,7 @@ fn upstream_retry_after(error: &GatewayError) -> Option<u64> {
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
+        self.log();
         let mut response = self.to_api_error().into_response();
         let retry_after = match &self {
             Self::Limited {

@@ -728,6 +728,7 @@ impl Forward {
 
     /// Ends the stream with an error event, settling what was sent.
     fn fail(&mut self, error: GatewayError, out: &mut Vec<u8>) {
+        error.log();
         let api = error.to_api_error();
         self.settle(api.status.as_u16(), api.code);
         self.done = true;
