@@ -278,18 +278,24 @@ impl Accounts {
     ) -> Result<(Admitted, T), Refused<E>> {
         let mut live = self.live();
         let mut admitted = Admitted::default();
+        // Of several full windows the last, the longest (an hour's before a
+        // day's), is named: its reset is when the call can pass.
+        let mut full = None;
         for check in admission.windows {
             // Read as 0, it would admit the call and overwrite the stored count.
             let Some(&count) = live.windows.get(&check.id) else {
                 return Err(Refused::Unloaded(check.id.clone()));
             };
             if count >= check.limit {
-                return Err(Refused::Window {
+                full = Some(Refused::Window {
                     window: check.id.1,
                     limit: check.limit,
                 });
             }
             admitted.windows.push((check.id.1, count + 1, check.limit));
+        }
+        if let Some(refused) = full {
+            return Err(refused);
         }
         let balance = live
             .accounts
@@ -530,41 +536,63 @@ mod tests {
     use super::{Accounts, Admission, Refused, WindowCheck};
     use crate::store::{Store, Window, WindowId, testing::user_on_default_plan};
 
+    /// One user on the default plan with `windows` (kind, bucket, count)
+    /// stored, and accounts that have loaded the user and those windows.
+    async fn user_with_windows(
+        windows: &[(Window, &str, i64)],
+    ) -> (Store, Accounts, i64, Vec<WindowId>) {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let user_id = user_on_default_plan(&store, "a@example.com").await;
+        let accounts = Accounts::new(store.clone());
+        assert!(accounts.load_account(user_id, "2026-12").await.unwrap());
+        let mut ids = Vec::new();
+        for &(window, bucket, count) in windows {
+            let id: WindowId = (format!("user:{user_id}"), window, bucket.to_owned());
+            sqlx::query(
+                "INSERT INTO limit_windows (subject, window, window_start, count)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&id.0)
+            .bind(window.as_str())
+            .bind(bucket)
+            .bind(count)
+            .execute(store.pool())
+            .await
+            .unwrap();
+            accounts.load_window(&id).await.unwrap();
+            ids.push(id);
+        }
+        (store, accounts, user_id, ids)
+    }
+
+    /// A call of `user_id`'s that costs nothing, under `windows`.
+    fn free_admission(user_id: i64, windows: &[WindowCheck]) -> Admission<'_> {
+        Admission {
+            user_id,
+            key_id: 1,
+            capped_use: None,
+            windows,
+            reserve_micros: 0,
+            request_id: None,
+        }
+    }
+
     /// A window forgotten after its load (the once-a-minute tidy drops past
     /// hours and days, and ran while the call waited) is refused as unloaded,
     /// not read as empty: read as 0, it admitted a call over the limit and
     /// wrote the count 1 over the stored one.
     #[tokio::test]
     async fn a_window_forgotten_after_its_load_is_not_read_as_empty() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let user_id = user_on_default_plan(&store, "a@example.com").await;
-        let subject = format!("user:{user_id}");
-        sqlx::query(
-            "INSERT INTO limit_windows (subject, window, window_start, count)
-             VALUES (?, 'day', '2026-12-04', 3)",
-        )
-        .bind(&subject)
-        .execute(store.pool())
-        .await
-        .unwrap();
-        let accounts = Accounts::new(store.clone());
-        assert!(accounts.load_account(user_id, "2026-12").await.unwrap());
-        let id: WindowId = (subject, Window::Day, "2026-12-04".to_owned());
-        accounts.load_window(&id).await.unwrap();
+        let (store, accounts, user_id, ids) =
+            user_with_windows(&[(Window::Day, "2026-12-04", 3)]).await;
+        let id = ids[0].clone();
         accounts.forget_windows_except(&[]);
 
         let windows = [WindowCheck {
             id: id.clone(),
             limit: 3,
         }];
-        let admission = Admission {
-            user_id,
-            key_id: 1,
-            capped_use: None,
-            windows: &windows,
-            reserve_micros: 0,
-            request_id: None,
-        };
+        let admission = free_admission(user_id, &windows);
         let admit = || accounts.admit(&admission, || Ok::<_, ()>(()));
         assert!(matches!(admit(), Err(Refused::Unloaded(ref w)) if *w == id));
         // Loaded again, the window is full, as stored.
@@ -576,6 +604,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, 3);
+    }
+
+    /// With the hour and the day both full, the refusal names the day: the
+    /// hour's reset, sooner, would send the caller back to another 429.
+    #[tokio::test]
+    async fn of_two_full_windows_the_longer_is_named() {
+        let (_store, accounts, user_id, ids) = user_with_windows(&[
+            (Window::Hour, "2026-12-04T10", 5),
+            (Window::Day, "2026-12-04", 9),
+        ])
+        .await;
+        let (hour, day) = (&ids[0], &ids[1]);
+        let admit = |hour_limit, day_limit| {
+            let windows = [
+                WindowCheck {
+                    id: hour.clone(),
+                    limit: hour_limit,
+                },
+                WindowCheck {
+                    id: day.clone(),
+                    limit: day_limit,
+                },
+            ];
+            match accounts.admit(&free_admission(user_id, &windows), || Ok::<_, ()>(())) {
+                Err(Refused::Window { window, limit }) => Some((window, limit)),
+                Ok(_) => None,
+                Err(_) => panic!("refused otherwise"),
+            }
+        };
+        assert_eq!(admit(5, 9), Some((Window::Day, 9)));
+        assert_eq!(admit(5, 10), Some((Window::Hour, 5)));
+        assert_eq!(admit(6, 9), Some((Window::Day, 9)));
+        assert_eq!(admit(6, 10), None);
     }
 
     /// A call cancelled (its client gone) at any point of the month's grant
