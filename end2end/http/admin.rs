@@ -157,6 +157,45 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
     assert_eq!(money(&app, user_id).await, (11_500_000, 11_500_000, 2));
 }
 
+/// A deleted account takes no correction, even while the balance of its
+/// earlier calls is still held in memory.
+#[tokio::test]
+async fn a_deleted_account_takes_no_credit_correction() {
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    let key = app.create_key(&user, json!({ "name": "caller" })).await;
+    let call = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({ "model": "demo", "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), 200);
+    let deleted = app
+        .call(
+            &user,
+            "account/delete",
+            &[("password", crate::support::PASSWORD)],
+        )
+        .await;
+    assert_eq!(deleted.status, 200);
+
+    let path = format!("/api/v1/admin/users/{user_id}/credits");
+    let body = json!({ "amount": "1", "reason": "goodwill" });
+    let (status, body) = send(&app, &admin, reqwest::Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 404, "{body}");
+    let adjusts: i64 = app
+        .db_number("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'adjust'")
+        .await;
+    assert_eq!(adjusts, 0);
+}
+
 #[tokio::test]
 async fn admins_add_and_deduct_credits_with_a_reason_in_the_ledger() {
     let Setup {

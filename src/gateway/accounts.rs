@@ -473,7 +473,11 @@ impl Accounts {
         audit: AuditEvent,
         month: &str,
     ) -> Result<Option<Result<i64, i64>>, StoreError> {
-        if !self.load_account(user_id, month).await? {
+        // A deleted account's balance stays in memory if it made calls since
+        // the start; only an account still stored as live takes corrections.
+        if self.store.stored_account(user_id, month).await?.is_none()
+            || !self.load_account(user_id, month).await?
+        {
             return Ok(None);
         }
         let balance = {
