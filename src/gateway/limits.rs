@@ -257,7 +257,11 @@ impl Buckets {
             .and_hms_opt(0, 0, 0)
             .map(|t| t.and_utc())
             .unwrap_or(now);
-        let secs = |until: DateTime<Utc>| (until - now).num_seconds().max(1) as u64;
+        // Rounded up: a caller that waits this long finds the window reset.
+        let secs = |until: DateTime<Utc>| {
+            let millis = (until - now).num_milliseconds().max(1) as u64;
+            millis.div_ceil(1000)
+        };
         // The names are prefixes of the stored time text (`2026-11-22T09`,
         // `2026-11-22`, `2026-11`), measured from its `T` so a year of any
         // width fits: one formatting a call instead of three.
@@ -343,8 +347,7 @@ impl Limiters {
                 true,
             ),
             Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let secs = wait_secs(&not_until);
                 headers.consider(WindowState {
                     limit: per_minute,
                     remaining: 0,
@@ -917,6 +920,12 @@ mod tests {
             ("2026-11-22T23", "2026-11-22", "2026-11")
         );
         assert_eq!((b.secs_to_hour, b.secs_to_day), (30, 30));
+        // A part of a second counts as a whole one: waiting that long finds
+        // the window reset, never a moment early.
+        let b = Buckets::at("2026-11-22T10:59:58.600Z".parse().unwrap());
+        assert_eq!((b.secs_to_hour, b.secs_to_day), (2, 46_802));
+        let b = Buckets::at("2026-11-22T10:59:59.999Z".parse().unwrap());
+        assert_eq!(b.secs_to_hour, 1);
 
         let kept = |at: &str| buckets_kept(at.parse().unwrap());
         assert_eq!(
