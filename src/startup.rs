@@ -210,6 +210,14 @@ impl Application {
                         if let Err(error) = store.forget_old_refusals(REFUSALS_KEPT).await {
                             tracing::warn!(%error, "could not delete old refused-call records");
                         }
+                        // Yesterday's day window is kept, for calls stamped
+                        // just before midnight that are still being admitted.
+                        let yesterday = crate::gateway::limits::Buckets::at(
+                            chrono::Utc::now() - chrono::Duration::days(1),
+                        );
+                        if let Err(error) = store.forget_past_windows(&yesterday.day).await {
+                            tracing::warn!(%error, "could not delete past limit windows");
+                        }
                     }
                 }
             }),

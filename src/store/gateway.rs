@@ -15,7 +15,7 @@ pub enum Window {
 }
 
 impl Window {
-    pub(super) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Window::Hour => "hour",
             Window::Day => "day",
@@ -48,6 +48,19 @@ impl Store {
         .fetch_optional(&self.reader)
         .await?
         .unwrap_or(0))
+    }
+
+    /// Deletes the windows whose hour or day began before `bucket` (a day's
+    /// name, such as `2026-12-04`): they count nothing any more, and one is
+    /// written for every address that calls each day.
+    pub async fn forget_past_windows(&self, bucket: &str) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM limit_windows WHERE window_start < ?")
+                .bind(bucket)
+                .execute(&self.writer)
+                .await?
+                .rows_affected(),
+        )
     }
 
     /// A user's balance and whether `month`'s grant was given; `None` when there
@@ -211,6 +224,37 @@ pub struct LeftTaken {
 mod tests {
     use super::LeftTaken;
     use crate::store::{CappedUseEnd, Store, testing::user_on_default_plan};
+
+    /// The hourly tidy deletes the windows of days before yesterday, the
+    /// caller addresses' among them, and keeps yesterday's and today's.
+    #[tokio::test]
+    async fn past_windows_are_forgotten() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        for (subject, window, start) in [
+            ("ip:192.0.2.1", "day", "2026-12-03"),
+            ("user:1", "hour", "2026-12-03T23"),
+            ("user:1", "day", "2026-12-04"),
+            ("user:1", "hour", "2026-12-04T00"),
+            ("ip:192.0.2.1", "day", "2026-12-05"),
+        ] {
+            sqlx::query(
+                "INSERT INTO limit_windows (subject, window, window_start, count) VALUES (?, ?, ?, 1)",
+            )
+            .bind(subject)
+            .bind(window)
+            .bind(start)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        assert_eq!(store.forget_past_windows("2026-12-04").await.unwrap(), 2);
+        let left: Vec<String> =
+            sqlx::query_scalar("SELECT window_start FROM limit_windows ORDER BY window_start")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, ["2026-12-04", "2026-12-04T00", "2026-12-05"]);
+    }
 
     /// A one-time key's uses survive a kill at any point as exactly the uses
     /// of calls whose settlement was written: a use is in flight from the
