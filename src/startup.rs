@@ -352,7 +352,8 @@ where
 const WRITE_BEHIND_EVERY: Duration = Duration::from_millis(20);
 
 /// Writes the gateway's queued records in batches until `stopped`, and forgets
-/// past windows and idle users' minute windows once a minute. A failed batch stays queued and is retried.
+/// past windows and idle users' minute windows once a minute. A failed batch
+/// stays queued and is retried a second later, whether or not more comes.
 async fn write_behind(
     gateway: Arc<crate::gateway::Gateway>,
     store: Store,

@@ -387,6 +387,8 @@ impl Store {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.lock_batch().restore(batch);
+                // Retried by the next flush even if nothing more is queued.
+                self.pending.wake.notify_one();
                 Err(error)
             }
         }
@@ -505,9 +507,39 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::{
-        LEDGER_ROWS, MultiRow, REFUSAL_ROWS, ROWS_PER_INSERT, USAGE_ROWS, WINDOW_ROWS, runs,
+        LEDGER_ROWS, LedgerRow, MultiRow, REFUSAL_ROWS, ROWS_PER_INSERT, USAGE_ROWS, WINDOW_ROWS,
+        runs,
     };
+    use crate::store::Store;
+
+    /// A batch the database refused wakes the writer again by itself: it is
+    /// retried even if nothing more is ever queued (the last calls of a
+    /// quiet night), not left in memory until the next call.
+    #[tokio::test]
+    async fn a_failed_batch_wakes_the_writer_to_try_again() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        store.queue(|batch| {
+            batch.ledger(LedgerRow {
+                user_id: 1,
+                kind: "not a kind",
+                amount_micros: 1,
+                request_id: None,
+                note: String::new(),
+                created_at: String::new(),
+            });
+        });
+        // The writer takes the wake-up for this row and writes it: refused.
+        store.queued().await;
+        assert!(store.flush().await.is_err());
+        let woken = tokio::time::timeout(Duration::from_secs(5), store.queued()).await;
+        assert!(
+            woken.is_ok(),
+            "the failed batch is not waiting for the next call"
+        );
+    }
 
     #[test]
     fn a_multi_row_statement_has_a_placeholder_for_every_column_of_every_row() {
