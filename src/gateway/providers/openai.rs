@@ -103,7 +103,7 @@ pub async fn complete(
             .boxed(),
         ));
     }
-    let events = without_bom(body).eventsource();
+    let events = utf8_checked(without_bom(body)).eventsource();
     // Ends after `[DONE]`, after an error, or when the upstream goes quiet too long.
     let chunks = futures::stream::unfold(Some(events), move |state| async move {
         let mut events = state?;
@@ -170,6 +170,8 @@ enum BodyError {
     Overtime,
     /// The answer passed this many bytes.
     TooLarge(usize),
+    /// A byte that cannot be UTF-8, which SSE text must be.
+    NotUtf8,
     Transport(reqwest::Error),
 }
 
@@ -178,7 +180,7 @@ impl BodyError {
         match self {
             Self::Quiet => UpstreamError::Timeout("idle"),
             Self::Overtime => UpstreamError::Timeout("total"),
-            Self::TooLarge(_) => UpstreamError::Protocol(self.to_string()),
+            Self::TooLarge(_) | Self::NotUtf8 => UpstreamError::Protocol(self.to_string()),
             Self::Transport(error) => transport(error),
         }
     }
@@ -190,6 +192,7 @@ impl fmt::Display for BodyError {
             Self::Quiet => f.write_str("the upstream went quiet"),
             Self::Overtime => f.write_str("the upstream took too long in all"),
             Self::TooLarge(most) => write!(f, "the answer passed the limit of {most} bytes"),
+            Self::NotUtf8 => f.write_str("the stream is not UTF-8"),
             Self::Transport(error) => error.fmt(f),
         }
     }
@@ -213,6 +216,61 @@ fn without_bom(
             Err(error) => Some(Err(error)),
         })
     })
+}
+
+/// A stream's body that fails at its first byte that cannot be UTF-8:
+/// eventsource-stream (0.2.3) holds such a byte and everything after it
+/// without a word, so the stream would hang, keeping all that came, until
+/// the upstream ended it or the total timeout passed.
+fn utf8_checked(
+    body: impl futures::Stream<Item = Result<Bytes, BodyError>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
+    let mut text = Utf8Check::default();
+    body.map(move |item| match item {
+        Ok(bytes) if !text.is_valid(&bytes) => Err(BodyError::NotUtf8),
+        item => item,
+    })
+}
+
+/// Checks a text that arrives in pieces, a character split between two
+/// pieces included.
+#[derive(Debug, Default)]
+struct Utf8Check {
+    /// The start of a character the last piece ended in.
+    partial: Vec<u8>,
+}
+
+impl Utf8Check {
+    /// Whether `piece`, after the pieces before it, can still be UTF-8.
+    fn is_valid(&mut self, mut piece: &[u8]) -> bool {
+        if let Some(&lead) = self.partial.first() {
+            let width = match lead {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                _ => 2,
+            };
+            let taken = (width - self.partial.len()).min(piece.len());
+            self.partial.extend_from_slice(&piece[..taken]);
+            piece = &piece[taken..];
+            if self.partial.len() < width {
+                // Still short of a whole character, and valid so far.
+                return std::str::from_utf8(&self.partial).is_err_and(|e| e.error_len().is_none());
+            }
+            if std::str::from_utf8(&self.partial).is_err() {
+                return false;
+            }
+            self.partial.clear();
+        }
+        match std::str::from_utf8(piece) {
+            Ok(_) => true,
+            // Cut off inside a character: the next piece must finish it.
+            Err(e) if e.error_len().is_none() => {
+                self.partial.extend_from_slice(&piece[e.valid_up_to()..]);
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// What to pass on of `bytes`, the next piece of a body whose start so far
@@ -387,6 +445,56 @@ mod tests {
         assert_eq!(
             passed(&[b"\xEF\xBB\xBF", b"\xEF\xBB\xBF", b"data"]),
             b"data"
+        );
+    }
+
+    #[test]
+    fn text_split_anywhere_is_utf8_and_a_bad_byte_is_caught() {
+        let text = "data: {\"content\":\"héllo € 𝄞 日本\"}\n\n".as_bytes();
+        // Every way of cutting the text in two or three pieces is valid.
+        for i in 0..=text.len() {
+            for j in i..=text.len() {
+                let mut check = Utf8Check::default();
+                assert!(
+                    [&text[..i], &text[i..j], &text[j..]]
+                        .iter()
+                        .all(|piece| check.is_valid(piece)),
+                    "{i} {j}"
+                );
+            }
+        }
+        let bad: [&[&[u8]]; 4] = [
+            &[b"data: \xff"],
+            &[b"data: \xE2\x82", b"x"],
+            &[b"data: \xF0", b"\x9D", b"\x28"],
+            &[b"data: \xC3\xA9", b"\x80"],
+        ];
+        for pieces in bad {
+            let mut check = Utf8Check::default();
+            assert!(
+                !pieces.iter().all(|piece| check.is_valid(piece)),
+                "{pieces:?}"
+            );
+        }
+    }
+
+    /// A bad byte fails the stream at once, where the SSE parser alone would
+    /// wait for more, silently, until the upstream ended.
+    #[tokio::test]
+    async fn a_stream_that_is_not_utf8_fails_at_once() {
+        let pieces: Vec<Result<Bytes, BodyError>> = vec![
+            Ok(Bytes::from_static(b"data: {\"a\":\"\xff\"}\n\n")),
+            Ok(Bytes::from_static(b"data: {}\n\n")),
+        ];
+        let body = futures::stream::iter(pieces).chain(futures::stream::pending());
+        let mut events = utf8_checked(without_bom(body.boxed())).eventsource();
+        let first = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+        assert!(
+            matches!(
+                first,
+                Ok(Some(Err(EventStreamError::Transport(BodyError::NotUtf8))))
+            ),
+            "{first:?}"
         );
     }
 
