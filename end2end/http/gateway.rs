@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::{TestApp, mock_upstream::MockUpstream, spawn_app_in};
+use crate::support::{Browser, TestApp, mock_upstream::MockUpstream, spawn_app_in};
 
 /// A model table with the mock as `mock` (1 credit per 1k tokens each way) and
 /// an instant `demo`.
@@ -61,6 +61,20 @@ pub(crate) async fn user_with_plan(
     per_day: i64,
     parallel: Option<i64>,
 ) -> String {
+    user_with_plan_signed_in(app, email, per_minute, per_day, parallel)
+        .await
+        .0
+}
+
+/// [`user_with_plan`], with the browser the user is signed in on, for
+/// making more keys.
+pub(crate) async fn user_with_plan_signed_in(
+    app: &TestApp,
+    email: &str,
+    per_minute: i64,
+    per_day: i64,
+    parallel: Option<i64>,
+) -> (String, Browser) {
     let b = app.browser();
     app.register(&b, email, "Caller").await;
     let db = app.db().await;
@@ -82,7 +96,7 @@ pub(crate) async fn user_with_plan(
         .execute(&db)
         .await
         .unwrap();
-    app.create_key(&b, json!({ "name": "gateway" })).await
+    (app.create_key(&b, json!({ "name": "gateway" })).await, b)
 }
 
 async fn chat(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
@@ -108,6 +122,12 @@ pub(crate) async fn balance_and_ledger(app: &TestApp, email: &str) -> (i64, i64)
     .fetch_one(&app.db().await)
     .await
     .unwrap()
+}
+
+/// Checks that `response` is an OpenAI-shaped refusal with `status` and `code`.
+async fn assert_refused(response: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(response.status(), status, "{code}");
+    assert_openai_error(&response.json().await.unwrap(), code);
 }
 
 fn assert_openai_error(body: &Value, code: &str) {
@@ -301,8 +321,7 @@ async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
     body["max_tokens"] = json!(1000);
     body["n"] = json!(6);
     let response = chat(&s.app, &key, body.clone()).await;
-    assert_eq!(response.status(), 402);
-    assert_openai_error(&response.json().await.unwrap(), "insufficient_credits");
+    assert_refused(response, 402, "insufficient_credits").await;
     body["n"] = json!(4);
     assert_eq!(chat(&s.app, &key, body.clone()).await.status(), 200);
     assert_eq!(s.mock.requests()[2].body["n"], 4);
@@ -387,26 +406,22 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         .create_key(&b, json!({ "name": "r", "scopes": ["keys:read"] }))
         .await;
     let response = chat(&s.app, &reader, hello("mock")).await;
-    assert_eq!(response.status(), 403);
-    assert_openai_error(&response.json().await.unwrap(), "missing_scope");
+    assert_refused(response, 403, "missing_scope").await;
     let elsewhere = s
         .app
         .create_key(&b, json!({ "name": "ip", "ip_allowlist": ["10.1.2.3"] }))
         .await;
     let response = chat(&s.app, &elsewhere, hello("mock")).await;
-    assert_eq!(response.status(), 403);
-    assert_openai_error(&response.json().await.unwrap(), "ip_not_allowed");
+    assert_refused(response, 403, "ip_not_allowed").await;
     // Unknown routes under /v1 answer JSON, never a page.
     let response = s.app.get("/v1/nothing").await;
-    assert_eq!(response.status(), 404);
-    assert_openai_error(&response.json().await.unwrap(), "unknown_url");
+    assert_refused(response, 404, "unknown_url").await;
 
     // Upstream failures: 502, and 504 on a timeout.
     s.mock
         .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
     let response = chat(&s.app, &key, hello("mock")).await;
-    assert_eq!(response.status(), 502);
-    assert_openai_error(&response.json().await.unwrap(), "upstream_error");
+    assert_refused(response, 502, "upstream_error").await;
     // A redirect is not followed: the prompt goes only where the table says.
     let elsewhere = MockUpstream::start().await;
     s.mock.set(|k| {
@@ -414,16 +429,14 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         k.redirect_to = Some(format!("{}/chat/completions", elsewhere.base_url()));
     });
     let response = chat(&s.app, &key, hello("mock")).await;
-    assert_eq!(response.status(), 502);
-    assert_openai_error(&response.json().await.unwrap(), "upstream_error");
+    assert_refused(response, 502, "upstream_error").await;
     assert!(elsewhere.requests().is_empty());
     s.mock.set(|k| {
         k.redirect_to = None;
         k.latency = Duration::from_secs(3);
     });
     let response = chat(&s.app, &key, hello("mock")).await;
-    assert_eq!(response.status(), 504);
-    assert_openai_error(&response.json().await.unwrap(), "upstream_timeout");
+    assert_refused(response, 504, "upstream_timeout").await;
     // Failed calls cost nothing.
     let (balance, ledger) = balance_and_ledger(&s.app, "errors@example.com").await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
@@ -481,8 +494,7 @@ async fn a_plan_switch_keeps_the_running_calls_and_the_minute_used() {
         }
     };
     let refused_by = |response: reqwest::Response, code: &'static str| async move {
-        assert_eq!(response.status(), 429, "{code}");
-        assert_openai_error(&response.json().await.unwrap(), code);
+        assert_refused(response, 429, code).await;
     };
 
     // Pro (6 a minute, 3 at a time): three slow calls running.
@@ -558,8 +570,7 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
     assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
     for _ in 0..5 {
         let response = chat(&s.app, &key, hello("demo")).await;
-        assert_eq!(response.status(), 429);
-        assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
+        assert_refused(response, 429, "requests_per_minute").await;
     }
     let ip_day: i64 = s
         .app
@@ -591,8 +602,7 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
         assert_eq!(chat(&s.app, &bogus, hello("demo")).await.status(), 401);
     }
     let response = chat(&s.app, &key, hello("demo")).await;
-    assert_eq!(response.status(), 429);
-    assert_openai_error(&response.json().await.unwrap(), "ip_requests_per_minute");
+    assert_refused(response, 429, "ip_requests_per_minute").await;
 }
 
 #[tokio::test]
@@ -612,8 +622,7 @@ async fn the_day_limit_survives_a_restart_and_a_one_time_key_works_once() {
         ])
         .await;
     let response = chat(&app, &key, hello("demo")).await;
-    assert_eq!(response.status(), 429);
-    assert_openai_error(&response.json().await.unwrap(), "requests_per_day");
+    assert_refused(response, 429, "requests_per_day").await;
 
     // A one-time key: exactly one call.
     let b = app.browser();
@@ -628,16 +637,13 @@ async fn the_day_limit_survives_a_restart_and_a_one_time_key_works_once() {
         .await;
     assert_eq!(chat(&app, &once, hello("demo")).await.status(), 200);
     let response = chat(&app, &once, hello("demo")).await;
-    assert_eq!(response.status(), 401);
-    assert_openai_error(&response.json().await.unwrap(), "api_key_used_up");
+    assert_refused(response, 401, "api_key_used_up").await;
 }
 
 /// A user as [`user_with_plan`] makes them (100 calls a day), and a key named
 /// `once` with a usage cap of 1.
 async fn one_time_key(app: &TestApp, email: &str, per_minute: i64) -> String {
-    user_with_plan(app, email, per_minute, 100, None).await;
-    let b = app.browser();
-    app.login(&b, email, crate::support::PASSWORD).await;
+    let (_, b) = user_with_plan_signed_in(app, email, per_minute, 100, None).await;
     app.create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
         .await
 }
@@ -685,8 +691,7 @@ async fn a_one_time_key_keeps_its_use_through_calls_that_cost_nothing() {
     assert_eq!(chat(&s.app, &once, hello("mock")).await.status(), 200);
     assert_eq!(uses().await, 1);
     let response = chat(&s.app, &once, hello("mock")).await;
-    assert_eq!(response.status(), 401);
-    assert_openai_error(&response.json().await.unwrap(), "api_key_used_up");
+    assert_refused(response, 401, "api_key_used_up").await;
 }
 
 /// Calls sent at once on a one-time key, all refused by another limit, are
@@ -697,9 +702,7 @@ async fn a_one_time_key_keeps_its_use_through_calls_that_cost_nothing() {
 async fn parallel_calls_on_a_one_time_key_that_a_limit_refuses_never_see_it_used_up() {
     let s = setup(&[]).await;
     let email = "turns@example.com";
-    let key = user_with_plan(&s.app, email, 1, 100, None).await;
-    let b = s.app.browser();
-    s.app.login(&b, email, crate::support::PASSWORD).await;
+    let (key, b) = user_with_plan_signed_in(&s.app, email, 1, 100, None).await;
     let once = s
         .app
         .create_key(&b, json!({ "name": "once", "usage_cap": 1 }))
@@ -709,8 +712,7 @@ async fn parallel_calls_on_a_one_time_key_that_a_limit_refuses_never_see_it_used
 
     let calls = (0..16).map(|_| chat(&s.app, &once, hello("demo")));
     for response in futures::future::join_all(calls).await {
-        assert_eq!(response.status(), 429);
-        assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
+        assert_refused(response, 429, "requests_per_minute").await;
     }
     let uses: i64 = s
         .app
@@ -736,8 +738,7 @@ async fn a_one_time_key_works_again_as_soon_as_its_use_is_given_back() {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         chat(&s.app, &once, hello("mock")).await
     });
-    assert_eq!(second.status(), 401);
-    assert_openai_error(&second.json().await.unwrap(), "api_key_used_up");
+    assert_refused(second, 401, "api_key_used_up").await;
     assert_eq!(first.status(), 502);
     s.mock.set(|k| {
         k.latency = Duration::ZERO;
@@ -996,8 +997,7 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let app = s.app.restart(&[]).await;
     let stopped = slow.await.unwrap().unwrap();
-    assert_eq!(stopped.status(), 503);
-    assert_openai_error(&stopped.json().await.unwrap(), "server_stopping");
+    assert_refused(stopped, 503, "server_stopping").await;
     let (balance, ledger) = balance_and_ledger(&app, "late@example.com").await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM credit_ledger ORDER BY id")
@@ -1143,8 +1143,7 @@ async fn models_and_the_simple_endpoint_use_the_key() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
-    assert_openai_error(&response.json().await.unwrap(), "invalid_request");
+    assert_refused(response, 400, "invalid_request").await;
 
     // An SDK's placeholder bearer beside the key in x-api-key: the key counts.
     let response = s
@@ -1339,11 +1338,7 @@ async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
 #[tokio::test]
 async fn refusals_after_the_key_show_the_users_windows() {
     let s = setup(&[]).await;
-    let key = user_with_plan(&s.app, "windows@example.com", 3, 50, None).await;
-    let b = s.app.browser();
-    s.app
-        .login(&b, "windows@example.com", crate::support::PASSWORD)
-        .await;
+    let (key, b) = user_with_plan_signed_in(&s.app, "windows@example.com", 3, 50, None).await;
     let demo_only = s
         .app
         .create_key(
@@ -1442,8 +1437,7 @@ async fn an_ipv6_caller_is_limited_by_its_block() {
         assert_eq!(from(ip).await.unwrap().status(), 200, "{ip}");
     }
     let response = from("2001:db8:1:2::3").await.unwrap();
-    assert_eq!(response.status(), 429);
-    assert_openai_error(&response.json().await.unwrap(), "ip_requests_per_minute");
+    assert_refused(response, 429, "ip_requests_per_minute").await;
     // The next block over is another caller.
     assert_eq!(from("2001:db8:1:3::1").await.unwrap().status(), 200);
     let day: i64 = s
@@ -1456,11 +1450,7 @@ async fn an_ipv6_caller_is_limited_by_its_block() {
 #[tokio::test]
 async fn key_rules_apply_on_the_next_request() {
     let s = setup(&[("TOLLGATE_TRUSTED_PROXIES", "127.0.0.1")]).await;
-    let key = user_with_plan(&s.app, "rules@example.com", 100, 1000, Some(1)).await;
-    let b = s.app.browser();
-    s.app
-        .login(&b, "rules@example.com", crate::support::PASSWORD)
-        .await;
+    let (key, b) = user_with_plan_signed_in(&s.app, "rules@example.com", 100, 1000, Some(1)).await;
 
     // The IP allowlist reads X-Forwarded-For from a trusted proxy.
     let office = s
@@ -1510,8 +1500,7 @@ async fn key_rules_apply_on_the_next_request() {
         200
     );
     let refused = from(Some("https://evil.test")).await.unwrap();
-    assert_eq!(refused.status(), 403);
-    assert_openai_error(&refused.json().await.unwrap(), "referrer_not_allowed");
+    assert_refused(refused, 403, "referrer_not_allowed").await;
     assert_eq!(from(None).await.unwrap().status(), 403);
 
     // Allowed models: a key limited to demo cannot call mock.
@@ -1523,8 +1512,7 @@ async fn key_rules_apply_on_the_next_request() {
         )
         .await;
     let response = chat(&s.app, &demo_only, hello("mock")).await;
-    assert_eq!(response.status(), 403);
-    assert_openai_error(&response.json().await.unwrap(), "model_not_allowed");
+    assert_refused(response, 403, "model_not_allowed").await;
     let list: Value = s
         .app
         .client
@@ -1566,8 +1554,7 @@ async fn key_rules_apply_on_the_next_request() {
         chat(&s.app, &key, hello("mock")).await
     });
     assert_eq!(first.status(), 200);
-    assert_eq!(second.status(), 429);
-    assert_openai_error(&second.json().await.unwrap(), "parallel_requests");
+    assert_refused(second, 429, "parallel_requests").await;
     s.mock.set(|k| k.latency = Duration::ZERO);
 
     // Revocation and a disabled owner take effect on the next request.
@@ -1581,15 +1568,13 @@ async fn key_rules_apply_on_the_next_request() {
         .await
         .unwrap();
     let response = via("10.1.2.3").await.unwrap();
-    assert_eq!(response.status(), 401);
-    assert_openai_error(&response.json().await.unwrap(), "revoked_api_key");
+    assert_refused(response, 401, "revoked_api_key").await;
     sqlx::query("UPDATE users SET status = 'disabled' WHERE email = 'rules@example.com'")
         .execute(&s.app.db().await)
         .await
         .unwrap();
     let response = chat(&s.app, &key, hello("demo")).await;
-    assert_eq!(response.status(), 403);
-    assert_openai_error(&response.json().await.unwrap(), "account_disabled");
+    assert_refused(response, 403, "account_disabled").await;
 }
 
 #[tokio::test]
@@ -1685,8 +1670,7 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
     );
     s.mock.set(|k| k.error_code = Some("vendor_specific"));
     let response = chat(&s.app, &key, hello("mock")).await;
-    assert_eq!(response.status(), 400);
-    assert_openai_error(&response.json().await.unwrap(), "upstream_rejected_request");
+    assert_refused(response, 400, "upstream_rejected_request").await;
 
     let (balance, ledger) = balance_and_ledger(&s.app, email).await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
@@ -2126,8 +2110,7 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
     // Addresses outside TOLLGATE_METRICS_ALLOW get 403.
     let refused = setup(&[("TOLLGATE_METRICS_ALLOW", "10.0.0.0/8")]).await;
     let response = refused.app.get("/metrics").await;
-    assert_eq!(response.status(), 403);
-    assert_openai_error(&response.json().await.unwrap(), "metrics_not_allowed");
+    assert_refused(response, 403, "metrics_not_allowed").await;
 }
 
 #[tokio::test]
