@@ -177,15 +177,7 @@ async fn every_admin_page_and_route_refuses_users_and_anonymous_visitors() {
     // primary key still lists as active, and no credits moved.
     let me = app.me(&user).await;
     assert_eq!(me["email"], "member@example.com");
-    let keys: Value = user
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = app.get_json(&user, "/api/v1/keys").await;
     assert_eq!(keys["data"][0]["status"], "active", "{keys}");
     let db = app.db().await;
     let (status, adjustments): (String, i64) = sqlx::query_as(
@@ -221,15 +213,7 @@ async fn the_usage_page_shows_windows_charts_and_recent_calls() {
     assert_eq!(demo_call(&app, &key).await, 429);
 
     // The key counts its two admitted calls and its last use.
-    let keys: Value = user
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = app.get_json(&user, "/api/v1/keys").await;
     let used = keys["data"]
         .as_array()
         .unwrap()

@@ -289,15 +289,7 @@ async fn admins_create_edit_retire_and_restore_plans() {
     assert_eq!(assign(other_id).await.0, 422);
     let switched = app.call(&other, "plans/switch", &[("plan", "team")]).await;
     assert_ne!(switched.status, 200, "{:?}", switched.body);
-    let me: Value = user
-        .client
-        .get(app.url("/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json(&user, "/api/v1/me").await;
     assert_eq!(me["plan"]["id"], "team", "{me}");
     let listed = plans().await;
     assert_eq!(

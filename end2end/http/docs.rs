@@ -100,15 +100,7 @@ async fn documented_schemas_match_what_the_api_answers() {
     let b = app.browser();
     app.register(&b, "docs@example.com", "Doc Reader").await;
 
-    let keys: Value = b
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = app.get_json(&b, "/api/v1/keys").await;
     let answered: BTreeSet<String> = keys["data"][0]
         .as_object()
         .unwrap()
@@ -117,15 +109,7 @@ async fn documented_schemas_match_what_the_api_answers() {
         .collect();
     assert_eq!(answered, property_names(&doc, "KeyView"));
 
-    let me: Value = b
-        .client
-        .get(app.url("/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json(&b, "/api/v1/me").await;
     let answered: BTreeSet<String> = me.as_object().unwrap().keys().cloned().collect();
     assert_eq!(answered, property_names(&doc, "Me"));
 

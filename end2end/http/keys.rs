@@ -36,15 +36,7 @@ async fn switch_to_pro(app: &TestApp, b: &Browser) {
 
 /// The keys `GET /api/v1/keys` lists for the signed-in user.
 async fn keys_of(app: &TestApp, b: &Browser) -> Vec<Value> {
-    let listed: Value = b
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.get_json(b, "/api/v1/keys").await;
     listed["data"].as_array().unwrap().clone()
 }
 
@@ -159,15 +151,7 @@ async fn creation_is_limited_by_the_plan_and_by_five_a_day() {
     let app = spawn_app().await;
     let b = signed_in(&app, "k3@example.com").await;
     // The default plan allows 2 active keys; registration made the first.
-    let primary: Value = b
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let primary: Value = app.get_json(&b, "/api/v1/keys").await;
     assert_eq!(primary["data"].as_array().unwrap().len(), 1);
     let mut ids = vec![primary["data"][0]["id"].as_i64().unwrap()];
     for n in 0..1 {
@@ -444,15 +428,7 @@ async fn bad_ids_and_bodies_answer_the_apis_json_error() {
 async fn plans_are_listed_and_switched_with_the_key_count_checked() {
     let app = spawn_app().await;
     let b = signed_in(&app, "plans@example.com").await;
-    let plans: Value = b
-        .client
-        .get(app.url("/api/v1/plans"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plans: Value = app.get_json(&b, "/api/v1/plans").await;
     let data = plans["data"].as_array().unwrap();
     let per_day: Vec<i64> = data
         .iter()
@@ -474,15 +450,7 @@ async fn plans_are_listed_and_switched_with_the_key_count_checked() {
     assert_eq!(response.status(), 200);
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["plan"]["id"], "pro");
-    let me: Value = b
-        .client
-        .get(app.url("/api/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json(&b, "/api/v1/me").await;
     assert_eq!(me["plan"]["requests_per_day"], 30);
 
     for n in 0..3 {

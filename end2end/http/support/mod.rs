@@ -263,6 +263,17 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// `path`'s JSON answer, fetched as `browser`'s user.
+    pub async fn get_json(&self, browser: &Browser, path: &str) -> serde_json::Value {
+        let response = browser
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        response.json().await.expect("JSON body")
+    }
+
     /// Asks the server to shut down gracefully (as SIGTERM does in the binary).
     pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
