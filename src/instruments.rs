@@ -194,15 +194,37 @@ pub async fn record_request(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     state.instruments.request(
         &route,
-        &method,
+        method,
         response.status().as_u16(),
         started.elapsed(),
     );
     response
+}
+
+/// A request method as a label: one of HTTP's own, or `other`. Any token is
+/// a method to the HTTP stack, so a caller sending made-up ones would
+/// otherwise make a series (and its histogram) for each, never freed.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    static KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
 }
 
 /// `GET /metrics`, for the addresses in `TOLLGATE_METRICS_ALLOW` only.

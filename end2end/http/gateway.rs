@@ -2032,6 +2032,16 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
     assert!(done);
     let response = chat(app, &key, hello("mock")).await;
     assert_eq!(response.status(), 429, "over the plan's 2 a minute");
+    // Made-up methods, which the HTTP stack accepts, share one label.
+    for method in ["FOO1", "FOO2"] {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url("/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+    }
 
     // The stream's guard drops just after its last chunk is sent.
     let mut text = String::new();
@@ -2106,6 +2116,17 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
     );
     // Routes are labelled by template, never by raw path.
     assert!(!text.contains("route=\"/api/v1/keys/1\""), "{text}");
+    let made_up = [
+        ("route", "/v1/chat/completions"),
+        ("method", "other"),
+        ("status", "405"),
+    ];
+    assert_eq!(
+        sample(&text, "tollgate_http_requests_total", &made_up),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(!text.contains("FOO1"), "{text}");
 
     // Addresses outside TOLLGATE_METRICS_ALLOW get 403.
     let refused = setup(&[("TOLLGATE_METRICS_ALLOW", "10.0.0.0/8")]).await;
