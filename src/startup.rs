@@ -94,6 +94,49 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "another Tollgate server is running on this database (DATABASE_URL): {} is locked; stop it first",
+        .0.display()
+    )]
+    AlreadyRunning(std::path::PathBuf),
+    #[error("cannot lock the database (DATABASE_URL) at {}: {source}", .path.display())]
+    Lock {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Held while a server runs on a database file: a second server starting on
+/// it would give back, as left by a stopped process, the credit holds and
+/// one-time key uses of the first one's running calls, which the first then
+/// releases again when they end. Released when the server stops, or by the
+/// system when the process dies.
+#[derive(Debug)]
+struct DatabaseLock {
+    _file: Option<std::fs::File>,
+}
+
+impl DatabaseLock {
+    /// Locks the lock file beside the database; an in-memory one needs none.
+    fn take(database_url: &str) -> Result<Self, StartupError> {
+        let Some(path) = Store::lock_path(database_url) else {
+            return Ok(Self { _file: None });
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StartupError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StartupError::AlreadyRunning(path)),
+            Err(std::fs::TryLockError::Error(source)) => Err(StartupError::Lock { path, source }),
+        }
+    }
 }
 
 pub struct Application {
@@ -105,6 +148,7 @@ pub struct Application {
     /// The gateway's write-behind task, stopped (not aborted) at shutdown.
     write_behind: tokio::task::JoinHandle<()>,
     stop_writer: tokio::sync::watch::Sender<bool>,
+    _database_lock: DatabaseLock,
 }
 
 /// How long refused calls are kept for the monitor and security pages.
@@ -117,6 +161,8 @@ impl Application {
                 std::env::var(var).ok()
             })?;
         let store = Store::open(&config.database_url).await?;
+        // Before giving back what a stopped process left: it must have stopped.
+        let database_lock = DatabaseLock::take(&config.database_url)?;
         let left = store.release_what_a_stop_left_taken().await?;
         if left.holds > 0 || left.capped_uses > 0 {
             tracing::warn!(
@@ -241,6 +287,7 @@ impl Application {
             background,
             write_behind,
             stop_writer,
+            _database_lock: database_lock,
         })
     }
 

@@ -145,6 +145,18 @@ impl Store {
         )
     }
 
+    /// The lock file a server holds while it runs on the database file
+    /// `database_url` names; `None` for an in-memory database.
+    pub fn lock_path(database_url: &str) -> Option<std::path::PathBuf> {
+        if database_url.contains(":memory:") || database_url.contains("mode=memory") {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(database_url).ok()?;
+        let mut name = options.get_filename().as_os_str().to_owned();
+        name.push(".lock");
+        Some(name.into())
+    }
+
     /// Commits a change to users, keys or plans and drops the read cache.
     async fn commit_change(
         &self,
