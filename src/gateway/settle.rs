@@ -32,7 +32,7 @@ pub struct Bill {
     pub prompt_estimate: u64,
     pub started: Instant,
     /// How long the upstream took: to its whole answer (JSON), to its
-    /// status (streams). Empty when no answer came whole.
+    /// first chunk (streams). Empty when no answer came.
     pub upstream_ms: Option<i64>,
     /// The upstream accepted the call (its success status came): from then on
     /// it has read the prompt, which is charged however the call ends.

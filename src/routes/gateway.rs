@@ -557,7 +557,6 @@ async fn chat(
             }
         }
         Reply::Chunks(chunks) => {
-            bill.upstream_ms = Some(timed());
             let hold = bill.hold;
             let billing = StreamBill::new(bill, meter);
             state.gateway.stream_started(hold, billing.clone());
@@ -567,6 +566,7 @@ async fn chat(
                 tracked: Some((state.gateway.clone(), hold)),
                 include_usage: request.include_usage,
                 answer_id: None,
+                upstream_clock: Some(upstream_clock),
                 model: model.name.clone(),
                 done: false,
                 stop,
@@ -593,6 +593,10 @@ struct Forward {
     /// The upstream's id for the answer, from its first chunk, for a usage
     /// chunk the gateway must make itself; kept only when usage was asked for.
     answer_id: Option<String>,
+    /// When the upstream call began, until its first chunk (or end) came:
+    /// a stream's upstream latency is the time to its first token, not to
+    /// its status, which servers send before they have any.
+    upstream_clock: Option<Instant>,
     model: String,
     done: bool,
     stop: StopSignal,
@@ -660,6 +664,13 @@ impl Forward {
     /// would: some servers close without it.
     fn push(&mut self, item: Option<Result<String, UpstreamError>>, out: &mut Vec<u8>) {
         self.keep_alive.sent = true;
+        if let Some(clock) = self.upstream_clock.take() {
+            let took = clock.elapsed();
+            if let Some(bill) = self.billing.lock().bill.as_mut() {
+                bill.instruments.upstream(&bill.model, took);
+                bill.upstream_ms = Some(took.as_millis() as i64);
+            }
+        }
         match item {
             Some(Ok(chunk)) => {
                 if self.include_usage && self.answer_id.is_none() {
@@ -813,6 +824,7 @@ mod tests {
             tracked: None,
             include_usage: false,
             answer_id: None,
+            upstream_clock: None,
             model: "demo".into(),
             done: false,
             stop: StopSignal(stop),
