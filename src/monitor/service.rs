@@ -70,8 +70,15 @@ impl Window {
         }
     }
 
-    fn minutes(self) -> i64 {
-        self.step().num_minutes() * i64::from(self.buckets())
+    /// The seconds from the start of the first bucket to `now`: the last
+    /// bucket is still filling, so a week at 00:01 covers six days and a
+    /// minute, not seven days.
+    fn seconds_covered(self, now: DateTime<Utc>) -> i64 {
+        let start = self.since(now).parse::<DateTime<Utc>>();
+        let full = self.step().num_seconds() * i64::from(self.buckets());
+        start
+            .map_or(full, |start| (now - start).num_seconds())
+            .max(1)
     }
 
     /// The start of the window's first bucket, so totals match the series.
@@ -174,7 +181,7 @@ pub async fn monitor(
         requests,
         errors,
         error_rate_percent: percent(errors, requests),
-        requests_per_minute: percent(requests, window.minutes() * 100),
+        requests_per_minute: percent(requests * 60, window.seconds_covered(now) * 100),
         series: window.series(now, &by_bucket),
         by_status: points(by_status),
         latency,
@@ -238,6 +245,15 @@ mod tests {
         assert_eq!(percent(5, 5), "100.0");
         // Calls a minute: 90 calls over 60 minutes.
         assert_eq!(percent(90, 60 * 100), "1.5");
+    }
+
+    #[test]
+    fn a_window_covers_the_time_since_its_first_bucket_began() {
+        let now: DateTime<Utc> = "2026-11-23T00:01:00Z".parse().unwrap();
+        assert_eq!(Window::Week.seconds_covered(now), 6 * 86_400 + 60);
+        let now: DateTime<Utc> = "2026-11-23T10:05:30Z".parse().unwrap();
+        assert_eq!(Window::Day.seconds_covered(now), 23 * 3600 + 5 * 60 + 30);
+        assert_eq!(Window::Hour.seconds_covered(now), 59 * 60 + 30);
     }
 
     #[test]
