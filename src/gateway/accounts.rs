@@ -17,7 +17,7 @@ use foldhash::HashMap;
 
 use crate::store::{
     AuditEvent, Batch, CappedUseEnd, HoldRow, LedgerRow, Store, StoreError, UsageRow, Window,
-    WindowCounts, WindowId, set_window_count,
+    WindowId,
 };
 
 /// One request window to check: its id and limit.
@@ -105,10 +105,22 @@ struct Account {
     granted_month: Option<String>,
 }
 
+/// A window's count in memory, with the tidy (see
+/// [`Accounts::forget_windows_except`]) it was last counted in.
+#[derive(Debug, Clone, Copy)]
+struct LiveWindow {
+    count: i64,
+    tidy: u64,
+}
+
 #[derive(Debug, Default)]
 struct Live {
     accounts: HashMap<i64, Account>,
-    windows: WindowCounts,
+    /// By window; SipHash under a random key, as the subjects hold client
+    /// addresses, which callers choose.
+    windows: std::collections::HashMap<WindowId, LiveWindow>,
+    /// How many tidies have run.
+    tidies: u64,
     /// Holds taken and not yet settled, by number.
     holds: HashMap<u64, OpenHold>,
     next_hold: u64,
@@ -123,6 +135,23 @@ pub struct Accounts {
     /// Held while a monthly grant is given, so a call that finds it given
     /// by another call waits until the credits are in the balance.
     granting: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Live {
+    fn window_count(&self, id: &WindowId) -> Option<i64> {
+        self.windows.get(id).map(|w| w.count)
+    }
+
+    /// Sets a window's count, copying its id only the first time.
+    fn set_window(&mut self, id: &WindowId, count: i64) {
+        let tidy = self.tidies;
+        match self.windows.get_mut(id) {
+            Some(window) => *window = LiveWindow { count, tidy },
+            None => {
+                self.windows.insert(id.clone(), LiveWindow { count, tidy });
+            }
+        }
+    }
 }
 
 fn lock_live(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
@@ -224,22 +253,33 @@ impl Accounts {
             return Ok(());
         }
         let count = self.store.window_count(&id.0, id.1, &id.2).await?;
-        self.live().windows.entry(id.clone()).or_insert(count);
+        let mut live = self.live();
+        let tidy = live.tidies;
+        live.windows
+            .entry(id.clone())
+            .or_insert(LiveWindow { count, tidy });
         Ok(())
     }
 
-    /// Counts one request in a loaded window unless it is full: the count
-    /// after, or `None`.
-    pub fn count(&self, id: &WindowId, limit: i64) -> Option<i64> {
-        let mut live = self.live();
-        let count = live.windows.get(id).copied().unwrap_or(0);
-        if count >= limit {
-            return None;
+    /// Counts one request in a window unless it is full, loading the window
+    /// when it is not in memory: the count after, or `None`.
+    pub async fn count(&self, id: &WindowId, limit: i64) -> Result<Option<i64>, StoreError> {
+        loop {
+            self.load_window(id).await?;
+            let mut live = self.live();
+            // Forgotten again since the load (the call waited through two
+            // tidies): read as 0 it would overwrite the stored count.
+            let Some(count) = live.window_count(id) else {
+                continue;
+            };
+            if count >= limit {
+                return Ok(None);
+            }
+            let after = count + 1;
+            live.set_window(id, after);
+            self.store.queue(|batch| batch.window(id, after));
+            return Ok(Some(after));
         }
-        let after = count + 1;
-        set_window_count(&mut live.windows, id, after);
-        self.store.queue(|batch| batch.window(id, after));
-        Some(after)
     }
 
     /// The counts of windows (0 for one not loaded), and what `also` finds,
@@ -251,7 +291,7 @@ impl Accounts {
         also: impl FnOnce() -> R,
     ) -> ([i64; N], R) {
         let live = self.live();
-        let counts = ids.map(|id| live.windows.get(id).copied().unwrap_or(0));
+        let counts = ids.map(|id| live.window_count(id).unwrap_or(0));
         (counts, also())
     }
 
@@ -259,10 +299,10 @@ impl Accounts {
     /// limit refused.
     pub fn uncount(&self, id: &WindowId) {
         let mut live = self.live();
-        let Some(count) = live.windows.get(id).copied().filter(|&c| c > 0) else {
+        let Some(count) = live.window_count(id).filter(|&c| c > 0) else {
             return;
         };
-        set_window_count(&mut live.windows, id, count - 1);
+        live.set_window(id, count - 1);
         self.store.queue(|batch| batch.window(id, count - 1));
     }
 
@@ -283,7 +323,7 @@ impl Accounts {
         let mut full = None;
         for check in admission.windows {
             // Read as 0, it would admit the call and overwrite the stored count.
-            let Some(&count) = live.windows.get(&check.id) else {
+            let Some(count) = live.window_count(&check.id) else {
                 return Err(Refused::Unloaded(check.id.clone()));
             };
             if count >= check.limit {
@@ -309,7 +349,7 @@ impl Accounts {
         let checked = last_check().map_err(Refused::Check)?;
 
         for (check, (_, after, _)) in admission.windows.iter().zip(&admitted.windows) {
-            set_window_count(&mut live.windows, &check.id, *after);
+            live.set_window(&check.id, *after);
         }
         if let Some(account) = live.accounts.get_mut(&admission.user_id) {
             account.balance_micros -= admission.reserve_micros;
@@ -521,12 +561,25 @@ impl Accounts {
         Ok(self.live().accounts.get(&user_id).map(|a| a.balance_micros))
     }
 
-    /// Forgets windows whose bucket is not current: time only moves forward,
-    /// and their last counts are already queued.
+    /// The once-a-minute tidy. Forgets windows whose bucket is not current
+    /// (time only moves forward, and their last counts are already queued),
+    /// and client addresses' windows no call counted in since the tidy
+    /// before last whose counts are written: a caller with many addresses
+    /// (an IPv6 caller may own millions of /64 blocks) would otherwise keep a
+    /// window in memory for each until the day ends. An address that calls
+    /// again has its window loaded from the database, as after a restart.
     pub fn forget_windows_except(&self, current: &[&str]) {
-        self.live()
-            .windows
-            .retain(|(_, _, bucket), _| current.contains(&bucket.as_str()));
+        let mut live = self.live();
+        live.tidies += 1;
+        let idle_before = live.tidies.saturating_sub(1);
+        self.store.with_queued_windows(|queued| {
+            live.windows.retain(|id, window| {
+                current.contains(&id.2.as_str())
+                    && (!id.0.starts_with("ip:")
+                        || window.tidy >= idle_before
+                        || queued.contains_key(id))
+            });
+        });
     }
 }
 
@@ -608,6 +661,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored, 3);
+    }
+
+    /// A client address's window that no call counted in for a tidy period
+    /// leaves memory once its count is written, and the next call from the
+    /// address loads it again; a user's windows, and counts not yet
+    /// written, stay.
+    #[tokio::test]
+    async fn idle_address_windows_leave_memory_once_written() {
+        let (store, accounts, _, ids) = user_with_windows(&[(Window::Day, "2026-12-04", 3)]).await;
+        let user_day = ids[0].clone();
+        let address = |n: u8| -> WindowId {
+            (
+                format!("ip:192.0.2.{n}"),
+                Window::Day,
+                "2026-12-04".to_owned(),
+            )
+        };
+        let in_memory = |id: &WindowId| accounts.live().windows.contains_key(id);
+        assert_eq!(accounts.count(&address(1), 100).await.unwrap(), Some(1));
+        store.flush().await.unwrap();
+        // Counted, not written yet.
+        assert_eq!(accounts.count(&address(2), 100).await.unwrap(), Some(1));
+        let today = ["2026-12-04"];
+        accounts.forget_windows_except(&today);
+        assert!(in_memory(&address(1)), "counted in the last tidy period");
+        accounts.forget_windows_except(&today);
+        assert!(!in_memory(&address(1)));
+        assert!(in_memory(&address(2)), "its count is still queued");
+        assert!(in_memory(&user_day));
+        // The address calls again: its count comes back from the database.
+        assert_eq!(accounts.count(&address(1), 100).await.unwrap(), Some(2));
+        assert_eq!(accounts.count(&address(1), 2).await.unwrap(), None);
     }
 
     /// With the hour and the day both full, the refusal names the day: the

@@ -364,11 +364,14 @@ impl Limiters {
         }
         let per_day = i64::from(self.ip_per_day.get());
         let window = ip_day_window(ip, buckets);
-        if let Err(error) = accounts.load_window(&window).await {
-            self.give_back_ip_minute(ip);
-            return Err(error.into());
-        }
-        match accounts.count(&window, per_day) {
+        let counted = match accounts.count(&window, per_day).await {
+            Ok(counted) => counted,
+            Err(error) => {
+                self.give_back_ip_minute(ip);
+                return Err(error.into());
+            }
+        };
+        match counted {
             Some(count) => headers.consider_from(
                 WindowState {
                     limit: per_day as u64,

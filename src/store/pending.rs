@@ -350,6 +350,12 @@ impl Store {
         result
     }
 
+    /// Runs `f` on the window counts queued and not yet written, under the
+    /// queue's lock.
+    pub fn with_queued_windows<R>(&self, f: impl FnOnce(&WindowCounts) -> R) -> R {
+        f(&self.lock_batch().windows)
+    }
+
     /// Records that a key was presented and accepted (its last use).
     pub fn touch_key(&self, key_id: i64) {
         let at = super::stored_time(chrono::Utc::now());
