@@ -1837,6 +1837,32 @@ async fn a_stream_closed_after_its_answer_finished_ends_normally_with_usage() {
     assert_eq!((balance, ledger), (5_000_000 - 60_000, 5_000_000 - 60_000));
 }
 
+/// With `n` choices the answer is whole only once every choice finished: a
+/// stream closed after the first did is cut off.
+#[tokio::test]
+async fn a_stream_of_several_choices_closed_before_all_finished_is_cut_off() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "choices@example.com", 10, 100, None).await;
+    let chunk = r#"{"id":"c2","object":"chat.completion.chunk","model":"up","choices":"#;
+    let finish = |index: u8| {
+        format!(
+            "data: {chunk}[{{\"index\":{index},\"delta\":{{\"content\":\"x\"}},\"finish_reason\":\"stop\"}}]}}\n\n"
+        )
+    };
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["n"] = json!(2);
+
+    s.mock.set(|k| k.raw_stream = Some(finish(0)));
+    let (chunks, done) = read_stream(chat(&s.app, &key, body.clone()).await).await;
+    assert!(!done, "{chunks:?}");
+    assert_eq!(chunks.last().unwrap()["error"]["code"], "upstream_error");
+
+    s.mock.set(|k| k.raw_stream = Some(finish(0) + &finish(1)));
+    let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
+    assert!(done, "{chunks:?}");
+}
+
 /// The upstream's own usage chunk is relayed as it is, not made again.
 #[tokio::test]
 async fn the_upstreams_usage_chunk_is_not_doubled() {

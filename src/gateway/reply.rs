@@ -74,7 +74,7 @@ pub fn relay(
             .finish_reason
             .is_some_and(|reason| reason.get() != "null")
         {
-            meter.finished = true;
+            meter.finished_choices += 1;
         }
         for part in [&choice.delta, &choice.message].into_iter().flatten() {
             for Text(text) in [&part.content, &part.reasoning_content, &part.reasoning]

@@ -56,9 +56,10 @@ pub struct Meter {
     /// Whether the upstream answered at all: from then on it has read the
     /// prompt, which is charged even if no reply text follows.
     pub answered: bool,
-    /// Whether a choice came with its `finish_reason`: the answer is whole,
-    /// so a stream that then ends without `[DONE]` lost nothing.
-    pub finished: bool,
+    /// How many choices came with their `finish_reason`: once every choice
+    /// asked for has, the answer is whole, so a stream that then ends without
+    /// `[DONE]` lost nothing.
+    pub finished_choices: u64,
 }
 
 /// The most tokens a call is charged and recorded for, each way: more than any

@@ -565,6 +565,7 @@ async fn chat(
                 billing,
                 tracked: Some((state.gateway.clone(), hold)),
                 include_usage: request.include_usage,
+                choices: request.choices,
                 answer_id: None,
                 upstream_clock: Some(upstream_clock),
                 model: model.name.clone(),
@@ -590,6 +591,8 @@ struct Forward {
     /// by; `None` in unit tests, which bill nothing.
     tracked: Option<(Arc<Gateway>, u64)>,
     include_usage: bool,
+    /// How many choices the caller asked for (`n`).
+    choices: u64,
     /// The upstream's id for the answer, from its first chunk, for a usage
     /// chunk the gateway must make itself; kept only when usage was asked for.
     answer_id: Option<String>,
@@ -694,7 +697,9 @@ impl Forward {
                     }
                 }
             }
-            Some(Err(UpstreamError::EndedEarly)) if self.billing.lock().meter.finished => {
+            Some(Err(UpstreamError::EndedEarly))
+                if self.billing.lock().meter.finished_choices >= self.choices =>
+            {
                 self.finish(out);
             }
             Some(Err(error)) => self.fail(GatewayError::Upstream(error), out),
@@ -823,6 +828,7 @@ mod tests {
             billing: Arc::default(),
             tracked: None,
             include_usage: false,
+            choices: 1,
             answer_id: None,
             upstream_clock: None,
             model: "demo".into(),
