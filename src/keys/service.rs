@@ -90,8 +90,9 @@ struct Validated {
 
 /// Settings a change leaves as they are: kept without checking them again
 /// against what may have changed since they were set (the owner's role, the
-/// caller's scopes, the plan's models, the clock), so that renaming a key
-/// whose expiry has passed, or whose plan has dropped a model, still works.
+/// plan's models, the clock), so that renaming a key whose expiry has passed,
+/// or whose plan has dropped a model, still works. The caller's own scopes
+/// are always checked: a key may not change a key that can do more than it.
 #[derive(Debug, Default, Clone, Copy)]
 struct Kept {
     scopes: bool,
@@ -159,10 +160,7 @@ fn validate_kept(
             "Only administrators can give a key the admin scope.".into(),
         );
     }
-    if let Some(bad) = caller_scopes
-        .filter(|_| !kept.scopes)
-        .and_then(|own| scope_lacking(own, &scopes))
-    {
+    if let Some(bad) = caller_scopes.and_then(|own| scope_lacking(own, &scopes)) {
         fail(
             "scopes",
             format!("A key cannot grant the scope {bad:?}, which it does not have itself."),
@@ -880,9 +878,16 @@ mod tests {
             allowed_models: true,
             expires_at: true,
         };
-        let v = validate_kept(&stored, Some(&own), Some(&plan), false, all_kept).unwrap();
+        let v = validate_kept(&stored, None, Some(&plan), false, all_kept).unwrap();
         assert_eq!(v.expires_at.as_deref(), Some("2020-01-01T00:00:00.000Z"));
         assert_eq!(v.scopes, ["admin", "chat"]);
+        // A key lacking the scopes may not change such a key at all.
+        let Err(KeyError::Invalid(fields)) =
+            validate_kept(&stored, Some(&own), Some(&plan), false, all_kept)
+        else {
+            panic!("a weaker key changed a stronger one");
+        };
+        assert!(fields.contains_key("scopes"), "{fields:?}");
 
         let Err(KeyError::Invalid(fields)) =
             validate_kept(&stored, Some(&own), Some(&plan), false, Kept::default())
