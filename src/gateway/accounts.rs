@@ -568,18 +568,23 @@ impl Accounts {
     /// (an IPv6 caller may own millions of /64 blocks) would otherwise keep a
     /// window in memory for each until the day ends. An address that calls
     /// again has its window loaded from the database, as after a restart.
+    /// While a batch is being written, only past buckets go.
     pub fn forget_windows_except(&self, current: &[&str]) {
         let mut live = self.live();
         live.tidies += 1;
         let idle_before = live.tidies.saturating_sub(1);
-        self.store.with_queued_windows(|queued| {
-            live.windows.retain(|id, window| {
+        let Live { windows, .. } = &mut *live;
+        let evicted = self.store.with_queued_windows(|queued| {
+            windows.retain(|id, window| {
                 current.contains(&id.2.as_str())
                     && (!id.0.starts_with("ip:")
                         || window.tidy >= idle_before
                         || queued.contains_key(id))
             });
         });
+        if evicted.is_none() {
+            windows.retain(|id, _| current.contains(&id.2.as_str()));
+        }
     }
 }
 

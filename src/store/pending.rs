@@ -350,10 +350,13 @@ impl Store {
         result
     }
 
-    /// Runs `f` on the window counts queued and not yet written, under the
-    /// queue's lock.
-    pub fn with_queued_windows<R>(&self, f: impl FnOnce(&WindowCounts) -> R) -> R {
-        f(&self.lock_batch().windows)
+    /// Runs `f` on the window counts queued and not yet written, when no
+    /// batch is being written: then every count not in the queue is in the
+    /// database (a batch that fails is put back before the writer's turn
+    /// ends). `None`, without running `f`, while a batch is being written.
+    pub fn with_queued_windows<R>(&self, f: impl FnOnce(&WindowCounts) -> R) -> Option<R> {
+        let _turn = self.pending.writing.try_lock().ok()?;
+        Some(f(&self.lock_batch().windows))
     }
 
     /// Records that a key was presented and accepted (its last use).
@@ -520,6 +523,17 @@ mod tests {
         runs,
     };
     use crate::store::Store;
+
+    /// The queued windows are shown only between writes: while a batch is
+    /// out of the queue and not yet written, its counts are in neither.
+    #[tokio::test]
+    async fn queued_windows_are_not_shown_while_a_batch_is_written() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let turn = store.pending.writing.try_lock().unwrap();
+        assert!(store.with_queued_windows(|_| ()).is_none());
+        drop(turn);
+        assert!(store.with_queued_windows(|_| ()).is_some());
+    }
 
     /// A batch the database refused wakes the writer again by itself: it is
     /// retried even if nothing more is ever queued (the last calls of a
