@@ -122,15 +122,19 @@ impl DatabaseLock {
         let Some(path) = Store::lock_path(database_url) else {
             return Ok(Self { _file: None });
         };
+        let lock_failed = |source| StartupError::Lock {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(lock_failed)?;
+        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|source| StartupError::Lock {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(lock_failed)?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: Some(file) }),
             Err(std::fs::TryLockError::WouldBlock) => Err(StartupError::AlreadyRunning(path)),
@@ -160,9 +164,10 @@ impl Application {
             crate::gateway::providers::ModelTable::load(config.models_path.as_deref(), |var| {
                 std::env::var(var).ok()
             })?;
-        let store = Store::open(&config.database_url).await?;
-        // Before giving back what a stopped process left: it must have stopped.
+        // Before migrating, and before giving back what a stopped process
+        // left: it must have stopped.
         let database_lock = DatabaseLock::take(&config.database_url)?;
+        let store = Store::open(&config.database_url).await?;
         let left = store.release_what_a_stop_left_taken().await?;
         if left.holds > 0 || left.capped_uses > 0 {
             tracing::warn!(
