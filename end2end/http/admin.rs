@@ -168,15 +168,7 @@ async fn a_deleted_account_takes_no_credit_correction() {
         user_id,
     } = setup().await;
     let key = app.create_key(&user, json!({ "name": "caller" })).await;
-    let call = app
-        .client
-        .post(app.url("/v1/chat/completions"))
-        .bearer_auth(&key)
-        .json(&json!({ "model": "demo", "messages": [{ "role": "user", "content": "hi" }] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(call.status(), 200);
+    assert_eq!(crate::admin_pages::demo_call(&app, &key).await, 200);
     let deleted = app
         .call(
             &user,

@@ -25,7 +25,8 @@ pub async fn page(app: &TestApp, b: &Browser, path: &str) -> (u16, Option<String
     (status, location, response.text().await.unwrap_or_default())
 }
 
-async fn demo_call(app: &TestApp, key: &str) -> u16 {
+/// One call of the `demo` model with `key`; its status.
+pub(crate) async fn demo_call(app: &TestApp, key: &str) -> u16 {
     app.client
         .post(app.url("/v1/chat/completions"))
         .bearer_auth(key)
