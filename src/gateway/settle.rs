@@ -83,6 +83,12 @@ impl Meter {
 }
 
 impl Bill {
+    /// Records how long the upstream took in the metrics; in milliseconds.
+    pub fn upstream_took(&self, took: std::time::Duration) -> i64 {
+        self.instruments.upstream(&self.model, took);
+        took.as_millis() as i64
+    }
+
     /// Charges for `meter` (nothing when the upstream never answered). A call
     /// the upstream never answered returns its capped key's use, for the
     /// caller to give back before it answers (dropped, it is given back soon

@@ -483,12 +483,6 @@ async fn chat(
     };
 
     let upstream_clock = Instant::now();
-    // How long the upstream took, also for the metrics; in milliseconds.
-    let timed = || {
-        let took = upstream_clock.elapsed();
-        state.instruments.upstream(&model.name, took);
-        took.as_millis() as i64
-    };
     // From here on the call can be stopped by the server stopping, when it
     // settles what it produced (`Bill` and `Forward` know what that was).
     let mut stop = state.gateway.stop_signal();
@@ -503,7 +497,7 @@ async fn chat(
     let reply = match reply {
         Ok(reply) => reply,
         Err(error) => {
-            timed();
+            bill.upstream_took(upstream_clock.elapsed());
             let error = GatewayError::Upstream(error);
             // The upstream never answered: the call costs nothing, nor a capped key's use.
             if let Some(unused) =
@@ -531,7 +525,7 @@ async fn chat(
                     return Err(GatewayError::Stopping);
                 }
             };
-            let upstream_ms = timed();
+            let upstream_ms = bill.upstream_took(upstream_clock.elapsed());
             // Even a body cut off or too slow, one that carries an error or
             // does not parse, came after the upstream read the prompt.
             let body = match body {
@@ -670,8 +664,7 @@ impl Forward {
         if let Some(clock) = self.upstream_clock.take() {
             let took = clock.elapsed();
             if let Some(bill) = self.billing.lock().bill.as_mut() {
-                bill.instruments.upstream(&bill.model, took);
-                bill.upstream_ms = Some(took.as_millis() as i64);
+                bill.upstream_ms = Some(bill.upstream_took(took));
             }
         }
         match item {
