@@ -20,21 +20,22 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// `tool_tokens`: the estimate of the request's tool definitions.
+    /// `definition_tokens`: the estimate of the request's tool definitions
+    /// and response schema.
     pub fn worst_case(
         model: &Model,
         messages: &[Value],
-        tool_tokens: u64,
+        definition_tokens: u64,
         max_tokens: Option<u64>,
         choices: u64,
     ) -> Self {
         let estimate = PromptEstimate::of(messages);
         let prompt_tokens = estimate
             .tokens(MEDIA_PART_TOKENS)
-            .saturating_add(tool_tokens);
+            .saturating_add(definition_tokens);
         let prompt_guess = estimate
             .tokens(MEDIA_PART_MIN_TOKENS)
-            .saturating_add(tool_tokens);
+            .saturating_add(definition_tokens);
         let max_output_tokens = max_tokens.unwrap_or(u64::from(model.max_output_tokens));
         let choices = choices.max(1);
         Self {

@@ -81,12 +81,12 @@ pub fn relay(
                 .into_iter()
                 .flatten()
             {
-                meter.reply_chars += text.chars().count() as u64;
+                meter.reply_bytes += text.len() as u64;
             }
             // Tool calls are counted by their JSON text: names and arguments.
             for calls in [part.tool_calls, part.function_call].into_iter().flatten() {
                 if calls.get() != "null" {
-                    meter.reply_chars += calls.get().len() as u64;
+                    meter.reply_bytes += calls.get().len() as u64;
                 }
             }
         }
@@ -299,7 +299,8 @@ mod tests {
         let mut expected: Value = serde_json::from_str(text).unwrap();
         expected["model"] = json!("public");
         assert_eq!(sent, expected);
-        assert_eq!(meter.reply_chars, 8);
+        // Bytes of the unescaped text: `é` is two.
+        assert_eq!(meter.reply_bytes, 9);
         assert_eq!(meter.usage, None);
     }
 
@@ -318,7 +319,7 @@ mod tests {
         let with_text = r#"{"choices":[{"delta":{"content":"hi"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
         let (result, meter, sent) = run(with_text, false);
         assert_eq!(result.unwrap(), Relayed::Sent);
-        assert_eq!(meter.reply_chars, 2);
+        assert_eq!(meter.reply_bytes, 2);
         assert_eq!(
             sent,
             json!({ "choices": [{ "delta": { "content": "hi" } }], "model": "public" })
@@ -330,14 +331,14 @@ mod tests {
         let whole = r#"{"choices":[{"message":{"role":"assistant","content":"four"}},{"message":{"content":null}},{"message":{"content":[{"type":"text"}]}}],"usage":null}"#;
         let (result, meter, sent) = run(whole, true);
         assert_eq!(result.unwrap(), Relayed::Sent);
-        assert_eq!(meter.reply_chars, 4);
+        assert_eq!(meter.reply_bytes, 4);
         assert_eq!(sent["model"], "public");
         assert_eq!(sent["usage"], Value::Null);
 
         // Choices of another shape are forwarded, not metered.
         let (result, meter, sent) = run(r#"{"choices":"none","\u006dodel":"up"}"#, false);
         assert_eq!(result.unwrap(), Relayed::Sent);
-        assert_eq!(meter.reply_chars, 0);
+        assert_eq!(meter.reply_bytes, 0);
         assert_eq!(sent, json!({ "choices": "none", "model": "public" }));
     }
 
@@ -346,19 +347,19 @@ mod tests {
         let reasoning = r#"{"choices":[{"delta":{"reasoning_content":"hmm","reasoning":"ok"}}]}"#;
         let (result, meter, _) = run(reasoning, false);
         assert_eq!(result.unwrap(), Relayed::Sent);
-        assert_eq!(meter.reply_chars, 5);
+        assert_eq!(meter.reply_bytes, 5);
         assert!(meter.answered);
 
         let tools = r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"1"}]}}]}"#;
         let (_, meter, _) = run(tools, false);
-        assert_eq!(meter.reply_chars, r#"[{"id":"1"}]"#.len() as u64);
+        assert_eq!(meter.reply_bytes, r#"[{"id":"1"}]"#.len() as u64);
 
         // The role chunk alone has no text, but the upstream has answered.
         let (_, meter, _) = run(
             r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
             false,
         );
-        assert_eq!((meter.reply_chars, meter.answered), (0, true));
+        assert_eq!((meter.reply_bytes, meter.answered), (0, true));
         let (_, meter, _) = run(r#"{"error":{"message":"no"}}"#, false);
         assert!(!meter.answered);
     }
@@ -389,7 +390,7 @@ mod tests {
             false,
         );
         assert_eq!(result.unwrap(), Relayed::Sent);
-        assert_eq!(meter.reply_chars, 2);
+        assert_eq!(meter.reply_bytes, 2);
         assert_eq!(sent["error"], Value::Null);
         let not_utf8 = b"{\"choices\":[{\"message\":{\"content\":\"\xff\"}}]}";
         let mut out = Vec::new();

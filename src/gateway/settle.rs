@@ -50,9 +50,9 @@ pub struct Bill {
 pub struct Meter {
     /// The upstream's own `(prompt, completion)` counts, when it sent them.
     pub usage: Option<(u64, u64)>,
-    /// Characters of reply text seen (content, reasoning, tool calls), for
+    /// Bytes of reply text seen (content, reasoning, tool calls), for
     /// counting when there is no usage.
-    pub reply_chars: u64,
+    pub reply_bytes: u64,
     /// Whether the upstream answered at all: from then on it has read the
     /// prompt, which is charged even if no reply text follows.
     pub answered: bool,
@@ -71,10 +71,10 @@ pub const MOST_TOKENS_A_CALL: u64 = 1_000_000_000;
 impl Meter {
     /// The `(prompt, completion)` tokens charged for what was produced.
     pub fn tokens(&self, prompt_estimate: u64) -> (u64, u64) {
-        // About four characters per token, as for prompts.
+        // About four bytes per token, as for prompts (`estimate_tokens`).
         let (prompt, completion) = self
             .usage
-            .unwrap_or((prompt_estimate, self.reply_chars.div_ceil(4)));
+            .unwrap_or((prompt_estimate, self.reply_bytes.div_ceil(4)));
         (
             prompt.min(MOST_TOKENS_A_CALL),
             completion.min(MOST_TOKENS_A_CALL),
@@ -122,7 +122,7 @@ impl Bill {
         if std::mem::replace(&mut self.settled, true) {
             return None;
         }
-        let produced = meter.answered || meter.usage.is_some() || meter.reply_chars > 0;
+        let produced = meter.answered || meter.usage.is_some() || meter.reply_bytes > 0;
         // An answered call keeps the use, and one the server stopped before
         // the answer gives it back, both in the settlement's write; any other
         // call's is given back by the caller, before it answers.

@@ -22,7 +22,7 @@ use crate::{
         hold::Hold,
         limits::{Buckets, RateHeaders, Running},
         parse::ChatRequest,
-        providers::{Reply, UpstreamError, estimate_tool_tokens},
+        providers::{Reply, UpstreamError, estimate_definition_tokens},
         refusals,
         reply::{self, Relayed},
         restrictions,
@@ -431,7 +431,7 @@ async fn chat(
         let hold = Hold::worst_case(
             model,
             &messages,
-            estimate_tool_tokens(&request.body),
+            estimate_definition_tokens(&request.body),
             request.max_tokens,
             request.choices,
         );

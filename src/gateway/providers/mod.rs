@@ -326,9 +326,12 @@ pub enum Reply {
 }
 
 /// Rough token count for text when an upstream reports none: about four
-/// characters per token, as OpenAI documents for English.
+/// bytes of UTF-8 per token. That is four characters of English, as OpenAI
+/// documents, and for scripts of two to four bytes a character (Cyrillic,
+/// Chinese, emoji) it stays near what byte-level tokenizers count, where four
+/// characters a token would count a fourth or less of a Chinese prompt.
 pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
+    (text.len() as u64).div_ceil(4)
 }
 
 /// Tokens a hold allows for each image, audio or file part of a message:
@@ -383,19 +386,20 @@ pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
     PromptEstimate::of(messages).tokens(MEDIA_PART_MIN_TOKENS)
 }
 
-/// Rough tokens of the tool definitions a request carries (`tools`, or the
-/// older `functions`): the model reads them with the prompt.
-pub fn estimate_tool_tokens(body: &serde_json::Map<String, Value>) -> u64 {
-    ["tools", "functions"]
+/// Rough tokens of the definitions a request carries beside its messages: its
+/// tools (`tools`, or the older `functions`) and the JSON schema of its
+/// `response_format`. The model reads them with the prompt.
+pub fn estimate_definition_tokens(body: &serde_json::Map<String, Value>) -> u64 {
+    ["tools", "functions", "response_format"]
         .iter()
         .filter_map(|field| body.get(*field))
         .map(json_tokens)
         .sum()
 }
 
-/// About four characters a token, of a value written as JSON.
+/// [`estimate_tokens`] of a value written as JSON.
 fn json_tokens(value: &Value) -> u64 {
-    (value.to_string().len() as u64).div_ceil(4)
+    estimate_tokens(&value.to_string())
 }
 
 /// A message's text, whether `content` is a string or an array of parts.
@@ -455,12 +459,30 @@ mod tests {
             "name": "lookup", "description": "The weather in a city.",
             "parameters": { "type": "object", "properties": { "city": { "type": "string" } } } } }]);
         let mut body = serde_json::Map::new();
-        assert_eq!(estimate_tool_tokens(&body), 0);
+        assert_eq!(estimate_definition_tokens(&body), 0);
         body.insert("tools".into(), tools.clone());
         assert_eq!(
-            estimate_tool_tokens(&body),
+            estimate_definition_tokens(&body),
             (tools.to_string().len() as u64).div_ceil(4)
         );
+        let schema = serde_json::json!({ "type": "json_schema", "json_schema": {
+            "name": "weather", "schema": { "type": "object" } } });
+        body.insert("response_format".into(), schema.clone());
+        assert_eq!(
+            estimate_definition_tokens(&body),
+            (tools.to_string().len() as u64).div_ceil(4)
+                + (schema.to_string().len() as u64).div_ceil(4)
+        );
+    }
+
+    #[test]
+    fn text_is_estimated_by_its_bytes_so_other_scripts_are_not_undercounted() {
+        assert_eq!(estimate_tokens("Hello, world"), 3);
+        // Eight Chinese characters are about eight tokens to a byte-level
+        // tokenizer; four characters a token would say two.
+        assert_eq!(estimate_tokens("你好世界你好世界"), 6);
+        assert_eq!(estimate_tokens("🙂🙂"), 2);
+        assert_eq!(estimate_tokens(""), 0);
     }
 
     #[test]
