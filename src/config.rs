@@ -239,11 +239,7 @@ impl Config {
             v.split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
-                .map(|p| {
-                    p.parse::<ipnet::IpNet>()
-                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                        .ok()
-                })
+                .map(crate::gateway::client_ip::parse_network)
                 .collect::<Option<Vec<_>>>()
         };
         let trusted_proxies = parse(

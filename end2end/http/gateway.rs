@@ -440,6 +440,16 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
     // Failed calls cost nothing.
     let (balance, ledger) = balance_and_ledger(&s.app, "errors@example.com").await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
+
+    // An IPv4-mapped entry names the IPv4 address the caller is seen from.
+    let mapped = s
+        .app
+        .create_key(
+            &b,
+            json!({ "name": "mapped", "ip_allowlist": ["::ffff:127.0.0.1"] }),
+        )
+        .await;
+    assert_eq!(chat(&s.app, &mapped, hello("demo")).await.status(), 200);
 }
 
 #[tokio::test]

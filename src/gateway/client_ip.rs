@@ -45,6 +45,26 @@ pub fn counted_address(ip: IpAddr) -> IpAddr {
 const NAT64_WELL_KNOWN: ipnet::Ipv6Net =
     ipnet::Ipv6Net::new_assert(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96);
 
+/// An IP address or CIDR range as written in a key's allowlist or a setting
+/// (`10.0.0.0/8`, `::1`, `203.0.113.7`). An IPv4-mapped IPv6 entry
+/// (`::ffff:203.0.113.7`, `::ffff:0:0/96`) becomes the IPv4 address or range
+/// it names: clients are matched by their canonical address, which for an
+/// IPv4 client is never the mapped form, so the entry as written could match
+/// nobody.
+pub fn parse_network(text: &str) -> Option<IpNet> {
+    let net = text
+        .parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .ok()?;
+    Some(match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => v6.addr().to_ipv4_mapped().map_or(net, |v4| {
+            // A prefix of 96 to 128 leaves 0 to 32 bits: always valid for IPv4.
+            ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, |v4| IpNet::V4(v4.trunc()))
+        }),
+        other => other,
+    })
+}
+
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
@@ -113,6 +133,36 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", xff.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn mapped_entries_name_the_ipv4_address_or_range() {
+        let v4 = |ip: &str| IpAddr::V4(ip.parse().unwrap());
+        let net = parse_network("::ffff:203.0.113.7").unwrap();
+        assert!(net.contains(&v4("203.0.113.7")));
+        assert!(!net.contains(&v4("203.0.113.8")));
+        let all = parse_network("::ffff:0:0/96").unwrap();
+        assert!(all.contains(&v4("8.8.8.8")));
+        let block = parse_network("::ffff:10.1.2.3/104").unwrap();
+        assert_eq!(block.to_string(), "10.0.0.0/8");
+        // Plain entries are as written.
+        assert_eq!(
+            parse_network("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
+        assert_eq!(
+            parse_network("10.0.0.1").unwrap().to_string(),
+            "10.0.0.1/32"
+        );
+        for bad in [
+            "",
+            "10.0.0.300",
+            "10.0.0.0/33",
+            "::ffff:1.2.3.4/129",
+            "host",
+        ] {
+            assert_eq!(parse_network(bad), None, "{bad}");
+        }
     }
 
     #[test]

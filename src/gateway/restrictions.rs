@@ -42,12 +42,7 @@ pub fn check_whence(
     if let Some(allowed) = list(key.ip_allowlist.as_deref()) {
         let nets: Vec<IpNet> = allowed
             .iter()
-            .filter_map(|entry| {
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .ok()
-            })
+            .filter_map(|entry| super::client_ip::parse_network(entry))
             .collect();
         let ok = client_ip
             .map(|ip| ip.to_canonical())

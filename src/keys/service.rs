@@ -1,9 +1,8 @@
 //! Every key rule, written once, for the pages and the REST API alike.
 
-use std::{collections::BTreeMap, net::IpAddr, str::FromStr};
+use std::{collections::BTreeMap, str::FromStr};
 
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
-use ipnet::IpNet;
 use serde_json::json;
 
 use super::{
@@ -258,7 +257,7 @@ fn validate_kept(
         }
         if let Some(bad) = list
             .iter()
-            .find(|e| IpNet::from_str(e).is_err() && IpAddr::from_str(e).is_err())
+            .find(|e| crate::gateway::client_ip::parse_network(e).is_none())
         {
             fail(
                 "ip_allowlist",
