@@ -142,7 +142,7 @@ fn a_broken_model_table_stops_start_up_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("models.toml"),
-        "[[model]]\nname = \"demo\"\nprovider = \"demo\"\n\n[[model]]\nname = \"gpt\"\nprovider = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"TOLLGATE_TEST_UNSET_KEY\"\n",
+        "[[model]]\nname = \"demo\"\nprovider = \"demo\"\ninput_price = \"0\"\noutput_price = \"0\"\n\n[[model]]\nname = \"gpt\"\nprovider = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"TOLLGATE_TEST_UNSET_KEY\"\ninput_price = \"0\"\noutput_price = \"0\"\n",
     )
     .unwrap();
     let output = base_command(dir.path())
@@ -153,7 +153,7 @@ fn a_broken_model_table_stops_start_up_naming_the_line() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("models.toml, line 5"), "{stderr}");
+    assert!(stderr.contains("models.toml, line 7"), "{stderr}");
     assert!(stderr.contains("TOLLGATE_TEST_UNSET_KEY"), "{stderr}");
 }
 

@@ -17,7 +17,7 @@ fn models_file(dir: &TempDir, mock: &MockUpstream) -> String {
     std::fs::write(
         &path,
         format!(
-            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\nupstream_model = \"mock-small\"\ninput_price = \"1\"\noutput_price = \"1\"\nsystem_prompt = \"Be brief.\"\n\n[[model]]\nname = \"demo\"\nprovider = \"demo\"\nword_delay_ms = 0\n",
+            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\nupstream_model = \"mock-small\"\ninput_price = \"1\"\noutput_price = \"1\"\nsystem_prompt = \"Be brief.\"\n\n[[model]]\nname = \"demo\"\nprovider = \"demo\"\ninput_price = \"0\"\noutput_price = \"0\"\nword_delay_ms = 0\n",
             mock.base_url()
         ),
     )
@@ -282,7 +282,7 @@ async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
     std::fs::write(
         &table,
         format!(
-            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\ninput_price = \"1\"\noutput_price = \"1\"\n\n[[model]]\nname = \"thinker\"\nprovider = \"openai\"\nbase_url = \"{0}\"\nmax_tokens_field = \"max_completion_tokens\"\n",
+            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\ninput_price = \"1\"\noutput_price = \"1\"\n\n[[model]]\nname = \"thinker\"\nprovider = \"openai\"\nbase_url = \"{0}\"\nmax_tokens_field = \"max_completion_tokens\"\ninput_price = \"0\"\noutput_price = \"0\"\n",
             mock.base_url()
         ),
     )

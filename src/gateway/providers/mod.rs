@@ -138,9 +138,11 @@ impl ModelTable {
             if models.iter().any(|m| m.name == name) {
                 return Err(fail(at, format!("model {name:?} is listed twice")));
             }
+            // A price left out is refused rather than read as free: a model
+            // that forgot its output price would never charge for output.
             let price = |value: &Option<Spanned<PriceValue>>, field: &str| {
                 match value {
-                None => Ok(0),
+                None => Err(fail(at, format!("model {name:?}: {field} is missing (write \"0\" for a free model)"))),
                 Some(v) => v.get_ref().micros().ok_or_else(|| {
                     fail(
                         v.span().start,
@@ -153,32 +155,54 @@ impl ModelTable {
                 input_per_1k: price(&raw.input_price, "input_price")?,
                 output_per_1k: price(&raw.output_price, "output_price")?,
             };
+            // A field the entry's provider never reads is a mistake in the
+            // file (an upstream's settings on a demo entry, say), not a default.
+            let stray = match raw.provider.as_str() {
+                "demo" => [
+                    ("base_url", raw.base_url.is_some()),
+                    ("upstream_model", raw.upstream_model.is_some()),
+                    ("api_key_env", raw.api_key_env.is_some()),
+                    ("max_tokens_field", raw.max_tokens_field.is_some()),
+                ]
+                .into_iter()
+                .find(|(_, set)| *set),
+                "openai" => {
+                    Some(("word_delay_ms", raw.word_delay_ms.is_some())).filter(|(_, set)| *set)
+                }
+                _ => None,
+            };
+            if let Some((field, _)) = stray {
+                return Err(fail(
+                    at,
+                    format!(
+                        "model {name:?}: provider {:?} does not use {field}",
+                        raw.provider
+                    ),
+                ));
+            }
             let provider = match raw.provider.as_str() {
                 "demo" => Provider::Demo {
                     word_delay: Duration::from_millis(raw.word_delay_ms.unwrap_or(40)),
                 },
                 "openai" => {
-                    let base_url = raw
-                        .base_url
-                        .as_deref()
-                        .map(|u| u.trim().trim_end_matches('/').to_owned())
-                        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-                        .ok_or_else(|| fail(at, format!("model {name:?}: provider \"openai\" needs base_url = \"https://…/v1\"")))?;
-                    let api_key = match raw.api_key_env.as_deref() {
-                        None => None,
-                        Some(var) => Some(env(var).filter(|v| !v.is_empty()).map(crate::config::Secret::new).ok_or_else(|| {
-                            fail(at, format!("model {name:?}: environment variable {var} (api_key_env) is not set"))
-                        })?),
-                    };
-                    let completions_url = reqwest::Url::parse(&format!(
-                        "{base_url}/chat/completions"
-                    ))
-                    .map_err(|e| {
-                        fail(
-                            at,
-                            format!("model {name:?}: base_url is not a valid URL: {e}"),
-                        )
+                    let base_url = raw.base_url.as_deref().map(str::trim).ok_or_else(|| {
+                        fail(at, format!("model {name:?}: provider \"openai\" needs base_url = \"https://…/v1\""))
                     })?;
+                    let completions_url = completions_url(base_url).map_err(|problem| {
+                        fail(at, format!("model {name:?}: base_url {problem}"))
+                    })?;
+                    let base_url = base_url.trim_end_matches('/').to_owned();
+                    let api_key =
+                        match raw.api_key_env.as_deref() {
+                            None => None,
+                            Some(var) => Some(upstream_key(var, &env).map_err(|problem| {
+                                fail(at, format!("model {name:?}: {problem}"))
+                            })?),
+                        };
+                    let upstream_model = raw.upstream_model.clone().unwrap_or_else(|| name.clone());
+                    if upstream_model.trim().is_empty() {
+                        return Err(fail(at, format!("model {name:?}: upstream_model is empty")));
+                    }
                     let max_tokens_field = match raw.max_tokens_field.as_deref() {
                         None | Some("max_tokens") => "max_tokens",
                         Some("max_completion_tokens") => "max_completion_tokens",
@@ -194,7 +218,7 @@ impl ModelTable {
                     Provider::OpenAi {
                         base_url,
                         completions_url,
-                        upstream_model: raw.upstream_model.clone().unwrap_or_else(|| name.clone()),
+                        upstream_model,
                         api_key,
                         max_tokens_field,
                     }
@@ -225,6 +249,66 @@ impl ModelTable {
         }
         Ok(Self { models })
     }
+}
+
+/// `{base_url}/chat/completions`, or what is wrong with `base_url`: only a
+/// plain http(s) address fits, since a query or fragment would swallow the
+/// path added after it, and credentials in it would put a secret in the file
+/// (upstream keys come from the environment).
+fn completions_url(base_url: &str) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(base_url)
+        .map_err(|e| format!("is not a valid URL ({e}): write it as \"https://…/v1\""))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must start with http:// or https://".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query (?…) or fragment (#…)".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "must not hold credentials: name the key's environment variable in api_key_env".into(),
+        );
+    }
+    if url
+        .path()
+        .trim_end_matches('/')
+        .ends_with("/chat/completions")
+    {
+        return Err("must end before /chat/completions, which Tollgate adds".into());
+    }
+    url.path_segments_mut()
+        .map_err(|()| "is not a base URL".to_owned())?
+        .pop_if_empty()
+        .extend(["chat", "completions"]);
+    Ok(url)
+}
+
+/// The upstream key in environment variable `var`: `var` must be a variable's
+/// name (a key pasted there instead is never repeated in the error, which is
+/// logged), and the value, trimmed, must fit an HTTP header.
+fn upstream_key(
+    var: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::config::Secret, String> {
+    let is_name = !var.is_empty()
+        && var.len() <= 128
+        && !var.starts_with(|c: char| c.is_ascii_digit())
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_name {
+        return Err("api_key_env must name the environment variable that holds the key, such as OPENAI_API_KEY, not hold the key itself".into());
+    }
+    let value = env(var).map(|v| v.trim().to_owned()).unwrap_or_default();
+    if value.is_empty() {
+        return Err(format!(
+            "environment variable {var} (api_key_env) is not set"
+        ));
+    }
+    if reqwest::header::HeaderValue::from_str(&format!("Bearer {value}")).is_err() {
+        return Err(format!(
+            "environment variable {var} (api_key_env) holds characters an HTTP header cannot carry"
+        ));
+    }
+    Ok(crate::config::Secret::new(value))
 }
 
 /// A model table that cannot be used; names the file and line.
@@ -495,11 +579,18 @@ mod tests {
         ));
     }
 
+    /// An entry's head: its name, provider and prices.
+    fn entry(name: &str, provider: &str) -> String {
+        format!(
+            "[[model]]\nname = \"{name}\"\nprovider = \"{provider}\"\ninput_price = \"1\"\noutput_price = \"1\"\n"
+        )
+    }
+
     #[test]
     fn errors_name_the_line() {
-        let text = "[[model]]\nname = \"a\"\nprovider = \"demo\"\n\n[[model]]\nname = \"b\"\nprovider = \"carrier-pigeon\"\n";
-        let err = parse(text).unwrap_err().message;
-        assert!(err.starts_with("models.toml, line 5:"), "{err}");
+        let text = format!("{}\n{}", entry("a", "demo"), entry("b", "carrier-pigeon"));
+        let err = parse(&text).unwrap_err().message;
+        assert!(err.starts_with("models.toml, line 7:"), "{err}");
         assert!(err.contains("carrier-pigeon"), "{err}");
 
         let err = parse("[[model]]\nname = \"a\"\nprovider = \"demo\"\ninput_price = 0.5\n")
@@ -507,20 +598,105 @@ mod tests {
             .message;
         assert!(err.starts_with("models.toml, line 4:"), "{err}");
 
-        let err = parse("[[model]]\nname = \"a\"\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\napi_key_env = \"UNSET\"\n").unwrap_err().message;
+        let upstream = format!("{}base_url = \"http://x/v1\"\n", entry("a", "openai"));
+        let err = parse(&format!("{upstream}api_key_env = \"UNSET\"\n"))
+            .unwrap_err()
+            .message;
         assert!(err.contains("UNSET"), "{err}");
         assert!(!err.contains("sk-"), "{err}");
 
-        let err = parse("[[model]]\nname = \"a\"\nprovider = \"openai\"\nbase_url = \"http://x/v1\"\nmax_tokens_field = \"max_length\"\n").unwrap_err().message;
+        let err = parse(&format!("{upstream}max_tokens_field = \"max_length\"\n"))
+            .unwrap_err()
+            .message;
         assert!(
             err.contains("line 1") && err.contains("max_length"),
             "{err}"
         );
 
-        let err = parse("[[model]]\nname = \"a\"\nprovider = \"demo\"\ncolour = 1\n")
+        let err = parse(&format!("{}colour = 1\n", entry("a", "demo")))
             .unwrap_err()
             .message;
-        assert!(err.contains("line 4") && err.contains("colour"), "{err}");
+        assert!(err.contains("line 6") && err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn entries_that_would_fail_or_mislead_at_run_time_stop_start_up() {
+        let refused = |text: String, says: &str| {
+            let err = parse(&text).unwrap_err().message;
+            assert!(err.contains(says), "{text}: {err}");
+            err
+        };
+        // A price left out is not free.
+        refused(
+            "[[model]]\nname = \"a\"\nprovider = \"demo\"\ninput_price = \"1\"\n".into(),
+            "output_price is missing",
+        );
+        // Fields the provider never reads.
+        refused(
+            format!("{}base_url = \"http://x/v1\"\n", entry("a", "demo")),
+            "does not use base_url",
+        );
+        let upstream =
+            |base_url: &str| format!("{}base_url = \"{base_url}\"\n", entry("a", "openai"));
+        refused(
+            format!("{}word_delay_ms = 1\n", upstream("http://x/v1")),
+            "does not use word_delay_ms",
+        );
+        refused(
+            format!("{}upstream_model = \" \"\n", upstream("http://x/v1")),
+            "upstream_model is empty",
+        );
+        // Base URLs whose path Tollgate could not extend, or that hold a secret.
+        for (base_url, says) in [
+            ("ftp://x/v1", "http:// or https://"),
+            ("x.example/v1", "not a valid URL"),
+            ("https://x/openai?api-version=1", "query"),
+            ("https://x/v1#a", "fragment"),
+            ("https://user:pass@x/v1", "credentials"),
+            ("https://x/v1/chat/completions", "before /chat/completions"),
+        ] {
+            let err = refused(upstream(base_url), says);
+            assert!(!err.contains("pass@"), "{err}");
+        }
+        // A key pasted where its variable's name belongs is never repeated.
+        let err = refused(
+            format!(
+                "{}api_key_env = \"sk-proj-abc123\"\n",
+                upstream("http://x/v1")
+            ),
+            "must name the environment variable",
+        );
+        assert!(!err.contains("sk-proj"), "{err}");
+        // A key no header can carry stops start-up, without its value.
+        let table = |value: &'static str| {
+            ModelTable::parse(
+                &format!("{}api_key_env = \"KEY\"\n", upstream("http://x/v1")),
+                "models.toml",
+                move |_| Some(value.to_owned()),
+            )
+        };
+        let err = table("sk-a\u{7f}b").unwrap_err().message;
+        assert!(err.contains("KEY") && err.contains("HTTP header"), "{err}");
+        assert!(!err.contains("sk-a"), "{err}");
+        // A key file's trailing newline is trimmed.
+        match &table("sk-abc\n").unwrap().models[0].provider {
+            Provider::OpenAi { api_key, .. } => {
+                assert_eq!(api_key.as_ref().map(|k| k.expose()), Some("sk-abc"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_completions_url_extends_the_base_path() {
+        for (base_url, expected) in [
+            ("http://h/v1", "http://h/v1/chat/completions"),
+            ("http://h/v1/", "http://h/v1/chat/completions"),
+            ("https://h", "https://h/chat/completions"),
+            (" http://h:11434/v1 ", "http://h:11434/v1/chat/completions"),
+        ] {
+            assert_eq!(completions_url(base_url.trim()).unwrap().as_str(), expected);
+        }
     }
 
     #[test]
