@@ -107,3 +107,43 @@ test("the model list follows the pasted key's allowed models", async ({ page, ba
 
   expect(errors).toEqual([]);
 });
+
+test("leaving the playground mid-reply ends the call, and Stop works after coming back", async ({ page }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  await register(page, "play");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByRole("link", { name: "Try it in the playground" }).click();
+  await expect(page).toHaveURL(/\/playground$/);
+
+  const assistant = page.getByTestId("transcript").locator('[data-role="assistant"]');
+  const sendSlowly = async (text: string) => {
+    // demo-lite streams a word every 250 ms: about eight seconds a reply.
+    await page.getByLabel("Model").selectOption("demo-lite");
+    await page.getByLabel("Message").fill(text);
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect(assistant.last()).toContainText("Hello!");
+    await expect(page.getByRole("button", { name: "Stop" })).toBeEnabled();
+  };
+  await sendSlowly("First question");
+
+  // Away and back by the menu, while the reply is still coming.
+  await page.getByRole("link", { name: "Usage", exact: true }).click();
+  await expect(page).toHaveURL(/\/usage$/);
+  await page.getByRole("link", { name: "Playground", exact: true }).click();
+  await expect(page).toHaveURL(/\/playground$/);
+  // Leaving aborted the first call, so the Starter plan's one parallel call
+  // is free again once Tollgate has seen the client go (at its next word).
+  await page.waitForTimeout(1_000);
+  await sendSlowly("Second question");
+  await expect(page.getByTestId("refusal")).toHaveCount(0);
+
+  // Stop ends this call, not a handle the first call left behind.
+  await page.getByRole("button", { name: "Stop" }).click();
+  await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
+  const stoppedAt = await assistant.last().textContent();
+  await page.waitForTimeout(600);
+  await expect(assistant.last()).toHaveText(stoppedAt ?? "");
+  await expect(assistant.last()).not.toContainText("Add a real model");
+
+  expect(errors).toEqual([]);
+});

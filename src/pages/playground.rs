@@ -172,6 +172,9 @@ fn Playground() -> impl IntoView {
     // until it answers, every model in the table.
     let key_models = RwSignal::new(None::<Vec<String>>);
     let stop = chat::Stop::new();
+    // Leaving the page ends the call in flight: it would otherwise run on,
+    // charged in full and holding one of the plan's parallel calls.
+    on_cleanup(move || stop.stop());
     // Sending needs the browser code: Send stays disabled until the page hydrates.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
@@ -489,7 +492,9 @@ mod chat {
         }
 
         pub fn stop(&self) {
-            self.0.update_value(|generation| *generation += 1);
+            // `try_`: called as the page is torn down too, when the value
+            // may already be gone.
+            self.0.try_update_value(|generation| *generation += 1);
             #[cfg(feature = "hydrate")]
             browser::abort_current();
         }
@@ -534,7 +539,7 @@ mod chat {
 
     #[cfg(feature = "hydrate")]
     mod browser {
-        use std::cell::RefCell;
+        use std::cell::{Cell, RefCell};
 
         use eventsource_stream::Eventsource;
         use futures::StreamExt;
@@ -548,13 +553,31 @@ mod chat {
         use crate::pages::playground::RateInfo;
 
         thread_local! {
-            // The browser is single-threaded: one call in flight per tab.
-            static CURRENT: RefCell<Option<AbortController>> = const { RefCell::new(None) };
+            // The browser is single-threaded: one call in flight per tab,
+            // by its number, so that a call ending late (one left running by
+            // an earlier visit to the page) never takes a newer call's handle.
+            static CURRENT: RefCell<Option<(u64, AbortController)>> = const { RefCell::new(None) };
+            static CALLS: Cell<u64> = const { Cell::new(0) };
+        }
+
+        /// Clears the handle of call `.0` when the call ends, however it ends,
+        /// unless a newer call has taken the slot.
+        struct Current(u64);
+
+        impl Drop for Current {
+            fn drop(&mut self) {
+                CURRENT.with(|c| {
+                    let mut current = c.borrow_mut();
+                    if current.as_ref().is_some_and(|(id, _)| *id == self.0) {
+                        current.take();
+                    }
+                });
+            }
         }
 
         pub fn abort_current() {
             CURRENT.with(|c| {
-                if let Some(controller) = c.borrow_mut().take() {
+                if let Some((_, controller)) = c.borrow_mut().take() {
                     controller.abort();
                 }
             });
@@ -624,7 +647,12 @@ mod chat {
             let stopped = move || stop.0.try_get_value() != Some(generation);
             let controller = AbortController::new().ok();
             let signal = controller.as_ref().map(AbortController::signal);
-            CURRENT.with(|c| *c.borrow_mut() = controller);
+            let call = CALLS.with(|n| {
+                n.set(n.get() + 1);
+                n.get()
+            });
+            CURRENT.with(|c| *c.borrow_mut() = controller.map(|c| (call, c)));
+            let _current = Current(call);
 
             let fetch = Fetch::post("/v1/chat/completions")
                 .header("authorization", &format!("Bearer {}", request.key))
@@ -661,6 +689,9 @@ mod chat {
                 })
                 .eventsource();
             while let Some(event) = events.next().await {
+                if stopped() {
+                    return;
+                }
                 let event = match event {
                     Ok(event) => event,
                     Err(_) if stopped() => return,
@@ -692,7 +723,6 @@ mod chat {
                     sink.append(delta);
                 }
             }
-            CURRENT.with(|c| c.borrow_mut().take());
         }
     }
 }
