@@ -540,6 +540,9 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         .route("/api/v1/admin/balances", get(admin::list_balances))
         .route("/api/v1/admin/audit", get(admin::audit_log))
         .route("/api/v1/admin/monitor", get(admin::monitor))
+        .route("/api/v1/{*rest}", any(crate::routes::unknown_api_route))
+        // For the routes above only: pages and server functions keep axum's.
+        .method_not_allowed_fallback(crate::routes::wrong_api_method)
         .route("/metrics", get(crate::instruments::metrics))
         .leptos_routes_with_context(
             &state,

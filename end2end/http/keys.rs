@@ -383,6 +383,26 @@ async fn bad_ids_and_bodies_answer_the_apis_json_error() {
     assert_eq!(body["error"]["code"], "invalid_path", "{body}");
     assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
 
+    // A method a route does not take, and a path under /api/v1 that is no
+    // route, answer JSON too, not an empty 405 or the dashboard's 404 page.
+    let response = b
+        .client
+        .delete(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET,HEAD,POST");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    for path in ["/api/v1/key", "/api/v1/admin/users/1/nothing"] {
+        let response = b.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unknown_url", "{body}");
+    }
+
     let rotate = app.url(&format!("/api/v1/keys/{id}/rotate"));
     let bad_bodies = [
         ("application/json", r#"{"grace_seconds":"1h"}"#),

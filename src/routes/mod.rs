@@ -43,3 +43,24 @@ pub(crate) fn optional_json_body<T: serde::de::DeserializeOwned>(
         .map(|axum::Json(value)| Some(value))
         .map_err(ApiError::bad_json)
 }
+
+/// Unknown paths under `/api/v1` answer in the API's shape, not with the
+/// dashboard's 404 page.
+pub async fn unknown_api_route() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unknown_url",
+        "No such API route. /openapi.json lists them.",
+    )
+}
+
+/// A method a route does not take, in the API's shape (axum adds `Allow`).
+pub async fn wrong_api_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        format!("{} does not take {method}.", uri.path()),
+    )
+}
