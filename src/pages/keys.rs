@@ -39,8 +39,12 @@ fn key_failure(error: crate::keys::service::KeyError) -> FormError {
                 ..FormError::new("Some fields need attention.")
             }
         }
-        KeyError::DailyLimit { .. } | KeyError::ActiveLimit { .. } => {
+        KeyError::DailyLimit { .. } => {
             server_ctx::set_status(StatusCode::TOO_MANY_REQUESTS, None);
+            FormError::new(message)
+        }
+        KeyError::ActiveLimit { .. } => {
+            server_ctx::set_status(StatusCode::CONFLICT, None);
             FormError::new(message)
         }
         KeyError::NotFound => {

@@ -30,15 +30,28 @@ impl IntoResponse for KeyError {
         let message = self.message();
         match self {
             KeyError::Invalid(fields) => ApiError::invalid_fields(fields),
-            KeyError::DailyLimit { .. } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "key_creation_daily_limit",
-                message,
-            ),
+            KeyError::DailyLimit { frees_at } => {
+                let mut answer = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "key_creation_daily_limit",
+                    message,
+                )
+                .into_response();
+                // `frees_at` is to the second, cut down: a second more, so a
+                // script that waits is not refused again.
+                if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&frees_at) {
+                    let wait = (at.to_utc() - chrono::Utc::now()).num_seconds().max(0) + 1;
+                    answer
+                        .headers_mut()
+                        .insert(axum::http::header::RETRY_AFTER, wait.into());
+                }
+                return answer;
+            }
+            // Waiting never frees an active key's slot: revoking one does.
             KeyError::ActiveLimit { .. } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
+                StatusCode::CONFLICT,
+                "invalid_request_error",
                 "active_key_limit",
                 message,
             ),
@@ -232,7 +245,8 @@ pub async fn list_keys(
         (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
         (status = 422, description = "Invalid fields, each named in `error.fields`", body = ErrorResponse),
-        (status = 429, description = "Daily creation limit or the plan's active-key limit", body = ErrorResponse),
+        (status = 409, description = "The plan's active-key limit: revoke a key first", body = ErrorResponse),
+        (status = 429, description = "Five keys created in 24 hours; `Retry-After` says when the next may be", body = ErrorResponse),
     ))]
 /// Create a key
 ///
