@@ -1681,6 +1681,14 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
     s.mock.set(|k| k.error_code = Some("vendor_specific"));
     let response = chat(&s.app, &key, hello("mock")).await;
     assert_refused(response, 400, "upstream_rejected_request").await;
+    // A used-up upstream account is not a limit to wait out: 502, no Retry-After.
+    s.mock.set(|k| {
+        k.error_status = Some(reqwest::StatusCode::TOO_MANY_REQUESTS);
+        k.error_code = Some("insufficient_quota");
+    });
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert!(response.headers().get("retry-after").is_none());
+    assert_refused(response, 502, "upstream_error").await;
 
     let (balance, ledger) = balance_and_ledger(&s.app, email).await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
@@ -1700,7 +1708,8 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
             limited.clone(),
             limited,
             too_long,
-            rejected
+            rejected,
+            (502, "upstream_error".to_owned())
         ]
     );
     let refusals: i64 = s

@@ -174,7 +174,14 @@ impl GatewayError {
     pub fn log(&self) {
         match self {
             Self::Internal(detail) => tracing::error!(%detail, "gateway failure"),
-            Self::Upstream(error) if self.code() == Some("upstream_error") => {
+            // Its 429s and timeouts too: a caller retries them, and only the
+            // log tells the operator the upstream is limiting or slow.
+            Self::Upstream(error)
+                if matches!(
+                    self.code(),
+                    Some("upstream_error" | "upstream_rate_limited" | "upstream_timeout")
+                ) =>
+            {
                 tracing::warn!(%error, "upstream failed");
             }
             _ => {}

@@ -340,6 +340,14 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
     let parsed: Option<Value> = serde_json::from_str(text).ok();
     let error = parsed.as_ref().map(|answer| &answer["error"]);
     let field = |name: &str| error.and_then(|e| e[name].as_str());
+    // OpenAI answers a used-up account 429 too, with no Retry-After: waiting
+    // a second does not help, so it is the upstream's failure (502, logged),
+    // not a rate limit for the caller to retry.
+    let status = if status == 429 && field("code") == Some("insufficient_quota") {
+        502
+    } else {
+        status
+    };
     UpstreamError::Status {
         status,
         message: field("message").map_or_else(|| text.chars().take(200).collect(), str::to_owned),
@@ -391,6 +399,29 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_used_up_quota_is_the_upstreams_failure_not_a_rate_limit() {
+        let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        match refusal(429, quota, None) {
+            UpstreamError::Status {
+                status, message, ..
+            } => {
+                assert_eq!(status, 502);
+                assert!(message.contains("quota"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let limited = r#"{"error":{"message":"Rate limit reached","code":"rate_limit_exceeded"}}"#;
+        assert!(matches!(
+            refusal(429, limited, Some(3)),
+            UpstreamError::Status {
+                status: 429,
+                retry_after_secs: Some(3),
+                ..
+            }
+        ));
+    }
 
     /// The pieces `past_bom` passes on for a body arriving in `pieces`, joined.
     fn passed(pieces: &[&[u8]]) -> Vec<u8> {
