@@ -157,6 +157,50 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
     assert_eq!(money(&app, user_id).await, (11_500_000, 11_500_000, 2));
 }
 
+/// Corrections stop at the most a balance may hold, so repeated ones cannot
+/// overflow it: the addition that would pass it is refused on its field.
+#[tokio::test]
+async fn a_balance_is_not_corrected_past_the_most_it_may_hold() {
+    let Setup {
+        app,
+        admin,
+        user_id,
+        ..
+    } = setup().await;
+    // Near the ceiling, as many earlier corrections would have left it.
+    let most = tollgate::credits::MOST_BALANCE_MICROS;
+    let db = app.db().await;
+    for statement in [
+        "UPDATE users SET balance_micros = balance_micros + ?2 WHERE id = ?1",
+        "INSERT INTO credit_ledger (user_id, kind, amount_micros, note, created_at)
+         VALUES (?1, 'adjust', ?2, 'admin: setup', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+    ] {
+        sqlx::query(statement)
+            .bind(user_id)
+            .bind(most - 12_000_000)
+            .execute(&db)
+            .await
+            .unwrap();
+    }
+    let path = format!("/api/v1/admin/users/{user_id}/credits");
+    let post = |amount: &str| {
+        let body = json!({ "amount": amount, "reason": "top-up" });
+        send(&app, &admin, reqwest::Method::POST, &path, Some(body))
+    };
+    let (status, body) = post("2").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post("0.000001").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["fields"]["amount"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1000000000000 credits"),
+        "{body}"
+    );
+    assert_eq!(money(&app, user_id).await, (most, most, 2));
+}
+
 /// A deleted account takes no correction, even while the balance of its
 /// earlier calls is still held in memory.
 #[tokio::test]

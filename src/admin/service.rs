@@ -95,10 +95,18 @@ pub async fn adjust_credits(
     {
         None => Err(AdminError::UserNotFound),
         Some(Ok(balance)) => Ok(balance),
-        Some(Err(balance)) => Err(AdminError::Insufficient {
+        Some(Err(balance)) if amount < 0 => Err(AdminError::Insufficient {
             amount: format_credits(-amount),
             balance: format_credits(balance),
         }),
+        Some(Err(balance)) => Err(AdminError::Invalid(BTreeMap::from([(
+            "amount".to_owned(),
+            format!(
+                "A balance may hold at most {} credits; this one has {}.",
+                format_credits(crate::credits::MOST_BALANCE_MICROS),
+                format_credits(balance)
+            ),
+        )]))),
     }
 }
 

@@ -5,9 +5,14 @@
 pub const MICROS_PER_CREDIT: i64 = 1_000_000;
 
 /// The most credits one grant gives: a new account's, a plan's monthly grant,
-/// an admin's correction. Far below what an `i64` of micro-credits holds, so
-/// that adding grants to a balance cannot overflow it.
+/// an admin's correction. Far below what an `i64` of micro-credits holds.
 pub const MOST_CREDITS_GRANTED: i64 = 1_000_000_000;
+
+/// The most a balance may reach by an admin's corrections, in micro-credits
+/// (a trillion credits): an eighth of what an `i64` holds, so that repeated
+/// corrections cannot overflow a balance, and monthly grants on top of it
+/// could not for thousands of years.
+pub const MOST_BALANCE_MICROS: i64 = 1_000_000_000_000 * MICROS_PER_CREDIT;
 
 /// Parses a non-negative decimal number of credits (`"2"`, `"0.15"`, at most six
 /// decimals) into micro-credits, exactly.

@@ -239,7 +239,7 @@ impl Accounts {
             // queue, and the database gives it at most once a month.
             let given = store.give_monthly_grant(user_id, &month).await?;
             if let Some(account) = lock_live(&live).accounts.get_mut(&user_id) {
-                account.balance_micros += given;
+                account.balance_micros = account.balance_micros.saturating_add(given);
                 account.granted_month = Some(month);
             }
             Ok(())
@@ -503,8 +503,9 @@ impl Accounts {
     /// with an `adjust` ledger row and its audit event, written together before
     /// this returns, or, when the database refuses the write, kept queued and
     /// written on a later try. `None` when there is no such account;
-    /// `Some(Err(balance))` when a deduction is more than the balance, and
-    /// nothing changes.
+    /// `Some(Err(balance))` when a deduction is more than the balance, or an
+    /// addition would take it past [`crate::credits::MOST_BALANCE_MICROS`],
+    /// and nothing changes.
     pub async fn adjust(
         &self,
         user_id: i64,
@@ -525,7 +526,8 @@ impl Accounts {
             let Some(account) = live.accounts.get_mut(&user_id) else {
                 return Ok(None);
             };
-            if account.balance_micros + amount < 0 {
+            let after = account.balance_micros.saturating_add(amount);
+            if !(0..=crate::credits::MOST_BALANCE_MICROS).contains(&after) {
                 return Ok(Some(Err(account.balance_micros)));
             }
             account.balance_micros += amount;
