@@ -468,6 +468,13 @@ async fn the_minute_limit_answers_429_with_retry_after_and_consumes_nothing_else
         .unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "0");
+    // Retry-After is when one call may pass; the reset, when both may: the
+    // second cell frees half a minute after the first.
+    let reset = response.headers()["x-ratelimit-reset-requests"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reset, format!("{}s", retry + 30));
     assert_openai_error(&response.json().await.unwrap(), "requests_per_minute");
     // The refused call took nothing from the day window or the balance.
     let day: i64 = s

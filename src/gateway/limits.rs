@@ -348,11 +348,7 @@ impl Limiters {
             ),
             Err(not_until) => {
                 let secs = wait_secs(&not_until);
-                headers.consider(WindowState {
-                    limit: per_minute,
-                    remaining: 0,
-                    reset_secs: secs,
-                });
+                headers.consider(full_minute_state(per_minute, secs));
                 return Err(GatewayError::Limited {
                     code: "ip_requests_per_minute",
                     message: format!(
@@ -702,11 +698,7 @@ impl Limiters {
                     .saturating_add(1)
                     .min(rpm),
             ),
-            Err(not_until) => WindowState {
-                limit: u64::from(rpm),
-                remaining: 0,
-                reset_secs: wait_secs(&not_until),
-            },
+            Err(not_until) => full_minute_state(u64::from(rpm), wait_secs(&not_until)),
         });
         for (check, count) in windows.iter().zip(counts) {
             headers.consider(window_state(check.id.1, count, check.limit, buckets));
@@ -845,6 +837,18 @@ fn minute_state(limit: u64, remaining: u32) -> WindowState {
     }
 }
 
+/// A GCRA minute window that refused: one cell frees in `wait_secs`, and
+/// the rest one emission interval after another, so the window is whole
+/// again (what `x-ratelimit-reset-requests` means) `limit - 1` intervals
+/// later. `Retry-After` stays `wait_secs`.
+fn full_minute_state(limit: u64, wait_secs: u64) -> WindowState {
+    WindowState {
+        limit,
+        remaining: 0,
+        reset_secs: wait_secs + (limit.saturating_sub(1) * 60).div_ceil(limit.max(1)),
+    }
+}
+
 fn refusal(
     refused: Refused<GatewayError>,
     plan: &PlanRecord,
@@ -860,11 +864,10 @@ fn refusal(
                 ..
             } = &error
             {
-                headers.consider(WindowState {
-                    limit: plan.requests_per_minute as u64,
-                    remaining: 0,
-                    reset_secs: *retry_after_secs,
-                });
+                headers.consider(full_minute_state(
+                    plan.requests_per_minute as u64,
+                    *retry_after_secs,
+                ));
             }
             error
         }
@@ -1024,6 +1027,16 @@ mod tests {
         let standard = MinuteWindow::new(4, 4, &probing);
         let pro = standard.with_limit(2, &probing).with_limit(6, &probing);
         assert_eq!(take(&pro, 3), 2);
+    }
+
+    #[test]
+    fn a_refusing_minute_window_resets_whole_after_its_other_cells() {
+        // Two a minute, one frees in 30 s, the other 30 s after.
+        assert_eq!(full_minute_state(2, 30).reset_secs, 60);
+        assert_eq!(full_minute_state(1, 60).reset_secs, 60);
+        assert_eq!(full_minute_state(20, 3).reset_secs, 60);
+        assert_eq!(full_minute_state(7, 1).reset_secs, 1 + 52);
+        assert_eq!(full_minute_state(0, 1).reset_secs, 1);
     }
 
     #[test]
