@@ -414,6 +414,38 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     let (status, _, html) = page(&app, &admin, "/admin/audit?actor=me").await;
     assert_eq!(status, 200);
     assert!(html.contains("Give a user id"));
+    // The filter boxes show the filter, in the page as served.
+    assert!(
+        html.contains(r#"name="actor" placeholder="e.g. 1" value="me""#),
+        "{html}"
+    );
+    let (_, _, html) = page(&app, &admin, "/admin?q=MEMB").await;
+    assert!(html.contains(r#"value="MEMB""#));
+
+    // "Older" only when there is an older page: not with exactly one page.
+    let filter = "/admin/audit?action=test.event";
+    let db = app.db().await;
+    let events = |n: usize| {
+        let db = &db;
+        async move {
+            for _ in 0..n {
+                sqlx::query("INSERT INTO audit_events (action) VALUES ('test.event')")
+                    .execute(db)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    events(25).await;
+    let (_, _, html) = page(&app, &admin, filter).await;
+    assert_eq!(html.matches(">test.event</td>").count(), 25, "{html}");
+    assert!(!html.contains(r#"rel="next""#));
+    events(1).await;
+    let (_, _, html) = page(&app, &admin, filter).await;
+    assert_eq!(html.matches(">test.event</td>").count(), 25);
+    assert!(html.contains(r#"rel="next""#));
+    let (_, _, html) = page(&app, &admin, &format!("{filter}&page=2")).await;
+    assert_eq!(html.matches(">test.event</td>").count(), 1);
 
     // The ledger agrees with the balance.
     let (balance, ledger): (i64, i64) = sqlx::query_as(

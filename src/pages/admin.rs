@@ -51,6 +51,8 @@ pub(crate) async fn require_admin()
     }
 }
 
+/// A page of users matching `search`, plus the first of the next page when
+/// there is one (see `more_pages`).
 #[server(endpoint = "admin/users")]
 pub async fn admin_list_users(
     #[server(default)] search: String,
@@ -61,7 +63,7 @@ pub async fn admin_list_users(
     let page = page.clamp(1, 1_000_000);
     let users = state
         .store
-        .search_users(search.trim(), PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        .search_users(search.trim(), PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
         .await
         .map_err(|e| crate::server_ctx::refuse(e.into()))?;
     Ok(users
@@ -132,6 +134,14 @@ fn page_param() -> Memo<i64> {
     })
 }
 
+/// The server functions fetch one row past a page: when it came, there is an
+/// older page to link to, and it is dropped here.
+fn more_pages<T>(rows: &mut Vec<T>) -> bool {
+    let more = rows.len() as i64 > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE as usize);
+    more
+}
+
 #[component]
 fn Pager(page: i64, full: bool, href: impl Fn(i64) -> String + 'static) -> impl IntoView {
     view! {
@@ -171,7 +181,7 @@ fn AdminUsers() -> impl IntoView {
         <h1 class="mb-6 text-3xl font-bold text-slate-900">"Users"</h1>
         <form method="get" action="/admin" class="mb-4 flex gap-2" role="search">
             <label for="user-search" class="sr-only">"Search users"</label>
-            <input id="user-search" name="q" type="search" placeholder="Email or name" prop:value=move || search.get()
+            <input id="user-search" name="q" type="search" placeholder="Email or name" value=move || search.get() prop:value=move || search.get()
                 class="block w-full max-w-sm rounded-md border border-slate-300 px-3 py-2 text-sm" />
             <button type="submit" class=BUTTON>"Search"</button>
         </form>
@@ -180,8 +190,8 @@ fn AdminUsers() -> impl IntoView {
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading users…"</p> }>
                 {move || Suspend::new(async move {
                     match users.await {
-                        Ok(rows) => {
-                            let full = rows.len() as i64 == PAGE_SIZE;
+                        Ok(mut rows) => {
+                            let full = more_pages(&mut rows);
                             let q = encode(&search.get_untracked());
                             let empty = rows.is_empty();
                             view! {
@@ -273,6 +283,8 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
     }.into_any()
 }
 
+/// A page of audit events, plus the first of the next page when there is
+/// one (see `more_pages`).
 #[server(endpoint = "admin/audit")]
 pub async fn admin_audit_log(
     #[server(default)] actor: String,
@@ -319,7 +331,7 @@ pub async fn admin_audit_log(
     let page = page.clamp(1, 1_000_000);
     let rows = state
         .store
-        .audit_log(&filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        .audit_log(&filter, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
         .await
         .map_err(|e| crate::server_ctx::refuse(e.into()))?;
     Ok(rows.into_iter().map(service::audit_row).collect())
@@ -368,7 +380,7 @@ fn AuditLog() -> impl IntoView {
         view! {
             <label class="text-sm">
                 <span class="mb-1 block font-medium text-slate-700">{label}</span>
-                <input name=name placeholder=hint prop:value=move || value.get() class="block w-full rounded-md border border-slate-300 px-2 py-1 text-sm" />
+                <input name=name placeholder=hint value=move || value.get() prop:value=move || value.get() class="block w-full rounded-md border border-slate-300 px-2 py-1 text-sm" />
             </label>
         }
     };
@@ -387,8 +399,8 @@ fn AuditLog() -> impl IntoView {
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading events…"</p> }>
                 {move || Suspend::new(async move {
                     match events.await {
-                        Ok(rows) => {
-                            let full = rows.len() as i64 == PAGE_SIZE;
+                        Ok(mut rows) => {
+                            let full = more_pages(&mut rows);
                             let filters: String = [("actor", actor), ("action", action), ("target", target), ("since", since), ("until", until)]
                                 .iter()
                                 .map(|(k, v)| format!("{k}={}&", encode(&v.get_untracked())))
