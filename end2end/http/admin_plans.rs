@@ -185,6 +185,8 @@ async fn admins_create_edit_retire_and_restore_plans() {
     bad.push(("name", ""));
     bad.retain(|(k, _)| *k != "allowed_models");
     bad.push(("allowed_models", "demo, gpt-9"));
+    // Unticked, as a browser sends it: no field at all.
+    bad.retain(|(k, _)| *k != "is_public");
     let answer = app.call(&admin, "admin/plans/save", &bad).await;
     assert_eq!(answer.status, 422, "{:?}", answer.body);
     for field in ["slug", "name", "requests_per_minute", "allowed_models"] {
@@ -195,6 +197,8 @@ async fn admins_create_edit_retire_and_restore_plans() {
         );
     }
     assert_eq!(answer.body["values"]["allowed_models"], "demo, gpt-9");
+    // Kept unticked, so the form shown again does not make the plan public.
+    assert_eq!(answer.body["values"]["is_public"], "");
 
     let answer = app
         .call(&admin, "admin/plans/save", &plan_form("team", "3"))

@@ -142,6 +142,7 @@ fn keep_form(error: FormError, slug: &str, f: &PlanForm) -> FormError {
         ("max_active_keys", &f.max_active_keys),
         ("allowed_models", &f.allowed_models),
         ("sort_order", &f.sort_order),
+        ("is_public", if f.is_public.is_some() { "on" } else { "" }),
     ]
     .into_iter()
     .fold(error, |e, (name, value)| e.keep(name, value))
@@ -292,7 +293,15 @@ fn PlanList() -> impl IntoView {
 /// The fields a plan's form has besides its id, filled with `initial`.
 #[component]
 fn PlanFields(initial: PlanForm, error: LastError) -> impl IntoView {
+    // After a refused submission, as it was sent: a plain post (no JS)
+    // renders the page again, which would otherwise tick the box afresh.
     let public = initial.is_public.is_some();
+    let public = move || {
+        error
+            .get()
+            .and_then(|e| e.value("is_public"))
+            .map_or(public, |sent| sent == "on")
+    };
     view! {
         <div class="grid gap-x-4 sm:grid-cols-2">
             <Field label="Name" name="name" keep=true initial=initial.name error />
