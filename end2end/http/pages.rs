@@ -75,3 +75,35 @@ async fn signed_in_pages_send_visitors_to_login_whatever_they_accept() {
         );
     }
 }
+
+/// Controls that act only through the page's code are disabled in the page
+/// as served, so nothing typed or clicked before it loads is lost.
+#[tokio::test]
+async fn script_only_controls_are_disabled_until_the_page_hydrates() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    app.register(&b, "early@example.com", "Early").await;
+    let html = |path: &'static str| {
+        let b = &b;
+        let app = &app;
+        async move {
+            let response = b.client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.text().await.unwrap()
+        }
+    };
+    let keys = html("/keys").await;
+    assert!(
+        keys.contains(r#"<fieldset disabled class="grid gap-4 sm:grid-cols-2">"#),
+        "{keys}"
+    );
+    for label in [">Rotate</button>", ">Revoke</button>"] {
+        let button = keys.split(label).next().unwrap();
+        let button = &button[button.rfind("<button").unwrap()..];
+        assert!(button.contains("disabled"), "{button}");
+    }
+    let plans = html("/plans").await;
+    let button = plans.split(">Switch to Standard</button>").next().unwrap();
+    let button = &button[button.rfind("<button").unwrap()..];
+    assert!(button.contains("disabled"), "{button}");
+}

@@ -54,6 +54,8 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await admin.getByLabel("Move to plan").selectOption("pro");
   await admin.getByRole("button", { name: "Assign plan" }).click();
   await expect(admin.getByTestId("admin-user-plan")).toHaveText("Pro");
+  // The banner names the last action, not the first that succeeded.
+  await expect(admin.getByRole("status")).toHaveText("Plan changed.");
   await expect(admin.getByTestId("audit-events")).toContainText("credits.adjust");
   await expect(admin.getByTestId("audit-events")).toContainText("plan.assign");
 

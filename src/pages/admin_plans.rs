@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     admin::{AdminOnly, AdminTabs},
-    forms::{BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastError, last_error},
+    forms::{
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastError, LastOutcome, last_error,
+        record_outcome,
+    },
 };
 use crate::accounts::types::FormError;
 
@@ -346,15 +349,14 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
         move || (slug.get(), save.version().get(), retire.version().get()),
         |(slug, ..)| admin_plan(slug),
     );
-    let done = move || {
-        if save.value().get().is_some_and(|r| r.is_ok()) {
-            Some("Plan saved. Its users get the new settings from their next request.")
-        } else if retire.value().get().is_some_and(|r| r.is_ok()) {
-            Some("Done.")
-        } else {
-            None
-        }
-    };
+    let outcome = LastOutcome::new(None);
+    record_outcome(
+        outcome,
+        save.value(),
+        "Plan saved. Its users get the new settings from their next request.",
+    );
+    record_outcome(outcome, retire.value(), "Done.");
+    let done = move || outcome.get().and_then(Result::ok);
     view! {
         <AdminTabs current="plans" />
         <p class="mb-2 text-sm"><a href="/admin/plans" class="text-amber-700 hover:underline">"← All plans"</a></p>

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     admin::{AdminOnly, AuditRow},
-    forms::{BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, last_error},
+    forms::{
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, last_error, record_outcome,
+    },
 };
 use crate::{
     accounts::types::FormError,
@@ -253,21 +255,18 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
             }
         },
     );
-    let done = move || {
-        if credits.value().get().is_some_and(|r| r.is_ok()) {
-            Some("Credits adjusted.")
-        } else if plan.value().get().is_some_and(|r| r.is_ok()) {
-            Some("Plan changed.")
-        } else if revoke.value().get().is_some_and(|r| r.is_ok()) {
-            Some("Keys revoked.")
-        } else if rotate.value().get().is_some_and(|r| r.is_ok()) {
-            Some("Keys rotated.")
-        } else if limits.value().get().is_some_and(|r| r.is_ok()) {
-            Some("Limits saved. They apply from the account's next request.")
-        } else {
-            None
-        }
-    };
+    let outcome = LastOutcome::new(None);
+    record_outcome(outcome, credits.value(), "Credits adjusted.");
+    record_outcome(outcome, plan.value(), "Plan changed.");
+    record_outcome(outcome, revoke.value(), "Keys revoked.");
+    record_outcome(outcome, rotate.value(), "Keys rotated.");
+    record_outcome(outcome, toggle.value(), "Account status changed.");
+    record_outcome(
+        outcome,
+        limits.value(),
+        "Limits saved. They apply from the account's next request.",
+    );
+    let done = move || outcome.get().and_then(Result::ok);
     view! {
         <p class="mb-2 text-sm"><a href="/admin" class="text-amber-700 hover:underline">"← All users"</a></p>
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading the account…"</p> }>

@@ -15,6 +15,39 @@ pub fn last_error<T>(
     Signal::derive(move || value.get().and_then(Result::err))
 }
 
+/// `false` in the page as served, `true` once its code has loaded (hydrated).
+/// Controls that act only through that code are disabled until then: before,
+/// a click does nothing, a form posts plainly and reloads the page, and what
+/// was typed is replaced when the page's code takes the fields over.
+pub fn hydrated() -> ReadSignal<bool> {
+    let (ready, set_ready) = signal(false);
+    Effect::new(move |_| set_ready.set(true));
+    ready
+}
+
+/// The outcome of whichever of a page's actions finished last: `Ok` with its
+/// success message, `Err` with its refusal. Read action by action, a banner
+/// would go on showing an earlier success beside a later one, or a refusal.
+pub type LastOutcome = RwSignal<Option<Result<&'static str, FormError>>>;
+
+/// Makes `outcome` follow the action whose result is `value` each time it
+/// finishes, with `success` as its message.
+pub fn record_outcome<T: Send + Sync + 'static>(
+    outcome: LastOutcome,
+    value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
+    success: &'static str,
+) {
+    Effect::watch(
+        move || value.get().map(|result| result.map(|_| success)),
+        move |finished, _, _| {
+            if let Some(finished) = finished {
+                outcome.set(Some(finished.clone()));
+            }
+        },
+        false,
+    );
+}
+
 #[component]
 pub fn FormAlert(error: LastError) -> impl IntoView {
     move || {

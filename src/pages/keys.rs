@@ -10,7 +10,9 @@ use leptos_router::components::A;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    forms::{BUTTON, CARD, FormAlert, LastError, last_error},
+    forms::{
+        BUTTON, CARD, FormAlert, LastError, LastOutcome, hydrated, last_error, record_outcome,
+    },
     nav::SignedInOnly,
     playground::RecentKey,
 };
@@ -159,13 +161,12 @@ fn KeysManager() -> impl IntoView {
         }
     });
     Effect::new(move |_| fresh.with(|issued| recent.remember(issued)));
-    let action_error = Signal::derive(move || {
-        revoke
-            .value()
-            .get()
-            .and_then(Result::err)
-            .or_else(|| rotate.value().get().and_then(Result::err))
-    });
+    // Only the last to finish: a refused rotation's message would otherwise
+    // stay on after a later revoke went through.
+    let outcome = LastOutcome::new(None);
+    record_outcome(outcome, revoke.value(), "Revoked.");
+    record_outcome(outcome, rotate.value(), "Rotated.");
+    let action_error = Signal::derive(move || outcome.get().and_then(Result::err));
 
     view! {
         <h1 class="mb-2 text-3xl font-bold text-slate-900">"API keys"</h1>
@@ -256,6 +257,7 @@ fn KeyTable(
         }
         .into_any();
     }
+    let ready = hydrated();
     let selected = RwSignal::new(BTreeSet::<i64>::new());
     let confirming = RwSignal::new(None::<Vec<i64>>);
     let grace = RwSignal::new("0".to_owned());
@@ -340,9 +342,9 @@ fn KeyTable(
                                 <td data-testid="key-status">{k.status.clone()}</td>
                                 <td class="whitespace-nowrap text-right">
                                     {active.then(|| view! {
-                                        <button class="mr-2 rounded border border-slate-300 px-2 py-1"
+                                        <button class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready.get()
                                             on:click=move |_| { rotate.dispatch(RotateApiKeys { ids: vec![id], grace_seconds: grace_secs() }); }>"Rotate"</button>
-                                        <button class="rounded border border-red-300 px-2 py-1 text-red-700"
+                                        <button class="rounded border border-red-300 px-2 py-1 text-red-700 disabled:opacity-50" disabled=move || !ready.get()
                                             on:click=move |_| confirming.set(Some(vec![id]))>"Revoke"</button>
                                     })}
                                 </td>
@@ -383,6 +385,7 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
     let input = "block w-full rounded-md border border-slate-300 px-3 py-2 text-sm";
     let label = "mb-1 block text-sm font-medium text-slate-700";
 
+    let ready = hydrated();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let cap_value = cap.get();
@@ -409,7 +412,9 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
         <section class=format!("{CARD} mt-8")>
             <h2 class="mb-4 text-lg font-semibold">"Create a key"</h2>
             <FormAlert error />
-            <form on:submit=submit class="grid gap-4 sm:grid-cols-2">
+            <form on:submit=submit>
+                // Disabled until the page's code has loaded (see `hydrated`).
+                <fieldset class="grid gap-4 sm:grid-cols-2" disabled=move || !ready.get()>
                 <div>
                     <label class=label for="key-name">"Name"</label>
                     <input id="key-name" class=input bind:value=name />
@@ -490,6 +495,7 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
                 <div class="sm:col-span-2">
                     <button type="submit" class=BUTTON disabled=move || create.pending().get()>"Create key"</button>
                 </div>
+                </fieldset>
             </form>
         </section>
     }

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{
-    forms::{FormAlert, last_error},
+    forms::{FormAlert, hydrated, last_error},
     nav::SignedInOnly,
 };
 use crate::{accounts::types::FormError, keys::types::PlanView};
@@ -80,6 +80,7 @@ fn PlanCards() -> impl IntoView {
 
 #[component]
 fn PlanCard(plan: PlanView, switch: ServerAction<SwitchPlan>) -> impl IntoView {
+    let ready = hydrated();
     let border = if plan.current {
         "border-amber-400 ring-2 ring-amber-300"
     } else {
@@ -121,7 +122,8 @@ fn PlanCard(plan: PlanView, switch: ServerAction<SwitchPlan>) -> impl IntoView {
             } else {
                 view! {
                     <button
-                        class="mt-4 rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700"
+                        class="mt-4 rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-60"
+                        disabled=move || !ready.get()
                         on:click=move |_| { switch.dispatch(SwitchPlan { plan: slug.clone() }); }
                     >
                         {format!("Switch to {}", plan.name)}

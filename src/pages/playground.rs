@@ -176,8 +176,7 @@ fn Playground() -> impl IntoView {
     // charged in full and holding one of the plan's parallel calls.
     on_cleanup(move || stop.stop());
     // Sending needs the browser code: Send stays disabled until the page hydrates.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    let hydrated = super::forms::hydrated();
 
     tick_countdown(countdown);
     chat::follow_key_models(key, key_models);
