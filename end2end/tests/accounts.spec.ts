@@ -25,6 +25,15 @@ test("register, log out, log in, change the password, log in again, delete the a
   await expect(page.getByTestId("account-email")).toHaveText(email);
   await expect(nav(page)).toContainText("Playwright Person");
 
+  // Renaming updates the nav and says so, and the confirmation stays.
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByRole("textbox", { name: "Display name" }).fill("Renamed Person");
+  await page.getByRole("button", { name: "Save name" }).click();
+  await expect(nav(page)).toContainText("Renamed Person");
+  await expect(page.getByRole("status")).toHaveText("Saved.");
+  await page.waitForTimeout(500);
+  await expect(page.getByRole("status")).toHaveText("Saved.");
+
   // Log out from the nav bar.
   await nav(page).getByRole("button", { name: "Log out" }).click();
   await expect(nav(page).getByRole("link", { name: "Log in" })).toBeVisible();

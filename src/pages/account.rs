@@ -66,12 +66,27 @@ pub async fn delete_account(password: String) -> Result<(), FormError> {
 #[component]
 pub fn AccountPage() -> impl IntoView {
     let user = expect_context::<UserResource>();
+    // Made here, outside the Suspense: a rename refetches the user, which
+    // builds the details again, and actions made inside would start empty,
+    // taking "Saved." away as soon as it appeared.
+    let actions = AccountActions {
+        rename: ServerAction::new(),
+        password: ServerAction::new(),
+        delete: ServerAction::new(),
+    };
+    // Here too: in the details it would run again in each rebuilt copy,
+    // refetching for ever.
+    Effect::new(move |_| {
+        if matches!(actions.rename.value().get(), Some(Ok(_))) {
+            user.refetch();
+        }
+    });
     view! {
         <Title text="Account" />
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match user.await {
-                    Ok(Some(me)) => view! { <AccountDetails me /> }.into_any(),
+                    Ok(Some(me)) => view! { <AccountDetails me actions /> }.into_any(),
                     _ => view! { <ToLogin next="/account" /> }.into_any(),
                 }
             })}
@@ -79,20 +94,23 @@ pub fn AccountPage() -> impl IntoView {
     }
 }
 
+#[derive(Clone, Copy)]
+struct AccountActions {
+    rename: ServerAction<UpdateDisplayName>,
+    password: ServerAction<ChangePassword>,
+    delete: ServerAction<DeleteAccount>,
+}
+
 #[component]
-fn AccountDetails(me: CurrentUser) -> impl IntoView {
-    let user = expect_context::<UserResource>();
-    let rename = ServerAction::<UpdateDisplayName>::new();
-    let password = ServerAction::<ChangePassword>::new();
-    let delete = ServerAction::<DeleteAccount>::new();
+fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
+    let AccountActions {
+        rename,
+        password,
+        delete,
+    } = actions;
     let rename_error = last_error(rename.value());
     let password_error = last_error(password.value());
     let delete_error = last_error(delete.value());
-    Effect::new(move |_| {
-        if matches!(rename.value().get(), Some(Ok(_))) {
-            user.refetch();
-        }
-    });
     let saved = |done: bool, text: &'static str| {
         done.then(|| view! { <p class="mt-3 text-sm text-emerald-700" role="status">{text}</p> })
     };
