@@ -102,6 +102,12 @@ async fn script_only_controls_are_disabled_until_the_page_hydrates() {
         let button = &button[button.rfind("<button").unwrap()..];
         assert!(button.contains("disabled"), "{button}");
     }
+    let playground = html("/playground").await;
+    for id in ["pg-key", "pg-system", "pg-message"] {
+        let tag = playground.split(&format!(r#"id="{id}""#)).nth(1).unwrap();
+        let tag = &tag[..tag.find('>').unwrap()];
+        assert!(tag.contains("disabled"), "{id}: {tag}");
+    }
     let plans = html("/plans").await;
     let button = plans.split(">Switch to Standard</button>").next().unwrap();
     let button = &button[button.rfind("<button").unwrap()..];

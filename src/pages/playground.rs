@@ -175,7 +175,8 @@ fn Playground() -> impl IntoView {
     // Leaving the page ends the call in flight: it would otherwise run on,
     // charged in full and holding one of the plan's parallel calls.
     on_cleanup(move || stop.stop());
-    // Sending needs the browser code: Send stays disabled until the page hydrates.
+    // Sending needs the browser code: Send and the fields stay disabled until
+    // the page hydrates, which would otherwise empty what was typed before.
     let hydrated = super::forms::hydrated();
 
     tick_countdown(countdown);
@@ -244,6 +245,7 @@ fn Playground() -> impl IntoView {
                     <label for="pg-key" class=LABEL>"API key"</label>
                     <input id="pg-key" type="password" autocomplete="off" spellcheck="false" placeholder="tg_live_…"
                         class=INPUT
+                        disabled=move || !hydrated.get()
                         prop:value=move || key.get()
                         on:input=move |ev| key.set(event_target_value(&ev)) />
                 </div>
@@ -287,6 +289,7 @@ fn Playground() -> impl IntoView {
                 <div class="mb-4">
                     <label for="pg-system" class=LABEL>"System prompt (optional)"</label>
                     <textarea id="pg-system" rows="4" class=INPUT
+                        disabled=move || !hydrated.get()
                         prop:value=move || system.get()
                         on:input=move |ev| system.set(event_target_value(&ev))></textarea>
                 </div>
@@ -297,6 +300,7 @@ fn Playground() -> impl IntoView {
                 <form class="mt-4 flex flex-col gap-2" on:submit=move |ev| { ev.prevent_default(); send(); }>
                     <label for="pg-message" class="sr-only">"Message"</label>
                     <textarea id="pg-message" rows="3" placeholder="Ask something…" class=INPUT
+                        disabled=move || !hydrated.get()
                         prop:value=move || draft.get()
                         on:input=move |ev| draft.set(event_target_value(&ev))
                         on:keydown=move |ev| {
