@@ -10,14 +10,18 @@ async fn signed_in(app: &TestApp, email: &str) -> Browser {
     b
 }
 
-async fn create(app: &TestApp, b: &Browser, body: Value) -> (reqwest::StatusCode, Value) {
-    let response = b
-        .client
+/// `POST /api/v1/keys` with `body`, for the whole answer.
+async fn post_key(app: &TestApp, b: &Browser, body: Value) -> reqwest::Response {
+    b.client
         .post(app.url("/api/v1/keys"))
         .json(&body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn create(app: &TestApp, b: &Browser, body: Value) -> (reqwest::StatusCode, Value) {
+    let response = post_key(app, b, body).await;
     (response.status(), response.json().await.unwrap())
 }
 
@@ -189,13 +193,7 @@ async fn creation_is_limited_by_the_plan_and_by_five_a_day() {
         .send()
         .await
         .unwrap();
-    let response = b
-        .client
-        .post(app.url("/api/v1/keys"))
-        .json(&json!({ "name": "sixth" }))
-        .send()
-        .await
-        .unwrap();
+    let response = post_key(&app, &b, json!({ "name": "sixth" })).await;
     assert_eq!(response.status(), 429);
     // The first of the five leaves the 24 hours in just under a day.
     let wait: u64 = response.headers()["retry-after"]
