@@ -125,7 +125,7 @@ pub(crate) async fn balance_and_ledger(app: &TestApp, email: &str) -> (i64, i64)
 }
 
 /// Checks that `response` is an OpenAI-shaped refusal with `status` and `code`.
-async fn assert_refused(response: reqwest::Response, status: u16, code: &str) {
+pub(crate) async fn assert_refused(response: reqwest::Response, status: u16, code: &str) {
     assert_eq!(response.status(), status, "{code}");
     assert_openai_error(&response.json().await.unwrap(), code);
 }

@@ -2,7 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Browser, TestApp, spawn_app};
+use crate::{
+    gateway::assert_refused,
+    support::{Browser, TestApp, spawn_app},
+};
 
 async fn signed_in(app: &TestApp, email: &str) -> Browser {
     let b = app.browser();
@@ -403,16 +406,12 @@ async fn bad_ids_and_bodies_answer_the_apis_json_error() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "GET,HEAD,POST");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    assert_refused(response, 405, "method_not_allowed").await;
     for path in ["/api/v1/key", "/api/v1/admin/users/1/nothing"] {
         let response = b.client.get(app.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.headers()["content-type"], "application/json");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "unknown_url", "{body}");
+        assert_refused(response, 404, "unknown_url").await;
     }
 
     let rotate = app.url(&format!("/api/v1/keys/{id}/rotate"));
