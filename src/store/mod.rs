@@ -63,14 +63,14 @@ pub struct Store {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create the database directory {path}: {source}")]
+    #[error("cannot create the database directory (DATABASE_URL) {path}: {source}")]
     CreateDir {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot open the database: {0}")]
+    #[error("cannot open the database (DATABASE_URL): {0}")]
     Open(#[source] sqlx::Error),
-    #[error("cannot apply database migrations: {0}")]
+    #[error("cannot apply the database migrations (DATABASE_URL): {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a record with that {0} already exists")]
     Duplicate(&'static str),
@@ -91,9 +91,10 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
 
+        let in_memory = is_in_memory(database_url);
         let path = options.get_filename();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && path.as_os_str() != ":memory:"
+            && !in_memory
         {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                 path: dir.display().to_string(),
@@ -101,7 +102,6 @@ impl Store {
             })?;
         }
 
-        let in_memory = path.as_os_str() == ":memory:";
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -148,7 +148,7 @@ impl Store {
     /// The lock file a server holds while it runs on the database file
     /// `database_url` names; `None` for an in-memory database.
     pub fn lock_path(database_url: &str) -> Option<std::path::PathBuf> {
-        if database_url.contains(":memory:") || database_url.contains("mode=memory") {
+        if is_in_memory(database_url) {
             return None;
         }
         let options = SqliteConnectOptions::from_str(database_url).ok()?;
@@ -189,6 +189,13 @@ impl Store {
     }
 }
 
+/// Whether `database_url` names an in-memory database: sqlx gives
+/// `sqlite::memory:` a shared-cache file name of its own, so the file name
+/// cannot tell.
+fn is_in_memory(database_url: &str) -> bool {
+    database_url.contains(":memory:") || database_url.contains("mode=memory")
+}
+
 /// What unit tests elsewhere in the crate set up in a store.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -210,6 +217,26 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use super::Store;
+
+    /// An in-memory database exists only on its connection: its readers are
+    /// its writer, and it has no file to lock.
+    #[tokio::test]
+    async fn an_in_memory_database_reads_on_its_writer() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        // A read-only connection of its own would refuse this.
+        sqlx::query("CREATE TABLE t (x)")
+            .execute(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(Store::lock_path("sqlite::memory:"), None);
+        assert_eq!(Store::lock_path("sqlite://file:x?mode=memory"), None);
+        assert_eq!(
+            Store::lock_path("sqlite://data/t.db"),
+            Some("data/t.db.lock".into())
+        );
+    }
+
     #[test]
     fn stored_times_match_sqlite() {
         let t: chrono::DateTime<chrono::Utc> = "2026-11-22T09:30:05Z".parse().unwrap();
