@@ -71,10 +71,13 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops: Vec<&str> = headers
+    // Split as bytes and read hop by hop: a byte that is not ASCII in the
+    // client's own part of a line (which a proxy appends to) must spoil only
+    // that hop, not the address the proxy wrote after it.
+    let hops: Vec<&[u8]> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
         .collect();
     // From the right: the nearest hop no trusted proxy vouches for. Past a
     // hop that does not read as an address, every hop may be the client's
@@ -94,8 +97,8 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
 
 /// One `X-Forwarded-For` entry: an address, or as some proxies write it, an
 /// address with a port (`1.2.3.4:5678`, `[2001:db8::1]:443`) or in brackets.
-fn hop_address(hop: &str) -> Option<IpAddr> {
-    let hop = hop.trim();
+fn hop_address(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?.trim();
     hop.parse::<IpAddr>()
         .ok()
         .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()))
@@ -216,5 +219,18 @@ mod tests {
         assert_eq!(resolved("6.6.6.6, unknown"), "10.0.0.5");
         // Every hop trusted: the left-most.
         assert_eq!(resolved("10.0.0.8, 10.0.0.7"), "10.0.0.8");
+        // A byte that is not ASCII in the client's part of the line a proxy
+        // appended to spoils that hop only, not the proxy's.
+        let mut spoiled = HeaderMap::new();
+        spoiled.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff, 1.2.3.4").unwrap(),
+        );
+        assert_eq!(resolve(peer, &spoiled, &trusted).to_string(), "1.2.3.4");
+        spoiled.insert(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"1.2.3.4, 10.0.0.\xe9").unwrap(),
+        );
+        assert_eq!(resolve(peer, &spoiled, &trusted), peer);
     }
 }
