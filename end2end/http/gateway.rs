@@ -422,6 +422,20 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
     let response = chat(&s.app, &key, hello("mock")).await;
     assert_refused(response, 502, "upstream_error").await;
+    // A proxy's timeout in front of the upstream is a timeout; a request too
+    // large for it is the caller's to shorten, not to retry.
+    for (status, answer, code) in [
+        (504, 504, "upstream_timeout"),
+        (524, 504, "upstream_timeout"),
+        (413, 413, "upstream_rejected_request"),
+    ] {
+        s.mock
+            .set(|k| k.error_status = Some(reqwest::StatusCode::from_u16(status).unwrap()));
+        let response = chat(&s.app, &key, hello("mock")).await;
+        assert_refused(response, answer, code).await;
+    }
+    s.mock
+        .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
     // A redirect is not followed: the prompt goes only where the table says.
     let elsewhere = MockUpstream::start().await;
     s.mock.set(|k| {
@@ -435,7 +449,11 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         k.redirect_to = None;
         k.latency = Duration::from_secs(3);
     });
-    let response = chat(&s.app, &key, hello("mock")).await;
+    // A stream's first byte is late (a JSON answer has until the total
+    // timeout: `a_json_answer_has_until_the_total_timeout`).
+    let mut streamed = hello("mock");
+    streamed["stream"] = json!(true);
+    let response = chat(&s.app, &key, streamed).await;
     assert_refused(response, 504, "upstream_timeout").await;
     // Failed calls cost nothing.
     let (balance, ledger) = balance_and_ledger(&s.app, "errors@example.com").await;
@@ -1861,6 +1879,115 @@ async fn a_stream_closed_after_its_answer_finished_ends_normally_with_usage() {
     assert!(records.iter().all(|r| r.2 == 15_000), "{records:?}");
     let (balance, ledger) = balance_and_ledger(&s.app, "closed@example.com").await;
     assert_eq!((balance, ledger), (5_000_000 - 60_000, 5_000_000 - 60_000));
+}
+
+/// A JSON answer's headers come only once it is whole, so the first-byte
+/// timeout is for streams: a JSON answer has until the total timeout, rather
+/// than being cut off while the upstream finishes it anyway.
+#[tokio::test]
+async fn a_json_answer_has_until_the_total_timeout() {
+    let s = setup(&[
+        ("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", "300"),
+        ("TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_MS", "1500"),
+    ])
+    .await;
+    let key = user_with_plan(&s.app, "slow@example.com", 10, 100, None).await;
+    s.mock.set(|k| k.latency = Duration::from_millis(800));
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 200);
+    let mut streamed = hello("mock");
+    streamed["stream"] = json!(true);
+    let response = chat(&s.app, &key, streamed).await;
+    assert_refused(response, 504, "upstream_timeout").await;
+    s.mock.set(|k| k.latency = Duration::from_secs(3));
+    let response = chat(&s.app, &key, hello("mock")).await;
+    let error: Value = {
+        assert_eq!(response.status(), 504);
+        response.json().await.unwrap()
+    };
+    assert_eq!(error["error"]["code"], "upstream_timeout");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("total"),
+        "{error}"
+    );
+}
+
+/// A success that is no answer, a web page (a `base_url` pointing at a site
+/// or a login portal) or JSON to a stream, is the upstream's failure and
+/// costs nothing; an error in it is still read.
+#[tokio::test]
+async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "page@example.com", 10, 100, None).await;
+    let page = "<!doctype html><title>Sign in</title>";
+    s.mock.set(|k| {
+        k.raw_answer = Some(page.into());
+        k.raw_stream = Some(page.into());
+        k.content_type = Some("text/html; charset=utf-8");
+    });
+    let mut streamed = hello("mock");
+    streamed["stream"] = json!(true);
+    for body in [hello("mock"), streamed.clone()] {
+        let response = chat(&s.app, &key, body).await;
+        assert_refused(response, 502, "upstream_error").await;
+    }
+    s.mock.set(|k| {
+        k.raw_stream = Some(r#"{"error":{"message":"streaming is off"}}"#.into());
+        k.content_type = Some("application/json");
+    });
+    let response = chat(&s.app, &key, streamed).await;
+    assert_refused(response, 502, "upstream_error").await;
+    let records = usage_records(&s.app, 3).await;
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(
+        records.iter().all(|r| r.0 == 502 && r.2 == 0),
+        "{records:?}"
+    );
+    let (balance, ledger) = balance_and_ledger(&s.app, "page@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000, 5_000_000));
+}
+
+/// Without usage from the upstream, a reply is counted by what the model
+/// wrote (a tool call's arguments, not the JSON around each piece), and never
+/// past the tokens the upstream was asked to stop at: a count cannot charge
+/// more than the hold.
+#[tokio::test]
+async fn a_reply_counted_without_usage_is_its_text_and_at_most_max_tokens() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "counted@example.com", 10, 100, None).await;
+    let chunk = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"up","choices":[{"index":0,"#;
+    let stream = |pieces: usize| {
+        let piece = format!(
+            "{chunk}\"delta\":{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"ab\"}}}}]}},\"finish_reason\":null}}]}}\n\n"
+        );
+        format!(
+            "{}{chunk}\"delta\":{{}},\"finish_reason\":\"tool_calls\"}}]}}\n\ndata: [DONE]\n\n",
+            piece.repeat(pieces)
+        )
+    };
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    body["max_tokens"] = json!(10);
+    // Two bytes a piece: 8 pieces are 4 tokens; 60 would be 30, past the 10.
+    for (pieces, counted) in [(8, 4), (60, 10)] {
+        s.mock.set(|k| k.raw_stream = Some(stream(pieces)));
+        let response = chat(&s.app, &key, body.clone()).await;
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        let chunks = wire_chunks(&wire_events(&text));
+        let usage = &chunks.last().unwrap()["usage"];
+        assert_eq!(usage["completion_tokens"], counted, "{text}");
+        assert_eq!(usage["prompt_tokens"], 14, "{text}");
+    }
+    let records = usage_records(&s.app, 2).await;
+    let costs: Vec<i64> = records.iter().map(|r| r.2).collect();
+    assert_eq!(costs, [18_000, 24_000]);
+    let (balance, ledger) = balance_and_ledger(&s.app, "counted@example.com").await;
+    assert_eq!((balance, ledger), (5_000_000 - 42_000, 5_000_000 - 42_000));
 }
 
 /// With `n` choices the answer is whole only once every choice finished: a

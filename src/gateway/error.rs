@@ -136,6 +136,16 @@ impl GatewayError {
                 error.param.clone_from(param);
                 error
             }
+            Self::Upstream(UpstreamError::Status {
+                status: 413,
+                message,
+                ..
+            }) => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "upstream_rejected_request",
+                format!("The model server refused the request as too large: {message}"),
+            ),
             // Its message is not passed on: OpenAI's names the account behind
             // the gateway's upstream key.
             Self::Upstream(UpstreamError::Status { status: 429, .. }) => ApiError::new(

@@ -69,25 +69,31 @@ pub fn relay(
         None => Some(Vec::new()),
         Some(raw) => serde_json::from_str::<Vec<Choice>>(raw.get()).ok(),
     };
-    for choice in choices.iter().flatten() {
+    for (position, choice) in choices.iter().flatten().enumerate() {
+        // A reason is a non-empty string; some servers send `""` on every chunk.
         if choice
             .finish_reason
-            .is_some_and(|reason| reason.get() != "null")
+            .is_some_and(|reason| reason.get().len() > 2 && reason.get().starts_with('"'))
         {
-            meter.finished_choices += 1;
+            meter.choice_finished(choice.index.unwrap_or(position as u64));
         }
         for part in [&choice.delta, &choice.message].into_iter().flatten() {
-            for Text(text) in [&part.content, &part.reasoning_content, &part.reasoning]
-                .into_iter()
-                .flatten()
-            {
-                meter.reply_bytes += text.len() as u64;
+            let text = |field: &Option<Text>| field.as_ref().map_or(0, |Text(t)| t.len() as u64);
+            // Some servers send the same thoughts under both names.
+            meter.reply_bytes +=
+                text(&part.content) + text(&part.reasoning_content).max(text(&part.reasoning));
+            // Tool calls are counted by what the model wrote: names and
+            // arguments, not the JSON around them.
+            if let Some(calls) = part.tool_calls {
+                let calls = serde_json::from_str::<Vec<ToolCall>>(calls.get()).unwrap_or_default();
+                meter.reply_bytes += calls
+                    .iter()
+                    .map(|call| call.function.written())
+                    .sum::<u64>();
             }
-            // Tool calls are counted by their JSON text: names and arguments.
-            for calls in [part.tool_calls, part.function_call].into_iter().flatten() {
-                if calls.get() != "null" {
-                    meter.reply_bytes += calls.get().len() as u64;
-                }
+            if let Some(call) = part.function_call {
+                let call = serde_json::from_str::<Function>(call.get()).unwrap_or_default();
+                meter.reply_bytes += call.written();
             }
         }
     }
@@ -175,6 +181,8 @@ fn error_message(error: &RawValue) -> String {
     }
     serde_json::from_str::<Error>(error.get())
         .map(|e| e.message)
+        // Some servers (TGI) send the message as the `error` itself.
+        .or_else(|_| serde_json::from_str::<String>(error.get()))
         .unwrap_or_else(|_| error.get().chars().take(200).collect())
 }
 
@@ -186,6 +194,8 @@ struct Usage {
 
 #[derive(Deserialize)]
 struct Choice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
     #[serde(borrow, default)]
     delta: Option<Part<'a>>,
     #[serde(borrow, default)]
@@ -208,6 +218,34 @@ struct Part<'a> {
     tool_calls: Option<&'a RawValue>,
     #[serde(borrow, default)]
     function_call: Option<&'a RawValue>,
+}
+
+/// One of a message's `tool_calls`; any other shape counts as empty.
+#[derive(Deserialize, Default)]
+struct ToolCall<'a> {
+    #[serde(borrow, default)]
+    function: Function<'a>,
+}
+
+/// A tool call's function (or a legacy `function_call`): in a stream, pieces of
+/// its name and arguments.
+#[derive(Deserialize, Default)]
+struct Function<'a> {
+    #[serde(borrow, default)]
+    name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    arguments: Option<Text<'a>>,
+}
+
+impl Function<'_> {
+    /// Bytes the model wrote.
+    fn written(&self) -> u64 {
+        [&self.name, &self.arguments]
+            .into_iter()
+            .flatten()
+            .map(|Text(text)| text.len() as u64)
+            .sum()
+    }
 }
 
 /// A `content` that is a string; any other value (parts, null) reads as none.
@@ -344,15 +382,34 @@ mod tests {
 
     #[test]
     fn reasoning_and_tool_calls_count_as_output_and_any_answer_as_answered() {
-        let reasoning = r#"{"choices":[{"delta":{"reasoning_content":"hmm","reasoning":"ok"}}]}"#;
+        let reasoning = r#"{"choices":[{"delta":{"content":"so","reasoning_content":"hmm"}}]}"#;
         let (result, meter, _) = run(reasoning, false);
         assert_eq!(result.unwrap(), Relayed::Sent);
         assert_eq!(meter.reply_bytes, 5);
         assert!(meter.answered);
+        assert_eq!(
+            run(r#"{"choices":[{"delta":{"reasoning":"ok"}}]}"#, false)
+                .1
+                .reply_bytes,
+            2
+        );
 
-        let tools = r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"1"}]}}]}"#;
+        // The same thoughts under both names (mlx, vLLM during its rename)
+        // count once.
+        let twice = r#"{"choices":[{"delta":{"reasoning_content":"hmm","reasoning":"hmm"}}]}"#;
+        assert_eq!(run(twice, false).1.reply_bytes, 3);
+
+        // Tool calls count what the model wrote, not the JSON around it: a
+        // stream's argument pieces are often a few bytes in forty of JSON.
+        let tools = r#"{"choices":[{"message":{"content":null,"tool_calls":[{"id":"1","type":"function","function":{"name":"get","arguments":"{\"a\":1}"}},{"id":"2"}]}}]}"#;
         let (_, meter, _) = run(tools, false);
-        assert_eq!(meter.reply_bytes, r#"[{"id":"1"}]"#.len() as u64);
+        assert_eq!(meter.reply_bytes, 3 + r#"{"a":1}"#.len() as u64);
+        let piece = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\""}}]}}]}"#;
+        assert_eq!(run(piece, false).1.reply_bytes, 2);
+        let legacy = r#"{"choices":[{"message":{"function_call":{"name":"f","arguments":"{}"}}}]}"#;
+        assert_eq!(run(legacy, false).1.reply_bytes, 3);
+        let odd = r#"{"choices":[{"message":{"tool_calls":"none","function_call":null}}]}"#;
+        assert_eq!(run(odd, false).1.reply_bytes, 0);
 
         // The role chunk alone has no text, but the upstream has answered.
         let (_, meter, _) = run(
@@ -362,6 +419,37 @@ mod tests {
         assert_eq!((meter.reply_bytes, meter.answered), (0, true));
         let (_, meter, _) = run(r#"{"error":{"message":"no"}}"#, false);
         assert!(!meter.answered);
+    }
+
+    /// A choice is finished once, by a non-empty reason, whatever repeats it.
+    #[test]
+    fn finished_choices_are_counted_once_each_by_index() {
+        let mut meter = Meter::default();
+        let mut out = Vec::new();
+        for chunk in [
+            r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":""}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":1,"delta":{},"finish_reason":null}]}"#,
+        ] {
+            relay(chunk, "public", false, &mut meter, &mut out).unwrap();
+        }
+        assert_eq!(meter.finished_choices(), 1);
+        relay(
+            r#"{"choices":[{"index":1,"finish_reason":"length"}]}"#,
+            "public",
+            false,
+            &mut meter,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(meter.finished_choices(), 2);
+        // A whole answer's choices without indexes count by position.
+        let (_, meter, _) = run(
+            r#"{"choices":[{"finish_reason":"stop"},{"finish_reason":"stop"}]}"#,
+            false,
+        );
+        assert_eq!(meter.finished_choices(), 2);
     }
 
     #[test]
@@ -376,6 +464,11 @@ mod tests {
                 message,
                 ..
             }) => assert_eq!(message, "overloaded"),
+            other => panic!("{other:?}"),
+        }
+        // A message sent as the `error` itself (TGI).
+        match run(r#"{"error":"overloaded"}"#, false).0 {
+            Err(UpstreamError::Status { message, .. }) => assert_eq!(message, "overloaded"),
             other => panic!("{other:?}"),
         }
         for text in ["[1]", "not json", "{\"a\":1", ""] {

@@ -30,6 +30,9 @@ pub struct Bill {
     pub stream: bool,
     pub reserved_micros: i64,
     pub prompt_estimate: u64,
+    /// The most completion tokens counted when the upstream sends no usage:
+    /// every choice's cap, as the hold has it.
+    pub most_completion: u64,
     pub started: Instant,
     /// How long the upstream took: to its whole answer (JSON), to its
     /// first chunk (streams). Empty when no answer came.
@@ -56,10 +59,10 @@ pub struct Meter {
     /// Whether the upstream answered at all: from then on it has read the
     /// prompt, which is charged even if no reply text follows.
     pub answered: bool,
-    /// How many choices came with their `finish_reason`: once every choice
-    /// asked for has, the answer is whole, so a stream that then ends without
-    /// `[DONE]` lost nothing.
-    pub finished_choices: u64,
+    /// The choices that came with their `finish_reason`, by index (a bit
+    /// each; `n` is at most 128): once every choice asked for has, the answer
+    /// is whole, so a stream that then ends without `[DONE]` lost nothing.
+    pub finished: u128,
 }
 
 /// The most tokens a call is charged and recorded for, each way: more than any
@@ -69,12 +72,30 @@ pub struct Meter {
 pub const MOST_TOKENS_A_CALL: u64 = 1_000_000_000;
 
 impl Meter {
-    /// The `(prompt, completion)` tokens charged for what was produced.
-    pub fn tokens(&self, prompt_estimate: u64) -> (u64, u64) {
+    /// The choice with this index has its `finish_reason`.
+    pub fn choice_finished(&mut self, index: u64) {
+        if let Some(bit) = 1u128.checked_shl(index.min(128) as u32) {
+            self.finished |= bit;
+        }
+    }
+
+    /// How many choices have finished.
+    pub fn finished_choices(&self) -> u64 {
+        u64::from(self.finished.count_ones())
+    }
+
+    /// The `(prompt, completion)` tokens charged for what was produced. When
+    /// the upstream sent no usage they are counted, and no count passes the
+    /// hold's: the prompt is the hold's estimate, and the reply at most
+    /// `most_completion`, the tokens the upstream was asked to stop at.
+    pub fn tokens(&self, prompt_estimate: u64, most_completion: u64) -> (u64, u64) {
         // About four bytes per token, as for prompts (`estimate_tokens`).
-        let (prompt, completion) = self
-            .usage
-            .unwrap_or((prompt_estimate, self.reply_bytes.div_ceil(4)));
+        let (prompt, completion) = self.usage.unwrap_or_else(|| {
+            (
+                prompt_estimate,
+                self.reply_bytes.div_ceil(4).min(most_completion),
+            )
+        });
         (
             prompt.min(MOST_TOKENS_A_CALL),
             completion.min(MOST_TOKENS_A_CALL),
@@ -83,6 +104,11 @@ impl Meter {
 }
 
 impl Bill {
+    /// The `(prompt, completion)` tokens charged for `meter`.
+    pub fn counted(&self, meter: &Meter) -> (u64, u64) {
+        meter.tokens(self.prompt_estimate, self.most_completion)
+    }
+
     /// Records how long the upstream took in the metrics; in milliseconds.
     pub fn upstream_took(&self, took: std::time::Duration) -> i64 {
         self.instruments.upstream(&self.model, took);
@@ -135,7 +161,7 @@ impl Bill {
             unused => (None, unused),
         };
         let (prompt, completion) = if produced {
-            meter.tokens(self.prompt_estimate)
+            self.counted(meter)
         } else {
             (0, 0)
         };

@@ -473,6 +473,7 @@ async fn chat(
         stream: request.stream,
         reserved_micros: hold.micros,
         prompt_estimate: hold.prompt_guess,
+        most_completion: hold.max_output_tokens.saturating_mul(hold.choices),
         started,
         upstream_ms: None,
         answered: false,
@@ -691,7 +692,7 @@ impl Forward {
                 }
             }
             Some(Err(UpstreamError::EndedEarly))
-                if self.billing.lock().meter.finished_choices >= self.choices =>
+                if self.billing.lock().meter.finished_choices() >= self.choices =>
             {
                 self.finish(out);
             }
@@ -706,10 +707,11 @@ impl Forward {
         if self.include_usage {
             let counted = {
                 let metered = self.billing.lock();
-                let prompt_estimate = metered.bill.as_ref().map(|bill| bill.prompt_estimate);
-                prompt_estimate
+                metered
+                    .bill
+                    .as_ref()
                     .filter(|_| metered.meter.usage.is_none())
-                    .map(|estimate| metered.meter.tokens(estimate))
+                    .map(|bill| bill.counted(&metered.meter))
             };
             if let Some((prompt, completion)) = counted {
                 out.extend_from_slice(b"data: ");

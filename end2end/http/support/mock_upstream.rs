@@ -56,6 +56,9 @@ pub struct Knobs {
     pub raw_answer: Option<String>,
     /// For a stream: send this text as the SSE body, with status 200, instead.
     pub raw_stream: Option<String>,
+    /// The content type of `raw_answer` and `raw_stream`, instead of
+    /// `application/json` and `text/event-stream`.
+    pub content_type: Option<&'static str>,
 }
 
 impl Default for Knobs {
@@ -74,6 +77,7 @@ impl Default for Knobs {
             body_delay: Duration::ZERO,
             raw_answer: None,
             raw_stream: None,
+            content_type: None,
         }
     }
 }
@@ -233,11 +237,8 @@ async fn chat_completions(
 
     if body["stream"].as_bool() == Some(true) {
         if let Some(text) = knobs.raw_stream {
-            return (
-                [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
-                text,
-            )
-                .into_response();
+            let kind = knobs.content_type.unwrap_or("text/event-stream");
+            return ([(axum::http::header::CONTENT_TYPE, kind)], text).into_response();
         }
         let include_usage =
             knobs.send_usage && body["stream_options"]["include_usage"].as_bool() == Some(true);
@@ -268,13 +269,14 @@ async fn chat_completions(
             return Json(answer).into_response();
         }
         let text = knobs.raw_answer.unwrap_or_else(|| answer.to_string());
+        let kind = knobs.content_type.unwrap_or("application/json");
         let delay = knobs.body_delay;
         let body = futures::stream::once(async move {
             tokio::time::sleep(delay).await;
             Ok::<_, std::io::Error>(text)
         });
         (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            [(axum::http::header::CONTENT_TYPE, kind)],
             axum::body::Body::from_stream(body),
         )
             .into_response()

@@ -56,7 +56,10 @@ pub async fn complete(
     }
     let sent = Instant::now();
     let deadline = sent + timeouts.total;
-    let (first_byte_at, which) = if timeouts.first_byte < timeouts.total {
+    // A JSON answer's headers come only once it is whole: it has until the
+    // total timeout. Cut off sooner, the upstream would finish it anyway,
+    // unpaid, and the SDKs would ask again.
+    let (first_byte_at, which) = if stream && timeouts.first_byte < timeouts.total {
         (sent + timeouts.first_byte, "first byte")
     } else {
         (deadline, "total")
@@ -66,7 +69,12 @@ pub async fn complete(
         .map_err(|_| UpstreamError::Timeout(which))?
         .map_err(transport)?;
     let status = response.status();
-    if !status.is_success() {
+    let media = media_type(response.headers());
+    // A success that is a web page (a `base_url` pointing at a site, a login
+    // portal), or JSON to a stream (an error, or a server that cannot
+    // stream), is no answer: refused before anything is charged.
+    let not_an_answer = media == "text/html" || (stream && is_json(&media));
+    if !status.is_success() || not_an_answer {
         let retry_after_secs = retry_after(response.headers());
         // As much of the message as came in time and within the limit.
         let mut body = until_quiet(response, timeouts.idle, deadline, ERROR_BODY_BYTES);
@@ -74,11 +82,11 @@ pub async fn complete(
         while let Some(Ok(bytes)) = body.next().await {
             text.extend_from_slice(&bytes);
         }
-        return Err(refusal(
-            status.as_u16(),
-            &String::from_utf8_lossy(&text),
-            retry_after_secs,
-        ));
+        let text = String::from_utf8_lossy(&text);
+        if status.is_success() {
+            return Err(wrong_kind(&media, &text));
+        }
+        return Err(refusal(status.as_u16(), &text, retry_after_secs));
     }
     let mut body = until_quiet(response, timeouts.idle, deadline, max_body_bytes);
     if !stream {
@@ -331,15 +339,59 @@ fn until_quiet(
     .boxed()
 }
 
-/// The `error.message` of an OpenAI-shaped body, or a short prefix of the text.
+/// The media type of an answer, lowercase, without its parameters.
+fn media_type(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn is_json(media: &str) -> bool {
+    media == "application/json" || media.ends_with("+json")
+}
+
+/// A success whose body is not the kind asked for (`media`): the upstream's
+/// failure, with its error's message when it sent one.
+fn wrong_kind(media: &str, text: &str) -> UpstreamError {
+    let error = serde_json::from_str::<Value>(text)
+        .ok()
+        .filter(|answer| !answer["error"].is_null());
+    match error {
+        Some(_) => refusal(502, text, None),
+        None => UpstreamError::status(502, format!("it answered {media}, not a chat completion")),
+    }
+}
+
 /// An upstream's error answer: its message (or the start of its text), and
 /// its code and param when the code is one of OpenAI's, which callers branch
 /// on (`context_length_exceeded` above all); any other code is the upstream's
 /// own and is not passed on.
 fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamError {
+    // A proxy in front of the model server gave up waiting for it (504,
+    // Cloudflare's 524), or the server for the request (408): a timeout.
+    if matches!(status, 408 | 504 | 524) {
+        return UpstreamError::Timeout("its own");
+    }
     let parsed: Option<Value> = serde_json::from_str(text).ok();
     let error = parsed.as_ref().map(|answer| &answer["error"]);
     let field = |name: &str| error.and_then(|e| e[name].as_str());
+    // OpenAI's shape first, then the others servers use: a string `error`
+    // (TGI), a top-level `message` (older vLLM), FastAPI's `detail`.
+    let message = field("message").or_else(|| {
+        let answer = parsed.as_ref()?;
+        [
+            &answer["error"],
+            &answer["message"],
+            &answer["detail"],
+            &answer["detail"][0]["msg"],
+        ]
+        .into_iter()
+        .find_map(Value::as_str)
+    });
     // OpenAI answers a used-up account 429 too, with no Retry-After: waiting
     // a second does not help, so it is the upstream's failure (502, logged),
     // not a rate limit for the caller to retry.
@@ -350,7 +402,7 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
     };
     UpstreamError::Status {
         status,
-        message: field("message").map_or_else(|| text.chars().take(200).collect(), str::to_owned),
+        message: message.map_or_else(|| text.chars().take(200).collect(), str::to_owned),
         code: field("code").and_then(openai_code),
         param: field("param")
             .filter(|param| param.len() <= 100)
@@ -421,6 +473,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// The message of each server's error shape, not its JSON; and a
+    /// proxy's timeout is a timeout.
+    #[test]
+    fn an_upstream_refusal_keeps_its_message_whatever_its_shape() {
+        let message = |text: &str| match refusal(400, text, None) {
+            UpstreamError::Status { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        let long = "This model's maximum context length is 4096 tokens";
+        for text in [
+            format!(r#"{{"error":{{"message":"{long}","code":null}}}}"#),
+            format!(r#"{{"object":"error","message":"{long}","type":"BadRequestError"}}"#),
+            format!(r#"{{"error":"{long}","error_type":"validation"}}"#),
+            format!(r#"{{"detail":"{long}"}}"#),
+            format!(r#"{{"detail":[{{"loc":["body"],"msg":"{long}"}}]}}"#),
+        ] {
+            assert_eq!(message(&text), long, "{text}");
+        }
+        assert_eq!(
+            message("<html>Bad Request</html>"),
+            "<html>Bad Request</html>"
+        );
+        for status in [408, 504, 524] {
+            assert!(matches!(
+                refusal(status, "<html>timeout</html>", None),
+                UpstreamError::Timeout(_)
+            ));
+        }
     }
 
     /// The pieces `past_bom` passes on for a body arriving in `pieces`, joined.
