@@ -1046,6 +1046,50 @@ async fn holds_of_calls_still_running_at_shutdown_are_released() {
     assert_eq!(uses, 0);
 }
 
+/// A one-time key's use counts once the upstream has answered: it is
+/// written then, not when a long stream ends, so a crash mid-stream cannot
+/// give it back and the key work again.
+#[tokio::test]
+async fn a_one_time_keys_use_is_written_as_soon_as_the_upstream_answers() {
+    let s = setup(&[]).await;
+    let key = one_time_key(&s.app, "kept@example.com", 10).await;
+    s.mock.set(|k| {
+        k.reply = "one two three four five six seven eight".into();
+        k.chunk_delay = Duration::from_millis(300);
+    });
+    let mut events = long_stream(&s.app, &key).await;
+    events.next().await.unwrap().unwrap();
+    let in_flight = || async {
+        s.app
+            .db_number("SELECT COUNT(*) FROM capped_uses_in_flight")
+            .await
+    };
+    let mut left = in_flight().await;
+    for _ in 0..10 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = in_flight().await;
+    }
+    assert_eq!(left, 0, "the use is still in flight mid-stream");
+    let uses: i64 = s
+        .app
+        .db_number("SELECT usage_count FROM api_keys WHERE name = 'once'")
+        .await;
+    assert_eq!(uses, 1);
+    // The stream is still running: this was written before it ended.
+    assert!(events.next().await.is_some());
+    let mut rest = 0;
+    while let Some(event) = events.next().await {
+        event.unwrap();
+        rest += 1;
+    }
+    assert!(rest > 0);
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_refused(response, 401, "api_key_used_up").await;
+}
+
 /// A stream of the mock's reply for `key`, with room for 2,000 tokens.
 async fn long_stream(
     app: &TestApp,

@@ -759,8 +759,8 @@ async fn take_use(store: &Store, key_id: i64) -> Result<Option<TakenUse>, StoreE
 }
 
 /// A capped key's use taken for a call, in flight until one write ends it.
-/// It counts once the upstream has answered the call (it ends, kept, with
-/// the call's settlement); otherwise it is given back: for a call another
+/// It counts once the upstream has answered the call (it ends, kept, in the
+/// next write); otherwise it is given back: for a call another
 /// limit refused, one the upstream failed or refused before answering, one
 /// whose client left first. Dropped, it is given back too.
 pub struct TakenUse {
@@ -776,6 +776,16 @@ impl TakenUse {
     pub fn end_with_settlement(mut self, end: CappedUseEnd) -> (i64, CappedUseEnd) {
         self.ended = true;
         (self.use_id, end)
+    }
+
+    /// The upstream answered the call, so the use counts whatever follows:
+    /// it ends, kept, in the next write rather than with the settlement, so
+    /// that a crash during a long stream cannot give it back.
+    pub fn keep(mut self) {
+        self.ended = true;
+        let use_id = self.use_id;
+        self.store
+            .queue(|batch| batch.capped_use_ended(use_id, CappedUseEnd::Kept));
     }
 
     /// The server, stopping, gave the use back with the call's hold.

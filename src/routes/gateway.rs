@@ -512,6 +512,9 @@ async fn chat(
     // The upstream accepted the call and is reading the prompt: from here on
     // the prompt is charged however the call ends, a client leaving too.
     bill.answered = true;
+    if let Some(taken) = bill.capped_use.take() {
+        taken.keep();
+    }
     let mut meter = Meter {
         answered: true,
         ..Meter::default()
