@@ -111,7 +111,7 @@ pub async fn complete(
             .boxed(),
         ));
     }
-    let events = utf8_checked(without_bom(body)).eventsource();
+    let events = whole_lines(utf8_checked(without_bom(body))).eventsource();
     // Ends after `[DONE]`, after an error, or when the upstream goes quiet too long.
     let chunks = futures::stream::unfold(Some(events), move |state| async move {
         let mut events = state?;
@@ -238,6 +238,42 @@ fn utf8_checked(
         Ok(bytes) if !text.is_valid(&bytes) => Err(BodyError::NotUtf8),
         item => item,
     })
+}
+
+/// A stream's body passed on in whole lines: eventsource-stream (0.2.3)
+/// reads its whole buffer again each time a piece arrives, so a long line
+/// (an image in base64) in many pieces cost time growing with the square of
+/// its length. What follows a piece's last line end waits for the next piece,
+/// within the body's size limit; most pieces end with a line and pass as
+/// they are.
+fn whole_lines(
+    body: impl futures::Stream<Item = Result<Bytes, BodyError>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
+    let mut pending: Vec<u8> = Vec::new();
+    body.map(Some)
+        .chain(futures::stream::once(std::future::ready(None)))
+        .filter_map(move |item| {
+            std::future::ready(match item {
+                Some(Ok(bytes)) => match bytes.iter().rposition(|b| matches!(b, b'\n' | b'\r')) {
+                    Some(end) if pending.is_empty() && end + 1 == bytes.len() => Some(Ok(bytes)),
+                    Some(end) => {
+                        pending.extend_from_slice(&bytes[..=end]);
+                        let lines = Bytes::from(std::mem::take(&mut pending));
+                        pending.extend_from_slice(&bytes[end + 1..]);
+                        Some(Ok(lines))
+                    }
+                    None => {
+                        pending.extend_from_slice(&bytes);
+                        None
+                    }
+                },
+                Some(Err(error)) => Some(Err(error)),
+                // The body ended: the rest, a line never ended, as it is.
+                None => {
+                    (!pending.is_empty()).then(|| Ok(Bytes::from(std::mem::take(&mut pending))))
+                }
+            })
+        })
 }
 
 /// Checks a text that arrives in pieces, a character split between two
@@ -609,6 +645,35 @@ mod tests {
             ),
             "{first:?}"
         );
+    }
+
+    /// Lines split across pieces reach the SSE parser whole, and the events
+    /// are those of the body however it was split.
+    #[tokio::test]
+    async fn the_sse_parser_gets_whole_lines() {
+        let text: &[u8] = b"data: {\"a\":\"long\"}\r\n\r\n: keep\n\ndata: {}\n\ndata: last";
+        for size in [1, 2, 3, 5, 7, text.len()] {
+            let body: Vec<Result<Bytes, BodyError>> = text
+                .chunks(size)
+                .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+                .collect();
+            let passed: Vec<Bytes> = whole_lines(futures::stream::iter(body))
+                .map(|piece| piece.unwrap())
+                .collect()
+                .await;
+            assert_eq!(passed.concat(), text, "pieces of {size}");
+            // Every piece but the last ends a line.
+            for piece in &passed[..passed.len() - 1] {
+                assert!(matches!(piece.last(), Some(b'\n' | b'\r')), "{piece:?}");
+            }
+            let body: Vec<Result<Bytes, BodyError>> = passed.into_iter().map(Ok).collect();
+            let events: Vec<String> = futures::stream::iter(body)
+                .eventsource()
+                .map(|event| event.unwrap().data)
+                .collect()
+                .await;
+            assert_eq!(events, [r#"{"a":"long"}"#, "{}"], "pieces of {size}");
+        }
     }
 
     /// Marks at the start reach the SSE parser as nothing, whatever the split:
