@@ -196,10 +196,13 @@ pub async fn login(
         event
     };
 
-    if let Err(throttled) = state.login_throttle.check(meta.client_ip, &email) {
-        state.store.record_audit(&fail("throttled", None)).await?;
-        return Err(AccountError::Throttled(throttled));
-    }
+    let attempt = match state.login_throttle.check(meta.client_ip, &email) {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            state.store.record_audit(&fail("throttled", None)).await?;
+            return Err(AccountError::Throttled(throttled));
+        }
+    };
 
     let user = state
         .store
@@ -219,7 +222,7 @@ pub async fn login(
             .await?;
         return Err(AccountError::InvalidCredentials);
     }
-    state.login_throttle.passed(meta.client_ip, &email);
+    state.login_throttle.passed(attempt);
     let user = user.ok_or(AccountError::InvalidCredentials)?;
     if user.status == UserStatus::Disabled {
         state
@@ -278,12 +281,12 @@ async fn is_own_password(
     password: &str,
 ) -> Result<bool, AccountError> {
     let throttle = &state.login_throttle;
-    throttle
+    let attempt = throttle
         .check(meta.client_ip, &user.email)
         .map_err(AccountError::Throttled)?;
     let right = passwords::verify(password, Some(user.password_hash.clone())).await;
     if right {
-        throttle.passed(meta.client_ip, &user.email);
+        throttle.passed(attempt);
     }
     Ok(right)
 }

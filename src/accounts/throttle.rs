@@ -35,6 +35,13 @@ impl std::fmt::Debug for LoginThrottle {
     }
 }
 
+/// The cells one attempt took, given back by [`LoginThrottle::passed`].
+#[derive(Debug)]
+pub struct Attempt {
+    ip: Option<(IpAddr, u64)>,
+    account: (String, u64),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
     pub scope: ThrottleScope,
@@ -69,38 +76,46 @@ impl LoginThrottle {
 
     /// Counts one attempt. An attempt refused by one budget takes nothing
     /// from the other.
-    pub fn check(&self, ip: Option<IpAddr>, account: &str) -> Result<(), Throttled> {
+    pub fn check(&self, ip: Option<IpAddr>, account: &str) -> Result<Attempt, Throttled> {
         let clock = DefaultClock::default();
-        let ip = ip.map(counted_address);
-        if let Some(ip) = ip {
-            self.per_ip.check_key(&ip).map_err(|not_until| Throttled {
-                scope: ThrottleScope::ClientIp,
-                retry_after: not_until.wait_time_from(clock.now()),
-            })?;
-        }
-        self.per_account
-            .check_key(&account.to_owned())
-            .map_err(|not_until| {
-                self.give_back_ip(ip);
-                Throttled {
-                    scope: ThrottleScope::Account,
+        let account = account.to_owned();
+        let ip = match ip.map(counted_address) {
+            None => None,
+            Some(ip) => {
+                self.per_ip.check_key(&ip).map_err(|not_until| Throttled {
+                    scope: ThrottleScope::ClientIp,
                     retry_after: not_until.wait_time_from(clock.now()),
-                }
-            })
+                })?;
+                Some((ip, self.ip_cells.taken_until(&ip)))
+            }
+        };
+        if let Err(not_until) = self.per_account.check_key(&account) {
+            self.give_back_ip(ip);
+            return Err(Throttled {
+                scope: ThrottleScope::Account,
+                retry_after: not_until.wait_time_from(clock.now()),
+            });
+        }
+        let account_until = self.account_cells.taken_until(&account);
+        Ok(Attempt {
+            ip,
+            account: (account, account_until),
+        })
     }
 
     /// Gives back the cells a [`Self::check`] took, once the password it
     /// let through was right.
-    pub fn passed(&self, ip: Option<IpAddr>, account: &str) {
-        self.give_back_ip(ip.map(counted_address));
+    pub fn passed(&self, attempt: Attempt) {
+        self.give_back_ip(attempt.ip);
+        let (account, until) = attempt.account;
         self.account_cells
-            .give_back(&account.to_owned(), self.account_interval);
+            .give_back(&account, self.account_interval, until);
     }
 
-    /// Gives back a cell of the budget of `ip`, a [`counted_address`].
-    fn give_back_ip(&self, ip: Option<IpAddr>) {
-        if let Some(ip) = ip {
-            self.ip_cells.give_back(&ip, self.ip_interval);
+    /// Gives back a cell of the budget of a [`counted_address`].
+    fn give_back_ip(&self, ip: Option<(IpAddr, u64)>) {
+        if let Some((ip, until)) = ip {
+            self.ip_cells.give_back(&ip, self.ip_interval, until);
         }
     }
 

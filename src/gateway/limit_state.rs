@@ -22,6 +22,7 @@ use std::{
 };
 
 use governor::{
+    clock::{Clock, DefaultClock, Reference},
     nanos::Nanos,
     state::{NotKeyed, StateStore, keyed::ShrinkableKeyedStateStore},
 };
@@ -92,14 +93,19 @@ impl StateStore for Probed {
 /// Its keys are client addresses and typed account names, which a caller
 /// chooses: std's SipHash, randomly keyed per map, not foldhash, which is not
 /// meant for keys an attacker picks to collide.
+///
+/// Made before its limiter, it reads the time first: governor counts the
+/// states from its own start, a moment later.
 pub struct Returnable<K> {
     states: Arc<Mutex<HashMap<K, u64>>>,
+    started: <DefaultClock as Clock>::Instant,
 }
 
 impl<K> Clone for Returnable<K> {
     fn clone(&self) -> Self {
         Self {
             states: self.states.clone(),
+            started: self.started,
         }
     }
 }
@@ -108,6 +114,7 @@ impl<K> Default for Returnable<K> {
     fn default() -> Self {
         Self {
             states: Arc::default(),
+            started: DefaultClock::default().now(),
         }
     }
 }
@@ -117,11 +124,30 @@ impl<K: Hash + Eq + Clone> Returnable<K> {
         self.states.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Gives back one cell taken for `key` from a limiter whose emission
-    /// interval (the quota's replenish interval) is `interval`.
-    pub fn give_back(&self, key: &K, interval: Duration) {
+    /// When the cells taken for `key` so far are all back: read just after
+    /// a take, when that cell is back, for [`Self::give_back`].
+    pub fn taken_until(&self, key: &K) -> u64 {
+        self.lock().get(key).copied().unwrap_or_default()
+    }
+
+    /// Gives back what is left of a cell taken for `key` from a limiter whose
+    /// emission interval (the quota's replenish interval) is `interval`;
+    /// `taken_until` is what [`Self::taken_until`] read when it was taken.
+    /// Only the part that has not come back by itself: once its time has
+    /// passed the cell is whole again, and taking an interval off then would
+    /// free the cell of a call that came since.
+    pub fn give_back(&self, key: &K, interval: Duration, taken_until: u64) {
+        // Read from before the limiter's start, so a little past its now:
+        // at worst a little less is given back.
+        let now = DefaultClock::default()
+            .now()
+            .duration_since(self.started)
+            .as_u64();
+        let left = taken_until
+            .saturating_sub(now)
+            .min(Nanos::from(interval).as_u64());
         if let Some(tat) = self.lock().get_mut(key) {
-            *tat = tat.saturating_sub(Nanos::from(interval).as_u64());
+            *tat = tat.saturating_sub(left);
         }
     }
 }
@@ -202,14 +228,42 @@ mod tests {
         let (a, b) = ("a", "b");
         assert!(limiter.check_key(&a).is_ok());
         assert!(limiter.check_key(&a).is_ok());
+        let until = states.taken_until(&a);
         assert!(limiter.check_key(&a).is_err());
-        states.give_back(&a, quota.replenish_interval());
+        states.give_back(&a, quota.replenish_interval(), until);
         assert!(limiter.check_key(&a).is_ok());
         assert!(limiter.check_key(&a).is_err());
         // Another key is untouched, and giving back what was never taken is harmless.
-        states.give_back(&b, quota.replenish_interval());
+        states.give_back(&b, quota.replenish_interval(), until);
         assert!(limiter.check_key(&b).is_ok());
         assert!(limiter.check_key(&b).is_ok());
         assert!(limiter.check_key(&b).is_err());
+    }
+
+    /// A cell that came back by itself is not given back again: that would
+    /// free the one a later call took.
+    #[test]
+    fn a_give_back_frees_only_what_is_left_of_its_cell() {
+        // A cell every 100 ms, a burst of two.
+        let quota = Quota::with_period(Duration::from_millis(100))
+            .unwrap()
+            .allow_burst(NonZeroU32::new(2).unwrap());
+        let states = Returnable::default();
+        let limiter: RateLimiter<&str, Returnable<&str>, DefaultClock> =
+            RateLimiter::new(quota, states.clone(), DefaultClock::default());
+        // A call takes a cell, which is back 100 ms later; two more calls
+        // then take the burst.
+        assert!(limiter.check_key(&"a").is_ok());
+        let first = states.taken_until(&"a");
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(limiter.check_key(&"a").is_ok());
+        assert!(limiter.check_key(&"a").is_ok());
+        assert!(limiter.check_key(&"a").is_err());
+        // The first call is refused late: its cell is long back.
+        states.give_back(&"a", quota.replenish_interval(), first);
+        assert!(
+            limiter.check_key(&"a").is_err(),
+            "the give-back freed a cell taken after its own came back"
+        );
     }
 }

@@ -227,6 +227,16 @@ pub struct Limiters {
     calls: AtomicU64,
 }
 
+/// What [`Limiters::admit_ip`] took from a client address's windows, for
+/// [`Limiters::give_back_ip`]: a cell of its minute window, and one of its day.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressTaken {
+    /// As counted (`counted_address`).
+    ip: IpAddr,
+    /// When the minute cell is back by itself.
+    minute_cell_until: u64,
+}
+
 /// What an admitted call holds until it ends: its parallel slot, the
 /// number of its credit hold, and its capped key's use, which the settlement
 /// keeps or gives back.
@@ -331,7 +341,7 @@ impl Limiters {
         ip: IpAddr,
         buckets: &Buckets,
         headers: &mut RateHeaders,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<AddressTaken, GatewayError> {
         let ip = counted_address(ip);
         if self
             .calls
@@ -341,11 +351,17 @@ impl Limiters {
             self.ip_minute.retain_recent();
         }
         let per_minute = u64::from(self.ip_per_minute.get());
-        match self.ip_minute.check_key(&ip) {
-            Ok(snapshot) => headers.consider_from(
-                minute_state(per_minute, snapshot.remaining_burst_capacity()),
-                true,
-            ),
+        let taken = match self.ip_minute.check_key(&ip) {
+            Ok(snapshot) => {
+                headers.consider_from(
+                    minute_state(per_minute, snapshot.remaining_burst_capacity()),
+                    true,
+                );
+                AddressTaken {
+                    ip,
+                    minute_cell_until: self.ip_minute_states.taken_until(&ip),
+                }
+            }
             Err(not_until) => {
                 let secs = wait_secs(&not_until);
                 headers.consider(full_minute_state(per_minute, secs));
@@ -357,13 +373,13 @@ impl Limiters {
                     retry_after_secs: secs,
                 });
             }
-        }
+        };
         let per_day = i64::from(self.ip_per_day.get());
         let window = ip_day_window(ip, buckets);
         let counted = match accounts.count(&window, per_day).await {
             Ok(counted) => counted,
             Err(error) => {
-                self.give_back_ip_minute(ip);
+                self.give_back_ip_minute(taken);
                 return Err(error.into());
             }
         };
@@ -377,7 +393,7 @@ impl Limiters {
                 true,
             ),
             None => {
-                self.give_back_ip_minute(ip);
+                self.give_back_ip_minute(taken);
                 headers.consider_from(
                     WindowState {
                         limit: per_day as u64,
@@ -395,7 +411,7 @@ impl Limiters {
                 });
             }
         }
-        Ok(())
+        Ok(taken)
     }
 
     /// Returns what [`Self::admit_ip`] took, for a call a later limit
@@ -403,19 +419,19 @@ impl Limiters {
     pub fn give_back_ip(
         &self,
         accounts: &Accounts,
-        ip: IpAddr,
+        taken: AddressTaken,
         buckets: &Buckets,
         headers: &mut RateHeaders,
     ) {
-        let ip = counted_address(ip);
-        self.give_back_ip_minute(ip);
-        accounts.uncount(&ip_day_window(ip, buckets));
+        self.give_back_ip_minute(taken);
+        accounts.uncount(&ip_day_window(taken.ip, buckets));
         headers.address_given_back();
     }
 
-    fn give_back_ip_minute(&self, ip: IpAddr) {
+    fn give_back_ip_minute(&self, taken: AddressTaken) {
         let interval = Quota::per_minute(self.ip_per_minute).replenish_interval();
-        self.ip_minute_states.give_back(&ip, interval);
+        self.ip_minute_states
+            .give_back(&taken.ip, interval, taken.minute_cell_until);
     }
 
     /// The user's minute windows under `plan`. Called only inside the

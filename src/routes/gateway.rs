@@ -20,7 +20,7 @@ use crate::{
         Gateway, StopSignal,
         error::GatewayError,
         hold::Hold,
-        limits::{Buckets, RateHeaders, Running},
+        limits::{AddressTaken, Buckets, RateHeaders, Running},
         parse::ChatRequest,
         providers::{Reply, UpstreamError, estimate_definition_tokens},
         refusals,
@@ -44,10 +44,14 @@ pub async fn chat_completions(
 ) -> Response {
     let mut rate = RateHeaders::default();
     let outcome = async {
-        let buckets = admit_address(&state, &meta, &mut rate).await?;
+        let admitted = admit_address(&state, &meta, &mut rate).await?;
         let request = ChatRequest::parse(&body)?;
         Ok(
-            match chat(&state, &meta, &headers, request, false, &buckets, &mut rate).await? {
+            match chat(
+                &state, &meta, &headers, request, false, &admitted, &mut rate,
+            )
+            .await?
+            {
                 Answer::Json(body) => json_response(body),
                 Answer::Stream(response) => response,
             },
@@ -88,9 +92,9 @@ pub async fn simple_response(
 ) -> Response {
     let mut rate = RateHeaders::default();
     let outcome = async {
-        let buckets = admit_address(&state, &meta, &mut rate).await?;
+        let admitted = admit_address(&state, &meta, &mut rate).await?;
         let request = simple_request(&state, &body)?;
-        match chat(&state, &meta, &headers, request, true, &buckets, &mut rate).await? {
+        match chat(&state, &meta, &headers, request, true, &admitted, &mut rate).await? {
             Answer::Json(body) => {
                 let body: Value = serde_json::from_slice(&body)
                     .map_err(|e| GatewayError::Internal(format!("a relayed answer: {e}")))?;
@@ -201,17 +205,17 @@ async fn models_for_key(
     headers: &HeaderMap,
     rate: &mut RateHeaders,
 ) -> Result<Vec<Value>, GatewayError> {
-    let buckets = admit_address(state, meta, rate).await?;
+    let admitted = admit_address(state, meta, rate).await?;
     let (holder, plan) = verify(
         state,
         meta,
         headers,
-        &buckets,
+        &admitted,
         rate,
         auth::UsesCounted::Refuse,
     )
     .await?;
-    peek_user(state, holder.user.id, &plan, &buckets, rate).await;
+    peek_user(state, holder.user.id, &plan, &admitted.buckets, rate).await;
     let names = state.gateway.models.iter().map(|m| m.name.as_str());
     let created = Utc::now().timestamp();
     Ok(restrictions::allowed_models(&holder.key, &plan, names)
@@ -309,24 +313,33 @@ fn json_response(body: Vec<u8>) -> Response {
     response
 }
 
+/// What stage 1 gives the later stages: the windows' names at the call's
+/// start, and what it took from the address's windows.
+struct Admitted {
+    buckets: Buckets,
+    address: Option<AddressTaken>,
+}
+
 /// Stage 1, the client IP's windows: first of all, so that a flood of calls
 /// is cut off before its bodies are parsed or its keys looked up, and every
-/// answer, a bad body's too, carries the rate-limit headers. Returns the
-/// windows' names for the later stages.
+/// answer, a bad body's too, carries the rate-limit headers.
 async fn admit_address(
     state: &AppState,
     meta: &RequestMeta,
     rate: &mut RateHeaders,
-) -> Result<Buckets, GatewayError> {
+) -> Result<Admitted, GatewayError> {
     let buckets = Buckets::at(Utc::now());
-    if let Some(ip) = meta.client_ip {
-        state
-            .gateway
-            .limiters
-            .admit_ip(&state.gateway.accounts, ip, &buckets, rate)
-            .await?;
-    }
-    Ok(buckets)
+    let address = match meta.client_ip {
+        Some(ip) => Some(
+            state
+                .gateway
+                .limiters
+                .admit_ip(&state.gateway.accounts, ip, &buckets, rate)
+                .await?,
+        ),
+        None => None,
+    };
+    Ok(Admitted { buckets, address })
 }
 
 /// Stages 3 and 4 (the key, the caller restrictions), with the key's plan.
@@ -336,7 +349,7 @@ async fn verify(
     state: &AppState,
     meta: &RequestMeta,
     headers: &HeaderMap,
-    buckets: &Buckets,
+    admitted: &Admitted,
     rate: &mut RateHeaders,
     uses_counted: auth::UsesCounted,
 ) -> Result<(KeyHolder, PlanRecord), GatewayError> {
@@ -352,13 +365,13 @@ async fn verify(
         Err(error) => {
             let error = GatewayError::Key(error);
             // A one-time key used up is a limit refusing the call.
-            give_back_address(state, meta, buckets, rate, &error);
+            give_back_address(state, admitted, rate, &error);
             return Err(error);
         }
     };
     let plan = state.store.plan_of_user(holder.user.id).await?;
     if let Err(error) = restrictions::check_caller(&holder, meta.client_ip, headers) {
-        peek_user(state, holder.user.id, &plan, buckets, rate).await;
+        peek_user(state, holder.user.id, &plan, &admitted.buckets, rate).await;
         return Err(error);
     }
     Ok((holder, plan))
@@ -367,18 +380,19 @@ async fn verify(
 /// A call another limit refused takes nothing from its address's windows.
 fn give_back_address(
     state: &AppState,
-    meta: &RequestMeta,
-    buckets: &Buckets,
+    admitted: &Admitted,
     rate: &mut RateHeaders,
     error: &GatewayError,
 ) {
-    if let Some(ip) = meta.client_ip
+    if let Some(taken) = admitted.address
         && error.is_limit()
     {
-        state
-            .gateway
-            .limiters
-            .give_back_ip(&state.gateway.accounts, ip, buckets, rate);
+        state.gateway.limiters.give_back_ip(
+            &state.gateway.accounts,
+            taken,
+            &admitted.buckets,
+            rate,
+        );
     }
 }
 
@@ -406,13 +420,13 @@ async fn chat(
     headers: &HeaderMap,
     mut request: ChatRequest,
     any_model: bool,
-    buckets: &Buckets,
+    admitted: &Admitted,
     rate: &mut RateHeaders,
 ) -> Result<Answer, GatewayError> {
     let started = Instant::now();
     // A one-time key's use is taken, exactly, with the other limits.
     let uses = auth::UsesCounted::LeaveToTheTake;
-    let (holder, plan) = verify(state, meta, headers, buckets, rate, uses).await?;
+    let (holder, plan) = verify(state, meta, headers, admitted, rate, uses).await?;
     let admission = async {
         if any_model {
             let names = state.gateway.models.iter().map(|m| m.name.as_str());
@@ -446,7 +460,7 @@ async fn chat(
                 hold.tokens(),
                 hold.micros,
                 meta.request_id.as_deref(),
-                buckets,
+                &admitted.buckets,
                 rate,
             )
             .await?;
@@ -454,11 +468,11 @@ async fn chat(
     }
     .await;
     let (model, messages, hold, admit) = match admission {
-        Ok(admitted) => admitted,
+        Ok(ready) => ready,
         Err(error) => {
-            give_back_address(state, meta, buckets, rate, &error);
+            give_back_address(state, admitted, rate, &error);
             // Its answer shows the user's windows as they stand.
-            peek_user(state, holder.user.id, &plan, buckets, rate).await;
+            peek_user(state, holder.user.id, &plan, &admitted.buckets, rate).await;
             return Err(error);
         }
     };
