@@ -18,6 +18,7 @@ use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
 use tower_sessions::{
@@ -558,7 +559,8 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         )
         // After routing, so requests are counted under their route's template.
         .route_layer(record())
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+    let dashboard = with_dashboard_headers(dashboard)
         .layer(session_layer)
         .layer(limit_body())
         .layer(middleware::from_fn_with_state(
@@ -598,6 +600,40 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         .layer(DefaultBodyLimit::disable())
         .service(app);
     Router::new().fallback_service(layered)
+}
+
+/// What every dashboard answer carries: it may not be framed (a page on a
+/// sibling subdomain could frame the admin pages and steer clicks on their
+/// buttons) nor sniffed, and a page, which may show a new key or balances, is
+/// kept in no cache; the static files keep theirs.
+fn with_dashboard_headers(router: Router<AppState>) -> Router<AppState> {
+    use axum::http::{HeaderValue, header};
+    fn no_store_for_pages(response: &axum::response::Response) -> Option<HeaderValue> {
+        let is_page = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|kind| kind.as_bytes().starts_with(b"text/html"));
+        is_page.then(|| HeaderValue::from_static("no-store"))
+    }
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("frame-ancestors 'none'"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                no_store_for_pages as fn(&axum::response::Response) -> Option<HeaderValue>,
+            )),
+    )
 }
 
 /// The developers' model API: `/v1/chat/completions`, `/v1/models` (and one

@@ -23,6 +23,49 @@ async fn home_page_renders_on_the_server_with_hydration_scripts() {
     assert!(html.contains(&format!("{}/v1", app.base_url)), "{html}");
 }
 
+/// The dashboard cannot be framed (clicks on its admin buttons steered from
+/// a sibling subdomain) nor sniffed, and its pages, which show new keys and
+/// balances, stay in no cache; its static files may.
+#[tokio::test]
+async fn dashboard_answers_refuse_framing_and_pages_are_not_cached() {
+    let app = spawn_app().await;
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+    for path in ["/", "/keys", "/no/such/page", "/favicon.svg", "/api/v1/me"] {
+        let response = app.get(path).await;
+        assert_eq!(
+            header(&response, "x-frame-options").as_deref(),
+            Some("DENY"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&response, "content-security-policy").as_deref(),
+            Some("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&response, "x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{path}"
+        );
+        let page =
+            header(&response, "content-type").is_some_and(|kind| kind.starts_with("text/html"));
+        let cache = header(&response, "cache-control");
+        assert_eq!(
+            page,
+            cache.as_deref() == Some("no-store"),
+            "{path}: {cache:?}"
+        );
+    }
+    // The model API is for programs, not frames: it is left as it was.
+    let response = app.get("/v1/models").await;
+    assert!(header(&response, "x-frame-options").is_none());
+}
+
 #[tokio::test]
 async fn unknown_page_is_a_friendly_404() {
     let app = spawn_app().await;
