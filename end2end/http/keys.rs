@@ -363,6 +363,11 @@ async fn a_bulk_revocation_audits_each_key_it_revoked() {
     // Again: nothing left to revoke, nothing audited.
     let response = revoke(vec![ids[0]]).await.unwrap();
     assert_eq!(response.json::<Value>().await.unwrap(), json!(0));
+    // A list longer than any plan's keys is refused whole, before any write.
+    let response = revoke((0..501).collect()).await.unwrap();
+    assert_ne!(response.status(), 200);
+    let error = response.text().await.unwrap();
+    assert!(error.contains("at most 500 keys"), "{error}");
 
     let targets: Vec<String> = sqlx::query_scalar(
         "SELECT target FROM audit_events WHERE action = 'key.revoke' ORDER BY id",

@@ -596,12 +596,28 @@ pub async fn update(
 }
 
 /// Revokes the listed keys; effective on the next request.
+/// The most keys one request may revoke or rotate: more than any plan's keys,
+/// and few enough that a request cannot hold the one database writer for long.
+pub const MOST_KEYS_AT_ONCE: usize = 500;
+
+/// Refuses a list of keys longer than [`MOST_KEYS_AT_ONCE`].
+fn at_most_a_batch(key_ids: &[i64]) -> Result<(), KeyError> {
+    if key_ids.len() > MOST_KEYS_AT_ONCE {
+        return Err(KeyError::Invalid(BTreeMap::from([(
+            "ids".to_owned(),
+            format!("Select at most {MOST_KEYS_AT_ONCE} keys at once."),
+        )])));
+    }
+    Ok(())
+}
+
 pub async fn revoke(
     store: &Store,
     meta: &RequestMeta,
     user_id: i64,
     key_ids: &[i64],
 ) -> Result<u64, KeyError> {
+    at_most_a_batch(key_ids)?;
     let audit = RevocationAudit::EachKey(AuditEvent::new("key.revoke", meta).actor(user_id));
     Ok(store.revoke_keys(user_id, key_ids, audit).await?)
 }
@@ -649,6 +665,7 @@ pub async fn rotate_many(
     key_ids: &[i64],
     grace_secs: i64,
 ) -> Result<Vec<IssuedKey>, KeyError> {
+    at_most_a_batch(key_ids)?;
     rotate_as(
         store,
         hasher,
