@@ -19,6 +19,9 @@ impl InvalidInput {
     }
 }
 
+/// The longest email address, in bytes (RFC 5321's path limit less its brackets).
+pub const EMAIL_MAX_BYTES: usize = 254;
+
 /// A trimmed, lowercased email address of plausible shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
@@ -31,7 +34,9 @@ impl Email {
         if email.is_empty() {
             return Err(InvalidInput::new("email", "Enter your email address."));
         }
-        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if email.len() > EMAIL_MAX_BYTES
+            || email.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid());
         }
         let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;

@@ -38,18 +38,35 @@ fn verify_blocking(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Turns at hashing: each hash holds 19 MiB, and the blocking pool would run
+/// up to 512 at once (a flood of sign-ups or logins, about 9.5 GiB). Two a
+/// core keep every core busy; the rest wait.
+static TURNS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    tokio::sync::Semaphore::new(2 * cores)
+});
+
+/// Runs `work` on the blocking pool in its turn.
+async fn in_turn<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    // The semaphore is never closed.
+    let _turn = TURNS.acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 pub async fn hash(password: &Password) -> Result<String, String> {
     let password = password.expose().to_owned();
-    tokio::task::spawn_blocking(move || hash_blocking(&password).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())?
+    in_turn(move || hash_blocking(&password).map_err(|e| e.to_string())).await?
 }
 
 /// Verifies `password` against `phc`, or against the dummy hash when there is no
 /// stored hash, so both paths take the same time.
 pub async fn verify(password: &str, phc: Option<String>) -> bool {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || match phc {
+    in_turn(move || match phc {
         Some(phc) => verify_blocking(&password, &phc),
         None => {
             verify_blocking(&password, &DUMMY_HASH);

@@ -54,6 +54,16 @@ pub enum ThrottleScope {
     Account,
 }
 
+impl ThrottleScope {
+    /// The `limit` label of its refusals in the metrics.
+    pub fn limit_name(self) -> &'static str {
+        match self {
+            Self::ClientIp => "login_client_ip",
+            Self::Account => "login_account",
+        }
+    }
+}
+
 impl LoginThrottle {
     /// `per_ip` and `per_account` failed attempts a minute, each usable as a
     /// burst.
