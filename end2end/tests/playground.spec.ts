@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { register, watchErrors } from "./support";
+import { register, registerAccount, watchErrors } from "./support";
 
 test("paste a key, stream a reply from demo, hit the plan's limit and see the countdown", async ({ page }) => {
   const errors = watchErrors(page, { allow4xx: true });
@@ -54,7 +54,7 @@ test("paste a key, stream a reply from demo, hit the plan's limit and see the co
 
 test("a bad key is explained, and a key just shown is offered without pasting", async ({ page }) => {
   const errors = watchErrors(page, { allow4xx: true });
-  const key = await register(page, "play");
+  const { key, email, password } = await registerAccount(page, "play");
 
   // Client-side navigation from /welcome keeps the new key in memory.
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
@@ -70,6 +70,26 @@ test("a bad key is explained, and a key just shown is offered without pasting", 
   await expect(refusal).toContainText("The key was not accepted (401)");
   await expect(refusal).toContainText("Paste the whole key");
   await expect(page.getByTestId("retry-countdown")).toHaveCount(0);
+  // The refused message stays on screen but is not sent again.
+  const asked = page.getByTestId("transcript").locator('[data-role="user"]');
+  await expect(asked).toHaveAttribute("data-left-out", "true");
+  await expect(page.getByTestId("transcript").locator('[data-role="assistant"]')).toHaveCount(0);
+
+  // After a logout and a login on this tab, with no reload between, the key
+  // is no longer offered (on a shared computer, the next person's playground).
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await page.evaluate(() => ((window as unknown as { sameTab: boolean }).sameTab = true));
+  await nav.getByRole("button", { name: "Log out" }).click();
+  await nav.getByRole("link", { name: "Log in" }).click();
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(nav.getByRole("button", { name: "Log out" })).toBeVisible();
+  await nav.getByRole("link", { name: "Playground" }).click();
+  await expect(page).toHaveURL(/\/playground$/);
+  await expect(page.getByLabel("API key")).toHaveValue("");
+  // The page was never reloaded, which would have forgotten the key anyway.
+  expect(await page.evaluate(() => (window as unknown as { sameTab?: boolean }).sameTab)).toBe(true);
 
   expect(errors).toEqual([]);
 });

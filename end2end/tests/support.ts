@@ -24,11 +24,22 @@ export const unique = () => `${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
  * requests a minute) and returns the primary key /welcome shows once.
  */
 export async function register(page: Page, who: string): Promise<string> {
+  return (await registerAccount(page, who)).key;
+}
+
+/** {@link register}, with the account's email and password. */
+export async function registerAccount(
+  page: Page,
+  who: string,
+): Promise<{ key: string; email: string; password: string }> {
+  const email = `${who}-${unique()}@example.com`;
+  const password = `${who}-long-passphrase-5`;
   await page.goto("/register");
-  await page.getByLabel("Email").fill(`${who}-${unique()}@example.com`);
+  await page.getByLabel("Email").fill(email);
   await page.getByLabel("Display name").fill(`E2E ${who}`);
-  await page.getByLabel("Password").fill(`${who}-long-passphrase-5`);
+  await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page).toHaveURL(/\/welcome$/);
-  return ((await page.getByTestId("primary-key").textContent()) ?? "").trim();
+  const key = ((await page.getByTestId("primary-key").textContent()) ?? "").trim();
+  return { key, email, password };
 }

@@ -21,8 +21,26 @@ use crate::{accounts::types::FormError, keys::types::IssuedKey};
 #[derive(Clone, Copy)]
 pub struct RecentKey(pub RwSignal<Option<String>>);
 
+/// Provides the [`RecentKey`], forgotten when the signed-in account changes
+/// (a logout, or another account signing in): the app is not reloaded then,
+/// and the next account on this tab must not be offered the last one's key.
 pub fn provide_recent_key() {
-    provide_context(RecentKey(RwSignal::new(None)));
+    let recent = RwSignal::new(None);
+    provide_context(RecentKey(recent));
+    if let Some(user) = use_context::<super::nav::UserResource>() {
+        let signed_in = StoredValue::new(None::<i64>);
+        Effect::new(move |_| {
+            // Only a known answer counts, not a refetch in flight.
+            let Some(Ok(now)) = user.get() else {
+                return;
+            };
+            let now = now.map(|me| me.id);
+            if signed_in.get_value().is_some_and(|was| Some(was) != now) {
+                recent.set(None);
+            }
+            signed_in.set_value(now);
+        });
+    }
 }
 
 impl RecentKey {
@@ -54,6 +72,19 @@ pub async fn get_model_names() -> Result<Vec<String>, FormError> {
 pub struct Turn {
     pub role: &'static str,
     pub content: String,
+    /// A message whose call was refused, or stopped before any answer: it
+    /// stays on screen but is not sent again with the next message.
+    pub left_out: bool,
+}
+
+impl Turn {
+    fn new(role: &'static str, content: String) -> Self {
+        Self {
+            role,
+            content,
+            left_out: false,
+        }
+    }
 }
 
 /// The request window the last answer reported in its `x-ratelimit-*` headers.
@@ -90,6 +121,7 @@ impl Refusal {
                 self.code.as_deref().map_or("too many requests", limit_name)
             ),
             502 => "The model's server failed".into(),
+            503 => "Tollgate is restarting".into(),
             504 => "The model's server did not answer in time".into(),
             status => format!("The call failed ({status})"),
         }
@@ -97,25 +129,49 @@ impl Refusal {
 
     /// What to do about it.
     pub fn advice(&self) -> &'static str {
-        match self.status {
-            401 => {
+        match (self.status, self.code.as_deref()) {
+            (401, Some("api_key_used_up")) => {
+                "This key has made all the calls its usage cap allows. Create a new key on the Keys page."
+            }
+            (401, Some("revoked_api_key" | "expired_api_key")) => {
+                "This key no longer works. Create a new one on the Keys page."
+            }
+            (401, _) => {
                 "Paste the whole key (it starts with tg_). Revoked or expired keys stop working; create a new one on the Keys page."
             }
-            402 => {
-                "Your balance does not cover this call's worst case. Ask for fewer tokens, or get credits from your plan's monthly grant or an admin."
+            (402, _) => {
+                "Your balance does not cover this call's worst case: the model's longest reply at its prices. Pick a cheaper model, or get credits from your plan's monthly grant or an admin."
             }
-            403 => {
+            (403, Some("account_disabled")) => {
+                "Your account is disabled, so its keys do not work. Ask an admin."
+            }
+            (403, _) => {
                 "Check the key's scopes (it needs chat), allowed models, IP allowlist and referrer domains on the Keys page."
             }
-            429 if self.code.as_deref() == Some("upstream_rate_limited") => {
+            (413, _) | (400, Some("context_length_exceeded")) => {
+                "The conversation is too long for the model. Clear it, or send a shorter message."
+            }
+            (503, _) => "Try again in a moment: only what was produced is charged.",
+            (429, Some("upstream_rate_limited")) => {
                 "The model's server is busy, not your plan: try again when the countdown ends."
             }
-            429 => {
+            (429, _) => {
                 "Wait for the window to reset, or pick a plan with higher limits on the Plans page."
             }
-            502 | 504 => "Try again in a moment.",
+            (502 | 504, _) => "Try again in a moment.",
             _ => "",
         }
+    }
+}
+
+/// The status a stream's error event stands for: the stream answered 200
+/// before it failed.
+pub fn status_of_stream_error(code: Option<&str>) -> u16 {
+    match code {
+        Some("upstream_timeout") => 504,
+        Some("server_stopping") => 503,
+        Some("upstream_rejected_request") => 400,
+        _ => 502,
     }
 }
 
@@ -166,7 +222,10 @@ fn Playground() -> impl IntoView {
     let turns = RwSignal::new(Vec::<Turn>::new());
     let streaming = RwSignal::new(false);
     let refusal = RwSignal::new(None::<Refusal>);
-    let countdown = RwSignal::new(None::<u64>);
+    // When the call may be tried again, and the time the page last looked,
+    // both in ms since the epoch.
+    let countdown = RwSignal::new(None::<f64>);
+    let clock = RwSignal::new(0.0);
     let rate = RwSignal::new(RateInfo::default());
     // The models the pasted key may call, from `GET /v1/models` with that key;
     // until it answers, every model in the table.
@@ -179,8 +238,13 @@ fn Playground() -> impl IntoView {
     // the page hydrates, which would otherwise empty what was typed before.
     let hydrated = super::forms::hydrated();
 
-    tick_countdown(countdown);
+    tick_clock(clock);
     chat::follow_key_models(key, key_models);
+    // A new key's windows are not the last key's.
+    Effect::new(move |_| {
+        key.track();
+        rate.set(RateInfo::default());
+    });
 
     let send = move || {
         let message = draft.get_untracked().trim().to_owned();
@@ -200,24 +264,14 @@ fn Playground() -> impl IntoView {
         refusal.set(None);
         countdown.set(None);
         draft.set(String::new());
-        turns.update(|t| {
-            t.push(Turn {
-                role: "user",
-                content: message,
-            });
-        });
+        turns.update(|t| t.push(Turn::new("user", message)));
         let request = chat::Request {
             key: secret,
             model: model.get_untracked(),
             system: system.get_untracked(),
             history: turns.get_untracked(),
         };
-        turns.update(|t| {
-            t.push(Turn {
-                role: "assistant",
-                content: String::new(),
-            });
-        });
+        turns.update(|t| t.push(Turn::new("assistant", String::new())));
         streaming.set(true);
         chat::start(
             request,
@@ -226,6 +280,7 @@ fn Playground() -> impl IntoView {
                 turns,
                 refusal,
                 countdown,
+                clock,
                 rate,
                 streaming,
             },
@@ -272,6 +327,7 @@ fn Playground() -> impl IntoView {
                             }
                             view! {
                                 <select id="pg-model" class=INPUT
+                                    disabled=move || !hydrated.get()
                                     prop:value=move || model.get()
                                     on:change=move |ev| model.set(event_target_value(&ev))>
                                     {names.into_iter().map(|n| {
@@ -296,7 +352,7 @@ fn Playground() -> impl IntoView {
             </section>
             <section class=format!("{CARD} md:col-span-2 flex flex-col") aria-label="Conversation">
                 <Transcript turns streaming />
-                <RefusalPanel refusal countdown />
+                <RefusalPanel refusal countdown clock />
                 <form class="mt-4 flex flex-col gap-2" on:submit=move |ev| { ev.prevent_default(); send(); }>
                     <label for="pg-message" class="sr-only">"Message"</label>
                     <textarea id="pg-message" rows="3" placeholder="Ask something…" class=INPUT
@@ -304,7 +360,8 @@ fn Playground() -> impl IntoView {
                         prop:value=move || draft.get()
                         on:input=move |ev| draft.set(event_target_value(&ev))
                         on:keydown=move |ev| {
-                            if ev.key() == "Enter" && !ev.shift_key() {
+                            // Not while an input method composes: its Enter picks a word.
+                            if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
                                 ev.prevent_default();
                                 send();
                             }
@@ -317,7 +374,7 @@ fn Playground() -> impl IntoView {
                             on:click=move |_| stop.stop()>"Stop"</button>
                         <RateLine rate />
                         <button type="button" class="ml-auto text-sm text-slate-500 underline"
-                            on:click=move |_| { turns.set(Vec::new()); refusal.set(None); }>"Clear"</button>
+                            on:click=move |_| { stop.stop(); turns.set(Vec::new()); refusal.set(None); countdown.set(None); }>"Clear"</button>
                     </div>
                 </form>
             </section>
@@ -348,7 +405,8 @@ fn RateLine(rate: RwSignal<RateInfo>) -> impl IntoView {
 #[component]
 fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl IntoView {
     view! {
-        <ol class="flex min-h-48 flex-col gap-3" aria-live="polite" data-testid="transcript">
+        // Busy while a reply streams in, so a screen reader reads it once, whole.
+        <ol class="flex min-h-48 flex-col gap-3" aria-live="polite" aria-busy=move || streaming.get().to_string() data-testid="transcript">
             {move || {
                 let all = turns.get();
                 if all.is_empty() {
@@ -358,10 +416,14 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                 all.into_iter().enumerate().map(|(i, turn)| {
                     let mine = turn.role == "user";
                     let typing = !mine && i == last && streaming.get();
+                    let left_out = turn.left_out;
                     view! {
                         <li class=if mine { "self-end max-w-[85%] rounded-lg bg-slate-900 px-3 py-2 text-sm text-white" } else { "self-start max-w-[85%] whitespace-pre-wrap rounded-lg bg-slate-100 px-3 py-2 text-sm text-slate-800" }
-                            data-role=turn.role>
+                            class:opacity-60=left_out
+                            data-role=turn.role
+                            data-left-out=left_out.then_some("true")>
                             {turn.content}
+                            {left_out.then(|| view! { <span class="ml-2 text-xs italic">"(not answered; not sent again)"</span> })}
                             {typing.then(|| view! { <span class="ml-1 animate-pulse" aria-label="streaming">"▍"</span> })}
                         </li>
                     }
@@ -374,23 +436,31 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
 #[component]
 fn RefusalPanel(
     refusal: RwSignal<Option<Refusal>>,
-    countdown: RwSignal<Option<u64>>,
+    countdown: RwSignal<Option<f64>>,
+    clock: RwSignal<f64>,
 ) -> impl IntoView {
     move || {
         refusal.get().map(|r| {
             let advice = r.advice();
             view! {
-                <div role="alert" class="mt-4 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800" data-testid="refusal">
-                    <p class="font-semibold">
-                        {r.title()}
-                        {(r.status != 0).then(|| format!(" ({})", r.status))}
-                    </p>
-                    <p class="mt-1">{r.message.clone()}</p>
-                    {(!advice.is_empty()).then(|| view! { <p class="mt-1">{advice}</p> })}
-                    {move || countdown.get().map(|secs| view! {
-                        <p class="mt-1 font-semibold" data-testid="retry-countdown">
-                            {if secs > 0 { format!("Try again in {secs} s.") } else { "You can try again now.".to_owned() }}
+                <div class="mt-4 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800" data-testid="refusal">
+                    // The alert is read once; the countdown below it changes
+                    // every second and is not.
+                    <div role="alert">
+                        <p class="font-semibold">
+                            {r.title()}
+                            {(r.status != 0).then(|| format!(" ({})", r.status))}
                         </p>
+                        <p class="mt-1">{r.message.clone()}</p>
+                        {(!advice.is_empty()).then(|| view! { <p class="mt-1">{advice}</p> })}
+                    </div>
+                    {move || countdown.get().map(|until| {
+                        let secs = seconds_left(until, clock.get());
+                        view! {
+                            <p class="mt-1 font-semibold" data-testid="retry-countdown">
+                                {if secs > 0 { format!("Try again in {secs} s.") } else { "You can try again now.".to_owned() }}
+                            </p>
+                        }
                     })}
                 </div>
             }
@@ -398,23 +468,32 @@ fn RefusalPanel(
     }
 }
 
-/// Counts the Retry-After countdown down once a second while the page is open.
-fn tick_countdown(countdown: RwSignal<Option<u64>>) {
+/// Whole seconds from `now` until `until` (both ms since the epoch), rounded up.
+fn seconds_left(until: f64, now: f64) -> u64 {
+    ((until - now) / 1000.0).ceil().max(0.0) as u64
+}
+
+/// The time now, in ms since the epoch (0 on the server, which never counts).
+fn now_ms() -> f64 {
+    #[cfg(feature = "hydrate")]
+    return js_sys::Date::now();
+    #[cfg(not(feature = "hydrate"))]
+    0.0
+}
+
+/// Moves `clock` to the time now once a second while the page is open: the
+/// countdown is worked out from it, so a tab whose timers the browser slowed
+/// shows the right time as soon as it ticks again.
+fn tick_clock(clock: RwSignal<f64>) {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        let tick = move || {
-            countdown.update(|c| {
-                if let Some(secs) = c {
-                    *secs = secs.saturating_sub(1);
-                }
-            })
-        };
+        let tick = move || clock.set(now_ms());
         if let Ok(handle) = set_interval_with_handle(tick, std::time::Duration::from_secs(1)) {
             on_cleanup(move || handle.clear());
         }
     });
     #[cfg(not(feature = "hydrate"))]
-    let _ = countdown;
+    let _ = clock;
 }
 
 /// The call itself. It runs only in the browser; on the server the page is
@@ -440,6 +519,7 @@ mod chat {
             messages.extend(
                 self.history
                     .iter()
+                    .filter(|t| !t.left_out)
                     .map(|t| serde_json::json!({ "role": t.role, "content": t.content })),
             );
             serde_json::json!({
@@ -456,7 +536,9 @@ mod chat {
     pub struct Sink {
         pub turns: RwSignal<Vec<Turn>>,
         pub refusal: RwSignal<Option<Refusal>>,
-        pub countdown: RwSignal<Option<u64>>,
+        /// When the call may be tried again, in ms since the epoch.
+        pub countdown: RwSignal<Option<f64>>,
+        pub clock: RwSignal<f64>,
         pub rate: RwSignal<RateInfo>,
         pub streaming: RwSignal<bool>,
     }
@@ -470,16 +552,31 @@ mod chat {
             });
         }
 
-        fn refuse(&self, refusal: Refusal) {
-            // An empty assistant turn says nothing; drop it.
+        /// The call ended with no answer if its reply is empty: the empty
+        /// reply goes, and the message is left out of later calls.
+        pub fn drop_if_unanswered(&self) {
             self.turns.update(|t| {
                 if t.last()
                     .is_some_and(|l| l.role == "assistant" && l.content.is_empty())
                 {
                     t.pop();
+                    if let Some(asked) = t.last_mut().filter(|l| l.role == "user") {
+                        asked.left_out = true;
+                    }
                 }
             });
-            self.countdown.set(refusal.retry_after_secs);
+        }
+
+        fn refuse(&self, refusal: Refusal) {
+            self.drop_if_unanswered();
+            // A deadline, not a count: timers in a background tab slow down.
+            let now = super::now_ms();
+            self.clock.set(now);
+            self.countdown.set(
+                refusal
+                    .retry_after_secs
+                    .map(|secs| now + secs as f64 * 1000.0),
+            );
             self.refusal.set(Some(refusal));
         }
     }
@@ -517,9 +614,12 @@ mod chat {
             }
             leptos::task::spawn_local(async move {
                 let names = browser::models_for(&secret).await;
-                // Only for the key still in the field.
-                if key.get_untracked().trim() == secret {
-                    models.set(names);
+                // Only for the key still in the field, and the page still open.
+                if key
+                    .try_get_untracked()
+                    .is_some_and(|now| now.trim() == secret)
+                {
+                    models.try_set(names);
                 }
             });
         });
@@ -531,6 +631,8 @@ mod chat {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
             browser::run(request, stop, sink).await;
+            // Stopped before any answer, or ended without one.
+            sink.drop_if_unanswered();
             sink.streaming.set(false);
         });
         #[cfg(not(feature = "hydrate"))]
@@ -708,12 +810,9 @@ mod chat {
                 };
                 if let Some(error) = chunk.get("error") {
                     return sink.refuse(Refusal {
-                        // A stream has already answered 200; its error event names the failure.
-                        status: if error["code"] == "upstream_timeout" {
-                            504
-                        } else {
-                            502
-                        },
+                        // A stream has already answered 200; its error event
+                        // names the failure, whose status it would have had.
+                        status: super::super::status_of_stream_error(error["code"].as_str()),
                         code: error["code"].as_str().map(str::to_owned),
                         message: error["message"]
                             .as_str()
@@ -761,18 +860,9 @@ mod tests {
             model: "demo".into(),
             system: "Be brief.".into(),
             history: vec![
-                Turn {
-                    role: "user",
-                    content: "Hi".into(),
-                },
-                Turn {
-                    role: "assistant",
-                    content: "Hello".into(),
-                },
-                Turn {
-                    role: "user",
-                    content: "Again".into(),
-                },
+                Turn::new("user", "Hi".into()),
+                Turn::new("assistant", "Hello".into()),
+                Turn::new("user", "Again".into()),
             ],
         };
         let body = request.body();
@@ -831,6 +921,45 @@ mod tests {
                 .contains("balance")
         );
         assert!(refusal(403, None).advice().contains("scopes"));
+        assert!(
+            refusal(403, Some("account_disabled"))
+                .advice()
+                .contains("admin")
+        );
+        assert!(
+            refusal(401, Some("api_key_used_up"))
+                .advice()
+                .contains("usage cap")
+        );
+        assert!(refusal(413, None).advice().contains("Clear"));
         assert_eq!(refusal(0, None).title(), "Tollgate could not be reached");
+        assert_eq!(status_of_stream_error(Some("server_stopping")), 503);
+        assert_eq!(status_of_stream_error(Some("upstream_timeout")), 504);
+        assert_eq!(status_of_stream_error(Some("upstream_error")), 502);
+    }
+
+    /// Messages whose calls were refused or stopped unanswered stay on
+    /// screen but are not sent again.
+    #[test]
+    fn messages_left_out_are_not_sent_again() {
+        let mut refused = Turn::new("user", "Hi".into());
+        refused.left_out = true;
+        let request = chat::Request {
+            key: String::new(),
+            model: "demo".into(),
+            system: String::new(),
+            history: vec![refused, Turn::new("user", "Hi again".into())],
+        };
+        let body = request.body();
+        assert_eq!(body["messages"].as_array().unwrap().len(), 1);
+        assert_eq!(body["messages"][0]["content"], "Hi again");
+    }
+
+    #[test]
+    fn the_countdown_is_worked_out_from_its_deadline() {
+        assert_eq!(seconds_left(10_000.0, 0.0), 10);
+        assert_eq!(seconds_left(10_000.0, 9_001.0), 1);
+        assert_eq!(seconds_left(10_000.0, 10_000.0), 0);
+        assert_eq!(seconds_left(10_000.0, 99_000.0), 0);
     }
 }
