@@ -5,8 +5,11 @@
 //! any request carrying the session cookie. Requests authenticated only by an API
 //! key carry no ambient authority and are left alone; the model API, which knows
 //! only keys, is not behind this layer at all (`startup::router`). The origin is the `Origin`
-//! header or, lacking it, the `Referer`'s; it must equal `TOLLGATE_PUBLIC_URL` or
-//! the `Host` the request was sent to (a browser always sends the real host).
+//! header or, lacking it, the `Referer`'s. With `TOLLGATE_PUBLIC_URL` set it must
+//! be that origin, scheme included: the `Host` header is the client's to
+//! choose (a page on a rebound DNS name sends its own), and a plain-http page
+//! on the same host is another origin. Unset, it may also be the `Host` the
+//! request was sent to (a browser always sends the real host).
 
 use std::{str::FromStr, sync::Arc};
 
@@ -22,15 +25,24 @@ use axum::{
 
 use crate::{accounts::session::SESSION_COOKIE, api_error::ApiError};
 
+/// The site's own origin, as the check knows it.
+#[derive(Debug, Clone)]
+pub struct SiteOrigin {
+    /// The public origin: configured, or the address the server bound.
+    pub url: Arc<str>,
+    /// Whether `TOLLGATE_PUBLIC_URL` named it: then only it is the site.
+    pub configured: bool,
+}
+
 pub async fn require_same_origin(
-    State(public_url): State<Arc<str>>,
+    State(site): State<SiteOrigin>,
     request: Request,
     next: Next,
 ) -> Response {
     if !is_state_changing(request.method()) || !needs_check(&request) {
         return next.run(request).await;
     }
-    if is_same_origin(request.headers(), &public_url) {
+    if is_same_origin(request.headers(), &site) {
         next.run(request).await
     } else {
         tracing::warn!(path = %request.uri().path(), "refused a cross-site request");
@@ -74,7 +86,7 @@ fn origin_of(url: &str) -> Option<(String, String)> {
     Some((scheme, authority))
 }
 
-fn is_same_origin(headers: &HeaderMap, public_url: &str) -> bool {
+fn is_same_origin(headers: &HeaderMap, site: &SiteOrigin) -> bool {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let claimed = match header(ORIGIN) {
         Some("null") => None,
@@ -84,9 +96,9 @@ fn is_same_origin(headers: &HeaderMap, public_url: &str) -> bool {
     let Some((scheme, authority)) = claimed else {
         return false;
     };
-    let matches_public = origin_of(public_url).is_some_and(|(s, a)| s == scheme && a == authority);
+    let matches_public = origin_of(&site.url).is_some_and(|(s, a)| s == scheme && a == authority);
     let matches_host = header(HOST).is_some_and(|host| host.eq_ignore_ascii_case(&authority));
-    matches_public || matches_host
+    matches_public || (!site.configured && matches_host)
 }
 
 #[cfg(test)]
@@ -100,29 +112,50 @@ mod tests {
             .collect()
     }
 
+    fn site(url: &str, configured: bool) -> SiteOrigin {
+        SiteOrigin {
+            url: url.into(),
+            configured,
+        }
+    }
+
     #[test]
-    fn accepts_the_public_origin_or_the_requested_host() {
-        let public = "https://llm.example.com";
+    fn accepts_the_public_origin_or_unconfigured_the_requested_host() {
+        let public = &site("https://llm.example.com", true);
         assert!(is_same_origin(
             &headers(&[("origin", "https://llm.example.com")]),
-            public
-        ));
-        assert!(is_same_origin(
-            &headers(&[
-                ("origin", "http://127.0.0.1:3000"),
-                ("host", "127.0.0.1:3000")
-            ]),
             public
         ));
         assert!(is_same_origin(
             &headers(&[("referer", "https://llm.example.com/account?x=1")]),
             public
         ));
+        let bound = &site("http://127.0.0.1:3000", false);
+        assert!(is_same_origin(
+            &headers(&[
+                ("origin", "http://localhost:3000"),
+                ("host", "localhost:3000")
+            ]),
+            bound
+        ));
+        // Configured, a host is not enough: a rebound DNS name, or plain http
+        // on the public host.
+        for (origin, host) in [
+            ("http://rebound.example", "rebound.example"),
+            ("http://llm.example.com", "llm.example.com"),
+        ] {
+            let h = headers(&[("origin", origin), ("host", host)]);
+            assert!(!is_same_origin(&h, public), "{h:?}");
+            assert!(
+                is_same_origin(&h, &site("https://llm.example.com", false)),
+                "{h:?}"
+            );
+        }
     }
 
     #[test]
     fn refuses_other_origins_null_and_nothing() {
-        let public = "https://llm.example.com";
+        let public = &site("https://llm.example.com", false);
         for h in [
             headers(&[
                 ("origin", "https://evil.example"),

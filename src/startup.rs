@@ -495,7 +495,10 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
             tower_sessions::cookie::time::Duration::try_from(state.config.session_idle)
                 .unwrap_or(tower_sessions::cookie::time::Duration::days(7)),
         ));
-    let public_url = state.public_url.clone();
+    let site = same_origin::SiteOrigin {
+        url: state.public_url.clone(),
+        configured: state.config.public_url.is_some(),
+    };
     let trusted_proxies: Arc<[ipnet::IpNet]> = state.config.trusted_proxies.clone().into();
 
     // The dashboard and its REST API: sessions and the same-origin check apply
@@ -564,7 +567,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         .layer(session_layer)
         .layer(limit_body())
         .layer(middleware::from_fn_with_state(
-            public_url,
+            site,
             same_origin::require_same_origin,
         ));
     // CORS outermost, so a refusal from the layers inside (413) still reaches
