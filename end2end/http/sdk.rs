@@ -85,7 +85,8 @@ async fn the_openai_sdk_for_python_reads_every_failure_as_its_own_typed_error() 
 }
 
 async fn failures_read_as_typed_errors(sdk: Sdk) {
-    let s = setup(&[]).await;
+    // Below the mock's 3 s latency: a JSON answer has until the total timeout.
+    let s = setup(&[("TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_MS", "2500")]).await;
     let key = user_with_plan(&s.app, "sdk@example.com", 100, 1000, None).await;
 
     // The models this key may use, listed and retrieved.
@@ -131,7 +132,7 @@ async fn failures_read_as_typed_errors(sdk: Sdk) {
             code: "upstream_error",
         },
         Case {
-            what: "the upstream is slower than the first-byte timeout",
+            what: "the upstream is slower than the timeouts (first byte for streams, total for JSON)",
             knobs: |k| k.latency = Duration::from_secs(3),
             body: hello(),
             class: Some("InternalServerError"),
