@@ -79,10 +79,22 @@ fn has_session_cookie(headers: &HeaderMap) -> bool {
 }
 
 /// `scheme://authority` of an absolute URL.
+/// `scheme://authority` of an absolute URL, without its scheme's default
+/// port, which browsers leave out of `Origin`.
 fn origin_of(url: &str) -> Option<(String, String)> {
     let uri = Uri::from_str(url).ok()?;
     let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    let authority = uri.authority()?.as_str().to_ascii_lowercase();
+    let authority = uri.authority()?;
+    let default_port = match scheme.as_str() {
+        "https" => Some(443),
+        "http" => Some(80),
+        _ => None,
+    };
+    let authority = if authority.port_u16().is_some() && authority.port_u16() == default_port {
+        authority.host().to_ascii_lowercase()
+    } else {
+        authority.as_str().to_ascii_lowercase()
+    };
     Some((scheme, authority))
 }
 
@@ -137,6 +149,15 @@ mod tests {
                 ("host", "localhost:3000")
             ]),
             bound
+        ));
+        // A default port written out is no other origin.
+        assert!(is_same_origin(
+            &headers(&[("origin", "https://llm.example.com")]),
+            &site("https://llm.example.com:443", true)
+        ));
+        assert!(!is_same_origin(
+            &headers(&[("origin", "https://llm.example.com:8443")]),
+            &site("https://llm.example.com:443", true)
         ));
         // Configured, a host is not enough: a rebound DNS name, or plain http
         // on the public host.
