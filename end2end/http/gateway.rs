@@ -1982,7 +1982,7 @@ async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
         k.raw_stream = Some(r#"{"error":{"message":"streaming is off"}}"#.into());
         k.content_type = Some("application/json");
     });
-    let response = chat(&s.app, &key, streamed).await;
+    let response = chat(&s.app, &key, streamed.clone()).await;
     assert_refused(response, 502, "upstream_error").await;
     let records = usage_records(&s.app, 3).await;
     assert_eq!(records.len(), 3, "{records:?}");
@@ -1992,6 +1992,25 @@ async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
     );
     let (balance, ledger) = balance_and_ledger(&s.app, "page@example.com").await;
     assert_eq!((balance, ledger), (5_000_000, 5_000_000));
+
+    // The label alone decides nothing: a small server's JSON answer or
+    // events labelled text/html or JSON are answers.
+    let answer = r#"{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}]}"#;
+    let events = "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"fine\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
+    for kind in ["text/html; charset=utf-8", "application/json"] {
+        s.mock.set(|k| {
+            k.raw_answer = Some(answer.into());
+            k.raw_stream = Some(events.into());
+            k.content_type = Some(kind);
+        });
+        let response = chat(&s.app, &key, hello("mock")).await;
+        assert_eq!(response.status(), 200, "{kind}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "fine");
+        let (chunks, done) = read_stream(chat(&s.app, &key, streamed.clone()).await).await;
+        assert!(done, "{kind}: {chunks:?}");
+        assert_eq!(delta_text(&chunks), "fine");
+    }
 }
 
 /// Without usage from the upstream, a reply is counted by what the model

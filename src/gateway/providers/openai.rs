@@ -69,12 +69,7 @@ pub async fn complete(
         .map_err(|_| UpstreamError::Timeout(which))?
         .map_err(transport)?;
     let status = response.status();
-    let media = media_type(response.headers());
-    // A success that is a web page (a `base_url` pointing at a site, a login
-    // portal), or JSON to a stream (an error, or a server that cannot
-    // stream), is no answer: refused before anything is charged.
-    let not_an_answer = media == "text/html" || (stream && is_json(&media));
-    if !status.is_success() || not_an_answer {
+    if !status.is_success() {
         let retry_after_secs = retry_after(response.headers());
         // As much of the message as came in time and within the limit.
         let mut body = until_quiet(response, timeouts.idle, deadline, ERROR_BODY_BYTES);
@@ -82,13 +77,48 @@ pub async fn complete(
         while let Some(Ok(bytes)) = body.next().await {
             text.extend_from_slice(&bytes);
         }
-        let text = String::from_utf8_lossy(&text);
-        if status.is_success() {
-            return Err(wrong_kind(&media, &text));
-        }
-        return Err(refusal(status.as_u16(), &text, retry_after_secs));
+        return Err(refusal(
+            status.as_u16(),
+            &String::from_utf8_lossy(&text),
+            retry_after_secs,
+        ));
     }
+    let media = media_type(response.headers());
     let mut body = until_quiet(response, timeouts.idle, deadline, max_body_bytes);
+    // A success that is a web page (a `base_url` pointing at a site, a login
+    // portal), or JSON to a stream (an error, or a server that cannot
+    // stream), is no answer: refused before anything is charged. The type
+    // alone does not tell (a small server may label its JSON or its events
+    // text/html), so its first byte decides.
+    if media == "text/html" || (stream && is_json(&media)) {
+        let first = match body.next().await {
+            Some(Ok(bytes)) => Some(bytes),
+            Some(Err(error)) => return Err(error.into_upstream()),
+            None => None,
+        };
+        let opening = first
+            .as_ref()
+            .and_then(|bytes| bytes.iter().find(|b| !b.is_ascii_whitespace()).copied());
+        let refused = match opening {
+            Some(b'<') => true,
+            Some(b'{' | b'[') => stream,
+            _ => false,
+        };
+        if refused {
+            let mut text = first.map(|bytes| bytes.to_vec()).unwrap_or_default();
+            while text.len() < ERROR_BODY_BYTES
+                && let Some(Ok(bytes)) = body.next().await
+            {
+                text.extend_from_slice(&bytes);
+            }
+            return Err(wrong_kind(&media, &String::from_utf8_lossy(&text)));
+        }
+        if let Some(first) = first {
+            body = futures::stream::once(std::future::ready(Ok(first)))
+                .chain(body)
+                .boxed();
+        }
+    }
     if !stream {
         // Most answers come in one piece, kept as it is; more are joined.
         return Ok(Reply::Whole(
