@@ -22,7 +22,6 @@ use std::{
 };
 
 use governor::{
-    clock::{Clock, DefaultClock, Reference},
     nanos::Nanos,
     state::{NotKeyed, StateStore, keyed::ShrinkableKeyedStateStore},
 };
@@ -93,19 +92,14 @@ impl StateStore for Probed {
 /// Its keys are client addresses and typed account names, which a caller
 /// chooses: std's SipHash, randomly keyed per map, not foldhash, which is not
 /// meant for keys an attacker picks to collide.
-///
-/// Made before its limiter, it reads the time first: governor counts the
-/// states from its own start, a moment later.
 pub struct Returnable<K> {
     states: Arc<Mutex<HashMap<K, u64>>>,
-    started: <DefaultClock as Clock>::Instant,
 }
 
 impl<K> Clone for Returnable<K> {
     fn clone(&self) -> Self {
         Self {
             states: self.states.clone(),
-            started: self.started,
         }
     }
 }
@@ -114,7 +108,6 @@ impl<K> Default for Returnable<K> {
     fn default() -> Self {
         Self {
             states: Arc::default(),
-            started: DefaultClock::default().now(),
         }
     }
 }
@@ -130,24 +123,23 @@ impl<K: Hash + Eq + Clone> Returnable<K> {
         self.lock().get(key).copied().unwrap_or_default()
     }
 
-    /// Gives back what is left of a cell taken for `key` from a limiter whose
-    /// emission interval (the quota's replenish interval) is `interval`;
-    /// `taken_until` is what [`Self::taken_until`] read when it was taken.
-    /// Only the part that has not come back by itself: once its time has
-    /// passed the cell is whole again, and taking an interval off then would
-    /// free the cell of a call that came since.
+    /// Gives back a cell taken for `key` from a limiter whose emission
+    /// interval (the quota's replenish interval) is `interval`; `taken_until`
+    /// is what [`Self::taken_until`] read when it was taken.
+    ///
+    /// Every take moves the state on by exactly one interval, unless the
+    /// window was whole again when it came: then it starts afresh from that
+    /// moment, and the cells taken before, this one among them, had all come
+    /// back by themselves. So the cell is given back while the state is still
+    /// `taken_until` and whole intervals on; after a fresh start, giving it
+    /// back would free the cell of a call that came since.
     pub fn give_back(&self, key: &K, interval: Duration, taken_until: u64) {
-        // Read from before the limiter's start, so a little past its now:
-        // at worst a little less is given back.
-        let now = DefaultClock::default()
-            .now()
-            .duration_since(self.started)
-            .as_u64();
-        let left = taken_until
-            .saturating_sub(now)
-            .min(Nanos::from(interval).as_u64());
+        let interval = i128::from(Nanos::from(interval).as_u64().max(1));
         if let Some(tat) = self.lock().get_mut(key) {
-            *tat = tat.saturating_sub(left);
+            let since = i128::from(*tat) - i128::from(taken_until);
+            if since.rem_euclid(interval) == 0 {
+                *tat = tat.saturating_sub(interval as u64);
+            }
         }
     }
 }
@@ -265,5 +257,17 @@ mod tests {
             limiter.check_key(&"a").is_err(),
             "the give-back freed a cell taken after its own came back"
         );
+
+        // Calls queued behind a cell, with no fresh start since: it is given
+        // back whole, however late.
+        assert!(limiter.check_key(&"b").is_ok());
+        let queued = states.taken_until(&"b");
+        assert!(limiter.check_key(&"b").is_ok());
+        assert!(limiter.check_key(&"b").is_err());
+        std::thread::sleep(Duration::from_millis(120));
+        states.give_back(&"b", quota.replenish_interval(), queued);
+        assert!(limiter.check_key(&"b").is_ok());
+        assert!(limiter.check_key(&"b").is_ok());
+        assert!(limiter.check_key(&"b").is_err());
     }
 }
