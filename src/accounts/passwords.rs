@@ -1,7 +1,7 @@
 //! Password hashing with argon2id (m = 19 MiB, t = 2, p = 1), always on the
 //! blocking pool so a hash never stalls the async runtime.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use argon2::{
     Algorithm, Argon2, Params, Version,
@@ -41,20 +41,30 @@ fn verify_blocking(password: &str, phc: &str) -> bool {
 /// Turns at hashing: each hash holds 19 MiB, and the blocking pool would run
 /// up to 512 at once (a flood of sign-ups or logins, about 9.5 GiB). Two a
 /// core keep every core busy; the rest wait.
-static TURNS: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+static TURNS: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    tokio::sync::Semaphore::new(2 * cores)
+    Arc::new(tokio::sync::Semaphore::new(2 * cores))
 });
 
-/// Runs `work` on the blocking pool in its turn.
+/// Runs `work` on the blocking pool in its turn. The turn goes with the work,
+/// not the caller: a client that hangs up does not free it while the hash
+/// still runs.
 async fn in_turn<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
     // The semaphore is never closed.
-    let _turn = TURNS.acquire().await.map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(work)
+    let turn = TURNS
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        let done = work();
+        drop(turn);
+        done
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 pub async fn hash(password: &Password) -> Result<String, String> {
