@@ -85,15 +85,14 @@ pub fn relay(
             // Tool calls are counted by what the model wrote: names and
             // arguments, not the JSON around them.
             if let Some(calls) = part.tool_calls {
-                let calls = serde_json::from_str::<Vec<ToolCall>>(calls.get()).unwrap_or_default();
+                let calls = serde_json::from_str::<Vec<&RawValue>>(calls.get()).unwrap_or_default();
                 meter.reply_bytes += calls
                     .iter()
-                    .map(|call| call.function.written())
+                    .map(|call| written::<ToolCall>(call))
                     .sum::<u64>();
             }
             if let Some(call) = part.function_call {
-                let call = serde_json::from_str::<Function>(call.get()).unwrap_or_default();
-                meter.reply_bytes += call.written();
+                meter.reply_bytes += written::<Function>(call);
             }
         }
     }
@@ -220,31 +219,77 @@ struct Part<'a> {
     function_call: Option<&'a RawValue>,
 }
 
-/// One of a message's `tool_calls`; any other shape counts as empty.
-#[derive(Deserialize, Default)]
+/// Bytes the model wrote in `call`, read as a `T`; a call of another shape
+/// counts whole, as its JSON text, rather than as nothing.
+fn written<'a, T: Deserialize<'a> + Written>(call: &'a RawValue) -> u64 {
+    match serde_json::from_str::<T>(call.get()) {
+        Ok(call) => call.written(),
+        Err(_) if call.get() == "null" => 0,
+        Err(_) => call.get().len() as u64,
+    }
+}
+
+trait Written {
+    fn written(&self) -> u64;
+}
+
+/// One of a message's `tool_calls`: a function's, or a custom tool's input.
+#[derive(Deserialize)]
 struct ToolCall<'a> {
     #[serde(borrow, default)]
-    function: Function<'a>,
+    function: Option<Function<'a>>,
+    #[serde(borrow, default)]
+    custom: Option<Custom<'a>>,
+}
+
+impl Written for ToolCall<'_> {
+    fn written(&self) -> u64 {
+        self.function.as_ref().map_or(0, Written::written)
+            + self.custom.as_ref().map_or(0, |c| c.input.written())
+    }
+}
+
+#[derive(Deserialize)]
+struct Custom<'a> {
+    #[serde(borrow, default)]
+    input: Said<'a>,
 }
 
 /// A tool call's function (or a legacy `function_call`): in a stream, pieces of
 /// its name and arguments.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct Function<'a> {
     #[serde(borrow, default)]
-    name: Option<Text<'a>>,
+    name: Said<'a>,
     #[serde(borrow, default)]
-    arguments: Option<Text<'a>>,
+    arguments: Said<'a>,
 }
 
-impl Function<'_> {
-    /// Bytes the model wrote.
+impl Written for Function<'_> {
     fn written(&self) -> u64 {
-        [&self.name, &self.arguments]
-            .into_iter()
-            .flatten()
-            .map(|Text(text)| text.len() as u64)
-            .sum()
+        self.name.written() + self.arguments.written()
+    }
+}
+
+/// What a model wrote in a field: a string, by its text, or any other value
+/// (arguments sent as an object) by its JSON.
+#[derive(Default)]
+struct Said<'a>(Option<&'a RawValue>);
+
+impl Said<'_> {
+    fn written(&self) -> u64 {
+        let Some(raw) = self.0 else { return 0 };
+        match serde_json::from_str::<Key>(raw.get()) {
+            Ok(Key(text)) => text.len() as u64,
+            Err(_) if raw.get() == "null" => 0,
+            Err(_) => raw.get().len() as u64,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Said<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&RawValue>::deserialize(deserializer).map(|raw| Said(Some(raw)))
     }
 }
 
@@ -410,6 +455,13 @@ mod tests {
         assert_eq!(run(legacy, false).1.reply_bytes, 3);
         let odd = r#"{"choices":[{"message":{"tool_calls":"none","function_call":null}}]}"#;
         assert_eq!(run(odd, false).1.reply_bytes, 0);
+        // One call of another shape spoils only itself; a custom tool's
+        // input and arguments sent as an object count too.
+        let mixed = r#"{"choices":[{"message":{"tool_calls":[{"function":null},{"type":"custom","custom":{"input":"abcd"}},{"function":{"name":"f","arguments":{"a":1}}},7]}}]}"#;
+        assert_eq!(
+            run(mixed, false).1.reply_bytes,
+            4 + 1 + r#"{"a":1}"#.len() as u64 + 1
+        );
 
         // The role chunk alone has no text, but the upstream has answered.
         let (_, meter, _) = run(
