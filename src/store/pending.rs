@@ -197,7 +197,10 @@ impl Batch {
         // failed batch and closed since is inserted and then deleted.
         self.holds_opened.extend(failed.holds_opened);
         self.holds_closed.extend(failed.holds_closed);
-        self.capped_uses_ended.extend(failed.capped_uses_ended);
+        // In order too: a use kept in the failed batch and returned since (the
+        // server stopping with the call running) is not given back.
+        failed.capped_uses_ended.append(&mut self.capped_uses_ended);
+        self.capped_uses_ended = failed.capped_uses_ended;
         for (id, count) in failed.windows {
             self.windows.entry(id).or_insert(count);
         }
