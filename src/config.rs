@@ -72,7 +72,8 @@ pub struct Config {
 pub struct UpstreamTimeouts {
     /// To open the connection.
     pub connect: Duration,
-    /// From sending the request to the answer's headers.
+    /// From sending a streamed request to the answer's headers (a JSON
+    /// answer's come only once it is whole: it has until `total`).
     pub first_byte: Duration,
     /// Between two pieces of the answer.
     pub idle: Duration,

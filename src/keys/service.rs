@@ -595,9 +595,9 @@ pub async fn update(
     Ok(view(&updated))
 }
 
-/// Revokes the listed keys; effective on the next request.
-/// The most keys one request may revoke or rotate: more than any plan's keys,
-/// and few enough that a request cannot hold the one database writer for long.
+/// The most keys one request may revoke or rotate: few enough that a request
+/// cannot hold the one database writer for long (more than the plans ship
+/// with; an account allowed more revokes them in several requests).
 pub const MOST_KEYS_AT_ONCE: usize = 500;
 
 /// Refuses a list of keys longer than [`MOST_KEYS_AT_ONCE`].
@@ -611,6 +611,7 @@ fn at_most_a_batch(key_ids: &[i64]) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Revokes the listed keys; effective on the next request.
 pub async fn revoke(
     store: &Store,
     meta: &RequestMeta,
