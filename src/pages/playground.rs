@@ -227,6 +227,7 @@ fn Playground() -> impl IntoView {
     let countdown = RwSignal::new(None::<f64>);
     let clock = RwSignal::new(0.0);
     let rate = RwSignal::new(RateInfo::default());
+    let answered = RwSignal::new(false);
     // The models the pasted key may call, from `GET /v1/models` with that key;
     // until it answers, every model in the table.
     let key_models = RwSignal::new(None::<Vec<String>>);
@@ -263,6 +264,7 @@ fn Playground() -> impl IntoView {
         }
         refusal.set(None);
         countdown.set(None);
+        answered.set(false);
         draft.set(String::new());
         turns.update(|t| t.push(Turn::new("user", message)));
         let request = chat::Request {
@@ -283,6 +285,7 @@ fn Playground() -> impl IntoView {
                 clock,
                 rate,
                 streaming,
+                answered,
             },
         );
     };
@@ -423,7 +426,11 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                             data-role=turn.role
                             data-left-out=left_out.then_some("true")>
                             {turn.content}
-                            {left_out.then(|| view! { <span class="ml-2 text-xs italic">"(not answered; not sent again)"</span> })}
+                            {left_out.then(|| view! {
+                                <span class="ml-2 text-xs italic">
+                                    {if mine { "(not answered; not sent again)" } else { "(no text in the reply)" }}
+                                </span>
+                            })}
                             {typing.then(|| view! { <span class="ml-1 animate-pulse" aria-label="streaming">"▍"</span> })}
                         </li>
                     }
@@ -541,6 +548,8 @@ mod chat {
         pub clock: RwSignal<f64>,
         pub rate: RwSignal<RateInfo>,
         pub streaming: RwSignal<bool>,
+        /// Whether the model has answered anything (a chunk with choices).
+        pub answered: RwSignal<bool>,
     }
 
     impl Sink {
@@ -552,23 +561,32 @@ mod chat {
             });
         }
 
-        /// The call ended with no answer if its reply is empty: the empty
-        /// reply goes, and the message is left out of later calls.
-        pub fn drop_if_unanswered(&self) {
+        /// The call has ended. With no answer at all (refused, or stopped or
+        /// failed before any), its empty reply goes and the message is left
+        /// out of later calls; an answer with no text (only reasoning or tool
+        /// calls) stays, itself left out.
+        pub fn ended(&self) {
+            let answered = self.answered.get_untracked();
             self.turns.update(|t| {
-                if t.last()
-                    .is_some_and(|l| l.role == "assistant" && l.content.is_empty())
-                {
-                    t.pop();
-                    if let Some(asked) = t.last_mut().filter(|l| l.role == "user") {
-                        asked.left_out = true;
-                    }
+                let Some(reply) = t
+                    .last_mut()
+                    .filter(|l| l.role == "assistant" && l.content.is_empty())
+                else {
+                    return;
+                };
+                if answered {
+                    reply.left_out = true;
+                    return;
+                }
+                t.pop();
+                if let Some(asked) = t.last_mut().filter(|l| l.role == "user") {
+                    asked.left_out = true;
                 }
             });
         }
 
         fn refuse(&self, refusal: Refusal) {
-            self.drop_if_unanswered();
+            self.ended();
             // A deadline, not a count: timers in a background tab slow down.
             let now = super::now_ms();
             self.clock.set(now);
@@ -631,8 +649,7 @@ mod chat {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
             browser::run(request, stop, sink).await;
-            // Stopped before any answer, or ended without one.
-            sink.drop_if_unanswered();
+            sink.ended();
             sink.streaming.set(false);
         });
         #[cfg(not(feature = "hydrate"))]
@@ -820,6 +837,9 @@ mod chat {
                             .to_owned(),
                         retry_after_secs: None,
                     });
+                }
+                if chunk["choices"].as_array().is_some_and(|c| !c.is_empty()) {
+                    sink.answered.set(true);
                 }
                 if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
                     sink.append(delta);
