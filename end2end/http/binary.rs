@@ -276,14 +276,8 @@ async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
             .unwrap()
     };
     // The hold reaches the database within a write-behind batch.
-    let mut written = 0;
-    for _ in 0..20 {
-        written = open_holds().await;
-        if written > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let written =
+        crate::support::read_until(open_holds, |n| *n > 0, 20, Duration::from_millis(20)).await;
     assert_eq!(written, 1, "the running call's hold is on disk");
     let in_flight = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM capped_uses_in_flight")
@@ -292,14 +286,8 @@ async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
             .unwrap()
     };
     // Answered, the use is no longer in flight: it is counted, on disk.
-    let mut left = in_flight().await;
-    for _ in 0..20 {
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        left = in_flight().await;
-    }
+    let left =
+        crate::support::read_until(in_flight, |n| *n == 0, 20, Duration::from_millis(20)).await;
     assert_eq!(left, 0, "the answered call's use is still in flight");
     signal(&child, "-KILL");
     child.wait().await.unwrap();

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::{Browser, TestApp, mock_upstream::MockUpstream, spawn_app_in};
+use crate::support::{Browser, TestApp, mock_upstream::MockUpstream, read_until, spawn_app_in};
 
 /// A model table with the mock as `mock` (1 credit per 1k tokens each way) and
 /// an instant `demo`.
@@ -711,14 +711,7 @@ async fn a_one_time_key_keeps_its_use_through_calls_that_cost_nothing() {
     let left = (499, Some("client_disconnected".to_owned()), 0);
     let failed = (502, Some("upstream_error".to_owned()), 0);
     assert_eq!(usage_records(&s.app, 2).await, [failed, left]);
-    let mut count = uses().await;
-    for _ in 0..30 {
-        if count == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        count = uses().await;
-    }
+    let count = read_until(uses, |n| *n == 0, 30, Duration::from_millis(100)).await;
     assert_eq!(count, 0, "the abandoned call kept the key's use");
 
     // The one call that is answered uses it.
@@ -1064,14 +1057,7 @@ async fn a_one_time_keys_use_is_written_as_soon_as_the_upstream_answers() {
             .db_number("SELECT COUNT(*) FROM capped_uses_in_flight")
             .await
     };
-    let mut left = in_flight().await;
-    for _ in 0..10 {
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        left = in_flight().await;
-    }
+    let left = read_until(in_flight, |n| *n == 0, 10, Duration::from_millis(100)).await;
     assert_eq!(left, 0, "the use is still in flight mid-stream");
     let uses: i64 = s
         .app

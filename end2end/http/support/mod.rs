@@ -23,6 +23,26 @@ pub struct TestApp {
     _dir: TempDir,
 }
 
+/// Reads `read` until what it gives is `done`, at most `tries` times `every`
+/// apart, and returns the last reading: the server writes some records a few
+/// milliseconds behind its answers.
+pub async fn read_until<T, F: std::future::Future<Output = T>>(
+    mut read: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+    tries: usize,
+    every: std::time::Duration,
+) -> T {
+    let mut value = read().await;
+    for _ in 1..tries {
+        if done(&value) {
+            break;
+        }
+        tokio::time::sleep(every).await;
+        value = read().await;
+    }
+    value
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
