@@ -233,7 +233,8 @@ pub struct Limiters {
 pub struct AddressTaken {
     /// As counted (`counted_address`).
     ip: IpAddr,
-    /// When the minute cell is back by itself.
+    /// The minute window's state just after the take, by which a late
+    /// give-back knows whether the cell came back by itself since.
     minute_cell_until: u64,
 }
 
