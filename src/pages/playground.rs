@@ -554,7 +554,7 @@ mod chat {
 
     impl Sink {
         fn append(&self, delta: &str) {
-            self.turns.update(|t| {
+            self.turns.try_update(|t| {
                 if let Some(last) = t.last_mut() {
                     last.content.push_str(delta);
                 }
@@ -566,8 +566,11 @@ mod chat {
         /// out of later calls; an answer with no text (only reasoning or tool
         /// calls) stays, itself left out.
         pub fn ended(&self) {
-            let answered = self.answered.get_untracked();
-            self.turns.update(|t| {
+            // `try_`: a call ends after the page is left too, its signals gone.
+            let Some(answered) = self.answered.try_get_untracked() else {
+                return;
+            };
+            self.turns.try_update(|t| {
                 let Some(reply) = t
                     .last_mut()
                     .filter(|l| l.role == "assistant" && l.content.is_empty())
@@ -589,13 +592,13 @@ mod chat {
             self.ended();
             // A deadline, not a count: timers in a background tab slow down.
             let now = super::now_ms();
-            self.clock.set(now);
-            self.countdown.set(
+            self.clock.try_set(now);
+            self.countdown.try_set(
                 refusal
                     .retry_after_secs
                     .map(|secs| now + secs as f64 * 1000.0),
             );
-            self.refusal.set(Some(refusal));
+            self.refusal.try_set(Some(refusal));
         }
     }
 
@@ -650,7 +653,7 @@ mod chat {
         leptos::task::spawn_local(async move {
             browser::run(request, stop, sink).await;
             sink.ended();
-            sink.streaming.set(false);
+            sink.streaming.try_set(false);
         });
         #[cfg(not(feature = "hydrate"))]
         {
@@ -839,7 +842,7 @@ mod chat {
                     });
                 }
                 if chunk["choices"].as_array().is_some_and(|c| !c.is_empty()) {
-                    sink.answered.set(true);
+                    sink.answered.try_set(true);
                 }
                 if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
                     sink.append(delta);
