@@ -58,6 +58,8 @@ export default defineConfig({
       TOLLGATE_ADMIN_EMAIL: "root@example.com",
       TOLLGATE_ADMIN_PASSWORD: "admin-passphrase-for-e2e",
       TOLLGATE_SIGNUP_CREDITS: "10",
+      // Every test signs up from 127.0.0.1.
+      TOLLGATE_SIGNUPS_PER_IP: "1000",
       TOLLGATE_MODELS: join(root, "end2end/models.toml"),
     },
   },

@@ -37,6 +37,8 @@ pub struct Config {
     pub login_attempts_per_ip: NonZeroU32,
     /// `TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT`: login attempts a minute for one email.
     pub login_attempts_per_account: NonZeroU32,
+    /// `TOLLGATE_SIGNUPS_PER_IP`: accounts an hour one client IP may register.
+    pub signups_per_ip: NonZeroU32,
     /// `TOLLGATE_ADMIN_EMAIL` and `TOLLGATE_ADMIN_PASSWORD`: an admin created at
     /// start-up when no user has that email.
     pub bootstrap_admin: Option<(String, Secret)>,
@@ -216,6 +218,18 @@ impl Config {
         };
         let login_attempts_per_ip = attempts("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "20")?;
         let login_attempts_per_account = attempts("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "5")?;
+        let signups_per_ip = parse(
+            "TOLLGATE_SIGNUPS_PER_IP",
+            get("TOLLGATE_SIGNUPS_PER_IP"),
+            "10",
+            "a whole number of sign-ups an hour from 1 to 10000",
+            |v| {
+                u32::from_str(v)
+                    .ok()
+                    .filter(|n| *n <= 10_000)
+                    .and_then(NonZeroU32::new)
+            },
+        )?;
 
         let bootstrap_admin = match (get("TOLLGATE_ADMIN_EMAIL"), get("TOLLGATE_ADMIN_PASSWORD")) {
             (None, None) => None,
@@ -348,6 +362,7 @@ impl Config {
             session_idle,
             login_attempts_per_ip,
             login_attempts_per_account,
+            signups_per_ip,
             bootstrap_admin,
             key_secret: get("TOLLGATE_KEY_SECRET").map(Secret),
             models_path: get("TOLLGATE_MODELS").map(PathBuf::from),
@@ -464,6 +479,8 @@ mod tests {
             ("TOLLGATE_SESSION_IDLE_SECS", "5"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "0"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "many"),
+            ("TOLLGATE_SIGNUPS_PER_IP", "0"),
+            ("TOLLGATE_SIGNUPS_PER_IP", "10001"),
             ("TOLLGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("TOLLGATE_IP_REQUESTS_PER_MINUTE", "0"),
             ("TOLLGATE_IP_REQUESTS_PER_DAY", "lots"),

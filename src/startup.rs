@@ -31,7 +31,7 @@ use crate::{
         passwords,
         service::{self, AccountError},
         session::SESSION_COOKIE,
-        throttle::LoginThrottle,
+        throttle::{LoginThrottle, SignupThrottle},
     },
     app::{App, shell},
     body_limit,
@@ -65,6 +65,7 @@ pub struct Shared {
     /// The origin users reach this server at, without a trailing slash.
     pub public_url: Arc<str>,
     pub login_throttle: Arc<LoginThrottle>,
+    pub signup_throttle: Arc<SignupThrottle>,
     pub key_hasher: Arc<KeyHasher>,
     pub gateway: Arc<crate::gateway::Gateway>,
     pub instruments: crate::instruments::Instruments,
@@ -217,6 +218,7 @@ impl Application {
             config.login_attempts_per_ip,
             config.login_attempts_per_account,
         ));
+        let signup_throttle = Arc::new(SignupThrottle::new(config.signups_per_ip));
         passwords::warm_up();
 
         let gateway = Arc::new(crate::gateway::Gateway::new(
@@ -248,9 +250,10 @@ impl Application {
                 }
             }),
             every(Duration::from_secs(60), {
-                let throttle = login_throttle.clone();
+                let (login, signup) = (login_throttle.clone(), signup_throttle.clone());
                 move || {
-                    throttle.forget_idle();
+                    login.forget_idle();
+                    signup.forget_idle();
                     std::future::ready(())
                 }
             }),
@@ -281,6 +284,7 @@ impl Application {
             public_url: config.public_url_for(bound).into(),
             store,
             login_throttle,
+            signup_throttle,
             key_hasher,
             config: Arc::new(config),
             instruments,

@@ -238,6 +238,72 @@ async fn login_attempts_are_throttled_per_account() {
     assert!(logged < 300, "{logged}");
 }
 
+/// Each sign-up gets the signup credits, so one address may make only so many
+/// accounts an hour; a sign-up that makes no account uses nothing up.
+#[tokio::test]
+async fn sign_ups_are_throttled_per_client_ip_and_only_new_accounts_count() {
+    let app = spawn_app_with(&[
+        ("TOLLGATE_SIGNUPS_PER_IP", "2"),
+        ("TOLLGATE_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let made = app.register(&app.browser(), "one@example.com", "One").await;
+    assert!(made.status.is_success(), "{:?}", made.body);
+    let taken = app
+        .register(&app.browser(), "one@example.com", "Again")
+        .await;
+    assert_eq!(taken.status, 409, "{:?}", taken.body);
+    let invalid = app.register(&app.browser(), "not-an-email", "Bad").await;
+    assert_eq!(invalid.status, 422, "{:?}", invalid.body);
+    let made = app.register(&app.browser(), "two@example.com", "Two").await;
+    assert!(made.status.is_success(), "{:?}", made.body);
+
+    let refused = app
+        .register(&app.browser(), "three@example.com", "Three")
+        .await;
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // One account an address comes back every half hour.
+    assert!((1740..=1800).contains(&retry_after), "{retry_after}");
+    let message = refused.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("new accounts from this address") && message.contains("minutes"),
+        "{message}"
+    );
+    let users: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email = 'three@example.com'")
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(users, 0);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"tollgate_limit_rejections_total{limit="signup_client_ip"} 1"#),
+        "{metrics}"
+    );
+
+    // Another address, behind the trusted proxy, has its own budget.
+    let elsewhere = app
+        .browser()
+        .client
+        .post(app.url("/api/register"))
+        .header("accept", "application/json")
+        .header("x-forwarded-for", "203.0.113.7")
+        .form(&[
+            ("email", "three@example.com"),
+            ("display_name", "Three"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(elsewhere.status().is_success(), "{}", elsewhere.status());
+}
+
 /// Only failed password checks use the budgets up: a user who signs in and
 /// changes the password again and again is never throttled, and the budgets
 /// still stop guessing after it.
@@ -306,6 +372,12 @@ async fn password_checks_of_a_signed_in_user_are_throttled_too() {
     assert!(
         app.me(&b).await.is_object(),
         "still signed in, nothing changed"
+    );
+    // Counted with the logins' refusals.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"tollgate_limit_rejections_total{limit="login_account"} 2"#),
+        "{metrics}"
     );
 }
 

@@ -79,15 +79,19 @@ impl AccountError {
                 .field("current_password", "This is not your current password."),
             Self::Throttled(t) => {
                 let secs = t.retry_after.as_secs().max(1);
-                let who = match t.scope {
-                    ThrottleScope::ClientIp => "from this address",
-                    ThrottleScope::Account => "for this account",
+                let what = match t.scope {
+                    ThrottleScope::ClientIp => "password attempts from this address",
+                    ThrottleScope::Account => "password attempts for this account",
+                    ThrottleScope::SignupClientIp => "new accounts from this address",
+                };
+                let wait = if secs < 120 {
+                    format!("{secs} seconds")
+                } else {
+                    format!("{} minutes", secs.div_ceil(60))
                 };
                 FormError {
                     retry_after_secs: Some(secs),
-                    ..FormError::new(format!(
-                        "Too many password attempts {who}. Wait {secs} seconds and try again."
-                    ))
+                    ..FormError::new(format!("Too many {what}. Wait {wait} and try again."))
                 }
             }
             Self::NotFound => FormError::new("That account no longer exists."),
@@ -116,7 +120,11 @@ pub async fn register(
         Password::parse("password", password),
     ) {
         (Ok(email), Ok(name), Ok(password)) => {
-            create_user(
+            let turn = state
+                .signup_throttle
+                .check(meta.client_ip)
+                .map_err(|throttled| refused(state, throttled))?;
+            let made = create_user(
                 &state.store,
                 meta,
                 &email,
@@ -126,7 +134,11 @@ pub async fn register(
                     starting_credits_micros: state.config.signup_credits_micros,
                 },
             )
-            .await
+            .await;
+            if made.is_err() {
+                state.signup_throttle.no_account_made(turn);
+            }
+            made
         }
         (email, name, password) => Err(AccountError::Invalid(
             [email.err(), name.err(), password.err()]
@@ -135,6 +147,16 @@ pub async fn register(
                 .collect(),
         )),
     }
+}
+
+/// A throttled attempt, counted in the metrics and not audited: the throttle
+/// bounds the attempts, not the requests, and a row for each refused one
+/// would let a flood fill the append-only log.
+fn refused(state: &AppState, throttled: Throttled) -> AccountError {
+    state
+        .instruments
+        .limit_rejection(throttled.scope.limit_name());
+    AccountError::Throttled(throttled)
 }
 
 /// Who is being created: a user with their signup credits, or an admin.
@@ -206,18 +228,10 @@ pub async fn login(
         event
     };
 
-    let attempt = match state.login_throttle.check(meta.client_ip, &email) {
-        Ok(attempt) => attempt,
-        // Counted, not audited: the throttle bounds the guesses, not the
-        // requests, and a row for each refused one would let a flood fill
-        // the append-only log.
-        Err(throttled) => {
-            state
-                .instruments
-                .limit_rejection(throttled.scope.limit_name());
-            return Err(AccountError::Throttled(throttled));
-        }
-    };
+    let attempt = state
+        .login_throttle
+        .check(meta.client_ip, &email)
+        .map_err(|throttled| refused(state, throttled))?;
 
     let user = state
         .store
@@ -298,7 +312,7 @@ async fn is_own_password(
     let throttle = &state.login_throttle;
     let attempt = throttle
         .check(meta.client_ip, &user.email)
-        .map_err(AccountError::Throttled)?;
+        .map_err(|throttled| refused(state, throttled))?;
     let right = passwords::verify(password, Some(user.password_hash.clone())).await;
     if right {
         throttle.passed(attempt);

@@ -1,9 +1,15 @@
-//! Login throttling with governor (GCRA): one budget per client IP (an IPv6
-//! caller's /64) and one per account, both in memory. Each password check
-//! takes a cell of both before the password is verified, so guesses sent at
-//! once are limited too; a check that passes gives its cells back, so only
-//! failed checks use the budgets up. Past either, the caller learns how long
-//! to wait.
+//! Login and sign-up throttling with governor (GCRA), in memory.
+//!
+//! Logins: one budget per client IP (an IPv6 caller's /64) and one per
+//! account. Each password check takes a cell of both before the password is
+//! verified, so guesses sent at once are limited too; a check that passes
+//! gives its cells back, so only failed checks use the budgets up.
+//!
+//! Sign-ups: one budget per client IP, taken before the password is hashed
+//! and given back when no account was made, so only new accounts use it up:
+//! each gets the signup credits, which a script would otherwise farm.
+//!
+//! Past a budget, the caller learns how long to wait.
 
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
@@ -52,6 +58,8 @@ pub struct Throttled {
 pub enum ThrottleScope {
     ClientIp,
     Account,
+    /// Sign-ups from one client IP.
+    SignupClientIp,
 }
 
 impl ThrottleScope {
@@ -60,6 +68,7 @@ impl ThrottleScope {
         match self {
             Self::ClientIp => "login_client_ip",
             Self::Account => "login_account",
+            Self::SignupClientIp => "signup_client_ip",
         }
     }
 }
@@ -136,6 +145,62 @@ impl LoginThrottle {
     }
 }
 
+/// Sign-ups a client IP may make an hour.
+pub struct SignupThrottle {
+    per_ip: Budgets<IpAddr>,
+    cells: Returnable<IpAddr>,
+    interval: Duration,
+}
+
+impl std::fmt::Debug for SignupThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignupThrottle")
+            .field("tracked_ips", &self.per_ip.len())
+            .finish()
+    }
+}
+
+/// The cell a sign-up took, given back by [`SignupThrottle::no_account_made`].
+#[derive(Debug)]
+pub struct SignupTurn(Option<(IpAddr, u64)>);
+
+impl SignupThrottle {
+    /// `per_hour` sign-ups an hour from one address, usable as a burst.
+    pub fn new(per_hour: NonZeroU32) -> Self {
+        let quota = Quota::per_hour(per_hour);
+        let cells = Returnable::default();
+        Self {
+            per_ip: RateLimiter::new(quota, cells.clone(), DefaultClock::default()),
+            cells,
+            interval: quota.replenish_interval(),
+        }
+    }
+
+    /// Takes a cell for a sign-up from `ip` (none when the address is unknown).
+    pub fn check(&self, ip: Option<IpAddr>) -> Result<SignupTurn, Throttled> {
+        let Some(ip) = ip.map(counted_address) else {
+            return Ok(SignupTurn(None));
+        };
+        self.per_ip.check_key(&ip).map_err(|not_until| Throttled {
+            scope: ThrottleScope::SignupClientIp,
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        })?;
+        Ok(SignupTurn(Some((ip, self.cells.taken_until(&ip)))))
+    }
+
+    /// Gives back the cell of a sign-up that made no account.
+    pub fn no_account_made(&self, turn: SignupTurn) {
+        if let SignupTurn(Some((ip, until))) = turn {
+            self.cells.give_back(&ip, self.interval, until);
+        }
+    }
+
+    /// Forgets addresses whose budgets are full again.
+    pub fn forget_idle(&self) {
+        self.per_ip.retain_recent();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +262,27 @@ mod tests {
             throttle.check(ip, "c@example.com").unwrap_err().scope,
             ThrottleScope::ClientIp
         );
+    }
+
+    #[test]
+    fn sign_ups_are_counted_per_address_and_a_failed_one_is_given_back() {
+        let throttle = SignupThrottle::new(NonZeroU32::new(2).unwrap());
+        let ip = Some("10.0.0.4".parse().unwrap());
+        throttle.check(ip).unwrap();
+        let failed = throttle.check(ip).unwrap();
+        throttle.no_account_made(failed);
+        throttle.check(ip).unwrap();
+        let refused = throttle.check(ip).unwrap_err();
+        assert_eq!(refused.scope, ThrottleScope::SignupClientIp);
+        // One cell comes back every half hour.
+        assert!(
+            refused.retry_after > Duration::from_secs(29 * 60)
+                && refused.retry_after <= Duration::from_secs(30 * 60),
+            "{:?}",
+            refused.retry_after
+        );
+        // Another address, and a caller whose address is unknown, are not held up.
+        assert!(throttle.check(Some("10.0.0.5".parse().unwrap())).is_ok());
+        assert!(throttle.check(None).is_ok());
     }
 }
