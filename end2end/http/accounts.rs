@@ -415,6 +415,12 @@ async fn deleting_an_account_erases_personal_data_and_ends_sessions() {
     let app = spawn_app().await;
     let b = app.browser();
     app.register(&b, "gone@example.com", "Soon Gone").await;
+    // The address the deletion will rewrite the account's to cannot be
+    // taken first, which would make the deletion fail on its uniqueness.
+    let squatter = app
+        .register(&app.browser(), "deleted-1@deleted.invalid", "Squatter")
+        .await;
+    assert_eq!(squatter.status, 422, "{:?}", squatter.body);
     let other = app.browser();
     app.login(&other, "gone@example.com", PASSWORD).await;
 

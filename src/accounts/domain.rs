@@ -48,6 +48,14 @@ impl Email {
         if local.is_empty() || local.len() > 64 || !domain_ok {
             return Err(invalid());
         }
+        // Reserved (RFC 2606): no mail reaches it, and deleted accounts'
+        // addresses are rewritten into it, which a sign-up must not take.
+        if domain.ends_with(".invalid") {
+            return Err(InvalidInput::new(
+                "email",
+                "Addresses under .invalid cannot receive mail. Enter your real address.",
+            ));
+        }
         Ok(Self(email))
     }
 
@@ -155,6 +163,8 @@ mod tests {
             "a b@example.com",
             "ada@.com",
             "ada@example..com",
+            "deleted-2@deleted.invalid",
+            "ada@mail.INVALID",
         ] {
             assert!(Email::parse(raw).is_err(), "{raw:?}");
         }
