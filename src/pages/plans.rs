@@ -15,7 +15,7 @@ pub async fn list_plans() -> Result<Vec<PlanView>, FormError> {
     let (state, _, user) = server_ctx::signed_in_user().await?;
     service::plans_for(&state.store, user.id)
         .await
-        .map_err(|e| server_ctx::internal(e.message()))
+        .map_err(server_ctx::internal)
 }
 
 #[server(endpoint = "plans/switch")]
@@ -24,7 +24,7 @@ pub async fn switch_plan(plan: String) -> Result<(), FormError> {
     let (state, _, user) = server_ctx::signed_in_user().await?;
     let switch = service::switch_plan(&state.store, &RequestMeta::current(), user.id, &plan)
         .await
-        .map_err(|e| server_ctx::internal(e.message()))?;
+        .map_err(server_ctx::internal)?;
     match switch.refusal(&plan) {
         None => Ok(()),
         Some(message) => {
