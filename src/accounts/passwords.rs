@@ -52,8 +52,15 @@ static TURNS: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
 async fn in_turn<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
+    in_turn_of(&TURNS, work).await
+}
+
+async fn in_turn_of<T: Send + 'static>(
+    turns: &Arc<tokio::sync::Semaphore>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
     // The semaphore is never closed.
-    let turn = TURNS
+    let turn = turns
         .clone()
         .acquire_owned()
         .await
@@ -105,5 +112,46 @@ mod tests {
         assert!(!verify("a long and unusual phrasE", Some(phc)).await);
         assert!(!verify("anything", None).await);
         assert!(!verify("anything", Some("not a phc string".into())).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashes_take_turns_and_a_turn_stays_with_its_hash() {
+        use std::{
+            sync::atomic::{AtomicUsize, Ordering},
+            time::Duration,
+        };
+        let turns = Arc::new(tokio::sync::Semaphore::new(2));
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let works = (0..6).map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            in_turn_of(&turns, move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(30));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        for done in futures::future::join_all(works).await {
+            done.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2, "two at a time, not six");
+
+        // A caller that gives up (a client hanging up) leaves the turn with
+        // the hash still running, until it ends.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(20),
+            in_turn_of(&turns, move || wait.recv()),
+        )
+        .await;
+        assert!(gave_up.is_err());
+        assert_eq!(turns.available_permits(), 1);
+        release.send(()).unwrap();
+        let mut waited = Duration::ZERO;
+        while turns.available_permits() < 2 && waited < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            waited += Duration::from_millis(5);
+        }
+        assert_eq!(turns.available_permits(), 2);
     }
 }
