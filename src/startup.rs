@@ -542,6 +542,10 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
             post(admin::revoke_all_keys),
         )
         .route(
+            "/api/v1/admin/users/{id}/keys/{key_id}/revoke",
+            post(admin::revoke_key),
+        )
+        .route(
             "/api/v1/admin/users/{id}/keys/rotate",
             post(admin::rotate_all_keys),
         )

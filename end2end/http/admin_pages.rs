@@ -457,3 +457,137 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     .unwrap();
     assert_eq!((balance, ledger), (12_500_000, 12_500_000));
 }
+
+/// An admin revokes one leaked key and leaves the account's others working;
+/// revoking them all audits each key, so a key's own history shows it.
+#[tokio::test]
+async fn admins_revoke_one_key_and_each_key_revoked_is_audited() {
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    // Pro allows the three keys (Starter two).
+    let answer = app
+        .call(
+            &admin,
+            "admin/user/plan",
+            &[("user_id", &user_id.to_string()), ("plan", "pro")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let leaked = app.create_key(&user, json!({ "name": "leaked" })).await;
+    let kept = app.create_key(&user, json!({ "name": "kept" })).await;
+    let keys: Value = user
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_of = |name: &str| {
+        keys["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .and_then(|k| k["id"].as_i64())
+            .unwrap()
+    };
+    let (leaked_id, kept_id) = (id_of("leaked"), id_of("kept"));
+    let revoke_one =
+        |user_id: i64, key_id: i64| format!("/api/v1/admin/users/{user_id}/keys/{key_id}/revoke");
+
+    // Not for users, even on their own keys.
+    let response = user
+        .client
+        .post(app.url(&revoke_one(user_id, leaked_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    let response = admin
+        .client
+        .post(app.url(&revoke_one(user_id, leaked_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "user_id": user_id, "revoked": 1 }));
+    assert_eq!(demo_call(&app, &leaked).await, 401);
+    assert_eq!(demo_call(&app, &kept).await, 200);
+
+    // Again, or under another account's id: no such key, nothing changes.
+    let admin_id = app.me(&admin).await["id"].as_i64().unwrap();
+    for path in [
+        revoke_one(user_id, leaked_id),
+        revoke_one(admin_id, kept_id),
+    ] {
+        let response = admin.client.post(app.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "key_not_found", "{body}");
+    }
+    assert_eq!(demo_call(&app, &kept).await, 200);
+
+    // The user page's button does the same.
+    let answer = app
+        .call(
+            &admin,
+            "admin/user/revoke-key",
+            &[
+                ("user_id", &user_id.to_string()),
+                ("key_id", &kept_id.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(demo_call(&app, &kept).await, 401);
+    // Only keys not yet revoked have a Revoke button.
+    let primary_id = id_of("Primary key");
+    let (_, _, html) = page(&app, &admin, &format!("/admin/users/{user_id}")).await;
+    let button = |id: i64| format!(r#"name="key_id" value="{id}""#);
+    assert!(html.contains(&button(primary_id)), "{html}");
+    assert!(!html.contains(&button(kept_id)) && !html.contains(&button(leaked_id)));
+
+    // Revoking the rest (the primary key) audits it as a key of its own too.
+    let response = admin
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{user_id}/keys/revoke")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["revoked"], 1);
+    // Action, actor, target, details.
+    type Event = (String, Option<i64>, Option<String>, String);
+    let events: Vec<Event> = sqlx::query_as(
+        "SELECT action, actor_user_id, target, details FROM audit_events
+         WHERE action IN ('key.revoke', 'keys.revoke_all') ORDER BY id",
+    )
+    .fetch_all(&app.db().await)
+    .await
+    .unwrap();
+    let targets: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|(action, _, target, _)| (action.as_str(), target.as_deref()))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("key.revoke", Some(format!("key:{leaked_id}").as_str())),
+            ("key.revoke", Some(format!("key:{kept_id}").as_str())),
+            ("key.revoke", Some(format!("key:{primary_id}").as_str())),
+            ("keys.revoke_all", Some(format!("user:{user_id}").as_str())),
+        ]
+    );
+    assert!(events.iter().all(|(_, actor, ..)| *actor == Some(admin_id)));
+    let summary: Value = serde_json::from_str(&events[3].3).unwrap();
+    assert_eq!(summary["keys"], 1);
+}

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 20] = [
+const OPERATIONS: [(&str, &str); 21] = [
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/plan"),
@@ -24,6 +24,7 @@ const OPERATIONS: [(&str, &str); 20] = [
     ("put", "/api/v1/admin/users/{id}/plan"),
     ("put", "/api/v1/admin/users/{id}/limits"),
     ("post", "/api/v1/admin/users/{id}/keys/revoke"),
+    ("post", "/api/v1/admin/users/{id}/keys/{key_id}/revoke"),
     ("post", "/api/v1/admin/users/{id}/keys/rotate"),
     ("get", "/api/v1/admin/audit"),
     ("get", "/api/v1/admin/monitor"),

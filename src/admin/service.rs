@@ -11,8 +11,8 @@ use crate::{
     gateway::accounts::Accounts,
     request_meta::RequestMeta,
     store::{
-        AuditEvent, AuditFilter, LimitOverrides, PlanAssignment, PlanRecord, RevocationAudit,
-        Store, StoreError,
+        AuditEvent, AuditFilter, LimitOverrides, PlanAssignment, PlanRecord, Store, StoreError,
+        UserRecord,
     },
 };
 
@@ -33,6 +33,8 @@ pub enum AdminError {
     KeysChanged,
     #[error("no such plan")]
     PlanNotFound,
+    #[error("the account has no such key, or it is already revoked")]
+    KeyNotFound,
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
@@ -301,11 +303,7 @@ pub async fn rotate_all_keys(
     user_id: i64,
 ) -> Result<Vec<crate::keys::types::IssuedKey>, AdminError> {
     use crate::keys::service::{self as keys, KeyError};
-    store
-        .user_by_id(user_id)
-        .await?
-        .filter(|u| u.status != crate::store::UserStatus::Deleted)
-        .ok_or(AdminError::UserNotFound)?;
+    live_user(store, user_id).await?;
     let ids: Vec<i64> = store
         .keys_of_user(user_id)
         .await?
@@ -336,11 +334,7 @@ pub async fn user_detail(
     user_id: i64,
 ) -> Result<crate::pages::admin_user::AdminUserDetail, AdminError> {
     use crate::pages::admin_user::{AdminUserDetail, PlanChoice};
-    let user = store
-        .user_by_id(user_id)
-        .await?
-        .filter(|u| u.status != crate::store::UserStatus::Deleted)
-        .ok_or(AdminError::UserNotFound)?;
+    let user = live_user(store, user_id).await?;
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     let balance = accounts.balance(user_id, &month).await?.unwrap_or(0);
     let plan = store.plan_of_user(user_id).await?;
@@ -427,31 +421,45 @@ pub fn audit_row(r: crate::store::AuditRecord) -> crate::pages::admin::AuditRow 
 }
 
 /// Revokes every key of an account that is not yet revoked; returns how many.
+/// Each key's revocation is audited, with the admin as the actor, and the
+/// whole once more as `keys.revoke_all`.
 pub async fn revoke_all_keys(
     store: &Store,
     meta: &RequestMeta,
     admin_id: i64,
     user_id: i64,
 ) -> Result<u64, AdminError> {
+    live_user(store, user_id).await?;
+    let each = AuditEvent::new("key.revoke", meta).actor(admin_id);
+    let summary = AuditEvent::new("keys.revoke_all", meta)
+        .actor(admin_id)
+        .target(format!("user:{user_id}"));
+    Ok(store.revoke_every_key(user_id, &each, summary).await?)
+}
+
+/// Revokes one key of an account (a leaked one, say), leaving the others.
+pub async fn revoke_key(
+    store: &Store,
+    meta: &RequestMeta,
+    admin_id: i64,
+    user_id: i64,
+    key_id: i64,
+) -> Result<(), AdminError> {
+    live_user(store, user_id).await?;
+    match crate::keys::service::revoke_by(store, meta, admin_id, user_id, &[key_id]).await {
+        Ok(1..) => Ok(()),
+        Ok(0) => Err(AdminError::KeyNotFound),
+        Err(error) => Err(AdminError::Store(StoreError::Background(error.to_string()))),
+    }
+}
+
+/// The account, unless there is none or it was deleted.
+async fn live_user(store: &Store, user_id: i64) -> Result<UserRecord, AdminError> {
     store
         .user_by_id(user_id)
         .await?
         .filter(|u| u.status != crate::store::UserStatus::Deleted)
-        .ok_or(AdminError::UserNotFound)?;
-    let ids: Vec<i64> = store
-        .keys_of_user(user_id)
-        .await?
-        .iter()
-        .filter(|k| k.revoked_at.is_none())
-        .map(|k| k.id)
-        .collect();
-    let audit = AuditEvent::new("keys.revoke_all", meta)
-        .actor(admin_id)
-        .target(format!("user:{user_id}"))
-        .details(json!({ "keys": ids.len() }));
-    Ok(store
-        .revoke_keys(user_id, &ids, RevocationAudit::Once(audit))
-        .await?)
+        .ok_or(AdminError::UserNotFound)
 }
 
 #[cfg(test)]

@@ -13,8 +13,7 @@ use super::{
 use crate::{
     request_meta::RequestMeta,
     store::{
-        AuditEvent, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret, RevocationAudit, Store,
-        StoreError,
+        AuditEvent, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret, Store, StoreError,
     },
 };
 
@@ -618,9 +617,20 @@ pub async fn revoke(
     user_id: i64,
     key_ids: &[i64],
 ) -> Result<u64, KeyError> {
+    revoke_by(store, meta, user_id, user_id, key_ids).await
+}
+
+/// [`revoke`] done by `actor_id` (the owner or an admin, named in the audit log).
+pub async fn revoke_by(
+    store: &Store,
+    meta: &RequestMeta,
+    actor_id: i64,
+    user_id: i64,
+    key_ids: &[i64],
+) -> Result<u64, KeyError> {
     at_most_a_batch(key_ids)?;
-    let audit = RevocationAudit::EachKey(AuditEvent::new("key.revoke", meta).actor(user_id));
-    Ok(store.revoke_keys(user_id, key_ids, audit).await?)
+    let each = AuditEvent::new("key.revoke", meta).actor(actor_id);
+    Ok(store.revoke_keys(user_id, key_ids, &each).await?)
 }
 
 /// The first of `scopes` that a key with `own` lacks: it may not give a key

@@ -1,7 +1,8 @@
 //! `/admin/users/:id`: one account for administrators: plan, balance, keys,
 //! recent calls and audit events, with the actions on it (credits with a
-//! reason, plan, limit overrides, disable or enable, revoke or rotate all keys). Destructive actions ask
-//! for confirmation; each writes an audit event (the services do that).
+//! reason, plan, limit overrides, disable or enable, revoke one key or all,
+//! rotate all keys). Destructive actions ask for confirmation; each writes an
+//! audit event (the services do that).
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -85,6 +86,10 @@ pub(super) fn admin_refusal(error: crate::admin::service::AdminError) -> FormErr
         AdminError::PlanNotFound => (
             StatusCode::NOT_FOUND,
             FormError::new("There is no such plan."),
+        ),
+        AdminError::KeyNotFound => (
+            StatusCode::NOT_FOUND,
+            FormError::new("The account has no such key, or it is already revoked."),
         ),
         AdminError::Conflict(message) => (StatusCode::CONFLICT, FormError::new(message)),
         AdminError::Store(e) => return crate::server_ctx::internal(e),
@@ -189,6 +194,21 @@ pub async fn admin_revoke_all_keys(user_id: i64) -> Result<u64, FormError> {
         .map_err(admin_refusal)
 }
 
+#[server(endpoint = "admin/user/revoke-key")]
+pub async fn admin_revoke_key(user_id: i64, key_id: i64) -> Result<(), FormError> {
+    use crate::{admin::service, request_meta::RequestMeta};
+    let (state, admin) = super::admin::require_admin().await?;
+    service::revoke_key(
+        &state.store,
+        &RequestMeta::current(),
+        admin.id,
+        user_id,
+        key_id,
+    )
+    .await
+    .map_err(admin_refusal)
+}
+
 #[server(endpoint = "admin/user/rotate-keys")]
 pub async fn admin_rotate_all_keys(user_id: i64) -> Result<Vec<IssuedKey>, FormError> {
     use crate::{admin::service, request_meta::RequestMeta};
@@ -227,6 +247,8 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
     let credits = ServerAction::<AdminAdjustCredits>::new();
     let plan = ServerAction::<AdminAssignPlan>::new();
     let revoke = ServerAction::<AdminRevokeAllKeys>::new();
+    let revoke_one = ServerAction::<AdminRevokeKey>::new();
+    let revoke_one_error = last_error(revoke_one.value());
     let rotate = ServerAction::<AdminRotateAllKeys>::new();
     let rotate_error = last_error(rotate.value());
     let toggle = ServerAction::<super::admin::AdminSetDisabled>::new();
@@ -243,6 +265,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                 credits.version().get(),
                 plan.version().get(),
                 revoke.version().get(),
+                revoke_one.version().get(),
                 rotate.version().get(),
                 toggle.version().get(),
                 limits.version().get(),
@@ -259,6 +282,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
     record_outcome(outcome, credits.value(), "Credits adjusted.");
     record_outcome(outcome, plan.value(), "Plan changed.");
     record_outcome(outcome, revoke.value(), "Keys revoked.");
+    record_outcome(outcome, revoke_one.value(), "Key revoked.");
     record_outcome(outcome, rotate.value(), "Keys rotated.");
     record_outcome(outcome, toggle.value(), "Account status changed.");
     record_outcome(
@@ -307,7 +331,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 <input type="hidden" name="user_id" value=d.id />
                                 <Field label="Amount (credits; negative to deduct)" name="amount" keep=true hint="Exact to the millionth, e.g. 25 or -2.5." error=credits_error />
                                 <Field label="Reason" name="reason" keep=true hint="Kept in the ledger and the audit log." error=credits_error />
-                                <button type="submit" class=BUTTON>"Apply"</button>
+                                <button type="submit" class=BUTTON disabled=move || credits.pending().get()>"Apply"</button>
                             </ActionForm>
                         </section>
                         <section class=CARD>
@@ -316,13 +340,21 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                             <ActionForm action=plan>
                                 <input type="hidden" name="user_id" value=d.id />
                                 <label for="field-plan" class="mb-1 block text-sm font-medium text-slate-700">"Move to plan"</label>
-                                <select id="field-plan" name="plan" class="mb-4 block w-full rounded-md border border-slate-300 px-3 py-2 text-sm">
+                                <select id="field-plan" name="plan" class="block w-full rounded-md border border-slate-300 px-3 py-2 text-sm">
+                                    // A retired plan cannot be chosen, but the account may still be
+                                    // on one: shown as it is, so the first plan is not picked unseen.
+                                    {(!d.plans.iter().any(|p| p.id == current_plan)).then(|| view! {
+                                        <option value=current_plan.clone() selected=true>{format!("{} (retired; current)", d.plan_name)}</option>
+                                    })}
                                     {d.plans.iter().map(|p| {
                                         let label = if p.public { p.name.clone() } else { format!("{} (private)", p.name) };
                                         view! { <option value=p.id.clone() selected=p.id == current_plan>{label}</option> }
                                     }).collect_view()}
                                 </select>
-                                <button type="submit" class=BUTTON>"Assign plan"</button>
+                                <p class="mb-4 mt-1 text-sm text-red-700">
+                                    {move || plan_error.get().and_then(|e| e.field_error("plan"))}
+                                </p>
+                                <button type="submit" class=BUTTON disabled=move || plan.pending().get()>"Assign plan"</button>
                             </ActionForm>
                             <h2 class="mb-3 mt-6 text-lg font-semibold">"Account"</h2>
                             <FormAlert error=toggle_error />
@@ -332,15 +364,15 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 <ActionForm action=toggle attr:onsubmit=confirm_toggle>
                                     <input type="hidden" name="user_id" value=d.id />
                                     <input type="hidden" name="disabled" value=toggle_to />
-                                    <button type="submit" class=DANGER_BUTTON>{toggle_label}</button>
+                                    <button type="submit" class=DANGER_BUTTON disabled=move || toggle.pending().get()>{toggle_label}</button>
                                 </ActionForm>
                                 <ActionForm action=revoke attr:onsubmit="return confirm('Revoke every key of this account? Callers using them get 401 at once.')">
                                     <input type="hidden" name="user_id" value=d.id />
-                                    <button type="submit" class=DANGER_BUTTON>"Revoke all keys"</button>
+                                    <button type="submit" class=DANGER_BUTTON disabled=move || revoke.pending().get()>"Revoke all keys"</button>
                                 </ActionForm>
                                 <ActionForm action=rotate attr:onsubmit="return confirm('Give every active key of this account a new secret? The old secrets stop at once; the new ones are shown here once.')">
                                     <input type="hidden" name="user_id" value=d.id />
-                                    <button type="submit" class=DANGER_BUTTON>"Rotate all keys"</button>
+                                    <button type="submit" class=DANGER_BUTTON disabled=move || rotate.pending().get()>"Rotate all keys"</button>
                                 </ActionForm>
                             </div>
                             {move || rotate.value().get().and_then(Result::ok).map(|issued| view! {
@@ -368,23 +400,40 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                         error=limits_error />
                                 }).collect_view()}
                             </div>
-                            <button type="submit" class=BUTTON>"Save limits"</button>
+                            <button type="submit" class=BUTTON disabled=move || limits.pending().get()>"Save limits"</button>
                         </ActionForm>
                     </section>
 
                     <section class=format!("{CARD} mb-6")>
                         <h2 class="mb-3 text-lg font-semibold">"Keys"</h2>
+                        <FormAlert error=revoke_one_error />
                         <table class="w-full text-left text-sm">
-                            <thead class="text-slate-500"><tr><th class="py-2">"Name"</th><th>"Key"</th><th>"Status"</th><th class="text-right">"Uses"</th><th>"Last used"</th></tr></thead>
+                            <thead class="text-slate-500"><tr><th class="py-2">"Name"</th><th>"Key"</th><th>"Status"</th><th class="text-right">"Uses"</th><th>"Last used"</th><th></th></tr></thead>
                             <tbody>
-                                {d.keys.iter().map(|k| view! {
-                                    <tr class="border-t border-slate-100">
-                                        <td class="py-1">{k.name.clone()}</td>
-                                        <td class="font-mono">{k.display.clone()}</td>
-                                        <td>{k.status.clone()}</td>
-                                        <td class="text-right">{k.usage_count}</td>
-                                        <td>{k.last_used_at.clone().unwrap_or_else(|| "never".into())}</td>
-                                    </tr>
+                                {d.keys.clone().into_iter().map(|k| {
+                                    let confirm = format!(
+                                        "return confirm('Revoke the key {}? Callers using it get 401 at once; the other keys go on.')",
+                                        k.display.replace(['\\', '\''], "")
+                                    );
+                                    view! {
+                                        <tr class="border-t border-slate-100" data-testid=format!("admin-key-{}", k.id)>
+                                            <td class="py-1">{k.name.clone()}</td>
+                                            <td class="font-mono">{k.display.clone()}</td>
+                                            <td>{k.status.clone()}</td>
+                                            <td class="text-right">{k.usage_count}</td>
+                                            <td>{k.last_used_at.clone().unwrap_or_else(|| "never".into())}</td>
+                                            <td class="text-right">
+                                                {(k.status != "revoked").then(|| view! {
+                                                    <ActionForm action=revoke_one attr:onsubmit=confirm>
+                                                        <input type="hidden" name="user_id" value=d.id />
+                                                        <input type="hidden" name="key_id" value=k.id />
+                                                        <button type="submit" class="rounded border border-red-300 px-2 py-0.5 text-xs text-red-700 disabled:opacity-50"
+                                                            disabled=move || revoke_one.pending().get()>"Revoke"</button>
+                                                    </ActionForm>
+                                                })}
+                                            </td>
+                                        </tr>
+                                    }
                                 }).collect_view()}
                             </tbody>
                         </table>

@@ -227,6 +227,13 @@ impl IntoResponse for AdminError {
                 format!("{self}; try again."),
             )
             .into_response(),
+            AdminError::KeyNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "key_not_found",
+                "The account has no such key, or it is already revoked.",
+            )
+            .into_response(),
             AdminError::PlanNotFound => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -334,7 +341,7 @@ pub struct RevokedKeys {
 /// Revoke all of a user's keys
 ///
 /// Every key that is not yet revoked stops working on its next request. Writes
-/// a `keys.revoke_all` audit event.
+/// a `key.revoke` audit event for each key and a `keys.revoke_all` event.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/keys/revoke", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
     security(("session" = []), ("api_key" = ["admin"])),
@@ -353,6 +360,39 @@ pub async fn revoke_all_keys(
 ) -> Response {
     match admin_service::revoke_all_keys(&state.store, &meta, admin.id, user_id).await {
         Ok(revoked) => Json(RevokedKeys { user_id, revoked }).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Revoke one of a user's keys
+///
+/// The key stops working on its next request; the account's other keys go on.
+/// Writes a `key.revoke` audit event with the admin as the actor.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/keys/{key_id}/revoke", tag = "admin",
+    params(
+        ("id" = i64, Path, description = "The user's id"),
+        ("key_id" = i64, Path, description = "The key's id"),
+    ),
+    security(("session" = []), ("api_key" = ["admin"])),
+    responses(
+        (status = 200, description = "The key was revoked", body = RevokedKeys),
+        (status = 400, description = "An id is not a number", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user, or the user has no such unrevoked key", body = ErrorResponse),
+    ))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    meta: RequestMeta,
+    ApiPath((user_id, key_id)): ApiPath<(i64, i64)>,
+) -> Response {
+    match admin_service::revoke_key(&state.store, &meta, admin.id, user_id, key_id).await {
+        Ok(()) => Json(RevokedKeys {
+            user_id,
+            revoked: 1,
+        })
+        .into_response(),
         Err(error) => error.into_response(),
     }
 }

@@ -39,6 +39,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         admin::assign_plan,
         admin::set_limits,
         admin::revoke_all_keys,
+        admin::revoke_key,
         admin::rotate_all_keys,
         admin::audit_log,
         admin::monitor,

@@ -80,16 +80,6 @@ pub enum KeyCreation {
     },
 }
 
-/// How a revocation is audited.
-#[derive(Debug)]
-pub enum RevocationAudit {
-    /// This event once for each key revoked, its target that key, so that the
-    /// log shows each key's revocation and only those that were revoked.
-    EachKey(AuditEvent),
-    /// This event once for them all, when any was revoked.
-    Once(AuditEvent),
-}
-
 impl Store {
     /// Inserts a key if both creation limits allow it. The limits are checked in
     /// the INSERT itself, so concurrent requests cannot overshoot them.
@@ -191,12 +181,14 @@ impl Store {
         .await?)
     }
 
-    /// Revokes the user's listed keys that are not yet revoked; returns how many were.
+    /// Revokes the user's listed keys that are not yet revoked; returns how
+    /// many were. `each` is written once for each key revoked, its target
+    /// that key, so the log shows each key's revocation and only those.
     pub async fn revoke_keys(
         &self,
         user_id: i64,
         key_ids: &[i64],
-        audit: RevocationAudit,
+        each: &AuditEvent,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut revoked = 0;
@@ -210,16 +202,43 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if let (1, RevocationAudit::EachKey(event)) = (done, &audit) {
-                audit::insert(&mut tx, &event.clone().target(format!("key:{id}"))).await?;
+            if done == 1 {
+                audit::insert(&mut tx, &each.clone().target(format!("key:{id}"))).await?;
             }
             revoked += done;
         }
-        if let (1.., RevocationAudit::Once(event)) = (revoked, &audit) {
-            audit::insert(&mut tx, event).await?;
-        }
         self.commit_change(tx).await?;
         Ok(revoked)
+    }
+
+    /// Revokes every key of the user not yet revoked, in one statement, so a
+    /// key created meanwhile is not missed; returns how many. `each` is
+    /// written for each key as in [`Store::revoke_keys`], and `summary`, with
+    /// the count in its details, once when any was revoked.
+    pub async fn revoke_every_key(
+        &self,
+        user_id: i64,
+        each: &AuditEvent,
+        summary: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), grace_hash = NULL, grace_until = NULL
+             WHERE user_id = ? AND revoked_at IS NULL
+             RETURNING id",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &ids {
+            audit::insert(&mut tx, &each.clone().target(format!("key:{id}"))).await?;
+        }
+        if !ids.is_empty() {
+            let summary = summary.details(serde_json::json!({ "keys": ids.len() }));
+            audit::insert(&mut tx, &summary).await?;
+        }
+        self.commit_change(tx).await?;
+        Ok(ids.len() as u64)
     }
 
     /// Gives each of the user's unrevoked keys its new secret, keeping the old
