@@ -204,6 +204,11 @@ fn AdminUsers() -> impl IntoView {
                                     {rows.into_iter().map(|row| {
                                         let next = (!row.disabled).to_string();
                                         let label = if row.disabled { "Enable" } else { "Disable" };
+                                        let confirm = if row.disabled {
+                                            "return true"
+                                        } else {
+                                            "return confirm('Disable this account? Its keys stop working at once.')"
+                                        };
                                         view! {
                                             <tr class="border-t border-slate-100" data-testid=format!("user-{}", row.email)>
                                                 <td class="py-2"><a href=format!("/admin/users/{}", row.id) class="text-amber-700 hover:underline">{row.email.clone()}</a></td>
@@ -211,7 +216,7 @@ fn AdminUsers() -> impl IntoView {
                                                 <td>{if row.is_admin { "admin" } else { "user" }}</td>
                                                 <td>{if row.disabled { "disabled" } else { "active" }}</td>
                                                 <td class="text-right">
-                                                    <ActionForm action=toggle>
+                                                    <ActionForm action=toggle attr:onsubmit=confirm>
                                                         <input type="hidden" name="user_id" value=row.id />
                                                         <input type="hidden" name="disabled" value=next />
                                                         <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100">{label}</button>

@@ -238,24 +238,32 @@ impl Store {
         audit: AuditEvent,
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let changed = sqlx::query(
+        let now: Option<String> =
+            sqlx::query_scalar("SELECT status FROM users WHERE id = ? AND status != 'deleted'")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(now) = now else {
+            return Ok(false);
+        };
+        // Already so (a second click, another admin): nothing to change or audit.
+        if now == status.as_db() {
+            return Ok(true);
+        }
+        sqlx::query(
             "UPDATE users SET status = ?,
                               session_epoch = session_epoch + (CASE WHEN ? = 'disabled' THEN 1 ELSE 0 END),
                               updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
-             WHERE id = ? AND status != 'deleted'",
+             WHERE id = ?",
         )
         .bind(status.as_db())
         .bind(status.as_db())
         .bind(user_id)
         .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if changed {
-            audit::insert(&mut tx, &audit).await?;
-        }
+        .await?;
+        audit::insert(&mut tx, &audit).await?;
         self.commit_change(tx).await?;
-        Ok(changed)
+        Ok(true)
     }
 
     /// Deletes an account: personal data is erased and the row is kept as an
