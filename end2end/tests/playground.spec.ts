@@ -31,7 +31,15 @@ test("paste a key, stream a reply from demo, hit the plan's limit and see the co
 
   await send("Second question");
   await expect(transcript.locator('[data-role="assistant"]').last()).toContainText("had 2 words");
-  await expect(page.getByTestId("requests-remaining")).toContainText("0 of 2 requests left");
+  const remaining = page.getByTestId("requests-remaining");
+  await expect(remaining).toContainText("0 of 2 requests left");
+  // The line counts down to the window's reset (Tollgate's `x-ratelimit-reset-requests`).
+  await expect(remaining).toHaveText(/^0 of 2 requests left, the window resets in \d+ s\.$/);
+  const resetIn = Number((await remaining.textContent())?.match(/in (\d+) s/)?.[1]);
+  expect(resetIn).toBeGreaterThan(1);
+  expect(resetIn).toBeLessThanOrEqual(60);
+  await expect(remaining).not.toContainText(`in ${resetIn} s`, { timeout: 3_000 });
+  expect(Number((await remaining.textContent())?.match(/in (\d+) s/)?.[1])).toBeLessThan(resetIn);
 
   // The third call in a minute is over the Starter plan's limit: the page names
   // the limit and counts down from Retry-After.
@@ -164,6 +172,46 @@ test("leaving the playground mid-reply ends the call, and Stop works after comin
   await page.waitForTimeout(600);
   await expect(assistant.last()).toHaveText(stoppedAt ?? "");
   await expect(assistant.last()).not.toContainText("Add a real model");
+
+  expect(errors).toEqual([]);
+});
+
+test("Clear stops a reply as it streams, and Enter picking an input method's word does not send", async ({ page }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  await register(page, "clear");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByRole("link", { name: "Try it in the playground" }).click();
+  await expect(page).toHaveURL(/\/playground$/);
+
+  const transcript = page.getByTestId("transcript");
+  const assistant = transcript.locator('[data-role="assistant"]');
+  const message = page.getByLabel("Message");
+  await page.getByLabel("Model").selectOption("demo-lite");
+  await message.fill("A long answer, please");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(assistant.last()).toContainText("Hello!");
+  await expect(page.getByRole("button", { name: "Stop" })).toBeEnabled();
+
+  // demo-lite has seconds of words left; Clear ends the call with the text.
+  await page.getByRole("button", { name: "Clear" }).click();
+  await expect(transcript).toContainText("Send a message to start.");
+  await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
+  await expect(page.getByRole("button", { name: "Send" })).toBeEnabled();
+  await page.waitForTimeout(800);
+  await expect(transcript.locator("[data-role]")).toHaveCount(0);
+
+  // An Enter that an input method uses to pick a word is not a send.
+  await message.fill("こんにちは");
+  await message.dispatchEvent("keydown", { key: "Enter", isComposing: true, bubbles: true });
+  await page.waitForTimeout(300);
+  await expect(transcript.locator("[data-role]")).toHaveCount(0);
+  await expect(message).toHaveValue("こんにちは");
+  // A plain Enter sends (the Starter plan's one parallel call is free again
+  // once Tollgate has seen the cleared call's client go, at its next word).
+  await page.waitForTimeout(700);
+  await message.press("Enter");
+  await expect(transcript.locator('[data-role="user"]')).toHaveText(/こんにちは/);
+  await expect(assistant.last()).toContainText("Hello!");
 
   expect(errors).toEqual([]);
 });
