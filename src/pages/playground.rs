@@ -88,11 +88,43 @@ impl Turn {
 }
 
 /// The request window the last answer reported in its `x-ratelimit-*` headers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RateInfo {
     pub limit: Option<u64>,
     pub remaining: Option<u64>,
-    pub reset: Option<String>,
+    /// When the window is whole again, in ms since the epoch.
+    pub reset_at: Option<f64>,
+}
+
+/// Seconds in an `x-ratelimit-reset-*` value: Tollgate's `30s`, or OpenAI's
+/// `1m30s`, `6m0s`, `1.5s`, `20ms`.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn reset_seconds(text: &str) -> Option<f64> {
+    let mut rest = text.trim();
+    let mut total = 0.0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&at| at > 0)?;
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        total += number
+            * match &rest[..unit] {
+                "h" => 3600.0,
+                "m" => 60.0,
+                "s" => 1.0,
+                "ms" => 0.001,
+                _ => return None,
+            };
+        rest = &rest[unit..];
+    }
+    Some(total)
 }
 
 /// A refused or failed call, from its OpenAI-shaped error.
@@ -375,7 +407,7 @@ fn Playground() -> impl IntoView {
                             class="rounded-md border border-slate-300 px-4 py-2 text-sm hover:bg-slate-100 disabled:opacity-50"
                             disabled=move || !streaming.get()
                             on:click=move |_| stop.stop()>"Stop"</button>
-                        <RateLine rate />
+                        <RateLine rate clock />
                         <button type="button" class="ml-auto text-sm text-slate-500 underline"
                             on:click=move |_| { stop.stop(); turns.set(Vec::new()); refusal.set(None); countdown.set(None); }>"Clear"</button>
                     </div>
@@ -385,20 +417,27 @@ fn Playground() -> impl IntoView {
     }
 }
 
+/// What the last answer said was left, counting down to the window's reset;
+/// after it, the count is history until the next answer.
 #[component]
-fn RateLine(rate: RwSignal<RateInfo>) -> impl IntoView {
+fn RateLine(rate: RwSignal<RateInfo>, clock: RwSignal<f64>) -> impl IntoView {
     move || {
         let r = rate.get();
         r.remaining.map(|remaining| {
             let of = r.limit.map(|l| format!(" of {l}")).unwrap_or_default();
-            let reset = r
-                .reset
-                .map(|s| format!(", the window resets in {s}"))
-                .unwrap_or_default();
+            let secs = r.reset_at.map(|at| seconds_left(at, clock.get()));
+            let (was, after) = match secs {
+                None => ("requests left", String::new()),
+                Some(0) => (
+                    "requests were left; the window has reset since",
+                    String::new(),
+                ),
+                Some(secs) => ("requests left", format!(", the window resets in {secs} s")),
+            };
             view! {
                 <p class="text-sm text-slate-600" data-testid="requests-remaining">
                     <span class="font-semibold">{format!("{remaining}{of}")}</span>
-                    {format!(" requests left{reset}.")}
+                    {format!(" {was}{after}.")}
                 </p>
             }
         })
@@ -717,13 +756,16 @@ mod chat {
             }
         }
 
-        fn rate_of(response: &Response) -> Option<RateInfo> {
+        fn rate_of(response: &Response, now: f64) -> Option<RateInfo> {
             let headers = response.headers();
             let number = |name: &str| headers.get(name).and_then(|v| v.trim().parse().ok());
             let info = RateInfo {
                 limit: number("x-ratelimit-limit-requests"),
                 remaining: number("x-ratelimit-remaining-requests"),
-                reset: headers.get("x-ratelimit-reset-requests"),
+                reset_at: headers
+                    .get("x-ratelimit-reset-requests")
+                    .and_then(|v| crate::pages::playground::reset_seconds(&v))
+                    .map(|secs| now + secs * 1000.0),
             };
             info.remaining.is_some().then_some(info)
         }
@@ -793,8 +835,10 @@ mod chat {
                 Err(_) if stopped() => return,
                 Err(e) => return sink.refuse(unreachable(e)),
             };
-            if let Some(rate) = rate_of(&response) {
-                sink.rate.set(rate);
+            let now = crate::pages::playground::now_ms();
+            if let Some(rate) = rate_of(&response, now) {
+                sink.clock.try_set(now);
+                sink.rate.try_set(rate);
             }
             if response.status() != 200 {
                 return sink.refuse(refusal_of(&response).await);
@@ -855,6 +899,19 @@ mod chat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_headers_are_read_in_tollgates_and_openais_forms() {
+        assert_eq!(reset_seconds("30s"), Some(30.0));
+        assert_eq!(reset_seconds("1m30s"), Some(90.0));
+        assert_eq!(reset_seconds("6m0s"), Some(360.0));
+        assert_eq!(reset_seconds("1h2m"), Some(3720.0));
+        assert_eq!(reset_seconds("1.5s"), Some(1.5));
+        assert_eq!(reset_seconds("20ms"), Some(0.02));
+        for bad in ["", "s", "30", "30x", "-1s", "1m 30s"] {
+            assert_eq!(reset_seconds(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_whole_key_is_recognised_and_a_partial_one_is_not() {
