@@ -84,6 +84,39 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
   expect(errors).toEqual([]);
 });
 
+test("rotating keys one after another keeps the grace period and shows every new secret", async ({ page }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  const primary = await register(page, "rotate");
+  await page.goto("/keys");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByLabel("Name").fill("second");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const dialog = page.getByRole("dialog", { name: "Your new key" });
+  const second = ((await dialog.getByTestId("new-key-secret").textContent()) ?? "").trim();
+  await dialog.getByRole("button", { name: "I have saved it" }).click();
+  await expect(dialog).toBeHidden();
+
+  const grace = page.getByLabel("Rotation grace period");
+  await grace.selectOption("3600");
+  await page.getByTestId("key-row-second").getByRole("button", { name: "Rotate" }).click();
+  await expect(dialog.getByTestId("new-key-secret")).toHaveCount(1);
+  // The table is built again after the rotation; the grace period stays.
+  await expect(grace).toHaveValue("3600");
+  await page.getByTestId("key-row-Primary key").getByRole("button", { name: "Rotate" }).click();
+  // Both new secrets are shown until saved, not only the last.
+  await expect(dialog.getByTestId("new-key-secret")).toHaveCount(2);
+  const shown = await dialog.getByTestId("new-key-secret").allTextContents();
+  expect(shown.map((s) => s.trim())).not.toContain(second);
+  expect(shown.map((s) => s.trim())).not.toContain(primary);
+
+  // Both old secrets work for the hour of grace.
+  for (const old of [second, primary]) {
+    const answer = await page.request.get("/v1/models", { headers: { authorization: `Bearer ${old}` } });
+    expect(answer.status()).toBe(200);
+  }
+  expect(errors).toEqual([]);
+});
+
 test("the API reference renders from the OpenAPI document", async ({ page }) => {
   const errors = watchErrors(page, { allow4xx: true });
   await page.goto("/docs");

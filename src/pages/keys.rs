@@ -147,19 +147,28 @@ fn KeysManager() -> impl IntoView {
         },
         |_| get_keys_overview(),
     );
-    // Secrets to show once; cleared when the dialog is closed.
+    // Secrets to show once; cleared when the dialog is closed. A new secret
+    // joins those not yet saved, replacing only its own key's earlier one.
     let fresh = RwSignal::new(Vec::<IssuedKey>::new());
+    let show = move |issued: Vec<IssuedKey>| {
+        fresh.update(|shown| {
+            shown.retain(|old| issued.iter().all(|new| new.key.id != old.key.id));
+            shown.extend(issued);
+        });
+    };
     let recent = expect_context::<RecentKey>();
     Effect::new(move |_| {
         if let Some(Ok(issued)) = create.value().get() {
-            fresh.set(vec![issued]);
+            show(vec![issued]);
         }
     });
     Effect::new(move |_| {
         if let Some(Ok(issued)) = rotate.value().get() {
-            fresh.set(issued);
+            show(issued);
         }
     });
+    // Outlives the key table, which is built again after every action.
+    let grace = RwSignal::new("0".to_owned());
     Effect::new(move |_| fresh.with(|issued| recent.remember(issued)));
     // Only the last to finish: a refused rotation's message would otherwise
     // stay on after a later revoke went through.
@@ -180,7 +189,7 @@ fn KeysManager() -> impl IntoView {
                             "Your plan, " <A href="/plans" attr:class="font-medium underline">{data.plan.name.clone()}</A>
                             {format!(", allows {} active keys.", data.plan.max_active_keys)}
                         </p>
-                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() revoke rotate />
+                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() revoke rotate grace />
                     }.into_any(),
                     Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                 }
@@ -202,7 +211,8 @@ fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
                     <p class="mt-1 text-sm text-slate-700">"It is shown only this once. Tollgate keeps only a hash of it."</p>
                     {issued.into_iter().map(|k| {
                         let secret = k.secret.clone();
-                        let copied = RwSignal::new(false);
+                        // Whether the browser took the secret: `None` until asked.
+                        let copied = RwSignal::new(None::<bool>);
                         view! {
                             <div class="mt-3">
                                 <p class="text-sm font-medium">{k.key.name.clone()}</p>
@@ -210,10 +220,17 @@ fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
                                     <code class="flex-1 overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid="new-key-secret">{k.secret.clone()}</code>
                                     <button
                                         class="rounded-md border border-slate-300 bg-white px-3 py-2 text-sm hover:bg-slate-100"
-                                        on:click=move |_| { copy_to_clipboard(&secret); copied.set(true); }
+                                        on:click=move |_| copy_to_clipboard(&secret, copied)
                                     >
-                                        {move || if copied.get() { "Copied" } else { "Copy" }}
+                                        {move || if copied.get() == Some(true) { "Copied" } else { "Copy" }}
                                     </button>
+                                </div>
+                                <div>
+                                    {move || (copied.get() == Some(false)).then(|| view! {
+                                        <p class="mt-1 text-sm text-red-700" role="alert">
+                                            "The browser did not let Tollgate copy it. Select the key and copy it yourself."
+                                        </p>
+                                    })}
                                 </div>
                             </div>
                         }
@@ -225,14 +242,27 @@ fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
     }
 }
 
-fn copy_to_clipboard(text: &str) {
+/// Copies `text` and sets `copied` to whether the browser took it: only a
+/// secure context (https, localhost) has a clipboard, and it may refuse.
+fn copy_to_clipboard(text: &str, copied: RwSignal<Option<bool>>) {
     #[cfg(feature = "hydrate")]
     {
-        let clipboard = window().navigator().clipboard();
-        let _ = clipboard.write_text(text);
+        use wasm_bindgen::JsValue;
+        let navigator = window().navigator();
+        let has_clipboard = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
+            .is_ok_and(|clipboard| !clipboard.is_undefined());
+        if !has_clipboard {
+            copied.set(Some(false));
+            return;
+        }
+        let written = navigator.clipboard().write_text(text);
+        leptos::task::spawn_local(async move {
+            let took = wasm_bindgen_futures::JsFuture::from(written).await.is_ok();
+            copied.try_set(Some(took));
+        });
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = text;
+    let _ = (text, copied);
 }
 
 #[component]
@@ -241,6 +271,7 @@ fn KeyTable(
     base_url: String,
     revoke: ServerAction<RevokeApiKeys>,
     rotate: ServerAction<RotateApiKeys>,
+    grace: RwSignal<String>,
 ) -> impl IntoView {
     if keys.is_empty() {
         return view! {
@@ -257,10 +288,14 @@ fn KeyTable(
         }
         .into_any();
     }
-    let ready = hydrated();
+    let hydrated = hydrated();
+    // One key action at a time: a second Rotate sent before the first answers
+    // would put the never-seen secret in the grace slot, and the deployed one
+    // would stop at once.
+    let busy = move || rotate.pending().get() || revoke.pending().get();
+    let ready = move || hydrated.get() && !busy();
     let selected = RwSignal::new(BTreeSet::<i64>::new());
     let confirming = RwSignal::new(None::<Vec<i64>>);
-    let grace = RwSignal::new("0".to_owned());
     let grace_secs = move || grace.get().parse::<i64>().unwrap_or(0);
     let active_ids: Vec<i64> = keys
         .iter()
@@ -282,14 +317,14 @@ fn KeyTable(
                 <span class="flex-1"></span>
                 <button
                     class="rounded-md border border-slate-300 px-3 py-1 disabled:opacity-50"
-                    disabled=move || selected.with(BTreeSet::is_empty)
+                    disabled=move || selected.with(BTreeSet::is_empty) || busy()
                     on:click=move |_| { rotate.dispatch(RotateApiKeys { ids: selected.get().into_iter().collect(), grace_seconds: grace_secs() }); selected.set(BTreeSet::new()); }
                 >
                     {move || format!("Rotate selected ({})", selected.with(BTreeSet::len))}
                 </button>
                 <button
                     class="rounded-md border border-red-300 px-3 py-1 text-red-700 disabled:opacity-50"
-                    disabled=move || selected.with(BTreeSet::is_empty)
+                    disabled=move || selected.with(BTreeSet::is_empty) || busy()
                     on:click=move |_| confirming.set(Some(selected.get().into_iter().collect()))
                 >
                     {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
@@ -342,9 +377,9 @@ fn KeyTable(
                                 <td data-testid="key-status">{k.status.clone()}</td>
                                 <td class="whitespace-nowrap text-right">
                                     {active.then(|| view! {
-                                        <button class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready.get()
+                                        <button class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()
                                             on:click=move |_| { rotate.dispatch(RotateApiKeys { ids: vec![id], grace_seconds: grace_secs() }); }>"Rotate"</button>
-                                        <button class="rounded border border-red-300 px-2 py-1 text-red-700 disabled:opacity-50" disabled=move || !ready.get()
+                                        <button class="rounded border border-red-300 px-2 py-1 text-red-700 disabled:opacity-50" disabled=move || !ready()
                                             on:click=move |_| confirming.set(Some(vec![id]))>"Revoke"</button>
                                     })}
                                 </td>
