@@ -896,6 +896,93 @@ async fn key_settings_can_be_changed_and_are_validated() {
     assert!(app.audit_actions().await.contains(&"key.update".to_owned()));
 }
 
+/// Edits sent at once each change their own fields: none is lost to another
+/// that read the key before it was written.
+#[tokio::test]
+async fn edits_sent_at_once_all_stay() {
+    let app = spawn_app().await;
+    let (b, id, _) = key_with(&app, "edits@example.com", json!(["chat"])).await;
+    let edits = [
+        json!({ "name": "renamed" }),
+        json!({ "allowed_models": ["demo"] }),
+        json!({ "ip_allowlist": ["192.0.2.0/24"] }),
+        json!({ "referrer_domains": ["app.example.com"] }),
+        json!({ "usage_cap": 50 }),
+        json!({ "expires_at": "2099-12-31" }),
+    ];
+    let sent = edits.iter().map(|body| {
+        b.client
+            .patch(app.url(&format!("/api/v1/keys/{id}")))
+            .json(body)
+            .send()
+    });
+    for response in futures::future::join_all(sent).await {
+        assert_eq!(response.unwrap().status(), 200);
+    }
+    let key: Value = app.get_json(&b, &format!("/api/v1/keys/{id}")).await;
+    assert_eq!(key["name"], "renamed", "{key}");
+    assert_eq!(key["allowed_models"], json!(["demo"]), "{key}");
+    assert_eq!(key["ip_allowlist"], json!(["192.0.2.0/24"]), "{key}");
+    assert_eq!(key["referrer_domains"], json!(["app.example.com"]), "{key}");
+    assert_eq!(key["usage_cap"], 50, "{key}");
+    assert!(
+        key["expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2099-12-31"),
+        "{key}"
+    );
+}
+
+/// A used-up or expired key does not count against the plan's active keys;
+/// an edit that makes it active again counts, as creating one does.
+#[tokio::test]
+async fn an_edit_that_makes_a_key_active_again_needs_room_on_the_plan() {
+    let app = spawn_app().await;
+    let b = signed_in(&app, "room@example.com").await;
+    // Starter: two active keys, the primary one and this.
+    let (status, body) = create(&app, &b, json!({ "name": "once", "usage_cap": 1 })).await;
+    assert_eq!(status, 201, "{body}");
+    let once = body["key"]["id"].as_i64().unwrap();
+    let secret = body["secret"].as_str().unwrap();
+    assert_eq!(crate::admin_pages::demo_call(&app, secret).await, 200);
+    // Used up, so there is room for another.
+    let (status, body) = create(&app, &b, json!({ "name": "third" })).await;
+    assert_eq!(status, 201, "{body}");
+    let third = body["key"]["id"].as_i64().unwrap();
+
+    let patch = |body: Value| {
+        b.client
+            .patch(app.url(&format!("/api/v1/keys/{once}")))
+            .json(&body)
+            .send()
+    };
+    let refused = patch(json!({ "usage_cap": 5 })).await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "active_key_limit", "{refused}");
+    let key: Value = app.get_json(&b, &format!("/api/v1/keys/{once}")).await;
+    assert_eq!(key["usage_cap"], 1, "nothing changed: {key}");
+    // An edit that leaves it used up is fine.
+    assert_eq!(
+        patch(json!({ "name": "spent" })).await.unwrap().status(),
+        200
+    );
+
+    let revoked = b
+        .client
+        .delete(app.url(&format!("/api/v1/keys/{third}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success());
+    assert_eq!(
+        patch(json!({ "usage_cap": 5 })).await.unwrap().status(),
+        200
+    );
+    assert_eq!(crate::admin_pages::demo_call(&app, secret).await, 200);
+}
+
 #[tokio::test]
 async fn bulk_rotation_from_the_page_is_all_or_nothing() {
     let app = spawn_app().await;

@@ -13,7 +13,8 @@ use super::{
 use crate::{
     request_meta::RequestMeta,
     store::{
-        AuditEvent, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret, Store, StoreError,
+        AuditEvent, KeyCreation, KeyRecord, KeySettings, KeyUpdate, NewKey, NewSecret, Store,
+        StoreError,
     },
 };
 
@@ -517,7 +518,9 @@ pub async fn get(store: &Store, user_id: i64, key_id: i64) -> Result<KeyView, Ke
         .ok_or(KeyError::NotFound)
 }
 
-/// Changes a key's name or restrictions, validated as at creation.
+/// Changes a key's name or restrictions, validated as at creation. Only the
+/// fields in `changes` change: an edit that lands meanwhile is read again and
+/// kept, not overwritten with what was read before it.
 pub async fn update(
     store: &Store,
     meta: &RequestMeta,
@@ -526,11 +529,34 @@ pub async fn update(
     changes: &UpdateKey,
     caller_scopes: Option<&[String]>,
 ) -> Result<KeyView, KeyError> {
-    let current = store
-        .key_of_user(user_id, key_id)
-        .await?
-        .ok_or(KeyError::NotFound)?;
-    let existing = view(&current);
+    // Each try loses only to an edit that committed since its read.
+    for _ in 0..5 {
+        let current = store
+            .key_of_user(user_id, key_id)
+            .await?
+            .ok_or(KeyError::NotFound)?;
+        match update_from(store, meta, &current, changes, caller_scopes).await? {
+            KeyUpdate::Updated(updated) => return Ok(view(&updated)),
+            KeyUpdate::Missing => return Err(KeyError::NotFound),
+            KeyUpdate::ActiveLimit { allowed } => return Err(KeyError::ActiveLimit { allowed }),
+            KeyUpdate::ChangedMeanwhile => continue,
+        }
+    }
+    Err(KeyError::Internal(format!(
+        "key {key_id} kept changing while it was updated"
+    )))
+}
+
+/// One try of [`update`], from the key as `current` reads.
+async fn update_from(
+    store: &Store,
+    meta: &RequestMeta,
+    current: &KeyRecord,
+    changes: &UpdateKey,
+    caller_scopes: Option<&[String]>,
+) -> Result<KeyUpdate, KeyError> {
+    let (user_id, key_id) = (current.user_id, current.id);
+    let existing = view(current);
     let merged = CreateKey {
         name: changes.name.clone().unwrap_or(existing.name),
         env: Some(existing.env),
@@ -574,10 +600,9 @@ pub async fn update(
         .actor(user_id)
         .target(format!("key:{key_id}"))
         .details(json!({ "fields": changed }));
-    let updated = store
+    Ok(store
         .update_key(
-            user_id,
-            key_id,
+            current,
             KeySettings {
                 name: &valid.name,
                 scopes: json!(valid.scopes).to_string(),
@@ -589,9 +614,7 @@ pub async fn update(
             },
             audit,
         )
-        .await?
-        .ok_or(KeyError::NotFound)?;
-    Ok(view(&updated))
+        .await?)
 }
 
 /// The most keys one request may revoke or rotate: few enough that a request

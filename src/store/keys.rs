@@ -59,6 +59,20 @@ pub struct KeySettings<'a> {
     pub expires_at: Option<String>,
 }
 
+/// The outcome of [`Store::update_key`]; all but `Updated` change nothing.
+#[derive(Debug)]
+pub enum KeyUpdate {
+    Updated(Box<KeyRecord>),
+    /// No such key of the user's, or it is revoked.
+    Missing,
+    /// Its settings changed since they were read.
+    ChangedMeanwhile,
+    /// It would be one active key more than the plan allows.
+    ActiveLimit {
+        allowed: i64,
+    },
+}
+
 /// A key's new secret, in its stored parts.
 pub struct NewSecret<'a> {
     pub hash: &'a [u8],
@@ -279,19 +293,34 @@ impl Store {
         Ok(Some(rotated))
     }
 
-    /// Replaces the settings of one of the user's unrevoked keys.
+    /// Replaces the settings of one of the user's unrevoked keys, if they are
+    /// still those of `read` (the record the new ones were worked out from;
+    /// another edit since would otherwise be lost without a word). A key that
+    /// was not active and would be afterwards (an expiry lifted, a cap
+    /// raised) counts against the plan's active keys, as a new one does.
     pub async fn update_key(
         &self,
-        user_id: i64,
-        key_id: i64,
+        read: &KeyRecord,
         settings: KeySettings<'_>,
         audit: AuditEvent,
-    ) -> Result<Option<KeyRecord>, StoreError> {
+    ) -> Result<KeyUpdate, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let was_active: Option<bool> = sqlx::query_scalar(&format!(
+            "SELECT {ACTIVE_KEY} FROM api_keys WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
+        ))
+        .bind(read.id)
+        .bind(read.user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(was_active) = was_active else {
+            return Ok(KeyUpdate::Missing);
+        };
         let key: Option<KeyRecord> = sqlx::query_as(&format!(
             "UPDATE api_keys SET name = ?, scopes = ?, allowed_models = ?, ip_allowlist = ?, referrer_domains = ?,
                                  usage_cap = ?, expires_at = ?
-             WHERE id = ? AND user_id = ? AND revoked_at IS NULL
+             WHERE id = ? AND user_id = ?
+               AND name = ? AND scopes = ? AND allowed_models IS ? AND ip_allowlist IS ?
+               AND referrer_domains IS ? AND usage_cap IS ? AND expires_at IS ?
              RETURNING {KEY_COLUMNS}"
         ))
         .bind(settings.name)
@@ -301,15 +330,37 @@ impl Store {
         .bind(&settings.referrer_domains)
         .bind(settings.usage_cap)
         .bind(&settings.expires_at)
-        .bind(key_id)
-        .bind(user_id)
+        .bind(read.id)
+        .bind(read.user_id)
+        .bind(&read.name)
+        .bind(&read.scopes)
+        .bind(&read.allowed_models)
+        .bind(&read.ip_allowlist)
+        .bind(&read.referrer_domains)
+        .bind(read.usage_cap)
+        .bind(&read.expires_at)
         .fetch_optional(&mut *tx)
         .await?;
-        if key.is_some() {
-            audit::insert(&mut tx, &audit).await?;
+        let Some(key) = key else {
+            return Ok(KeyUpdate::ChangedMeanwhile);
+        };
+        if !was_active {
+            let over: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT max_active_keys FROM plans
+                 WHERE id = COALESCE((SELECT plan_id FROM users WHERE id = ?1),
+                                     (SELECT id FROM plans WHERE is_default = 1))
+                   AND max_active_keys < (SELECT COUNT(*) FROM api_keys WHERE user_id = ?1 AND {ACTIVE_KEY})"
+            ))
+            .bind(read.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(allowed) = over {
+                return Ok(KeyUpdate::ActiveLimit { allowed });
+            }
         }
+        audit::insert(&mut tx, &audit).await?;
         self.commit_change(tx).await?;
-        Ok(key)
+        Ok(KeyUpdate::Updated(Box::new(key)))
     }
 
     /// Finds the key a presented secret belongs to: its current hash, or its

@@ -19,7 +19,9 @@ mod users;
 pub use audit::{AuditEvent, AuditFilter, AuditRecord};
 pub use credits::UserBalance;
 pub use gateway::{LeftTaken, StoredAccount, Window};
-pub use keys::{CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, NewKey, NewSecret};
+pub use keys::{
+    CREATIONS_PER_DAY, KeyCreation, KeyRecord, KeySettings, KeyUpdate, NewKey, NewSecret,
+};
 pub use monitor::{ModelLatency, NamedCount, Rank, RefusalGroup, RefusalKind, TopEntry};
 pub use pending::{
     Batch, CappedUseEnd, HoldRow, LedgerRow, RefusalRow, UsageRow, WindowCounts, WindowId,
