@@ -318,6 +318,65 @@ async fn registration_creates_a_primary_key_shown_once_on_the_welcome_page() {
     assert_eq!(response.status(), 403);
 }
 
+/// The sign-up's key cookie shows the key only to the account it was made
+/// for: a shared browser whose last sign-up never reached `/welcome` does not
+/// show that key to whoever comes next, and signing out ends the cookie.
+#[tokio::test]
+async fn the_welcome_key_is_shown_only_to_its_own_account() {
+    let app = spawn_app().await;
+    let first = app.browser();
+    let answer = app.register(&first, "first@example.com", "First").await;
+    let cookie = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("tollgate_new_key="))
+        .unwrap()
+        .to_owned();
+    let secret = cookie
+        .trim_start_matches("tollgate_new_key=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let welcome = |b: &crate::support::Browser| {
+        let b = b.client.clone();
+        let url = app.url("/welcome");
+        async move {
+            b.get(url)
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    // Signed out, or signed in as someone else: not shown.
+    let anonymous = app.browser_with_cookie(&cookie);
+    assert!(!welcome(&anonymous).await.contains(&secret));
+    let other = app.browser_with_cookie(&cookie);
+    app.register(&other, "other@example.com", "Other").await;
+    other.jar.add_cookie_str(&cookie, &other.base_url);
+    assert!(!welcome(&other).await.contains(&secret));
+    // Its own account sees it.
+    assert!(welcome(&first).await.contains(&secret));
+
+    // Signing out ends a key cookie not yet read.
+    let third = app.browser();
+    app.register(&third, "third@example.com", "Third").await;
+    let out = app.call(&third, "logout", &[]).await;
+    let cleared = out
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.starts_with("tollgate_new_key=;") && c.contains("Max-Age=0"));
+    assert!(cleared, "{:?}", out.headers);
+}
+
 #[tokio::test]
 async fn the_account_page_needs_a_session() {
     let app = spawn_app().await;

@@ -2,7 +2,8 @@
 //!
 //! Registration leaves the new key in a short-lived cookie (HttpOnly,
 //! SameSite=Strict, five minutes) rather than in the database or the session
-//! store; this page reads it once and clears it.
+//! store; this page reads it once and clears it, and shows it only to the
+//! signed-in account it belongs to. Signing out clears it too.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -18,13 +19,15 @@ pub const NEW_KEY_COOKIE: &str = "tollgate_new_key";
 
 #[server(endpoint = "welcome-key")]
 pub async fn take_new_key() -> Result<Option<String>, FormError> {
-    use axum::http::{HeaderValue, header};
+    use axum::http::header;
     use tower_sessions::cookie::Cookie;
+
+    use crate::{keys::format::ApiKey, server_ctx};
 
     let Some(parts) = use_context::<axum::http::request::Parts>() else {
         return Ok(None);
     };
-    let key = parts
+    let Some(secret) = parts
         .headers
         .get_all(header::COOKIE)
         .iter()
@@ -33,16 +36,38 @@ pub async fn take_new_key() -> Result<Option<String>, FormError> {
         .filter_map(Result::ok)
         .find(|c| c.name() == NEW_KEY_COOKIE)
         .map(|c| c.value().to_owned())
-        .filter(|v| v.starts_with("tg_"));
-    if key.is_some()
-        && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
-    {
+    else {
+        return Ok(None);
+    };
+    clear_new_key_cookie();
+    // Shown only to the account it was made for, while it still works: a
+    // browser shared after a sign-up that never reached this page must not
+    // show the last person's key to the next.
+    let Ok((state, _, user)) = server_ctx::signed_in_user().await else {
+        return Ok(None);
+    };
+    let Ok(key) = ApiKey::parse(&secret) else {
+        return Ok(None);
+    };
+    let theirs = state
+        .store
+        .key_by_hash(&state.key_hasher.hash(&key))
+        .await
+        .map_err(server_ctx::internal)?
+        .is_some_and(|k| k.user_id == user.id && k.revoked_at.is_none());
+    Ok(theirs.then_some(secret))
+}
+
+/// Ends the cookie that hands a new key to `/welcome` (read, or signed out).
+#[cfg(feature = "ssr")]
+pub fn clear_new_key_cookie() {
+    use axum::http::{HeaderValue, header};
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         let clear = format!("{NEW_KEY_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict");
         if let Ok(value) = HeaderValue::from_str(&clear) {
             response.append_header(header::SET_COOKIE, value);
         }
     }
-    Ok(key)
 }
 
 /// The `Set-Cookie` value that hands a new key to `/welcome`.

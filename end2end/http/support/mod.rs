@@ -122,7 +122,7 @@ impl Answer {
 pub struct Browser {
     pub client: reqwest::Client,
     pub jar: std::sync::Arc<reqwest::cookie::Jar>,
-    base_url: reqwest::Url,
+    pub base_url: reqwest::Url,
 }
 
 impl Browser {
