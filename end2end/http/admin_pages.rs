@@ -200,6 +200,39 @@ async fn every_admin_page_and_route_refuses_users_and_anonymous_visitors() {
     assert_eq!((overrides, renamed, retired), (0, 0, 0));
 }
 
+/// The usage page's last minute is the limit's own view, not the calls that
+/// ended in the last 60 seconds: at 120 a minute a request comes back every
+/// half second, so two calls are back within a second or so.
+#[tokio::test]
+async fn the_usage_pages_minute_window_follows_the_limit() {
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    let (status, body) = crate::admin::send(
+        &app,
+        &admin,
+        reqwest::Method::PUT,
+        &format!("/api/v1/admin/users/{user_id}/limits"),
+        Some(json!({ "requests_per_minute": 120 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let key = app.create_key(&user, json!({ "name": "minute" })).await;
+    assert_eq!(demo_call(&app, &key).await, 200);
+    assert_eq!(demo_call(&app, &key).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let (status, _, html) = page(&app, &user, "/usage").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("0 of 120 requests"),
+        "the minute window: {html}"
+    );
+    assert!(html.contains("2 of 10 requests"), "the day window");
+}
+
 #[tokio::test]
 async fn the_usage_page_shows_windows_charts_and_recent_calls() {
     let Setup { app, user, .. } = setup().await;

@@ -684,6 +684,24 @@ impl Limiters {
         Ok((running, minute))
     }
 
+    /// How many of the user's requests a minute are in use now (taken and not
+    /// yet back), counting nothing: the usage page's last minute, as the
+    /// limit sees it rather than by calls ended in the last 60 seconds.
+    pub fn minute_requests_in_use(&self, user_id: i64, plan: &PlanRecord) -> i64 {
+        let limiters = self.for_user(user_id, plan);
+        let _probe = Probe::raise(&limiters.probing);
+        let rpm = limiters.requests.limit;
+        let remaining = match limiters.requests.limiter.check() {
+            // A probe answers as if it had taken a cell.
+            Ok(snapshot) => snapshot
+                .remaining_burst_capacity()
+                .saturating_add(1)
+                .min(rpm),
+            Err(_) => 0,
+        };
+        i64::from(rpm - remaining)
+    }
+
     /// The user's request windows as they stand, counting nothing: the
     /// rate-limit headers of a call refused before its admission or by it
     /// (a restriction, an unknown model, too few credits, a limit).

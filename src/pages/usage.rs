@@ -12,7 +12,7 @@ use crate::{accounts::types::FormError, usage::types::UsageReport};
 pub async fn fetch_usage_report() -> Result<UsageReport, FormError> {
     use crate::{server_ctx, usage::service};
     let (state, _, user) = server_ctx::signed_in_user().await?;
-    service::report(&state.store, &state.gateway.accounts, user.id)
+    service::report(&state.store, &state.gateway, user.id)
         .await
         .map_err(|e| server_ctx::refuse(e.into()))
 }

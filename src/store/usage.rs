@@ -119,16 +119,4 @@ impl Store {
         .fetch_all(&self.reader)
         .await?)
     }
-
-    /// How many of the user's calls were recorded since `since`.
-    pub async fn calls_since(&self, user_id: i64, since: &str) -> Result<i64, StoreError> {
-        self.flush().await?;
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM usage_records WHERE user_id = ? AND created_at >= ?",
-        )
-        .bind(user_id)
-        .bind(since)
-        .fetch_one(&self.reader)
-        .await?)
-    }
 }

@@ -6,8 +6,8 @@ use chrono::{Duration, NaiveDate, Utc};
 use super::types::{DayPoint, GroupRow, RecentCall, UsageReport, WindowUse};
 use crate::{
     credits::format_credits,
-    gateway::{accounts::Accounts, limits::Buckets},
-    store::{CallRecord, GroupUsage, Store, StoreError, Window, stored_time},
+    gateway::{Gateway, limits::Buckets},
+    store::{CallRecord, GroupUsage, Store, StoreError, Window},
 };
 
 /// Days in the charts.
@@ -42,9 +42,10 @@ fn group(rows: Vec<GroupUsage>) -> Vec<GroupRow> {
 
 pub async fn report(
     store: &Store,
-    accounts: &Accounts,
+    gateway: &Gateway,
     user_id: i64,
 ) -> Result<UsageReport, StoreError> {
+    let accounts = &gateway.accounts;
     let now = Utc::now();
     let buckets = Buckets::at(now);
     let first_day = (now - Duration::days(DAYS - 1)).date_naive();
@@ -76,9 +77,7 @@ pub async fn report(
 
     let plan = store.plan_of_user(user_id).await?;
     let subject = format!("user:{user_id}");
-    let minute = store
-        .calls_since(user_id, &stored_time(now - Duration::seconds(60)))
-        .await?;
+    let minute = gateway.limiters.minute_requests_in_use(user_id, &plan);
     let hour = store
         .window_count(&subject, Window::Hour, &buckets.hour)
         .await?;
