@@ -78,7 +78,7 @@ impl From<&UserRecord> for AdminUser {
     }
 }
 
-/// A page of users, oldest first.
+/// A page of users, newest first (by id).
 #[derive(Serialize, ToSchema)]
 pub struct UserList {
     #[schema(example = "list")]
@@ -111,6 +111,9 @@ fn account_error(error: AccountError) -> Response {
 }
 
 /// List users
+///
+/// Newest first, by id. A sign-up while a script pages through moves every
+/// later user one place on, so a walk may see one user twice; key on `id`.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(Page),
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
