@@ -88,12 +88,20 @@ impl PlanForm {
         };
         let tokens_per_minute = optional("tokens_per_minute", &self.tokens_per_minute);
         let max_parallel = optional("max_parallel", &self.max_parallel);
-        if requests_per_hour < requests_per_minute || requests_per_day < requests_per_hour {
-            fail(
-                "requests_per_day",
-                "A longer window cannot allow fewer requests than a shorter one (minute ≤ hour ≤ day)."
-                    .to_owned(),
-            );
+        // Only between numbers that parsed, and on the window that breaks
+        // the order.
+        let windows = [
+            &self.requests_per_minute,
+            &self.requests_per_hour,
+            &self.requests_per_day,
+        ];
+        if windows.iter().all(|text| count(text).is_some()) {
+            let order = "A longer window cannot allow fewer requests than a shorter one (minute ≤ hour ≤ day).";
+            if requests_per_hour < requests_per_minute {
+                fail("requests_per_hour", order.to_owned());
+            } else if requests_per_day < requests_per_hour {
+                fail("requests_per_day", order.to_owned());
+            }
         }
         let monthly_credits = parse_credits(&self.monthly_credits)
             .filter(|m| *m <= MAX_MONTHLY_CREDITS * MICROS_PER_CREDIT)
@@ -352,16 +360,22 @@ mod tests {
         ] {
             assert!(fields.contains_key(name), "{name}: {fields:?}");
         }
-        let shrinking = PlanForm {
-            requests_per_hour: "5".into(),
-            ..form()
+        // No order error beside a number that did not parse.
+        assert!(!fields.contains_key("requests_per_day"), "{fields:?}");
+        // The order error is on the window that breaks it.
+        let shrinking = |hour: &str, day: &str| {
+            PlanForm {
+                requests_per_hour: hour.into(),
+                requests_per_day: day.into(),
+                ..form()
+            }
+            .parse(["demo", "gpt"])
+            .unwrap_err()
         };
-        assert!(
-            shrinking
-                .parse(["demo"])
-                .unwrap_err()
-                .contains_key("requests_per_day")
-        );
+        let fields = shrinking("5", "1000");
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["requests_per_hour"]);
+        let fields = shrinking("100", "50");
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["requests_per_day"]);
     }
 
     #[test]
