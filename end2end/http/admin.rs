@@ -232,6 +232,75 @@ async fn a_deleted_account_takes_no_credit_correction() {
     assert_eq!(adjusts, 0);
 }
 
+/// A correction sent again under its idempotency key, after its answer was
+/// lost or all at once, is made once; the key with another amount is refused.
+#[tokio::test]
+async fn a_correction_sent_again_under_its_key_is_made_once() {
+    let Setup {
+        app,
+        admin,
+        user_id,
+        ..
+    } = setup().await;
+    let path = format!("/api/v1/admin/users/{user_id}/credits");
+    let post = |key: &'static str, amount: &'static str| {
+        admin
+            .client
+            .post(app.url(&path))
+            .header("idempotency-key", key)
+            .json(&json!({ "amount": amount, "reason": "goodwill" }))
+            .send()
+    };
+    let answer = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    // Sent one after another (found in the ledger)...
+    for _ in 0..2 {
+        let (status, body) = answer(post("retry-1", "5").await.unwrap()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["balance"], "15");
+    }
+    // ...and all at once (found in memory).
+    let at_once = futures::future::join_all((0..6).map(|_| post("burst-2", "1"))).await;
+    for response in at_once {
+        let (status, body) = answer(response.unwrap()).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(money(&app, user_id).await, (16_000_000, 16_000_000, 2));
+    // The same key for another amount changes nothing.
+    let (status, body) = answer(post("retry-1", "50").await.unwrap()).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = answer(post(" ", "1").await.unwrap()).await;
+    assert_eq!(status, 200, "a blank key is no key: {body}");
+    assert_eq!(money(&app, user_id).await, (17_000_000, 17_000_000, 3));
+    let keys: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT request_id FROM credit_ledger WHERE kind = 'adjust' ORDER BY id",
+    )
+    .fetch_all(&app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        keys,
+        [Some("retry-1".to_owned()), Some("burst-2".to_owned()), None]
+    );
+
+    // The user page's form carries a key of its own: a double submit, with or
+    // without JavaScript, makes one correction.
+    let form = [
+        ("user_id", user_id.to_string()),
+        ("amount", "2".to_owned()),
+        ("reason", "form".to_owned()),
+        ("idempotency_key", "form-render-1".to_owned()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let done = app.call(&admin, "admin/user/credits", &form).await;
+        assert_eq!(done.status, 200, "{:?}", done.body);
+    }
+    assert_eq!(money(&app, user_id).await, (19_000_000, 19_000_000, 4));
+}
+
 #[tokio::test]
 async fn admins_add_and_deduct_credits_with_a_reason_in_the_ledger() {
     let Setup {

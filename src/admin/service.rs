@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     credits::{MICROS_PER_CREDIT, format_credits, parse_credits},
-    gateway::accounts::Accounts,
+    gateway::accounts::{Accounts, Correction},
     request_meta::RequestMeta,
     store::{
         AuditEvent, AuditFilter, LimitOverrides, PlanAssignment, PlanRecord, Store, StoreError,
@@ -61,9 +61,13 @@ pub fn parse_adjustment(text: &str) -> Result<i64, String> {
     Ok(if negative { -micros } else { micros })
 }
 
+/// The longest idempotency key a correction takes (Stripe's limit is 255;
+/// a UUID is 36).
+pub const MAX_IDEMPOTENCY_KEY: usize = 100;
+
 /// Adds (positive `amount`) or deducts credits with a required reason; returns
 /// the balance after, in micro-credits. A deduction never takes the balance
-/// below zero.
+/// below zero. Sent again under the same `idempotency_key`, it is made once.
 pub async fn adjust_credits(
     accounts: &Accounts,
     meta: &RequestMeta,
@@ -71,6 +75,7 @@ pub async fn adjust_credits(
     user_id: i64,
     amount: &str,
     reason: &str,
+    idempotency_key: Option<&str>,
 ) -> Result<i64, AdminError> {
     let mut fields = BTreeMap::new();
     let amount = parse_adjustment(amount)
@@ -83,6 +88,15 @@ pub async fn adjust_credits(
             format!("Say why, in 1 to {MAX_REASON_CHARS} characters; it is kept in the ledger and the audit log."),
         );
     }
+    let key = idempotency_key.map(str::trim).filter(|k| !k.is_empty());
+    if key
+        .is_some_and(|k| k.len() > MAX_IDEMPOTENCY_KEY || !k.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        fields.insert(
+            "idempotency_key".to_owned(),
+            format!("Use 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters."),
+        );
+    }
     let Some(amount) = amount.filter(|_| fields.is_empty()) else {
         return Err(AdminError::Invalid(fields));
     };
@@ -92,16 +106,27 @@ pub async fn adjust_credits(
         .details(json!({ "amount": format_credits(amount), "reason": reason }));
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     match accounts
-        .adjust(user_id, amount, &format!("admin: {reason}"), audit, &month)
+        .adjust(
+            user_id,
+            amount,
+            key,
+            &format!("admin: {reason}"),
+            audit,
+            &month,
+        )
         .await?
     {
         None => Err(AdminError::UserNotFound),
-        Some(Ok(balance)) => Ok(balance),
-        Some(Err(balance)) if amount < 0 => Err(AdminError::Insufficient {
+        Some(Correction::Made(balance)) => Ok(balance),
+        Some(Correction::KeyReused) => Err(AdminError::Conflict(
+            "This idempotency key was used for a correction of another amount; nothing changed."
+                .to_owned(),
+        )),
+        Some(Correction::OutOfRange(balance)) if amount < 0 => Err(AdminError::Insufficient {
             amount: format_credits(-amount),
             balance: format_credits(balance),
         }),
-        Some(Err(balance)) => Err(AdminError::Invalid(BTreeMap::from([(
+        Some(Correction::OutOfRange(balance)) => Err(AdminError::Invalid(BTreeMap::from([(
             "amount".to_owned(),
             format!(
                 "A balance may hold at most {} credits; this one has {}.",
@@ -404,7 +429,17 @@ pub async fn user_detail(
         plans,
         plan_limits,
         overrides,
+        correction_key: fresh_idempotency_key()?,
     })
+}
+
+/// A random key for one rendering of the correction form: its submissions,
+/// however many, make one correction.
+fn fresh_idempotency_key() -> Result<String, AdminError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AdminError::Store(StoreError::Background(e.to_string())))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// An audit record as the admin pages show it.

@@ -103,6 +103,26 @@ struct OpenHold {
 struct Account {
     balance_micros: i64,
     granted_month: Option<String>,
+    /// The idempotency keys of the last corrections made while in memory,
+    /// with their amounts (see [`Accounts::adjust`]).
+    recent_corrections: std::collections::VecDeque<(String, i64)>,
+}
+
+/// How many corrections' keys an account in memory remembers; older ones are
+/// found in the ledger.
+const CORRECTIONS_REMEMBERED: usize = 32;
+
+/// What a correction did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Correction {
+    /// Made (or made before under the same key, with the same amount): the
+    /// balance now.
+    Made(i64),
+    /// Refused: it would take the balance below zero or past the most it may
+    /// hold, which it has now.
+    OutOfRange(i64),
+    /// The key was used before for another amount.
+    KeyReused,
 }
 
 /// A window's count in memory, with the tidy (see
@@ -206,6 +226,7 @@ impl Accounts {
         self.live().accounts.entry(user_id).or_insert(Account {
             balance_micros: stored.balance_micros,
             granted_month: stored.granted_this_month.then(|| month.to_owned()),
+            recent_corrections: std::collections::VecDeque::new(),
         });
         Ok(true)
     }
@@ -502,18 +523,22 @@ impl Accounts {
     /// An admin's correction: adds (or, when it covers it, deducts) `amount`
     /// with an `adjust` ledger row and its audit event, written together before
     /// this returns, or, when the database refuses the write, kept queued and
-    /// written on a later try. `None` when there is no such account;
-    /// `Some(Err(balance))` when a deduction is more than the balance, or an
-    /// addition would take it past [`crate::credits::MOST_BALANCE_MICROS`],
-    /// and nothing changes.
+    /// written on a later try. `None` when there is no such account.
+    ///
+    /// With an idempotency `key` (a form's, or an API caller's
+    /// `Idempotency-Key`), a correction sent again, by a double submit or a
+    /// retry after a lost answer, is made once: the key is kept as the ledger
+    /// row's `request_id`, and remembered in memory for corrections sent at
+    /// once.
     pub async fn adjust(
         &self,
         user_id: i64,
         amount: i64,
+        key: Option<&str>,
         note: &str,
         audit: AuditEvent,
         month: &str,
-    ) -> Result<Option<Result<i64, i64>>, StoreError> {
+    ) -> Result<Option<Correction>, StoreError> {
         // A deleted account's balance stays in memory if it made calls since
         // the start; only an account still stored as live takes corrections.
         if self.store.stored_account(user_id, month).await?.is_none()
@@ -521,30 +546,49 @@ impl Accounts {
         {
             return Ok(None);
         }
-        let balance = {
+        let made_before = match key {
+            Some(key) => self.store.correction_under_key(user_id, key).await?,
+            None => None,
+        };
+        let correction = {
             let mut live = self.live();
             let Some(account) = live.accounts.get_mut(&user_id) else {
                 return Ok(None);
             };
+            let remembered = key.and_then(|key| {
+                account
+                    .recent_corrections
+                    .iter()
+                    .find(|(seen, _)| seen == key)
+                    .map(|(_, amount)| *amount)
+            });
+            if let Some(before) = made_before.or(remembered) {
+                return Ok(Some(if before == amount {
+                    Correction::Made(account.balance_micros)
+                } else {
+                    Correction::KeyReused
+                }));
+            }
             let after = account.balance_micros.saturating_add(amount);
             if !(0..=crate::credits::MOST_BALANCE_MICROS).contains(&after) {
-                return Ok(Some(Err(account.balance_micros)));
+                return Ok(Some(Correction::OutOfRange(account.balance_micros)));
             }
             account.balance_micros += amount;
+            if let Some(key) = key {
+                if account.recent_corrections.len() == CORRECTIONS_REMEMBERED {
+                    account.recent_corrections.pop_front();
+                }
+                account
+                    .recent_corrections
+                    .push_back((key.to_owned(), amount));
+            }
             let balance = account.balance_micros;
             let at = now_text();
             self.store.queue(|batch| {
-                batch.ledger(ledger(
-                    user_id,
-                    "adjust",
-                    amount,
-                    None,
-                    note.to_owned(),
-                    &at,
-                ));
+                batch.ledger(ledger(user_id, "adjust", amount, key, note.to_owned(), &at));
                 batch.audit(audit);
             });
-            balance
+            Correction::Made(balance)
         };
         // Once queued, the correction is made: it is in the balance, and a
         // batch that fails stays queued for the next write. Reported as a
@@ -552,7 +596,7 @@ impl Accounts {
         if let Err(error) = self.store.flush().await {
             tracing::error!(%error, user_id, "a credit correction is queued but not written yet; writing it again later");
         }
-        Ok(Some(Ok(balance)))
+        Ok(Some(correction))
     }
 
     /// The user's balance now; `None` when there is no such account.

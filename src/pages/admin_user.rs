@@ -47,6 +47,8 @@ pub struct AdminUserDetail {
     pub plan_limits: [Option<i64>; 5],
     /// The admin's overrides in the same order; `None`: the plan's.
     pub overrides: [Option<i64>; 5],
+    /// The credit form's idempotency key, new each time the page is built.
+    pub correction_key: String,
 }
 
 /// The limits an admin can override: field name and label.
@@ -112,6 +114,7 @@ pub async fn admin_adjust_credits(
     user_id: i64,
     amount: String,
     reason: String,
+    #[server(default)] idempotency_key: String,
 ) -> Result<String, FormError> {
     use crate::{admin::service, request_meta::RequestMeta};
     let (state, admin) = super::admin::require_admin().await?;
@@ -122,6 +125,7 @@ pub async fn admin_adjust_credits(
         user_id,
         &amount,
         &reason,
+        Some(idempotency_key.as_str()),
     )
     .await
     .map(crate::credits::format_credits)
@@ -329,6 +333,8 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                             <FormAlert error=credits_error />
                             <ActionForm action=credits>
                                 <input type="hidden" name="user_id" value=d.id />
+                                // A double submit (even without JavaScript) makes one correction.
+                                <input type="hidden" name="idempotency_key" value=d.correction_key.clone() />
                                 <Field label="Amount (credits; negative to deduct)" name="amount" keep=true hint="Exact to the millionth, e.g. 25 or -2.5." error=credits_error />
                                 <Field label="Reason" name="reason" keep=true hint="Kept in the ledger and the audit log." error=credits_error />
                                 <button type="submit" class=BUTTON disabled=move || credits.pending().get()>"Apply"</button>

@@ -449,9 +449,15 @@ pub struct AdjustedBalance {
 /// Add or deduct credits
 ///
 /// Writes an `adjust` entry in the user's ledger and an audit event. A
-/// deduction larger than the balance is refused and changes nothing.
+/// deduction larger than the balance is refused and changes nothing. With an
+/// `Idempotency-Key` header, a correction sent again (a retry after a lost
+/// answer) is made once and answers the balance as it is; the same key with
+/// another amount answers 409.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/credits", tag = "admin",
-    params(("id" = i64, Path, description = "The user's id")),
+    params(
+        ("id" = i64, Path, description = "The user's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Up to 100 printable ASCII characters; the same key makes the correction once"),
+    ),
     request_body = CreditAdjustment,
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
@@ -460,6 +466,7 @@ pub struct AdjustedBalance {
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 409, description = "The idempotency key was used for another amount", body = ErrorResponse),
         (status = 422, description = "A field is invalid, or the deduction is more than the balance", body = ErrorResponse),
     ))]
 pub async fn adjust_credits(
@@ -467,11 +474,23 @@ pub async fn adjust_credits(
     Admin(admin): Admin,
     meta: RequestMeta,
     ApiPath(user_id): ApiPath<i64>,
+    headers: axum::http::HeaderMap,
     body: Result<Json<CreditAdjustment>, JsonRejection>,
 ) -> Response {
     let body = match json_body(body) {
         Ok(body) => body,
         Err(error) => return error.into_response(),
+    };
+    let Ok(key) = headers
+        .get("idempotency-key")
+        .map(|v| v.to_str())
+        .transpose()
+    else {
+        let fields = std::collections::BTreeMap::from([(
+            "idempotency_key".to_owned(),
+            "Use printable ASCII characters.".to_owned(),
+        )]);
+        return AdminError::Invalid(fields).into_response();
     };
     match admin_service::adjust_credits(
         &state.gateway.accounts,
@@ -480,6 +499,7 @@ pub async fn adjust_credits(
         user_id,
         &body.amount,
         &body.reason,
+        key,
     )
     .await
     {

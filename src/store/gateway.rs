@@ -65,6 +65,25 @@ impl Store {
 
     /// A user's balance and whether `month`'s grant was given; `None` when there
     /// is no such account (or it was deleted).
+    /// The amount of the user's correction made under idempotency `key`, if
+    /// one was (see `gateway::accounts::Accounts::adjust`).
+    pub async fn correction_under_key(
+        &self,
+        user_id: i64,
+        key: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_scalar(
+            "SELECT amount_micros FROM credit_ledger
+             WHERE user_id = ? AND kind = 'adjust' AND request_id = ?
+             ORDER BY id LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(key)
+        .fetch_optional(&self.writer)
+        .await?)
+    }
+
     pub async fn stored_account(
         &self,
         user_id: i64,
