@@ -297,15 +297,24 @@ fn upstream_key(
     if !is_name {
         return Err("api_key_env must name the environment variable that holds the key, such as OPENAI_API_KEY, not hold the key itself".into());
     }
+    // Named only when it reads like a variable's name (OPENAI_API_KEY): many
+    // keys (gsk_…, hf_…) pass the check above, and the error is logged.
+    let named = if var.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && var
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    {
+        format!("environment variable {var} (api_key_env)")
+    } else {
+        "the environment variable api_key_env names".to_owned()
+    };
     let value = env(var).map(|v| v.trim().to_owned()).unwrap_or_default();
     if value.is_empty() {
-        return Err(format!(
-            "environment variable {var} (api_key_env) is not set"
-        ));
+        return Err(format!("{named} is not set"));
     }
     if reqwest::header::HeaderValue::from_str(&format!("Bearer {value}")).is_err() {
         return Err(format!(
-            "environment variable {var} (api_key_env) holds characters an HTTP header cannot carry"
+            "{named} holds characters an HTTP header cannot carry"
         ));
     }
     Ok(crate::config::Secret::new(value))
@@ -667,6 +676,24 @@ mod tests {
             "must name the environment variable",
         );
         assert!(!err.contains("sk-proj"), "{err}");
+        // So is one that reads like a name (Groq's gsk_…, Hugging Face's hf_…)
+        // and is, of course, not set; a real name is.
+        let err = refused(
+            format!(
+                "{}api_key_env = \"gsk_abc123XYZ\"\n",
+                upstream("http://x/v1")
+            ),
+            "is not set",
+        );
+        assert!(!err.contains("gsk_"), "{err}");
+        let err = refused(
+            format!(
+                "{}api_key_env = \"GROQ_API_KEY\"\n",
+                upstream("http://x/v1")
+            ),
+            "is not set",
+        );
+        assert!(err.contains("GROQ_API_KEY"), "{err}");
         // A key no header can carry stops start-up, without its value.
         let table = |value: &'static str| {
             ModelTable::parse(
