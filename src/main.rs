@@ -30,11 +30,19 @@ async fn run() -> std::process::ExitCode {
     use std::process::ExitCode;
     use tollgate::config::Config;
 
-    // A missing .env is normal; a malformed one is worth stopping for.
-    if let Err(error) = dotenvy::dotenv()
+    // A missing .env is normal; a malformed one is worth stopping for. Only
+    // the working directory's, not a parent's (dotenvy's `dotenv` looks up
+    // the tree). A line it cannot parse is not repeated: its text is a value,
+    // perhaps a password.
+    if let Err(error) = dotenvy::from_path(".env")
         && !error.not_found()
     {
-        eprintln!("tollgate: cannot read .env: {error}");
+        match error {
+            dotenvy::Error::LineParse(_, index) => eprintln!(
+                "tollgate: cannot read .env: a line does not parse near character {index} (quote values with spaces or $ in single quotes)"
+            ),
+            other => eprintln!("tollgate: cannot read .env: {other}"),
+        }
         return ExitCode::from(2);
     }
     let config = match Config::from_env() {

@@ -87,6 +87,35 @@ fn settings_are_read_from_a_dot_env_file() {
     );
 }
 
+/// A `.env` line that does not parse stops start-up without repeating it (it
+/// may hold a password), and a parent directory's `.env` is not read.
+#[test]
+fn a_malformed_dot_env_is_not_repeated_and_a_parents_is_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "TOLLGATE_ADMIN_PASSWORD=correct horse battery staple\n",
+    )
+    .unwrap();
+    let output = base_command(dir.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("cannot read .env"), "{stderr}");
+    assert!(!stderr.contains("horse"), "{stderr}");
+
+    // The parent's setting would stop start-up; the child directory has none.
+    std::fs::write(
+        dir.path().join(".env"),
+        "TOLLGATE_SHUTDOWN_GRACE_SECS=forever\n",
+    )
+    .unwrap();
+    let child = dir.path().join("child");
+    std::fs::create_dir(&child).unwrap();
+    let output = base_command(&child).arg("--help").output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+}
+
 /// Starts with no configuration but the port, in an empty directory: the data
 /// directory and database are created, logs carry the request id, and SIGTERM
 /// stops the process cleanly.
