@@ -41,8 +41,9 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: process.env.E2E_SERVER_BIN ?? "target/debug/tollgate",
-    cwd: root,
+    command: JSON.stringify(resolve(root, process.env.E2E_SERVER_BIN ?? "target/debug/tollgate")),
+    // Not the checkout: a developer's .env there would set the server up too.
+    cwd: scratch,
     url: `${baseURL}/readyz`,
     timeout: 60_000,
     reuseExistingServer: false,
