@@ -2393,3 +2393,68 @@ async fn usage_records_keep_the_upstream_latency_apart_from_the_whole_call() {
         }
     }
 }
+
+/// While the database refuses the records calls leave (a full disk, say), the
+/// gateway takes no call, so none is charged in memory only, and `/readyz`
+/// says so; once a write goes through, both come back and nothing is lost.
+#[tokio::test]
+async fn no_call_is_taken_while_its_records_cannot_be_written() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "full@example.com", 1000, 1000, None).await;
+    let db = s.app.db().await;
+    sqlx::query(
+        "CREATE TRIGGER disk_full BEFORE INSERT ON usage_records
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    // Admitted before the write fails: answered, its records kept queued.
+    assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
+    let ready = || async { s.app.get("/readyz").await.status().as_u16() };
+    assert_eq!(
+        read_until(
+            ready,
+            |status| *status == 503,
+            100,
+            Duration::from_millis(50)
+        )
+        .await,
+        503
+    );
+    let refused = chat(&s.app, &key, hello("mock")).await;
+    assert_refused(refused, 503, "records_unavailable").await;
+
+    sqlx::query("DROP TRIGGER disk_full")
+        .execute(&db)
+        .await
+        .unwrap();
+    // The failed batch is tried again within a second or so.
+    assert_eq!(
+        read_until(
+            ready,
+            |status| *status == 200,
+            100,
+            Duration::from_millis(50)
+        )
+        .await,
+        200
+    );
+    assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
+    let usage = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM usage_records r JOIN users u ON u.id = r.user_id
+             WHERE u.email = 'full@example.com'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        read_until(usage, |n| *n == 2, 100, Duration::from_millis(50)).await,
+        2,
+        "the two admitted calls, the first written late"
+    );
+    let (balance, ledger) = balance_and_ledger(&s.app, "full@example.com").await;
+    assert_eq!(balance, ledger);
+}

@@ -38,6 +38,9 @@ pub enum GatewayError {
     Upstream(UpstreamError),
     /// 503: the server stopped the call at the end of its shutdown grace period.
     Stopping,
+    /// 503: the database refuses the records a call leaves (the last write
+    /// failed), so none is admitted until a write goes through again.
+    Unrecordable,
     Internal(String),
 }
 
@@ -168,6 +171,12 @@ impl GatewayError {
                 "server_error",
                 "server_stopping",
                 "The server is restarting and stopped this call; only what it produced is charged. Try again in a moment.",
+            ),
+            Self::Unrecordable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "records_unavailable",
+                "Tollgate cannot record calls right now, so it takes none; nothing was charged. Try again in a moment.",
             ),
             Self::Internal(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

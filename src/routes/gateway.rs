@@ -328,6 +328,11 @@ async fn admit_address(
     meta: &RequestMeta,
     rate: &mut RateHeaders,
 ) -> Result<Admitted, GatewayError> {
+    // Fail closed: a call admitted now would be charged in memory only, and a
+    // restart before the database takes writes again would lose it.
+    if state.store.writes_failing() {
+        return Err(GatewayError::Unrecordable);
+    }
     let buckets = Buckets::at(Utc::now());
     let address = match meta.client_ip {
         Some(ip) => Some(

@@ -181,8 +181,15 @@ impl Store {
     /// Writes what is queued, then closes the pools, waiting for connections
     /// to be returned.
     pub async fn close(&self) {
-        if let Err(error) = self.flush().await {
-            tracing::error!(%error, "could not write the queued gateway records on shutdown");
+        // A few tries: what is not written now is lost with the process.
+        for attempt in 1..=3 {
+            match self.flush().await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::error!(%error, attempt, "could not write the queued gateway records on shutdown");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
         }
         self.reader.close().await;
         self.writer.close().await;

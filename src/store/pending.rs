@@ -230,6 +230,8 @@ pub(super) struct Pending {
     batch: Mutex<Batch>,
     writing: tokio::sync::Mutex<()>,
     wake: tokio::sync::Notify,
+    /// The last batch written was refused (and is queued again).
+    failing: std::sync::atomic::AtomicBool,
 }
 
 pub(super) type SharedPending = Arc<Pending>;
@@ -375,6 +377,15 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether the database refused the last batch written (it is queued
+    /// again, and retried): the gateway admits no call meanwhile, and
+    /// `/readyz` answers 503.
+    pub fn writes_failing(&self) -> bool {
+        self.pending
+            .failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Completes when something was queued since the last flush began.
     pub async fn queued(&self) {
         self.pending.wake.notified().await;
@@ -395,7 +406,11 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        match self.write_batch(&batch).await {
+        let written = self.write_batch(&batch).await;
+        self.pending
+            .failing
+            .store(written.is_err(), std::sync::atomic::Ordering::Relaxed);
+        match written {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.lock_batch().restore(batch);
