@@ -23,6 +23,9 @@ pub struct Config {
     pub database_url: String,
     /// `TOLLGATE_LOG_DIR`: where the daily-rotated log files go.
     pub log_dir: PathBuf,
+    /// `TOLLGATE_LOG_KEEP_DAYS`: how many daily log files are kept; older
+    /// ones are deleted as a new one starts.
+    pub log_keep_days: usize,
     /// `RUST_LOG`: the tracing filter directive.
     pub log_filter: String,
     /// `TOLLGATE_MAX_BODY_BYTES`: larger request bodies are refused with 413.
@@ -154,6 +157,13 @@ impl Config {
         )?;
 
         let log_dir = PathBuf::from(get("TOLLGATE_LOG_DIR").unwrap_or_else(|| "logs".into()));
+        let log_keep_days = parse(
+            "TOLLGATE_LOG_KEEP_DAYS",
+            get("TOLLGATE_LOG_KEEP_DAYS"),
+            "14",
+            "a whole number of days from 1 to 3650",
+            |v| usize::from_str(v).ok().filter(|n| (1..=3650).contains(n)),
+        )?;
 
         let log_filter = parse(
             "RUST_LOG",
@@ -355,6 +365,7 @@ impl Config {
             public_url,
             database_url,
             log_dir,
+            log_keep_days,
             log_filter,
             max_body_bytes,
             shutdown_grace,
@@ -479,6 +490,7 @@ mod tests {
             ("TOLLGATE_SESSION_IDLE_SECS", "5"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "0"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "many"),
+            ("TOLLGATE_LOG_KEEP_DAYS", "0"),
             ("TOLLGATE_SIGNUPS_PER_IP", "0"),
             ("TOLLGATE_SIGNUPS_PER_IP", "10001"),
             ("TOLLGATE_TRUSTED_PROXIES", "10.0.0.0/33"),

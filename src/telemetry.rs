@@ -21,6 +21,7 @@ use crate::config::Config;
 pub fn init(config: &Config) -> Result<WorkerGuard, String> {
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
+        .max_log_files(config.log_keep_days)
         .filename_prefix("tollgate")
         .filename_suffix("log")
         .build(&config.log_dir)

@@ -116,6 +116,33 @@ fn a_malformed_dot_env_is_not_repeated_and_a_parents_is_not_read() {
     assert!(output.status.success(), "{stderr}");
 }
 
+/// Old log files beyond `TOLLGATE_LOG_KEEP_DAYS` are deleted, so the log
+/// directory does not grow for ever.
+#[tokio::test]
+async fn old_log_files_beyond_the_days_kept_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "TOLLGATE_LOG_KEEP_DAYS=2\n").unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    for day in 1..=6 {
+        std::fs::write(logs.join(format!("tollgate.2026-01-0{day}.log")), "{}\n").unwrap();
+    }
+    std::fs::write(logs.join("notes.txt"), "not a log").unwrap();
+    let (mut child, _) = start(dir.path()).await;
+    let names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let kept = names.iter().filter(|n| n.starts_with("tollgate.")).count();
+    assert!(kept <= 2, "{names:?}");
+    assert!(
+        names.contains(&"notes.txt".to_owned()),
+        "other files stay: {names:?}"
+    );
+    signal(&child, "-TERM");
+    child.wait().await.unwrap();
+}
+
 /// Starts with no configuration but the port, in an empty directory: the data
 /// directory and database are created, logs carry the request id, and SIGTERM
 /// stops the process cleanly.
