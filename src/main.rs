@@ -111,7 +111,7 @@ async fn create_admin(config: tollgate::config::Config, args: &[String]) -> std:
         process::ExitCode,
     };
     use tollgate::{
-        accounts::service::{self, AccountError},
+        accounts::service::{self, AccountError, AdminSetUp},
         request_meta::RequestMeta,
         store::Store,
     };
@@ -160,11 +160,11 @@ async fn create_admin(config: tollgate::config::Config, args: &[String]) -> std:
     let result = service::ensure_admin(&store, &RequestMeta::default(), &email, &password).await;
     store.close().await;
     match result {
-        Ok(true) => {
+        Ok(AdminSetUp::Created) => {
             println!("Created admin account {}.", email.trim().to_lowercase());
             ExitCode::SUCCESS
         }
-        Ok(false) => {
+        Ok(AdminSetUp::AlreadyAdmin | AdminSetUp::TakenByUser) => {
             eprintln!(
                 "tollgate: a user with the email {email} already exists; nothing was changed"
             );

@@ -192,8 +192,15 @@ impl Application {
         if let Some((email, password)) = &config.bootstrap_admin {
             let meta = RequestMeta::default();
             match service::ensure_admin(&store, &meta, email, password.expose()).await {
-                Ok(true) => tracing::info!("created the admin account from TOLLGATE_ADMIN_EMAIL"),
-                Ok(false) => {}
+                Ok(service::AdminSetUp::Created) => {
+                    tracing::info!("created the admin account from TOLLGATE_ADMIN_EMAIL");
+                }
+                Ok(service::AdminSetUp::AlreadyAdmin) => {}
+                // Said, not silently skipped: the operator expects an admin.
+                Ok(service::AdminSetUp::TakenByUser) => tracing::warn!(
+                    "TOLLGATE_ADMIN_EMAIL names an account that is not an administrator; no admin \
+                     was created (make one with `tollgate create-admin --email …`)"
+                ),
                 Err(AccountError::Invalid(problems)) => {
                     let why: Vec<String> = problems
                         .into_iter()

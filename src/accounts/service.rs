@@ -387,24 +387,87 @@ pub async fn set_disabled(
     }
 }
 
-/// Creates an admin account unless one with this email exists. Returns whether
-/// it created one. Used at start-up (from env) and by `tollgate create-admin`.
+/// What [`ensure_admin`] found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminSetUp {
+    Created,
+    /// An administrator has this email already (the password is not changed).
+    AlreadyAdmin,
+    /// A user who is not an administrator has it: nothing was done.
+    TakenByUser,
+}
+
+/// Creates an admin account unless one with this email exists. Used at
+/// start-up (from env) and by `tollgate create-admin`.
 pub async fn ensure_admin(
     store: &Store,
     meta: &RequestMeta,
     email: &str,
     password: &str,
-) -> Result<bool, AccountError> {
+) -> Result<AdminSetUp, AccountError> {
     let email = Email::parse(email).map_err(|e| AccountError::Invalid(vec![e]))?;
     let password =
         Password::parse("password", password).map_err(|e| AccountError::Invalid(vec![e]))?;
-    if store.user_by_email(email.as_str()).await?.is_some() {
-        return Ok(false);
+    let existing = |user: UserRecord| {
+        if user.is_admin {
+            AdminSetUp::AlreadyAdmin
+        } else {
+            AdminSetUp::TakenByUser
+        }
+    };
+    if let Some(user) = store.user_by_email(email.as_str()).await? {
+        return Ok(existing(user));
     }
     let name = DisplayName::parse("Administrator").map_err(|e| AccountError::Invalid(vec![e]))?;
     match create_user(store, meta, &email, &name, &password, AccountKind::Admin).await {
-        Ok(_) => Ok(true),
-        Err(AccountError::EmailTaken) => Ok(false),
+        Ok(_) => Ok(AdminSetUp::Created),
+        Err(AccountError::EmailTaken) => Ok(store
+            .user_by_email(email.as_str())
+            .await?
+            .map_or(AdminSetUp::TakenByUser, existing)),
         Err(other) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The start-up admin is created once, and an email a user already has is
+    /// reported as such, not taken for an admin.
+    #[tokio::test]
+    async fn the_admin_set_up_says_what_it_found() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let meta = RequestMeta::default();
+        let setup = |email: &'static str| {
+            let (store, meta) = (store.clone(), meta.clone());
+            async move {
+                ensure_admin(&store, &meta, email, "a long admin passphrase")
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(setup("root@example.com").await, AdminSetUp::Created);
+        assert_eq!(setup("ROOT@example.com").await, AdminSetUp::AlreadyAdmin);
+        store
+            .create_user(
+                NewUser {
+                    email: "user@example.com",
+                    display_name: "User",
+                    password_hash: "x",
+                    is_admin: false,
+                    starting_credits_micros: 0,
+                },
+                AuditEvent::new("account.register", &meta),
+            )
+            .await
+            .unwrap();
+        assert_eq!(setup("user@example.com").await, AdminSetUp::TakenByUser);
+        let user = store
+            .user_by_email("user@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!user.is_admin, "nothing changed");
     }
 }
