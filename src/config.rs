@@ -34,6 +34,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `LEPTOS_SITE_ROOT`: the built site (wasm, js, css, assets), as cargo-leptos writes it.
     pub site_root: String,
+    /// `LEPTOS_ENV`: `PROD` or `DEV` (any case; `production` and
+    /// `development` too). `None`: the build's own (a release build is PROD).
+    pub leptos_prod: Option<bool>,
     /// `TOLLGATE_SESSION_IDLE_SECS`: a dashboard session ends after this long unused.
     pub session_idle: Duration,
     /// `TOLLGATE_LOGIN_ATTEMPTS_PER_IP`: login attempts a minute from one client IP.
@@ -184,6 +187,21 @@ impl Config {
                     .filter(|n| (1024..=268_435_456).contains(n))
             },
         )?;
+
+        let leptos_prod = match get("LEPTOS_ENV") {
+            None => None,
+            Some(value) => Some(parse(
+                "LEPTOS_ENV",
+                Some(value),
+                "",
+                "PROD or DEV",
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "prod" | "production" => Some(true),
+                    "dev" | "development" => Some(false),
+                    _ => None,
+                },
+            )?),
+        };
 
         let shutdown_grace = parse(
             "TOLLGATE_SHUTDOWN_GRACE_SECS",
@@ -370,6 +388,7 @@ impl Config {
             max_body_bytes,
             shutdown_grace,
             site_root,
+            leptos_prod,
             session_idle,
             login_attempts_per_ip,
             login_attempts_per_account,
@@ -491,6 +510,7 @@ mod tests {
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "0"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "many"),
             ("TOLLGATE_LOG_KEEP_DAYS", "0"),
+            ("LEPTOS_ENV", "staging"),
             ("TOLLGATE_SIGNUPS_PER_IP", "0"),
             ("TOLLGATE_SIGNUPS_PER_IP", "10001"),
             ("TOLLGATE_TRUSTED_PROXIES", "10.0.0.0/33"),

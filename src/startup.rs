@@ -162,6 +162,15 @@ const REFUSALS_KEPT: chrono::Duration = chrono::Duration::days(30);
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // Pages would still render, but with no styles or scripts.
+        let pkg = std::path::Path::new(&config.site_root).join("pkg");
+        if !pkg.is_dir() {
+            tracing::warn!(
+                site_root = %config.site_root,
+                "LEPTOS_SITE_ROOT has no pkg/ directory: pages will have no styles or scripts \
+                 (build the site with `cargo leptos build`, or point LEPTOS_SITE_ROOT at it)"
+            );
+        }
         let models =
             crate::gateway::providers::ModelTable::load(config.models_path.as_deref(), |var| {
                 std::env::var(var).ok()
@@ -468,11 +477,11 @@ pub async fn shutdown_signal() {
 }
 
 fn leptos_options(config: &Config) -> LeptosOptions {
-    let env = match std::env::var("LEPTOS_ENV").as_deref() {
-        Ok("PROD") => Env::PROD,
-        Ok("DEV") => Env::DEV,
-        _ if cfg!(debug_assertions) => Env::DEV,
-        _ => Env::PROD,
+    let env = match config.leptos_prod {
+        Some(true) => Env::PROD,
+        Some(false) => Env::DEV,
+        None if cfg!(debug_assertions) => Env::DEV,
+        None => Env::PROD,
     };
     LeptosOptions::builder()
         .output_name("tollgate")
