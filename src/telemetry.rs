@@ -19,6 +19,15 @@ use crate::config::Config;
 /// Installs the global subscriber. Keep the guard alive until exit: dropping it
 /// flushes the file writer.
 pub fn init(config: &Config) -> Result<WorkerGuard, String> {
+    let cannot_write = |e: std::io::Error| {
+        format!(
+            "invalid TOLLGATE_LOG_DIR: cannot write logs to {}: {e}",
+            config.log_dir.display()
+        )
+    };
+    // Before the appender: pruning old files reads the directory first, and
+    // reports a missing one on stderr.
+    std::fs::create_dir_all(&config.log_dir).map_err(cannot_write)?;
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .max_log_files(config.log_keep_days)

@@ -529,8 +529,9 @@ pub async fn update(
     changes: &UpdateKey,
     caller_scopes: Option<&[String]>,
 ) -> Result<KeyView, KeyError> {
-    // Each try loses only to an edit that committed since its read.
-    for _ in 0..5 {
+    // Each try loses only to another edit that committed since its read, so
+    // with fewer than this many sent at once, one try always goes through.
+    for _ in 0..32 {
         let current = store
             .key_of_user(user_id, key_id)
             .await?
