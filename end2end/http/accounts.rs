@@ -354,7 +354,17 @@ async fn the_welcome_key_is_shown_only_to_its_own_account() {
                 .unwrap()
         }
     };
-    // Signed out, or signed in as someone else: not shown.
+    // Signed out, or signed in as someone else: not shown (and no error).
+    let anonymous = app.browser_with_cookie(&cookie);
+    let visit = anonymous
+        .client
+        .get(app.url("/welcome"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(visit.status(), 200);
+    assert!(!visit.text().await.unwrap().contains(&secret));
     let anonymous = app.browser_with_cookie(&cookie);
     assert!(!welcome(&anonymous).await.contains(&secret));
     let other = app.browser_with_cookie(&cookie);

@@ -981,6 +981,23 @@ async fn an_edit_that_makes_a_key_active_again_needs_room_on_the_plan() {
         200
     );
     assert_eq!(crate::admin_pages::demo_call(&app, secret).await, 200);
+
+    // An account over its plan's active keys (moved to a smaller plan) may
+    // still edit a key that stays used up.
+    assert_eq!(
+        patch(json!({ "usage_cap": 2 })).await.unwrap().status(),
+        200
+    );
+    let (status, body) = create(&app, &b, json!({ "name": "fourth" })).await;
+    assert_eq!(status, 201, "{body}");
+    sqlx::query("UPDATE plans SET max_active_keys = 1 WHERE slug = 'starter'")
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    let renamed = patch(json!({ "name": "still spent" })).await.unwrap();
+    assert_eq!(renamed.status(), 200);
+    let refused = patch(json!({ "usage_cap": 9 })).await.unwrap();
+    assert_eq!(refused.status(), 409);
 }
 
 #[tokio::test]

@@ -134,7 +134,10 @@ mod tests {
         for done in futures::future::join_all(works).await {
             done.unwrap();
         }
-        assert_eq!(most.load(Ordering::SeqCst), 2, "two at a time, not six");
+        // Never more than the turns (fewer when the blocking pool is slow to
+        // start the second).
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "two at a time, not {most}");
 
         // A caller that gives up (a client hanging up) leaves the turn with
         // the hash still running, until it ends.

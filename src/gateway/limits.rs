@@ -686,12 +686,23 @@ impl Limiters {
 
     /// How many of the user's requests a minute are in use now (taken and not
     /// yet back), counting nothing: the usage page's last minute, as the
-    /// limit sees it rather than by calls ended in the last 60 seconds.
-    pub fn minute_requests_in_use(&self, user_id: i64, plan: &PlanRecord) -> i64 {
-        let limiters = self.for_user(user_id, plan);
-        let _probe = Probe::raise(&limiters.probing);
-        let rpm = limiters.requests.limit;
-        let remaining = match limiters.requests.limiter.check() {
+    /// limit sees it rather than by calls ended in the last 60 seconds. The
+    /// probe runs inside the admissions' critical section, as
+    /// [`Self::peek_user`]'s does: a probe raised beside an admission would
+    /// turn its take into a probe, or the admission's lowered flag this probe
+    /// into a take.
+    pub fn minute_requests_in_use(
+        &self,
+        accounts: &Accounts,
+        user_id: i64,
+        plan: &PlanRecord,
+    ) -> i64 {
+        let (_, (rpm, minute)) = accounts.peek([], || {
+            let limiters = self.for_user(user_id, plan);
+            let _probe = Probe::raise(&limiters.probing);
+            (limiters.requests.limit, limiters.requests.limiter.check())
+        });
+        let remaining = match minute {
             // A probe answers as if it had taken a cell.
             Ok(snapshot) => snapshot
                 .remaining_burst_capacity()

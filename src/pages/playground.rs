@@ -762,9 +762,12 @@ mod chat {
             let info = RateInfo {
                 limit: number("x-ratelimit-limit-requests"),
                 remaining: number("x-ratelimit-remaining-requests"),
+                // `0s`: the window is whole (a call refused before it was
+                // counted), so there is nothing to count down to.
                 reset_at: headers
                     .get("x-ratelimit-reset-requests")
                     .and_then(|v| crate::pages::playground::reset_seconds(&v))
+                    .filter(|secs| *secs > 0.0)
                     .map(|secs| now + secs * 1000.0),
             };
             info.remaining.is_some().then_some(info)

@@ -43,7 +43,12 @@ pub async fn take_new_key() -> Result<Option<String>, FormError> {
     // Shown only to the account it was made for, while it still works: a
     // browser shared after a sign-up that never reached this page must not
     // show the last person's key to the next.
-    let Ok((state, _, user)) = server_ctx::signed_in_user().await else {
+    // Not `signed_in_user`, which answers 401 to a visitor: this page has
+    // nothing to refuse, only nothing to show.
+    let state = server_ctx::app_state()?;
+    let session = server_ctx::session().await?;
+    let Ok(Some(user)) = crate::accounts::session::current_user(&session, &state.store).await
+    else {
         return Ok(None);
     };
     let Ok(key) = ApiKey::parse(&secret) else {

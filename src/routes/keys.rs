@@ -301,6 +301,7 @@ pub async fn get_key(
         (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
+        (status = 409, description = "The change would make a used-up or expired key active past the plan's active keys (`active_key_limit`)", body = ErrorResponse),
         (status = 422, description = "Invalid fields, each named in `error.fields`", body = ErrorResponse),
     ))]
 /// Change a key

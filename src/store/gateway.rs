@@ -63,16 +63,15 @@ impl Store {
         )
     }
 
-    /// A user's balance and whether `month`'s grant was given; `None` when there
-    /// is no such account (or it was deleted).
-    /// The amount of the user's correction made under idempotency `key`, if
-    /// one was (see `gateway::accounts::Accounts::adjust`).
+    /// The amount of the user's correction written under idempotency `key`,
+    /// if one was (see `gateway::accounts::Accounts::adjust`, which finds one
+    /// still queued in memory). Not flushed first: while the database refuses
+    /// writes, corrections are still made, and kept queued.
     pub async fn correction_under_key(
         &self,
         user_id: i64,
         key: &str,
     ) -> Result<Option<i64>, StoreError> {
-        self.flush().await?;
         Ok(sqlx::query_scalar(
             "SELECT amount_micros FROM credit_ledger
              WHERE user_id = ? AND kind = 'adjust' AND request_id = ?
@@ -84,6 +83,8 @@ impl Store {
         .await?)
     }
 
+    /// A user's balance and whether `month`'s grant was given; `None` when there
+    /// is no such account (or it was deleted).
     pub async fn stored_account(
         &self,
         user_id: i64,

@@ -345,13 +345,18 @@ impl Store {
             return Ok(KeyUpdate::ChangedMeanwhile);
         };
         if !was_active {
+            // Only if the edit made it active: an account an admin moved to a
+            // smaller plan may hold more than it allows, and still edit a
+            // key that stays inactive.
             let over: Option<i64> = sqlx::query_scalar(&format!(
                 "SELECT max_active_keys FROM plans
                  WHERE id = COALESCE((SELECT plan_id FROM users WHERE id = ?1),
                                      (SELECT id FROM plans WHERE is_default = 1))
+                   AND (SELECT {ACTIVE_KEY} FROM api_keys WHERE id = ?2)
                    AND max_active_keys < (SELECT COUNT(*) FROM api_keys WHERE user_id = ?1 AND {ACTIVE_KEY})"
             ))
             .bind(read.user_id)
+            .bind(read.id)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(allowed) = over {

@@ -77,7 +77,9 @@ pub async fn report(
 
     let plan = store.plan_of_user(user_id).await?;
     let subject = format!("user:{user_id}");
-    let minute = gateway.limiters.minute_requests_in_use(user_id, &plan);
+    let minute = gateway
+        .limiters
+        .minute_requests_in_use(accounts, user_id, &plan);
     let hour = store
         .window_count(&subject, Window::Hour, &buckets.hour)
         .await?;
