@@ -262,19 +262,24 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
     assert!(page.text().await.unwrap().contains("typed@example.com"));
 }
 
-#[tokio::test]
-async fn registration_creates_a_primary_key_shown_once_on_the_welcome_page() {
-    let app = spawn_app().await;
-    let b = app.browser();
-    let answer = app.register(&b, "primary@example.com", "Primary").await;
-    let cookie = answer
+/// The `Set-Cookie` that hands a sign-up's key to `/welcome`.
+fn new_key_cookie(answer: &crate::support::Answer) -> String {
+    answer
         .headers
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap())
         .find(|c| c.starts_with("tollgate_new_key="))
         .unwrap()
-        .to_owned();
+        .to_owned()
+}
+
+#[tokio::test]
+async fn registration_creates_a_primary_key_shown_once_on_the_welcome_page() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    let answer = app.register(&b, "primary@example.com", "Primary").await;
+    let cookie = new_key_cookie(&answer);
     assert!(
         cookie.contains("HttpOnly")
             && cookie.contains("SameSite=Strict")
@@ -326,14 +331,7 @@ async fn the_welcome_key_is_shown_only_to_its_own_account() {
     let app = spawn_app().await;
     let first = app.browser();
     let answer = app.register(&first, "first@example.com", "First").await;
-    let cookie = answer
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .find(|c| c.starts_with("tollgate_new_key="))
-        .unwrap()
-        .to_owned();
+    let cookie = new_key_cookie(&answer);
     let secret = cookie
         .trim_start_matches("tollgate_new_key=")
         .split(';')

@@ -3,8 +3,10 @@
 
 use serde_json::{Value, json};
 
+use reqwest::Method;
+
 use crate::{
-    admin::{Setup, setup},
+    admin::{Setup, send, setup},
     support::{Browser, TestApp},
 };
 
@@ -211,10 +213,10 @@ async fn the_usage_pages_minute_window_follows_the_limit() {
         user,
         user_id,
     } = setup().await;
-    let (status, body) = crate::admin::send(
+    let (status, body) = send(
         &app,
         &admin,
-        reqwest::Method::PUT,
+        Method::PUT,
         &format!("/api/v1/admin/users/{user_id}/limits"),
         Some(json!({ "requests_per_minute": 120 })),
     )
@@ -512,15 +514,7 @@ async fn admins_revoke_one_key_and_each_key_revoked_is_audited() {
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     let leaked = app.create_key(&user, json!({ "name": "leaked" })).await;
     let kept = app.create_key(&user, json!({ "name": "kept" })).await;
-    let keys: Value = user
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys: Value = app.get_json(&user, "/api/v1/keys").await;
     let id_of = |name: &str| {
         keys["data"]
             .as_array()
@@ -535,22 +529,25 @@ async fn admins_revoke_one_key_and_each_key_revoked_is_audited() {
         |user_id: i64, key_id: i64| format!("/api/v1/admin/users/{user_id}/keys/{key_id}/revoke");
 
     // Not for users, even on their own keys.
-    let response = user
-        .client
-        .post(app.url(&revoke_one(user_id, leaked_id)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
+    let (status, _) = send(
+        &app,
+        &user,
+        Method::POST,
+        &revoke_one(user_id, leaked_id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
 
-    let response = admin
-        .client
-        .post(app.url(&revoke_one(user_id, leaked_id)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = send(
+        &app,
+        &admin,
+        Method::POST,
+        &revoke_one(user_id, leaked_id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(body, json!({ "user_id": user_id, "revoked": 1 }));
     assert_eq!(demo_call(&app, &leaked).await, 401);
     assert_eq!(demo_call(&app, &kept).await, 200);
@@ -561,9 +558,8 @@ async fn admins_revoke_one_key_and_each_key_revoked_is_audited() {
         revoke_one(user_id, leaked_id),
         revoke_one(admin_id, kept_id),
     ] {
-        let response = admin.client.post(app.url(&path)).send().await.unwrap();
-        assert_eq!(response.status(), 404, "{path}");
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = send(&app, &admin, Method::POST, &path, None).await;
+        assert_eq!(status, 404, "{path}");
         assert_eq!(body["error"]["code"], "key_not_found", "{body}");
     }
     assert_eq!(demo_call(&app, &kept).await, 200);
@@ -589,14 +585,9 @@ async fn admins_revoke_one_key_and_each_key_revoked_is_audited() {
     assert!(!html.contains(&button(kept_id)) && !html.contains(&button(leaked_id)));
 
     // Revoking the rest (the primary key) audits it as a key of its own too.
-    let response = admin
-        .client
-        .post(app.url(&format!("/api/v1/admin/users/{user_id}/keys/revoke")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let revoke_all = format!("/api/v1/admin/users/{user_id}/keys/revoke");
+    let (status, body) = send(&app, &admin, Method::POST, &revoke_all, None).await;
+    assert_eq!(status, 200);
     assert_eq!(body["revoked"], 1);
     // Action, actor, target, details.
     type Event = (String, Option<i64>, Option<String>, String);
