@@ -230,33 +230,23 @@ impl Config {
                     .map(Duration::from_secs)
             },
         )?;
-        let attempts = |var: &'static str, default: &str| {
-            parse(
-                var,
-                get(var),
-                default,
-                "a whole number of attempts a minute from 1 to 10000",
-                |v| {
-                    u32::from_str(v)
-                        .ok()
-                        .filter(|n| *n <= 10_000)
-                        .and_then(NonZeroU32::new)
-                },
-            )
-        };
-        let login_attempts_per_ip = attempts("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "20")?;
-        let login_attempts_per_account = attempts("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "5")?;
-        let signups_per_ip = parse(
-            "TOLLGATE_SIGNUPS_PER_IP",
-            get("TOLLGATE_SIGNUPS_PER_IP"),
-            "10",
-            "a whole number of sign-ups an hour from 1 to 10000",
-            |v| {
+        // A budget of 1 to 10,000 (attempts, sign-ups) a period.
+        let budget = |var: &'static str, default: &str, expected: &'static str| {
+            parse(var, get(var), default, expected, |v| {
                 u32::from_str(v)
                     .ok()
                     .filter(|n| *n <= 10_000)
                     .and_then(NonZeroU32::new)
-            },
+            })
+        };
+        let attempts = "a whole number of attempts a minute from 1 to 10000";
+        let login_attempts_per_ip = budget("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "20", attempts)?;
+        let login_attempts_per_account =
+            budget("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "5", attempts)?;
+        let signups_per_ip = budget(
+            "TOLLGATE_SIGNUPS_PER_IP",
+            "10",
+            "a whole number of sign-ups an hour from 1 to 10000",
         )?;
 
         let bootstrap_admin = match (get("TOLLGATE_ADMIN_EMAIL"), get("TOLLGATE_ADMIN_PASSWORD")) {
