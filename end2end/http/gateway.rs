@@ -434,6 +434,18 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         let response = chat(&s.app, &key, hello("mock")).await;
         assert_refused(response, answer, code).await;
     }
+    // Input an upstream's moderation flagged (OpenRouter's 403 with its
+    // reasons) is the caller's to change, not retried as the gateway's
+    // failure; a 403 for the operator's key stays a 502.
+    s.mock.set(|k| {
+        k.error_status = Some(reqwest::StatusCode::FORBIDDEN);
+        k.error_metadata = Some(json!({ "reasons": ["violence"], "flagged_input": "…" }));
+    });
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_refused(response, 400, "content_policy_violation").await;
+    s.mock.set(|k| k.error_metadata = None);
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_refused(response, 502, "upstream_error").await;
     s.mock
         .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
     // A redirect is not followed: the prompt goes only where the table says.

@@ -39,6 +39,9 @@ pub struct Knobs {
     pub error_code: Option<&'static str>,
     /// The error answer's `Retry-After` header.
     pub retry_after: Option<&'static str>,
+    /// The error's `metadata` (OpenRouter puts a moderation refusal's
+    /// reasons there).
+    pub error_metadata: Option<serde_json::Value>,
     /// In a stream, cut the connection after this many content chunks.
     pub drop_after_chunks: Option<usize>,
     /// The assistant's reply; streamed one word per chunk.
@@ -69,6 +72,7 @@ impl Default for Knobs {
             error_status: None,
             error_code: None,
             retry_after: None,
+            error_metadata: None,
             drop_after_chunks: None,
             reply: "Hello from the mock upstream.".into(),
             send_usage: true,
@@ -215,6 +219,7 @@ async fn chat_completions(
             "type": "server_error",
             "param": knobs.error_code.map(|_| "messages"),
             "code": knobs.error_code,
+            "metadata": knobs.error_metadata,
         }});
         let mut answer = (status, Json(error)).into_response();
         if let Some(wait) = knobs.retry_after {

@@ -466,10 +466,21 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
     } else {
         status
     };
+    // OpenRouter refuses input its moderation flags with a 403 that names the
+    // reasons: the caller's to change, as OpenAI's own 400
+    // `content_policy_violation` is, not the gateway's failure (502) for the
+    // SDKs to send again. Any other 403 (the operator's key lacks access)
+    // stays the upstream's failure.
+    let flagged = status == 403 && error.is_some_and(|e| e["metadata"]["reasons"].is_array());
+    let (status, code) = if flagged {
+        (400, Some("content_policy_violation"))
+    } else {
+        (status, field("code").and_then(openai_code))
+    };
     UpstreamError::Status {
         status,
         message: message.map_or_else(|| text.chars().take(200).collect(), str::to_owned),
-        code: field("code").and_then(openai_code),
+        code,
         param: field("param")
             .filter(|param| param.len() <= 100)
             .map(str::to_owned),
@@ -538,6 +549,29 @@ mod tests {
                 retry_after_secs: Some(3),
                 ..
             }
+        ));
+    }
+
+    /// OpenRouter's moderation refusal is the caller's to fix; another 403 is not.
+    #[test]
+    fn flagged_input_is_a_content_policy_refusal() {
+        let flagged = r#"{"error":{"code":403,"message":"Your input was flagged for \"violence\"","metadata":{"reasons":["violence"],"flagged_input":"...","provider_name":"x","model_slug":"y"}}}"#;
+        match refusal(403, flagged, None) {
+            UpstreamError::Status {
+                status,
+                code,
+                message,
+                ..
+            } => {
+                assert_eq!((status, code), (400, Some("content_policy_violation")));
+                assert!(message.contains("flagged"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let no_access = r#"{"error":{"message":"Project does not have access to model","code":"model_not_found"}}"#;
+        assert!(matches!(
+            refusal(403, no_access, None),
+            UpstreamError::Status { status: 403, .. }
         ));
     }
 
