@@ -59,6 +59,17 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await expect(admin.getByTestId("audit-events")).toContainText("credits.adjust");
   await expect(admin.getByTestId("audit-events")).toContainText("plan.assign");
 
+  // One key revoked from the user page, once the admin confirms; the others
+  // would go on.
+  const keyRow = admin.locator('[data-testid^="admin-key-"]').filter({ hasText: "Primary key" });
+  await expect(keyRow).toContainText("active");
+  admin.once("dialog", (dialog) => dialog.accept());
+  await keyRow.getByRole("button", { name: "Revoke" }).click();
+  await expect(admin.getByRole("status")).toHaveText("Key revoked.");
+  await expect(keyRow).toContainText("revoked");
+  await expect(keyRow.getByRole("button", { name: "Revoke" })).toHaveCount(0);
+  await expect(admin.getByTestId("audit-events")).toContainText("key.revoke");
+
   // The user sees the new balance and plan.
   await user.goto("/usage");
   await expect(user.getByTestId("usage-balance")).toHaveText("35 credits");
