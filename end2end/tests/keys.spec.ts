@@ -102,7 +102,17 @@ test("rotating keys one after another keeps the grace period and shows every new
   await expect(dialog.getByTestId("new-key-secret")).toHaveCount(1);
   // The table is built again after the rotation; the grace period stays.
   await expect(grace).toHaveValue("3600");
+  // While a rotation is on its way, no other key action can start (a second
+  // Rotate would put the never-seen secret in the grace slot).
+  await page.route("**/api/keys/rotate", async (route) => {
+    await new Promise((done) => setTimeout(done, 800));
+    await route.continue();
+  });
   await page.getByTestId("key-row-Primary key").getByRole("button", { name: "Rotate" }).click();
+  for (const row of ["key-row-Primary key", "key-row-second"]) {
+    await expect(page.getByTestId(row).getByRole("button", { name: "Rotate" })).toBeDisabled({ timeout: 500 });
+    await expect(page.getByTestId(row).getByRole("button", { name: "Revoke" })).toBeDisabled({ timeout: 500 });
+  }
   // Both new secrets are shown until saved, not only the last.
   await expect(dialog.getByTestId("new-key-secret")).toHaveCount(2);
   const shown = await dialog.getByTestId("new-key-secret").allTextContents();
@@ -114,6 +124,24 @@ test("rotating keys one after another keeps the grace period and shows every new
     const answer = await page.request.get("/v1/models", { headers: { authorization: `Bearer ${old}` } });
     expect(answer.status()).toBe(200);
   }
+  expect(errors).toEqual([]);
+});
+
+test("Copy says when the browser would not copy the key", async ({ page }) => {
+  // Plain http on a LAN address has no clipboard at all.
+  await page.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, "clipboard", { get: () => undefined, configurable: true });
+  });
+  const errors = watchErrors(page, { allow4xx: true });
+  await register(page, "nocopy");
+  await page.goto("/keys");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByLabel("Name").fill("by hand");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const dialog = page.getByRole("dialog", { name: "Your new key" });
+  await dialog.getByRole("button", { name: "Copy" }).click();
+  await expect(dialog.getByRole("alert")).toContainText("Select the key and copy it yourself");
+  await expect(dialog.getByRole("button", { name: "Copied" })).toHaveCount(0);
   expect(errors).toEqual([]);
 });
 
