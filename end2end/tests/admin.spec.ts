@@ -45,8 +45,16 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
 
   await admin.getByLabel("Amount (credits; negative to deduct)").fill("25");
   await admin.getByLabel("Reason").fill("welcome bonus");
+  // Held on its way: Apply is off until it answers, so a double click cannot
+  // send it twice (the form's own idempotency key covers a plain post).
+  await admin.route("**/api/admin/user/credits", async (route) => {
+    await new Promise((done) => setTimeout(done, 800));
+    await route.continue();
+  });
   await admin.getByRole("button", { name: "Apply" }).click();
+  await expect(admin.getByRole("button", { name: "Apply" })).toBeDisabled({ timeout: 500 });
   await expect(admin.getByRole("status")).toHaveText("Credits adjusted.");
+  await admin.unroute("**/api/admin/user/credits");
   await expect(admin.getByTestId("admin-user-balance")).toHaveText("35 credits");
   // The form empties once applied, so a second click cannot grant twice.
   await expect(admin.getByLabel("Amount (credits; negative to deduct)")).toHaveValue("");
