@@ -584,9 +584,13 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
                 move || shell(options.clone())
             },
         )
-        // After routing, so requests are counted under their route's template.
+        // After routing, so requests are counted under their route's template;
+        // the rest (static files, unknown pages, scans) as `unmatched`.
         .route_layer(record())
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+        .fallback(axum::handler::Handler::layer(
+            leptos_axum::file_and_error_handler::<AppState, _>(shell),
+            record(),
+        ));
     let dashboard = with_dashboard_headers(dashboard)
         .layer(session_layer)
         .layer(limit_body())

@@ -2282,6 +2282,8 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
             .unwrap();
         assert_eq!(response.status(), 405);
     }
+    // A request no route matches (a scan, a stale link) is counted too.
+    assert_eq!(app.get("/wp-login.php").await.status(), 404);
 
     // The stream's guard drops just after its last chunk is sent.
     let mut text = String::new();
@@ -2367,6 +2369,12 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
         "{text}"
     );
     assert!(!text.contains("FOO1"), "{text}");
+    let unmatched = [("route", "unmatched"), ("method", "GET"), ("status", "404")];
+    assert_eq!(
+        sample(&text, "tollgate_http_requests_total", &unmatched),
+        Some(1.0),
+        "{text}"
+    );
 
     // Addresses outside TOLLGATE_METRICS_ALLOW get 403.
     let refused = setup(&[("TOLLGATE_METRICS_ALLOW", "10.0.0.0/8")]).await;
