@@ -2,7 +2,15 @@
 
 use sqlx::FromRow;
 
-use super::{AuditEvent, Store, StoreError, audit, plans::ACTIVE_KEY};
+use super::{
+    AuditEvent, Store, StoreError, audit,
+    plans::{ACTIVE_KEY, USER_PLAN_ID},
+};
+
+/// SQL that revokes the keys an UPDATE of `api_keys` picks: a grace period
+/// left from a rotation ends with it.
+const REVOKED: &str =
+    "revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), grace_hash = NULL, grace_until = NULL";
 
 /// The rolling window and count for key creation.
 pub const CREATIONS_PER_DAY: i64 = 5;
@@ -110,9 +118,7 @@ impl Store {
              WHERE (SELECT COUNT(*) FROM api_keys
                     WHERE user_id = ?1 AND created_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 day')) < {CREATIONS_PER_DAY}
                AND (SELECT COUNT(*) FROM api_keys WHERE user_id = ?1 AND {ACTIVE_KEY})
-                   < (SELECT max_active_keys FROM plans
-                      WHERE id = COALESCE((SELECT plan_id FROM users WHERE id = ?1),
-                                          (SELECT id FROM plans WHERE is_default = 1)))
+                   < (SELECT max_active_keys FROM plans WHERE id = {USER_PLAN_ID})
              RETURNING {KEY_COLUMNS}"
         ))
         .bind(new.user_id)
@@ -207,10 +213,10 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let mut revoked = 0;
         for id in key_ids {
-            let done = sqlx::query(
-                "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), grace_hash = NULL, grace_until = NULL
-                 WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-            )
+            let done = sqlx::query(&format!(
+                "UPDATE api_keys SET {REVOKED}
+                 WHERE id = ? AND user_id = ? AND revoked_at IS NULL"
+            ))
             .bind(id)
             .bind(user_id)
             .execute(&mut *tx)
@@ -236,11 +242,11 @@ impl Store {
         summary: AuditEvent,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "UPDATE api_keys SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), grace_hash = NULL, grace_until = NULL
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "UPDATE api_keys SET {REVOKED}
              WHERE user_id = ? AND revoked_at IS NULL
-             RETURNING id",
-        )
+             RETURNING id"
+        ))
         .bind(user_id)
         .fetch_all(&mut *tx)
         .await?;
@@ -350,8 +356,7 @@ impl Store {
             // key that stays inactive.
             let over: Option<i64> = sqlx::query_scalar(&format!(
                 "SELECT max_active_keys FROM plans
-                 WHERE id = COALESCE((SELECT plan_id FROM users WHERE id = ?1),
-                                     (SELECT id FROM plans WHERE is_default = 1))
+                 WHERE id = {USER_PLAN_ID}
                    AND (SELECT {ACTIVE_KEY} FROM api_keys WHERE id = ?2)
                    AND max_active_keys < (SELECT COUNT(*) FROM api_keys WHERE user_id = ?1 AND {ACTIVE_KEY})"
             ))

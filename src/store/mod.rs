@@ -183,12 +183,12 @@ impl Store {
     pub async fn close(&self) {
         // A few tries: what is not written now is lost with the process.
         for attempt in 1..=3 {
-            match self.flush().await {
-                Ok(()) => break,
-                Err(error) => {
-                    tracing::error!(%error, attempt, "could not write the queued gateway records on shutdown");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
+            let Err(error) = self.flush().await else {
+                break;
+            };
+            tracing::error!(%error, attempt, "could not write the queued gateway records on shutdown");
+            if attempt < 3 {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         }
         self.reader.close().await;

@@ -74,7 +74,7 @@ impl Store {
         if let Some(plan) = self.cache.plans.get(&user_id, generation) {
             return Ok(plan);
         }
-        let plan: PlanRecord = sqlx::query_as(
+        let plan: PlanRecord = sqlx::query_as(&format!(
             "SELECT p.id, p.slug, p.name, p.description,
                 COALESCE(o.requests_per_minute, p.requests_per_minute) AS requests_per_minute,
                 COALESCE(o.requests_per_hour, p.requests_per_hour) AS requests_per_hour,
@@ -85,8 +85,8 @@ impl Store {
                 COALESCE(o.requests_per_minute, o.requests_per_hour, o.requests_per_day,
                     o.tokens_per_minute, o.max_parallel) IS NOT NULL AS limits_overridden
              FROM plans p LEFT JOIN limit_overrides o ON o.user_id = ?1
-             WHERE p.id = COALESCE((SELECT plan_id FROM users WHERE id = ?1), (SELECT id FROM plans WHERE is_default = 1))",
-        )
+             WHERE p.id = {USER_PLAN_ID}"
+        ))
         .bind(user_id)
         .fetch_one(&self.reader)
         .await?;
@@ -131,6 +131,9 @@ impl Store {
         Ok(PlanChange::Changed)
     }
 }
+
+/// SQL for the plan of the user bound as `?1`: theirs, else the default plan.
+pub(super) const USER_PLAN_ID: &str = "COALESCE((SELECT plan_id FROM users WHERE id = ?1), (SELECT id FROM plans WHERE is_default = 1))";
 
 /// SQL condition for a key that can still be used (in `api_keys`).
 pub(super) const ACTIVE_KEY: &str = "revoked_at IS NULL
