@@ -697,20 +697,26 @@ impl Limiters {
         user_id: i64,
         plan: &PlanRecord,
     ) -> i64 {
-        let (_, (rpm, minute)) = accounts.peek([], || {
-            let limiters = self.for_user(user_id, plan);
-            let _probe = Probe::raise(&limiters.probing);
-            (limiters.requests.limit, limiters.requests.limiter.check())
-        });
-        let remaining = match minute {
+        let (_, (rpm, left)) = accounts.peek([], || self.probe_minute(user_id, plan));
+        i64::from(rpm - left.unwrap_or(0))
+    }
+
+    /// The user's minute window probed, taking nothing: its limit, and the
+    /// requests left or the seconds until the next is allowed. Run inside
+    /// [`Accounts::peek`], the admissions' critical section.
+    fn probe_minute(&self, user_id: i64, plan: &PlanRecord) -> (u32, Result<u32, u64>) {
+        let limiters = self.for_user(user_id, plan);
+        let _probe = Probe::raise(&limiters.probing);
+        let rpm = limiters.requests.limit;
+        let left = match limiters.requests.limiter.check() {
             // A probe answers as if it had taken a cell.
-            Ok(snapshot) => snapshot
+            Ok(snapshot) => Ok(snapshot
                 .remaining_burst_capacity()
                 .saturating_add(1)
-                .min(rpm),
-            Err(_) => 0,
+                .min(rpm)),
+            Err(not_until) => Err(wait_secs(&not_until)),
         };
-        i64::from(rpm - remaining)
+        (rpm, left)
     }
 
     /// The user's request windows as they stand, counting nothing: the
@@ -730,21 +736,12 @@ impl Limiters {
                 return;
             }
         }
-        let (counts, (rpm, minute)) = accounts.peek([&windows[0].id, &windows[1].id], || {
-            let limiters = self.for_user(user_id, plan);
-            let _probe = Probe::raise(&limiters.probing);
-            (limiters.requests.limit, limiters.requests.limiter.check())
+        let (counts, (rpm, left)) = accounts.peek([&windows[0].id, &windows[1].id], || {
+            self.probe_minute(user_id, plan)
         });
-        headers.consider(match minute {
-            // A probe answers as if it had taken a cell.
-            Ok(snapshot) => minute_state(
-                u64::from(rpm),
-                snapshot
-                    .remaining_burst_capacity()
-                    .saturating_add(1)
-                    .min(rpm),
-            ),
-            Err(not_until) => full_minute_state(u64::from(rpm), wait_secs(&not_until)),
+        headers.consider(match left {
+            Ok(remaining) => minute_state(u64::from(rpm), remaining),
+            Err(wait) => full_minute_state(u64::from(rpm), wait),
         });
         for (check, count) in windows.iter().zip(counts) {
             headers.consider(window_state(check.id.1, count, check.limit, buckets));
