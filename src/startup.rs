@@ -598,15 +598,15 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
             site,
             same_origin::require_same_origin,
         ));
-    // CORS outermost, so a refusal from the layers inside (413) still reaches
-    // a browser caller as itself rather than as a CORS failure.
-    let model_api = model_api()
-        .route_layer(record())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            gateway::limit_body,
-        ))
-        .layer(cors(&state.config));
+    let model_api = for_browsers(
+        model_api()
+            .route_layer(record())
+            .layer(middleware::from_fn_with_state(
+                state.clone(),
+                gateway::limit_body,
+            )),
+        &state.config,
+    );
 
     let app = Router::new()
         .merge(model_api)
@@ -694,6 +694,16 @@ fn model_api() -> Router<AppState> {
         .route("/v1/{*rest}", any(gateway::unknown_route))
 }
 
+/// Wraps the model API for browser callers: CORS outermost, so a refusal
+/// from the layers inside (413) reaches a browser as itself rather than as a
+/// CORS failure, and so does the 500 of a handler that panicked, caught here
+/// (the catch around the whole app answers outside CORS).
+fn for_browsers<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Config) -> Router<S> {
+    router
+        .layer(CatchPanicLayer::custom(crate::api_error::panicked))
+        .layer(cors(config))
+}
+
 /// CORS for browser callers of the model API (the key's referrer rule still applies).
 fn cors(config: &Config) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method, header};
@@ -718,4 +728,46 @@ fn cors(config: &Config) -> tower_http::cors::CorsLayer {
             HeaderName::from_static("x-ratelimit-reset-requests"),
         ])
         .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{
+        Router,
+        body::Body,
+        http::{Request, StatusCode, header},
+        routing::post,
+    };
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::config::Config;
+
+    async fn a_handler_with_a_bug() -> StatusCode {
+        panic!("a bug in a handler")
+    }
+
+    /// A browser caller sees a model API handler's panic as the API's 500,
+    /// not as a CORS failure with no answer it can read.
+    #[tokio::test]
+    async fn a_panic_in_the_model_api_answers_with_cors_headers() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        let app = super::for_browsers(
+            Router::new().route("/v1/chat/completions", post(a_handler_with_a_bug)),
+            &config,
+        );
+        let request = Request::post("/v1/chat/completions")
+            .header(header::ORIGIN, "https://app.example")
+            .body(Body::empty())
+            .unwrap();
+        let answer = app.oneshot(request).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            answer.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            Some(&header::HeaderValue::from_static("*"))
+        );
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error["error"]["code"], "internal_error");
+    }
 }
