@@ -226,6 +226,46 @@ pub(crate) mod testing {
 mod tests {
     use super::Store;
 
+    /// What is queued at shutdown is tried more than once: a database that
+    /// refuses the first write (here a ledger row for a user made a moment
+    /// later, by another connection) still gets the rows.
+    #[tokio::test]
+    async fn the_shutdowns_last_write_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.unwrap();
+        store.queue(|batch| {
+            batch.ledger(super::LedgerRow {
+                user_id: 4242,
+                kind: "grant",
+                amount_micros: 7,
+                request_id: None,
+                note: String::new(),
+                created_at: String::new(),
+            });
+        });
+        let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let late_user = async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            sqlx::query(
+                "INSERT INTO users (id, email, display_name, password_hash, plan_id)
+                 VALUES (4242, 'late@example.com', 'L', 'x', (SELECT id FROM plans WHERE is_default = 1))",
+            )
+            .execute(&other)
+            .await
+            .unwrap();
+        };
+        tokio::join!(store.close(), late_user);
+        let written: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM credit_ledger WHERE user_id = 4242),
+                    (SELECT balance_micros FROM users WHERE id = 4242)",
+        )
+        .fetch_one(&other)
+        .await
+        .unwrap();
+        assert_eq!(written, (1, 7));
+    }
+
     /// An in-memory database exists only on its connection: its readers are
     /// its writer, and it has no file to lock.
     #[tokio::test]
