@@ -474,6 +474,31 @@ async fn admins_assign_any_unretired_plan_and_it_applies_at_once() {
     .await
     .unwrap();
     assert_eq!(assignments, [json!({ "plan": "partner" }).to_string()]);
+
+    // Retired since: the user page's plan list shows it as the current
+    // choice, so "Assign plan" does not move the user to the first plan unseen.
+    sqlx::query("UPDATE plans SET retired_at = '2026-12-01T00:00:00.000Z' WHERE slug = 'partner'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let (status, _, html) =
+        crate::admin_pages::page(&app, &admin, &format!("/admin/users/{user_id}")).await;
+    assert_eq!(status, 200);
+    let select = html
+        .split_once(r#"<select id="field-plan""#)
+        .and_then(|(_, rest)| rest.split_once("</select>"))
+        .map(|(select, _)| select)
+        .expect("the plan list");
+    let selected: Vec<&str> = select
+        .split("<option")
+        .filter(|option| option.contains("selected"))
+        .collect();
+    assert_eq!(selected.len(), 1, "{select}");
+    assert!(
+        selected[0].contains(r#"value="partner""#)
+            && selected[0].contains("Partner (retired; current)"),
+        "{select}"
+    );
 }
 
 #[tokio::test]

@@ -23,8 +23,14 @@ fn base_command(dir: &Path) -> Command {
 /// Starts the binary on a free port in `dir`; returns it and its address once
 /// it says it is listening.
 async fn start(dir: &Path) -> (tokio::process::Child, String) {
+    start_with(dir, &[]).await
+}
+
+/// [`start`] with more settings.
+async fn start_with(dir: &Path, settings: &[(&str, &str)]) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::from(base_command(dir))
         .env("TOLLGATE_ADDR", "127.0.0.1:0")
+        .envs(settings.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -191,6 +197,43 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
         assert_eq!(value["span"]["path"], "/readyz");
     }
     assert!(log.contains("shutting down"), "{log}");
+}
+
+/// Start-up says what the operator must fix: a site with no `pkg/` (pages
+/// without styles or scripts), and an admin email that a user who is not an
+/// admin already has (no admin is made). Said once each: the second start
+/// has its `pkg/`.
+#[tokio::test]
+async fn start_up_warns_of_a_site_without_pkg_and_an_admin_email_a_user_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path()).await;
+    one_time_key(&format!("http://{addr}"), "taken@example.com").await;
+    signal(&child, "-TERM");
+    child.wait().await.unwrap();
+
+    std::fs::create_dir_all(dir.path().join("target/site/pkg")).unwrap();
+    let (mut again, _) = start_with(
+        dir.path(),
+        &[
+            ("TOLLGATE_ADMIN_EMAIL", "taken@example.com"),
+            ("TOLLGATE_ADMIN_PASSWORD", "another-long-passphrase"),
+        ],
+    )
+    .await;
+    signal(&again, "-TERM");
+    again.wait().await.unwrap();
+
+    let mut log = String::new();
+    for file in std::fs::read_dir(dir.path().join("logs")).unwrap() {
+        log += &std::fs::read_to_string(file.unwrap().path()).unwrap();
+    }
+    let warnings = |text: &str| {
+        log.lines()
+            .filter(|line| line.contains("WARN") && line.contains(text))
+            .count()
+    };
+    assert_eq!(warnings("has no pkg/ directory"), 1, "{log}");
+    assert_eq!(warnings("is not an administrator"), 1, "{log}");
 }
 
 #[test]
