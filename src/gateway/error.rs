@@ -30,6 +30,13 @@ pub enum GatewayError {
         message: String,
         retry_after_secs: u64,
     },
+    /// 429 too, for a call larger than a limit allows at all (more tokens
+    /// than the plan's minute): waiting will not help, so the answer says
+    /// not to retry (`x-should-retry: false`, which the OpenAI SDKs obey).
+    NeverFits {
+        code: &'static str,
+        message: String,
+    },
     /// 402: the balance cannot cover the worst case.
     Credits {
         needed: i64,
@@ -57,7 +64,10 @@ impl GatewayError {
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
-            Self::Limited { .. } | Self::Credits { .. } | Self::Key(KeyAuthError::UsedUp)
+            Self::Limited { .. }
+                | Self::NeverFits { .. }
+                | Self::Credits { .. }
+                | Self::Key(KeyAuthError::UsedUp)
         )
     }
 
@@ -101,12 +111,14 @@ impl GatewayError {
                 error.param = Some("model".into());
                 error
             }
-            Self::Limited { code, message, .. } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                code,
-                message.clone(),
-            ),
+            Self::Limited { code, message, .. } | Self::NeverFits { code, message } => {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    code,
+                    message.clone(),
+                )
+            }
             Self::Credits { needed, balance } => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient_quota",
@@ -234,12 +246,20 @@ impl IntoResponse for GatewayError {
             Self::Limited {
                 retry_after_secs, ..
             } => Some((*retry_after_secs).max(1)),
+            // Every 429 carries one; this call will not fit after it either.
+            Self::NeverFits { .. } => Some(60),
             other => upstream_retry_after(other),
         };
         if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, Self::NeverFits { .. }) {
+            response.headers_mut().insert(
+                axum::http::HeaderName::from_static("x-should-retry"),
+                HeaderValue::from_static("false"),
+            );
         }
         response
     }

@@ -645,12 +645,11 @@ impl Limiters {
                     });
                 }
                 Err(_) => {
-                    return Err(GatewayError::Limited {
+                    return Err(GatewayError::NeverFits {
                         code: "tokens_per_minute",
                         message: format!(
                             "This request may use {tokens} tokens, more than the {tpm} a minute your plan allows. Lower max_tokens."
                         ),
-                        retry_after_secs: 60,
                     });
                 }
             }
