@@ -357,6 +357,27 @@ async fn usage_beyond_the_hold_is_charged_in_full() {
     assert_eq!(cost, tokens * 1000);
 }
 
+/// The hold counts text wherever a request puts it: 40,000 bytes in a
+/// message's `name` (about 10,000 tokens, 10 credits at this model's price)
+/// do not fit a balance of 5, though the content is one word.
+#[tokio::test]
+async fn text_outside_the_content_is_held_for_too() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "named@example.com", 10, 100, None).await;
+    for (field, place) in [("name", "message"), ("documents", "body")] {
+        let mut body = hello("mock");
+        let big = json!("x".repeat(40_000));
+        if place == "message" {
+            body["messages"][0][field] = big;
+        } else {
+            body[field] = json!([{ "text": big }]);
+        }
+        let response = chat(&s.app, &key, body).await;
+        assert_refused(response, 402, "insufficient_credits").await;
+    }
+    assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
+}
+
 #[tokio::test]
 async fn every_refusal_is_openai_shaped_with_its_status() {
     let s = setup(&[]).await;
@@ -641,6 +662,9 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["x-ratelimit-limit-requests"], "4");
     assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "2");
+    // 500 tokens never fit a minute of 250: the SDKs are told not to retry.
+    assert_eq!(response.headers()["x-should-retry"], "false");
+    assert_eq!(response.headers()["retry-after"], "60");
     assert_openai_error(&response.json().await.unwrap(), "tokens_per_minute");
 
     // Two calls of four so far; bad keys take the other two.
@@ -972,9 +996,10 @@ async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
 }
 
 /// An upstream that reports absurd usage (here more than an `i64` holds) is
-/// charged and recorded for at most a billion tokens each way: the counts
-/// stored never wrap, the user keeps the rest of the balance, and the usage
-/// page can still add the calls up.
+/// charged and recorded for at most a billion prompt tokens, and a reply for
+/// at most the call's cap (`max_tokens` 100; two bytes were sent): the
+/// counts stored never wrap, the user keeps the rest of the balance, and the
+/// usage page can still add the calls up.
 #[tokio::test]
 async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
     let s = setup(&[("TOLLGATE_SIGNUP_CREDITS", "100000000")]).await;
@@ -990,20 +1015,18 @@ async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
     for _ in 0..2 {
         assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
     }
-    // A billion tokens each way at 1 credit per 1,000: 2,000,000 credits a call.
+    // A billion prompt tokens and 100 of reply at 1 credit per 1,000.
+    let cost = 1_000_000_000_000 + 100_000;
     let records = usage_records(&s.app, 2).await;
-    assert_eq!(
-        records.iter().map(|r| r.2).collect::<Vec<_>>(),
-        [2_000_000_000_000; 2]
-    );
+    assert_eq!(records.iter().map(|r| r.2).collect::<Vec<_>>(), [cost; 2]);
     let tokens: Vec<(i64, i64)> =
         sqlx::query_as("SELECT prompt_tokens, completion_tokens FROM usage_records ORDER BY id")
             .fetch_all(&s.app.db().await)
             .await
             .unwrap();
-    assert_eq!(tokens, [(1_000_000_000, 1_000_000_000); 2]);
+    assert_eq!(tokens, [(1_000_000_000, 100); 2]);
     // 100,000,000 credits at sign-up and the Starter plan's 100 a month.
-    let left = 100_000_000_000_000 + 100_000_000 - 2 * 2_000_000_000_000;
+    let left = 100_000_000_000_000 + 100_000_000 - 2 * cost;
     let (balance, ledger) = balance_and_ledger(&s.app, "absurd@example.com").await;
     assert_eq!((balance, ledger), (left, left));
 

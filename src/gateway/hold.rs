@@ -20,22 +20,22 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// `definition_tokens`: the estimate of the request's tool definitions
-    /// and response schema.
+    /// `body_tokens`: the estimate of what the request carries beside its
+    /// messages (tool definitions, a response schema, fields passed through).
     pub fn worst_case(
         model: &Model,
         messages: &[Value],
-        definition_tokens: u64,
+        body_tokens: u64,
         max_tokens: Option<u64>,
         choices: u64,
     ) -> Self {
         let estimate = PromptEstimate::of(messages);
         let prompt_tokens = estimate
             .tokens(MEDIA_PART_TOKENS)
-            .saturating_add(definition_tokens);
+            .saturating_add(body_tokens);
         let prompt_guess = estimate
             .tokens(MEDIA_PART_MIN_TOKENS)
-            .saturating_add(definition_tokens);
+            .saturating_add(body_tokens);
         let max_output_tokens = max_tokens.unwrap_or(u64::from(model.max_output_tokens));
         let choices = choices.max(1);
         Self {

@@ -57,13 +57,16 @@ pub fn relay(
     }
     meter.answered = true;
     let usage = field("usage").filter(|u| u.get() != "null");
+    let mut with_usage = false;
     if let Some(Ok(Usage {
         prompt_tokens: Some(prompt),
         completion_tokens: Some(completion),
     })) = usage.map(|u| serde_json::from_str::<Usage>(u.get()))
     {
         meter.usage = Some((prompt, completion));
+        with_usage = true;
     }
+    let mut text_bytes = 0;
     // Choices that do not parse are passed on unmetered, as sent.
     let choices = match field("choices") {
         None => Some(Vec::new()),
@@ -80,22 +83,24 @@ pub fn relay(
         for part in [&choice.delta, &choice.message].into_iter().flatten() {
             let text = |field: &Option<Text>| field.as_ref().map_or(0, |Text(t)| t.len() as u64);
             // Some servers send the same thoughts under both names.
-            meter.reply_bytes +=
-                text(&part.content) + text(&part.reasoning_content).max(text(&part.reasoning));
+            text_bytes += text(&part.content)
+                + text(&part.refusal)
+                + text(&part.reasoning_content).max(text(&part.reasoning));
             // Tool calls are counted by what the model wrote: names and
             // arguments, not the JSON around them.
             if let Some(calls) = part.tool_calls {
                 let calls = serde_json::from_str::<Vec<&RawValue>>(calls.get()).unwrap_or_default();
-                meter.reply_bytes += calls
+                text_bytes += calls
                     .iter()
                     .map(|call| written::<ToolCall>(call))
                     .sum::<u64>();
             }
             if let Some(call) = part.function_call {
-                meter.reply_bytes += written::<Function>(call);
+                text_bytes += written::<Function>(call);
             }
         }
     }
+    meter.reply_text(text_bytes, with_usage);
     if !keep_usage && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Relayed::Skipped);
     }
@@ -207,6 +212,9 @@ struct Choice<'a> {
 struct Part<'a> {
     #[serde(borrow, default)]
     content: Option<Text<'a>>,
+    /// A refusal written instead of the content, output all the same.
+    #[serde(borrow, default)]
+    refusal: Option<Text<'a>>,
     /// What reasoning models think aloud (vLLM, DeepSeek: `reasoning_content`;
     /// OpenRouter, Ollama: `reasoning`), billed as output.
     #[serde(borrow, default)]
@@ -423,6 +431,39 @@ mod tests {
         assert_eq!(result.unwrap(), Relayed::Sent);
         assert_eq!(meter.reply_bytes, 0);
         assert_eq!(sent, json!({ "choices": "none", "model": "public" }));
+    }
+
+    #[test]
+    fn a_refusal_counts_as_output() {
+        let refused = r#"{"choices":[{"delta":{"refusal":"I can't help with that."}}]}"#;
+        assert_eq!(run(refused, false).1.reply_bytes, 23);
+    }
+
+    /// Text after the last usage is what that usage did not count: an
+    /// upstream reporting early, or on every chunk, then cut off.
+    #[test]
+    fn text_after_the_last_usage_is_counted_apart() {
+        let mut meter = Meter::default();
+        let send = |meter: &mut Meter, text: &str| {
+            relay_bytes(text.as_bytes(), "public", false, meter, &mut Vec::new()).unwrap();
+        };
+        send(
+            &mut meter,
+            r#"{"choices":[{"delta":{"content":"ab"}}],"usage":{"prompt_tokens":10,"completion_tokens":1}}"#,
+        );
+        send(
+            &mut meter,
+            r#"{"choices":[{"delta":{"content":"cdefgh"}}]}"#,
+        );
+        send(&mut meter, r#"{"choices":[{"delta":{"content":"ij"}}]}"#);
+        assert_eq!((meter.reply_bytes, meter.bytes_after_usage), (10, 8));
+        assert_eq!(meter.tokens(99, 1_000), (10, 1 + 2));
+        send(
+            &mut meter,
+            r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":4}}"#,
+        );
+        assert_eq!(meter.bytes_after_usage, 0);
+        assert_eq!(meter.tokens(99, 1_000), (10, 4));
     }
 
     #[test]

@@ -53,9 +53,13 @@ pub struct Bill {
 pub struct Meter {
     /// The upstream's own `(prompt, completion)` counts, when it sent them.
     pub usage: Option<(u64, u64)>,
-    /// Bytes of reply text seen (content, reasoning, tool calls), for
-    /// counting when there is no usage.
+    /// Bytes of reply text seen (content, reasoning, refusals, tool calls),
+    /// for counting when there is no usage.
     pub reply_bytes: u64,
+    /// Of those, the bytes that came after the last usage: an upstream that
+    /// reports usage early (or on every chunk) and not at the end, or a
+    /// stream cut before its end, did not count them.
+    pub bytes_after_usage: u64,
     /// Whether the upstream answered at all: from then on it has read the
     /// prompt, which is charged even if no reply text follows.
     pub answered: bool,
@@ -84,22 +88,47 @@ impl Meter {
         u64::from(self.finished.count_ones())
     }
 
-    /// The `(prompt, completion)` tokens charged for what was produced. When
-    /// the upstream sent no usage they are counted, and no count passes the
-    /// hold's: the prompt is the hold's estimate, and the reply at most
-    /// `most_completion`, the tokens the upstream was asked to stop at.
+    /// The `(prompt, completion)` tokens charged for what was produced: the
+    /// upstream's usage, or counted where it has none (the hold's estimate
+    /// of the prompt; about four bytes of reply a token, as for prompts).
+    /// Counted too: text after the last usage, and a count of zero where
+    /// there was text, which no tokenizer gives. A reply is charged at most
+    /// `most_completion`, the tokens the upstream was asked to stop at, or
+    /// what its text shows was sent, if more (an upstream that ignored the
+    /// cap): an upstream's count beyond both is not the caller's to pay.
     pub fn tokens(&self, prompt_estimate: u64, most_completion: u64) -> (u64, u64) {
-        // About four bytes per token, as for prompts (`estimate_tokens`).
-        let (prompt, completion) = self.usage.unwrap_or_else(|| {
-            (
+        let counted = |bytes: u64| bytes.div_ceil(4);
+        let (prompt, completion) = match self.usage {
+            None => (
                 prompt_estimate,
-                self.reply_bytes.div_ceil(4).min(most_completion),
-            )
-        });
+                counted(self.reply_bytes).min(most_completion),
+            ),
+            Some((prompt, completion)) => (
+                if prompt == 0 { prompt_estimate } else { prompt },
+                if completion == 0 {
+                    counted(self.reply_bytes).min(most_completion)
+                } else {
+                    completion
+                        .saturating_add(counted(self.bytes_after_usage))
+                        .min(most_completion.max(counted(self.reply_bytes)))
+                },
+            ),
+        };
         (
             prompt.min(MOST_TOKENS_A_CALL),
             completion.min(MOST_TOKENS_A_CALL),
         )
+    }
+
+    /// Reply text seen: `bytes` more, in an object that did (`with_usage`)
+    /// or did not carry usage (text beside usage is counted in it).
+    pub fn reply_text(&mut self, bytes: u64, with_usage: bool) {
+        self.reply_bytes += bytes;
+        if with_usage {
+            self.bytes_after_usage = 0;
+        } else {
+            self.bytes_after_usage += bytes;
+        }
     }
 }
 
@@ -165,6 +194,16 @@ impl Bill {
         } else {
             (0, 0)
         };
+        if let Some((_, reported)) = meter.usage.filter(|(_, c)| *c > completion) {
+            // The operator may be billed for them; the caller is not.
+            tracing::warn!(
+                request_id = ?self.request_id,
+                model = %self.model,
+                reported,
+                charged = completion,
+                "the upstream reported more completion tokens than the call allowed or sent"
+            );
+        }
         let cost = self.prices.cost(prompt, completion);
         let settled = self.gateway.accounts.settle(Settlement {
             hold: self.hold,
@@ -255,5 +294,39 @@ impl Drop for Bill {
             // A use the call did not need is given back as it drops.
             drop(self.settle_once(499, Some("client_disconnected"), &meter, false));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Meter;
+
+    fn meter(usage: Option<(u64, u64)>, reply_bytes: u64) -> Meter {
+        Meter {
+            usage,
+            reply_bytes,
+            ..Meter::default()
+        }
+    }
+
+    /// A reply is charged at most the tokens the call allowed or what its
+    /// text shows was sent, whatever the upstream reports; the prompt as
+    /// reported (the hold's estimate may fall short of a real tokenizer's).
+    #[test]
+    fn no_reply_is_charged_past_what_the_call_allowed_or_sent() {
+        assert_eq!(meter(Some((10, 500)), 40).tokens(7, 10), (10, 10));
+        assert_eq!(meter(Some((10, 1_000_000_000)), 40).tokens(7, 10), (10, 10));
+        // The upstream ignored the cap of 10, and its text shows 30 tokens or more.
+        assert_eq!(meter(Some((10, 30)), 149).tokens(7, 10), (10, 30));
+        assert_eq!(meter(Some((900, 8)), 32).tokens(7, 10), (900, 8));
+        assert_eq!(meter(None, 4_000).tokens(7, 10), (7, 10));
+    }
+
+    /// A count of zero where there was a prompt or a reply is no count.
+    #[test]
+    fn zero_usage_beside_text_is_counted_instead() {
+        assert_eq!(meter(Some((0, 0)), 400).tokens(1_000, 5_000), (1_000, 100));
+        assert_eq!(meter(Some((0, 0)), 0).tokens(1_000, 5_000), (1_000, 0));
+        assert_eq!(meter(Some((12, 0)), 0).tokens(1_000, 5_000), (12, 0));
     }
 }

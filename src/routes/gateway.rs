@@ -22,7 +22,7 @@ use crate::{
         hold::Hold,
         limits::{AddressTaken, Buckets, RateHeaders, Running},
         parse::ChatRequest,
-        providers::{Reply, UpstreamError, estimate_definition_tokens},
+        providers::{Reply, UpstreamError, estimate_body_tokens},
         refusals,
         reply::{self, Relayed},
         restrictions,
@@ -72,7 +72,7 @@ fn respond(
     rate: RateHeaders,
 ) -> Response {
     if let Err(error) = &outcome {
-        if let GatewayError::Limited { code, .. } = error {
+        if let GatewayError::Limited { code, .. } | GatewayError::NeverFits { code, .. } = error {
             state.instruments.limit_rejection(code);
         }
         refusals::record(&state.store, meta, headers, error);
@@ -450,7 +450,7 @@ async fn chat(
         let hold = Hold::worst_case(
             model,
             &messages,
-            estimate_definition_tokens(&request.body),
+            estimate_body_tokens(&request.body),
             request.max_tokens,
             request.choices,
         );

@@ -439,30 +439,58 @@ pub const MEDIA_PART_MIN_TOKENS: u64 = 85;
 /// Rough prompt tokens of a `messages` array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PromptEstimate {
-    /// The text, a few tokens a message, and the calls earlier replies made
-    /// to tools.
+    /// The text, a few tokens a message, and whatever else the messages
+    /// carry (names, tool calls and their ids, parts of other shapes).
     pub text_tokens: u64,
-    /// Image, audio and file parts, whose cost the text does not show.
+    /// Image, audio, video and file parts, whose cost the text does not show.
     pub media_parts: u64,
 }
 
+/// The fields of a content part that hold media, whose size is not its cost.
+const MEDIA_FIELDS: [&str; 5] = ["image_url", "input_audio", "file", "video_url", "audio_url"];
+
 impl PromptEstimate {
+    /// Every message's text is counted, and every other field a message or
+    /// its parts carry as its JSON text: what the gateway does not know may
+    /// still reach the model, and a hold that skipped it could be gamed
+    /// (megabytes in a `name`). A part with a media field counts as media
+    /// whatever else it holds, and its other fields as text.
     pub fn of(messages: &[Value]) -> Self {
         let mut estimate = Self {
             text_tokens: 2,
             media_parts: 0,
         };
         for m in messages {
-            if let Value::Array(parts) = &m["content"] {
-                estimate.media_parts +=
-                    parts.iter().filter(|p| p.get("text").is_none()).count() as u64;
+            let mut other_bytes = 0;
+            if let Value::Object(fields) = m {
+                for (name, value) in fields {
+                    if name != "role" && name != "content" {
+                        other_bytes += json_bytes(value);
+                    }
+                }
             }
-            let calls = ["tool_calls", "function_call"]
-                .iter()
-                .filter_map(|field| m.get(*field))
-                .map(json_tokens)
-                .sum::<u64>();
-            estimate.text_tokens += 4 + estimate_tokens(&message_text(m)) + calls;
+            if let Value::Array(parts) = &m["content"] {
+                for part in parts {
+                    let Value::Object(fields) = part else {
+                        other_bytes += json_bytes(part);
+                        continue;
+                    };
+                    let media = MEDIA_FIELDS.iter().any(|f| fields.contains_key(*f));
+                    estimate.media_parts += u64::from(media);
+                    // A string `text` is the message's text, below.
+                    other_bytes += fields
+                        .iter()
+                        .filter(|(name, value)| {
+                            let name = name.as_str();
+                            name != "type"
+                                && !(name == "text" && value.is_string())
+                                && !(media && MEDIA_FIELDS.contains(&name))
+                        })
+                        .map(|(_, value)| json_bytes(value))
+                        .sum::<u64>();
+                }
+            }
+            estimate.text_tokens += 4 + estimate_tokens(&message_text(m)) + other_bytes.div_ceil(4);
         }
         estimate
     }
@@ -479,20 +507,48 @@ pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
     PromptEstimate::of(messages).tokens(MEDIA_PART_MIN_TOKENS)
 }
 
-/// Rough tokens of the definitions a request carries beside its messages: its
-/// tools (`tools`, or the older `functions`) and the JSON schema of its
-/// `response_format`. The model reads them with the prompt.
-pub fn estimate_definition_tokens(body: &serde_json::Map<String, Value>) -> u64 {
-    ["tools", "functions", "response_format"]
-        .iter()
-        .filter_map(|field| body.get(*field))
-        .map(json_tokens)
-        .sum()
+/// Fields beside the messages that hold text the model does not read.
+const NOT_PROMPT: [&str; 7] = [
+    "model",
+    "stream_options",
+    "stop",
+    "user",
+    "metadata",
+    "logit_bias",
+    "service_tier",
+];
+
+/// Rough tokens of what a request carries beside its messages: its tools
+/// (`tools`, the older `functions`), the schema of its `response_format`,
+/// and any other text passed through (a provider's `documents`, a
+/// `prediction`), as JSON text. Numbers and flags are settings, not text.
+pub fn estimate_body_tokens(body: &serde_json::Map<String, Value>) -> u64 {
+    body.iter()
+        .filter(|(name, value)| {
+            !NOT_PROMPT.contains(&name.as_str())
+                && matches!(value, Value::String(_) | Value::Array(_) | Value::Object(_))
+        })
+        .map(|(_, value)| json_bytes(value))
+        .sum::<u64>()
+        .div_ceil(4)
 }
 
-/// [`estimate_tokens`] of a value written as JSON.
-fn json_tokens(value: &Value) -> u64 {
-    estimate_tokens(&value.to_string())
+/// The length of a value written as JSON, without writing it down.
+fn json_bytes(value: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len() as u64;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that takes everything cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// A message's text, whether `content` is a string or an array of parts.
@@ -552,20 +608,54 @@ mod tests {
             "name": "lookup", "description": "The weather in a city.",
             "parameters": { "type": "object", "properties": { "city": { "type": "string" } } } } }]);
         let mut body = serde_json::Map::new();
-        assert_eq!(estimate_definition_tokens(&body), 0);
+        assert_eq!(estimate_body_tokens(&body), 0);
         body.insert("tools".into(), tools.clone());
         assert_eq!(
-            estimate_definition_tokens(&body),
+            estimate_body_tokens(&body),
             (tools.to_string().len() as u64).div_ceil(4)
         );
         let schema = serde_json::json!({ "type": "json_schema", "json_schema": {
             "name": "weather", "schema": { "type": "object" } } });
         body.insert("response_format".into(), schema.clone());
         assert_eq!(
-            estimate_definition_tokens(&body),
-            (tools.to_string().len() as u64).div_ceil(4)
-                + (schema.to_string().len() as u64).div_ceil(4)
+            estimate_body_tokens(&body),
+            ((tools.to_string().len() + schema.to_string().len()) as u64).div_ceil(4)
         );
+    }
+
+    /// What a hold counts cannot be dodged by putting the prompt where the
+    /// gateway does not read text: a message's `name` or `tool_call_id`, a
+    /// part of another shape, a body field it does not know. A part with a
+    /// media field is media whatever else it carries.
+    #[test]
+    fn the_prompt_estimate_counts_text_wherever_it_is_sent() {
+        let plain =
+            estimate_prompt_tokens(&[serde_json::json!({ "role": "user", "content": "hi" })]);
+        let big = "x".repeat(4_000);
+        for message in [
+            serde_json::json!({ "role": "user", "content": "hi", "name": big }),
+            serde_json::json!({ "role": "tool", "content": "hi", "tool_call_id": big }),
+            serde_json::json!({ "role": "user", "content": [
+                { "type": "text", "text": "hi" }, { "type": "text", "text": { "nested": big } }] }),
+            serde_json::json!({ "role": "user", "content": [
+                { "type": "text", "text": "hi" }, { "type": "image_url", "image_url": { "url": "https://x" }, "text": big }] }),
+        ] {
+            let counted = estimate_prompt_tokens(std::slice::from_ref(&message));
+            assert!(counted >= plain + 1_000, "{counted} for {message}");
+        }
+        let odd_image = serde_json::json!({ "role": "user", "content": [
+            { "type": "image_url", "image_url": { "url": "data:image/png;base64,AAAA" }, "text": null }] });
+        assert_eq!(PromptEstimate::of(&[odd_image]).media_parts, 1);
+
+        let mut body = serde_json::Map::new();
+        body.insert("model".into(), serde_json::json!(big));
+        assert_eq!(
+            estimate_body_tokens(&body),
+            0,
+            "the model's name is not prompt"
+        );
+        body.insert("documents".into(), serde_json::json!([{ "text": big }]));
+        assert!(estimate_body_tokens(&body) >= 1_000);
     }
 
     #[test]
