@@ -638,6 +638,8 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
     assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
     for _ in 0..5 {
         let response = chat(&s.app, &key, hello("demo")).await;
+        // A minute's wait is the SDKs' to retry after.
+        assert!(response.headers().get("x-should-retry").is_none());
         assert_refused(response, 429, "requests_per_minute").await;
     }
     let ip_day: i64 = s
@@ -693,6 +695,8 @@ async fn the_day_limit_survives_a_restart_and_a_one_time_key_works_once() {
         ])
         .await;
     let response = chat(&app, &key, hello("demo")).await;
+    // Hours to wait: the SDKs are told not to sleep through them.
+    assert_eq!(response.headers()["x-should-retry"], "false");
     assert_refused(response, 429, "requests_per_day").await;
 
     // A one-time key: exactly one call.

@@ -32,7 +32,8 @@ pub enum GatewayError {
     },
     /// 429 too, for a call larger than a limit allows at all (more tokens
     /// than the plan's minute): waiting will not help, so the answer says
-    /// not to retry (`x-should-retry: false`, which the OpenAI SDKs obey).
+    /// not to retry (`x-should-retry: false`, which the OpenAI SDKs obey),
+    /// as 429s whose wait is longer than a minute do.
     NeverFits {
         code: &'static str,
         message: String,
@@ -255,7 +256,11 @@ impl IntoResponse for GatewayError {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(secs));
         }
-        if matches!(self, Self::NeverFits { .. }) {
+        // Nor will waiting past a minute help a caller that is waiting on
+        // it: the Node SDK sleeps whatever Retry-After says (hours, for a
+        // day's window) before it gives up.
+        let wait_is_long = matches!(retry_after, Some(secs) if secs > 60);
+        if matches!(self, Self::NeverFits { .. }) || wait_is_long {
             response.headers_mut().insert(
                 axum::http::HeaderName::from_static("x-should-retry"),
                 HeaderValue::from_static("false"),
