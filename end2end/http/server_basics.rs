@@ -36,6 +36,20 @@ async fn a_caller_supplied_request_id_is_kept() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+
+    // One that does not look like an id (too long, or with spaces) is
+    // replaced: it would be written into every log line of the request.
+    for unusable in ["r".repeat(65), "two words".to_owned()] {
+        let response = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", unusable.as_str())
+            .send()
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert!(id != unusable && id.len() == 36, "{id}");
+    }
 }
 
 #[tokio::test]
@@ -143,4 +157,66 @@ async fn a_second_server_on_the_same_database_is_refused() {
 
     let restarted = app.restart(&[]).await;
     assert_eq!(restarted.get("/healthz").await.status(), 200);
+}
+
+/// One HTTP/1.1 answer read off `stream`: its status line and body (by its
+/// `content-length`); `None` when the server closed the connection instead.
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> Option<(String, String)> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|n| n.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                let body = String::from_utf8_lossy(&bytes[end + 4..end + 4 + length]).to_string();
+                return Some((head.lines().next().unwrap_or_default().to_owned(), body));
+            }
+        }
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        if read == 0 {
+            return None;
+        }
+        bytes.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// A refusal that needs no body (an unknown route, a wrong method) still
+/// reads it, so the connection stays open for the next call: the OpenAI SDKs
+/// reuse theirs, and saw the close as a failed call.
+#[tokio::test]
+async fn an_early_refusal_keeps_the_connection_for_the_next_call() {
+    let app = spawn_app().await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    for (method, path) in [("POST", "/v1/nothing"), ("DELETE", "/v1/models/demo")] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The body comes a moment after the head, as on a busy client.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream.write_all(b"{}").await.unwrap();
+        let (status, body) = read_answer(&mut stream).await.expect("an answer");
+        assert!(
+            status.contains("404") || status.contains("405"),
+            "{status}: {body}"
+        );
+        let next = format!("GET /healthz HTTP/1.1\r\nhost: {address}\r\n\r\n");
+        stream.write_all(next.as_bytes()).await.unwrap();
+        let answer = read_answer(&mut stream).await;
+        let (status, _) =
+            answer.unwrap_or_else(|| panic!("{method} {path}: the connection was closed"));
+        assert!(status.contains("200"), "{status}");
+    }
 }

@@ -233,7 +233,9 @@ pub async fn method_not_allowed(
     headers: HeaderMap,
     method: axum::http::Method,
     uri: axum::http::Uri,
+    body: axum::body::Body,
 ) -> Response {
+    read_to_the_end(body, &state).await;
     let allowed = if uri.path().starts_with("/v1/models") {
         "GET"
     } else {
@@ -257,7 +259,9 @@ pub async fn unknown_route(
     State(state): State<AppState>,
     meta: RequestMeta,
     headers: HeaderMap,
+    body: axum::body::Body,
 ) -> Response {
+    read_to_the_end(body, &state).await;
     let answer = crate::api_error::ApiError::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
@@ -266,6 +270,13 @@ pub async fn unknown_route(
     )
     .into_response();
     outside_pipeline(&state, &meta, &headers, answer).await
+}
+
+/// Reads a body the answer does not need (within the body limit): a body
+/// left unread makes the server close the connection after the answer,
+/// which a client reusing it (the OpenAI SDKs do) sees as a dropped call.
+async fn read_to_the_end(body: axum::body::Body, state: &AppState) {
+    let _ = axum::body::to_bytes(body, state.config.max_body_bytes).await;
 }
 
 /// The model API's body limit. A body refused as too large still counts in
