@@ -619,6 +619,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     // each route in a boxed service of its own, and a route's service is
     // cloned for every request, each boxed layer cloning the ones inside it.
     let layered = ServiceBuilder::new()
+        .map_request(drop_unusable_request_id::<axum::body::Body>)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -633,17 +634,43 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     Router::new().fallback_service(layered)
 }
 
+/// A caller's own `x-request-id` is kept (its log lines and answer carry it)
+/// only when it looks like an id: up to 64 letters, digits and `-_.:`.
+/// Anything else is replaced by a new one, as one request could otherwise
+/// write megabytes to the log (the id is in every line of the request).
+fn drop_unusable_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let usable = |id: &[u8]| {
+        (1..=64).contains(&id.len())
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    };
+    let headers = request.headers_mut();
+    if headers
+        .get_all("x-request-id")
+        .iter()
+        .any(|id| !usable(id.as_bytes()))
+    {
+        headers.remove("x-request-id");
+    }
+    request
+}
+
 /// What every dashboard answer carries: it may not be framed (a page on a
 /// sibling subdomain could frame the admin pages and steer clicks on their
-/// buttons) nor sniffed, and a page, which may show a new key or balances, is
-/// kept in no cache; the static files keep theirs.
+/// buttons) nor sniffed, and a page or a JSON answer, which may show a new
+/// key or balances, is kept in no cache; the static files keep theirs.
 fn with_dashboard_headers(router: Router<AppState>) -> Router<AppState> {
     use axum::http::{HeaderValue, header};
     fn no_store_for_pages(response: &axum::response::Response) -> Option<HeaderValue> {
+        // Pages and JSON answers (a new key's secret, balances); not files.
         let is_page = response
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_some_and(|kind| kind.as_bytes().starts_with(b"text/html"));
+            .is_some_and(|kind| {
+                kind.as_bytes().starts_with(b"text/html")
+                    || kind.as_bytes().starts_with(b"application/json")
+            });
         is_page.then(|| HeaderValue::from_static("no-store"))
     }
     router.layer(

@@ -232,6 +232,8 @@ impl TestApp {
             .await
             .expect("request sent");
         assert_eq!(response.status(), 201);
+        // The secret is in no cache on the way.
+        assert_eq!(response.headers()["cache-control"], "no-store");
         let body: serde_json::Value = response.json().await.expect("JSON body");
         body["secret"].as_str().expect("a secret").to_owned()
     }
