@@ -129,7 +129,7 @@ impl DatabaseLock {
             source,
         };
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(lock_failed)?;
+            crate::store::create_private_dir(dir).map_err(lock_failed)?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)

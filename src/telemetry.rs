@@ -26,8 +26,9 @@ pub fn init(config: &Config) -> Result<WorkerGuard, String> {
         )
     };
     // Before the appender: pruning old files reads the directory first, and
-    // reports a missing one on stderr.
-    std::fs::create_dir_all(&config.log_dir).map_err(cannot_write)?;
+    // reports a missing one on stderr. Made for its owner alone: the logs
+    // name accounts and client addresses.
+    crate::store::create_private_dir(&config.log_dir).map_err(cannot_write)?;
     let appender = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .max_log_files(config.log_keep_days)

@@ -178,6 +178,17 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
 
     // The daily file under logs/ holds JSON lines; the request's lines carry its id.
     let log_dir = dir.path().join("logs");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for private in ["logs", "data", "data/tollgate.db"] {
+            let mode = std::fs::metadata(dir.path().join(private))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{private} is its owner's alone: {mode:o}");
+        }
+    }
     let files: Vec<_> = std::fs::read_dir(&log_dir)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -67,7 +67,7 @@ impl KeyHasher {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut secret = vec![0u8; GENERATED_SECRET_BYTES];
                 getrandom::fill(&mut secret).map_err(|e| KeySecretError::Random(e.to_string()))?;
-                std::fs::create_dir_all(data_dir).map_err(file_error)?;
+                crate::store::create_private_dir(data_dir).map_err(file_error)?;
                 let mut options = std::fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]

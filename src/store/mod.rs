@@ -93,11 +93,9 @@ impl Store {
 
         let in_memory = is_in_memory(database_url);
         let path = options.get_filename();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !in_memory
-        {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                path: dir.display().to_string(),
+        if !in_memory {
+            create_private(path).map_err(|source| StoreError::CreateDir {
+                path: path.display().to_string(),
                 source,
             })?;
         }
@@ -196,6 +194,36 @@ impl Store {
     }
 }
 
+/// Makes a new database file readable by its owner only, and its directory
+/// when missing: the file holds password hashes and live session ids.
+/// SQLite gives the `-wal` and `-shm` files the database file's mode. An
+/// existing file keeps the mode its operator gave it.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    match file.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Creates `dir` and any missing parents, for their owner alone (the data
+/// and log directories: the database, the key secret, logs that name
+/// accounts). A directory that exists keeps its mode.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Whether `database_url` names an in-memory database: sqlx gives
 /// `sqlite::memory:` a shared-cache file name of its own, so the file name
 /// cannot tell.
@@ -225,6 +253,24 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::Store;
+
+    /// A new database, its WAL and its new directory are its owner's alone.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("data/t.db");
+        let store = Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        store.ping().await.unwrap();
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&dir.path().join("data/t.db-wal")), 0o600);
+    }
 
     /// What is queued at shutdown is tried more than once: a database that
     /// refuses the first write (here a ledger row for a user made a moment
