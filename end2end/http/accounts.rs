@@ -583,6 +583,9 @@ async fn security_events_are_audited_with_ip_agent_and_request_id() {
         .await;
     app.login(&app.browser(), "nobody@example.com", "wrong-password-1")
         .await;
+    // A password typed into the email field.
+    app.login(&app.browser(), "Hunter2-MySecret", "wrong-password-1")
+        .await;
     app.call(
         &b,
         "account/password",
@@ -607,6 +610,7 @@ async fn security_events_are_audited_with_ip_agent_and_request_id() {
         [
             "account.register",
             "key.create",
+            "login.failure",
             "login.failure",
             "login.failure",
             "password.change",
@@ -636,6 +640,16 @@ async fn security_events_are_audited_with_ip_agent_and_request_id() {
     .await
     .unwrap();
     assert!(details.contains("wrong_password"), "{details}");
+    let failed: Vec<String> = sqlx::query_scalar(
+        "SELECT target FROM audit_events WHERE action = 'login.failure' ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        failed[1..],
+        ["email:nobody@example.com", "email:(not an address)"]
+    );
 
     // Append-only: the database itself refuses edits and deletions.
     assert!(

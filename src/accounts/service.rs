@@ -217,9 +217,16 @@ pub async fn login(
         return Err(AccountError::InvalidCredentials);
     }
     let email = email.trim().to_lowercase();
+    // What was typed is kept only when it is an address: a password pasted
+    // into the email field would otherwise be shown to every admin.
+    let named = if super::domain::Email::parse(&email).is_ok() {
+        format!("email:{email}")
+    } else {
+        "email:(not an address)".to_owned()
+    };
     let fail = |reason: &str, user: Option<&UserRecord>| {
         let mut event = AuditEvent::new("login.failure", meta)
-            .target(format!("email:{email}"))
+            .target(named.clone())
             .details(json!({ "reason": reason }));
         if let Some(user) = user {
             event = event.target(format!("user:{}", user.id));
