@@ -69,13 +69,19 @@ fn needs_check(request: &Request) -> bool {
     server_function || has_session_cookie(request.headers())
 }
 
+/// Read as the session layer reads the header (tower-cookies: names
+/// percent-decoded, spaces trimmed), so no spelling of the cookie that the
+/// session layer accepts (`tollgate%5Fsession`, `tollgate_session =`) goes
+/// unchecked here.
 fn has_session_cookie(headers: &HeaderMap) -> bool {
+    use tower_sessions::cookie::Cookie;
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
         .flat_map(|v| v.split(';'))
-        .any(|pair| pair.trim_start().split('=').next() == Some(SESSION_COOKIE))
+        .filter_map(|pair| Cookie::parse_encoded(pair).ok())
+        .any(|cookie| cookie.name() == SESSION_COOKIE)
 }
 
 /// `scheme://authority` of an absolute URL.
@@ -191,6 +197,30 @@ mod tests {
             headers(&[("host", "llm.example.com")]),
         ] {
             assert!(!is_same_origin(&h, public), "{h:?}");
+        }
+    }
+
+    /// Every spelling of the session cookie the session layer reads is seen
+    /// here too, so none of them skips the origin check.
+    #[test]
+    fn the_session_cookie_is_found_however_it_is_written() {
+        for cookie in [
+            "tollgate_session=abc",
+            "a=1; tollgate_session=abc",
+            "tollgate%5Fsession=abc",
+            "tollgate_session =abc",
+            " tollgate_session=abc ;b=2",
+        ] {
+            assert!(
+                super::has_session_cookie(&headers(&[("cookie", cookie)])),
+                "{cookie}"
+            );
+        }
+        for cookie in ["tollgate_sessions=abc", "x=tollgate_session", ""] {
+            assert!(
+                !super::has_session_cookie(&headers(&[("cookie", cookie)])),
+                "{cookie}"
+            );
         }
     }
 }
