@@ -56,6 +56,54 @@ pub async fn require_same_origin(
     }
 }
 
+/// A plain form post that fails comes back to its page with the error in
+/// the query (Leptos' `__err`, beside `__path`), which the page shows, its
+/// fields filled from it. Only the site's own redirect may bring one: a link
+/// from elsewhere could put any message on the site's pages and fill in an
+/// admin's credit form. Such a request is sent to the page without them.
+pub async fn drop_foreign_form_errors(
+    State(site): State<SiteOrigin>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(query) = request
+        .uri()
+        .query()
+        .filter(|_| request.method() == Method::GET)
+    else {
+        return next.run(request).await;
+    };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let is_round_trip = |name: &str| name == "__err" || name == "__path";
+    if !pairs.iter().any(|(name, _)| is_round_trip(name))
+        || from_this_site(request.headers(), &site)
+    {
+        return next.run(request).await;
+    }
+    let kept: Vec<_> = pairs
+        .into_iter()
+        .filter(|(name, _)| !is_round_trip(name))
+        .collect();
+    let query = serde_urlencoded::to_string(kept).unwrap_or_default();
+    let path = request.uri().path();
+    let to = if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    };
+    axum::response::Redirect::to(&to).into_response()
+}
+
+/// Whether a page request came from the site itself: a browser says so in
+/// `Sec-Fetch-Site` (for a redirect, over its whole chain); one that does
+/// not send it, by its `Referer`.
+fn from_this_site(headers: &HeaderMap, site: &SiteOrigin) -> bool {
+    match headers.get("sec-fetch-site") {
+        Some(value) => value == "same-origin",
+        None => is_same_origin(headers, site),
+    }
+}
+
 fn is_state_changing(method: &Method) -> bool {
     !matches!(
         *method,

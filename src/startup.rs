@@ -595,8 +595,12 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         .layer(session_layer)
         .layer(limit_body())
         .layer(middleware::from_fn_with_state(
-            site,
+            site.clone(),
             same_origin::require_same_origin,
+        ))
+        .layer(middleware::from_fn_with_state(
+            site,
+            same_origin::drop_foreign_form_errors,
         ));
     let model_api = for_browsers(
         model_api()

@@ -232,9 +232,11 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
         "{location}"
     );
 
+    // As a browser follows the site's own redirect.
     let page = browser
         .client
         .get(&location)
+        .header("sec-fetch-site", "same-origin")
         .send()
         .await
         .unwrap()
@@ -245,6 +247,29 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
         page.contains("commonly used passwords"),
         "the field error is on the page"
     );
+    // The same error from a link elsewhere (or typed in) goes to the page
+    // without it: any text could be put there so. A client that says nothing
+    // of where it came from is judged by its Referer.
+    let stranger = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for site in [Some("cross-site"), Some("none"), None] {
+        let mut get = stranger.get(&location);
+        if let Some(site) = site {
+            get = get.header("sec-fetch-site", site);
+        }
+        let answer = get.send().await.unwrap();
+        assert!(answer.status().is_redirection(), "{site:?}");
+        assert_eq!(answer.headers()["location"], "/register", "{site:?}");
+    }
+    let referred = stranger
+        .get(&location)
+        .header("referer", app.url("/register"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(referred.status(), 200);
     assert!(page.contains(r#"value="typed@example.com""#), "email kept");
     assert!(page.contains(r#"value="Typed Name""#), "name kept");
     assert!(!page.contains(r#"value="password""#), "password not kept");
