@@ -999,6 +999,40 @@ async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
     assert_eq!((balance, ledger), (5_000_000 - 56_000, 5_000_000 - 56_000));
 }
 
+/// A whole answer from an upstream that counts nothing still has its
+/// `usage`, as OpenAI's always do: the gateway's count, which it charged.
+#[tokio::test]
+async fn a_json_answer_without_usage_gets_the_count_charged() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "uncounted@example.com", 10, 100, None).await;
+    let mut totals = Vec::new();
+    for usage in [None, Some(Value::Null)] {
+        let mut answer = json!({
+            "id": "chatcmpl-uncounted", "object": "chat.completion", "model": "mock-small",
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": "eight by" }, "finish_reason": "stop" }],
+        });
+        if let Some(usage) = usage {
+            answer["usage"] = usage;
+        }
+        s.mock.set(|k| k.raw_answer = Some(answer.to_string()));
+        let response = chat(&s.app, &key, hello("mock")).await;
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        assert_eq!(text.matches("\"usage\"").count(), 1, "{text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["usage"]["completion_tokens"], 2, "eight bytes: {body}");
+        let prompt = body["usage"]["prompt_tokens"].as_i64().unwrap();
+        assert!(prompt > 0);
+        assert_eq!(body["usage"]["total_tokens"], prompt + 2);
+        totals.push(prompt + 2);
+    }
+    // Charged as shown: 1 credit per 1,000 tokens.
+    let records = usage_records(&s.app, 2).await;
+    let charged: Vec<(i64, i64)> = records.iter().map(|r| (r.0, r.2)).collect();
+    let shown: Vec<(i64, i64)> = totals.iter().map(|t| (200, t * 1000)).collect();
+    assert_eq!(charged, shown);
+}
+
 /// An upstream that reports absurd usage (here more than an `i64` holds) is
 /// charged and recorded for at most a billion prompt tokens, and a reply for
 /// at most the call's cap (`max_tokens` 100; two bytes were sent): the

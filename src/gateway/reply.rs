@@ -57,6 +57,7 @@ pub fn relay(
     }
     meter.answered = true;
     let usage = field("usage").filter(|u| u.get() != "null");
+    meter.usage_sent |= usage.is_some();
     let mut with_usage = false;
     if let Some(Ok(Usage {
         prompt_tokens: Some(prompt),
@@ -109,7 +110,8 @@ pub fn relay(
     let mut first = true;
     let mut model_written = false;
     for (key, value) in &fields {
-        if !keep_usage && key == "usage" {
+        // A `null` usage is left out: the gateway writes its count there.
+        if key == "usage" && (!keep_usage || value.get() == "null") {
             continue;
         }
         if !std::mem::take(&mut first) {
@@ -133,6 +135,23 @@ pub fn relay(
     }
     out.push(b'}');
     Ok(Relayed::Sent)
+}
+
+/// Adds the counted `usage` to a whole answer written by [`relay`] whose
+/// upstream sent none: OpenAI's answers always have one, and the SDKs read it.
+pub fn add_usage(out: &mut Vec<u8>, prompt: u64, completion: u64) {
+    if out.last() != Some(&b'}') {
+        return;
+    }
+    out.pop();
+    let usage = serde_json::json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    });
+    out.extend_from_slice(b",\"usage\":");
+    out.extend_from_slice(usage.to_string().as_bytes());
+    out.push(b'}');
 }
 
 /// The `id` of an upstream chunk, if it has one.

@@ -53,6 +53,9 @@ pub struct Bill {
 pub struct Meter {
     /// The upstream's own `(prompt, completion)` counts, when it sent them.
     pub usage: Option<(u64, u64)>,
+    /// Whether an answer carried a `usage` that is not `null`, even one
+    /// that did not parse (it is passed on as sent).
+    pub usage_sent: bool,
     /// Bytes of reply text seen (content, reasoning, refusals, tool calls),
     /// for counting when there is no usage.
     pub reply_bytes: u64,

@@ -574,6 +574,10 @@ async fn chat(
             let mut out = Vec::with_capacity(body.len() + 32);
             match reply::relay_bytes(&body, &model.name, true, &mut meter, &mut out) {
                 Ok(_) => {
+                    if !meter.usage_sent {
+                        let (prompt, completion) = bill.counted(&meter);
+                        reply::add_usage(&mut out, prompt, completion);
+                    }
                     bill.settle(200, None, &meter);
                     Ok(Answer::Json(out))
                 }
