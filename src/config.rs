@@ -32,6 +32,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `TOLLGATE_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `TOLLGATE_HEADER_TIMEOUT_SECS`: how long a connection may take to send
+    /// a request's headers, or wait idle for its next request.
+    pub header_timeout: Duration,
     /// `LEPTOS_SITE_ROOT`: the built site (wasm, js, css, assets), as cargo-leptos writes it.
     pub site_root: String,
     /// `LEPTOS_ENV`: `PROD` or `DEV` (any case; `production` and
@@ -216,6 +219,19 @@ impl Config {
             },
         )?;
 
+        let header_timeout = parse(
+            "TOLLGATE_HEADER_TIMEOUT_SECS",
+            get("TOLLGATE_HEADER_TIMEOUT_SECS"),
+            "30",
+            "a whole number of seconds from 1 to 3600",
+            |v| {
+                u64::from_str(v)
+                    .ok()
+                    .filter(|n| (1..=3600).contains(n))
+                    .map(Duration::from_secs)
+            },
+        )?;
+
         let site_root = get("LEPTOS_SITE_ROOT").unwrap_or_else(|| "target/site".into());
 
         let session_idle = parse(
@@ -377,6 +393,7 @@ impl Config {
             log_filter,
             max_body_bytes,
             shutdown_grace,
+            header_timeout,
             site_root,
             leptos_prod,
             session_idle,
@@ -479,6 +496,7 @@ mod tests {
         assert_eq!(c.log_dir, PathBuf::from("logs"));
         assert_eq!(c.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+        assert_eq!(c.header_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -496,6 +514,7 @@ mod tests {
             ("RUST_LOG", "info,[[["),
             ("TOLLGATE_MAX_BODY_BYTES", "12"),
             ("TOLLGATE_SHUTDOWN_GRACE_SECS", "-1"),
+            ("TOLLGATE_HEADER_TIMEOUT_SECS", "0"),
             ("TOLLGATE_SESSION_IDLE_SECS", "5"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "0"),
             ("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "many"),

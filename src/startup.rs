@@ -345,26 +345,14 @@ impl Application {
             );
             let _ = stopping_tx.send(());
         };
-        // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm
-        // and delayed ACKs hold each chunk back by about 40 ms.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let header_timeout = self.state.config.header_timeout;
+        let serve = serve_connections(self.listener, self.router, header_timeout, signal);
         let deadline = async move {
             match stopping_rx.await {
                 Ok(()) => tokio::time::sleep(grace).await,
                 Err(_) => std::future::pending::<()>().await,
             }
         };
-        let serve = serve.into_future();
         tokio::pin!(serve);
         tokio::select! {
             result = &mut serve => result?,
@@ -404,6 +392,82 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Serves `router` on `listener` until `signal` completes, then waits for
+/// the connections to finish what they are doing and close (what
+/// `axum::serve(…).with_graceful_shutdown` does). Its own loop, with hyper's
+/// header read timeout on (`header_timeout`, which also ends connections
+/// idle between requests): axum::serve gives hyper no timer, so a
+/// connection that sent nothing, sent its headers a byte at a time, or
+/// idled was kept open for ever, and one client could hold every file
+/// descriptor.
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto::Builder, graceful::GracefulShutdown},
+        service::TowerToHyperService,
+    };
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(signal);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, say: wait a moment rather than spin.
+                Err(error) => {
+                    tracing::warn!(%error, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        // Streams are many small writes: without TCP_NODELAY, Nagle's algorithm
+        // and delayed ACKs hold each chunk back by about 40 ms.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+        // The peer's address, as `into_make_service_with_connect_info` gives it.
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        );
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // Hyper's timer starts once it knows the protocol, from the
+            // first bytes: a connection that sends none is timed here.
+            let first_byte = tokio::time::timeout(header_timeout, tcp.peek(&mut [0u8; 1])).await;
+            if !matches!(first_byte, Ok(Ok(1))) {
+                return;
+            }
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(tcp),
+                TowerToHyperService::new(service),
+            );
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Runs `task` now and then every `period`, until the server stops.

@@ -220,3 +220,54 @@ async fn an_early_refusal_keeps_the_connection_for_the_next_call() {
         assert!(status.contains("200"), "{status}");
     }
 }
+
+/// A connection that sends nothing, or its headers a byte at a time, is
+/// closed once `TOLLGATE_HEADER_TIMEOUT_SECS` pass, as is one idle after a
+/// request: one client cannot hold every file descriptor.
+#[tokio::test]
+async fn connections_that_send_no_request_are_closed_after_the_header_timeout() {
+    let app = spawn_app_with(&[("TOLLGATE_HEADER_TIMEOUT_SECS", "1")]).await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let closed_within = |mut stream: tokio::net::TcpStream, secs: u64| async move {
+        let mut byte = [0u8; 1024];
+        // Read until the server closes (0 bytes) or the wait runs out.
+        tokio::time::timeout(Duration::from_secs(secs), async {
+            loop {
+                match stream.read(&mut byte).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    };
+
+    let silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert!(
+        closed_within(silent, 5).await,
+        "a silent connection is closed"
+    );
+
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let trickle = async {
+        for byte in b"GET /healthz HTTP/1.1\r\nhost: x\r\n" {
+            if slow.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), trickle)
+        .await
+        .ok();
+    assert!(closed_within(slow, 5).await, "slow headers are cut off");
+
+    // A request answered, then idle: closed too, after its answer.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!("GET /healthz HTTP/1.1\r\nhost: {address}\r\n\r\n");
+    idle.write_all(head.as_bytes()).await.unwrap();
+    let (status, _) = read_answer(&mut idle).await.expect("an answer");
+    assert!(status.contains("200"), "{status}");
+    assert!(closed_within(idle, 5).await, "an idle connection is closed");
+}
