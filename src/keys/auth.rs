@@ -83,11 +83,13 @@ impl KeyAuthError {
                 );
             }
         };
-        let status = match self {
-            Self::OwnerDisabled => StatusCode::FORBIDDEN,
-            _ => StatusCode::UNAUTHORIZED,
+        // The key is good and its owner may not call: a 403, typed as
+        // OpenAI types its 403s (the SDKs raise PermissionDeniedError).
+        let (status, kind) = match self {
+            Self::OwnerDisabled => (StatusCode::FORBIDDEN, "permission_error"),
+            _ => (StatusCode::UNAUTHORIZED, "authentication_error"),
         };
-        ApiError::new(status, "authentication_error", code, message)
+        ApiError::new(status, kind, code, message)
     }
 }
 
