@@ -764,7 +764,8 @@ fn with_dashboard_headers(router: Router<AppState>) -> Router<AppState> {
 
 /// The developers' model API: `/v1/chat/completions`, `/v1/models` (and one
 /// model at `/v1/models/{model}`, whose name may hold slashes), the simple
-/// `/response`, and an API-shaped 404 for the rest of `/v1`.
+/// `/response`, and an API-shaped 404 for the rest of `/v1` and for OpenAI's
+/// paths without it.
 fn model_api() -> Router<AppState> {
     let wrong_method = gateway::method_not_allowed;
     Router::new()
@@ -784,6 +785,10 @@ fn model_api() -> Router<AppState> {
             "/response",
             post(gateway::simple_response).fallback(wrong_method),
         )
+        .route("/chat/completions", any(gateway::missing_v1))
+        .route("/completions", any(gateway::missing_v1))
+        .route("/models", any(gateway::missing_v1))
+        .route("/embeddings", any(gateway::missing_v1))
         .route("/v1", any(gateway::unknown_route))
         .route("/v1/", any(gateway::unknown_route))
         .route("/v1/{*rest}", any(gateway::unknown_route))

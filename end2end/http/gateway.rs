@@ -100,8 +100,12 @@ pub(crate) async fn user_with_plan_signed_in(
 }
 
 async fn chat(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
+    chat_at(app, "/v1/chat/completions", key, body).await
+}
+
+async fn chat_at(app: &TestApp, path: &str, key: &str, body: Value) -> reqwest::Response {
     app.client
-        .post(app.url("/v1/chat/completions"))
+        .post(app.url(path))
         .bearer_auth(key)
         .json(&body)
         .send()
@@ -434,9 +438,19 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         .await;
     let response = chat(&s.app, &elsewhere, hello("mock")).await;
     assert_refused(response, 403, "ip_not_allowed").await;
-    // Unknown routes under /v1 answer JSON, never a page.
+    // Unknown routes under /v1 answer JSON, never a page, and so do
+    // OpenAI's paths without /v1 (a client's base URL without it).
     let response = s.app.get("/v1/nothing").await;
     assert_refused(response, 404, "unknown_url").await;
+    let response = chat_at(&s.app, "/chat/completions", &key, hello("mock")).await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_openai_error(&body, "unknown_url");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("/v1"),
+        "{body}"
+    );
+    assert_refused(s.app.get("/models").await, 404, "unknown_url").await;
 
     // Upstream failures: 502, and 504 on a timeout.
     s.mock
@@ -1712,7 +1726,13 @@ async fn key_rules_apply_on_the_next_request() {
         .await
         .unwrap();
     let response = chat(&s.app, &key, hello("demo")).await;
-    assert_refused(response, 403, "account_disabled").await;
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_openai_error(&body, "account_disabled");
+    assert_eq!(
+        body["error"]["type"], "permission_error",
+        "as a 403 is typed"
+    );
 }
 
 #[tokio::test]

@@ -261,15 +261,39 @@ pub async fn unknown_route(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    read_to_the_end(body, &state).await;
+    let message =
+        "No such API route. The model API has POST /v1/chat/completions and GET /v1/models.";
+    not_found(&state, &meta, &headers, body, message).await
+}
+
+/// OpenAI's paths without `/v1` (`/chat/completions`, `/models`): a client
+/// whose base URL lacks it. Told so in the API's shape, not with a page.
+pub async fn missing_v1(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let message = "No such API route: the model API is under /v1. Set your client's base URL to this server's address followed by /v1.";
+    not_found(&state, &meta, &headers, body, message).await
+}
+
+async fn not_found(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    message: &'static str,
+) -> Response {
+    read_to_the_end(body, state).await;
     let answer = crate::api_error::ApiError::new(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
         "unknown_url",
-        "No such API route. The model API has POST /v1/chat/completions and GET /v1/models.",
+        message,
     )
     .into_response();
-    outside_pipeline(&state, &meta, &headers, answer).await
+    outside_pipeline(state, meta, headers, answer).await
 }
 
 /// Reads a body the answer does not need (within the body limit): a body
