@@ -456,6 +456,14 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
     s.mock
         .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
     let response = chat(&s.app, &key, hello("mock")).await;
+    // A failing upstream may answer the next try.
+    assert!(response.headers().get("x-should-retry").is_none());
+    assert_refused(response, 502, "upstream_error").await;
+    // One refusing the gateway's own key will not: the SDKs are told so.
+    s.mock
+        .set(|k| k.error_status = Some(reqwest::StatusCode::UNAUTHORIZED));
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.headers()["x-should-retry"], "false");
     assert_refused(response, 502, "upstream_error").await;
     // A proxy's timeout in front of the upstream is a timeout; a request too
     // large for it is the caller's to shorten, not to retry.

@@ -260,7 +260,16 @@ impl IntoResponse for GatewayError {
         // it: the Node SDK sleeps whatever Retry-After says (hours, for a
         // day's window) before it gives up.
         let wait_is_long = matches!(retry_after, Some(secs) if secs > 60);
-        if matches!(self, Self::NeverFits { .. }) || wait_is_long {
+        // An upstream refusing the gateway's own key or model (401, 403,
+        // 404: the operator's set-up) answers the same to every retry.
+        let upstream_set_up = matches!(
+            self,
+            Self::Upstream(UpstreamError::Status {
+                status: 401 | 403 | 404,
+                ..
+            })
+        ) && self.code() == Some("upstream_error");
+        if matches!(self, Self::NeverFits { .. }) || wait_is_long || upstream_set_up {
             response.headers_mut().insert(
                 axum::http::HeaderName::from_static("x-should-retry"),
                 HeaderValue::from_static("false"),
