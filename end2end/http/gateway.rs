@@ -1278,6 +1278,20 @@ async fn models_and_the_simple_endpoint_use_the_key() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["mock", "demo"]);
+    // `created` stays put from call to call, as OpenAI's does.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again: Value = s
+        .app
+        .client
+        .get(s.app.url("/v1/models/demo"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["created"], list["data"][1]["created"], "{again}");
 
     let response = s
         .app

@@ -217,7 +217,7 @@ async fn models_for_key(
     .await?;
     peek_user(state, holder.user.id, &plan, &admitted.buckets, rate).await;
     let names = state.gateway.models.iter().map(|m| m.name.as_str());
-    let created = Utc::now().timestamp();
+    let created = state.gateway.models.loaded_at;
     Ok(restrictions::allowed_models(&holder.key, &plan, names)
         .into_iter()
         .filter_map(|name| state.gateway.models.get(name))

@@ -68,6 +68,9 @@ impl Model {
 #[derive(Debug, Clone)]
 pub struct ModelTable {
     models: Vec<Model>,
+    /// When the table was read (Unix seconds): `created` in the model list,
+    /// which is the same on every call, as OpenAI's is.
+    pub loaded_at: i64,
 }
 
 impl ModelTable {
@@ -247,7 +250,10 @@ impl ModelTable {
                 max_output_tokens,
             });
         }
-        Ok(Self { models })
+        Ok(Self {
+            models,
+            loaded_at: chrono::Utc::now().timestamp(),
+        })
     }
 }
 
