@@ -135,7 +135,9 @@ pub async fn register(
                 },
             )
             .await;
-            if made.is_err() {
+            // A taken email keeps its turn: answered freely, "taken" would
+            // tell anyone which addresses have accounts, as fast as they ask.
+            if matches!(&made, Err(error) if !matches!(error, AccountError::EmailTaken)) {
                 state.signup_throttle.no_account_made(turn);
             }
             made
