@@ -396,12 +396,12 @@ impl Application {
 
 /// Serves `router` on `listener` until `signal` completes, then waits for
 /// the connections to finish what they are doing and close (what
-/// `axum::serve(…).with_graceful_shutdown` does). Its own loop, with hyper's
-/// header read timeout on (`header_timeout`, which also ends connections
-/// idle between requests): axum::serve gives hyper no timer, so a
-/// connection that sent nothing, sent its headers a byte at a time, or
-/// idled was kept open for ever, and one client could hold every file
-/// descriptor.
+/// `axum::serve(…).with_graceful_shutdown` does; an idle one closes at
+/// once). Its own loop, with hyper's header read timeout on
+/// (`header_timeout`, which also ends connections idle between requests):
+/// axum::serve gives hyper no timer, so a connection that sent nothing, sent
+/// its headers a byte at a time, or idled was kept open for ever, and one
+/// client could hold every file descriptor.
 async fn serve_connections(
     listener: TcpListener,
     router: Router,
@@ -409,8 +409,8 @@ async fn serve_connections(
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     use hyper_util::{
-        rt::{TokioExecutor, TokioIo, TokioTimer},
-        server::{conn::auto::Builder, graceful::GracefulShutdown},
+        rt::{TokioIo, TokioTimer},
+        server::graceful::GracefulShutdown,
         service::TowerToHyperService,
     };
     let graceful = GracefulShutdown::new();
@@ -445,21 +445,17 @@ async fn serve_connections(
         );
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            // Hyper's timer starts once it knows the protocol, from the
-            // first bytes: a connection that sends none is timed here.
-            let first_byte = tokio::time::timeout(header_timeout, tcp.peek(&mut [0u8; 1])).await;
-            if !matches!(first_byte, Ok(Ok(1))) {
-                return;
-            }
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
+            // HTTP/1.1 only: hyper's timer then runs from the connection's
+            // first moment. Served as either, a connection was timed only
+            // once its first bytes had shown which (a silent one, or one
+            // sending part of HTTP/2's preface, never), and HTTP/2 has no
+            // header timeout at all. TLS and HTTP/2 belong to a proxy.
+            let mut http1 = hyper::server::conn::http1::Builder::new();
+            http1
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout);
-            let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(tcp),
-                TowerToHyperService::new(service),
-            );
+            let connection =
+                http1.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, "connection ended with an error");
             }

@@ -132,6 +132,29 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .unwrap();
 }
 
+/// A connection that never sent a request does not hold the shutdown up (it
+/// would, until the grace period ran out, and the last write with it).
+#[tokio::test]
+async fn an_idle_connection_does_not_delay_shutdown() {
+    let mut app = spawn_app().await;
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!("GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n", app.addr);
+    idle.write_all(head.as_bytes()).await.unwrap();
+    assert!(read_answer(&mut idle).await.is_some());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    app.begin_shutdown();
+    let server = app.server.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server stops at once, not after the grace period")
+        .unwrap()
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(silent.read(&mut byte).await.unwrap_or(0), 0, "closed");
+}
+
 /// A second server is refused on a database file a running one uses: at its
 /// start it would give back the running calls' credit holds as if their
 /// process had stopped. Once the first stops, a server starts on the file.
@@ -247,6 +270,14 @@ async fn connections_that_send_no_request_are_closed_after_the_header_timeout() 
     assert!(
         closed_within(silent, 5).await,
         "a silent connection is closed"
+    );
+
+    // The start of HTTP/2's preface, then nothing: timed all the same.
+    let mut preface = tokio::net::TcpStream::connect(&address).await.unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    assert!(
+        closed_within(preface, 5).await,
+        "a part of a preface is timed"
     );
 
     let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
