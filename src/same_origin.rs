@@ -85,9 +85,11 @@ pub async fn drop_foreign_form_errors(
         .filter(|(name, _)| !is_round_trip(name))
         .collect();
     let query = serde_urlencoded::to_string(kept).unwrap_or_default();
-    let path = request.uri().path();
+    // One leading slash: `//evil.example/` (or `/\evil.example/`) as a
+    // Location is another site.
+    let path = format!("/{}", request.uri().path().trim_start_matches(['/', '\\']));
     let to = if query.is_empty() {
-        path.to_owned()
+        path
     } else {
         format!("{path}?{query}")
     };

@@ -263,6 +263,15 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
         assert!(answer.status().is_redirection(), "{site:?}");
         assert_eq!(answer.headers()["location"], "/register", "{site:?}");
     }
+    // Never to another site: `//evil.example/` would be one as a Location.
+    for path in ["//evil.example/", "/\\evil.example/"] {
+        let answer = stranger
+            .get(app.url(&format!("{path}?__err=x&__path=/api/login")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.headers()["location"], "/evil.example/", "{path}");
+    }
     let referred = stranger
         .get(&location)
         .header("referer", app.url("/register"))
