@@ -459,8 +459,8 @@ impl PromptEstimate {
     /// Every message's text is counted, and every other field a message or
     /// its parts carry as its JSON text: what the gateway does not know may
     /// still reach the model, and a hold that skipped it could be gamed
-    /// (megabytes in a `name`). A part with a media field counts as media
-    /// whatever else it holds, and its other fields as text.
+    /// (megabytes in a `name`). A part with a media field, or of a type
+    /// other than text, counts as media whatever else it holds.
     pub fn of(messages: &[Value]) -> Self {
         let mut estimate = Self {
             text_tokens: 2,
@@ -481,16 +481,21 @@ impl PromptEstimate {
                         other_bytes += json_bytes(part);
                         continue;
                     };
-                    let media = MEDIA_FIELDS.iter().any(|f| fields.contains_key(*f));
-                    estimate.media_parts += u64::from(media);
+                    // Media: a part with a media field, or of a type other
+                    // than text (a `document` some upstreams take), counted
+                    // as media whatever it holds: its size is not its cost.
+                    let typed = fields.get("type").and_then(Value::as_str);
+                    let media = MEDIA_FIELDS.iter().any(|f| fields.contains_key(*f))
+                        || typed.is_some_and(|kind| kind != "text");
+                    if media {
+                        estimate.media_parts += 1;
+                        continue;
+                    }
                     // A string `text` is the message's text, below.
                     other_bytes += fields
                         .iter()
                         .filter(|(name, value)| {
-                            let name = name.as_str();
-                            name != "type"
-                                && !(name == "text" && value.is_string())
-                                && !(media && MEDIA_FIELDS.contains(&name))
+                            *name != "type" && !(*name == "text" && value.is_string())
                         })
                         .map(|(_, value)| json_bytes(value))
                         .sum::<u64>();
@@ -514,7 +519,7 @@ pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
 }
 
 /// Fields beside the messages that hold text the model does not read.
-const NOT_PROMPT: [&str; 7] = [
+const NOT_PROMPT: [&str; 15] = [
     "model",
     "stream_options",
     "stop",
@@ -522,6 +527,14 @@ const NOT_PROMPT: [&str; 7] = [
     "metadata",
     "logit_bias",
     "service_tier",
+    "tool_choice",
+    "reasoning_effort",
+    "prompt_cache_key",
+    "safety_identifier",
+    "modalities",
+    "audio",
+    "verbosity",
+    "web_search_options",
 ];
 
 /// Rough tokens of what a request carries beside its messages: its tools
@@ -643,8 +656,6 @@ mod tests {
             serde_json::json!({ "role": "tool", "content": "hi", "tool_call_id": big }),
             serde_json::json!({ "role": "user", "content": [
                 { "type": "text", "text": "hi" }, { "type": "text", "text": { "nested": big } }] }),
-            serde_json::json!({ "role": "user", "content": [
-                { "type": "text", "text": "hi" }, { "type": "image_url", "image_url": { "url": "https://x" }, "text": big }] }),
         ] {
             let counted = estimate_prompt_tokens(std::slice::from_ref(&message));
             assert!(counted >= plain + 1_000, "{counted} for {message}");
@@ -652,6 +663,12 @@ mod tests {
         let odd_image = serde_json::json!({ "role": "user", "content": [
             { "type": "image_url", "image_url": { "url": "data:image/png;base64,AAAA" }, "text": null }] });
         assert_eq!(PromptEstimate::of(&[odd_image]).media_parts, 1);
+        // A part of another type is media too: its size is not its cost.
+        let document = serde_json::json!({ "role": "user", "content": [
+            { "type": "document", "source": { "data": big } }] });
+        let estimate = PromptEstimate::of(&[document]);
+        assert_eq!(estimate.media_parts, 1);
+        assert!(estimate.text_tokens < 10, "{estimate:?}");
 
         let mut body = serde_json::Map::new();
         body.insert("model".into(), serde_json::json!(big));
