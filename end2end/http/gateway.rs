@@ -1318,6 +1318,35 @@ async fn models_and_the_simple_endpoint_use_the_key() {
         .await
         .unwrap();
     assert_refused(response, 400, "invalid_request").await;
+    // The fields as an array are not the object asked for.
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/response"))
+        .header("x-api-key", &key)
+        .json(&json!(["be brief", "hi", 3]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_openai_error(&body, "invalid_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON object"),
+        "{body}"
+    );
+
+    // Stream options without a stream are refused, as OpenAI refuses them.
+    let mut body = hello("mock");
+    body["stream_options"] = json!({ "include_usage": true });
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_openai_error(&body, "invalid_request");
+    assert_eq!(body["error"]["param"], "stream_options");
 
     // An SDK's placeholder bearer beside the key in x-api-key: the key counts.
     let response = s

@@ -93,6 +93,13 @@ impl ChatRequest {
         };
         let include_usage = match body.get("stream_options") {
             None | Some(Value::Null) => false,
+            // As OpenAI answers it: the options are for a stream.
+            Some(_) if !stream => {
+                return Err(GatewayError::invalid(
+                    "`stream_options` is only allowed when `stream` is true.",
+                    Some("stream_options"),
+                ));
+            }
             Some(Value::Object(options)) => match options.get("include_usage") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
