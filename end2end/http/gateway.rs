@@ -113,6 +113,16 @@ async fn chat_at(app: &TestApp, path: &str, key: &str, body: Value) -> reqwest::
         .unwrap()
 }
 
+/// A GET of the model API with `key`.
+async fn get_with_key(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn hello(model: &str) -> Value {
     json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 100 })
 }
@@ -1260,14 +1270,8 @@ async fn a_stream_whose_client_stopped_reading_is_charged_when_the_server_stops(
 async fn models_and_the_simple_endpoint_use_the_key() {
     let s = setup(&[]).await;
     let key = user_with_plan(&s.app, "models@example.com", 10, 100, None).await;
-    let list: Value = s
-        .app
-        .client
-        .get(s.app.url("/v1/models"))
-        .bearer_auth(&key)
-        .send()
+    let list: Value = get_with_key(&s.app, &key, "/v1/models")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -1280,14 +1284,8 @@ async fn models_and_the_simple_endpoint_use_the_key() {
     assert_eq!(ids, ["mock", "demo"]);
     // `created` stays put from call to call, as OpenAI's does.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again: Value = s
-        .app
-        .client
-        .get(s.app.url("/v1/models/demo"))
-        .bearer_auth(&key)
-        .send()
+    let again: Value = get_with_key(&s.app, &key, "/v1/models/demo")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -1401,8 +1399,8 @@ async fn one_model_is_retrieved_by_name_if_the_key_may_call_it() {
             json!({ "name": "demo only", "allowed_models": ["demo"] }),
         )
         .await;
-    let get = |path: &str| s.app.client.get(s.app.url(path)).bearer_auth(&key).send();
-    let response = get("/v1/models/demo").await.unwrap();
+    let get = |path: &'static str| get_with_key(&s.app, &key, path);
+    let response = get("/v1/models/demo").await;
     assert_eq!(response.status(), 200);
     let model: Value = response.json().await.unwrap();
     assert_eq!(model["id"], "demo");
@@ -1420,7 +1418,7 @@ async fn one_model_is_retrieved_by_name_if_the_key_may_call_it() {
         // Not UTF-8 once decoded: axum alone would answer in plain text.
         "/v1/models/%FF",
     ] {
-        let response = get(path).await.unwrap();
+        let response = get(path).await;
         assert_eq!(response.status(), 404, "{path}");
         assert!(
             response
@@ -1595,14 +1593,7 @@ async fn refusals_after_the_key_show_the_users_windows() {
     shows(&response, "3", "2");
 
     // Listing the models shows them too.
-    let response = s
-        .app
-        .client
-        .get(s.app.url("/v1/models"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_key(&s.app, &key, "/v1/models").await;
     assert_eq!(response.status(), 200);
     shows(&response, "3", "2");
 
@@ -1716,14 +1707,8 @@ async fn key_rules_apply_on_the_next_request() {
         .await;
     let response = chat(&s.app, &demo_only, hello("mock")).await;
     assert_refused(response, 403, "model_not_allowed").await;
-    let list: Value = s
-        .app
-        .client
-        .get(s.app.url("/v1/models"))
-        .bearer_auth(&demo_only)
-        .send()
+    let list: Value = get_with_key(&s.app, &demo_only, "/v1/models")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
