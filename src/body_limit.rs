@@ -1,26 +1,44 @@
-//! Refuses request bodies over `TOLLGATE_MAX_BODY_BYTES` with a JSON 413.
+//! Refuses request bodies over `TOLLGATE_MAX_BODY_BYTES` with a JSON 413, and
+//! bodies that stall with a JSON 408.
 //!
-//! A declared `Content-Length` over the limit is refused before reading. A body
-//! without one (chunked) is read up to the limit here, so no handler ever sees a
-//! truncated body or turns the overflow into a 500.
+//! A declared `Content-Length` over the limit is refused before reading. Every
+//! other body is read here, up to the limit, so no handler ever sees a
+//! truncated body or turns the overflow into a 500; a body that sends nothing
+//! for `TOLLGATE_HEADER_TIMEOUT_SECS` is cut off, so a client sending a byte
+//! now and then cannot hold a connection and its task for ever.
+
+use std::time::Duration;
 
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{StatusCode, header::CONTENT_LENGTH, request::Parts},
+    http::{
+        HeaderValue, StatusCode,
+        header::{CONNECTION, CONTENT_LENGTH},
+        request::Parts,
+    },
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use http_body_util::LengthLimitError;
+use tower_http::timeout::{TimeoutBody, TimeoutError};
 
 use crate::api_error::ApiError;
 
+/// How much of a body is read, and how long it may pause.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules {
+    pub limit: usize,
+    /// The longest a body may send nothing.
+    pub pause: Duration,
+}
+
 pub async fn limit_request_body(
-    State(limit): State<usize>,
+    State(rules): State<BodyRules>,
     request: Request,
     next: Next,
 ) -> Response {
-    match bounded(request, limit).await {
+    match bounded(request, rules).await {
         Ok(request) => next.run(request).await,
         Err(refused) => refused.answer,
     }
@@ -32,8 +50,10 @@ pub struct Refused {
     pub answer: Response,
 }
 
-/// The request with a body no larger than `limit`, or its refusal.
-pub async fn bounded(request: Request, limit: usize) -> Result<Request, Refused> {
+/// The request with its body read whole, no larger than the limit and sent
+/// without a long pause, or its refusal.
+pub async fn bounded(request: Request, rules: BodyRules) -> Result<Request, Refused> {
+    let limit = rules.limit;
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -44,16 +64,21 @@ pub async fn bounded(request: Request, limit: usize) -> Result<Request, Refused>
             parts: request.into_parts().0,
             answer: ApiError::payload_too_large(limit).into_response(),
         }),
-        // Hyper never delivers more than the declared length.
-        Some(_) => Ok(request),
-        None if axum::body::HttpBody::is_end_stream(request.body()) => Ok(request),
-        None => {
+        _ if axum::body::HttpBody::is_end_stream(request.body()) => Ok(request),
+        // Hyper never delivers more than a declared length; a body without
+        // one (chunked) stops at the limit.
+        _ => {
             let (parts, body) = request.into_parts();
-            match axum::body::to_bytes(body, limit).await {
+            let body = TimeoutBody::new(rules.pause, body);
+            match axum::body::to_bytes(Body::new(body), limit).await {
                 Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
-                Err(error) if is_length_limit(&error) => Err(Refused {
+                Err(error) if caused_by::<LengthLimitError>(&error) => Err(Refused {
                     parts,
                     answer: ApiError::payload_too_large(limit).into_response(),
+                }),
+                Err(error) if caused_by::<TimeoutError>(&error) => Err(Refused {
+                    parts,
+                    answer: stalled(rules.pause),
                 }),
                 Err(_) => Err(Refused {
                     parts,
@@ -70,10 +95,29 @@ pub async fn bounded(request: Request, limit: usize) -> Result<Request, Refused>
     }
 }
 
-fn is_length_limit(error: &axum::Error) -> bool {
+/// The 408 for a body that paused too long. The rest of the body may still
+/// come, so the connection is closed rather than read on.
+fn stalled(pause: Duration) -> Response {
+    let mut answer = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "invalid_request_error",
+        "request_timeout",
+        format!(
+            "The request body stopped arriving: nothing came for {} seconds.",
+            pause.as_secs()
+        ),
+    )
+    .into_response();
+    answer
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    answer
+}
+
+fn caused_by<E: std::error::Error + 'static>(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
-        if e.is::<LengthLimitError>() {
+        if e.is::<E>() {
             return true;
         }
         source = e.source();

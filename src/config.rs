@@ -33,7 +33,8 @@ pub struct Config {
     /// `TOLLGATE_SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM.
     pub shutdown_grace: Duration,
     /// `TOLLGATE_HEADER_TIMEOUT_SECS`: how long a connection may take to send
-    /// a request's headers, or wait idle for its next request.
+    /// a request's headers, pause while sending its body, or wait idle for its
+    /// next request.
     pub header_timeout: Duration,
     /// `LEPTOS_SITE_ROOT`: the built site (wasm, js, css, assets), as cargo-leptos writes it.
     pub site_root: String,

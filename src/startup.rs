@@ -565,7 +565,10 @@ fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
 
 fn router(state: AppState, sessions: SqliteStore) -> Router {
     let routes = page_routes();
-    let max_body = state.config.max_body_bytes;
+    let body_rules = body_limit::BodyRules {
+        limit: state.config.max_body_bytes,
+        pause: state.config.header_timeout,
+    };
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
@@ -585,7 +588,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     // here only; the model API authenticates by key and never reads a session.
     let record =
         || middleware::from_fn_with_state(state.clone(), crate::instruments::record_request);
-    let limit_body = || middleware::from_fn_with_state(max_body, body_limit::limit_request_body);
+    let limit_body = || middleware::from_fn_with_state(body_rules, body_limit::limit_request_body);
     let dashboard = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

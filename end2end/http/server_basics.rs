@@ -302,3 +302,58 @@ async fn connections_that_send_no_request_are_closed_after_the_header_timeout() 
     assert!(status.contains("200"), "{status}");
     assert!(closed_within(idle, 5).await, "an idle connection is closed");
 }
+
+/// A request body that sends nothing for `TOLLGATE_HEADER_TIMEOUT_SECS` is
+/// answered 408, OpenAI-shaped, and its connection closed, on the model API
+/// and the dashboard's alike; a body that keeps coming, however slowly, is
+/// read to its end.
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_answered_408() {
+    let app = spawn_app_with(&[("TOLLGATE_HEADER_TIMEOUT_SECS", "1")]).await;
+    let address = app.base_url.trim_start_matches("http://").to_owned();
+    let body = br#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#;
+    let head = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n",
+            body.len()
+        )
+    };
+    let until_closed = |mut stream: tokio::net::TcpStream| async move {
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("answered and closed within 5 s")
+            .unwrap();
+        String::from_utf8_lossy(&answer).to_ascii_lowercase()
+    };
+
+    for path in ["/v1/chat/completions", "/api/v1/keys"] {
+        let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stalled.write_all(head(path).as_bytes()).await.unwrap();
+        stalled.write_all(&body[..10]).await.unwrap();
+        let answer = until_closed(stalled).await;
+        assert!(answer.starts_with("http/1.1 408"), "{path}: {answer}");
+        assert!(answer.contains("connection: close"), "{path}: {answer}");
+        assert!(
+            answer.contains(r#""code":"request_timeout""#),
+            "{path}: {answer}"
+        );
+    }
+
+    // Ten bytes every 300 ms: two seconds in all, but never a second's pause.
+    let mut steady = tokio::net::TcpStream::connect(&address).await.unwrap();
+    steady
+        .write_all(head("/v1/chat/completions").as_bytes())
+        .await
+        .unwrap();
+    for piece in body.chunks(10) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        steady.write_all(piece).await.unwrap();
+    }
+    let (status, answer) = read_answer(&mut steady).await.expect("an answer");
+    assert!(
+        status.contains("401"),
+        "read whole, then refused for the key: {status} {answer}"
+    );
+}

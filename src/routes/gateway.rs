@@ -310,14 +310,18 @@ async fn read_to_the_end(body: axum::body::Body, state: &AppState) {
     let _ = axum::body::to_bytes(body, state.config.max_body_bytes).await;
 }
 
-/// The model API's body limit. A body refused as too large still counts in
+/// The model API's body limit and pause. A body refused still counts in
 /// its address's windows, like every call here, and its answer carries them.
 pub async fn limit_body(
     State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match crate::body_limit::bounded(request, state.config.max_body_bytes).await {
+    let rules = crate::body_limit::BodyRules {
+        limit: state.config.max_body_bytes,
+        pause: state.config.header_timeout,
+    };
+    match crate::body_limit::bounded(request, rules).await {
         Ok(request) => next.run(request).await,
         Err(refused) => {
             let meta = RequestMeta::from_parts(&refused.parts);
