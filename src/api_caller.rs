@@ -47,6 +47,15 @@ impl Caller {
         }
     }
 
+    /// The most the calling key may give the keys it makes, changes or
+    /// rotates; `None` for a session.
+    pub fn key_bounds(&self) -> Option<crate::keys::bounds::Bounds> {
+        match self {
+            Caller::Session(_) => None,
+            Caller::Key(holder) => Some(crate::keys::bounds::Bounds::of(holder)),
+        }
+    }
+
     /// Refuses a key that lacks the scope the route needs.
     pub fn require(&self, needs: Needs) -> Result<(), ApiError> {
         let Some(scopes) = self.key_scopes() else {

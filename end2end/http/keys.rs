@@ -731,6 +731,149 @@ async fn a_key_cannot_create_or_rotate_a_key_with_scopes_it_lacks() {
     assert!(body["secret"].is_string());
 }
 
+/// A key gives the keys it makes, changes or rotates no more than it has:
+/// what a new key leaves unset is taken from its maker, what goes beyond is
+/// refused field by field, and a key cannot lift its own restrictions.
+#[tokio::test]
+async fn a_key_gives_no_more_than_its_own_restrictions() {
+    let app = spawn_app().await;
+    let b = signed_in(&app, "bounded@example.com").await;
+    switch_to_pro(&app, &b).await;
+    let (status, made) = create(
+        &app,
+        &b,
+        json!({
+            "name": "fenced writer", "scopes": ["chat", "keys:write"],
+            "allowed_models": ["demo"], "ip_allowlist": ["127.0.0.0/8"],
+            "referrer_domains": ["*.example.com"], "usage_cap": 50,
+            "ttl_seconds": 3600,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let writer = made["secret"].as_str().unwrap().to_owned();
+    let writer_id = made["key"]["id"].as_i64().unwrap();
+    let expires = made["key"]["expires_at"].clone();
+    let call = |method: reqwest::Method, path: String, body: Value| {
+        let (app, writer) = (&app, &writer);
+        async move {
+            let response = reqwest::Client::new()
+                .request(method, app.url(&path))
+                .bearer_auth(writer)
+                .header("origin", "https://app.example.com")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    // Unset restrictions are the maker's.
+    let (status, child) = call(
+        reqwest::Method::POST,
+        "/api/v1/keys".into(),
+        json!({ "name": "child", "scopes": ["chat"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{child}");
+    let child = &child["key"];
+    assert_eq!(child["allowed_models"], json!(["demo"]));
+    assert_eq!(child["ip_allowlist"], json!(["127.0.0.0/8"]));
+    assert_eq!(child["referrer_domains"], json!(["*.example.com"]));
+    assert_eq!(child["expires_at"], expires);
+    assert_eq!(child["usage_cap"], 50);
+
+    // Narrower is allowed; wider is refused, each field named.
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/api/v1/keys".into(),
+        json!({
+            "name": "narrow", "ip_allowlist": ["127.0.0.1"], "usage_cap": 1,
+            "referrer_domains": ["app.example.com"], "ttl_seconds": 60,
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        reqwest::Method::POST,
+        "/api/v1/keys".into(),
+        json!({
+            "name": "wide", "ip_allowlist": ["0.0.0.0/0"], "usage_cap": 51,
+            "referrer_domains": ["example.org"], "ttl_seconds": 7200,
+        }),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let fields = body["error"]["fields"].as_object().unwrap();
+    let named: Vec<&str> = fields.keys().map(String::as_str).collect();
+    assert_eq!(
+        named,
+        [
+            "expires_at",
+            "ip_allowlist",
+            "referrer_domains",
+            "usage_cap"
+        ],
+        "{body}"
+    );
+    assert!(
+        fields["ip_allowlist"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.0/8"),
+        "{body}"
+    );
+
+    // It cannot lift its own restrictions, nor change or rotate a key that
+    // has fewer; narrowing its own is fine.
+    let own = format!("/api/v1/keys/{writer_id}");
+    for lift in [
+        json!({ "ip_allowlist": [] }),
+        json!({ "allowed_models": [] }),
+        json!({ "expires_at": "" }),
+    ] {
+        let (status, body) = call(reqwest::Method::PATCH, own.clone(), lift.clone()).await;
+        assert_eq!(status, 422, "{lift}: {body}");
+    }
+    let (status, body) = call(
+        reqwest::Method::PATCH,
+        own.clone(),
+        json!({ "ip_allowlist": ["127.0.0.1"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let unfenced = keys_of(&app, &b)
+        .await
+        .into_iter()
+        .find(|k| k["ip_allowlist"].is_null())
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = call(
+        reqwest::Method::PATCH,
+        format!("/api/v1/keys/{unfenced}"),
+        json!({ "name": "renamed" }),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("/api/v1/keys/{unfenced}/rotate"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "restriction_not_held");
+    let rotations: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(rotations, 0, "nothing was rotated");
+}
+
 #[tokio::test]
 async fn mistyped_unknown_revoked_and_expired_keys_are_refused() {
     let app = &spawn_app().await;

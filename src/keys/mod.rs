@@ -1,9 +1,12 @@
 //! API keys: the format (`format`), the keyed hash they are stored as
-//! (`hashing`), the rules for creating, revoking and rotating them (`service`),
-//! and the types pages and the REST API share (`types`).
+//! (`hashing`), what a key may give the keys it makes (`bounds`), the rules
+//! for creating, revoking and rotating them (`service`), and the types pages
+//! and the REST API share (`types`).
 
 #[cfg(feature = "ssr")]
 pub mod auth;
+#[cfg(feature = "ssr")]
+pub mod bounds;
 #[cfg(feature = "ssr")]
 pub mod format;
 #[cfg(feature = "ssr")]

@@ -6,6 +6,7 @@ use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 use serde_json::json;
 
 use super::{
+    bounds::{Bounds, Reach},
     format::{ApiKey, KeyEnv},
     hashing::KeyHasher,
     types::{ADMIN_SCOPE, CreateKey, IssuedKey, KeyView, PlanView, SCOPES, UpdateKey},
@@ -30,9 +31,10 @@ pub enum KeyError {
     ActiveLimit { allowed: i64 },
     #[error("no such key")]
     NotFound,
-    /// A key asked for a secret with a scope it does not have itself.
-    #[error("scope not held")]
-    ScopeNotHeld(String),
+    /// A key asked to rotate a key that can do more than it can
+    /// (`field`, as in [`Bounds::exceeded`]).
+    #[error("{field} not held")]
+    BeyondCaller { field: &'static str, why: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -57,9 +59,7 @@ impl KeyError {
                 "Your plan allows {allowed} active keys. Revoke a key or switch to a larger plan first."
             ),
             Self::NotFound => "No such key.".to_owned(),
-            Self::ScopeNotHeld(scope) => format!(
-                "This key cannot rotate a key with the scope {scope:?}, which it does not have itself."
-            ),
+            Self::BeyondCaller { why, .. } => format!("This key cannot rotate that key. {why}"),
             Self::Internal(_) => {
                 "Something went wrong on our side. Try again in a moment.".to_owned()
             }
@@ -90,7 +90,7 @@ struct Validated {
 /// Settings a change leaves as they are: kept without checking them again
 /// against what may have changed since they were set (the owner's role, the
 /// plan's models, the clock), so that renaming a key whose expiry has passed,
-/// or whose plan has dropped a model, still works. The caller's own scopes
+/// or whose plan has dropped a model, still works. A calling key's bounds
 /// are always checked: a key may not change a key that can do more than it.
 #[derive(Debug, Default, Clone, Copy)]
 struct Kept {
@@ -101,22 +101,24 @@ struct Kept {
 
 fn validate(
     input: &CreateKey,
-    caller_scopes: Option<&[String]>,
+    caller: Option<&Bounds>,
     plan_models: Option<&[String]>,
     owner_is_admin: bool,
 ) -> Result<Validated, KeyError> {
     validate_kept(
         input,
-        caller_scopes,
+        (caller, 0),
         plan_models,
         owner_is_admin,
         Kept::default(),
     )
 }
 
+/// `caller` is the calling key's bounds, if a key calls, and the uses the
+/// key changed has made (its cap minus them is what it has left).
 fn validate_kept(
     input: &CreateKey,
-    caller_scopes: Option<&[String]>,
+    (caller, used): (Option<&Bounds>, i64),
     plan_models: Option<&[String]>,
     owner_is_admin: bool,
     kept: Kept,
@@ -159,13 +161,6 @@ fn validate_kept(
             "Only administrators can give a key the admin scope.".into(),
         );
     }
-    if let Some(bad) = caller_scopes.and_then(|own| scope_lacking(own, &scopes)) {
-        fail(
-            "scopes",
-            format!("A key cannot grant the scope {bad:?}, which it does not have itself."),
-        );
-    }
-
     let allowed_models = input.allowed_models.clone().filter(|m| !m.is_empty());
     if let Some(models) = &allowed_models {
         if let Some(bad) = models.iter().find(|m| m.trim().is_empty() || m.len() > 128) {
@@ -296,6 +291,20 @@ fn validate_kept(
                 "referrer_domains",
                 format!("{bad:?} is not a domain like app.example.com or *.example.com."),
             );
+        }
+    }
+
+    if let Some(bounds) = caller {
+        let reach = Reach {
+            scopes: &scopes,
+            models: allowed_models.as_deref(),
+            expires_at: expires_at.as_deref(),
+            uses_left: usage_cap.map(|cap| cap - used),
+            ip_allowlist: ip_allowlist.as_deref(),
+            referrers: referrer_domains.as_deref(),
+        };
+        for (field, why) in bounds.exceeded(&reach) {
+            fail(field, why);
         }
     }
 
@@ -447,21 +456,23 @@ async fn owner_is_admin(store: &Store, user_id: i64) -> Result<bool, KeyError> {
     Ok(store.user_by_id(user_id).await?.is_some_and(|u| u.is_admin))
 }
 
-/// Creates a key for `user_id`. `caller_scopes` is set when the caller is itself
-/// a key, which cannot grant scopes it lacks.
+/// Creates a key for `user_id`. `caller` is set when the caller is itself a
+/// key, which gives no more than it has (see [`Bounds`]): what the input
+/// leaves unset is taken from it.
 pub async fn create(
     store: &Store,
     hasher: &KeyHasher,
     meta: &RequestMeta,
     user_id: i64,
     input: &CreateKey,
-    caller_scopes: Option<&[String]>,
+    caller: Option<&Bounds>,
 ) -> Result<IssuedKey, KeyError> {
     let plan = store.plan_of_user(user_id).await?;
     let plan_models = plan.allowed_models();
+    let filled = caller.map(|bounds| bounds.fill(input));
     let valid = validate(
-        input,
-        caller_scopes,
+        filled.as_ref().unwrap_or(input),
+        caller,
         plan_models.as_deref(),
         owner_is_admin(store, user_id).await?,
     )?;
@@ -527,7 +538,7 @@ pub async fn update(
     user_id: i64,
     key_id: i64,
     changes: &UpdateKey,
-    caller_scopes: Option<&[String]>,
+    caller: Option<&Bounds>,
 ) -> Result<KeyView, KeyError> {
     // Each try loses only to another edit that committed since its read, so
     // with fewer than this many sent at once, one try always goes through.
@@ -536,7 +547,7 @@ pub async fn update(
             .key_of_user(user_id, key_id)
             .await?
             .ok_or(KeyError::NotFound)?;
-        match update_from(store, meta, &current, changes, caller_scopes).await? {
+        match update_from(store, meta, &current, changes, caller).await? {
             KeyUpdate::Updated(updated) => return Ok(view(&updated)),
             KeyUpdate::Missing => return Err(KeyError::NotFound),
             KeyUpdate::ActiveLimit { allowed } => return Err(KeyError::ActiveLimit { allowed }),
@@ -554,7 +565,7 @@ async fn update_from(
     meta: &RequestMeta,
     current: &KeyRecord,
     changes: &UpdateKey,
-    caller_scopes: Option<&[String]>,
+    caller: Option<&Bounds>,
 ) -> Result<KeyUpdate, KeyError> {
     let (user_id, key_id) = (current.user_id, current.id);
     let existing = view(current);
@@ -580,7 +591,7 @@ async fn update_from(
     };
     let valid = validate_kept(
         &merged,
-        caller_scopes,
+        (caller, current.usage_count),
         plan_models.as_deref(),
         owner_is_admin(store, user_id).await?,
         kept,
@@ -657,23 +668,17 @@ pub async fn revoke_by(
     Ok(store.revoke_keys(user_id, key_ids, &each).await?)
 }
 
-/// The first of `scopes` that a key with `own` lacks: it may not give a key
-/// that scope, nor rotate one that has it.
-fn scope_lacking<'a>(own: &[String], scopes: &'a [String]) -> Option<&'a String> {
-    scopes.iter().find(|s| !own.contains(s))
-}
-
 /// Who rotates keys: the owner (signed in), the owner with one of their keys
-/// (which may rotate only keys whose scopes it has itself: a new secret is as
+/// (which may rotate only keys within its own [`Bounds`]: a new secret is as
 /// good as a new key, which it could not create either), or an admin.
 #[derive(Debug, Clone, Copy)]
 pub enum RotatedBy<'a> {
     Owner,
-    OwnerKey { scopes: &'a [String] },
+    OwnerKey(&'a Bounds),
     Admin(i64),
 }
 
-/// Rotates one key; see [`rotate_many`]. `caller_scopes` are those of the key
+/// Rotates one key; see [`rotate_many`]. `caller` is the bounds of the key
 /// that asks, if a key asks (see [`RotatedBy::OwnerKey`]).
 pub async fn rotate(
     store: &Store,
@@ -682,9 +687,9 @@ pub async fn rotate(
     user_id: i64,
     key_id: i64,
     grace_secs: i64,
-    caller_scopes: Option<&[String]>,
+    caller: Option<&Bounds>,
 ) -> Result<IssuedKey, KeyError> {
-    let by = caller_scopes.map_or(RotatedBy::Owner, |scopes| RotatedBy::OwnerKey { scopes });
+    let by = caller.map_or(RotatedBy::Owner, RotatedBy::OwnerKey);
     let mut issued = rotate_as(store, hasher, meta, by, user_id, &[key_id], grace_secs).await?;
     issued.pop().ok_or(KeyError::NotFound)
 }
@@ -740,11 +745,12 @@ pub async fn rotate_as(
             .key_of_user(user_id, key_id)
             .await?
             .ok_or(KeyError::NotFound)?;
-        if let RotatedBy::OwnerKey { scopes: own } = by {
+        if let RotatedBy::OwnerKey(bounds) = by {
             let scopes: Vec<String> = serde_json::from_str(&current.scopes)
                 .map_err(|e| KeyError::Internal(format!("key {key_id}'s scopes: {e}")))?;
-            if let Some(lacking) = scope_lacking(own, &scopes) {
-                return Err(KeyError::ScopeNotHeld(lacking.clone()));
+            let rotated = Bounds::of_key(&current, scopes);
+            if let Some((field, why)) = bounds.exceeded(&rotated.reach()).into_iter().next() {
+                return Err(KeyError::BeyondCaller { field, why });
             }
         }
         let env = KeyEnv::parse(&current.env).unwrap_or(KeyEnv::Live);
@@ -814,7 +820,7 @@ mod tests {
         };
         assert!(fields["scopes"].contains("Only administrators"));
         // A key of an admin still grants only scopes it has itself.
-        let own = ["chat".to_owned()];
+        let own = Bounds::with_scopes(&["chat"]);
         assert!(validate(&wants, Some(&own), None, true).is_err());
     }
 
@@ -892,7 +898,7 @@ mod tests {
             scopes: Some(vec!["chat".into(), "keys:write".into()]),
             ..CreateKey::default()
         };
-        let own = vec!["keys:write".to_owned()];
+        let own = Bounds::with_scopes(&["keys:write"]);
         let Err(KeyError::Invalid(fields)) = validate(&wants, Some(&own), None, false) else {
             panic!("expected a scope error");
         };
@@ -923,26 +929,30 @@ mod tests {
             ..CreateKey::default()
         };
         let plan = vec!["demo".to_owned()];
-        let own = vec!["keys:write".to_owned()];
+        let own = Bounds::with_scopes(&["keys:write"]);
         let all_kept = Kept {
             scopes: true,
             allowed_models: true,
             expires_at: true,
         };
-        let v = validate_kept(&stored, None, Some(&plan), false, all_kept).unwrap();
+        let v = validate_kept(&stored, (None, 0), Some(&plan), false, all_kept).unwrap();
         assert_eq!(v.expires_at.as_deref(), Some("2020-01-01T00:00:00.000Z"));
         assert_eq!(v.scopes, ["admin", "chat"]);
         // A key lacking the scopes may not change such a key at all.
         let Err(KeyError::Invalid(fields)) =
-            validate_kept(&stored, Some(&own), Some(&plan), false, all_kept)
+            validate_kept(&stored, (Some(&own), 0), Some(&plan), false, all_kept)
         else {
             panic!("a weaker key changed a stronger one");
         };
         assert!(fields.contains_key("scopes"), "{fields:?}");
 
-        let Err(KeyError::Invalid(fields)) =
-            validate_kept(&stored, Some(&own), Some(&plan), false, Kept::default())
-        else {
+        let Err(KeyError::Invalid(fields)) = validate_kept(
+            &stored,
+            (Some(&own), 0),
+            Some(&plan),
+            false,
+            Kept::default(),
+        ) else {
             panic!("set anew, the same settings are refused");
         };
         let named: Vec<&str> = fields.keys().map(String::as_str).collect();

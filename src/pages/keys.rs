@@ -53,7 +53,7 @@ fn key_failure(error: crate::keys::service::KeyError) -> FormError {
             server_ctx::set_status(StatusCode::NOT_FOUND, None);
             FormError::new(message)
         }
-        KeyError::ScopeNotHeld(_) => {
+        KeyError::BeyondCaller { .. } => {
             server_ctx::set_status(StatusCode::FORBIDDEN, None);
             FormError::new(message)
         }

@@ -61,10 +61,14 @@ impl IntoResponse for KeyError {
                 "key_not_found",
                 message,
             ),
-            KeyError::ScopeNotHeld(_) => ApiError::new(
+            KeyError::BeyondCaller { field, .. } => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "permission_error",
-                "scope_not_held",
+                if field == "scopes" {
+                    "scope_not_held"
+                } else {
+                    "restriction_not_held"
+                },
                 message,
             ),
             KeyError::Internal(detail) => {
@@ -251,7 +255,8 @@ pub async fn list_keys(
 /// Create a key
 ///
 /// The answer holds the secret, the only time it is ever shown. A key may only
-/// create keys whose scopes it has itself.
+/// create keys within its own scopes and restrictions; those the new key
+/// leaves unset are taken from it.
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -266,7 +271,7 @@ pub async fn create_key(
         &meta,
         caller.user().id,
         &input,
-        caller.key_scopes(),
+        caller.key_bounds().as_ref(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(issued)).into_response())
@@ -323,7 +328,7 @@ pub async fn update_key(
         caller.user().id,
         key_id,
         &changes,
-        caller.key_scopes(),
+        caller.key_bounds().as_ref(),
     )
     .await?;
     Ok(Json(key).into_response())
@@ -371,7 +376,7 @@ pub struct Rotation {
         (status = 200, description = "A new secret with the same settings, shown this once", body = IssuedKey),
         (status = 400, description = "The body is not valid JSON, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or one the rotated key has; or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or the rotated key has a scope or reach it lacks; or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
         (status = 422, description = "Invalid grace period", body = ErrorResponse),
     ))]
@@ -396,7 +401,7 @@ pub async fn rotate_key(
         caller.user().id,
         key_id,
         grace,
-        caller.key_scopes(),
+        caller.key_bounds().as_ref(),
     )
     .await?;
     Ok(Json(issued).into_response())

@@ -68,7 +68,10 @@ impl Modify for SecuritySchemes {
                     .description(Some(
                         "A Tollgate key. The scope listed on each route is the one it needs; \
                          `keys:write` includes `keys:read`. Only admins can grant `admin`, \
-                         which the admin routes need.",
+                         which the admin routes need. A key gives the keys it creates, \
+                         changes or rotates no more than it has: its scopes, models, \
+                         expiry, remaining uses, IP allowlist and referrer rule, which a \
+                         new key takes where it sets none.",
                     ))
                     .build(),
             ),
