@@ -19,6 +19,26 @@ impl InvalidInput {
     }
 }
 
+/// Characters a name shown to others may not hold: controls, and the
+/// invisible ones that reorder or hide text (Unicode's bidirectional
+/// controls, UAX #9, and zero-width spaces), with which a name or key label
+/// could pass for another in the admin pages and audit log. The zero-width
+/// joiners stay: emoji and some scripts need them.
+pub fn cannot_be_shown(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
 /// The longest email address, in bytes (RFC 5321's path limit less its brackets).
 pub const EMAIL_MAX_BYTES: usize = 254;
 
@@ -80,7 +100,7 @@ impl DisplayName {
                 "Use at most 80 characters.",
             ));
         }
-        if name.chars().any(char::is_control) {
+        if name.chars().any(cannot_be_shown) {
             return Err(InvalidInput::new(
                 "display_name",
                 "The name contains characters that cannot be shown.",
@@ -167,6 +187,22 @@ mod tests {
             "ada@mail.INVALID",
         ] {
             assert!(Email::parse(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn names_may_not_hide_or_reorder_text() {
+        for name in [
+            "admin\u{202E}nimda",
+            "ad\u{200B}min",
+            "\u{2066}x\u{2069}",
+            "a\u{7}",
+        ] {
+            assert!(DisplayName::parse(name).is_err(), "{name:?}");
+        }
+        // Joiners stay: a family emoji and Persian's half-space need them.
+        for name in ["👨\u{200D}👩\u{200D}👧", "می\u{200C}خواهم"] {
+            assert!(DisplayName::parse(name).is_ok(), "{name:?}");
         }
     }
 

@@ -129,8 +129,13 @@ fn validate_kept(
     };
 
     let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > 64 {
         fail("name", "Give the key a name of 1 to 64 characters.".into());
+    } else if name.chars().any(crate::accounts::domain::cannot_be_shown) {
+        fail(
+            "name",
+            "The name contains characters that cannot be shown.".into(),
+        );
     }
 
     let env = match input.env.as_deref() {
@@ -852,6 +857,15 @@ mod tests {
                 "usage_cap"
             ]
         );
+    }
+
+    #[test]
+    fn a_key_name_may_not_hide_or_reorder_text() {
+        let Err(KeyError::Invalid(fields)) = validate(&input("prod\u{202E}ved"), None, None, false)
+        else {
+            panic!("a right-to-left override was accepted");
+        };
+        assert!(fields["name"].contains("cannot be shown"), "{fields:?}");
     }
 
     #[test]
