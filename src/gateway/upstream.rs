@@ -43,6 +43,7 @@ impl Upstreams {
                 &model.name,
                 &messages,
                 max_tokens,
+                request.choices,
                 request.stream,
                 *word_delay,
             )),

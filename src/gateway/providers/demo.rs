@@ -28,12 +28,13 @@ pub fn reply_words(messages: &[Value]) -> Vec<String> {
     text.split(' ').map(str::to_owned).collect()
 }
 
-/// Answers like an OpenAI server would, `max_tokens` words at most (one token
-/// per word).
+/// Answers like an OpenAI server would: `choices` choices (`n`), the same
+/// reply in each, `max_tokens` words at most (one token per word).
 pub fn complete(
     model: &str,
     messages: &[Value],
     max_tokens: u64,
+    choices: u64,
     stream: bool,
     word_delay: Duration,
 ) -> Reply {
@@ -45,7 +46,7 @@ pub fn complete(
         "stop"
     };
     let prompt_tokens = estimate_prompt_tokens(messages);
-    let completion_tokens = words.len() as u64;
+    let completion_tokens = words.len() as u64 * choices;
     let usage = json!({
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -59,25 +60,31 @@ pub fn complete(
             "object": "chat.completion",
             "created": created,
             "model": model,
-            "choices": [{
-                "index": 0,
+            "choices": (0..choices).map(|index| json!({
+                "index": index,
                 "message": { "role": "assistant", "content": words.join(" ") },
                 "finish_reason": finish,
-            }],
+            })).collect::<Vec<_>>(),
             "usage": usage,
         });
         return Reply::Whole(futures::future::ready(Ok(whole.to_string().into())).boxed());
     }
-    let chunk = move |delta: Value, finish: Option<&str>| {
+    let chunk = move |index: u64, delta: Value, finish: Option<&str>| {
         json!({
             "id": id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }],
+            "choices": [{ "index": index, "delta": delta, "finish_reason": finish }],
         })
     };
-    let mut chunks = vec![chunk(json!({ "role": "assistant", "content": "" }), None)];
+    // The choices take turns, word by word, as OpenAI's do.
+    let each = |delta: &Value, finish: Option<&str>| {
+        (0..choices)
+            .map(|index| chunk(index, delta.clone(), finish))
+            .collect::<Vec<_>>()
+    };
+    let mut chunks = vec![each(&json!({ "role": "assistant", "content": "" }), None)];
     let count = words.len();
     for (i, word) in words.into_iter().enumerate() {
         let text = if i + 1 < count {
@@ -85,22 +92,23 @@ pub fn complete(
         } else {
             word
         };
-        chunks.push(chunk(json!({ "content": text }), None));
+        chunks.push(each(&json!({ "content": text }), None));
     }
-    chunks.push(chunk(json!({}), Some(finish)));
-    let mut usage_chunk = chunk(json!({}), None);
+    chunks.push(each(&json!({}), Some(finish)));
+    let mut usage_chunk = chunk(0, json!({}), None);
     usage_chunk["choices"] = json!([]);
     usage_chunk["usage"] = usage;
-    chunks.push(usage_chunk);
+    chunks.push(vec![usage_chunk]);
 
-    let stream =
-        futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
-            // The first chunk (the role) comes at once; each word after a pause.
+    let stream = futures::stream::iter(chunks.into_iter().enumerate())
+        .then(move |(i, turn)| async move {
+            // The first turn (the roles) comes at once; each word after a pause.
             if i > 0 && !word_delay.is_zero() {
                 tokio::time::sleep(word_delay).await;
             }
-            Ok(c.to_string())
-        });
+            futures::stream::iter(turn.into_iter().map(|c| Ok(c.to_string())))
+        })
+        .flatten();
     Reply::Chunks(stream.boxed())
 }
 
@@ -118,7 +126,7 @@ mod tests {
     #[tokio::test]
     async fn max_tokens_cuts_the_reply() {
         let messages = [json!({ "role": "user", "content": "hi" })];
-        match complete("demo", &messages, 3, false, Duration::ZERO) {
+        match complete("demo", &messages, 3, 1, false, Duration::ZERO) {
             Reply::Whole(body) => {
                 let body: Value = serde_json::from_slice(&body.await.unwrap()).unwrap();
                 assert_eq!(body["choices"][0]["finish_reason"], "length");
@@ -126,5 +134,42 @@ mod tests {
             }
             Reply::Chunks(_) => panic!("asked for JSON"),
         }
+    }
+
+    /// `n` choices, each the whole reply, charged as `n` replies; streamed,
+    /// each choice's words arrive in order under its own index.
+    #[tokio::test]
+    async fn each_choice_is_a_whole_reply() {
+        let messages = [json!({ "role": "user", "content": "hi" })];
+        let words = reply_words(&messages).len() as u64;
+        let Reply::Whole(body) = complete("demo", &messages, 1000, 3, false, Duration::ZERO) else {
+            panic!("asked for JSON");
+        };
+        let body: Value = serde_json::from_slice(&body.await.unwrap()).unwrap();
+        let choices = body["choices"].as_array().unwrap();
+        assert_eq!(choices.len(), 3);
+        assert_eq!(choices[2]["index"], 2);
+        assert_eq!(choices[1]["message"], choices[0]["message"]);
+        assert_eq!(body["usage"]["completion_tokens"], words * 3);
+
+        let Reply::Chunks(chunks) = complete("demo", &messages, 1000, 2, true, Duration::ZERO)
+        else {
+            panic!("asked for a stream");
+        };
+        let chunks: Vec<Value> = chunks
+            .map(|c| serde_json::from_str(&c.unwrap()).unwrap())
+            .collect()
+            .await;
+        let mut texts = [String::new(), String::new()];
+        for chunk in &chunks {
+            if let Some(choice) = chunk["choices"].get(0) {
+                let index = choice["index"].as_u64().unwrap() as usize;
+                texts[index] += choice["delta"]["content"].as_str().unwrap_or_default();
+            }
+        }
+        assert_eq!(texts[0], texts[1]);
+        assert_eq!(texts[0], reply_words(&messages).join(" "));
+        let usage = &chunks.last().unwrap()["usage"];
+        assert_eq!(usage["completion_tokens"], words * 2);
     }
 }
