@@ -2009,6 +2009,7 @@ async fn a_stream_closed_after_its_answer_finished_ends_normally_with_usage() {
         let usage = chunks.last().unwrap();
         assert_eq!(usage["choices"], json!([]), "{text}");
         assert_eq!(usage["id"], "c9");
+        assert_eq!(usage["created"], 1, "a chunk of the same answer");
         assert_eq!(usage["model"], "mock");
         assert_eq!(usage["object"], "chat.completion.chunk");
         // "Be brief." and "hi" estimated at 14 tokens; "Hi" counted as 1.

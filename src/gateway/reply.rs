@@ -154,30 +154,44 @@ pub fn add_usage(out: &mut Vec<u8>, prompt: u64, completion: u64) {
     out.push(b'}');
 }
 
-/// The `id` of an upstream chunk, if it has one.
-pub fn answer_id(chunk: &str) -> Option<String> {
+/// What every chunk of an answer repeats: its `id` and `created`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerHead {
+    pub id: Option<String>,
+    pub created: Option<i64>,
+}
+
+/// The `id` and `created` of an upstream chunk; `None` when it has neither.
+pub fn answer_head(chunk: &str) -> Option<AnswerHead> {
     #[derive(Deserialize)]
-    struct Id<'a> {
+    struct Head<'a> {
         #[serde(borrow)]
         id: Option<Key<'a>>,
+        created: Option<i64>,
     }
-    let Id { id } = serde_json::from_str(chunk).ok()?;
-    id.map(|Key(id)| id.into_owned())
+    let Head { id, created } = serde_json::from_str(chunk).ok()?;
+    let head = AnswerHead {
+        id: id.map(|Key(id)| id.into_owned()),
+        created,
+    };
+    (head != AnswerHead::default()).then_some(head)
 }
 
 /// Appends the usage chunk OpenAI ends a stream with (no choices, the
-/// `usage`), for an upstream that sent none.
+/// `usage`), for an upstream that sent none, as a chunk of the same answer.
 pub fn write_usage_chunk(
-    id: Option<&str>,
+    head: Option<&AnswerHead>,
     model: &str,
     prompt: u64,
     completion: u64,
     out: &mut Vec<u8>,
 ) {
+    let id = head.and_then(|h| h.id.as_deref());
+    let created = head.and_then(|h| h.created);
     let chunk = serde_json::json!({
         "id": id.unwrap_or("chatcmpl-tollgate"),
         "object": "chat.completion.chunk",
-        "created": chrono::Utc::now().timestamp(),
+        "created": created.unwrap_or_else(|| chrono::Utc::now().timestamp()),
         "model": model,
         "choices": [],
         "usage": {

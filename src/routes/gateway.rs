@@ -633,7 +633,7 @@ async fn chat(
                 tracked: Some((state.gateway.clone(), hold)),
                 include_usage: request.include_usage,
                 choices: request.choices,
-                answer_id: None,
+                answer_head: None,
                 upstream_clock: Some(upstream_clock),
                 model: model.name.clone(),
                 done: false,
@@ -660,9 +660,10 @@ struct Forward {
     include_usage: bool,
     /// How many choices the caller asked for (`n`).
     choices: u64,
-    /// The upstream's id for the answer, from its first chunk, for a usage
-    /// chunk the gateway must make itself; kept only when usage was asked for.
-    answer_id: Option<String>,
+    /// The upstream's id and time for the answer, from its first chunk, for
+    /// a usage chunk the gateway must make itself; kept only when usage was
+    /// asked for.
+    answer_head: Option<reply::AnswerHead>,
     /// When the upstream call began, until its first chunk (or end) came:
     /// a stream's upstream latency is the time to its first token, not to
     /// its status, which servers send before they have any.
@@ -742,8 +743,8 @@ impl Forward {
         }
         match item {
             Some(Ok(chunk)) => {
-                if self.include_usage && self.answer_id.is_none() {
-                    self.answer_id = reply::answer_id(&chunk);
+                if self.include_usage && self.answer_head.is_none() {
+                    self.answer_head = reply::answer_head(&chunk);
                 }
                 let start = out.len();
                 out.extend_from_slice(b"data: ");
@@ -788,7 +789,7 @@ impl Forward {
             if let Some((prompt, completion)) = counted {
                 out.extend_from_slice(b"data: ");
                 reply::write_usage_chunk(
-                    self.answer_id.as_deref(),
+                    self.answer_head.as_ref(),
                     &self.model,
                     prompt,
                     completion,
@@ -896,7 +897,7 @@ mod tests {
             tracked: None,
             include_usage: false,
             choices: 1,
-            answer_id: None,
+            answer_head: None,
             upstream_clock: None,
             model: "demo".into(),
             done: false,
