@@ -227,8 +227,28 @@ fn method_label(method: &axum::http::Method) -> &'static str {
         .map_or("other", Method::as_str)
 }
 
-/// `GET /metrics`, for the addresses in `TOLLGATE_METRICS_ALLOW` only.
-pub async fn metrics(State(state): State<AppState>, meta: RequestMeta) -> Response {
+/// `GET /metrics`, for the addresses in `TOLLGATE_METRICS_ALLOW` only, and
+/// never to a web page's script or frame: a page whose name an attacker
+/// points at 127.0.0.1 (DNS rebinding) is "same-origin" to the browser and
+/// would read them from the operator's own machine. A scraper or curl sends
+/// no `Sec-Fetch-Site`; an address typed in the browser sends `none`.
+pub async fn metrics(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let from_a_page = headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() != b"none");
+    if from_a_page {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "metrics_not_allowed",
+            "Metrics are not served to web pages; scrape them, or open the address directly.",
+        )
+        .into_response();
+    }
     let allowed = meta.client_ip.is_some_and(|ip| {
         state
             .config

@@ -725,7 +725,7 @@ fn drop_unusable_request_id<B>(mut request: axum::http::Request<B>) -> axum::htt
 
 /// What every dashboard answer carries: it may not be framed (a page on a
 /// sibling subdomain could frame the admin pages and steer clicks on their
-/// buttons) nor sniffed, and a page or a JSON answer, which may show a new
+/// buttons) nor sniffed, its address is not sent to other sites, and a page or a JSON answer, which may show a new
 /// key or balances, is kept in no cache; the static files keep theirs.
 fn with_dashboard_headers(router: Router<AppState>) -> Router<AppState> {
     use axum::http::{HeaderValue, header};
@@ -753,6 +753,13 @@ fn with_dashboard_headers(router: Router<AppState>) -> Router<AppState> {
             .layer(SetResponseHeaderLayer::overriding(
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
+            ))
+            // Links out do not carry the page's address (a failed form's
+            // values ride in its query); our own same-origin check still
+            // gets its Referer.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
             ))
             .layer(SetResponseHeaderLayer::if_not_present(
                 header::CACHE_CONTROL,

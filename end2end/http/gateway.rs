@@ -2494,6 +2494,18 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
         "{text}"
     );
 
+    // A web page's script or frame gets 403 even from an allowed address
+    // (DNS rebinding); an address typed in the browser does not.
+    for (site, status) in [("same-origin", 403), ("cross-site", 403), ("none", 200)] {
+        let response = reqwest::Client::new()
+            .get(app.url("/metrics"))
+            .header("sec-fetch-site", site)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "Sec-Fetch-Site: {site}");
+    }
+
     // Addresses outside TOLLGATE_METRICS_ALLOW get 403.
     let refused = setup(&[("TOLLGATE_METRICS_ALLOW", "10.0.0.0/8")]).await;
     let response = refused.app.get("/metrics").await;

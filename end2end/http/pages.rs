@@ -24,7 +24,8 @@ async fn home_page_renders_on_the_server_with_hydration_scripts() {
 }
 
 /// The dashboard cannot be framed (clicks on its admin buttons steered from
-/// a sibling subdomain) nor sniffed, and its pages, which show new keys and
+/// a sibling subdomain) nor sniffed, its addresses (a form's kept values)
+/// are not sent to other sites, and its pages, which show new keys and
 /// balances, stay in no cache; its static files may.
 #[tokio::test]
 async fn dashboard_answers_refuse_framing_and_pages_are_not_cached() {
@@ -50,6 +51,11 @@ async fn dashboard_answers_refuse_framing_and_pages_are_not_cached() {
         assert_eq!(
             header(&response, "x-content-type-options").as_deref(),
             Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&response, "referrer-policy").as_deref(),
+            Some("same-origin"),
             "{path}"
         );
         // Pages and JSON answers are kept in no cache; static files are.
