@@ -49,11 +49,13 @@ pub fn session_failed(error: session::SessionError) -> FormError {
 /// answers with a redirect back to the form rather than a status code.
 pub fn is_plain_form_post() -> bool {
     use_context::<axum::http::request::Parts>().is_some_and(|parts| {
-        parts
-            .headers
-            .get(axum::http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/html"))
+        // A page load accepts HTML too, and its status is the page's own.
+        parts.method == axum::http::Method::POST
+            && parts
+                .headers
+                .get(axum::http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
     })
 }
 

@@ -87,6 +87,23 @@ async fn registration_refuses_bad_input_field_by_field() {
         .await
         .unwrap();
     assert_eq!(count, 0, "nothing is written for refused input");
+
+    // A call missing a field is the caller's mistake: 400, not Leptos' 500.
+    for form in [
+        &[("email", "a@example.com")][..],
+        &[("email", "a@example.com"), ("password", "long enough pass")][..],
+    ] {
+        let answer = app.call(&browser, "register", form).await;
+        assert_eq!(answer.status, 400, "{form:?}: {:?}", answer.body);
+        assert!(
+            answer.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("incomplete"),
+            "{:?}",
+            answer.body
+        );
+    }
 }
 
 #[tokio::test]

@@ -308,6 +308,15 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     assert_eq!(status, 200);
     assert!(html.contains("member@example.com") && html.contains("10 credits"));
     assert!(html.contains("Starter"));
+    // An address that names no user, or no user id, is a 404 page.
+    for missing in ["/admin/users/999999", "/admin/users/abc"] {
+        let (status, _, html) = page(&app, &admin, missing).await;
+        assert_eq!(status, 404, "{missing}");
+        assert!(
+            html.contains("no such user") || html.contains("not a user id"),
+            "{missing}: the page says why"
+        );
+    }
 
     // Credits with a reason; a deduction past the balance is refused whole.
     let id = user_id.to_string();
@@ -446,8 +455,9 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     let table = table.split("</table>").next().unwrap();
     assert_eq!(table.matches("credits.adjust").count(), 1, "{table}");
     assert!(!table.contains("plan.assign"));
+    // A filter that is not one answers the page with its form's status.
     let (status, _, html) = page(&app, &admin, "/admin/audit?actor=me").await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 422);
     assert!(html.contains("Give a user id"));
     // The filter boxes show the filter, in the page as served.
     assert!(

@@ -71,8 +71,19 @@ impl FromServerFnError for FormError {
             ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
                 "The server could not be reached. Check your connection and try again.".to_owned()
             }
+            // The caller's mistakes, not the server's (Leptos answers 500).
             ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => {
+                #[cfg(feature = "ssr")]
+                crate::server_ctx::set_status(axum::http::StatusCode::BAD_REQUEST, None);
                 "The form was incomplete. Fill in every field and try again.".to_owned()
+            }
+            // On the server, a body that is not what the function takes; in
+            // the browser, an answer it cannot read.
+            ServerFnErrorErr::Deserialization(_) => {
+                #[cfg(feature = "ssr")]
+                crate::server_ctx::set_status(axum::http::StatusCode::BAD_REQUEST, None);
+                "The request or its answer could not be read. Reload the page and try again."
+                    .to_owned()
             }
             other => other.to_string(),
         };

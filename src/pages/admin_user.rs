@@ -278,7 +278,11 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
         |(id, ..)| async move {
             match id {
                 Some(id) => fetch_admin_user(id).await,
-                None => Err(FormError::new("That is not a user id.")),
+                None => {
+                    #[cfg(feature = "ssr")]
+                    crate::server_ctx::set_status(axum::http::StatusCode::NOT_FOUND, None);
+                    Err(FormError::new("That is not a user id."))
+                }
             }
         },
     );
