@@ -174,7 +174,24 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
         .await
         .expect("exits after SIGTERM")
         .unwrap();
-    assert!(status.success(), "{status}");
+    if !status.success() {
+        // What it said on the way out, and the log's last lines.
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut stderr).await;
+        }
+        let logs: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tail: Vec<&str> = logs.iter().flat_map(|l| l.lines()).rev().take(20).collect();
+        panic!(
+            "exited with {status} after SIGTERM\nstderr: {stderr}\nlog, newest first: {tail:#?}"
+        );
+    }
 
     // The daily file under logs/ holds JSON lines; the request's lines carry its id.
     let log_dir = dir.path().join("logs");
