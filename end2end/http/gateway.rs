@@ -666,8 +666,19 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
     };
     set_plan("UPDATE plans SET tokens_per_minute = 250 WHERE slug = ?").await;
 
-    // 7 prompt tokens (estimated) and max_tokens 100: 107 of the 250.
-    assert_eq!(chat(&s.app, &key, hello("demo")).await.status(), 200);
+    // 7 prompt tokens (estimated) and max_tokens 100: 107 of the 250, shown
+    // as OpenAI shows its tokens window (whole again in 26 s).
+    let response = chat(&s.app, &key, hello("demo")).await;
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(
+        [
+            header("x-ratelimit-limit-tokens"),
+            header("x-ratelimit-remaining-tokens"),
+            header("x-ratelimit-reset-tokens"),
+        ],
+        ["250", "143", "26s"]
+    );
     for _ in 0..5 {
         let response = chat(&s.app, &key, hello("demo")).await;
         // A minute's wait is the SDKs' to retry after.
@@ -698,6 +709,8 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
     assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "2");
     // 500 tokens never fit a minute of 250: the SDKs are told not to retry.
     assert_eq!(response.headers()["x-should-retry"], "false");
+    // How many tokens the window has left is not known here: not guessed.
+    assert!(response.headers().get("x-ratelimit-remaining-tokens").is_none());
     assert_eq!(response.headers()["retry-after"], "60");
     assert_openai_error(&response.json().await.unwrap(), "tokens_per_minute");
 

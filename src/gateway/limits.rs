@@ -53,12 +53,14 @@ pub struct WindowState {
     pub reset_secs: u64,
 }
 
-/// The tightest request window seen while admitting a call.
+/// The tightest request window seen while admitting a call, and the plan's
+/// tokens a minute when it sets one.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RateHeaders {
     tightest: Option<WindowState>,
     /// Whether `tightest` is one of the client address's windows.
     tightest_is_address: bool,
+    tokens: Option<WindowState>,
 }
 
 impl RateHeaders {
@@ -87,15 +89,36 @@ impl RateHeaders {
         }
     }
 
+    /// The plan's tokens-a-minute window as this call left it.
+    fn tokens(&mut self, window: WindowState) {
+        self.tokens = Some(window);
+    }
+
     pub fn apply(&self, headers: &mut HeaderMap) {
-        if let Some(w) = self.tightest {
-            headers.insert("x-ratelimit-limit-requests", HeaderValue::from(w.limit));
-            headers.insert(
-                "x-ratelimit-remaining-requests",
-                HeaderValue::from(w.remaining),
-            );
-            if let Ok(reset) = HeaderValue::from_str(&format!("{}s", w.reset_secs)) {
-                headers.insert("x-ratelimit-reset-requests", reset);
+        let windows = [
+            (
+                self.tightest,
+                [
+                    "x-ratelimit-limit-requests",
+                    "x-ratelimit-remaining-requests",
+                    "x-ratelimit-reset-requests",
+                ],
+            ),
+            (
+                self.tokens,
+                [
+                    "x-ratelimit-limit-tokens",
+                    "x-ratelimit-remaining-tokens",
+                    "x-ratelimit-reset-tokens",
+                ],
+            ),
+        ];
+        for (window, [limit, remaining, reset]) in windows {
+            let Some(w) = window else { continue };
+            headers.insert(limit, HeaderValue::from(w.limit));
+            headers.insert(remaining, HeaderValue::from(w.remaining));
+            if let Ok(value) = HeaderValue::from_str(&format!("{}s", w.reset_secs)) {
+                headers.insert(reset, value);
             }
         }
     }
@@ -589,7 +612,7 @@ impl Limiters {
                 outcome => break outcome,
             }
         };
-        let (admitted, (running, minute)) = match outcome {
+        let (admitted, (running, minutes)) = match outcome {
             Ok(admitted) => admitted,
             Err(refused) => {
                 if let Some(taken) = taken {
@@ -598,8 +621,11 @@ impl Limiters {
                 return Err(refusal(refused, plan, reserve_micros, buckets, headers));
             }
         };
-        if let Some(m) = minute {
+        if let Some(m) = minutes.requests {
             headers.consider(m);
+        }
+        if let Some(t) = minutes.tokens {
+            headers.tokens(t);
         }
         for (window, count, limit) in admitted.windows {
             headers.consider(window_state(window, count, limit, buckets));
@@ -614,13 +640,13 @@ impl Limiters {
     /// What admission asks last, in its critical section, once the windows
     /// and the balance allow the call: the plan's minute windows for tokens
     /// and requests, asked before either takes, then the parallel calls.
-    /// Returns the call's running slot and its request minute after it.
+    /// Returns the call's running slot and its minute windows after it.
     fn take_last(
         &self,
         user_id: i64,
         plan: &PlanRecord,
         tokens: u64,
-    ) -> Result<(Running, Option<WindowState>), GatewayError> {
+    ) -> Result<(Running, MinutesAfter), GatewayError> {
         let n = NonZeroU32::new(u32::try_from(tokens.max(1)).unwrap_or(u32::MAX))
             .unwrap_or(NonZeroU32::MIN);
         let limiters = self.for_user(user_id, plan);
@@ -673,14 +699,18 @@ impl Limiters {
         // Both minute windows allow the call: take. Admissions are one
         // critical section and time only frees cells, so these pass as
         // the probes did.
-        if let Some(tokens) = &limiters.tokens {
-            let _ = tokens.limiter.check_n(n);
-        }
-        let minute = limiter
+        let tokens = limiters.tokens.as_ref().and_then(|tokens| {
+            let snapshot = tokens.limiter.check_n(n).ok()?.ok()?;
+            Some(minute_state(
+                u64::from(tokens.limit),
+                snapshot.remaining_burst_capacity(),
+            ))
+        });
+        let requests = limiter
             .check()
             .ok()
             .map(|snapshot| minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
-        Ok((running, minute))
+        Ok((running, MinutesAfter { requests, tokens }))
     }
 
     /// How many of the user's requests a minute are in use now (taken and not
@@ -878,6 +908,12 @@ fn wait_secs(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> 
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
+/// A user's minute windows as an admitted call left them.
+struct MinutesAfter {
+    requests: Option<WindowState>,
+    tokens: Option<WindowState>,
+}
+
 /// A GCRA minute window: full again after `limit - remaining` emission intervals.
 fn minute_state(limit: u64, remaining: u32) -> WindowState {
     let remaining = u64::from(remaining);
@@ -910,6 +946,8 @@ fn refusal(
 ) -> GatewayError {
     match refused {
         Refused::Check(error) => {
+            // A refused tokens window has fewer left than the call needed,
+            // but how many governor does not say: its headers are left out.
             if let GatewayError::Limited {
                 code: "requests_per_minute",
                 retry_after_secs,
