@@ -102,6 +102,25 @@ pub async fn key_holder(parts: &Parts, state: &AppState) -> Option<Result<KeyHol
     Some(checked.await)
 }
 
+/// The bounds of the key a request presents, checked as [`key_holder`]
+/// checks it; `None` when it presents none (a session). For routes whose
+/// caller is an admin, to hold an admin key to its own reach.
+pub struct PresentedKeyBounds(pub Option<crate::keys::bounds::Bounds>);
+
+impl FromRequestParts<AppState> for PresentedKeyBounds {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match key_holder(parts, state).await {
+            None => Ok(Self(None)),
+            Some(holder) => holder.map(|h| Self(Some(crate::keys::bounds::Bounds::of(&h)))),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 

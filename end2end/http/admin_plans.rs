@@ -432,4 +432,24 @@ async fn keys_with_the_admin_scope_call_the_admin_api_and_only_admins_grant_it()
     let (status, body) = with_key(&fenced, Method::GET, "/api/v1/admin/users", None).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "ip_not_allowed");
+
+    // An admin key limited to this machine for an hour gets no secret of a
+    // key without those limits: rotating the account's keys is refused whole.
+    app.revoke_key_named(&admin, "office").await;
+    let local = app
+        .create_key(
+            &admin,
+            json!({ "name": "local", "scopes": ["admin"], "ip_allowlist": ["127.0.0.0/8"], "ttl_seconds": 3600 }),
+        )
+        .await;
+    let rotate = format!("/api/v1/admin/users/{user_id}/keys/rotate");
+    let (status, body) = with_key(&local, Method::POST, &rotate, None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "restriction_not_held");
+    let rotated: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(rotated, 0, "nothing was rotated");
 }

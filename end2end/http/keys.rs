@@ -745,8 +745,7 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
         json!({
             "name": "fenced writer", "scopes": ["chat", "keys:write"],
             "allowed_models": ["demo"], "ip_allowlist": ["127.0.0.0/8"],
-            "referrer_domains": ["*.example.com"], "usage_cap": 50,
-            "ttl_seconds": 3600,
+            "referrer_domains": ["*.example.com"], "ttl_seconds": 3600,
         }),
     )
     .await;
@@ -754,12 +753,12 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
     let writer = made["secret"].as_str().unwrap().to_owned();
     let writer_id = made["key"]["id"].as_i64().unwrap();
     let expires = made["key"]["expires_at"].clone();
-    let call = |method: reqwest::Method, path: String, body: Value| {
-        let (app, writer) = (&app, &writer);
+    let call_with = |key: &String, method: reqwest::Method, path: String, body: Value| {
+        let (app, key) = (&app, key.clone());
         async move {
             let response = reqwest::Client::new()
                 .request(method, app.url(&path))
-                .bearer_auth(writer)
+                .bearer_auth(key)
                 .header("origin", "https://app.example.com")
                 .json(&body)
                 .send()
@@ -769,6 +768,7 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
             (status, response.json::<Value>().await.unwrap())
         }
     };
+    let call = |method, path, body| call_with(&writer, method, path, body);
 
     // Unset restrictions are the maker's.
     let (status, child) = call(
@@ -783,7 +783,7 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
     assert_eq!(child["ip_allowlist"], json!(["127.0.0.0/8"]));
     assert_eq!(child["referrer_domains"], json!(["*.example.com"]));
     assert_eq!(child["expires_at"], expires);
-    assert_eq!(child["usage_cap"], 50);
+    let child_id = child["id"].as_i64().unwrap();
 
     // Narrower is allowed; wider is refused, each field named.
     let (status, body) = call(
@@ -800,7 +800,7 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
         reqwest::Method::POST,
         "/api/v1/keys".into(),
         json!({
-            "name": "wide", "ip_allowlist": ["0.0.0.0/0"], "usage_cap": 51,
+            "name": "wide", "ip_allowlist": ["0.0.0.0/0"],
             "referrer_domains": ["example.org"], "ttl_seconds": 7200,
         }),
     )
@@ -810,12 +810,7 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
     let named: Vec<&str> = fields.keys().map(String::as_str).collect();
     assert_eq!(
         named,
-        [
-            "expires_at",
-            "ip_allowlist",
-            "referrer_domains",
-            "usage_cap"
-        ],
+        ["expires_at", "ip_allowlist", "referrer_domains"],
         "{body}"
     );
     assert!(
@@ -872,6 +867,45 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
             .await
             .unwrap();
     assert_eq!(rotations, 0, "nothing was rotated");
+
+    // A key with a usage cap makes no keys and raises no cap: each would be
+    // uses beside its own. It may lower one.
+    let (status, capped) = create(
+        &app,
+        &b,
+        json!({ "name": "capped writer", "scopes": ["chat", "keys:write"], "usage_cap": 5 }),
+    )
+    .await;
+    assert_eq!(status, 201, "{capped}");
+    let capped = capped["secret"].as_str().unwrap().to_owned();
+    let (status, body) = call_with(
+        &capped,
+        reqwest::Method::POST,
+        "/api/v1/keys".into(),
+        json!({ "name": "grandchild", "usage_cap": 1 }),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["fields"]["usage_cap"].is_string(), "{body}");
+    let child_path = format!("/api/v1/keys/{child_id}");
+    let response = b
+        .client
+        .patch(app.url(&child_path))
+        .json(&json!({ "usage_cap": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "signed in, the owner may");
+    for (cap, status) in [(4, 422), (2, 200)] {
+        let (got, body) = call_with(
+            &capped,
+            reqwest::Method::PATCH,
+            child_path.clone(),
+            json!({ "usage_cap": cap }),
+        )
+        .await;
+        assert_eq!(got, status, "cap {cap}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -19,24 +19,32 @@ impl InvalidInput {
     }
 }
 
-/// Characters a name shown to others may not hold: controls, and the
-/// invisible ones that reorder or hide text (Unicode's bidirectional
-/// controls, UAX #9, and zero-width spaces), with which a name or key label
-/// could pass for another in the admin pages and audit log. The zero-width
-/// joiners stay: emoji and some scripts need them.
-pub fn cannot_be_shown(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{061C}'
-                | '\u{200B}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'
-                | '\u{2066}'..='\u{2069}'
-                | '\u{FEFF}'
-        )
+/// Whether a name shown to others holds characters that cannot be shown or
+/// that hide text: controls, and Unicode's default-ignorable characters
+/// (bidirectional controls, zero-width spaces, blank fillers), with which a
+/// name or key label could pass for another's on the admin pages and in the
+/// audit log. Kept where writing needs them: the zero-width joiners beside
+/// letters other than ASCII (emoji sequences, Persian, Indic scripts), a
+/// variation selector after anything but an ASCII letter (emoji, keycaps),
+/// and tags in a flag after the black flag.
+pub fn hides_text(name: &str) -> bool {
+    use icu_properties::{CodePointSetData, props::DefaultIgnorableCodePoint};
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| {
+        let before = i.checked_sub(1).map(|j| chars[j]);
+        let after = chars.get(i + 1).copied();
+        let beside_other_text = |c: Option<char>| c.is_some_and(|c| !c.is_ascii());
+        let needed = match c {
+            '\u{200C}' | '\u{200D}' => beside_other_text(before) && beside_other_text(after),
+            '\u{FE00}'..='\u{FE0F}' => before.is_some_and(|b| !b.is_ascii_alphabetic()),
+            '\u{E0020}'..='\u{E007F}' => {
+                before.is_some_and(|b| b == '\u{1F3F4}' || ('\u{E0020}'..='\u{E007F}').contains(&b))
+            }
+            _ => false,
+        };
+        c.is_control() || (ignorable.contains(c) && !needed)
+    })
 }
 
 /// The longest email address, in bytes (RFC 5321's path limit less its brackets).
@@ -100,7 +108,7 @@ impl DisplayName {
                 "Use at most 80 characters.",
             ));
         }
-        if name.chars().any(cannot_be_shown) {
+        if hides_text(name) {
             return Err(InvalidInput::new(
                 "display_name",
                 "The name contains characters that cannot be shown.",
@@ -195,13 +203,26 @@ mod tests {
         for name in [
             "admin\u{202E}nimda",
             "ad\u{200B}min",
+            "ad\u{200C}min",
+            "ad\u{200D}min",
+            "\u{200D}x",
+            "ad\u{FE0F}min",
+            "a\u{3164}b",
             "\u{2066}x\u{2069}",
+            "x\u{E0041}",
             "a\u{7}",
         ] {
             assert!(DisplayName::parse(name).is_err(), "{name:?}");
         }
-        // Joiners stay: a family emoji and Persian's half-space need them.
-        for name in ["👨\u{200D}👩\u{200D}👧", "می\u{200C}خواهم"] {
+        // What writing needs stays: a family emoji, Persian's half-space, a
+        // heart and a keycap with their selectors, Scotland's flag.
+        for name in [
+            "👨\u{200D}👩\u{200D}👧",
+            "می\u{200C}خواهم",
+            "❤\u{FE0F} Ana",
+            "1\u{FE0F}\u{20E3}",
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+        ] {
             assert!(DisplayName::parse(name).is_ok(), "{name:?}");
         }
     }

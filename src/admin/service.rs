@@ -37,6 +37,9 @@ pub enum AdminError {
     KeyNotFound,
     #[error("{0}")]
     Conflict(String),
+    /// The admin key that asked has less reach than a key it would rotate.
+    #[error("{0}")]
+    BeyondKey(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -320,11 +323,13 @@ pub fn audit_filter(
 /// Gives every active key of an account a new secret at once (no grace: the
 /// old secrets stop), all or nothing; returns the keys with their new secrets,
 /// to be shown once.
+/// `admin_key` is the bounds of the admin key that asks, if a key asks.
 pub async fn rotate_all_keys(
     store: &Store,
     hasher: &crate::keys::hashing::KeyHasher,
     meta: &RequestMeta,
     admin_id: i64,
+    admin_key: Option<&crate::keys::bounds::Bounds>,
     user_id: i64,
 ) -> Result<Vec<crate::keys::types::IssuedKey>, AdminError> {
     use crate::keys::service::{self as keys, KeyError};
@@ -340,7 +345,10 @@ pub async fn rotate_all_keys(
         store,
         hasher,
         meta,
-        keys::RotatedBy::Admin(admin_id),
+        keys::RotatedBy::Admin {
+            admin_id,
+            key: admin_key,
+        },
         user_id,
         &ids,
         0,
@@ -348,6 +356,7 @@ pub async fn rotate_all_keys(
     .await
     .map_err(|e| match e {
         KeyError::NotFound => AdminError::KeysChanged,
+        e @ KeyError::BeyondCaller { .. } => AdminError::BeyondKey(e.message()),
         other => AdminError::Store(StoreError::Background(other.to_string())),
     })
 }

@@ -18,6 +18,7 @@ pub struct Bounds {
     /// Stored form (RFC 3339, milliseconds, `Z`), compared as text.
     expires_at: Option<String>,
     uses_left: Option<i64>,
+    used: i64,
     ip_allowlist: Option<Vec<String>>,
     referrers: Option<Vec<String>>,
 }
@@ -30,6 +31,8 @@ pub struct Reach<'a> {
     pub models: Option<&'a [String]>,
     pub expires_at: Option<&'a str>,
     pub uses_left: Option<i64>,
+    /// Uses already made (0 for a new key): its cap less them is `uses_left`.
+    pub used: i64,
     pub ip_allowlist: Option<&'a [String]>,
     pub referrers: Option<&'a [String]>,
 }
@@ -53,6 +56,7 @@ impl Bounds {
             models: stored_list(key.allowed_models.as_deref()),
             expires_at: key.expires_at.clone(),
             uses_left: key.usage_cap.map(|cap| (cap - key.usage_count).max(0)),
+            used: key.usage_count,
             ip_allowlist: stored_list(key.ip_allowlist.as_deref()),
             referrers: stored_list(key.referrer_domains.as_deref()),
         }
@@ -74,13 +78,21 @@ impl Bounds {
             models: self.models.as_deref(),
             expires_at: self.expires_at.as_deref(),
             uses_left: self.uses_left,
+            used: self.used,
             ip_allowlist: self.ip_allowlist.as_deref(),
             referrers: self.referrers.as_deref(),
         }
     }
 
+    /// Whether the key has a usage cap. Such a key makes no keys and raises
+    /// no key's cap: each would be a fresh allowance of uses beside its own.
+    pub fn is_capped(&self) -> bool {
+        self.uses_left.is_some()
+    }
+
     /// `input` with each restriction it leaves unset taken from the caller:
     /// a key made by a key is as limited as its maker unless it asks for less.
+    /// (A capped key makes none, so the cap is not among them.)
     pub fn fill(&self, input: &CreateKey) -> CreateKey {
         let unset = |list: &Option<Vec<String>>| list.as_ref().is_none_or(Vec::is_empty);
         let mut filled = input.clone();
@@ -90,9 +102,6 @@ impl Bounds {
         let no_expiry = filled.expires_at.as_deref().is_none_or(str::is_empty);
         if no_expiry && filled.ttl_seconds.is_none() {
             filled.expires_at.clone_from(&self.expires_at);
-        }
-        if filled.usage_cap.is_none() {
-            filled.usage_cap = self.uses_left;
         }
         if unset(&filled.ip_allowlist) {
             filled.ip_allowlist.clone_from(&self.ip_allowlist);
@@ -143,7 +152,8 @@ impl Bounds {
             beyond.push((
                 "usage_cap",
                 format!(
-                    "This key has {own} uses left, so the key it makes or changes may have at most that many."
+                    "This key has {own} uses left, so a key it changes may have at most that many left: a usage_cap of at most {}.",
+                    reach.used.saturating_add(own)
                 ),
             ));
         }
@@ -210,6 +220,7 @@ mod tests {
             models: Some(strings(&["demo"])),
             expires_at: Some("2030-01-01T00:00:00.000Z".into()),
             uses_left: Some(5),
+            used: 0,
             ip_allowlist: Some(strings(&["10.0.0.0/8"])),
             referrers: Some(strings(&["*.example.com"])),
         }
@@ -240,6 +251,7 @@ mod tests {
             models: Some(&models),
             expires_at: Some("2029-12-31T23:59:59.999Z"),
             uses_left: Some(5),
+            used: 0,
             ip_allowlist: Some(&ips),
             referrers: Some(&sites),
         };
@@ -265,10 +277,12 @@ mod tests {
             models: Some(&models),
             expires_at: Some("2030-01-01T00:00:00.001Z"),
             uses_left: Some(6),
+            used: 3,
             ip_allowlist: Some(&ips),
             referrers: Some(&sites),
         };
-        let named: Vec<&str> = limited().exceeded(&wider).iter().map(|(f, _)| *f).collect();
+        let beyond = limited().exceeded(&wider);
+        let named: Vec<&str> = beyond.iter().map(|(f, _)| *f).collect();
         assert_eq!(
             named,
             [
@@ -279,6 +293,12 @@ mod tests {
                 "ip_allowlist",
                 "referrer_domains"
             ]
+        );
+        // The cap it may have: its uses so far and the maker's left.
+        assert!(
+            beyond[3].1.contains("usage_cap of at most 8"),
+            "{}",
+            beyond[3].1
         );
         // No restriction at all is beyond every bound but the scopes.
         let chat = strings(&["chat"]);
@@ -303,6 +323,7 @@ mod tests {
             Some("2030-01-01T00:00:00.000Z")
         );
         assert_eq!(filled.usage_cap, Some(2), "what it sets is kept");
+        assert!(limited().is_capped() && !Bounds::with_scopes(&["chat"]).is_capped());
         assert_eq!(filled.ip_allowlist, Some(strings(&["10.0.0.0/8"])));
         assert_eq!(filled.referrer_domains, Some(strings(&["*.example.com"])));
         // A TTL is its expiry: none is added beside it.

@@ -94,6 +94,7 @@ struct Validated {
 /// are always checked: a key may not change a key that can do more than it.
 #[derive(Debug, Default, Clone, Copy)]
 struct Kept {
+    name: bool,
     scopes: bool,
     allowed_models: bool,
     expires_at: bool,
@@ -131,7 +132,7 @@ fn validate_kept(
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 64 {
         fail("name", "Give the key a name of 1 to 64 characters.".into());
-    } else if name.chars().any(crate::accounts::domain::cannot_be_shown) {
+    } else if !kept.name && crate::accounts::domain::hides_text(&name) {
         fail(
             "name",
             "The name contains characters that cannot be shown.".into(),
@@ -305,6 +306,7 @@ fn validate_kept(
             models: allowed_models.as_deref(),
             expires_at: expires_at.as_deref(),
             uses_left: usage_cap.map(|cap| cap - used),
+            used,
             ip_allowlist: ip_allowlist.as_deref(),
             referrers: referrer_domains.as_deref(),
         };
@@ -472,9 +474,23 @@ pub async fn create(
     input: &CreateKey,
     caller: Option<&Bounds>,
 ) -> Result<IssuedKey, KeyError> {
+    if caller.is_some_and(Bounds::is_capped) {
+        return Err(capped_caller(
+            "A key with a usage cap cannot create keys: each would have uses of its own. Create it signed in, or with a key without a cap.",
+        ));
+    }
     let plan = store.plan_of_user(user_id).await?;
     let plan_models = plan.allowed_models();
-    let filled = caller.map(|bounds| bounds.fill(input));
+    let filled = caller.map(|bounds| {
+        let mut filled = bounds.fill(input);
+        // Models taken from the caller that the plan has since dropped.
+        if input.allowed_models.as_ref().is_none_or(Vec::is_empty)
+            && let (Some(models), Some(plan)) = (&mut filled.allowed_models, &plan_models)
+        {
+            models.retain(|m| plan.contains(m));
+        }
+        filled
+    });
     let valid = validate(
         filled.as_ref().unwrap_or(input),
         caller,
@@ -564,6 +580,14 @@ pub async fn update(
     )))
 }
 
+/// A refusal for a key with a usage cap, on the `usage_cap` field.
+fn capped_caller(message: &str) -> KeyError {
+    KeyError::Invalid(BTreeMap::from([(
+        "usage_cap".to_owned(),
+        message.to_owned(),
+    )]))
+}
+
 /// One try of [`update`], from the key as `current` reads.
 async fn update_from(
     store: &Store,
@@ -573,6 +597,14 @@ async fn update_from(
     caller: Option<&Bounds>,
 ) -> Result<KeyUpdate, KeyError> {
     let (user_id, key_id) = (current.user_id, current.id);
+    let raises_cap = changes
+        .usage_cap
+        .is_some_and(|cap| current.usage_cap.is_none_or(|now| cap > now));
+    if raises_cap && caller.is_some_and(Bounds::is_capped) {
+        return Err(capped_caller(
+            "A key with a usage cap cannot raise a key's cap: the uses would be new ones. Raise it signed in.",
+        ));
+    }
     let existing = view(current);
     let merged = CreateKey {
         name: changes.name.clone().unwrap_or(existing.name),
@@ -590,6 +622,7 @@ async fn update_from(
     };
     let plan_models = store.plan_of_user(user_id).await?.allowed_models();
     let kept = Kept {
+        name: changes.name.is_none(),
         scopes: changes.scopes.is_none(),
         allowed_models: changes.allowed_models.is_none(),
         expires_at: changes.expires_at.is_none(),
@@ -675,12 +708,19 @@ pub async fn revoke_by(
 
 /// Who rotates keys: the owner (signed in), the owner with one of their keys
 /// (which may rotate only keys within its own [`Bounds`]: a new secret is as
-/// good as a new key, which it could not create either), or an admin.
+/// good as a new key, which it could not create either), or an admin,
+/// signed in or with an admin key (`key`). An admin key gets no secret of a
+/// key with more reach than its own but for scopes, which the admin scope
+/// covers: a key limited to one address or an hour would otherwise take an
+/// account's unrestricted admin key.
 #[derive(Debug, Clone, Copy)]
 pub enum RotatedBy<'a> {
     Owner,
     OwnerKey(&'a Bounds),
-    Admin(i64),
+    Admin {
+        admin_id: i64,
+        key: Option<&'a Bounds>,
+    },
 }
 
 /// Rotates one key; see [`rotate_many`]. `caller` is the bounds of the key
@@ -741,7 +781,7 @@ pub async fn rotate_as(
         )])));
     }
     let actor_id = match by {
-        RotatedBy::Admin(admin_id) => admin_id,
+        RotatedBy::Admin { admin_id, .. } => admin_id,
         RotatedBy::Owner | RotatedBy::OwnerKey { .. } => user_id,
     };
     let mut fresh = Vec::with_capacity(key_ids.len());
@@ -750,11 +790,20 @@ pub async fn rotate_as(
             .key_of_user(user_id, key_id)
             .await?
             .ok_or(KeyError::NotFound)?;
-        if let RotatedBy::OwnerKey(bounds) = by {
+        let (bounds, scopes_count) = match by {
+            RotatedBy::OwnerKey(bounds) => (Some(bounds), true),
+            RotatedBy::Admin { key, .. } => (key, false),
+            RotatedBy::Owner => (None, false),
+        };
+        if let Some(bounds) = bounds {
             let scopes: Vec<String> = serde_json::from_str(&current.scopes)
                 .map_err(|e| KeyError::Internal(format!("key {key_id}'s scopes: {e}")))?;
             let rotated = Bounds::of_key(&current, scopes);
-            if let Some((field, why)) = bounds.exceeded(&rotated.reach()).into_iter().next() {
+            let beyond = bounds
+                .exceeded(&rotated.reach())
+                .into_iter()
+                .find(|(field, _)| scopes_count || *field != "scopes");
+            if let Some((field, why)) = beyond {
                 return Err(KeyError::BeyondCaller { field, why });
             }
         }
@@ -866,6 +915,12 @@ mod tests {
             panic!("a right-to-left override was accepted");
         };
         assert!(fields["name"].contains("cannot be shown"), "{fields:?}");
+        // A name stored before the rule is kept by a change that leaves it.
+        let kept = Kept {
+            name: true,
+            ..Kept::default()
+        };
+        assert!(validate_kept(&input("prod\u{202E}ved"), (None, 0), None, false, kept).is_ok());
     }
 
     #[test]
@@ -945,6 +1000,7 @@ mod tests {
         let plan = vec!["demo".to_owned()];
         let own = Bounds::with_scopes(&["keys:write"]);
         let all_kept = Kept {
+            name: true,
             scopes: true,
             allowed_models: true,
             expires_at: true,

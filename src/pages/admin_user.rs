@@ -94,6 +94,7 @@ pub(super) fn admin_refusal(error: crate::admin::service::AdminError) -> FormErr
             FormError::new("The account has no such key, or it is already revoked."),
         ),
         AdminError::Conflict(message) => (StatusCode::CONFLICT, FormError::new(message)),
+        AdminError::BeyondKey(message) => (StatusCode::FORBIDDEN, FormError::new(message)),
         AdminError::Store(e) => return crate::server_ctx::internal(e),
     };
     crate::server_ctx::set_status(status, None);
@@ -222,6 +223,7 @@ pub async fn admin_rotate_all_keys(user_id: i64) -> Result<Vec<IssuedKey>, FormE
         &state.key_hasher,
         &RequestMeta::current(),
         admin.id,
+        None,
         user_id,
     )
     .await

@@ -18,6 +18,7 @@ use crate::{
         session::Admin,
     },
     admin::service::{self as admin_service, AdminError},
+    api_caller::PresentedKeyBounds,
     api_error::{ApiError, ErrorResponse},
     credits::format_credits,
     request_meta::RequestMeta,
@@ -251,6 +252,13 @@ impl IntoResponse for AdminError {
                 message,
             )
             .into_response(),
+            AdminError::BeyondKey(message) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "restriction_not_held",
+                message,
+            )
+            .into_response(),
             AdminError::Store(error) => account_error(error.into()),
         }
     }
@@ -426,12 +434,19 @@ pub struct RotatedKeys {
 pub async fn rotate_all_keys(
     State(state): State<AppState>,
     Admin(admin): Admin,
+    PresentedKeyBounds(admin_key): PresentedKeyBounds,
     meta: RequestMeta,
     ApiPath(user_id): ApiPath<i64>,
 ) -> Response {
-    match admin_service::rotate_all_keys(&state.store, &state.key_hasher, &meta, admin.id, user_id)
-        .await
-    {
+    let rotated = admin_service::rotate_all_keys(
+        &state.store,
+        &state.key_hasher,
+        &meta,
+        admin.id,
+        admin_key.as_ref(),
+        user_id,
+    );
+    match rotated.await {
         Ok(data) => Json(RotatedKeys { user_id, data }).into_response(),
         Err(error) => error.into_response(),
     }
