@@ -710,7 +710,12 @@ async fn a_refused_call_takes_nothing_from_the_tokens_or_the_address_windows() {
     // 500 tokens never fit a minute of 250: the SDKs are told not to retry.
     assert_eq!(response.headers()["x-should-retry"], "false");
     // How many tokens the window has left is not known here: not guessed.
-    assert!(response.headers().get("x-ratelimit-remaining-tokens").is_none());
+    assert!(
+        response
+            .headers()
+            .get("x-ratelimit-remaining-tokens")
+            .is_none()
+    );
     assert_eq!(response.headers()["retry-after"], "60");
     assert_openai_error(&response.json().await.unwrap(), "tokens_per_minute");
 

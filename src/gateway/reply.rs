@@ -161,37 +161,52 @@ pub struct AnswerHead {
     pub created: Option<i64>,
 }
 
-/// The `id` and `created` of an upstream chunk; `None` when it has neither.
-pub fn answer_head(chunk: &str) -> Option<AnswerHead> {
-    #[derive(Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow)]
-        id: Option<Key<'a>>,
-        created: Option<i64>,
+impl AnswerHead {
+    /// Whether both are known.
+    pub fn is_whole(&self) -> bool {
+        self.id.is_some() && self.created.is_some()
     }
-    let Head { id, created } = serde_json::from_str(chunk).ok()?;
-    let head = AnswerHead {
-        id: id.map(|Key(id)| id.into_owned()),
-        created,
-    };
-    (head != AnswerHead::default()).then_some(head)
+
+    /// Fills in what is still unknown from an upstream chunk. An empty `id`
+    /// and a `created` of 0 (Azure's first chunk, its prompt filter results,
+    /// has both) or of another type say nothing and are passed over.
+    pub fn learn(&mut self, chunk: &str) {
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow)]
+            id: Option<&'a RawValue>,
+            #[serde(borrow)]
+            created: Option<&'a RawValue>,
+        }
+        let Ok(Head { id, created }) = serde_json::from_str::<Head<'_>>(chunk) else {
+            return;
+        };
+        if self.id.is_none() {
+            self.id = id
+                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+                .filter(|id| !id.is_empty());
+        }
+        if self.created.is_none() {
+            self.created = created
+                .and_then(|raw| raw.get().parse::<i64>().ok())
+                .filter(|t| *t > 0);
+        }
+    }
 }
 
 /// Appends the usage chunk OpenAI ends a stream with (no choices, the
 /// `usage`), for an upstream that sent none, as a chunk of the same answer.
 pub fn write_usage_chunk(
-    head: Option<&AnswerHead>,
+    head: &AnswerHead,
     model: &str,
     prompt: u64,
     completion: u64,
     out: &mut Vec<u8>,
 ) {
-    let id = head.and_then(|h| h.id.as_deref());
-    let created = head.and_then(|h| h.created);
     let chunk = serde_json::json!({
-        "id": id.unwrap_or("chatcmpl-tollgate"),
+        "id": head.id.as_deref().unwrap_or("chatcmpl-tollgate"),
         "object": "chat.completion.chunk",
-        "created": created.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+        "created": head.created.unwrap_or_else(|| chrono::Utc::now().timestamp()),
         "model": model,
         "choices": [],
         "usage": {
@@ -413,6 +428,24 @@ mod tests {
         let result = relay_bytes(text.as_bytes(), "public", keep_usage, &mut meter, &mut out);
         let sent = serde_json::from_slice(&out).unwrap_or(Value::Null);
         (result, meter, sent)
+    }
+
+    /// The head is learnt from the chunks that have one: Azure's first
+    /// chunk (prompt filter results) has an empty id and a created of 0.
+    #[test]
+    fn an_answers_head_passes_over_empty_values() {
+        let mut head = AnswerHead::default();
+        head.learn(r#"{"id":"","created":0,"choices":[],"prompt_filter_results":[]}"#);
+        assert_eq!(head, AnswerHead::default());
+        head.learn(r#"{"id":"c1","created":"soon","choices":[]}"#);
+        assert_eq!(head.id.as_deref(), Some("c1"));
+        assert!(!head.is_whole());
+        head.learn(r#"{"id":"c2","created":1700000000,"choices":[]}"#);
+        assert_eq!(head.id.as_deref(), Some("c1"), "the first id stays");
+        assert_eq!(head.created, Some(1_700_000_000));
+        assert!(head.is_whole());
+        head.learn("not json");
+        assert!(head.is_whole());
     }
 
     #[test]

@@ -633,7 +633,7 @@ async fn chat(
                 tracked: Some((state.gateway.clone(), hold)),
                 include_usage: request.include_usage,
                 choices: request.choices,
-                answer_head: None,
+                answer_head: reply::AnswerHead::default(),
                 upstream_clock: Some(upstream_clock),
                 model: model.name.clone(),
                 done: false,
@@ -663,7 +663,7 @@ struct Forward {
     /// The upstream's id and time for the answer, from its first chunk, for
     /// a usage chunk the gateway must make itself; kept only when usage was
     /// asked for.
-    answer_head: Option<reply::AnswerHead>,
+    answer_head: reply::AnswerHead,
     /// When the upstream call began, until its first chunk (or end) came:
     /// a stream's upstream latency is the time to its first token, not to
     /// its status, which servers send before they have any.
@@ -743,8 +743,8 @@ impl Forward {
         }
         match item {
             Some(Ok(chunk)) => {
-                if self.include_usage && self.answer_head.is_none() {
-                    self.answer_head = reply::answer_head(&chunk);
+                if self.include_usage && !self.answer_head.is_whole() {
+                    self.answer_head.learn(&chunk);
                 }
                 let start = out.len();
                 out.extend_from_slice(b"data: ");
@@ -788,13 +788,7 @@ impl Forward {
             };
             if let Some((prompt, completion)) = counted {
                 out.extend_from_slice(b"data: ");
-                reply::write_usage_chunk(
-                    self.answer_head.as_ref(),
-                    &self.model,
-                    prompt,
-                    completion,
-                    out,
-                );
+                reply::write_usage_chunk(&self.answer_head, &self.model, prompt, completion, out);
                 out.extend_from_slice(b"\n\n");
             }
         }
@@ -897,7 +891,7 @@ mod tests {
             tracked: None,
             include_usage: false,
             choices: 1,
-            answer_head: None,
+            answer_head: reply::AnswerHead::default(),
             upstream_clock: None,
             model: "demo".into(),
             done: false,
