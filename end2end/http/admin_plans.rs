@@ -446,10 +446,8 @@ async fn keys_with_the_admin_scope_call_the_admin_api_and_only_admins_grant_it()
     let (status, body) = with_key(&local, Method::POST, &rotate, None).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "restriction_not_held");
-    let rotated: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
-            .fetch_one(&app.db().await)
-            .await
-            .unwrap();
+    let rotated = app
+        .db_number("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
+        .await;
     assert_eq!(rotated, 0, "nothing was rotated");
 }

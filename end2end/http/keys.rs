@@ -720,11 +720,9 @@ async fn a_key_cannot_create_or_rotate_a_key_with_scopes_it_lacks() {
     let (status, body) = rotate(chat_key).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "scope_not_held");
-    let rotations: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
-            .fetch_one(&app.db().await)
-            .await
-            .unwrap();
+    let rotations = app
+        .db_number("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
+        .await;
     assert_eq!(rotations, 0, "nothing was rotated");
     let (status, body) = rotate(child).await;
     assert_eq!(status, 200, "{body}");
@@ -861,11 +859,9 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
     .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "restriction_not_held");
-    let rotations: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
-            .fetch_one(&app.db().await)
-            .await
-            .unwrap();
+    let rotations = app
+        .db_number("SELECT COUNT(*) FROM audit_events WHERE action = 'key.rotate'")
+        .await;
     assert_eq!(rotations, 0, "nothing was rotated");
 
     // A key with a usage cap makes no keys and raises no cap: each would be
