@@ -303,6 +303,31 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     let (_, _, html) = page(&app, &admin, "/admin?q=%25").await;
     assert!(html.contains("No users match"), "% is matched literally");
 
+    // An admin is offered no Disable on their own row, and asking anyway is
+    // refused with the reason (a 400, as on the REST API, not a 500).
+    let (_, _, html) = page(&app, &admin, "/admin?q=member").await;
+    assert!(html.contains(">Disable<"), "another's row has it");
+    let (_, _, html) = page(&app, &admin, "/admin?q=root").await;
+    assert!(
+        html.contains("root@example.com") && !html.contains(">Disable<"),
+        "{html}"
+    );
+    let own_id = app.me(&admin).await["id"].as_i64().unwrap().to_string();
+    let answer = app
+        .call(
+            &admin,
+            "admin/users/set-disabled",
+            &[("user_id", &own_id), ("disabled", "true")],
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("your own account")
+    );
+
     // The user page.
     let (status, _, html) = page(&app, &admin, &format!("/admin/users/{user_id}")).await;
     assert_eq!(status, 200);

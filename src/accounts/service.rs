@@ -33,6 +33,8 @@ pub enum AccountError {
     NotFound,
     #[error("the last administrator cannot delete their account")]
     LastAdmin,
+    #[error("an administrator cannot disable their own account")]
+    DisablingSelf,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -52,6 +54,7 @@ impl AccountError {
         use axum::http::StatusCode;
         match self {
             Self::Invalid(_) | Self::WrongPassword => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::DisablingSelf => StatusCode::BAD_REQUEST,
             Self::EmailTaken | Self::LastAdmin => StatusCode::CONFLICT,
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Disabled => StatusCode::FORBIDDEN,
@@ -95,6 +98,7 @@ impl AccountError {
                 }
             }
             Self::NotFound => FormError::new("That account no longer exists."),
+            Self::DisablingSelf => FormError::new("You cannot disable your own account."),
             Self::LastAdmin => FormError::new(
                 "You are the only administrator. Create another one (`tollgate create-admin`) \
                  before deleting this account.",
@@ -381,6 +385,10 @@ pub async fn set_disabled(
     user_id: i64,
     disabled: bool,
 ) -> Result<(), AccountError> {
+    // An admin who disabled themselves could not sign in to undo it.
+    if disabled && user_id == admin.id {
+        return Err(AccountError::DisablingSelf);
+    }
     let (status, action) = if disabled {
         (UserStatus::Disabled, "account.disable")
     } else {

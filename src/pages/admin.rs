@@ -21,6 +21,8 @@ pub struct AdminUserRow {
     pub is_admin: bool,
     pub disabled: bool,
     pub created_at: String,
+    /// The admin looking at the list: offered no Disable of their own.
+    pub is_you: bool,
 }
 
 /// Rows per page on the admin lists.
@@ -59,7 +61,7 @@ pub async fn admin_list_users(
     #[server(default)] page: i64,
 ) -> Result<Vec<AdminUserRow>, FormError> {
     use crate::store::UserStatus;
-    let (state, _) = require_admin().await?;
+    let (state, admin) = require_admin().await?;
     let page = page.clamp(1, 1_000_000);
     let users = state
         .store
@@ -75,6 +77,7 @@ pub async fn admin_list_users(
             is_admin: u.is_admin,
             disabled: u.status == UserStatus::Disabled,
             created_at: u.created_at,
+            is_you: u.id == admin.id,
         })
         .collect())
 }
@@ -83,9 +86,6 @@ pub async fn admin_list_users(
 pub async fn admin_set_disabled(user_id: i64, disabled: bool) -> Result<(), FormError> {
     use crate::{accounts::service, request_meta::RequestMeta};
     let (state, admin) = require_admin().await?;
-    if disabled && user_id == admin.id {
-        return Err(FormError::new("You cannot disable your own account."));
-    }
     service::set_disabled(&state, &RequestMeta::current(), &admin, user_id, disabled)
         .await
         .map_err(crate::server_ctx::refuse)
@@ -216,11 +216,13 @@ fn AdminUsers() -> impl IntoView {
                                                 <td>{if row.is_admin { "admin" } else { "user" }}</td>
                                                 <td>{if row.disabled { "disabled" } else { "active" }}</td>
                                                 <td class="text-right">
-                                                    <ActionForm action=toggle attr:onsubmit=confirm>
-                                                        <input type="hidden" name="user_id" value=row.id />
-                                                        <input type="hidden" name="disabled" value=next />
-                                                        <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100">{label}</button>
-                                                    </ActionForm>
+                                                    {(!row.is_you).then(|| view! {
+                                                        <ActionForm action=toggle attr:onsubmit=confirm>
+                                                            <input type="hidden" name="user_id" value=row.id />
+                                                            <input type="hidden" name="disabled" value=next />
+                                                            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100">{label}</button>
+                                                        </ActionForm>
+                                                    })}
                                                 </td>
                                             </tr>
                                         }

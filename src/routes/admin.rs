@@ -98,6 +98,13 @@ fn account_error(error: AccountError) -> Response {
             "No such user.",
         )
         .into_response(),
+        AccountError::DisablingSelf => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "cannot_disable_self",
+            "You cannot disable your own account.",
+        )
+        .into_response(),
         other => {
             tracing::error!(error = %other, "admin action failed");
             ApiError::new(
@@ -190,15 +197,6 @@ async fn set_disabled(
     user_id: i64,
     disabled: bool,
 ) -> Response {
-    if disabled && user_id == admin.id {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "cannot_disable_self",
-            "You cannot disable your own account.",
-        )
-        .into_response();
-    }
     match service::set_disabled(&state, &meta, &admin, user_id, disabled).await {
         Ok(()) => match state.store.user_by_id(user_id).await {
             Ok(Some(user)) => Json(AdminUser::from(&user)).into_response(),
