@@ -399,6 +399,36 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     };
     assert_eq!(list_keys(old.clone()).await.unwrap().status(), 200);
 
+    // Without JavaScript the new secrets could not be shown: a plain form
+    // post is sent back to the page with the reason, and nothing rotates.
+    let plain = admin
+        .client
+        .post(app.url("/api/admin/user/rotate-keys"))
+        .header("accept", "text/html")
+        .header("referer", app.url(&format!("/admin/users/{id}")))
+        .form(&[("user_id", &id)])
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.status().is_redirection(), "{}", plain.status());
+    let back = plain.headers()["location"].to_str().unwrap().to_owned();
+    let shown = admin
+        .client
+        .get(&back)
+        .header("accept", "text/html")
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        shown.contains("needs JavaScript: nothing was rotated"),
+        "{back}"
+    );
+    assert_eq!(list_keys(old.clone()).await.unwrap().status(), 200);
+
     // Rotate every key: new secrets shown once, the old ones stop at once, and
     // each rotation is audited with the admin as the actor.
     let answer = app

@@ -218,6 +218,13 @@ pub async fn admin_revoke_key(user_id: i64, key_id: i64) -> Result<(), FormError
 pub async fn admin_rotate_all_keys(user_id: i64) -> Result<Vec<IssuedKey>, FormError> {
     use crate::{admin::service, request_meta::RequestMeta};
     let (state, admin) = super::admin::require_admin().await?;
+    // A plain form post's answer is a redirect back to the page, which
+    // could not show the secrets: the account would be locked out.
+    if crate::server_ctx::is_plain_form_post() {
+        return Err(FormError::new(
+            "Rotating shows each new secret once, which needs JavaScript: nothing was rotated. Turn JavaScript on and try again.",
+        ));
+    }
     service::rotate_all_keys(
         &state.store,
         &state.key_hasher,
