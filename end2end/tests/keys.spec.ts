@@ -127,6 +127,36 @@ test("rotating keys one after another keeps the grace period and shows every new
   expect(errors).toEqual([]);
 });
 
+test("a rotation without grace asks first, and the page fits a phone", async ({ page }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  const primary = await register(page, "rotate-now");
+  await page.goto("/keys");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  // The nav and the keys table stay within the screen's width.
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  await expect(page.getByLabel("Rotation grace period")).toHaveValue("0");
+
+  const row = page.getByTestId("key-row-Primary key");
+  const display = await row.locator("code").textContent();
+  await row.getByRole("button", { name: "Rotate" }).click();
+  const ask = page.getByRole("alertdialog", { name: "Confirm rotation" });
+  await expect(ask).toContainText("stop working at once");
+  await ask.getByRole("button", { name: "Cancel" }).click();
+  await expect(ask).toBeHidden();
+  await expect(row.locator("code")).toHaveText(display ?? "");
+  let answer = await page.request.get("/v1/models", { headers: { authorization: `Bearer ${primary}` } });
+  expect(answer.status()).toBe(200);
+
+  await row.getByRole("button", { name: "Rotate" }).click();
+  await ask.getByRole("button", { name: "Rotate" }).click();
+  const dialog = page.getByRole("dialog", { name: "Your new key" });
+  await expect(dialog.getByTestId("new-key-secret")).toHaveCount(1);
+  answer = await page.request.get("/v1/models", { headers: { authorization: `Bearer ${primary}` } });
+  expect(answer.status()).toBe(401);
+  expect(errors).toEqual([]);
+});
+
 test("Copy says when the browser would not copy the key", async ({ page }) => {
   // Plain http on a LAN address has no clipboard at all.
   await page.addInitScript(() => {

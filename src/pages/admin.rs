@@ -277,11 +277,11 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
                     {rows.into_iter().map(|r| view! {
                         <tr class="border-t border-slate-100 align-top">
                             <td class="py-1 whitespace-nowrap">{r.at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
-                            <td>{r.actor.map_or_else(|| "—".to_owned(), |a| format!("user:{a}"))}</td>
-                            <td class="font-mono">{r.action}</td>
-                            <td>{r.target.unwrap_or_default()}</td>
-                            <td>{r.client_ip.unwrap_or_default()}</td>
-                            <td class="font-mono text-xs break-all">{r.details}</td>
+                            <td class="whitespace-nowrap">{r.actor.map_or_else(|| "—".to_owned(), |a| format!("user:{a}"))}</td>
+                            <td class="font-mono whitespace-nowrap">{r.action}</td>
+                            <td class="whitespace-nowrap">{r.target.unwrap_or_default()}</td>
+                            <td class="whitespace-nowrap">{r.client_ip.unwrap_or_default()}</td>
+                            <td class="min-w-64 font-mono text-xs break-all">{r.details}</td>
                         </tr>
                     }).collect_view()}
                 </tbody>

@@ -137,4 +137,7 @@ pub fn Field(
 
 pub const BUTTON: &str = "inline-flex items-center justify-center rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-60";
 pub const DANGER_BUTTON: &str = "inline-flex items-center justify-center rounded-md bg-red-700 px-4 py-2 text-sm font-medium text-white hover:bg-red-600 disabled:opacity-60";
-pub const CARD: &str = "rounded-lg border border-slate-200 bg-white p-6 shadow-sm";
+/// A card; one wider than the screen (a table on a phone) scrolls inside it
+/// rather than widening the page.
+pub const CARD: &str =
+    "min-w-0 overflow-x-auto rounded-lg border border-slate-200 bg-white p-6 shadow-sm";

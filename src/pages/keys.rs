@@ -295,8 +295,24 @@ fn KeyTable(
     let busy = move || rotate.pending().get() || revoke.pending().get();
     let ready = move || hydrated.get() && !busy();
     let selected = RwSignal::new(BTreeSet::<i64>::new());
-    let confirming = RwSignal::new(None::<Vec<i64>>);
+    // The keys a revocation, or a rotation without grace (the old secrets
+    // stop at once), waits for a second click on.
+    let confirming = RwSignal::new(None::<(Confirm, Vec<i64>)>);
     let grace_secs = move || grace.get().parse::<i64>().unwrap_or(0);
+    let rotate_now = move |ids: Vec<i64>| {
+        rotate.dispatch(RotateApiKeys {
+            ids,
+            grace_seconds: grace_secs(),
+        });
+        selected.set(BTreeSet::new());
+    };
+    let ask_to_rotate = move |ids: Vec<i64>| {
+        if grace_secs() == 0 {
+            confirming.set(Some((Confirm::Rotate, ids)));
+        } else {
+            rotate_now(ids);
+        }
+    };
     let active_ids: Vec<i64> = keys
         .iter()
         .filter(|k| k.status == "active")
@@ -318,28 +334,50 @@ fn KeyTable(
                 <button
                     class="rounded-md border border-slate-300 px-3 py-1 disabled:opacity-50"
                     disabled=move || selected.with(BTreeSet::is_empty) || busy()
-                    on:click=move |_| { rotate.dispatch(RotateApiKeys { ids: selected.get().into_iter().collect(), grace_seconds: grace_secs() }); selected.set(BTreeSet::new()); }
+                    on:click=move |_| ask_to_rotate(selected.get().into_iter().collect())
                 >
                     {move || format!("Rotate selected ({})", selected.with(BTreeSet::len))}
                 </button>
                 <button
                     class="rounded-md border border-red-300 px-3 py-1 text-red-700 disabled:opacity-50"
                     disabled=move || selected.with(BTreeSet::is_empty) || busy()
-                    on:click=move |_| confirming.set(Some(selected.get().into_iter().collect()))
+                    on:click=move |_| confirming.set(Some((Confirm::Revoke, selected.get().into_iter().collect())))
                 >
                     {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
                 </button>
             </div>
-            {move || confirming.get().map(|ids| {
+            {move || confirming.get().map(|(what, ids)| {
                 let count = ids.len();
+                let (label, question, verb) = match what {
+                    Confirm::Revoke => (
+                        "Confirm revocation",
+                        format!("Revoke {count} key(s)? Programs using them stop working on their next request."),
+                        "Revoke",
+                    ),
+                    Confirm::Rotate => (
+                        "Confirm rotation",
+                        format!("Rotate {count} key(s) with no grace period? The old secrets stop working at once, so programs using them fail until they get the new ones."),
+                        "Rotate",
+                    ),
+                };
                 view! {
-                    <div role="alertdialog" aria-label="Confirm revocation" class="mb-3 flex items-center gap-3 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800">
-                        <span class="flex-1">{format!("Revoke {count} key(s)? Programs using them stop working on their next request.")}</span>
-                        <button class="rounded-md bg-red-700 px-3 py-1 text-white" on:click=move |_| { revoke.dispatch(RevokeApiKeys { ids: ids.clone() }); confirming.set(None); selected.set(BTreeSet::new()); }>"Revoke"</button>
+                    <div role="alertdialog" aria-label=label class="mb-3 flex flex-wrap items-center gap-3 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800">
+                        <span class="flex-1">{question}</span>
+                        <button class="rounded-md bg-red-700 px-3 py-1 text-white" on:click=move |_| {
+                            match what {
+                                Confirm::Revoke => {
+                                    revoke.dispatch(RevokeApiKeys { ids: ids.clone() });
+                                    selected.set(BTreeSet::new());
+                                }
+                                Confirm::Rotate => rotate_now(ids.clone()),
+                            }
+                            confirming.set(None);
+                        }>{verb}</button>
                         <button class="rounded-md border border-slate-300 bg-white px-3 py-1 text-slate-700" on:click=move |_| confirming.set(None)>"Cancel"</button>
                     </div>
                 }
             })}
+            <div class="overflow-x-auto">
             <table class="w-full text-left text-sm">
                 <thead class="text-slate-500">
                     <tr>
@@ -371,16 +409,16 @@ fn KeyTable(
                                 <td>{k.name.clone()} <span class="ml-1 rounded bg-slate-100 px-1.5 text-xs text-slate-600">{k.env.clone()}</span></td>
                                 <td><code class="text-xs">{k.display.clone()}</code></td>
                                 <td>{k.scopes.join(", ")}</td>
-                                <td>{date(&Some(k.created_at.clone()))}</td>
-                                <td>{date(&k.last_used_at)}</td>
-                                <td>{date(&k.expires_at)}</td>
+                                <td class="whitespace-nowrap pr-3">{date(&Some(k.created_at.clone()))}</td>
+                                <td class="whitespace-nowrap pr-3">{date(&k.last_used_at)}</td>
+                                <td class="whitespace-nowrap pr-3">{date(&k.expires_at)}</td>
                                 <td data-testid="key-status">{k.status.clone()}</td>
                                 <td class="whitespace-nowrap text-right">
                                     {active.then(|| view! {
                                         <button class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()
-                                            on:click=move |_| { rotate.dispatch(RotateApiKeys { ids: vec![id], grace_seconds: grace_secs() }); }>"Rotate"</button>
+                                            on:click=move |_| ask_to_rotate(vec![id])>"Rotate"</button>
                                         <button class="rounded border border-red-300 px-2 py-1 text-red-700 disabled:opacity-50" disabled=move || !ready()
-                                            on:click=move |_| confirming.set(Some(vec![id]))>"Revoke"</button>
+                                            on:click=move |_| confirming.set(Some((Confirm::Revoke, vec![id])))>"Revoke"</button>
                                     })}
                                 </td>
                             </tr>
@@ -388,9 +426,17 @@ fn KeyTable(
                     }).collect_view()}
                 </tbody>
             </table>
+            </div>
         </div>
     }
     .into_any()
+}
+
+/// What the confirmation bar asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirm {
+    Revoke,
+    Rotate,
 }
 
 fn lines(text: &str) -> Option<Vec<String>> {

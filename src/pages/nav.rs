@@ -111,12 +111,12 @@ pub fn NavBar() -> impl IntoView {
 
     view! {
         <header class="bg-slate-900 text-slate-100">
-            <nav class="mx-auto flex max-w-5xl items-center gap-6 px-4 py-3" aria-label="Main">
+            <nav class="mx-auto flex max-w-5xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3" aria-label="Main">
                 <A href="/" attr:class="flex items-center gap-2 text-lg font-semibold tracking-tight">
                     <span class="inline-block h-3 w-3 rounded-sm bg-amber-400" aria-hidden="true"></span>
                     "Tollgate"
                 </A>
-                <div class="flex flex-1 gap-4 text-sm text-slate-300">
+                <div class="flex flex-1 flex-wrap gap-x-4 gap-y-1 text-sm text-slate-300">
                     <A href="/" attr:class=link>"Home"</A>
                     <a href="/#quick-start" class=link>"Quick start"</a>
                     <A href="/docs" attr:class=link>"API docs"</A>
@@ -125,7 +125,7 @@ pub fn NavBar() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match user.await {
                             Ok(Some(me)) => view! {
-                                <div class="flex items-center gap-4 text-sm text-slate-300">
+                                <div class="flex flex-wrap items-center gap-x-4 gap-y-2 text-sm text-slate-300">
                                     <A href="/keys" attr:class=link>"Keys"</A>
                                     <A href="/plans" attr:class=link>"Plans"</A>
                                     <A href="/playground" attr:class=link>"Playground"</A>
