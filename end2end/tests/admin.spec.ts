@@ -78,6 +78,17 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await expect(keyRow.getByRole("button", { name: "Revoke" })).toHaveCount(0);
   await expect(admin.getByTestId("audit-events")).toContainText("key.revoke");
 
+  // Saved limits show as saved, the second time too (the fields are kept
+  // when the page's data comes again, and used to show the values before).
+  const perMinute = admin.getByLabel("Requests a minute");
+  for (const value of ["7", "9"]) {
+    await perMinute.fill(value);
+    await admin.getByRole("button", { name: "Save limits" }).click();
+    await expect(admin.getByRole("status")).toHaveText("Limits saved. They apply from the account's next request.");
+    await expect(perMinute).toHaveValue(value);
+    await expect(admin.getByTestId("audit-events")).toContainText("limits.set");
+  }
+
   // The user sees the new balance and plan.
   await user.goto("/usage");
   await expect(user.getByTestId("usage-balance")).toHaveText("35 credits");

@@ -113,6 +113,23 @@ pub fn Field(
         },
         false,
     );
+    // Built after the page hydrated: the page's data came again and kept the
+    // input, which once typed in no longer follows its `value` attribute
+    // (saved limits went on showing the values before), or a client-side
+    // navigation. It shows `initial` once mounted. Not at hydration, which
+    // keeps what was typed before the page's code loaded.
+    #[cfg(feature = "hydrate")]
+    if document()
+        .document_element()
+        .is_some_and(|root| root.has_attribute("data-hydrated"))
+    {
+        let value = value.clone();
+        Effect::new(move |_| {
+            if let Some(field) = input.get() {
+                field.set_value(&untrack(&value));
+            }
+        });
+    }
     view! {
         <div class="mb-4">
             <label for=id.clone() class="mb-1 block text-sm font-medium text-slate-700">{label}</label>
