@@ -30,6 +30,9 @@ pub struct FormError {
     pub retry_after_secs: Option<u64>,
 }
 
+/// The most characters of a value a refused form keeps (see [`FormError::keep`]).
+pub const KEPT_CHARS: usize = 400;
+
 impl FormError {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
@@ -43,8 +46,16 @@ impl FormError {
         self
     }
 
+    /// Keeps `value` to fill back in, its first [`KEPT_CHARS`] characters:
+    /// a form posted without JavaScript carries it back in the redirect's
+    /// address, and a 400,000-character name made a 3 MB `Location` that
+    /// browsers and proxies refuse. Every field's own limit is below it.
     pub fn keep(mut self, name: &str, value: &str) -> Self {
-        self.values.insert(name.to_owned(), value.to_owned());
+        let kept = match value.char_indices().nth(KEPT_CHARS) {
+            Some((end, _)) => &value[..end],
+            None => value,
+        };
+        self.values.insert(name.to_owned(), kept.to_owned());
         self
     }
 
