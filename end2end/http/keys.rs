@@ -151,6 +151,19 @@ async fn invalid_requests_name_each_bad_field() {
 
     let (status, body) = create(&app, &b, json!({ "name": "x", "surprise": true })).await;
     assert_eq!(status, 400, "unknown fields are refused: {body}");
+
+    // A model the table does not have could never be called: named, refused.
+    let (status, body) = create(
+        &app,
+        &b,
+        json!({ "name": "x", "allowed_models": ["nonexistent", "demo"] }),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["fields"]["allowed_models"].as_str().unwrap();
+    assert!(message.contains("no model \"nonexistent\""), "{message}");
+    let (status, body) = create(&app, &b, json!({ "name": "x", "allowed_models": ["demo"] })).await;
+    assert_eq!(status, 201, "{body}");
 }
 
 #[tokio::test]

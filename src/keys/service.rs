@@ -12,6 +12,7 @@ use super::{
     types::{ADMIN_SCOPE, CreateKey, IssuedKey, KeyView, PlanView, SCOPES, UpdateKey},
 };
 use crate::{
+    gateway::providers::ModelTable,
     request_meta::RequestMeta,
     store::{
         AuditEvent, KeyCreation, KeyRecord, KeySettings, KeyUpdate, NewKey, NewSecret, Store,
@@ -103,16 +104,29 @@ struct Kept {
 fn validate(
     input: &CreateKey,
     caller: Option<&Bounds>,
-    plan_models: Option<&[String]>,
+    models: Models<'_>,
     owner_is_admin: bool,
 ) -> Result<Validated, KeyError> {
-    validate_kept(
-        input,
-        (caller, 0),
-        plan_models,
-        owner_is_admin,
-        Kept::default(),
-    )
+    validate_kept(input, (caller, 0), models, owner_is_admin, Kept::default())
+}
+
+/// The models a key may be limited to: those in the model table (`known`)
+/// and, when the plan names some, on the plan.
+#[derive(Clone, Copy)]
+struct Models<'a> {
+    plan: Option<&'a [String]>,
+    known: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+impl<'a> Models<'a> {
+    /// Any name; for unit tests of other fields.
+    #[cfg(test)]
+    fn any(plan: Option<&'a [String]>) -> Self {
+        Self {
+            plan,
+            known: &|_| true,
+        }
+    }
 }
 
 /// `caller` is the calling key's bounds, if a key calls, and the uses the
@@ -120,7 +134,7 @@ fn validate(
 fn validate_kept(
     input: &CreateKey,
     (caller, used): (Option<&Bounds>, i64),
-    plan_models: Option<&[String]>,
+    models: Models<'_>,
     owner_is_admin: bool,
     kept: Kept,
 ) -> Result<Validated, KeyError> {
@@ -168,11 +182,19 @@ fn validate_kept(
         );
     }
     let allowed_models = input.allowed_models.clone().filter(|m| !m.is_empty());
-    if let Some(models) = &allowed_models {
-        if let Some(bad) = models.iter().find(|m| m.trim().is_empty() || m.len() > 128) {
+    if let Some(list) = &allowed_models {
+        if let Some(bad) = list.iter().find(|m| m.trim().is_empty() || m.len() > 128) {
             fail("allowed_models", format!("{bad:?} is not a model name."));
-        } else if let Some(plan) = plan_models.filter(|_| !kept.allowed_models)
-            && let Some(bad) = models.iter().find(|m| !plan.contains(m))
+        } else if let Some(bad) = list
+            .iter()
+            .find(|m| !kept.allowed_models && !(models.known)(m))
+        {
+            fail(
+                "allowed_models",
+                format!("There is no model {bad:?}. GET /v1/models lists the ones there are."),
+            );
+        } else if let Some(plan) = models.plan.filter(|_| !kept.allowed_models)
+            && let Some(bad) = list.iter().find(|m| !plan.contains(m))
         {
             fail(
                 "allowed_models",
@@ -463,13 +485,14 @@ async fn owner_is_admin(store: &Store, user_id: i64) -> Result<bool, KeyError> {
     Ok(store.user_by_id(user_id).await?.is_some_and(|u| u.is_admin))
 }
 
-/// Creates a key for `user_id`. `caller` is set when the caller is itself a
-/// key, which gives no more than it has (see [`Bounds`]): what the input
-/// leaves unset is taken from it.
+/// Creates a key for `user_id`, limited to models of `table` if to any.
+/// `caller` is set when the caller is itself a key, which gives no more than
+/// it has (see [`Bounds`]): what the input leaves unset is taken from it.
 pub async fn create(
     store: &Store,
     hasher: &KeyHasher,
     meta: &RequestMeta,
+    table: &ModelTable,
     user_id: i64,
     input: &CreateKey,
     caller: Option<&Bounds>,
@@ -491,10 +514,15 @@ pub async fn create(
         }
         filled
     });
+    let known = |name: &str| table.get(name).is_some();
+    let models = Models {
+        plan: plan_models.as_deref(),
+        known: &known,
+    };
     let valid = validate(
         filled.as_ref().unwrap_or(input),
         caller,
-        plan_models.as_deref(),
+        models,
         owner_is_admin(store, user_id).await?,
     )?;
     let key = ApiKey::generate(valid.env).map_err(|e| KeyError::Internal(e.to_string()))?;
@@ -556,6 +584,7 @@ pub async fn get(store: &Store, user_id: i64, key_id: i64) -> Result<KeyView, Ke
 pub async fn update(
     store: &Store,
     meta: &RequestMeta,
+    table: &ModelTable,
     user_id: i64,
     key_id: i64,
     changes: &UpdateKey,
@@ -568,7 +597,7 @@ pub async fn update(
             .key_of_user(user_id, key_id)
             .await?
             .ok_or(KeyError::NotFound)?;
-        match update_from(store, meta, &current, changes, caller).await? {
+        match update_from(store, meta, table, &current, changes, caller).await? {
             KeyUpdate::Updated(updated) => return Ok(view(&updated)),
             KeyUpdate::Missing => return Err(KeyError::NotFound),
             KeyUpdate::ActiveLimit { allowed } => return Err(KeyError::ActiveLimit { allowed }),
@@ -592,6 +621,7 @@ fn capped_caller(message: &str) -> KeyError {
 async fn update_from(
     store: &Store,
     meta: &RequestMeta,
+    table: &ModelTable,
     current: &KeyRecord,
     changes: &UpdateKey,
     caller: Option<&Bounds>,
@@ -627,10 +657,15 @@ async fn update_from(
         allowed_models: changes.allowed_models.is_none(),
         expires_at: changes.expires_at.is_none(),
     };
+    let known = |name: &str| table.get(name).is_some();
+    let models = Models {
+        plan: plan_models.as_deref(),
+        known: &known,
+    };
     let valid = validate_kept(
         &merged,
         (caller, current.usage_count),
-        plan_models.as_deref(),
+        models,
         owner_is_admin(store, user_id).await?,
         kept,
     )?;
@@ -854,7 +889,7 @@ mod tests {
 
     #[test]
     fn defaults_are_a_live_chat_key_without_restrictions() {
-        let v = validate(&input(" My key "), None, None, false).unwrap();
+        let v = validate(&input(" My key "), None, Models::any(None), false).unwrap();
         assert_eq!(v.name, "My key");
         assert_eq!(v.env, KeyEnv::Live);
         assert_eq!(v.scopes, ["chat"]);
@@ -868,14 +903,15 @@ mod tests {
             scopes: Some(vec!["admin".into(), "chat".into()]),
             ..CreateKey::default()
         };
-        assert!(validate(&wants, None, None, true).is_ok());
-        let Err(KeyError::Invalid(fields)) = validate(&wants, None, None, false) else {
+        assert!(validate(&wants, None, Models::any(None), true).is_ok());
+        let Err(KeyError::Invalid(fields)) = validate(&wants, None, Models::any(None), false)
+        else {
             panic!("a user cannot grant admin");
         };
         assert!(fields["scopes"].contains("Only administrators"));
         // A key of an admin still grants only scopes it has itself.
         let own = Bounds::with_scopes(&["chat"]);
-        assert!(validate(&wants, Some(&own), None, true).is_err());
+        assert!(validate(&wants, Some(&own), Models::any(None), true).is_err());
     }
 
     #[test]
@@ -890,7 +926,7 @@ mod tests {
             referrer_domains: Some(vec!["https://x.com/".into()]),
             ..CreateKey::default()
         };
-        let Err(KeyError::Invalid(fields)) = validate(&bad, None, None, false) else {
+        let Err(KeyError::Invalid(fields)) = validate(&bad, None, Models::any(None), false) else {
             panic!("expected field errors");
         };
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
@@ -910,7 +946,8 @@ mod tests {
 
     #[test]
     fn a_key_name_may_not_hide_or_reorder_text() {
-        let Err(KeyError::Invalid(fields)) = validate(&input("prod\u{202E}ved"), None, None, false)
+        let Err(KeyError::Invalid(fields)) =
+            validate(&input("prod\u{202E}ved"), None, Models::any(None), false)
         else {
             panic!("a right-to-left override was accepted");
         };
@@ -920,7 +957,16 @@ mod tests {
             name: true,
             ..Kept::default()
         };
-        assert!(validate_kept(&input("prod\u{202E}ved"), (None, 0), None, false, kept).is_ok());
+        assert!(
+            validate_kept(
+                &input("prod\u{202E}ved"),
+                (None, 0),
+                Models::any(None),
+                false,
+                kept
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -937,7 +983,7 @@ mod tests {
             usage_cap: Some(1),
             ..CreateKey::default()
         };
-        let v = validate(&ok, None, None, false).unwrap();
+        let v = validate(&ok, None, Models::any(None), false).unwrap();
         assert_eq!(
             v.referrer_domains.unwrap(),
             ["app.example.com", "*.example.org"]
@@ -953,7 +999,8 @@ mod tests {
                 expires_at: Some(late.into()),
                 ..CreateKey::default()
             };
-            let Err(KeyError::Invalid(fields)) = validate(&key, None, None, false) else {
+            let Err(KeyError::Invalid(fields)) = validate(&key, None, Models::any(None), false)
+            else {
                 panic!("{late} was accepted");
             };
             assert!(fields["expires_at"].contains("10000"), "{fields:?}");
@@ -968,7 +1015,8 @@ mod tests {
             ..CreateKey::default()
         };
         let own = Bounds::with_scopes(&["keys:write"]);
-        let Err(KeyError::Invalid(fields)) = validate(&wants, Some(&own), None, false) else {
+        let Err(KeyError::Invalid(fields)) = validate(&wants, Some(&own), Models::any(None), false)
+        else {
             panic!("expected a scope error");
         };
         assert!(fields["scopes"].contains("\"chat\""));
@@ -982,8 +1030,8 @@ mod tests {
             ..CreateKey::default()
         };
         let plan = vec!["demo".to_owned()];
-        assert!(validate(&wants, None, Some(&plan), false).is_err());
-        assert!(validate(&wants, None, None, false).is_ok());
+        assert!(validate(&wants, None, Models::any(Some(&plan)), false).is_err());
+        assert!(validate(&wants, None, Models::any(None), false).is_ok());
     }
 
     /// What a change keeps is not checked again against a plan, role or
@@ -1005,13 +1053,24 @@ mod tests {
             allowed_models: true,
             expires_at: true,
         };
-        let v = validate_kept(&stored, (None, 0), Some(&plan), false, all_kept).unwrap();
+        let v = validate_kept(
+            &stored,
+            (None, 0),
+            Models::any(Some(&plan)),
+            false,
+            all_kept,
+        )
+        .unwrap();
         assert_eq!(v.expires_at.as_deref(), Some("2020-01-01T00:00:00.000Z"));
         assert_eq!(v.scopes, ["admin", "chat"]);
         // A key lacking the scopes may not change such a key at all.
-        let Err(KeyError::Invalid(fields)) =
-            validate_kept(&stored, (Some(&own), 0), Some(&plan), false, all_kept)
-        else {
+        let Err(KeyError::Invalid(fields)) = validate_kept(
+            &stored,
+            (Some(&own), 0),
+            Models::any(Some(&plan)),
+            false,
+            all_kept,
+        ) else {
             panic!("a weaker key changed a stronger one");
         };
         assert!(fields.contains_key("scopes"), "{fields:?}");
@@ -1019,7 +1078,7 @@ mod tests {
         let Err(KeyError::Invalid(fields)) = validate_kept(
             &stored,
             (Some(&own), 0),
-            Some(&plan),
+            Models::any(Some(&plan)),
             false,
             Kept::default(),
         ) else {

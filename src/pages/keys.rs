@@ -88,6 +88,7 @@ pub async fn create_api_key(input: CreateKey) -> Result<IssuedKey, FormError> {
         &state.store,
         &state.key_hasher,
         &RequestMeta::current(),
+        &state.gateway.models,
         user.id,
         &input,
         None,

@@ -35,6 +35,7 @@ pub async fn register(
                 &state.store,
                 &state.key_hasher,
                 &meta,
+                &state.gateway.models,
                 user.id,
                 &primary,
                 None,

@@ -269,6 +269,7 @@ pub async fn create_key(
         &state.store,
         &state.key_hasher,
         &meta,
+        &state.gateway.models,
         caller.user().id,
         &input,
         caller.key_bounds().as_ref(),
@@ -325,6 +326,7 @@ pub async fn update_key(
     let key = service::update(
         &state.store,
         &meta,
+        &state.gateway.models,
         caller.user().id,
         key_id,
         &changes,
