@@ -49,6 +49,11 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
   await expect(row).toContainText(secret.slice(-4));
   await expect(row).toContainText("chat, keys:read");
   await expect(row).toContainText("2099-12-31");
+  // Its restrictions are on the row too, not only in the API.
+  await expect(row.getByTestId("key-limits")).toHaveText(
+    "models: demo · from: 127.0.0.1, 10.0.0.0/8, 2001:db8::/32 · sites: *.example.com · 0 of 100 uses",
+  );
+  await expect(page.getByTestId("key-row-Primary key").getByTestId("key-limits")).toHaveText("none");
   await page.reload();
   await expect(page.locator("body")).not.toContainText(secret);
   const keys = (await (await page.request.get("/api/v1/keys")).json()).data;

@@ -389,7 +389,7 @@ fn KeyTable(
                                     selected.set(if all { active_ids.iter().copied().collect() } else { BTreeSet::new() });
                                 } />
                         </th>
-                        <th>"Name"</th><th>"Key"</th><th>"Scopes"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th></th>
+                        <th>"Name"</th><th>"Key"</th><th>"Scopes"</th><th>"Limits"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th></th>
                     </tr>
                 </thead>
                 <tbody>
@@ -410,6 +410,7 @@ fn KeyTable(
                                 <td>{k.name.clone()} <span class="ml-1 rounded bg-slate-100 px-1.5 text-xs text-slate-600">{k.env.clone()}</span></td>
                                 <td><code class="text-xs">{k.display.clone()}</code></td>
                                 <td>{k.scopes.join(", ")}</td>
+                                <td class="text-xs text-slate-600" data-testid="key-limits">{key_limits(&k)}</td>
                                 <td class="whitespace-nowrap pr-3">{date(&Some(k.created_at.clone()))}</td>
                                 <td class="whitespace-nowrap pr-3">{date(&k.last_used_at)}</td>
                                 <td class="whitespace-nowrap pr-3">{date(&k.expires_at)}</td>
@@ -431,6 +432,32 @@ fn KeyTable(
         </div>
     }
     .into_any()
+}
+
+/// A key's restrictions in a few words: what it may call, from where, and
+/// how many uses it has had of how many; "none" for an unrestricted key.
+fn key_limits(key: &KeyView) -> String {
+    let list = |label: &str, items: &Option<Vec<String>>| {
+        items
+            .as_ref()
+            .filter(|items| !items.is_empty())
+            .map(|items| format!("{label} {}", items.join(", ")))
+    };
+    let parts: Vec<String> = [
+        list("models:", &key.allowed_models),
+        list("from:", &key.ip_allowlist),
+        list("sites:", &key.referrer_domains),
+        key.usage_cap
+            .map(|cap| format!("{} of {cap} uses", key.usage_count)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join(" · ")
+    }
 }
 
 /// What the confirmation bar asks about.
