@@ -305,8 +305,15 @@ async fn admins_create_edit_retire_and_restore_plans() {
     assert_eq!(status, 200);
     assert!(html.contains("takes no new users") && html.contains("1 account on it"));
 
-    // The default plan cannot be retired; a retired plan can be restored.
+    // The default plan cannot be retired, and its page offers no button for
+    // it; a retired plan can be restored.
     assert_eq!(retire("starter", "true").await.status, 409);
+    let (_, _, html) = page(&app, &admin, "/admin/plans/starter").await;
+    assert!(
+        html.contains("so it cannot be retired"),
+        "the page says why"
+    );
+    assert!(!html.contains("Retire plan"), "no Retire plan button");
     assert_eq!(retire("team", "false").await.status, 200);
     assert_eq!(assign(other_id).await.0, 200);
 

@@ -72,6 +72,7 @@ test("register, log out, log in, change the password, log in again, delete the a
   await page.getByLabel("Your password, to confirm").fill(second);
   await page.getByRole("button", { name: "Delete my account" }).click();
   await expect(page).toHaveURL(/\/\?account=deleted$/);
+  await expect(page.getByRole("status")).toContainText("Your account was deleted");
   await expect(nav(page).getByRole("link", { name: "Log in" })).toBeVisible();
 
   // It is gone: logging in fails.

@@ -355,7 +355,11 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
         save.value(),
         "Plan saved. Its users get the new settings from their next request.",
     );
-    record_outcome(outcome, retire.value(), "Done.");
+    record_outcome(
+        outcome,
+        retire.value(),
+        "Done: the plan's state above shows whether it takes new users.",
+    );
     let done = move || outcome.get().and_then(Result::ok);
     view! {
         <AdminTabs current="plans" />
@@ -388,20 +392,31 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                             <button type="submit" class=BUTTON>"Save plan"</button>
                         </ActionForm>
                     </section>
-                    <section class=CARD>
-                        <h2 class="mb-3 text-lg font-semibold">{if retired { "Restore" } else { "Retire" }}</h2>
-                        <FormAlert error=retire_error />
-                        <p class="mb-3 text-sm text-slate-600">{if retired {
-                            "A restored plan can be assigned and, if public, picked on /plans again."
-                        } else {
-                            "A retired plan takes no new users and leaves /plans; its users keep it until they or an admin move them."
-                        }}</p>
-                        <ActionForm action=retire attr:onsubmit=if retired { "return true" } else { "return confirm('Retire this plan? It takes no new users.')" }>
-                            <input type="hidden" name="slug" value=retire_slug />
-                            <input type="hidden" name="retire" value=(!retired).to_string() />
-                            <button type="submit" class=if retired { BUTTON } else { DANGER_BUTTON }>{if retired { "Restore plan" } else { "Retire plan" }}</button>
-                        </ActionForm>
-                    </section>
+                    {if d.row.default && !retired {
+                        view! {
+                            <section class=CARD>
+                                <h2 class="mb-3 text-lg font-semibold">"Retire"</h2>
+                                <p class="text-sm text-slate-600">"New accounts get the default plan, so it cannot be retired."</p>
+                            </section>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <section class=CARD>
+                                <h2 class="mb-3 text-lg font-semibold">{if retired { "Restore" } else { "Retire" }}</h2>
+                                <FormAlert error=retire_error />
+                                <p class="mb-3 text-sm text-slate-600">{if retired {
+                                    "A restored plan can be assigned and, if public, picked on /plans again."
+                                } else {
+                                    "A retired plan takes no new users and leaves /plans; its users keep it until they or an admin move them."
+                                }}</p>
+                                <ActionForm action=retire attr:onsubmit=if retired { "return true" } else { "return confirm('Retire this plan? It takes no new users.')" }>
+                                    <input type="hidden" name="slug" value=retire_slug />
+                                    <input type="hidden" name="retire" value=(!retired).to_string() />
+                                    <button type="submit" class=if retired { BUTTON } else { DANGER_BUTTON }>{if retired { "Restore plan" } else { "Retire plan" }}</button>
+                                </ActionForm>
+                            </section>
+                        }.into_any()
+                    }}
                 }.into_any()
             })}
         </Transition>

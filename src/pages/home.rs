@@ -72,9 +72,17 @@ impl Sample {
 #[component]
 pub fn HomePage() -> impl IntoView {
     let status = Resource::new(|| (), |_| get_service_status());
+    // Where deleting an account lands.
+    let query = leptos_router::hooks::use_query_map();
+    let deleted = move || query.read().get("account").as_deref() == Some("deleted");
 
     view! {
         <Title text="" />
+        {move || deleted().then(|| view! {
+            <div role="status" class="mt-6 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">
+                "Your account was deleted: your email, name and password are gone, and its keys no longer work."
+            </div>
+        })}
         <section class="py-6">
             <h1 class="text-4xl font-bold tracking-tight text-slate-900">
                 "One gateway in front of your language models"
