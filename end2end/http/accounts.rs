@@ -270,16 +270,7 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
     assert!(long < 4096, "a Location of {long} bytes");
 
     // As a browser follows the site's own redirect.
-    let page = browser
-        .client
-        .get(&location)
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.follow_own_redirect(&browser, &location).await;
     assert!(
         page.contains("commonly used passwords"),
         "the field error is on the page"

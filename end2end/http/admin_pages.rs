@@ -412,17 +412,7 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
         .unwrap();
     assert!(plain.status().is_redirection(), "{}", plain.status());
     let back = plain.headers()["location"].to_str().unwrap().to_owned();
-    let shown = admin
-        .client
-        .get(&back)
-        .header("accept", "text/html")
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = app.follow_own_redirect(&admin, &back).await;
     assert!(
         shown.contains("needs JavaScript: nothing was rotated"),
         "{back}"

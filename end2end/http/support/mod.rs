@@ -165,6 +165,22 @@ impl TestApp {
         browser
     }
 
+    /// The page a plain form post's redirect leads to, fetched as a browser
+    /// follows its site's own redirect (the form's error is kept only then).
+    pub async fn follow_own_redirect(&self, browser: &Browser, location: &str) -> String {
+        browser
+            .client
+            .get(location)
+            .header("accept", "text/html")
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Calls a server function the way the hydrated page does (form-encoded, JSON back).
     pub async fn call(&self, browser: &Browser, endpoint: &str, form: &[(&str, &str)]) -> Answer {
         let response = browser
