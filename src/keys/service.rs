@@ -110,22 +110,23 @@ fn validate(
     validate_kept(input, (caller, 0), models, owner_is_admin, Kept::default())
 }
 
-/// The models a key may be limited to: those in the model table (`known`)
-/// and, when the plan names some, on the plan.
+/// The models a key may be limited to: those in the model table and, when
+/// the plan names some, on the plan.
 #[derive(Clone, Copy)]
 struct Models<'a> {
     plan: Option<&'a [String]>,
-    known: &'a (dyn Fn(&str) -> bool + Sync),
+    /// `None` in unit tests of other fields: any name is known.
+    table: Option<&'a ModelTable>,
 }
 
 impl<'a> Models<'a> {
-    /// Any name; for unit tests of other fields.
+    fn known(&self, name: &str) -> bool {
+        self.table.is_none_or(|table| table.get(name).is_some())
+    }
+
     #[cfg(test)]
     fn any(plan: Option<&'a [String]>) -> Self {
-        Self {
-            plan,
-            known: &|_| true,
-        }
+        Self { plan, table: None }
     }
 }
 
@@ -187,7 +188,7 @@ fn validate_kept(
             fail("allowed_models", format!("{bad:?} is not a model name."));
         } else if let Some(bad) = list
             .iter()
-            .find(|m| !kept.allowed_models && !(models.known)(m))
+            .find(|m| !kept.allowed_models && !models.known(m))
         {
             fail(
                 "allowed_models",
@@ -514,10 +515,9 @@ pub async fn create(
         }
         filled
     });
-    let known = |name: &str| table.get(name).is_some();
     let models = Models {
         plan: plan_models.as_deref(),
-        known: &known,
+        table: Some(table),
     };
     let valid = validate(
         filled.as_ref().unwrap_or(input),
@@ -657,10 +657,9 @@ async fn update_from(
         allowed_models: changes.allowed_models.is_none(),
         expires_at: changes.expires_at.is_none(),
     };
-    let known = |name: &str| table.get(name).is_some();
     let models = Models {
         plan: plan_models.as_deref(),
-        known: &known,
+        table: Some(table),
     };
     let valid = validate_kept(
         &merged,
