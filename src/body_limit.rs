@@ -33,6 +33,17 @@ pub struct BodyRules {
     pub pause: Duration,
 }
 
+impl BodyRules {
+    /// The configured rules: the body limit, and the header timeout as the
+    /// longest pause.
+    pub fn of(config: &crate::config::Config) -> Self {
+        Self {
+            limit: config.max_body_bytes,
+            pause: config.header_timeout,
+        }
+    }
+}
+
 pub async fn limit_request_body(
     State(rules): State<BodyRules>,
     request: Request,

@@ -565,10 +565,7 @@ fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
 
 fn router(state: AppState, sessions: SqliteStore) -> Router {
     let routes = page_routes();
-    let body_rules = body_limit::BodyRules {
-        limit: state.config.max_body_bytes,
-        pause: state.config.header_timeout,
-    };
+    let body_rules = body_limit::BodyRules::of(&state.config);
     let session_layer = SessionManagerLayer::new(sessions)
         .with_name(SESSION_COOKIE)
         .with_http_only(true)

@@ -317,10 +317,7 @@ pub async fn limit_body(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let rules = crate::body_limit::BodyRules {
-        limit: state.config.max_body_bytes,
-        pause: state.config.header_timeout,
-    };
+    let rules = crate::body_limit::BodyRules::of(&state.config);
     match crate::body_limit::bounded(request, rules).await {
         Ok(request) => next.run(request).await,
         Err(refused) => {
