@@ -28,6 +28,8 @@ test("paste a key, stream a reply from demo, hit the plan's limit and see the co
   await expect(reply).toContainText('Your message had 3 words: "Hello there playground".');
   await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
   await expect(page.getByTestId("requests-remaining")).toContainText("1 of 2 requests left");
+  // The reply shows what it used, from the stream's usage chunk.
+  await expect(reply.getByTestId("reply-usage")).toHaveText(/^[1-9]\d* prompt \+ [1-9]\d* completion tokens$/);
 
   await send("Second question");
   await expect(transcript.locator('[data-role="assistant"]').last()).toContainText("had 2 words");
@@ -168,6 +170,9 @@ test("leaving the playground mid-reply ends the call, and Stop works after comin
   // Stop ends this call, not a handle the first call left behind.
   await page.getByRole("button", { name: "Stop" }).click();
   await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
+  // What came stays, marked as stopped, and nothing more comes.
+  await expect(assistant.last()).toHaveAttribute("data-stopped", "true");
+  await expect(assistant.last()).toContainText("(stopped)");
   const stoppedAt = await assistant.last().textContent();
   await page.waitForTimeout(600);
   await expect(assistant.last()).toHaveText(stoppedAt ?? "");

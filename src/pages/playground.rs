@@ -75,6 +75,11 @@ pub struct Turn {
     /// A message whose call was refused, or stopped before any answer: it
     /// stays on screen but is not sent again with the next message.
     pub left_out: bool,
+    /// Stopped by the user: the reply, or the message it answers when
+    /// nothing came, says so.
+    pub stopped: bool,
+    /// A reply's prompt and completion tokens, from the stream's usage chunk.
+    pub usage: Option<(u64, u64)>,
 }
 
 impl Turn {
@@ -83,6 +88,8 @@ impl Turn {
             role,
             content,
             left_out: false,
+            stopped: false,
+            usage: None,
         }
     }
 }
@@ -459,15 +466,24 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                     let mine = turn.role == "user";
                     let typing = !mine && i == last && streaming.get();
                     let left_out = turn.left_out;
+                    let note = match (mine, turn.stopped, left_out) {
+                        (true, true, _) => Some("(stopped before an answer; not sent again)"),
+                        (true, false, true) => Some("(not answered; not sent again)"),
+                        (false, true, _) => Some("(stopped)"),
+                        (false, false, true) => Some("(no text in the reply)"),
+                        (_, false, false) => None,
+                    };
                     view! {
                         <li class=if mine { "self-end max-w-[85%] rounded-lg bg-slate-900 px-3 py-2 text-sm text-white" } else { "self-start max-w-[85%] whitespace-pre-wrap rounded-lg bg-slate-100 px-3 py-2 text-sm text-slate-800" }
                             class:opacity-60=left_out
                             data-role=turn.role
-                            data-left-out=left_out.then_some("true")>
+                            data-left-out=left_out.then_some("true")
+                            data-stopped=turn.stopped.then_some("true")>
                             {turn.content}
-                            {left_out.then(|| view! {
-                                <span class="ml-2 text-xs italic">
-                                    {if mine { "(not answered; not sent again)" } else { "(no text in the reply)" }}
+                            {note.map(|note| view! { <span class="ml-2 text-xs italic">{note}</span> })}
+                            {turn.usage.map(|(prompt, completion)| view! {
+                                <span class="mt-1 block text-xs text-slate-500" data-testid="reply-usage">
+                                    {format!("{prompt} prompt + {completion} completion tokens")}
                                 </span>
                             })}
                             {typing.then(|| view! { <span class="ml-1 animate-pulse" aria-label="streaming">"▍"</span> })}
@@ -592,6 +608,20 @@ mod chat {
     }
 
     impl Sink {
+        /// Notes the usage chunk's counts on the reply.
+        pub fn counted(&self, usage: &serde_json::Value) {
+            let tokens = |name: &str| usage[name].as_u64();
+            if let (Some(prompt), Some(completion)) =
+                (tokens("prompt_tokens"), tokens("completion_tokens"))
+            {
+                self.turns.try_update(|t| {
+                    if let Some(last) = t.last_mut().filter(|l| l.role == "assistant") {
+                        last.usage = Some((prompt, completion));
+                    }
+                });
+            }
+        }
+
         fn append(&self, delta: &str) {
             self.turns.try_update(|t| {
                 if let Some(last) = t.last_mut() {
@@ -603,32 +633,31 @@ mod chat {
         /// The call has ended. With no answer at all (refused, or stopped or
         /// failed before any), its empty reply goes and the message is left
         /// out of later calls; an answer with no text (only reasoning or tool
-        /// calls) stays, itself left out.
-        pub fn ended(&self) {
+        /// calls) stays, itself left out. What the user `stopped` is marked.
+        pub fn ended(&self, stopped: bool) {
             // `try_`: a call ends after the page is left too, its signals gone.
             let Some(answered) = self.answered.try_get_untracked() else {
                 return;
             };
             self.turns.try_update(|t| {
-                let Some(reply) = t
-                    .last_mut()
-                    .filter(|l| l.role == "assistant" && l.content.is_empty())
-                else {
+                let Some(reply) = t.last_mut().filter(|l| l.role == "assistant") else {
                     return;
                 };
-                if answered {
-                    reply.left_out = true;
+                if answered || !reply.content.is_empty() {
+                    reply.left_out |= reply.content.is_empty();
+                    reply.stopped |= stopped;
                     return;
                 }
                 t.pop();
                 if let Some(asked) = t.last_mut().filter(|l| l.role == "user") {
                     asked.left_out = true;
+                    asked.stopped = stopped;
                 }
             });
         }
 
         fn refuse(&self, refusal: Refusal) {
-            self.ended();
+            self.ended(false);
             // A deadline, not a count: timers in a background tab slow down.
             let now = super::now_ms();
             self.clock.try_set(now);
@@ -657,6 +686,16 @@ mod chat {
             self.0.try_update_value(|generation| *generation += 1);
             #[cfg(feature = "hydrate")]
             browser::abort_current();
+        }
+
+        /// Counts the stops so far: a call remembers it as it starts.
+        fn generation(&self) -> u64 {
+            self.0.get_value()
+        }
+
+        /// Whether Stop was pressed (or the page left) since `generation`.
+        fn since(&self, generation: u64) -> bool {
+            self.0.try_get_value() != Some(generation)
         }
     }
 
@@ -690,8 +729,9 @@ mod chat {
     pub fn start(request: Request, stop: Stop, sink: Sink) {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            browser::run(request, stop, sink).await;
-            sink.ended();
+            let generation = stop.generation();
+            browser::run(request, stop, generation, sink).await;
+            sink.ended(stop.since(generation));
             sink.streaming.try_set(false);
         });
         #[cfg(not(feature = "hydrate"))]
@@ -812,9 +852,8 @@ mod chat {
             )
         }
 
-        pub async fn run(request: Request, stop: Stop, sink: Sink) {
-            let generation = stop.0.get_value();
-            let stopped = move || stop.0.try_get_value() != Some(generation);
+        pub async fn run(request: Request, stop: Stop, generation: u64, sink: Sink) {
+            let stopped = move || stop.since(generation);
             let controller = AbortController::new().ok();
             let signal = controller.as_ref().map(AbortController::signal);
             let call = CALLS.with(|n| {
@@ -893,6 +932,9 @@ mod chat {
                 }
                 if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
                     sink.append(delta);
+                }
+                if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+                    sink.counted(usage);
                 }
             }
         }
@@ -1036,6 +1078,68 @@ mod tests {
         let body = request.body();
         assert_eq!(body["messages"].as_array().unwrap().len(), 1);
         assert_eq!(body["messages"][0]["content"], "Hi again");
+    }
+
+    fn sink(turns: Vec<Turn>, answered: bool) -> chat::Sink {
+        chat::Sink {
+            turns: RwSignal::new(turns),
+            refusal: RwSignal::new(None),
+            countdown: RwSignal::new(None),
+            clock: RwSignal::new(0.0),
+            rate: RwSignal::new(RateInfo::default()),
+            streaming: RwSignal::new(false),
+            answered: RwSignal::new(answered),
+        }
+    }
+
+    /// Stop keeps what came and says so; stopped before anything came, the
+    /// message says it was stopped and is not sent again.
+    #[test]
+    fn what_the_user_stopped_is_marked() {
+        let owner = Owner::new();
+        owner.set();
+        let asked = || Turn::new("user", "Hi".into());
+
+        let part = sink(
+            vec![asked(), Turn::new("assistant", "Hello wo".into())],
+            true,
+        );
+        part.ended(true);
+        let turns = part.turns.get_untracked();
+        assert_eq!(turns.len(), 2);
+        assert!(turns[1].stopped && !turns[1].left_out);
+        assert_eq!(turns[1].content, "Hello wo");
+
+        let nothing = sink(vec![asked(), Turn::new("assistant", String::new())], false);
+        nothing.ended(true);
+        let turns = nothing.turns.get_untracked();
+        assert_eq!(turns.len(), 1);
+        assert!(turns[0].stopped && turns[0].left_out);
+
+        let whole = sink(vec![asked(), Turn::new("assistant", "Hello.".into())], true);
+        whole.ended(false);
+        let turns = whole.turns.get_untracked();
+        assert!(!turns[1].stopped && !turns[1].left_out);
+    }
+
+    #[test]
+    fn the_usage_chunk_is_noted_on_the_reply() {
+        let owner = Owner::new();
+        owner.set();
+        let call = sink(
+            vec![
+                Turn::new("user", "Hi".into()),
+                Turn::new("assistant", "Hello.".into()),
+            ],
+            true,
+        );
+        call.counted(&serde_json::json!({ "prompt_tokens": 9 }));
+        assert_eq!(call.turns.get_untracked()[1].usage, None, "half a usage");
+        call.counted(
+            &serde_json::json!({ "prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12 }),
+        );
+        assert_eq!(call.turns.get_untracked()[1].usage, Some((9, 3)));
+        assert_eq!(call.turns.get_untracked()[0].usage, None);
     }
 
     #[test]
