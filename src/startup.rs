@@ -601,6 +601,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
                 .delete(keys::revoke_key),
         )
         .route("/api/v1/keys/{id}/rotate", post(keys::rotate_key))
+        .route("/api/v1/keys/{id}/end-grace", post(keys::end_grace))
         .route("/api/v1/admin/users", get(admin::list_users))
         .route(
             "/api/v1/admin/users/{id}/disable",

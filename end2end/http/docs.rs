@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 21] = [
+const OPERATIONS: [(&str, &str); 22] = [
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/plan"),
@@ -16,6 +16,7 @@ const OPERATIONS: [(&str, &str); 21] = [
     ("patch", "/api/v1/keys/{id}"),
     ("delete", "/api/v1/keys/{id}"),
     ("post", "/api/v1/keys/{id}/rotate"),
+    ("post", "/api/v1/keys/{id}/end-grace"),
     ("get", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/users/{id}/disable"),
     ("post", "/api/v1/admin/users/{id}/enable"),

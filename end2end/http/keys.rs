@@ -340,6 +340,48 @@ async fn rotation_issues_a_new_secret_with_an_optional_grace_period() {
     assert!(until.is_some());
     let actions = app.audit_actions().await;
     assert!(actions.contains(&"key.rotate".to_owned()));
+    // The key shows when the old secret stops, and both secrets work meanwhile.
+    assert_eq!(rotated["key"]["grace_until"], json!(until), "{rotated}");
+    let lists_keys = |secret: String| {
+        let url = app.url("/api/v1/keys");
+        async move {
+            let response = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    assert_eq!(lists_keys(old_secret.clone()).await, 200);
+    assert_eq!(lists_keys(new_secret.to_owned()).await, 200);
+
+    // Ending the grace period early: another user's key is not found, the
+    // owner's old secret stops at once, the new one works on.
+    let end = app.url(&format!("/api/v1/keys/{id}/end-grace"));
+    let stranger = signed_in(&app, "stranger@example.com").await;
+    let response = stranger.client.post(&end).send().await.unwrap();
+    assert_refused(response, 404, "key_not_found").await;
+    let response = b.client.post(&end).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let ended: Value = response.json().await.unwrap();
+    assert_eq!(ended["grace_until"], Value::Null, "{ended}");
+    assert_eq!(ended["status"], "active");
+    assert_eq!(lists_keys(old_secret).await, 401);
+    assert_eq!(lists_keys(new_secret.to_owned()).await, 200);
+    assert!(
+        app.audit_actions()
+            .await
+            .contains(&"key.end_grace".to_owned())
+    );
+    // Again, with none running: the key as it is, and no second audit row.
+    let response = b.client.post(&end).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let ends = app
+        .db_number("SELECT COUNT(*) FROM audit_events WHERE action = 'key.end_grace'")
+        .await;
+    assert_eq!(ends, 1);
 }
 
 /// Revoking several keys at once (the keys page's selection) writes one

@@ -124,11 +124,22 @@ test("rotating keys one after another keeps the grace period and shows every new
   expect(shown.map((s) => s.trim())).not.toContain(second);
   expect(shown.map((s) => s.trim())).not.toContain(primary);
 
-  // Both old secrets work for the hour of grace.
+  // Both old secrets work for the hour of grace, which each row shows.
+  const models = (secret: string) =>
+    page.request.get("/v1/models", { headers: { authorization: `Bearer ${secret}` } });
   for (const old of [second, primary]) {
-    const answer = await page.request.get("/v1/models", { headers: { authorization: `Bearer ${old}` } });
-    expect(answer.status()).toBe(200);
+    expect((await models(old)).status()).toBe(200);
   }
+  const secondGrace = page.getByTestId("key-row-second").getByTestId("key-grace");
+  await expect(secondGrace).toContainText(/old secret works until \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/);
+  await expect(page.getByTestId("key-row-Primary key").getByTestId("key-grace")).toHaveCount(1);
+
+  // Ending one early stops that old secret only.
+  await secondGrace.getByRole("button", { name: "End now" }).click();
+  await expect(page.getByTestId("key-row-second").getByTestId("key-grace")).toHaveCount(0);
+  await expect(page.getByTestId("key-row-Primary key").getByTestId("key-grace")).toHaveCount(1);
+  expect((await models(second)).status()).toBe(401);
+  expect((await models(primary)).status()).toBe(200);
   expect(errors).toEqual([]);
 });
 

@@ -478,6 +478,10 @@ pub fn view(record: &KeyRecord) -> KeyView {
         created_at: record.created_at.clone(),
         last_used_at: record.last_used_at.clone(),
         revoked_at: record.revoked_at.clone(),
+        grace_until: record
+            .grace_until
+            .clone()
+            .filter(|until| status == "active" && until.as_str() > timestamp(now()).as_str()),
         status: status.to_owned(),
     }
 }
@@ -738,6 +742,22 @@ pub async fn revoke_by(
     at_most_a_batch(key_ids)?;
     let each = AuditEvent::new("key.revoke", meta).actor(actor_id);
     Ok(store.revoke_keys(user_id, key_ids, &each).await?)
+}
+
+/// Ends a key's rotation grace period early: the previous secret stops
+/// working from the next request. A key with none running is left as it is.
+pub async fn end_grace(
+    store: &Store,
+    meta: &RequestMeta,
+    user_id: i64,
+    key_id: i64,
+) -> Result<KeyView, KeyError> {
+    let audit = AuditEvent::new("key.end_grace", meta)
+        .actor(user_id)
+        .target(format!("key:{key_id}"));
+    // Only the user's keys are touched: another's answers 404 below.
+    store.end_grace(user_id, key_id, &audit).await?;
+    get(store, user_id, key_id).await
 }
 
 /// Who rotates keys: the owner (signed in), the owner with one of their keys

@@ -52,6 +52,10 @@ pub struct KeyView {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// While a rotation's grace period lasts: when the previous secret stops
+    /// working.
+    #[serde(default)]
+    pub grace_until: Option<String>,
     /// `active`, `revoked`, `expired` or `used_up`.
     pub status: String,
 }

@@ -126,6 +126,15 @@ pub async fn rotate_api_keys(
 }
 
 #[component]
+#[server(endpoint = "keys/end-grace", input = server_fn::codec::Json)]
+pub async fn end_key_grace(id: i64) -> Result<KeyView, FormError> {
+    use crate::{keys::service, request_meta::RequestMeta, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    service::end_grace(&state.store, &RequestMeta::current(), user.id, id)
+        .await
+        .map_err(key_failure)
+}
+
 pub fn KeysPage() -> impl IntoView {
     view! {
         <Title text="API keys" />
@@ -139,12 +148,14 @@ fn KeysManager() -> impl IntoView {
     let revoke = ServerAction::<RevokeApiKeys>::new();
     let rotate = ServerAction::<RotateApiKeys>::new();
     let overview = Resource::new(
+    let end_grace = ServerAction::<EndKeyGrace>::new();
         move || {
             (
                 create.version().get(),
                 revoke.version().get(),
                 rotate.version().get(),
             )
+                end_grace.version().get(),
         },
         |_| get_keys_overview(),
     );
@@ -177,6 +188,11 @@ fn KeysManager() -> impl IntoView {
     record_outcome(outcome, revoke.value(), "Revoked.");
     record_outcome(outcome, rotate.value(), "Rotated.");
     let action_error = Signal::derive(move || outcome.get().and_then(Result::err));
+    record_outcome(
+        outcome,
+        end_grace.value(),
+        "The old secret no longer works.",
+    );
 
     view! {
         <h1 class="mb-2 text-3xl font-bold text-slate-900">"API keys"</h1>
@@ -190,7 +206,7 @@ fn KeysManager() -> impl IntoView {
                             "Your plan, " <A href="/plans" attr:class="font-medium underline">{data.plan.name.clone()}</A>
                             {format!(", allows {} active keys.", data.plan.max_active_keys)}
                         </p>
-                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() revoke rotate grace />
+                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() revoke rotate end_grace grace />
                     }.into_any(),
                     Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                 }
@@ -231,6 +247,7 @@ fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
                                         <p class="mt-1 text-sm text-red-700" role="alert">
                                             "The browser did not let Tollgate copy it. Select the key and copy it yourself."
                                         </p>
+    end_grace: ServerAction<EndKeyGrace>,
                                     })}
                                 </div>
                             </div>
@@ -293,7 +310,8 @@ fn KeyTable(
     // One key action at a time: a second Rotate sent before the first answers
     // would put the never-seen secret in the grace slot, and the deployed one
     // would stop at once.
-    let busy = move || rotate.pending().get() || revoke.pending().get();
+    let busy =
+        move || rotate.pending().get() || revoke.pending().get() || end_grace.pending().get();
     let ready = move || hydrated.get() && !busy();
     let selected = RwSignal::new(BTreeSet::<i64>::new());
     // The keys a revocation, or a rotation without grace (the old secrets
@@ -403,6 +421,14 @@ fn KeyTable(
                                     <input type="checkbox" aria-label=format!("Select {}", k.name) disabled=!active
                                         prop:checked=move || selected.with(|s| s.contains(&id))
                                         on:change=move |ev| {
+/// `2026-12-07T02:15:09.123Z` as `2026-12-07 02:15 UTC`.
+fn utc_minute(stamp: &str) -> String {
+    match (stamp.get(..10), stamp.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => stamp.to_owned(),
+    }
+}
+
                                             let on = event_target_checked(&ev);
                                             selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
                                         } />
@@ -414,7 +440,17 @@ fn KeyTable(
                                 <td class="whitespace-nowrap pr-3">{date(&Some(k.created_at.clone()))}</td>
                                 <td class="whitespace-nowrap pr-3">{date(&k.last_used_at)}</td>
                                 <td class="whitespace-nowrap pr-3">{date(&k.expires_at)}</td>
-                                <td data-testid="key-status">{k.status.clone()}</td>
+                                <td data-testid="key-status">
+                                    {k.status.clone()}
+                                    {k.grace_until.clone().map(|until| view! {
+                                        <span class="block whitespace-nowrap text-xs text-amber-700" data-testid="key-grace">
+                                            {format!("old secret works until {}", utc_minute(&until))}
+                                            " "
+                                            <button class="underline disabled:opacity-50" disabled=move || !ready()
+                                                on:click=move |_| { end_grace.dispatch(EndKeyGrace { id }); }>"End now"</button>
+                                        </span>
+                                    })}
+                                </td>
                                 <td class="whitespace-nowrap text-right">
                                     {active.then(|| view! {
                                         <button class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()

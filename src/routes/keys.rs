@@ -408,3 +408,28 @@ pub async fn rotate_key(
     .await?;
     Ok(Json(issued).into_response())
 }
+
+#[utoipa::path(post, path = "/api/v1/keys/{id}/end-grace", tag = "keys",
+    params(("id" = i64, Path, description = "The key's id")),
+    security(("session" = []), ("api_key" = ["keys:write"])),
+    responses(
+        (status = 200, description = "The key, its previous secret refused from the next request on", body = KeyView),
+        (status = 400, description = "The id is not a number", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such key of the caller's", body = ErrorResponse),
+    ))]
+/// End a rotation's grace period
+///
+/// The key's previous secret stops working now instead of at `grace_until`.
+/// A key with no grace period running is answered as it is.
+pub async fn end_grace(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: RequestMeta,
+    ApiPath(key_id): ApiPath<i64>,
+) -> Result<Response, Response> {
+    caller.require(Needs::Write)?;
+    let key = service::end_grace(&state.store, &meta, caller.user().id, key_id).await?;
+    Ok(Json(key).into_response())
+}

@@ -31,6 +31,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         keys::update_key,
         keys::revoke_key,
         keys::rotate_key,
+        keys::end_grace,
         admin::list_users,
         admin::disable_user,
         admin::enable_user,

@@ -299,6 +299,33 @@ impl Store {
         Ok(Some(rotated))
     }
 
+    /// Ends the grace period of one of the user's keys, if one is running:
+    /// its previous secret stops working now. Returns whether one was.
+    pub async fn end_grace(
+        &self,
+        user_id: i64,
+        key_id: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let ended = sqlx::query(
+            "UPDATE api_keys SET grace_hash = NULL, grace_until = NULL
+             WHERE id = ? AND user_id = ? AND revoked_at IS NULL
+               AND grace_until > strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+        )
+        .bind(key_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if ended {
+            audit::insert(&mut tx, audit).await?;
+        }
+        self.commit_change(tx).await?;
+        Ok(ended)
+    }
+
     /// Replaces the settings of one of the user's unrevoked keys, if they are
     /// still those of `read` (the record the new ones were worked out from;
     /// another edit since would otherwise be lost without a word). A key that
