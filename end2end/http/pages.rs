@@ -164,3 +164,20 @@ async fn script_only_controls_are_disabled_until_the_page_hydrates() {
     let button = &button[button.rfind("<button").unwrap()..];
     assert!(button.contains("disabled"), "{button}");
 }
+
+    // A browser running no scripts is told why they stay disabled.
+    for (page, what) in [
+        (&keys, "Managing keys"),
+        (&playground, "The playground"),
+        (&plans, "Switching plans"),
+    ] {
+        let note = page
+            .split("<noscript>")
+            .nth(1)
+            .and_then(|rest| rest.split("</noscript>").next())
+            .unwrap_or_default();
+        assert!(
+            note.contains(&format!("{what} needs JavaScript")),
+            "{what}: {note:?}"
+        );
+    }

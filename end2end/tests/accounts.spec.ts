@@ -21,6 +21,13 @@ test("register, log out, log in, change the password, log in again, delete the a
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page).toHaveURL(/\/welcome$/);
   await expect(page.getByTestId("primary-key")).toContainText("tg_live_");
+  // The one showing of the key has a Copy button, as new keys do.
+  const primary = ((await page.getByTestId("primary-key").textContent()) ?? "").trim();
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"]);
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByRole("button", { name: "Copy" }).click();
+  await expect(page.getByRole("button", { name: "Copied" })).toBeVisible();
+  expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(primary);
   await page.goto("/account");
   await expect(page.getByTestId("account-email")).toHaveText(email);
   await expect(nav(page)).toContainText("Playwright Person");

@@ -158,3 +158,66 @@ pub const DANGER_BUTTON: &str = "inline-flex items-center justify-center rounded
 /// rather than widening the page.
 pub const CARD: &str =
     "min-w-0 overflow-x-auto rounded-lg border border-slate-200 bg-white p-6 shadow-sm";
+
+/// A secret shown once, with a button that copies it and says whether the
+/// browser let it.
+#[component]
+pub fn SecretToCopy(secret: String, testid: &'static str) -> impl IntoView {
+    // Whether the browser took the secret: `None` until asked.
+    let copied = RwSignal::new(None::<bool>);
+    let hydrated = hydrated();
+    let to_copy = secret.clone();
+    view! {
+        <div class="mt-1 flex items-center gap-2">
+            <code class="flex-1 overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid=testid>{secret}</code>
+            <button
+                class="rounded-md border border-slate-300 bg-white px-3 py-2 text-sm hover:bg-slate-100 disabled:opacity-50"
+                disabled=move || !hydrated.get()
+                on:click=move |_| copy_to_clipboard(&to_copy, copied)
+            >
+                {move || if copied.get() == Some(true) { "Copied" } else { "Copy" }}
+            </button>
+        </div>
+        <div>
+            {move || (copied.get() == Some(false)).then(|| view! {
+                <p class="mt-1 text-sm text-red-700" role="alert">
+                    "The browser did not let Tollgate copy it. Select the key and copy it yourself."
+                </p>
+            })}
+        </div>
+    }
+}
+
+/// Copies `text` and sets `copied` to whether the browser took it: only a
+/// secure context (https, localhost) has a clipboard, and it may refuse.
+fn copy_to_clipboard(text: &str, copied: RwSignal<Option<bool>>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsValue;
+        let navigator = window().navigator();
+        let has_clipboard = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
+            .is_ok_and(|clipboard| !clipboard.is_undefined());
+        if !has_clipboard {
+            copied.set(Some(false));
+            return;
+        }
+        let written = navigator.clipboard().write_text(text);
+        leptos::task::spawn_local(async move {
+            let took = wasm_bindgen_futures::JsFuture::from(written).await.is_ok();
+            copied.try_set(Some(took));
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (text, copied);
+}
+
+/// A note for browsers that run no scripts, on pages whose controls need
+/// them (they stay disabled). Given as inner HTML: with scripts on, a
+/// `<noscript>`'s content is text, which hydration must not walk.
+#[component]
+pub fn NeedsScript(what: &'static str) -> impl IntoView {
+    let note = format!(
+        r#"<p class="mb-4 rounded-md border border-amber-300 bg-amber-50 p-3 text-sm text-amber-900">{what} needs JavaScript, which this browser is not running. Turn it on for this site to use it.</p>"#
+    );
+    view! { <noscript inner_html=note></noscript> }
+}

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     forms::{
-        BUTTON, CARD, FormAlert, LastError, LastOutcome, hydrated, last_error, record_outcome,
+        BUTTON, CARD, FormAlert, LastError, LastOutcome, NeedsScript, SecretToCopy, hydrated,
+        last_error, record_outcome,
     },
     nav::SignedInOnly,
     playground::RecentKey,
@@ -125,7 +126,6 @@ pub async fn rotate_api_keys(
     .map_err(key_failure)
 }
 
-#[component]
 #[server(endpoint = "keys/end-grace", input = server_fn::codec::Json)]
 pub async fn end_key_grace(id: i64) -> Result<KeyView, FormError> {
     use crate::{keys::service, request_meta::RequestMeta, server_ctx};
@@ -135,6 +135,7 @@ pub async fn end_key_grace(id: i64) -> Result<KeyView, FormError> {
         .map_err(key_failure)
 }
 
+#[component]
 pub fn KeysPage() -> impl IntoView {
     view! {
         <Title text="API keys" />
@@ -147,15 +148,15 @@ fn KeysManager() -> impl IntoView {
     let create = ServerAction::<CreateApiKey>::new();
     let revoke = ServerAction::<RevokeApiKeys>::new();
     let rotate = ServerAction::<RotateApiKeys>::new();
-    let overview = Resource::new(
     let end_grace = ServerAction::<EndKeyGrace>::new();
+    let overview = Resource::new(
         move || {
             (
                 create.version().get(),
                 revoke.version().get(),
                 rotate.version().get(),
-            )
                 end_grace.version().get(),
+            )
         },
         |_| get_keys_overview(),
     );
@@ -187,15 +188,16 @@ fn KeysManager() -> impl IntoView {
     let outcome = LastOutcome::new(None);
     record_outcome(outcome, revoke.value(), "Revoked.");
     record_outcome(outcome, rotate.value(), "Rotated.");
-    let action_error = Signal::derive(move || outcome.get().and_then(Result::err));
     record_outcome(
         outcome,
         end_grace.value(),
         "The old secret no longer works.",
     );
+    let action_error = Signal::derive(move || outcome.get().and_then(Result::err));
 
     view! {
         <h1 class="mb-2 text-3xl font-bold text-slate-900">"API keys"</h1>
+        <NeedsScript what="Managing keys" />
         <NewKeyDialog fresh />
         <FormAlert error=action_error />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys…"</p> }>
@@ -226,32 +228,11 @@ fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
                 <div role="dialog" aria-label="Your new key" class="mb-6 rounded-lg border-2 border-amber-400 bg-amber-50 p-5">
                     <h2 class="text-lg font-semibold">"Copy your new key now"</h2>
                     <p class="mt-1 text-sm text-slate-700">"It is shown only this once. Tollgate keeps only a hash of it."</p>
-                    {issued.into_iter().map(|k| {
-                        let secret = k.secret.clone();
-                        // Whether the browser took the secret: `None` until asked.
-                        let copied = RwSignal::new(None::<bool>);
-                        view! {
-                            <div class="mt-3">
-                                <p class="text-sm font-medium">{k.key.name.clone()}</p>
-                                <div class="mt-1 flex items-center gap-2">
-                                    <code class="flex-1 overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid="new-key-secret">{k.secret.clone()}</code>
-                                    <button
-                                        class="rounded-md border border-slate-300 bg-white px-3 py-2 text-sm hover:bg-slate-100"
-                                        on:click=move |_| copy_to_clipboard(&secret, copied)
-                                    >
-                                        {move || if copied.get() == Some(true) { "Copied" } else { "Copy" }}
-                                    </button>
-                                </div>
-                                <div>
-                                    {move || (copied.get() == Some(false)).then(|| view! {
-                                        <p class="mt-1 text-sm text-red-700" role="alert">
-                                            "The browser did not let Tollgate copy it. Select the key and copy it yourself."
-                                        </p>
-    end_grace: ServerAction<EndKeyGrace>,
-                                    })}
-                                </div>
-                            </div>
-                        }
+                    {issued.into_iter().map(|k| view! {
+                        <div class="mt-3">
+                            <p class="text-sm font-medium">{k.key.name.clone()}</p>
+                            <SecretToCopy secret=k.secret testid="new-key-secret" />
+                        </div>
                     }).collect_view()}
                     <button class=format!("{BUTTON} mt-4") on:click=move |_| fresh.set(Vec::new())>"I have saved it"</button>
                 </div>
@@ -260,35 +241,13 @@ fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
     }
 }
 
-/// Copies `text` and sets `copied` to whether the browser took it: only a
-/// secure context (https, localhost) has a clipboard, and it may refuse.
-fn copy_to_clipboard(text: &str, copied: RwSignal<Option<bool>>) {
-    #[cfg(feature = "hydrate")]
-    {
-        use wasm_bindgen::JsValue;
-        let navigator = window().navigator();
-        let has_clipboard = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
-            .is_ok_and(|clipboard| !clipboard.is_undefined());
-        if !has_clipboard {
-            copied.set(Some(false));
-            return;
-        }
-        let written = navigator.clipboard().write_text(text);
-        leptos::task::spawn_local(async move {
-            let took = wasm_bindgen_futures::JsFuture::from(written).await.is_ok();
-            copied.try_set(Some(took));
-        });
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = (text, copied);
-}
-
 #[component]
 fn KeyTable(
     keys: Vec<KeyView>,
     base_url: String,
     revoke: ServerAction<RevokeApiKeys>,
     rotate: ServerAction<RotateApiKeys>,
+    end_grace: ServerAction<EndKeyGrace>,
     grace: RwSignal<String>,
 ) -> impl IntoView {
     if keys.is_empty() {
@@ -421,14 +380,6 @@ fn KeyTable(
                                     <input type="checkbox" aria-label=format!("Select {}", k.name) disabled=!active
                                         prop:checked=move || selected.with(|s| s.contains(&id))
                                         on:change=move |ev| {
-/// `2026-12-07T02:15:09.123Z` as `2026-12-07 02:15 UTC`.
-fn utc_minute(stamp: &str) -> String {
-    match (stamp.get(..10), stamp.get(11..16)) {
-        (Some(day), Some(time)) => format!("{day} {time} UTC"),
-        _ => stamp.to_owned(),
-    }
-}
-
                                             let on = event_target_checked(&ev);
                                             selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
                                         } />
@@ -468,6 +419,14 @@ fn utc_minute(stamp: &str) -> String {
         </div>
     }
     .into_any()
+}
+
+/// `2026-12-07T02:15:09.123Z` as `2026-12-07 02:15 UTC`.
+fn utc_minute(stamp: &str) -> String {
+    match (stamp.get(..10), stamp.get(11..16)) {
+        (Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => stamp.to_owned(),
+    }
 }
 
 /// A key's restrictions in a few words: what it may call, from where, and

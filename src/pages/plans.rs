@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{
-    forms::{FormAlert, hydrated, last_error},
+    forms::{FormAlert, NeedsScript, hydrated, last_error},
     nav::SignedInOnly,
 };
 use crate::{accounts::types::FormError, keys::types::PlanView};
@@ -61,6 +61,7 @@ fn PlanCards() -> impl IntoView {
 
     view! {
         <h1 class="mb-2 text-3xl font-bold text-slate-900">"Plans"</h1>
+        <NeedsScript what="Switching plans" />
         <p class="mb-6 text-slate-600">"A plan sets how often your keys may call the models. A switch applies to the next request."</p>
         <FormAlert error />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading plans…"</p> }>

@@ -12,7 +12,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use super::{
-    forms::{BUTTON, CARD},
+    forms::{BUTTON, CARD, NeedsScript},
     nav::SignedInOnly,
 };
 use crate::{accounts::types::FormError, keys::types::IssuedKey};
@@ -331,6 +331,7 @@ fn Playground() -> impl IntoView {
 
     view! {
         <h1 class="mb-2 text-3xl font-bold text-slate-900">"Playground"</h1>
+        <NeedsScript what="The playground" />
         <p class="mb-6 text-slate-600">
             "Chat with a model through the same API your code calls. Your key stays in this tab's memory; "
             <A href="/keys" attr:class="underline">"create one on the Keys page"</A>

@@ -10,7 +10,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use super::{
-    forms::{BUTTON, CARD},
+    forms::{BUTTON, CARD, SecretToCopy},
     playground::RecentKey,
 };
 use crate::accounts::types::FormError;
@@ -103,7 +103,7 @@ pub fn WelcomePage() -> impl IntoView {
                             <p class="mt-1 text-sm text-slate-700">
                                 "Copy it now: it is shown only this once. It can call the models (scope chat) on your plan."
                             </p>
-                            <code class="mt-3 block overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid="primary-key">{secret}</code>
+                            <div class="mt-3"><SecretToCopy secret testid="primary-key" /></div>
                         </div>
                     }.into_any(),
                     _ => view! {
