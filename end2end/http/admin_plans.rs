@@ -301,6 +301,15 @@ async fn admins_create_edit_retire_and_restore_plans() {
         "their own plan first: {listed}"
     );
     assert_eq!(listed["data"][0]["current"], true);
+    // It says it is not offered, and the user's plans page warns them.
+    assert_eq!(listed["data"][0]["offered"], false, "{listed}");
+    assert_eq!(listed["data"][1]["offered"], true, "{listed}");
+    let (status, _, html) = page(&app, &user, "/plans").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("not offered to others. If you switch, you cannot switch back"),
+        "{html}"
+    );
     let (status, _, html) = page(&app, &admin, "/admin/plans/team").await;
     assert_eq!(status, 200);
     assert!(html.contains("takes no new users") && html.contains("1 account on it"));

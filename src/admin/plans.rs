@@ -325,6 +325,7 @@ mod tests {
                 is_public: true,
                 is_default: false,
                 limits_overridden: false,
+                retired: false,
             },
             sort_order: 0,
             retired_at: None,

@@ -1056,6 +1056,7 @@ mod tests {
             is_public: true,
             is_default: false,
             limits_overridden: true,
+            retired: false,
         }
     }
 

@@ -377,6 +377,7 @@ pub fn plan_view(plan: &crate::store::PlanRecord, current_plan_id: i64) -> PlanV
         max_active_keys: plan.max_active_keys,
         allowed_models: plan.allowed_models(),
         current: plan.id == current_plan_id,
+        offered: plan.is_public && !plan.retired,
     }
 }
 

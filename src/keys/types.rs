@@ -116,4 +116,12 @@ pub struct PlanView {
     pub allowed_models: Option<Vec<String>>,
     /// Whether the caller is on this plan.
     pub current: bool,
+    /// Whether users may switch to it themselves: public and not retired.
+    /// The caller's own plan may be neither, put there by an admin.
+    #[serde(default = "offered_by_default")]
+    pub offered: bool,
+}
+
+fn offered_by_default() -> bool {
+    true
 }

@@ -118,6 +118,11 @@ fn PlanCard(plan: PlanView, switch: ServerAction<SwitchPlan>) -> impl IntoView {
                 {row("Active keys", plan.max_active_keys.to_string())}
                 {row("Models", models)}
             </dl>
+            {(plan.current && !plan.offered).then(|| view! {
+                <p class="mt-4 rounded-md bg-amber-50 p-2 text-sm text-amber-800" data-testid="plan-not-offered">
+                    "An admin put you on this plan; it is not offered to others. If you switch, you cannot switch back."
+                </p>
+            })}
             {if plan.current {
                 view! { <p class="mt-4 text-center text-sm text-slate-500">"Your plan"</p> }.into_any()
             } else {

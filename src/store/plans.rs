@@ -26,6 +26,9 @@ pub struct PlanRecord {
     /// the request or token limits.
     #[sqlx(default)]
     pub limits_overridden: bool,
+    /// Set by [`Store::plan_of_user`]: the plan takes no new users.
+    #[sqlx(default)]
+    pub retired: bool,
 }
 
 impl PlanRecord {
@@ -83,7 +86,8 @@ impl Store {
                 COALESCE(o.max_parallel, p.max_parallel) AS max_parallel,
                 p.monthly_credits, p.max_active_keys, p.allowed_models, p.is_public, p.is_default,
                 COALESCE(o.requests_per_minute, o.requests_per_hour, o.requests_per_day,
-                    o.tokens_per_minute, o.max_parallel) IS NOT NULL AS limits_overridden
+                    o.tokens_per_minute, o.max_parallel) IS NOT NULL AS limits_overridden,
+                p.retired_at IS NOT NULL AS retired
              FROM plans p LEFT JOIN limit_overrides o ON o.user_id = ?1
              WHERE p.id = {USER_PLAN_ID}"
         ))
