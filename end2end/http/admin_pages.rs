@@ -233,6 +233,23 @@ async fn the_usage_pages_minute_window_follows_the_limit() {
         "the minute window: {html}"
     );
     assert!(html.contains("2 of 10 requests"), "the day window");
+
+    // Lowered below what was used: the page says so, not "2 of 1".
+    let (status, body) = send(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/admin/users/{user_id}/limits"),
+        Some(json!({ "requests_per_day": 1 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, html) = page(&app, &user, "/usage").await;
+    assert!(
+        html.contains("2 requests, over the limit of 1 (lowered since): none left"),
+        "the day window: {html}"
+    );
+    assert!(!html.contains("2 of 1 requests"));
 }
 
 #[tokio::test]

@@ -89,9 +89,9 @@ fn Report(report: UsageReport) -> impl IntoView {
                         <li data-testid="usage-window">
                             <div class="flex justify-between text-sm">
                                 <span>{w.label.clone()}</span>
-                                <span class="font-medium">{format!("{} of {} requests", w.used, w.limit)}</span>
+                                <span class="font-medium">{window_use(w.used, w.limit)}</span>
                             </div>
-                            <div class="mt-1 h-2 rounded bg-slate-100" role="meter" aria-valuemin="0" aria-valuemax=w.limit aria-valuenow=w.used aria-label=w.label.clone()>
+                            <div class="mt-1 h-2 rounded bg-slate-100" role="meter" aria-valuemin="0" aria-valuemax=w.limit aria-valuenow=w.used.min(w.limit) aria-label=w.label.clone()>
                                 <div class=format!("h-2 rounded {colour}") style=format!("width: {share}%")></div>
                             </div>
                         </li>
@@ -221,5 +221,27 @@ pub fn BarChart(
                 <text x=CHART_WIDTH y=CHART_HEIGHT + 12 font-size="9" fill="#64748b" text-anchor="end">{last}</text>
             </svg>
         </figure>
+    }
+}
+
+/// A window's use in words. More than the limit is possible after an admin
+/// lowered it: the calls were made under the old one.
+fn window_use(used: i64, limit: i64) -> String {
+    if used > limit {
+        format!("{used} requests, over the limit of {limit} (lowered since): none left")
+    } else if used == limit {
+        format!("{used} of {limit} requests: none left")
+    } else {
+        format!("{used} of {limit} requests")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_window_over_its_limit_says_so() {
+        assert_eq!(super::window_use(3, 5), "3 of 5 requests");
+        assert_eq!(super::window_use(5, 5), "5 of 5 requests: none left");
+        assert!(super::window_use(7, 5).starts_with("7 requests, over the limit of 5"));
     }
 }
