@@ -546,6 +546,9 @@ async fn the_audit_log_filters_by_actor_action_target_and_time_newest_first() {
     );
     assert_eq!(all["data"][0]["action"], "credits.adjust");
     assert_eq!(all["data"][0]["details"]["reason"], "welcome");
+    // Who and to whom, by email too.
+    assert_eq!(all["data"][0]["actor_email"], "root@example.com");
+    assert_eq!(all["data"][0]["target_label"], "member@example.com");
 
     let (_, mine) = get(format!("?actor={user_id}")).await;
     let events = mine["data"].as_array().unwrap();

@@ -520,6 +520,28 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     // A filter that is not one answers the page with its form's status.
     let (status, _, html) = page(&app, &admin, "/admin/audit?actor=me").await;
     assert_eq!(status, 422);
+    // Who and to whom by email, each a link to the account's page.
+    let admin_id = app.me(&admin).await["id"].as_i64().unwrap();
+    assert!(
+        table.contains(&format!(
+            r#"<a href="/admin/users/{admin_id}" class="underline">root@example.com</a>"#
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            r#"<a href="/admin/users/{user_id}" class="underline">member@example.com</a>"#
+        )),
+        "{table}"
+    );
+    // The actor filter takes an email too, in any case.
+    let (status, _, html) = page(&app, &admin, "/admin/audit?actor=ROOT@example.com").await;
+    assert_eq!(status, 200);
+    let table = html.split(r#"data-testid="audit-events""#).nth(1).unwrap();
+    assert!(table.contains("credits.adjust") && !table.contains("key.create"));
+    let (_, _, html) = page(&app, &admin, "/admin/audit?actor=member@example.com").await;
+    let table = html.split(r#"data-testid="audit-events""#).nth(1).unwrap();
+    assert!(table.contains("key.create") && !table.contains("credits.adjust"));
     assert!(html.contains("Give a user id"));
     // The filter boxes show the filter, in the page as served.
     assert!(

@@ -11,8 +11,8 @@ use crate::{
     gateway::accounts::{Accounts, Correction},
     request_meta::RequestMeta,
     store::{
-        AuditEvent, AuditFilter, LimitOverrides, PlanAssignment, PlanRecord, Store, StoreError,
-        UserRecord,
+        AuditActor, AuditEvent, AuditFilter, LimitOverrides, PlanAssignment, PlanRecord, Store,
+        StoreError, UserRecord,
     },
 };
 
@@ -282,8 +282,26 @@ pub fn parse_time_bound(text: &str) -> Option<String> {
 }
 
 /// The audit log's filters from a query, each checked; blank ones are unset.
+/// The audit log's actor filter as typed on its page: a user id or an email
+/// address (any case); blank for anyone.
+pub fn audit_actor(text: &str) -> Result<Option<AuditActor>, AdminError> {
+    let text = text.trim();
+    if text.is_empty() {
+        Ok(None)
+    } else if let Ok(id) = text.parse::<i64>() {
+        Ok(Some(AuditActor::Id(id)))
+    } else if text.contains('@') {
+        Ok(Some(AuditActor::Email(text.to_lowercase())))
+    } else {
+        Err(AdminError::Invalid(BTreeMap::from([(
+            "actor".to_owned(),
+            "Give a user id (a number) or an email address.".to_owned(),
+        )])))
+    }
+}
+
 pub fn audit_filter(
-    actor_user_id: Option<i64>,
+    actor: Option<AuditActor>,
     action: Option<&str>,
     target: Option<&str>,
     since: Option<&str>,
@@ -312,7 +330,7 @@ pub fn audit_filter(
         return Err(AdminError::Invalid(fields));
     }
     Ok(AuditFilter {
-        actor_user_id,
+        actor,
         action: text(action),
         target: text(target),
         since,
@@ -457,8 +475,11 @@ pub fn audit_row(r: crate::store::AuditRecord) -> crate::pages::admin::AuditRow 
         id: r.id,
         at: r.at,
         actor: r.actor_user_id,
+        actor_email: r.actor_email,
         action: r.action,
         target: r.target,
+        target_label: r.target_label,
+        target_user_id: r.target_user_id,
         client_ip: r.client_ip,
         details: r.details,
     }
@@ -524,7 +545,7 @@ mod tests {
             assert_eq!(parse_time_bound(bad), None, "{bad:?}");
         }
         let filter = audit_filter(
-            Some(3),
+            Some(AuditActor::Id(3)),
             Some(" key.create "),
             Some(""),
             None,
@@ -537,6 +558,15 @@ mod tests {
             audit_filter(None, None, None, Some("soon"), Some("later")),
             Err(AdminError::Invalid(fields)) if fields.len() == 2
         ));
+        assert_eq!(audit_actor(" ").unwrap(), None);
+        assert_eq!(audit_actor(" 7 ").unwrap(), Some(AuditActor::Id(7)));
+        assert_eq!(
+            audit_actor(" Ada@Example.COM ").unwrap(),
+            Some(AuditActor::Email("ada@example.com".into()))
+        );
+        assert!(
+            matches!(audit_actor("ada"), Err(AdminError::Invalid(f)) if f.contains_key("actor"))
+        );
     }
 
     #[test]

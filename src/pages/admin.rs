@@ -34,8 +34,13 @@ pub struct AuditRow {
     pub id: i64,
     pub at: String,
     pub actor: Option<i64>,
+    pub actor_email: Option<String>,
     pub action: String,
     pub target: Option<String>,
+    /// The target's user's email, or key's name and owner's email.
+    pub target_label: Option<String>,
+    /// The account the target is or belongs to, for a link to its page.
+    pub target_user_id: Option<i64>,
     pub client_ip: Option<String>,
     /// A JSON object.
     pub details: String,
@@ -277,9 +282,19 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
                     {rows.into_iter().map(|r| view! {
                         <tr class="border-t border-slate-100 align-top">
                             <td class="py-1 whitespace-nowrap">{r.at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
-                            <td class="whitespace-nowrap">{r.actor.map_or_else(|| "—".to_owned(), |a| format!("user:{a}"))}</td>
+                            <td class="whitespace-nowrap">{match (r.actor, r.actor_email) {
+                                (Some(id), Some(email)) => view! { <a class="underline" href=format!("/admin/users/{id}")>{email}</a> }.into_any(),
+                                (Some(id), None) => format!("user:{id}").into_any(),
+                                (None, _) => "—".into_any(),
+                            }}</td>
                             <td class="font-mono whitespace-nowrap">{r.action}</td>
-                            <td class="whitespace-nowrap">{r.target.unwrap_or_default()}</td>
+                            <td class="whitespace-nowrap">
+                                <span class="font-mono text-xs text-slate-500">{r.target.unwrap_or_default()}</span>
+                                {r.target_label.map(|label| {
+                                    let href = r.target_user_id.map(|id| format!("/admin/users/{id}"));
+                                    view! { " " <a class="underline" href=href>{label}</a> }
+                                })}
+                            </td>
                             <td class="whitespace-nowrap">{r.client_ip.unwrap_or_default()}</td>
                             <td class="min-w-64 font-mono text-xs break-all">{r.details}</td>
                         </tr>
@@ -311,11 +326,10 @@ pub async fn admin_audit_log(
                 e.field(&k, v)
             })
     };
-    let actor = match actor.trim() {
-        "" => None,
-        text => Some(text.parse::<i64>().map_err(|_| {
-            refused([("actor".to_owned(), "Give a user id, a number.".to_owned())].into())
-        })?),
+    let invalid = |e| match e {
+        service::AdminError::Invalid(fields) => refused(fields),
+    let actor = service::audit_actor(&actor).map_err(invalid)?;
+        other => crate::server_ctx::internal(other),
     };
     let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.trim().is_empty());
     let (action, target, since, until) = (
@@ -331,10 +345,7 @@ pub async fn admin_audit_log(
         since.as_deref(),
         until.as_deref(),
     )
-    .map_err(|e| match e {
-        service::AdminError::Invalid(fields) => refused(fields),
-        other => crate::server_ctx::internal(other),
-    })?;
+    .map_err(invalid)?;
     let page = page.clamp(1, 1_000_000);
     let rows = state
         .store
@@ -395,7 +406,7 @@ fn AuditLog() -> impl IntoView {
         <AdminTabs current="audit" />
         <h1 class="mb-6 text-3xl font-bold text-slate-900">"Audit log"</h1>
         <form method="get" action="/admin/audit" class="mb-4 grid gap-2 sm:grid-cols-6 items-end">
-            {input("actor", "Actor (user id)", "e.g. 1", actor)}
+            {input("actor", "Actor (id or email)", "e.g. 1", actor)}
             {input("action", "Action", "e.g. credits.adjust", action)}
             {input("target", "Target", "e.g. user:2", target)}
             {input("since", "From", "2026-11-01", since)}

@@ -24,7 +24,7 @@ use crate::{
     request_meta::RequestMeta,
     routes::{ApiPath, ApiQuery, json_body},
     startup::AppState,
-    store::{AuditRecord, LimitOverrides, UserBalance, UserRecord, UserStatus},
+    store::{AuditActor, AuditRecord, LimitOverrides, UserBalance, UserRecord, UserStatus},
 };
 
 #[derive(Deserialize, IntoParams)]
@@ -726,8 +726,13 @@ pub struct AuditView {
     pub id: i64,
     pub at: String,
     pub actor_user_id: Option<i64>,
+    /// The actor's email now (a deleted account's is a tombstone address).
+    pub actor_email: Option<String>,
     pub action: String,
     pub target: Option<String>,
+    /// What the target is now: a user's email, or a key's name and its
+    /// owner's email.
+    pub target_label: Option<String>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
@@ -742,8 +747,10 @@ impl From<AuditRecord> for AuditView {
             id: r.id,
             at: r.at,
             actor_user_id: r.actor_user_id,
+            actor_email: r.actor_email,
             action: r.action,
             target: r.target,
+            target_label: r.target_label,
             client_ip: r.client_ip,
             user_agent: r.user_agent,
             request_id: r.request_id,
@@ -781,7 +788,7 @@ pub async fn audit_log(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Response {
     let filter = match admin_service::audit_filter(
-        query.actor,
+        query.actor.map(AuditActor::Id),
         query.action.as_deref(),
         query.target.as_deref(),
         query.since.as_deref(),

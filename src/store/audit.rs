@@ -89,13 +89,42 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
     /// A JSON object.
     pub details: String,
+    /// The actor's email now (a deleted account's tombstone address).
+    pub actor_email: Option<String>,
+    /// What the target is now: a user's email, or a key's name and its
+    /// owner's email; `None` when it is gone or not a user or key.
+    pub target_label: Option<String>,
+    /// The account a `user:` or `key:` target belongs to.
+    pub target_user_id: Option<i64>,
+}
+
+/// The audit columns with the people and keys they name, for `WHERE`
+/// clauses on `e` (the events).
+const AUDIT_SELECT: &str = "SELECT e.id, e.at, e.actor_user_id, e.action, e.target, e.client_ip,
+        e.user_agent, e.request_id, e.details, actor.email AS actor_email,
+        CASE WHEN e.target LIKE 'user:%' THEN target_user.email
+             WHEN e.target LIKE 'key:%' THEN k.name || ' (' || key_owner.email || ')' END AS target_label,
+        COALESCE(target_user.id, k.user_id) AS target_user_id
+     FROM audit_events e
+     LEFT JOIN users actor ON actor.id = e.actor_user_id
+     LEFT JOIN users target_user
+        ON e.target LIKE 'user:%' AND target_user.id = CAST(substr(e.target, 6) AS INTEGER)
+     LEFT JOIN api_keys k ON e.target LIKE 'key:%' AND k.id = CAST(substr(e.target, 5) AS INTEGER)
+     LEFT JOIN users key_owner ON key_owner.id = k.user_id";
+
+/// Who an audit filter asks for: a user id, or an email (trimmed and
+/// lowercased, as stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditActor {
+    Id(i64),
+    Email(String),
 }
 
 /// Which events to list; every set field must match. Times are in the stored
 /// form (`2026-11-22T09:30:00.000Z`), so they compare as text.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    pub actor_user_id: Option<i64>,
+    pub actor: Option<AuditActor>,
     pub action: Option<String>,
     pub target: Option<String>,
     pub since: Option<String>,
@@ -112,27 +141,31 @@ impl Store {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         // Some events travel with the gateway's queued records.
         self.flush().await?;
-        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT id, at, actor_user_id, action, target, client_ip, user_agent, request_id, details
-             FROM audit_events WHERE 1 = 1",
-        );
-        if let Some(actor) = filter.actor_user_id {
-            query.push(" AND actor_user_id = ").push_bind(actor);
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(AUDIT_SELECT);
+        query.push(" WHERE 1 = 1");
+        match &filter.actor {
+            Some(AuditActor::Id(id)) => {
+                query.push(" AND e.actor_user_id = ").push_bind(*id);
+            }
+            Some(AuditActor::Email(email)) => {
+                query.push(" AND actor.email = ").push_bind(email.clone());
+            }
+            None => {}
         }
         if let Some(action) = &filter.action {
-            query.push(" AND action = ").push_bind(action.clone());
+            query.push(" AND e.action = ").push_bind(action.clone());
         }
         if let Some(target) = &filter.target {
-            query.push(" AND target = ").push_bind(target.clone());
+            query.push(" AND e.target = ").push_bind(target.clone());
         }
         if let Some(since) = &filter.since {
-            query.push(" AND at >= ").push_bind(since.clone());
+            query.push(" AND e.at >= ").push_bind(since.clone());
         }
         if let Some(until) = &filter.until {
-            query.push(" AND at < ").push_bind(until.clone());
+            query.push(" AND e.at < ").push_bind(until.clone());
         }
         query
-            .push(" ORDER BY id DESC LIMIT ")
+            .push(" ORDER BY e.id DESC LIMIT ")
             .push_bind(limit)
             .push(" OFFSET ")
             .push_bind(offset);
@@ -146,13 +179,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         self.flush().await?;
-        Ok(sqlx::query_as(
-            "SELECT id, at, actor_user_id, action, target, client_ip, user_agent, request_id, details
-             FROM audit_events
-             WHERE actor_user_id = ?1 OR target = 'user:' || ?1
-                OR target IN (SELECT 'key:' || id FROM api_keys WHERE user_id = ?1)
-             ORDER BY id DESC LIMIT ?2",
-        )
+        Ok(sqlx::query_as(&format!(
+            "{AUDIT_SELECT}
+             WHERE e.actor_user_id = ?1 OR e.target = 'user:' || ?1
+                OR e.target IN (SELECT 'key:' || id FROM api_keys WHERE user_id = ?1)
+             ORDER BY e.id DESC LIMIT ?2"
+        ))
         .bind(user_id)
         .bind(limit)
         .fetch_all(&self.reader)

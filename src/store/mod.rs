@@ -16,7 +16,7 @@ mod plans;
 mod usage;
 mod users;
 
-pub use audit::{AuditEvent, AuditFilter, AuditRecord};
+pub use audit::{AuditActor, AuditEvent, AuditFilter, AuditRecord};
 pub use credits::UserBalance;
 pub use gateway::{LeftTaken, StoredAccount, Window};
 pub use keys::{
