@@ -28,6 +28,8 @@ use crate::pages::{
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    crate::server_ctx::send_page_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

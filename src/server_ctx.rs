@@ -88,6 +88,36 @@ pub fn set_status(status: axum::http::StatusCode, retry_after_secs: Option<u64>)
     }
 }
 
+/// Sends the page's content security policy. Scripts run only with this
+/// response's nonce, which Leptos puts on its own inline scripts, or when
+/// such a script loads them (the app's module and WebAssembly); nothing is
+/// loaded from other origins, and no page may frame this one.
+pub fn send_page_policy() {
+    use axum::http::{HeaderValue, header};
+    let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) else {
+        return;
+    };
+    // `cargo leptos watch` reloads pages over a WebSocket of its own.
+    let watching = std::env::var_os("LEPTOS_WATCH").is_some();
+    if let Ok(value) = HeaderValue::from_str(&page_policy(&nonce, watching)) {
+        response.insert_header(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// The policy [`send_page_policy`] sends. `'self'` among the script sources
+/// is for browsers without `'strict-dynamic'`, which the others ignore.
+pub fn page_policy(nonce: &str, watching: bool) -> String {
+    let reload = if watching { " ws: wss:" } else { "" };
+    format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'self' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'{reload}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
 /// A local path to return to after login; anything else falls back to `/account`.
 /// Only visible ASCII passes, so the path is always a valid `Location` header.
 pub fn safe_next(next: Option<&str>) -> String {

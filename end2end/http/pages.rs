@@ -43,10 +43,10 @@ async fn dashboard_answers_refuse_framing_and_pages_are_not_cached() {
             Some("DENY"),
             "{path}"
         );
-        assert_eq!(
-            header(&response, "content-security-policy").as_deref(),
-            Some("frame-ancestors 'none'"),
-            "{path}"
+        let policy = header(&response, "content-security-policy").unwrap_or_default();
+        assert!(
+            policy.ends_with("frame-ancestors 'none'"),
+            "{path}: {policy}"
         );
         assert_eq!(
             header(&response, "x-content-type-options").as_deref(),
@@ -72,6 +72,57 @@ async fn dashboard_answers_refuse_framing_and_pages_are_not_cached() {
     // The model API is for programs, not frames: it is left as it was.
     let response = app.get("/v1/models").await;
     assert!(header(&response, "x-frame-options").is_none());
+}
+
+/// Pages run only the scripts they were sent with: every inline script
+/// carries the response's own nonce, which the policy names, and the next
+/// response has another. JSON answers get no script policy at all.
+#[tokio::test]
+async fn pages_allow_only_their_own_scripts() {
+    let app = spawn_app().await;
+    let mut seen = Vec::new();
+    for path in ["/", "/login", "/no/such/page", "/"] {
+        let response = app.get(path).await;
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let html = response.text().await.unwrap();
+        let nonce = policy
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{path}: no nonce in {policy}"));
+        assert!(nonce.len() >= 16, "{nonce}");
+        for part in ["object-src 'none'", "base-uri 'none'", "connect-src 'self'"] {
+            assert!(policy.contains(part), "{path}: {policy}");
+        }
+        let scripts_from = policy
+            .split(';')
+            .find(|directive| directive.trim().starts_with("script-src"))
+            .unwrap();
+        assert!(
+            !scripts_from.contains("'unsafe-inline'") && !scripts_from.contains("'unsafe-eval'"),
+            "{scripts_from}"
+        );
+        let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+        assert!(!scripts.is_empty(), "{path}: the hydration script");
+        for script in scripts {
+            let tag = &script[..script.find('>').unwrap()];
+            assert!(
+                tag.contains(&format!(r#"nonce="{nonce}""#)),
+                "{path}: {tag}"
+            );
+        }
+        assert!(
+            !html.contains(" onsubmit=") && !html.contains(" onclick="),
+            "{path}"
+        );
+        seen.push(nonce.to_owned());
+    }
+    assert_ne!(seen[0], seen[3], "a new nonce for each response");
+    let policy = app.get("/api/v1/me").await.headers()["content-security-policy"].clone();
+    assert_eq!(policy, "frame-ancestors 'none'");
 }
 
 #[tokio::test]
@@ -163,7 +214,6 @@ async fn script_only_controls_are_disabled_until_the_page_hydrates() {
     let button = plans.split(">Switch to Standard</button>").next().unwrap();
     let button = &button[button.rfind("<button").unwrap()..];
     assert!(button.contains("disabled"), "{button}");
-}
 
     // A browser running no scripts is told why they stay disabled.
     for (page, what) in [
@@ -181,3 +231,4 @@ async fn script_only_controls_are_disabled_until_the_page_hydrates() {
             "{what}: {note:?}"
         );
     }
+}

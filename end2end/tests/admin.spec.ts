@@ -71,6 +71,11 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   // would go on.
   const keyRow = admin.locator('[data-testid^="admin-key-"]').filter({ hasText: "Primary key" });
   await expect(keyRow).toContainText("active");
+  // Cancel leaves it be.
+  admin.once("dialog", (dialog) => dialog.dismiss());
+  await keyRow.getByRole("button", { name: "Revoke" }).click();
+  await admin.waitForTimeout(500);
+  await expect(keyRow).toContainText("active");
   admin.once("dialog", (dialog) => dialog.accept());
   await keyRow.getByRole("button", { name: "Revoke" }).click();
   await expect(admin.getByRole("status")).toHaveText("Key revoked.");

@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    forms::{BUTTON, CARD, FormAlert, last_error},
+    forms::{BUTTON, CARD, FormAlert, ask_first, last_error},
     nav::SignedInOnly,
 };
 use crate::accounts::types::FormError;
@@ -209,11 +209,9 @@ fn AdminUsers() -> impl IntoView {
                                     {rows.into_iter().map(|row| {
                                         let next = (!row.disabled).to_string();
                                         let label = if row.disabled { "Enable" } else { "Disable" };
-                                        let confirm = if row.disabled {
-                                            "return true"
-                                        } else {
-                                            "return confirm('Disable this account? Its keys stop working at once.')"
-                                        };
+                                        let confirm = ask_first((!row.disabled).then(|| {
+                                            "Disable this account? Its keys stop working at once.".to_owned()
+                                        }));
                                         view! {
                                             <tr class="border-t border-slate-100" data-testid=format!("user-{}", row.email)>
                                                 <td class="py-2"><a href=format!("/admin/users/{}", row.id) class="text-amber-700 hover:underline">{row.email.clone()}</a></td>
@@ -222,10 +220,10 @@ fn AdminUsers() -> impl IntoView {
                                                 <td>{if row.disabled { "disabled" } else { "active" }}</td>
                                                 <td class="text-right">
                                                     {(!row.is_you).then(|| view! {
-                                                        <ActionForm action=toggle attr:onsubmit=confirm>
+                                                        <ActionForm action=toggle>
                                                             <input type="hidden" name="user_id" value=row.id />
                                                             <input type="hidden" name="disabled" value=next />
-                                                            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100">{label}</button>
+                                                            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100" on:click=confirm>{label}</button>
                                                         </ActionForm>
                                                     })}
                                                 </td>
@@ -328,9 +326,9 @@ pub async fn admin_audit_log(
     };
     let invalid = |e| match e {
         service::AdminError::Invalid(fields) => refused(fields),
-    let actor = service::audit_actor(&actor).map_err(invalid)?;
         other => crate::server_ctx::internal(other),
     };
+    let actor = service::audit_actor(&actor).map_err(invalid)?;
     let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.trim().is_empty());
     let (action, target, since, until) = (
         nonempty(&action),

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     admin::{AdminOnly, AdminTabs},
     forms::{
-        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastError, LastOutcome, last_error,
-        record_outcome,
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastError, LastOutcome, ask_first,
+        last_error, record_outcome,
     },
 };
 use crate::accounts::types::FormError;
@@ -409,10 +409,11 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                                 } else {
                                     "A retired plan takes no new users and leaves /plans; its users keep it until they or an admin move them."
                                 }}</p>
-                                <ActionForm action=retire attr:onsubmit=if retired { "return true" } else { "return confirm('Retire this plan? It takes no new users.')" }>
+                                <ActionForm action=retire>
                                     <input type="hidden" name="slug" value=retire_slug />
                                     <input type="hidden" name="retire" value=(!retired).to_string() />
-                                    <button type="submit" class=if retired { BUTTON } else { DANGER_BUTTON }>{if retired { "Restore plan" } else { "Retire plan" }}</button>
+                                    <button type="submit" class=if retired { BUTTON } else { DANGER_BUTTON }
+                                        on:click=ask_first((!retired).then(|| "Retire this plan? It takes no new users.".to_owned()))>{if retired { "Restore plan" } else { "Retire plan" }}</button>
                                 </ActionForm>
                             </section>
                         }.into_any()

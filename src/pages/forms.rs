@@ -221,3 +221,19 @@ pub fn NeedsScript(what: &'static str) -> impl IntoView {
     );
     view! { <noscript inner_html=note></noscript> }
 }
+
+/// For a submit button's `on:click`: asks `question` first, if there is one,
+/// and a "Cancel" stops the form. A handler rather than an inline `onsubmit`,
+/// which the pages' content security policy refuses.
+pub fn ask_first(question: Option<String>) -> impl Fn(leptos::ev::MouseEvent) + Clone + 'static {
+    move |ev| {
+        #[cfg(feature = "hydrate")]
+        if let Some(question) = &question
+            && !window().confirm_with_message(question).unwrap_or(false)
+        {
+            ev.prevent_default();
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (&ev, &question);
+    }
+}
