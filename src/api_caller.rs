@@ -79,12 +79,23 @@ impl Caller {
     }
 }
 
+/// A key the request's extractors have already checked.
+#[derive(Clone)]
+struct CheckedKey(KeyHolder);
+
 /// The key a management or admin API request presents, checked as the model
 /// API checks it (valid, live, its owner enabled) and used only from where
 /// the key allows (its IP allowlist and referrer rule). `None` when the
-/// request presents no key.
-pub async fn key_holder(parts: &Parts, state: &AppState) -> Option<Result<KeyHolder, Response>> {
+/// request presents no key. Checked once a request: a route with two
+/// extractors that ask (the admin and its key's bounds) hashes it once.
+pub async fn key_holder(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Option<Result<KeyHolder, Response>> {
     let presented = auth::presented_key(&parts.headers)?;
+    if let Some(CheckedKey(holder)) = parts.extensions.get::<CheckedKey>() {
+        return Some(Ok(holder.clone()));
+    }
     let checked = async {
         let holder = auth::authenticate(
             &state.store,
@@ -99,7 +110,11 @@ pub async fn key_holder(parts: &Parts, state: &AppState) -> Option<Result<KeyHol
             .map_err(IntoResponse::into_response)?;
         Ok(holder)
     };
-    Some(checked.await)
+    let checked = checked.await;
+    if let Ok(holder) = &checked {
+        parts.extensions.insert(CheckedKey(holder.clone()));
+    }
+    Some(checked)
 }
 
 /// The bounds of the key a request presents, checked as [`key_holder`]
