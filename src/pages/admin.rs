@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    forms::{BUTTON, CARD, FormAlert, ask_first, last_error},
+    forms::{BUTTON, CARD, FormAlert, SubmitAskingFirst, last_error},
     nav::SignedInOnly,
 };
 use crate::accounts::types::FormError;
@@ -209,9 +209,9 @@ fn AdminUsers() -> impl IntoView {
                                     {rows.into_iter().map(|row| {
                                         let next = (!row.disabled).to_string();
                                         let label = if row.disabled { "Enable" } else { "Disable" };
-                                        let confirm = ask_first((!row.disabled).then(|| {
+                                        let question = (!row.disabled).then(|| {
                                             "Disable this account? Its keys stop working at once.".to_owned()
-                                        }));
+                                        });
                                         view! {
                                             <tr class="border-t border-slate-100" data-testid=format!("user-{}", row.email)>
                                                 <td class="py-2"><a href=format!("/admin/users/{}", row.id) class="text-amber-700 hover:underline">{row.email.clone()}</a></td>
@@ -223,7 +223,7 @@ fn AdminUsers() -> impl IntoView {
                                                         <ActionForm action=toggle>
                                                             <input type="hidden" name="user_id" value=row.id />
                                                             <input type="hidden" name="disabled" value=next />
-                                                            <button type="submit" class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100" on:click=confirm>{label}</button>
+                                                            <SubmitAskingFirst question class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100 disabled:opacity-50">{label}</SubmitAskingFirst>
                                                         </ActionForm>
                                                     })}
                                                 </td>

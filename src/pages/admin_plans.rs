@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     admin::{AdminOnly, AdminTabs},
     forms::{
-        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastError, LastOutcome, ask_first,
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastError, LastOutcome, SubmitAskingFirst,
         last_error, record_outcome,
     },
 };
@@ -412,8 +412,10 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                                 <ActionForm action=retire>
                                     <input type="hidden" name="slug" value=retire_slug />
                                     <input type="hidden" name="retire" value=(!retired).to_string() />
-                                    <button type="submit" class=if retired { BUTTON } else { DANGER_BUTTON }
-                                        on:click=ask_first((!retired).then(|| "Retire this plan? It takes no new users.".to_owned()))>{if retired { "Restore plan" } else { "Retire plan" }}</button>
+                                    <SubmitAskingFirst class=if retired { BUTTON } else { DANGER_BUTTON }
+                                        question=(!retired).then(|| "Retire this plan? It takes no new users.".to_owned())>
+                                        {if retired { "Restore plan" } else { "Retire plan" }}
+                                    </SubmitAskingFirst>
                                 </ActionForm>
                             </section>
                         }.into_any()

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     admin::{AdminOnly, AuditRow},
     forms::{
-        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, ask_first, last_error,
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, SubmitAskingFirst, last_error,
         record_outcome,
     },
 };
@@ -320,9 +320,8 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                 let status = if d.disabled { "disabled" } else { "active" };
                 let toggle_label = if d.disabled { "Enable account" } else { "Disable account" };
                 let toggle_to = (!d.disabled).to_string();
-                let confirm_toggle = ask_first(
-                    (!d.disabled).then(|| "Disable this account? Its keys stop working at once.".to_owned()),
-                );
+                let toggle_question =
+                    (!d.disabled).then(|| "Disable this account? Its keys stop working at once.".to_owned());
                 let current_plan = d.plan.clone();
                 view! {
                     <h1 class="mb-1 text-3xl font-bold text-slate-900">{d.display_name.clone()}</h1>
@@ -382,17 +381,17 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 <ActionForm action=toggle>
                                     <input type="hidden" name="user_id" value=d.id />
                                     <input type="hidden" name="disabled" value=toggle_to />
-                                    <button type="submit" class=DANGER_BUTTON disabled=move || toggle.pending().get() on:click=confirm_toggle>{toggle_label}</button>
+                                    <SubmitAskingFirst class=DANGER_BUTTON question=toggle_question busy=toggle.pending().into()>{toggle_label}</SubmitAskingFirst>
                                 </ActionForm>
                                 <ActionForm action=revoke>
                                     <input type="hidden" name="user_id" value=d.id />
-                                    <button type="submit" class=DANGER_BUTTON disabled=move || revoke.pending().get()
-                                        on:click=ask_first(Some("Revoke every key of this account? Callers using them get 401 at once.".to_owned()))>"Revoke all keys"</button>
+                                    <SubmitAskingFirst class=DANGER_BUTTON busy=revoke.pending().into()
+                                        question=Some("Revoke every key of this account? Callers using them get 401 at once.".to_owned())>"Revoke all keys"</SubmitAskingFirst>
                                 </ActionForm>
                                 <ActionForm action=rotate>
                                     <input type="hidden" name="user_id" value=d.id />
-                                    <button type="submit" class=DANGER_BUTTON disabled=move || rotate.pending().get()
-                                        on:click=ask_first(Some("Give every active key of this account a new secret? The old secrets stop at once; the new ones are shown here once.".to_owned()))>"Rotate all keys"</button>
+                                    <SubmitAskingFirst class=DANGER_BUTTON busy=rotate.pending().into()
+                                        question=Some("Give every active key of this account a new secret? The old secrets stop at once; the new ones are shown here once.".to_owned())>"Rotate all keys"</SubmitAskingFirst>
                                 </ActionForm>
                             </div>
                             {move || rotate.value().get().and_then(Result::ok).map(|issued| view! {
@@ -431,10 +430,10 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                             <thead class="text-slate-500"><tr><th class="py-2">"Name"</th><th>"Key"</th><th>"Status"</th><th class="text-right">"Uses"</th><th>"Last used"</th><th></th></tr></thead>
                             <tbody>
                                 {d.keys.clone().into_iter().map(|k| {
-                                    let confirm = ask_first(Some(format!(
+                                    let question = Some(format!(
                                         "Revoke the key {}? Callers using it get 401 at once; the other keys go on.",
                                         k.display
-                                    )));
+                                    ));
                                     view! {
                                         <tr class="border-t border-slate-100" data-testid=format!("admin-key-{}", k.id)>
                                             <td class="py-1">{k.name.clone()}</td>
@@ -447,8 +446,8 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                                     <ActionForm action=revoke_one>
                                                         <input type="hidden" name="user_id" value=d.id />
                                                         <input type="hidden" name="key_id" value=k.id />
-                                                        <button type="submit" class="rounded border border-red-300 px-2 py-0.5 text-xs text-red-700 disabled:opacity-50"
-                                                            disabled=move || revoke_one.pending().get() on:click=confirm>"Revoke"</button>
+                                                        <SubmitAskingFirst class="rounded border border-red-300 px-2 py-0.5 text-xs text-red-700 disabled:opacity-50"
+                                                            question busy=revoke_one.pending().into()>"Revoke"</SubmitAskingFirst>
                                                     </ActionForm>
                                                 })}
                                             </td>

@@ -222,11 +222,21 @@ pub fn NeedsScript(what: &'static str) -> impl IntoView {
     view! { <noscript inner_html=note></noscript> }
 }
 
-/// For a submit button's `on:click`: asks `question` first, if there is one,
-/// and a "Cancel" stops the form. A handler rather than an inline `onsubmit`,
-/// which the pages' content security policy refuses.
-pub fn ask_first(question: Option<String>) -> impl Fn(leptos::ev::MouseEvent) + Clone + 'static {
-    move |ev| {
+/// A form's submit button that asks `question` first, if there is one, and
+/// a "Cancel" stops the form. It asks through the page's code (not an inline
+/// `onsubmit`, which the pages' content security policy refuses), so a
+/// button with a question stays disabled until that code has loaded: a click
+/// before, or in a browser that cannot run it, would post unasked.
+#[component]
+pub fn SubmitAskingFirst(
+    question: Option<String>,
+    class: &'static str,
+    #[prop(optional)] busy: Option<Signal<bool>>,
+    children: Children,
+) -> impl IntoView {
+    let ready = hydrated();
+    let needs_code = question.is_some();
+    let ask = move |ev: leptos::ev::MouseEvent| {
         #[cfg(feature = "hydrate")]
         if let Some(question) = &question
             && !window().confirm_with_message(question).unwrap_or(false)
@@ -235,5 +245,12 @@ pub fn ask_first(question: Option<String>) -> impl Fn(leptos::ev::MouseEvent) + 
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = (&ev, &question);
+    };
+    view! {
+        <button type="submit" class=class
+            disabled=move || busy.is_some_and(|busy| busy.get()) || (needs_code && !ready.get())
+            on:click=ask>
+            {children()}
+        </button>
     }
 }
