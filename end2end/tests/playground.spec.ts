@@ -172,7 +172,7 @@ test("leaving the playground mid-reply ends the call, and Stop works after comin
   await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
   // What came stays, marked as stopped, and nothing more comes.
   await expect(assistant.last()).toHaveAttribute("data-stopped", "true");
-  await expect(assistant.last()).toContainText("(stopped)");
+  await expect(assistant.last()).toContainText("(stopped; what came is charged, see Usage)");
   const stoppedAt = await assistant.last().textContent();
   await page.waitForTimeout(600);
   await expect(assistant.last()).toHaveText(stoppedAt ?? "");

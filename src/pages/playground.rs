@@ -333,7 +333,7 @@ fn Playground() -> impl IntoView {
         <h1 class="mb-2 text-3xl font-bold text-slate-900">"Playground"</h1>
         <NeedsScript what="The playground" />
         <p class="mb-6 text-slate-600">
-            "Chat with a model through the same API your code calls. Your key stays in this tab's memory; "
+            "Chat with a model through the same API your code calls. Your key is never stored: it stays in this page while it is open; "
             <A href="/keys" attr:class="underline">"create one on the Keys page"</A>
             " if you need it."
         </p>
@@ -470,7 +470,7 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                     let note = match (mine, turn.stopped, left_out) {
                         (true, true, _) => Some("(stopped before an answer; not sent again)"),
                         (true, false, true) => Some("(not answered; not sent again)"),
-                        (false, true, _) => Some("(stopped)"),
+                        (false, true, _) => Some("(stopped; what came is charged, see Usage)"),
                         (false, false, true) => Some("(no text in the reply)"),
                         (_, false, false) => None,
                     };
@@ -565,6 +565,25 @@ fn tick_clock(clock: RwSignal<f64>) {
 mod chat {
     use super::{RateInfo, Refusal, Turn};
     use leptos::prelude::*;
+
+    /// Whether a stream chunk answers anything: text, reasoning or tool
+    /// calls, or a finish. The first chunk, which only names the role, does
+    /// not: a reply stopped after it is stopped before any answer.
+    pub fn answers(chunk: &serde_json::Value) -> bool {
+        let said = |v: &serde_json::Value| v.as_str().is_some_and(|t| !t.is_empty());
+        chunk["choices"].as_array().is_some_and(|choices| {
+            choices.iter().any(|choice| {
+                let delta = &choice["delta"];
+                said(&delta["content"])
+                    || said(&delta["reasoning_content"])
+                    || said(&delta["reasoning"])
+                    || delta["tool_calls"]
+                        .as_array()
+                        .is_some_and(|t| !t.is_empty())
+                    || !choice["finish_reason"].is_null()
+            })
+        })
+    }
 
     pub struct Request {
         pub key: String,
@@ -884,7 +903,12 @@ mod chat {
                 sink.rate.try_set(rate);
             }
             if response.status() != 200 {
-                return sink.refuse(refusal_of(&response).await);
+                let refusal = refusal_of(&response).await;
+                // Stopped or cleared while the refusal was read: not shown.
+                if stopped() {
+                    return;
+                }
+                return sink.refuse(refusal);
             }
             let Some(body) = response.body() else {
                 return sink.refuse(unreachable("the answer had no body"));
@@ -928,7 +952,7 @@ mod chat {
                         retry_after_secs: None,
                     });
                 }
-                if chunk["choices"].as_array().is_some_and(|c| !c.is_empty()) {
+                if super::answers(&chunk) {
                     sink.answered.try_set(true);
                 }
                 if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
@@ -1121,6 +1145,24 @@ mod tests {
         whole.ended(false);
         let turns = whole.turns.get_untracked();
         assert!(!turns[1].stopped && !turns[1].left_out);
+    }
+
+    #[test]
+    fn only_a_chunk_with_something_in_it_answers() {
+        use serde_json::json;
+        let role_only = json!({ "choices": [{ "index": 0, "delta": { "role": "assistant", "content": "" }, "finish_reason": null }] });
+        assert!(!chat::answers(&role_only));
+        assert!(!chat::answers(
+            &json!({ "choices": [], "usage": { "prompt_tokens": 1 } })
+        ));
+        let word = json!({ "choices": [{ "delta": { "content": "Hi" }, "finish_reason": null }] });
+        assert!(chat::answers(&word));
+        let thinking = json!({ "choices": [{ "delta": { "reasoning_content": "Hmm" } }] });
+        assert!(chat::answers(&thinking));
+        let tool = json!({ "choices": [{ "delta": { "tool_calls": [{ "index": 0 }] } }] });
+        assert!(chat::answers(&tool));
+        let finished = json!({ "choices": [{ "delta": {}, "finish_reason": "content_filter" }] });
+        assert!(chat::answers(&finished));
     }
 
     #[test]
