@@ -134,12 +134,25 @@ test("rotating keys one after another keeps the grace period and shows every new
   await expect(secondGrace).toContainText(/old secret works until \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/);
   await expect(page.getByTestId("key-row-Primary key").getByTestId("key-grace")).toHaveCount(1);
 
-  // Ending one early stops that old secret only.
+  // Ending one early asks first, then stops that old secret only.
   await secondGrace.getByRole("button", { name: "End now" }).click();
+  const ask = page.getByRole("alertdialog", { name: "Confirm ending the grace period" });
+  await expect(ask).toContainText("Stop the old secret now?");
+  await ask.getByRole("button", { name: "Cancel" }).click();
+  await expect(secondGrace).toHaveCount(1);
+  await secondGrace.getByRole("button", { name: "End now" }).click();
+  await ask.getByRole("button", { name: "End now" }).click();
   await expect(page.getByTestId("key-row-second").getByTestId("key-grace")).toHaveCount(0);
   await expect(page.getByTestId("key-row-Primary key").getByTestId("key-grace")).toHaveCount(1);
   expect((await models(second)).status()).toBe(401);
   expect((await models(primary)).status()).toBe(200);
+
+  // Select all, rotate them: the selection empties, and Select all with it.
+  const all = page.getByLabel("Select all active keys");
+  await all.check();
+  await page.getByRole("button", { name: "Rotate selected (2)" }).click();
+  await expect(page.getByRole("button", { name: "Rotate selected (0)" })).toBeDisabled();
+  await expect(all).not.toBeChecked();
   expect(errors).toEqual([]);
 });
 

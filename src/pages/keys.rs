@@ -296,6 +296,7 @@ fn KeyTable(
         .filter(|k| k.status == "active")
         .map(|k| k.id)
         .collect();
+    let (active_count, every_active) = (active_ids.len(), !active_ids.is_empty());
 
     view! {
         <div class=CARD>
@@ -337,6 +338,11 @@ fn KeyTable(
                         format!("Rotate {count} key(s) with no grace period? The old secrets stop working at once, so programs using them fail until they get the new ones."),
                         "Rotate",
                     ),
+                    Confirm::EndGrace => (
+                        "Confirm ending the grace period",
+                        "Stop the old secret now? Programs still using it fail until they get the new one.".to_owned(),
+                        "End now",
+                    ),
                 };
                 view! {
                     <div role="alertdialog" aria-label=label class="mb-3 flex flex-wrap items-center gap-3 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800">
@@ -348,6 +354,11 @@ fn KeyTable(
                                     selected.set(BTreeSet::new());
                                 }
                                 Confirm::Rotate => rotate_now(ids.clone()),
+                                Confirm::EndGrace => {
+                                    for &id in &ids {
+                                        end_grace.dispatch(EndKeyGrace { id });
+                                    }
+                                }
                             }
                             confirming.set(None);
                         }>{verb}</button>
@@ -361,6 +372,8 @@ fn KeyTable(
                     <tr>
                         <th class="py-2">
                             <input type="checkbox" aria-label="Select all active keys"
+                                // Follows the selection, which an action empties.
+                                prop:checked=move || every_active && selected.with(|s| s.len() == active_count)
                                 on:change=move |ev| {
                                     let all = event_target_checked(&ev);
                                     selected.set(if all { active_ids.iter().copied().collect() } else { BTreeSet::new() });
@@ -394,11 +407,11 @@ fn KeyTable(
                                 <td data-testid="key-status">
                                     {k.status.clone()}
                                     {k.grace_until.clone().map(|until| view! {
-                                        <span class="block whitespace-nowrap text-xs text-amber-700" data-testid="key-grace">
+                                        <span class="block min-w-40 text-xs text-amber-700" data-testid="key-grace">
                                             {format!("old secret works until {}", utc_minute(&until))}
                                             " "
                                             <button class="underline disabled:opacity-50" disabled=move || !ready()
-                                                on:click=move |_| { end_grace.dispatch(EndKeyGrace { id }); }>"End now"</button>
+                                                on:click=move |_| confirming.set(Some((Confirm::EndGrace, vec![id])))>"End now"</button>
                                         </span>
                                     })}
                                 </td>
@@ -460,6 +473,7 @@ fn key_limits(key: &KeyView) -> String {
 enum Confirm {
     Revoke,
     Rotate,
+    EndGrace,
 }
 
 fn lines(text: &str) -> Option<Vec<String>> {
