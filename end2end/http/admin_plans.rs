@@ -307,7 +307,8 @@ async fn admins_create_edit_retire_and_restore_plans() {
     let (status, _, html) = page(&app, &user, "/plans").await;
     assert_eq!(status, 200);
     assert!(
-        html.contains("not offered to others. If you switch, you cannot switch back"),
+        html.contains("This plan is no longer offered")
+            && html.contains("if you switch, you cannot switch back"),
         "{html}"
     );
     let (status, _, html) = page(&app, &admin, "/admin/plans/team").await;

@@ -69,7 +69,11 @@ fn PlanCards() -> impl IntoView {
                 match plans.await {
                     Ok(plans) => view! {
                         <div class="grid gap-4 sm:grid-cols-3">
-                            {plans.into_iter().map(|plan| view! { <PlanCard plan switch /> }).collect_view()}
+                            {
+                                // A plan no longer offered is gone for good once left.
+                                let leaving = plans.iter().find(|p| p.current && !p.offered).map(|p| p.name.clone());
+                                plans.into_iter().map(|plan| view! { <PlanCard plan switch leaving=leaving.clone() /> }).collect_view()
+                            }
                         </div>
                     }.into_any(),
                     Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
@@ -80,7 +84,13 @@ fn PlanCards() -> impl IntoView {
 }
 
 #[component]
-fn PlanCard(plan: PlanView, switch: ServerAction<SwitchPlan>) -> impl IntoView {
+fn PlanCard(
+    plan: PlanView,
+    switch: ServerAction<SwitchPlan>,
+    /// The user's current plan's name when it is no longer offered: a switch
+    /// asks first.
+    leaving: Option<String>,
+) -> impl IntoView {
     let ready = hydrated();
     let border = if plan.current {
         "border-amber-400 ring-2 ring-amber-300"
@@ -120,7 +130,7 @@ fn PlanCard(plan: PlanView, switch: ServerAction<SwitchPlan>) -> impl IntoView {
             </dl>
             {(plan.current && !plan.offered).then(|| view! {
                 <p class="mt-4 rounded-md bg-amber-50 p-2 text-sm text-amber-800" data-testid="plan-not-offered">
-                    "An admin put you on this plan; it is not offered to others. If you switch, you cannot switch back."
+                    "This plan is no longer offered (retired, or kept for some accounts by an admin). You keep it until you switch; if you switch, you cannot switch back."
                 </p>
             })}
             {if plan.current {
@@ -130,13 +140,32 @@ fn PlanCard(plan: PlanView, switch: ServerAction<SwitchPlan>) -> impl IntoView {
                     <button
                         class="mt-4 rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-60"
                         disabled=move || !ready.get()
-                        on:click=move |_| { switch.dispatch(SwitchPlan { plan: slug.clone() }); }
+                        on:click=move |_| {
+                            if leaving.as_deref().is_none_or(asks_to_leave) {
+                                switch.dispatch(SwitchPlan { plan: slug.clone() });
+                            }
+                        }
                     >
                         {format!("Switch to {}", plan.name)}
                     </button>
                 }.into_any()
             }}
         </section>
+    }
+}
+
+/// Whether the user confirms leaving `name`, a plan no longer offered.
+fn asks_to_leave(name: &str) -> bool {
+    #[cfg(feature = "hydrate")]
+    return window()
+        .confirm_with_message(&format!(
+            "Leave {name}? It is no longer offered, so you cannot switch back to it."
+        ))
+        .unwrap_or(false);
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = name;
+        true
     }
 }
 
