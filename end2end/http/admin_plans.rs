@@ -272,6 +272,12 @@ async fn admins_create_edit_retire_and_restore_plans() {
         }
     };
     assert_eq!(retire("team", "true").await.status, 200);
+    // The audit log links a plan target to the plan's page.
+    let (_, _, html) = page(&app, &admin, "/admin/audit?target=plan:team").await;
+    assert!(
+        html.contains(r#"href="/admin/plans/team""#) && html.contains("plan.update"),
+        "{html}"
+    );
     let other = app.browser();
     app.register(&other, "other@example.com", "Other").await;
     let (_, public) = send(&app, &other, Method::GET, "/api/v1/plans", None).await;

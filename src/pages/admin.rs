@@ -286,13 +286,22 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
                                 (None, _) => "—".into_any(),
                             }}</td>
                             <td class="font-mono whitespace-nowrap">{r.action}</td>
-                            <td class="whitespace-nowrap">
-                                <span class="font-mono text-xs text-slate-500">{r.target.unwrap_or_default()}</span>
-                                {r.target_label.map(|label| {
-                                    let href = r.target_user_id.map(|id| format!("/admin/users/{id}"));
-                                    view! { " " <a class="underline" href=href>{label}</a> }
-                                })}
-                            </td>
+                            <td class="whitespace-nowrap">{
+                                let target = r.target.unwrap_or_default();
+                                match (r.target_label, target.strip_prefix("plan:")) {
+                                    (Some(label), _) => {
+                                        let href = r.target_user_id.map(|id| format!("/admin/users/{id}"));
+                                        view! {
+                                            <span class="font-mono text-xs text-slate-500">{target.clone()}</span>
+                                            " " <a class="underline" href=href>{label}</a>
+                                        }.into_any()
+                                    }
+                                    (None, Some(slug)) => view! {
+                                        <a class="font-mono text-xs underline" href=format!("/admin/plans/{slug}")>{target.clone()}</a>
+                                    }.into_any(),
+                                    (None, None) => view! { <span class="font-mono text-xs text-slate-500">{target.clone()}</span> }.into_any(),
+                                }
+                            }</td>
                             <td class="whitespace-nowrap">{r.client_ip.unwrap_or_default()}</td>
                             <td class="min-w-64 font-mono text-xs break-all">{r.details}</td>
                         </tr>
