@@ -22,6 +22,7 @@ use crate::pages::{
     plans::PlansPage,
     playground::{PlaygroundPage, provide_recent_key},
     register::RegisterPage,
+    reset_password::ResetPasswordPage,
     usage::UsagePage,
     welcome::WelcomePage,
 };
@@ -77,6 +78,7 @@ fn Session() -> impl IntoView {
                     <Route path=StaticSegment("") view=HomePage />
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("register") view=RegisterPage ssr=SsrMode::Async />
+                    <Route path=StaticSegment("reset-password") view=ResetPasswordPage />
                     <Route path=StaticSegment("account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=StaticSegment("welcome") view=WelcomePage ssr=SsrMode::Async />
                     <Route path=StaticSegment("keys") view=KeysPage ssr=SsrMode::Async />

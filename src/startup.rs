@@ -609,6 +609,10 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         )
         .route("/api/v1/admin/users/{id}/enable", post(admin::enable_user))
         .route(
+            "/api/v1/admin/users/{id}/password-reset",
+            post(admin::password_reset_link),
+        )
+        .route(
             "/api/v1/admin/users/{id}/credits",
             post(admin::adjust_credits),
         )

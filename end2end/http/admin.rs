@@ -587,3 +587,127 @@ async fn the_audit_log_filters_by_actor_action_target_and_time_newest_first() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_query");
 }
+
+/// A user who forgot their password gets a one-time link from an admin: it
+/// sets a new password once and ends the user's sessions; a newer link, its
+/// use or its hour's end closes it, and only an admin can make one.
+#[tokio::test]
+async fn a_password_reset_link_sets_a_new_password_once() {
+    use crate::support::PASSWORD;
+    let Setup {
+        app,
+        admin,
+        user,
+        user_id,
+    } = setup().await;
+    let make = format!("/api/v1/admin/users/{user_id}/password-reset");
+    let (status, _) = send(&app, &user, reqwest::Method::POST, &make, None).await;
+    assert_eq!(status, 403, "users make none");
+    let token_of = |link: &Value| -> String {
+        let url = link["url"].as_str().unwrap();
+        assert!(url.starts_with(&app.url("/reset-password#token=")), "{url}");
+        url.split("#token=").nth(1).unwrap().to_owned()
+    };
+    let (status, first) = send(&app, &admin, reqwest::Method::POST, &make, None).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(first["expires_at"].as_str().unwrap() > "2026", "{first}");
+    let (_, second) = send(&app, &admin, reqwest::Method::POST, &make, None).await;
+    let (first, second) = (token_of(&first), token_of(&second));
+    assert_ne!(first, second);
+    // Only a keyed hash of the token is kept: 32 bytes, not its plain SHA-256.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM password_resets")
+        .fetch_all(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "the newer link replaced the first");
+    assert_eq!(stored[0].len(), 32);
+    use sha2::Digest;
+    assert_ne!(stored[0], sha2::Sha256::digest(second.as_bytes()).to_vec());
+    assert!(!String::from_utf8_lossy(&stored[0]).contains(&second));
+
+    let page = app.get("/reset-password").await;
+    assert_eq!(page.status(), 200);
+    let stranger = app.browser();
+    let reset = |token: String, password: &'static str| {
+        let (app, stranger) = (&app, &stranger);
+        async move {
+            app.call(
+                stranger,
+                "reset-password",
+                &[("token", token.as_str()), ("password", password)],
+            )
+            .await
+        }
+    };
+    let new_password = "copper-meadow-violin-77";
+    // The newer link replaced the first; a short password is refused and
+    // leaves the link open.
+    let answer = reset(first, new_password).await;
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    assert!(answer.body.to_string().contains("no longer works"));
+    let answer = reset(second.clone(), "short").await;
+    assert_eq!(answer.status, 422, "{:?}", answer.body);
+    let answer = reset(second.clone(), new_password).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+
+    // The user's session has ended; the old password no longer logs in, the
+    // new one does; the link works once.
+    assert_eq!(app.me(&user).await, Value::Null);
+    let email = "member@example.com";
+    assert_eq!(app.login(&app.browser(), email, PASSWORD).await.status, 401);
+    assert_eq!(
+        app.login(&app.browser(), email, new_password).await.status,
+        200
+    );
+    assert_eq!(reset(second, "another-long-passphrase-3").await.status, 400);
+
+    // An hour later it is closed too.
+    let (_, third) = send(&app, &admin, reqwest::Method::POST, &make, None).await;
+    sqlx::query(
+        "UPDATE password_resets SET expires_at = '2026-01-01T00:00:00.000Z' WHERE used_at IS NULL",
+    )
+    .execute(&app.db().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        reset(token_of(&third), "another-long-passphrase-3")
+            .await
+            .status,
+        400
+    );
+
+    let actions = app.audit_actions().await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "password.reset_link")
+            .count(),
+        3
+    );
+    let reset_by: i64 = app
+        .db_number("SELECT actor_user_id FROM audit_events WHERE action = 'password.reset'")
+        .await;
+    assert_eq!(reset_by, user_id);
+
+    // A disabled account gets none (it could not log in with it).
+    let (status, _) = send(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        &format!("/api/v1/admin/users/{user_id}/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = send(&app, &admin, reqwest::Method::POST, &make, None).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = send(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/admin/users/999999/password-reset",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 22] = [
+const OPERATIONS: [(&str, &str); 23] = [
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/plan"),
@@ -20,6 +20,7 @@ const OPERATIONS: [(&str, &str); 22] = [
     ("get", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/users/{id}/disable"),
     ("post", "/api/v1/admin/users/{id}/enable"),
+    ("post", "/api/v1/admin/users/{id}/password-reset"),
     ("get", "/api/v1/admin/balances"),
     ("post", "/api/v1/admin/users/{id}/credits"),
     ("put", "/api/v1/admin/users/{id}/plan"),

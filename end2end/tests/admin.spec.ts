@@ -1,5 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
-import { unique, watchErrors } from "./support";
+import { registerAccount, unique, watchErrors } from "./support";
 
 // An admin grants credits and moves a user to another plan from the admin
 // console; the user sees both on /usage and /plans.
@@ -153,4 +153,58 @@ test("an admin creates a plan, and the monitor refreshes itself after a call", a
   await expect(page.getByRole("heading", { name: "Security" })).toBeVisible();
   await expect(page.getByTestId("failed-by-ip")).toBeVisible();
   expect(errors).toEqual([]);
+});
+
+test("a user who forgot their password sets a new one with the link an admin made", async ({ browser }) => {
+  const userContext = await browser.newContext();
+  const user = await userContext.newPage();
+  const userErrors = watchErrors(user, { allow4xx: true });
+  const { email } = await registerAccount(user, "forgot");
+
+  const adminContext = await browser.newContext();
+  const admin = await adminContext.newPage();
+  const adminErrors = watchErrors(admin, { allow4xx: true });
+  await admin.goto("/login");
+  await admin.getByLabel("Email").fill("root@example.com");
+  await admin.getByLabel("Password").fill("admin-passphrase-for-e2e");
+  await admin.getByRole("button", { name: "Log in" }).click();
+  await expect(admin).toHaveURL(/\/account$/);
+  await admin.goto("/admin");
+  await hydrated(admin);
+  await admin.getByLabel("Search users").fill(email);
+  await admin.getByRole("button", { name: "Search" }).click();
+  await admin.getByRole("link", { name: email }).click();
+  await hydrated(admin);
+  await admin.getByRole("button", { name: "Make a password reset link" }).click();
+  const link = ((await admin.getByTestId("reset-link-url").textContent()) ?? "").trim();
+  expect(link).toMatch(/\/reset-password#token=[0-9A-Za-z]{40,}$/);
+  await expect(admin.getByTestId("audit-events")).toContainText("password.reset_link");
+
+  // The link's page takes the new password; the user's session has ended.
+  await user.goto(link);
+  await hydrated(user);
+  await user.getByLabel("New password").fill("short");
+  await user.getByRole("button", { name: "Set password" }).click();
+  await expect(user.locator("#field-password-error")).toContainText("at least 8");
+  await user.getByLabel("New password").fill("a-fresh-long-passphrase-8");
+  await user.getByRole("button", { name: "Set password" }).click();
+  await expect(user.getByTestId("password-reset-done")).toContainText("every session of your account has ended");
+  await user.getByRole("link", { name: "Log in" }).click();
+  await user.getByLabel("Email").fill(email);
+  await user.getByLabel("Password").fill("a-fresh-long-passphrase-8");
+  await user.getByRole("button", { name: "Log in" }).click();
+  await expect(user).toHaveURL(/\/account$/);
+
+  // A second use is refused with what to do.
+  const again = await userContext.newPage();
+  await again.goto(link);
+  await hydrated(again);
+  await again.getByLabel("New password").fill("yet-another-passphrase-9");
+  await again.getByRole("button", { name: "Set password" }).click();
+  await expect(again.getByRole("alert")).toContainText("Ask an administrator for a new one");
+
+  expect(userErrors).toEqual([]);
+  expect(adminErrors).toEqual([]);
+  await userContext.close();
+  await adminContext.close();
 });

@@ -35,6 +35,8 @@ pub enum AccountError {
     LastAdmin,
     #[error("an administrator cannot disable their own account")]
     DisablingSelf,
+    #[error("the password reset link is used, replaced or expired")]
+    ResetLinkClosed,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -54,7 +56,7 @@ impl AccountError {
         use axum::http::StatusCode;
         match self {
             Self::Invalid(_) | Self::WrongPassword => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::DisablingSelf => StatusCode::BAD_REQUEST,
+            Self::DisablingSelf | Self::ResetLinkClosed => StatusCode::BAD_REQUEST,
             Self::EmailTaken | Self::LastAdmin => StatusCode::CONFLICT,
             Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Disabled => StatusCode::FORBIDDEN,
@@ -99,6 +101,10 @@ impl AccountError {
             }
             Self::NotFound => FormError::new("That account no longer exists."),
             Self::DisablingSelf => FormError::new("You cannot disable your own account."),
+            Self::ResetLinkClosed => FormError::new(
+                "This reset link no longer works: it was used, a newer one was made, or its hour is over. \
+                 Ask an administrator for a new one.",
+            ),
             Self::LastAdmin => FormError::new(
                 "You are the only administrator. Create another one (`tollgate create-admin`) \
                  before deleting this account.",
@@ -353,6 +359,33 @@ pub async fn change_password(
         .actor(user.id)
         .target(format!("user:{}", user.id));
     Ok(state.store.update_password(user.id, &hash, event).await?)
+}
+
+/// Sets a new password with a reset link's token (see
+/// `admin::service::password_reset_link`), once, and ends the account's
+/// sessions. The link is checked before the password is hashed, so a wrong
+/// token costs no hashing.
+pub async fn reset_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    token: &str,
+    new: &str,
+) -> Result<(), AccountError> {
+    let new = Password::parse("password", new).map_err(|e| AccountError::Invalid(vec![e]))?;
+    let token_hash = state.key_hasher.hash_secret(token.trim());
+    if !state.store.password_reset_is_open(&token_hash).await? {
+        return Err(AccountError::ResetLinkClosed);
+    }
+    let hash = passwords::hash(&new)
+        .await
+        .map_err(AccountError::Internal)?;
+    let event = AuditEvent::new("password.reset", meta);
+    state
+        .store
+        .use_password_reset(&token_hash, &hash, event)
+        .await?
+        .map(|_| ())
+        .ok_or(AccountError::ResetLinkClosed)
 }
 
 pub async fn delete_account(

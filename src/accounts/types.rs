@@ -18,6 +18,17 @@ pub struct CurrentUser {
     pub created_at: String,
 }
 
+/// A one-time link that lets a user who forgot their password set a new
+/// one, made by an admin and shown to them once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct PasswordResetLink {
+    /// The whole link; its token is in the fragment, which browsers never
+    /// send to a server, so it stays out of logs.
+    pub url: String,
+    pub expires_at: String,
+}
+
 /// What a form shows when its submission is refused: a message for the whole
 /// form, one per field, the non-secret values to fill back in, and for throttled
 /// attempts how long to wait. It travels in the redirect URL when the form was

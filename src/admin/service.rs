@@ -338,6 +338,48 @@ pub fn audit_filter(
     })
 }
 
+/// How long a password reset link works.
+pub const RESET_LINK_SECS: i64 = 3600;
+
+/// Makes a one-time link with which the user can set a new password, for an
+/// admin to pass on (Tollgate sends no email). The account's earlier links
+/// stop working. Only active accounts get one: a disabled account could not
+/// log in with its new password anyway.
+pub async fn password_reset_link(
+    store: &Store,
+    hasher: &crate::keys::hashing::KeyHasher,
+    meta: &RequestMeta,
+    public_url: &str,
+    admin_id: i64,
+    user_id: i64,
+) -> Result<crate::accounts::types::PasswordResetLink, AdminError> {
+    live_user(store, user_id).await?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        AdminError::Store(StoreError::Background(format!(
+            "the OS random generator failed: {e}"
+        )))
+    })?;
+    let token = base_x::encode(crate::keys::format::ALPHABET, &bytes);
+    let audit = AuditEvent::new("password.reset_link", meta)
+        .actor(admin_id)
+        .target(format!("user:{user_id}"))
+        .details(json!({ "valid_seconds": RESET_LINK_SECS }));
+    let expires_at = store
+        .create_password_reset(user_id, &hasher.hash_secret(&token), RESET_LINK_SECS, audit)
+        .await?
+        .ok_or_else(|| {
+            AdminError::Conflict("The account is disabled; enable it first.".to_owned())
+        })?;
+    Ok(crate::accounts::types::PasswordResetLink {
+        url: format!(
+            "{}/reset-password#token={token}",
+            public_url.trim_end_matches('/')
+        ),
+        expires_at,
+    })
+}
+
 /// Gives every active key of an account a new secret at once (no grace: the
 /// old secrets stop), all or nothing; returns the keys with their new secrets,
 /// to be shown once.

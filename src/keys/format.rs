@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-const ALPHABET: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+pub(crate) const ALPHABET: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const SECRET_BYTES: usize = 32;
 const CHECKSUM_CHARS: usize = 6;
 /// 32 bytes need at most 44 base62 characters; shorter encodings are padded.

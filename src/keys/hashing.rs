@@ -83,9 +83,14 @@ impl KeyHasher {
 
     /// The stored form of a key.
     pub fn hash(&self, key: &ApiKey) -> Vec<u8> {
+        self.hash_secret(key.expose())
+    }
+
+    /// The stored form of any other secret token (a password reset link's).
+    pub fn hash_secret(&self, secret: &str) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
             .expect("HMAC accepts any key length");
-        mac.update(key.expose().as_bytes());
+        mac.update(secret.as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
 }

@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use super::{
     admin::{AdminOnly, AuditRow},
     forms::{
-        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, SubmitAskingFirst, last_error,
-        record_outcome,
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, SecretToCopy,
+        SubmitAskingFirst, last_error, record_outcome,
     },
 };
 use crate::{
-    accounts::types::FormError,
+    accounts::types::{FormError, PasswordResetLink},
     keys::types::{IssuedKey, KeyView},
     usage::types::RecentCall,
 };
@@ -238,6 +238,28 @@ pub async fn admin_rotate_all_keys(user_id: i64) -> Result<Vec<IssuedKey>, FormE
     .map_err(admin_refusal)
 }
 
+#[server(endpoint = "admin/user/password-reset")]
+pub async fn admin_password_reset_link(user_id: i64) -> Result<PasswordResetLink, FormError> {
+    use crate::{admin::service, request_meta::RequestMeta};
+    let (state, admin) = super::admin::require_admin().await?;
+    // Shown once, which a plain form post's redirect back could not do.
+    if crate::server_ctx::is_plain_form_post() {
+        return Err(FormError::new(
+            "The link is shown once, which needs JavaScript: none was made. Turn JavaScript on and try again.",
+        ));
+    }
+    service::password_reset_link(
+        &state.store,
+        &state.key_hasher,
+        &RequestMeta::current(),
+        &state.public_url,
+        admin.id,
+        user_id,
+    )
+    .await
+    .map_err(admin_refusal)
+}
+
 #[component]
 pub fn AdminUserPage() -> impl IntoView {
     let params = use_params_map();
@@ -265,6 +287,8 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
     let revoke_one_error = last_error(revoke_one.value());
     let rotate = ServerAction::<AdminRotateAllKeys>::new();
     let rotate_error = last_error(rotate.value());
+    let reset = ServerAction::<AdminPasswordResetLink>::new();
+    let reset_error = last_error(reset.value());
     let toggle = ServerAction::<super::admin::AdminSetDisabled>::new();
     let limits = ServerAction::<AdminSetLimits>::new();
     let limits_error = last_error(limits.value());
@@ -281,6 +305,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                 revoke.version().get(),
                 revoke_one.version().get(),
                 rotate.version().get(),
+                reset.version().get(),
                 toggle.version().get(),
                 limits.version().get(),
             )
@@ -394,6 +419,23 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                         question=Some("Give every active key of this account a new secret? The old secrets stop at once; the new ones are shown here once.".to_owned())>"Rotate all keys"</SubmitAskingFirst>
                                 </ActionForm>
                             </div>
+                            <h2 class="mb-2 mt-6 text-lg font-semibold">"Password"</h2>
+                            <p class="mb-3 text-sm text-slate-600">"A user who forgot their password gets a one-time link to set a new one, valid for an hour. Tollgate sends no email: pass it on privately."</p>
+                            <FormAlert error=reset_error />
+                            <ActionForm action=reset>
+                                <input type="hidden" name="user_id" value=d.id />
+                                <button type="submit" class=BUTTON disabled=move || reset.pending().get()>"Make a password reset link"</button>
+                            </ActionForm>
+                            {move || reset.value().get().and_then(Result::ok).map(|link| view! {
+                                <div class="mt-4 rounded-md border border-amber-300 bg-amber-50 p-3 text-sm" data-testid="reset-link">
+                                    <p class="font-semibold">"The link, shown only now"</p>
+                                    <SecretToCopy secret=link.url testid="reset-link-url" />
+                                    <p class="mt-1 text-xs text-slate-600">{format!(
+                                        "It works once, until {} UTC; a newer link replaces it.",
+                                        link.expires_at.get(..16).unwrap_or(&link.expires_at).replace('T', " ")
+                                    )}</p>
+                                </div>
+                            })}
                             {move || rotate.value().get().and_then(Result::ok).map(|issued| view! {
                                 <div class="mt-4 rounded-md border border-amber-300 bg-amber-50 p-3 text-sm" data-testid="rotated-secrets">
                                     <p class="mb-2 font-semibold">"New secrets, shown only now. Pass them to the account's owner safely."</p>

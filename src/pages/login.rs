@@ -63,6 +63,9 @@ pub fn LoginPage() -> impl IntoView {
             <p class="mt-4 text-sm text-slate-600">
                 "No account yet? " <A href="/register" attr:class="font-medium text-slate-900 underline">"Register"</A>
             </p>
+            <p class="mt-2 text-sm text-slate-600">
+                "Forgot your password? An administrator of this Tollgate can give you a link to set a new one."
+            </p>
         </div>
     }
 }

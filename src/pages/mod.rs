@@ -15,5 +15,6 @@ pub mod not_found;
 pub mod plans;
 pub mod playground;
 pub mod register;
+pub mod reset_password;
 pub mod usage;
 pub mod welcome;

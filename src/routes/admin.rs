@@ -809,3 +809,41 @@ pub async fn audit_log(
         Err(error) => account_error(error.into()),
     }
 }
+
+/// Make a password reset link
+///
+/// A one-time link with which the user sets a new password, valid for an
+/// hour, for the admin to pass on privately (Tollgate sends no email). The
+/// account's earlier links stop working; using it ends the account's
+/// sessions. Writes a `password.reset_link` audit event.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/password-reset", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id")),
+    security(("session" = []), ("api_key" = ["admin"])),
+    responses(
+        (status = 200, description = "The link, shown this once", body = crate::accounts::types::PasswordResetLink),
+        (status = 400, description = "The id is not a number", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+        (status = 409, description = "The account is disabled", body = ErrorResponse),
+    ))]
+pub async fn password_reset_link(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    meta: RequestMeta,
+    ApiPath(user_id): ApiPath<i64>,
+) -> Response {
+    match admin_service::password_reset_link(
+        &state.store,
+        &state.key_hasher,
+        &meta,
+        &state.public_url,
+        admin.id,
+        user_id,
+    )
+    .await
+    {
+        Ok(link) => Json(link).into_response(),
+        Err(error) => error.into_response(),
+    }
+}

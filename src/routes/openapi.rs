@@ -35,6 +35,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         admin::list_users,
         admin::disable_user,
         admin::enable_user,
+        admin::password_reset_link,
         admin::list_balances,
         admin::adjust_credits,
         admin::assign_plan,

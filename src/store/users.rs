@@ -87,6 +87,10 @@ pub(super) fn unique_violation(error: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
+/// A reset link `r` of account `u` that may be used: its token is `?1`.
+const OPEN_RESET: &str = "r.token_hash = ?1 AND r.used_at IS NULL
+    AND r.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AND u.status = 'active'";
+
 impl Store {
     /// Creates a user; `audit` is completed with the new id as its target (and
     /// actor, when it has none).
@@ -227,6 +231,96 @@ impl Store {
         audit::insert(&mut tx, &audit).await?;
         self.commit_change(tx).await?;
         Ok(epoch)
+    }
+
+    /// Records a one-time password reset link for an active account, valid
+    /// for `valid_secs`; the account's earlier links stop working. Returns
+    /// when it expires, or `None` when the account is not active.
+    pub async fn create_password_reset(
+        &self,
+        user_id: i64,
+        token_hash: &[u8],
+        valid_secs: i64,
+        audit: AuditEvent,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let active: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE id = ? AND status = 'active'")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if active.is_none() {
+            return Ok(None);
+        }
+        sqlx::query("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let expires_at: String = sqlx::query_scalar(
+            "INSERT INTO password_resets (user_id, token_hash, created_by, expires_at)
+             VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || ? || ' seconds'))
+             RETURNING expires_at",
+        )
+        .bind(user_id)
+        .bind(token_hash)
+        .bind(audit.actor_user_id)
+        .bind(valid_secs)
+        .fetch_one(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, &audit).await?;
+        self.commit_change(tx).await?;
+        Ok(Some(expires_at))
+    }
+
+    /// Whether a reset link's token may still be used: unused, unexpired,
+    /// its account active.
+    pub async fn password_reset_is_open(&self, token_hash: &[u8]) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT r.id FROM password_resets r JOIN users u ON u.id = r.user_id
+             WHERE {OPEN_RESET}"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.writer)
+        .await?
+        .is_some())
+    }
+
+    /// Uses a reset link, once: stores the new password hash and starts a new
+    /// session epoch, which ends the account's sessions. `audit` is written
+    /// with the account as actor and target. `None` when the link is not, or
+    /// no longer, open.
+    pub async fn use_password_reset(
+        &self,
+        token_hash: &[u8],
+        password_hash: &str,
+        audit: AuditEvent,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let user_id: Option<i64> = sqlx::query_scalar(&format!(
+            "UPDATE password_resets SET used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = (SELECT r.id FROM password_resets r JOIN users u ON u.id = r.user_id
+                         WHERE {OPEN_RESET})
+             RETURNING user_id"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1,
+                              updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+             WHERE id = ?",
+        )
+        .bind(password_hash)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        let audit = audit.actor(user_id).target(format!("user:{user_id}"));
+        audit::insert(&mut tx, &audit).await?;
+        self.commit_change(tx).await?;
+        Ok(Some(user_id))
     }
 
     /// Disables or re-enables an account. Disabling also starts a new session
