@@ -8,6 +8,26 @@ async function hydrated(page: Page) {
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
 }
 
+/** Signs `page` in as the admin the browser tests' server was started with. */
+async function logInAsAdmin(page: Page) {
+  await page.goto("/login");
+  await page.getByLabel("Email").fill("root@example.com");
+  await page.getByLabel("Password").fill("admin-passphrase-for-e2e");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+}
+
+/** Finds `email` on /admin and opens that account's page, hydrated. */
+async function openAccount(admin: Page, email: string) {
+  await admin.goto("/admin");
+  await hydrated(admin);
+  await admin.getByLabel("Search users").fill(email);
+  await admin.getByRole("button", { name: "Search" }).click();
+  await admin.getByRole("link", { name: email }).click();
+  await expect(admin).toHaveURL(/\/admin\/users\/\d+$/);
+  await hydrated(admin);
+}
+
 test("an admin grants credits and changes a user's plan; the user sees both", async ({ browser }) => {
   const email = `member-${unique()}@example.com`;
 
@@ -30,18 +50,9 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   const adminContext = await browser.newContext();
   const admin = await adminContext.newPage();
   const adminErrors = watchErrors(admin, { allow4xx: true });
-  await admin.goto("/login");
-  await admin.getByLabel("Email").fill("root@example.com");
-  await admin.getByLabel("Password").fill("admin-passphrase-for-e2e");
-  await admin.getByRole("button", { name: "Log in" }).click();
-  await expect(admin).toHaveURL(/\/account$/);
-  await admin.goto("/admin");
-  await hydrated(admin);
-  await admin.getByLabel("Search users").fill(email);
-  await admin.getByRole("button", { name: "Search" }).click();
-  await admin.getByRole("link", { name: email }).click();
+  await logInAsAdmin(admin);
+  await openAccount(admin, email);
   await expect(admin.getByTestId("admin-user-balance")).toHaveText("10 credits");
-  await hydrated(admin);
 
   await admin.getByLabel("Amount (credits; negative to deduct)").fill("25");
   await admin.getByLabel("Reason").fill("welcome bonus");
@@ -110,11 +121,7 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
 
 test("an admin creates a plan, and the monitor refreshes itself after a call", async ({ page, baseURL }) => {
   const errors = watchErrors(page, { allow4xx: true });
-  await page.goto("/login");
-  await page.getByLabel("Email").fill("root@example.com");
-  await page.getByLabel("Password").fill("admin-passphrase-for-e2e");
-  await page.getByRole("button", { name: "Log in" }).click();
-  await expect(page).toHaveURL(/\/account$/);
+  await logInAsAdmin(page);
 
   // A new plan from the form; a refused field is explained inline first.
   const slug = `team-${Math.floor(Math.random() * 1e6)}`;
@@ -164,17 +171,8 @@ test("a user who forgot their password sets a new one with the link an admin mad
   const adminContext = await browser.newContext();
   const admin = await adminContext.newPage();
   const adminErrors = watchErrors(admin, { allow4xx: true });
-  await admin.goto("/login");
-  await admin.getByLabel("Email").fill("root@example.com");
-  await admin.getByLabel("Password").fill("admin-passphrase-for-e2e");
-  await admin.getByRole("button", { name: "Log in" }).click();
-  await expect(admin).toHaveURL(/\/account$/);
-  await admin.goto("/admin");
-  await hydrated(admin);
-  await admin.getByLabel("Search users").fill(email);
-  await admin.getByRole("button", { name: "Search" }).click();
-  await admin.getByRole("link", { name: email }).click();
-  await hydrated(admin);
+  await logInAsAdmin(admin);
+  await openAccount(admin, email);
   await admin.getByRole("button", { name: "Make a password reset link" }).click();
   const link = ((await admin.getByTestId("reset-link-url").textContent()) ?? "").trim();
   expect(link).toMatch(/\/reset-password#token=[0-9A-Za-z]{40,}$/);
