@@ -372,7 +372,7 @@ pub async fn reset_password(
     new: &str,
 ) -> Result<(), AccountError> {
     let new = Password::parse("password", new).map_err(|e| AccountError::Invalid(vec![e]))?;
-    let token_hash = state.key_hasher.hash_secret(token.trim());
+    let token_hash = state.key_hasher.hash_reset_token(token.trim());
     if !state.store.password_reset_is_open(&token_hash).await? {
         return Err(AccountError::ResetLinkClosed);
     }

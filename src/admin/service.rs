@@ -343,8 +343,10 @@ pub const RESET_LINK_SECS: i64 = 3600;
 
 /// Makes a one-time link with which the user can set a new password, for an
 /// admin to pass on (Tollgate sends no email). The account's earlier links
-/// stop working. Only active accounts get one: a disabled account could not
-/// log in with its new password anyway.
+/// stop working. Only active accounts get one (a disabled account could not
+/// log in with its new password anyway), and not the admin's own, who is
+/// signed in and changes it on the account page. Callers make it from a
+/// session only: an admin key that leaked must not take over accounts.
 pub async fn password_reset_link(
     store: &Store,
     hasher: &crate::keys::hashing::KeyHasher,
@@ -353,6 +355,11 @@ pub async fn password_reset_link(
     admin_id: i64,
     user_id: i64,
 ) -> Result<crate::accounts::types::PasswordResetLink, AdminError> {
+    if user_id == admin_id {
+        return Err(AdminError::Conflict(
+            "You are signed in: change your own password on your account page.".to_owned(),
+        ));
+    }
     live_user(store, user_id).await?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
@@ -366,7 +373,12 @@ pub async fn password_reset_link(
         .target(format!("user:{user_id}"))
         .details(json!({ "valid_seconds": RESET_LINK_SECS }));
     let expires_at = store
-        .create_password_reset(user_id, &hasher.hash_secret(&token), RESET_LINK_SECS, audit)
+        .create_password_reset(
+            user_id,
+            &hasher.hash_reset_token(&token),
+            RESET_LINK_SECS,
+            audit,
+        )
         .await?
         .ok_or_else(|| {
             AdminError::Conflict("The account is disabled; enable it first.".to_owned())

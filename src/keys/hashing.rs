@@ -86,8 +86,13 @@ impl KeyHasher {
         self.hash_secret(key.expose())
     }
 
-    /// The stored form of any other secret token (a password reset link's).
-    pub fn hash_secret(&self, secret: &str) -> Vec<u8> {
+    /// The stored form of a password reset link's token. A label of its own
+    /// goes first, so no token's hash can stand for a key's.
+    pub fn hash_reset_token(&self, token: &str) -> Vec<u8> {
+        self.hash_secret(&format!("password-reset\0{token}"))
+    }
+
+    fn hash_secret(&self, secret: &str) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
             .expect("HMAC accepts any key length");
         mac.update(secret.as_bytes());

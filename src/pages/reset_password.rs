@@ -38,8 +38,15 @@ pub fn ResetPasswordPage() -> impl IntoView {
     let token = RwSignal::new(None::<String>);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        let fragment = window().location().hash().unwrap_or_default();
-        token.set(Some(token_in(&fragment).unwrap_or_default().to_owned()));
+        let read = move || {
+            let fragment = window().location().hash().unwrap_or_default();
+            token.set(Some(token_in(&fragment).unwrap_or_default().to_owned()));
+        };
+        read();
+        // A link opened in this tab after the page (same document) changes
+        // only the fragment.
+        let listener = window_event_listener(leptos::ev::hashchange, move |_| read());
+        on_cleanup(move || listener.remove());
     });
     let done = move || matches!(action.value().get(), Some(Ok(())));
     let no_token = move || token.with(|t| t.as_deref() == Some(""));

@@ -815,7 +815,8 @@ pub async fn audit_log(
 /// A one-time link with which the user sets a new password, valid for an
 /// hour, for the admin to pass on privately (Tollgate sends no email). The
 /// account's earlier links stop working; using it ends the account's
-/// sessions. Writes a `password.reset_link` audit event.
+/// sessions. A signed-in admin's session only (no key), and not for the
+/// admin's own account. Writes a `password.reset_link` audit event.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/password-reset", tag = "admin",
     params(("id" = i64, Path, description = "The user's id")),
     security(("session" = []), ("api_key" = ["admin"])),
@@ -823,16 +824,27 @@ pub async fn audit_log(
         (status = 200, description = "The link, shown this once", body = crate::accounts::types::PasswordResetLink),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a key rather than a session, or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
-        (status = 409, description = "The account is disabled", body = ErrorResponse),
+        (status = 409, description = "The account is disabled, or the caller's own", body = ErrorResponse),
     ))]
 pub async fn password_reset_link(
     State(state): State<AppState>,
     Admin(admin): Admin,
+    PresentedKeyBounds(key): PresentedKeyBounds,
     meta: RequestMeta,
     ApiPath(user_id): ApiPath<i64>,
 ) -> Response {
+    // A leaked admin key must not be able to take over accounts.
+    if key.is_some() {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "session_required",
+            "A password reset link is made by a signed-in admin, not with a key.",
+        )
+        .into_response();
+    }
     match admin_service::password_reset_link(
         &state.store,
         &state.key_hasher,

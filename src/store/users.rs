@@ -87,6 +87,11 @@ pub(super) fn unique_violation(error: &sqlx::Error) -> bool {
         .is_some_and(|e| e.is_unique_violation())
 }
 
+/// Closes an account's unused reset links (bound: its id): a password
+/// change, a disable or a deletion ends them, so a link made before cannot
+/// undo the change or come back with the account.
+const CLOSE_RESETS: &str = "DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL";
+
 /// A reset link `r` of account `u` that may be used: its token is `?1`.
 const OPEN_RESET: &str = "r.token_hash = ?1 AND r.used_at IS NULL
     AND r.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AND u.status = 'active'";
@@ -228,6 +233,10 @@ impl Store {
         .bind(user_id)
         .fetch_one(&mut *tx)
         .await?;
+        sqlx::query(CLOSE_RESETS)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         audit::insert(&mut tx, &audit).await?;
         self.commit_change(tx).await?;
         Ok(epoch)
@@ -287,8 +296,8 @@ impl Store {
 
     /// Uses a reset link, once: stores the new password hash and starts a new
     /// session epoch, which ends the account's sessions. `audit` is written
-    /// with the account as actor and target. `None` when the link is not, or
-    /// no longer, open.
+    /// with the account as actor and target, and the link and its maker in
+    /// its details. `None` when the link is not, or no longer, open.
     pub async fn use_password_reset(
         &self,
         token_hash: &[u8],
@@ -296,16 +305,16 @@ impl Store {
         audit: AuditEvent,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let user_id: Option<i64> = sqlx::query_scalar(&format!(
+        let used: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
             "UPDATE password_resets SET used_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
              WHERE id = (SELECT r.id FROM password_resets r JOIN users u ON u.id = r.user_id
                          WHERE {OPEN_RESET})
-             RETURNING user_id"
+             RETURNING user_id, id, created_by"
         ))
         .bind(token_hash)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(user_id) = user_id else {
+        let Some((user_id, link_id, created_by)) = used else {
             return Ok(None);
         };
         sqlx::query(
@@ -317,7 +326,10 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-        let audit = audit.actor(user_id).target(format!("user:{user_id}"));
+        let audit = audit
+            .actor(user_id)
+            .target(format!("user:{user_id}"))
+            .details(serde_json::json!({ "link": link_id, "made_by": created_by }));
         audit::insert(&mut tx, &audit).await?;
         self.commit_change(tx).await?;
         Ok(Some(user_id))
@@ -355,6 +367,12 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+        if status != UserStatus::Active {
+            sqlx::query(CLOSE_RESETS)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         audit::insert(&mut tx, &audit).await?;
         self.commit_change(tx).await?;
         Ok(true)
@@ -385,6 +403,10 @@ impl Store {
         .rows_affected()
             == 1;
         if deleted {
+            sqlx::query(CLOSE_RESETS)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
             audit::insert(&mut tx, &audit).await?;
         }
         self.commit_change(tx).await?;
