@@ -798,3 +798,58 @@ async fn a_password_reset_link_sets_a_new_password_once() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// Wrong reset-link tokens use the address's login budget and show on the
+/// security page; past the budget, even a good link waits (429).
+#[tokio::test]
+async fn wrong_reset_tokens_are_throttled_and_shown() {
+    let mut env = ADMIN.to_vec();
+    env.push(("TOLLGATE_LOGIN_ATTEMPTS_PER_IP", "3"));
+    let app = spawn_app_with(&env).await;
+    // Signed in first: the failures below use this address's login budget.
+    let admin = app.browser();
+    app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
+        .await;
+    let stranger = app.browser();
+    for _ in 0..3 {
+        let answer = app
+            .call(
+                &stranger,
+                "reset-password",
+                &[
+                    ("token", "not-a-token"),
+                    ("password", "copper-meadow-violin-77"),
+                ],
+            )
+            .await;
+        assert_eq!(answer.status, 400, "{:?}", answer.body);
+    }
+    let answer = app
+        .call(
+            &stranger,
+            "reset-password",
+            &[
+                ("token", "not-a-token"),
+                ("password", "copper-meadow-violin-77"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 429, "{:?}", answer.body);
+    assert!(answer.headers.contains_key("retry-after"));
+    let failures = app
+        .db_number("SELECT COUNT(*) FROM audit_events WHERE action = 'password.reset_failure'")
+        .await;
+    assert_eq!(failures, 3, "the refused attempt is not audited");
+
+    let (status, _, html) = crate::admin_pages::page(&app, &admin, "/admin/security").await;
+    assert_eq!(status, 200);
+    let by_address = html
+        .split(r#"data-testid="failed-by-ip""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .unwrap_or_default();
+    assert!(
+        by_address.contains("127.0.0.1") && by_address.contains(">3<"),
+        "the address's three failures: {by_address}"
+    );
+}

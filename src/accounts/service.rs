@@ -364,7 +364,8 @@ pub async fn change_password(
 /// Sets a new password with a reset link's token (see
 /// `admin::service::password_reset_link`), once, and ends the account's
 /// sessions. The link is checked before the password is hashed, so a wrong
-/// token costs no hashing.
+/// token costs no hashing; a wrong one is audited and uses a cell of the
+/// address's login budget.
 pub async fn reset_password(
     state: &AppState,
     meta: &RequestMeta,
@@ -372,10 +373,22 @@ pub async fn reset_password(
     new: &str,
 ) -> Result<(), AccountError> {
     let new = Password::parse("password", new).map_err(|e| AccountError::Invalid(vec![e]))?;
+    // Tokens cannot be guessed, but a flood of wrong ones is still refused
+    // and shown, as failed logins are: only failures use the address's
+    // login budget.
+    let attempt = state
+        .login_throttle
+        .check_address(meta.client_ip)
+        .map_err(|throttled| refused(state, throttled))?;
     let token_hash = state.key_hasher.hash_reset_token(token.trim());
     if !state.store.password_reset_is_open(&token_hash).await? {
+        state
+            .store
+            .record_audit(&AuditEvent::new("password.reset_failure", meta))
+            .await?;
         return Err(AccountError::ResetLinkClosed);
     }
+    state.login_throttle.passed_address(attempt);
     let hash = passwords::hash(&new)
         .await
         .map_err(AccountError::Internal)?;

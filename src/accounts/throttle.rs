@@ -41,6 +41,11 @@ impl std::fmt::Debug for LoginThrottle {
     }
 }
 
+/// The cell an attempt that names no account took, given back by
+/// [`LoginThrottle::passed_address`].
+#[derive(Debug)]
+pub struct AddressAttempt(Option<(IpAddr, u64)>);
+
 /// The cells one attempt took, given back by [`LoginThrottle::passed`].
 #[derive(Debug)]
 pub struct Attempt {
@@ -131,6 +136,25 @@ impl LoginThrottle {
             .give_back(&account, self.account_interval, until);
     }
 
+    /// Counts one attempt against the address's budget alone, for a check
+    /// that names no account (a password reset link's token).
+    pub fn check_address(&self, ip: Option<IpAddr>) -> Result<AddressAttempt, Throttled> {
+        let Some(ip) = ip.map(counted_address) else {
+            return Ok(AddressAttempt(None));
+        };
+        self.per_ip.check_key(&ip).map_err(|not_until| Throttled {
+            scope: ThrottleScope::ClientIp,
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        })?;
+        Ok(AddressAttempt(Some((ip, self.ip_cells.taken_until(&ip)))))
+    }
+
+    /// Gives back the cell a [`Self::check_address`] took, once what it let
+    /// through was right.
+    pub fn passed_address(&self, attempt: AddressAttempt) {
+        self.give_back_ip(attempt.0);
+    }
+
     /// Gives back a cell of the budget of a [`counted_address`].
     fn give_back_ip(&self, ip: Option<(IpAddr, u64)>) {
         if let Some((ip, until)) = ip {
@@ -204,6 +228,23 @@ impl SignupThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checks_naming_no_account_share_the_address_budget() {
+        let throttle =
+            LoginThrottle::new(NonZeroU32::new(2).unwrap(), NonZeroU32::new(100).unwrap());
+        let ip = Some("10.0.0.9".parse().unwrap());
+        let right = throttle.check_address(ip).unwrap();
+        throttle.passed_address(right);
+        assert!(throttle.check_address(ip).is_ok());
+        assert!(throttle.check(ip, "a@example.com").is_ok());
+        let refused = throttle.check_address(ip).unwrap_err();
+        assert_eq!(refused.scope, ThrottleScope::ClientIp);
+        assert!(
+            throttle.check_address(None).is_ok(),
+            "an unknown address is not counted"
+        );
+    }
 
     #[test]
     fn refuses_past_the_account_budget_and_says_how_long_to_wait() {

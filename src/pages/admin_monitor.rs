@@ -250,7 +250,7 @@ fn Security() -> impl IntoView {
                 match report.await {
                     Ok(r) => view! {
                         <div class="mb-6 grid gap-4 lg:grid-cols-3">
-                            <CountTable title="Failed sign-ins by address" head="Address" rows=r.failed_logins_by_ip testid="failed-by-ip" />
+                            <CountTable title="Failed sign-ins and reset links by address" head="Address" rows=r.failed_logins_by_ip testid="failed-by-ip" />
                             <CountTable title="Failed sign-ins by account" head="Account" rows=r.failed_logins_by_account testid="failed-by-account" />
                             <CountTable title="Rate-limit hits by address" head="Address" rows=r.rate_limit_hits_by_ip testid="limited-by-ip" />
                         </div>

@@ -226,19 +226,24 @@ impl Store {
         .await?)
     }
 
-    /// Failed sign-ins since `since`, by address (`by_account` false) or by
-    /// the account or email tried, most first.
+    /// Failed sign-ins since `since`, by address (`by_account` false; with
+    /// wrong reset-link tokens) or by the account or email tried, most first.
     pub async fn failed_logins(
         &self,
         since: &str,
         by_account: bool,
         limit: i64,
     ) -> Result<Vec<NamedCount>, StoreError> {
-        let column = if by_account { "target" } else { "client_ip" };
+        // By address, wrong reset-link tokens count too; they name no account.
+        let (column, actions) = if by_account {
+            ("target", "'login.failure'")
+        } else {
+            ("client_ip", "'login.failure', 'password.reset_failure'")
+        };
         self.flush().await?;
         Ok(sqlx::query_as(&format!(
             "SELECT COALESCE({column}, 'unknown') AS name, COUNT(*) AS count FROM audit_events
-             WHERE action = 'login.failure' AND at >= ? GROUP BY name ORDER BY count DESC, name LIMIT ?"
+             WHERE action IN ({actions}) AND at >= ? GROUP BY name ORDER BY count DESC, name LIMIT ?"
         ))
         .bind(since)
         .bind(limit)
