@@ -222,3 +222,33 @@ test("Clear stops a reply as it streams, and Enter picking an input method's wor
 
   expect(errors).toEqual([]);
 });
+
+test("a stream that ends after only the role chunk leaves the message unanswered", async ({ page }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  const key = await register(page, "roleonly");
+  await page.goto("/playground");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByLabel("API key").fill(key);
+  // An upstream that names the role and then breaks off: nothing was said.
+  const roleOnly = {
+    id: "chatcmpl-x",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "demo",
+    choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }],
+  };
+  await page.route("**/v1/chat/completions", (route) =>
+    route.fulfill({
+      status: 200,
+      headers: { "content-type": "text/event-stream" },
+      body: `data: ${JSON.stringify(roleOnly)}\n\n`,
+    }),
+  );
+  await page.getByLabel("Message").fill("Hello?");
+  await page.getByRole("button", { name: "Send" }).click();
+  const transcript = page.getByTestId("transcript");
+  await expect(transcript.locator('[data-role="user"]')).toHaveAttribute("data-left-out", "true");
+  await expect(transcript.locator('[data-role="user"]')).toContainText("(not answered; not sent again)");
+  await expect(transcript.locator('[data-role="assistant"]')).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
