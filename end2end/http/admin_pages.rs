@@ -502,6 +502,8 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     // Its confirmations are the page's code, not inline handlers that the
     // content security policy would refuse.
     assert!(!html.contains("onsubmit=") && !html.contains("onclick="));
+    // So a browser running no scripts is told why they stay disabled.
+    assert!(html.contains("<noscript>") && html.contains("or making a reset link needs JavaScript"));
     // Events on the account, on its keys, and by its owner.
     for action in [
         "credits.adjust",

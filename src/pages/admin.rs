@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    forms::{BUTTON, CARD, FormAlert, SubmitAskingFirst, last_error},
+    forms::{BUTTON, CARD, FormAlert, NeedsScript, SubmitAskingFirst, last_error},
     nav::SignedInOnly,
 };
 use crate::accounts::types::FormError;
@@ -184,6 +184,7 @@ fn AdminUsers() -> impl IntoView {
     view! {
         <AdminTabs current="users" />
         <h1 class="mb-6 text-3xl font-bold text-slate-900">"Users"</h1>
+        <NeedsScript what="Disabling an account" />
         <form method="get" action="/admin" class="mb-4 flex gap-2" role="search">
             <label for="user-search" class="sr-only">"Search users"</label>
             <input id="user-search" name="q" type="search" placeholder="Email or name" value=move || search.get() prop:value=move || search.get()

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     admin::{AdminOnly, AuditRow},
     forms::{
-        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, SecretToCopy,
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, NeedsScript, SecretToCopy,
         SubmitAskingFirst, last_error, record_outcome,
     },
 };
@@ -350,6 +350,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                 let current_plan = d.plan.clone();
                 view! {
                     <h1 class="mb-1 text-3xl font-bold text-slate-900">{d.display_name.clone()}</h1>
+                    <NeedsScript what="Disabling an account, revoking or rotating its keys, or making a reset link" />
                     <p class="mb-6 text-slate-600">{format!("{} · {} · {} · joined {}", d.email, if d.is_admin { "admin" } else { "user" }, status, &d.created_at[..10.min(d.created_at.len())])}</p>
                     {move || done().map(|m| view! { <div role="status" class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{m}</div> })}
                     <div class="mb-6 grid gap-4 sm:grid-cols-2">
