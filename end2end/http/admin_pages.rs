@@ -319,6 +319,14 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     assert!(!html.contains("other@example.com"));
     let (_, _, html) = page(&app, &admin, "/admin?q=%25").await;
     assert!(html.contains("No users match"), "% is matched literally");
+    // Case folds beyond ASCII too (SQLite's LIKE folds ASCII only).
+    app.register(&app.browser(), "emile@example.com", "Émile Ångström")
+        .await;
+    for query in ["%C3%A9mile", "%C3%85NGSTR", "%C3%A9MILE%20%C3%A5ng"] {
+        let (_, _, html) = page(&app, &admin, &format!("/admin?q={query}")).await;
+        assert!(html.contains("emile@example.com"), "{query}");
+        assert!(!html.contains("member@example.com"), "{query}");
+    }
 
     // An admin is offered no Disable on their own row, and asking anyway is
     // refused with the reason (a 400, as on the REST API, not a 500).
@@ -503,7 +511,9 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     // content security policy would refuse.
     assert!(!html.contains("onsubmit=") && !html.contains("onclick="));
     // So a browser running no scripts is told why they stay disabled.
-    assert!(html.contains("<noscript>") && html.contains("or making a reset link needs JavaScript"));
+    assert!(
+        html.contains("<noscript>") && html.contains("or making a reset link needs JavaScript")
+    );
     // Events on the account, on its keys, and by its owner.
     for action in [
         "credits.adjust",

@@ -176,6 +176,9 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<UserRecord>, StoreError> {
+        if !text.is_ascii() {
+            return self.search_users_folding(text, limit, offset).await;
+        }
         let escaped = text
             .replace('\\', "\\\\")
             .replace('%', "\\%")
@@ -193,6 +196,39 @@ impl Store {
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// [`Store::search_users`] for text beyond ASCII, whose case SQLite's
+    /// `LIKE` does not fold ("émile" would miss "Émile"): the accounts are
+    /// read newest first and matched here, Unicode's lowercase on both sides.
+    async fn search_users_folding(
+        &self,
+        text: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        use futures::TryStreamExt;
+        let needle = text.to_lowercase();
+        let (limit, mut skip) = (limit.max(0) as usize, offset.max(0));
+        let query =
+            format!("SELECT {USER_COLUMNS} FROM users WHERE status != 'deleted' ORDER BY id DESC");
+        let mut rows = sqlx::query_as::<_, UserRow>(&query).fetch(&self.reader);
+        let mut found = Vec::new();
+        while found.len() < limit
+            && let Some(row) = rows.try_next().await?
+        {
+            let matches = row.email.to_lowercase().contains(&needle)
+                || row.display_name.to_lowercase().contains(&needle);
+            if !matches {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                found.push(row.into());
+            }
+        }
+        Ok(found)
     }
 
     pub async fn update_display_name(
