@@ -418,6 +418,18 @@ async fn a_bulk_revocation_audits_each_key_it_revoked() {
     // Again: nothing left to revoke, nothing audited.
     let response = revoke(vec![ids[0]]).await.unwrap();
     assert_eq!(response.json::<Value>().await.unwrap(), json!(0));
+    // Rotating a key revoked meanwhile (another tab) says so.
+    let response = b
+        .client
+        .post(app.url("/api/keys/rotate"))
+        .header("accept", "application/json")
+        .json(&json!({ "ids": [ids[0]], "grace_seconds": 0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let error = response.text().await.unwrap();
+    assert!(error.contains("revoked meanwhile"), "{error}");
     // A list longer than any plan's keys is refused whole, before any write.
     let response = revoke((0..501).collect()).await.unwrap();
     assert_ne!(response.status(), 200);

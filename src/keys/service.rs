@@ -59,7 +59,10 @@ impl KeyError {
             Self::ActiveLimit { allowed } => format!(
                 "Your plan allows {allowed} active keys. Revoke a key or switch to a larger plan first."
             ),
-            Self::NotFound => "No such key.".to_owned(),
+            Self::NotFound => {
+                "No such key of yours, or it was revoked meanwhile: reload to see your keys as they are."
+                    .to_owned()
+            }
             Self::BeyondCaller { why, .. } => format!("This key cannot rotate that key. {why}"),
             Self::Internal(_) => {
                 "Something went wrong on our side. Try again in a moment.".to_owned()
