@@ -199,7 +199,7 @@ test("Copy says when the browser would not copy the key", async ({ page }) => {
   await page.getByRole("button", { name: "Create key" }).click();
   const dialog = page.getByRole("dialog", { name: "Your new key" });
   await dialog.getByRole("button", { name: "Copy" }).click();
-  await expect(dialog.getByRole("alert")).toContainText("Select the key and copy it yourself");
+  await expect(dialog.getByRole("alert")).toContainText("Select it and copy it yourself");
   await expect(dialog.getByRole("button", { name: "Copied" })).toHaveCount(0);
   expect(errors).toEqual([]);
 });

@@ -281,7 +281,6 @@ pub fn parse_time_bound(text: &str) -> Option<String> {
     Some(crate::store::stored_time(at))
 }
 
-/// The audit log's filters from a query, each checked; blank ones are unset.
 /// The audit log's actor filter as typed on its page: a user id or an email
 /// address (any case); blank for anyone.
 pub fn audit_actor(text: &str) -> Result<Option<AuditActor>, AdminError> {
@@ -300,6 +299,7 @@ pub fn audit_actor(text: &str) -> Result<Option<AuditActor>, AdminError> {
     }
 }
 
+/// The audit log's filters from a query, each checked; blank ones are unset.
 pub fn audit_filter(
     actor: Option<AuditActor>,
     action: Option<&str>,

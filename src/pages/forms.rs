@@ -181,7 +181,7 @@ pub fn SecretToCopy(secret: String, testid: &'static str) -> impl IntoView {
         <div>
             {move || (copied.get() == Some(false)).then(|| view! {
                 <p class="mt-1 text-sm text-red-700" role="alert">
-                    "The browser did not let Tollgate copy it. Select the key and copy it yourself."
+                    "The browser did not let Tollgate copy it. Select it and copy it yourself."
                 </p>
             })}
         </div>

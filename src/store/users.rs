@@ -297,7 +297,7 @@ impl Store {
         if active.is_none() {
             return Ok(None);
         }
-        sqlx::query("DELETE FROM password_resets WHERE user_id = ? AND used_at IS NULL")
+        sqlx::query(CLOSE_RESETS)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
