@@ -557,12 +557,23 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     // A filter that is not one answers the page with its form's status.
     let (status, _, html) = page(&app, &admin, "/admin/audit?actor=me").await;
     assert_eq!(status, 422);
-    assert!(html.contains("Give a user id"));
-    // The filter boxes show the filter, in the page as served.
+    // The message sits under the field it is about, which points to it; the
+    // filter boxes show the filter, in the page as served.
     assert!(
-        html.contains(r#"name="actor" placeholder="e.g. 1" value="me""#),
+        html.contains(r#"name="actor" placeholder="e.g. 1" value="me" aria-invalid="true" aria-describedby="audit-actor-error""#),
         "{html}"
     );
+    let actor_error = html.split(r#"id="audit-actor-error""#).nth(1).unwrap();
+    assert!(
+        actor_error
+            .split("</span>")
+            .next()
+            .unwrap()
+            .contains("Give a user id")
+    );
+    assert!(html.contains(
+        r#"name="action" placeholder="e.g. credits.adjust" value="" aria-invalid="false""#
+    ));
     let (_, _, html) = page(&app, &admin, "/admin?q=MEMB").await;
     assert!(html.contains(r#"value="MEMB""#));
 

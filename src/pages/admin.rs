@@ -399,50 +399,70 @@ fn AuditLog() -> impl IntoView {
             admin_audit_log(actor, action, target, since, until, page)
         },
     );
-    let input = |name: &'static str,
-                 label: &'static str,
-                 hint: &'static str,
-                 value: Memo<String>| {
+    // The filter form is drawn with the results, so a refused filter's
+    // message sits under its own field.
+    let filter_form = move |errors: std::collections::BTreeMap<String, String>| {
+        let input = |name: &'static str,
+                     label: &'static str,
+                     hint: &'static str,
+                     value: Memo<String>| {
+            let error = errors.get(name).cloned();
+            let error_id = format!("audit-{name}-error");
+            view! {
+                <label class="text-sm">
+                    <span class="mb-1 block font-medium text-slate-700">{label}</span>
+                    <input
+                        name=name
+                        placeholder=hint
+                        value=move || value.get()
+                        prop:value=move || value.get()
+                        aria-invalid=error.is_some().to_string()
+                        aria-describedby=error.is_some().then(|| error_id.clone())
+                        class="block w-full rounded-md border border-slate-300 px-2 py-1 text-sm aria-[invalid=true]:border-red-400"
+                    />
+                    {error.map(|m| view! { <span id=error_id class="mt-1 block text-xs text-red-700">{m}</span> })}
+                </label>
+            }
+        };
         view! {
-            <label class="text-sm">
-                <span class="mb-1 block font-medium text-slate-700">{label}</span>
-                <input name=name placeholder=hint value=move || value.get() prop:value=move || value.get() class="block w-full rounded-md border border-slate-300 px-2 py-1 text-sm" />
-            </label>
+            <form method="get" action="/admin/audit" class="mb-4 grid gap-2 sm:grid-cols-6 items-start">
+                {input("actor", "Actor (id or email)", "e.g. 1", actor)}
+                {input("action", "Action", "e.g. credits.adjust", action)}
+                {input("target", "Target", "e.g. user:2", target)}
+                {input("since", "From", "2026-11-01", since)}
+                {input("until", "Before", "2026-12-01", until)}
+                <button type="submit" class=format!("{BUTTON} sm:mt-6")>"Filter"</button>
+            </form>
         }
     };
     view! {
         <AdminTabs current="audit" />
         <h1 class="mb-6 text-3xl font-bold text-slate-900">"Audit log"</h1>
-        <form method="get" action="/admin/audit" class="mb-4 grid gap-2 sm:grid-cols-6 items-end">
-            {input("actor", "Actor (id or email)", "e.g. 1", actor)}
-            {input("action", "Action", "e.g. credits.adjust", action)}
-            {input("target", "Target", "e.g. user:2", target)}
-            {input("since", "From", "2026-11-01", since)}
-            {input("until", "Before", "2026-12-01", until)}
-            <button type="submit" class=BUTTON>"Filter"</button>
-        </form>
-        <div class=CARD>
-            <Transition fallback=|| view! { <p class="text-slate-500">"Loading events…"</p> }>
-                {move || Suspend::new(async move {
-                    match events.await {
-                        Ok(mut rows) => {
-                            let full = more_pages(&mut rows);
-                            let filters: String = [("actor", actor), ("action", action), ("target", target), ("since", since), ("until", until)]
-                                .iter()
-                                .map(|(k, v)| format!("{k}={}&", encode(&v.get_untracked())))
-                                .collect();
-                            view! {
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading events…"</p> }>
+            {move || Suspend::new(async move {
+                match events.await {
+                    Ok(mut rows) => {
+                        let full = more_pages(&mut rows);
+                        let filters: String = [("actor", actor), ("action", action), ("target", target), ("since", since), ("until", until)]
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}&", encode(&v.get_untracked())))
+                            .collect();
+                        view! {
+                            {filter_form(Default::default())}
+                            <div class=CARD>
                                 <AuditTable rows />
                                 <Pager page=page.get_untracked() full href=move |p| format!("/admin/audit?{filters}page={p}") />
-                            }.into_any()
-                        }
-                        Err(e) => view! {
-                            <p role="alert" class="text-red-700">{e.message.clone()}</p>
-                            <ul class="text-sm text-red-700">{e.fields.into_values().map(|m| view! { <li>{m}</li> }).collect_view()}</ul>
-                        }.into_any(),
+                            </div>
+                        }.into_any()
                     }
-                })}
-            </Transition>
-        </div>
+                    Err(e) => view! {
+                        {filter_form(e.fields)}
+                        <div class=CARD>
+                            <p role="alert" class="text-red-700">{e.message.clone()}</p>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }
