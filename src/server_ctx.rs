@@ -1,11 +1,12 @@
 //! What a server function reads from the request it serves: the app state, the
-//! session, the signed-in user. Failures become a `FormError` the page can show.
+//! session, the signed-in user, the device cookie. Failures become a `FormError` the page can show.
 
 use leptos::prelude::*;
+use tower_cookies::Cookies;
 use tower_sessions::Session;
 
 use crate::{
-    accounts::{service::AccountError, session, types::FormError},
+    accounts::{device::KnownDevice, service::AccountError, session, types::FormError},
     startup::AppState,
     store::UserRecord,
 };
@@ -22,6 +23,24 @@ pub fn app_state() -> Result<AppState, FormError> {
 
 pub async fn session() -> Result<Session, FormError> {
     leptos_axum::extract::<Session>().await.map_err(internal)
+}
+
+/// The browser's device cookie, when it carries a valid one (see
+/// `accounts::device`).
+pub async fn known_device(state: &AppState) -> Result<Option<KnownDevice>, FormError> {
+    let cookies = leptos_axum::extract::<Cookies>().await.map_err(internal)?;
+    Ok(KnownDevice::from_cookies(
+        &cookies,
+        &state.key_hasher.device_cookie_key(),
+    ))
+}
+
+/// Marks this browser as one that has signed in to `user_id`.
+pub async fn remember_device(state: &AppState, user_id: i64) -> Result<(), FormError> {
+    let cookies = leptos_axum::extract::<Cookies>().await.map_err(internal)?;
+    let key = state.key_hasher.device_cookie_key();
+    KnownDevice::remember(&cookies, &key, user_id, state.config.is_https());
+    Ok(())
 }
 
 /// The signed-in user, or a form error asking to sign in.

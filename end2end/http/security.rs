@@ -4,7 +4,7 @@ use std::{io::Write, process::Stdio};
 
 use serde_json::Value;
 
-use crate::support::{PASSWORD, spawn_app, spawn_app_with};
+use crate::support::{Answer, PASSWORD, spawn_app, spawn_app_with};
 
 const ADMIN: [(&str, &str); 2] = [
     ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
@@ -53,8 +53,12 @@ async fn the_session_cookie_is_httponly_lax_and_secure_only_over_https() {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    // The session and the one-time new-key cookie.
-    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    // The session, the one-time new-key cookie and the device cookie.
+    assert_eq!(cookies.len(), 3, "{cookies:?}");
+    assert!(
+        cookies.iter().any(|c| c.starts_with("tollgate_device=")),
+        "{cookies:?}"
+    );
     assert!(cookies.iter().all(|c| c.contains("Secure")), "{cookies:?}");
 }
 
@@ -334,6 +338,98 @@ async fn right_passwords_do_not_use_up_the_login_budgets() {
     }
     let refused = app.login(&b, "often@example.com", PASSWORD).await;
     assert_eq!(refused.status, 429, "{:?}", refused.body);
+}
+
+/// Someone guessing at an account uses its budget up, but a browser that
+/// has signed in to it before carries a signed device cookie and spends a
+/// budget of its own, so the owner is not locked out; its own wrong guesses
+/// use that budget up in turn. A forged or borrowed cookie buys nothing.
+#[tokio::test]
+async fn guessing_at_an_account_does_not_lock_out_a_browser_that_signed_in_before() {
+    let app = spawn_app_with(&[("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "3")]).await;
+    let owner = app.browser();
+    let device_cookie_set = |answer: &Answer| {
+        let set: Vec<String> = answer
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| v.starts_with("tollgate_device="))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(set.len(), 1, "{:?}", answer.headers);
+        set[0].clone()
+    };
+    let set_cookie = device_cookie_set(&app.register(&owner, "owner@example.com", "O").await);
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=15552000"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let device_cookie = set_cookie.split(';').next().unwrap().to_owned();
+    assert_eq!(app.call(&owner, "logout", &[]).await.status, 200);
+
+    let guesser = app.browser();
+    for _ in 0..3 {
+        assert_eq!(
+            app.login(&guesser, "owner@example.com", "wrong-password-1")
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(
+        app.login(&guesser, "owner@example.com", PASSWORD)
+            .await
+            .status,
+        429
+    );
+    // The same budget holds for a browser with a cookie that does not verify
+    // (its value changed) or that was given for another account.
+    let (name_and_mac, nonce) = device_cookie.rsplit_once('.').unwrap();
+    let changed = format!("{name_and_mac}.{}", nonce.chars().rev().collect::<String>());
+    let forged = app.browser_with_cookie(&changed);
+    assert_eq!(
+        app.login(&forged, "owner@example.com", PASSWORD)
+            .await
+            .status,
+        429
+    );
+    let other = app.browser();
+    app.register(&other, "other@example.com", "X").await;
+    assert_eq!(
+        app.login(&other, "owner@example.com", PASSWORD)
+            .await
+            .status,
+        429
+    );
+
+    // The owner's browser signs in, and is given a new cookie.
+    let signed_in = app.login(&owner, "owner@example.com", PASSWORD).await;
+    assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
+    assert_eq!(app.me(&owner).await["email"], "owner@example.com");
+    assert!(!device_cookie_set(&signed_in).starts_with(&device_cookie));
+    assert_eq!(app.call(&owner, "logout", &[]).await.status, 200);
+    // Its own wrong guesses use its own budget, not the account's.
+    for _ in 0..3 {
+        assert_eq!(
+            app.login(&owner, "owner@example.com", "wrong-password-1")
+                .await
+                .status,
+            401
+        );
+    }
+    let refused = app.login(&owner, "owner@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("from this browser")
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"tollgate_limit_rejections_total{limit="login_known_device"} 1"#),
+        "{metrics}"
+    );
 }
 
 /// A signed-in session's password checks (changing the password, deleting

@@ -3,10 +3,13 @@
 //! `types` is shared with the browser. The rest runs on the server: `domain`
 //! parses input, `passwords` hashes, `service` holds every account rule (called by
 //! the pages' server functions and the REST handlers alike), `session` ties a
-//! browser session to a user, and `throttle` slows down password guessing.
+//! browser session to a user, `throttle` slows down password guessing,
+//! and `device` tells the browsers an account signed in from before.
 
 pub mod types;
 
+#[cfg(feature = "ssr")]
+pub mod device;
 #[cfg(feature = "ssr")]
 pub mod domain;
 #[cfg(feature = "ssr")]

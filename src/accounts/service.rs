@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::{
+    device::KnownDevice,
     domain::{DisplayName, Email, InvalidInput, Password},
     passwords,
     throttle::{ThrottleScope, Throttled},
@@ -87,6 +88,7 @@ impl AccountError {
                 let what = match t.scope {
                     ThrottleScope::ClientIp => "password attempts from this address",
                     ThrottleScope::Account => "password attempts for this account",
+                    ThrottleScope::KnownDevice => "password attempts from this browser",
                     ThrottleScope::SignupClientIp => "new accounts from this address",
                 };
                 let wait = if secs < 120 {
@@ -216,12 +218,16 @@ async fn create_user(
 }
 
 /// Checks a login. Unknown emails and wrong passwords take the same time and
-/// get the same answer; a disabled account is named only after a correct password.
+/// get the same answer; a disabled account is named only after a correct
+/// password. `device` is the browser's device cookie, when it has one: a
+/// browser that signed in to this account before spends its own budget of
+/// failed checks, not the account's.
 pub async fn login(
     state: &AppState,
     meta: &RequestMeta,
     email: &str,
     password: &str,
+    device: Option<&KnownDevice>,
 ) -> Result<UserRecord, AccountError> {
     // No account has a longer address: refused before the throttle keeps it
     // as a budget's name or the audit log writes it.
@@ -247,16 +253,17 @@ pub async fn login(
         event
     };
 
-    let attempt = state
-        .login_throttle
-        .check(meta.client_ip, &email)
-        .map_err(|throttled| refused(state, throttled))?;
-
     let user = state
         .store
         .user_by_email(&email)
         .await?
         .filter(|u| u.status != UserStatus::Deleted);
+    let throttle = &state.login_throttle;
+    let attempt = match device.filter(|d| user.as_ref().is_some_and(|u| u.id == d.user_id)) {
+        Some(known) => throttle.check_known_device(meta.client_ip, &known.nonce),
+        None => throttle.check(meta.client_ip, &email),
+    }
+    .map_err(|throttled| refused(state, throttled))?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     if !passwords::verify(password, stored_hash).await {
         let reason = if user.is_some() {
@@ -270,7 +277,7 @@ pub async fn login(
             .await?;
         return Err(AccountError::InvalidCredentials);
     }
-    state.login_throttle.passed(attempt);
+    throttle.passed(attempt);
     let user = user.ok_or(AccountError::InvalidCredentials)?;
     if user.status == UserStatus::Disabled {
         state

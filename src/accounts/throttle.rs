@@ -3,7 +3,10 @@
 //! Logins: one budget per client IP (an IPv6 caller's /64) and one per
 //! account. Each password check takes a cell of both before the password is
 //! verified, so guesses sent at once are limited too; a check that passes
-//! gives its cells back, so only failed checks use the budgets up.
+//! gives its cells back, so only failed checks use the budgets up. A browser
+//! that has signed in to the account before (see [`super::device`]) spends a
+//! budget of its own instead of the account's, so someone guessing at an
+//! account cannot lock its owner out.
 //!
 //! Sign-ups: one budget per client IP, taken before the password is hashed
 //! and given back when no account was made, so only new accounts use it up:
@@ -26,8 +29,8 @@ pub struct LoginThrottle {
     per_ip: Budgets<IpAddr>,
     ip_cells: Returnable<IpAddr>,
     ip_interval: Duration,
-    per_account: Budgets<String>,
-    account_cells: Returnable<String>,
+    per_account: Budgets<AccountBudget>,
+    account_cells: Returnable<AccountBudget>,
     account_interval: Duration,
 }
 
@@ -50,7 +53,16 @@ pub struct AddressAttempt(Option<(IpAddr, u64)>);
 #[derive(Debug)]
 pub struct Attempt {
     ip: Option<(IpAddr, u64)>,
-    account: (String, u64),
+    account: (AccountBudget, u64),
+}
+
+/// Whose failed password checks an attempt counts with, besides its address's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum AccountBudget {
+    /// Every browser that has not signed in to the account before.
+    Account(String),
+    /// One browser that has, named by its device cookie's nonce.
+    KnownDevice(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +75,8 @@ pub struct Throttled {
 pub enum ThrottleScope {
     ClientIp,
     Account,
+    /// A browser that has signed in to the account before.
+    KnownDevice,
     /// Sign-ups from one client IP.
     SignupClientIp,
 }
@@ -73,6 +87,7 @@ impl ThrottleScope {
         match self {
             Self::ClientIp => "login_client_ip",
             Self::Account => "login_account",
+            Self::KnownDevice => "login_known_device",
             Self::SignupClientIp => "signup_client_ip",
         }
     }
@@ -98,11 +113,29 @@ impl LoginThrottle {
         }
     }
 
-    /// Counts one attempt. An attempt refused by one budget takes nothing
-    /// from the other.
+    /// Counts one attempt at `account`. An attempt refused by one budget
+    /// takes nothing from the other.
     pub fn check(&self, ip: Option<IpAddr>, account: &str) -> Result<Attempt, Throttled> {
+        self.check_budgets(ip, AccountBudget::Account(account.to_owned()))
+    }
+
+    /// Counts one attempt from a browser that has signed in to the account
+    /// before, named by its device cookie's nonce: it spends that browser's
+    /// budget, not the account's.
+    pub fn check_known_device(
+        &self,
+        ip: Option<IpAddr>,
+        nonce: &str,
+    ) -> Result<Attempt, Throttled> {
+        self.check_budgets(ip, AccountBudget::KnownDevice(nonce.to_owned()))
+    }
+
+    fn check_budgets(
+        &self,
+        ip: Option<IpAddr>,
+        account: AccountBudget,
+    ) -> Result<Attempt, Throttled> {
         let clock = DefaultClock::default();
-        let account = account.to_owned();
         let ip = match ip.map(counted_address) {
             None => None,
             Some(ip) => {
@@ -116,7 +149,10 @@ impl LoginThrottle {
         if let Err(not_until) = self.per_account.check_key(&account) {
             self.give_back_ip(ip);
             return Err(Throttled {
-                scope: ThrottleScope::Account,
+                scope: match account {
+                    AccountBudget::Account(_) => ThrottleScope::Account,
+                    AccountBudget::KnownDevice(_) => ThrottleScope::KnownDevice,
+                },
                 retry_after: not_until.wait_time_from(clock.now()),
             });
         }
@@ -260,6 +296,35 @@ mod tests {
         );
         // Another account from the same IP is unaffected.
         assert!(throttle.check(ip, "b@example.com").is_ok());
+    }
+
+    #[test]
+    fn a_known_device_spends_its_own_budget_not_the_accounts() {
+        let throttle =
+            LoginThrottle::new(NonZeroU32::new(100).unwrap(), NonZeroU32::new(2).unwrap());
+        let ip = Some("10.0.0.6".parse().unwrap());
+        for _ in 0..2 {
+            throttle.check(ip, "a@example.com").unwrap();
+        }
+        assert_eq!(
+            throttle.check(ip, "a@example.com").unwrap_err().scope,
+            ThrottleScope::Account
+        );
+        let passed = throttle.check_known_device(ip, "nonce-1").unwrap();
+        throttle.passed(passed);
+        for _ in 0..2 {
+            throttle.check_known_device(ip, "nonce-1").unwrap();
+        }
+        assert_eq!(
+            throttle
+                .check_known_device(ip, "nonce-1")
+                .unwrap_err()
+                .scope,
+            ThrottleScope::KnownDevice
+        );
+        // Another browser has its own; the account's stays used up.
+        assert!(throttle.check_known_device(ip, "nonce-2").is_ok());
+        assert!(throttle.check(ip, "a@example.com").is_err());
     }
 
     #[test]

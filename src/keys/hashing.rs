@@ -92,6 +92,15 @@ impl KeyHasher {
         self.hash_secret(&format!("password-reset\0{token}"))
     }
 
+    /// The key device cookies are signed with (`accounts::device`), taken
+    /// from the secret under labels of its own. The cookie library wants 64
+    /// bytes; it signs with the first half.
+    pub fn device_cookie_key(&self) -> tower_cookies::Key {
+        let mut key = self.hash_secret("device-cookie\0signing");
+        key.extend(self.hash_secret("device-cookie\0encryption"));
+        tower_cookies::Key::from(&key)
+    }
+
     fn hash_secret(&self, secret: &str) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
             .expect("HMAC accepts any key length");

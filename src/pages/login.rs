@@ -16,11 +16,21 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
     };
     let state = server_ctx::app_state()?;
     let session = server_ctx::session().await?;
-    match service::login(&state, &RequestMeta::current(), &email, &password).await {
+    let device = server_ctx::known_device(&state).await?;
+    match service::login(
+        &state,
+        &RequestMeta::current(),
+        &email,
+        &password,
+        device.as_ref(),
+    )
+    .await
+    {
         Ok(user) => {
             session::sign_in(&session, user.id, user.session_epoch)
                 .await
                 .map_err(server_ctx::session_failed)?;
+            server_ctx::remember_device(&state, user.id).await?;
             leptos_axum::redirect(&server_ctx::safe_next(next.as_deref()));
             Ok(())
         }
