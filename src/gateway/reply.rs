@@ -82,7 +82,7 @@ pub fn relay(
             meter.choice_finished(choice.index.unwrap_or(position as u64));
         }
         for part in [&choice.delta, &choice.message].into_iter().flatten() {
-            let text = |field: &Option<Text>| field.as_ref().map_or(0, |Text(t)| t.len() as u64);
+            let text = |field: &Option<Text>| field.as_ref().map_or(0, |Text(bytes)| *bytes);
             // Some servers send the same thoughts under both names.
             text_bytes += text(&part.content)
                 + text(&part.refusal)
@@ -258,17 +258,17 @@ struct Choice<'a> {
 
 #[derive(Deserialize)]
 struct Part<'a> {
-    #[serde(borrow, default)]
-    content: Option<Text<'a>>,
+    #[serde(default)]
+    content: Option<Text>,
     /// A refusal written instead of the content, output all the same.
-    #[serde(borrow, default)]
-    refusal: Option<Text<'a>>,
+    #[serde(default)]
+    refusal: Option<Text>,
     /// What reasoning models think aloud (vLLM, DeepSeek: `reasoning_content`;
     /// OpenRouter, Ollama: `reasoning`), billed as output.
-    #[serde(borrow, default)]
-    reasoning_content: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    reasoning: Option<Text<'a>>,
+    #[serde(default)]
+    reasoning_content: Option<Text>,
+    #[serde(default)]
+    reasoning: Option<Text>,
     #[serde(borrow, default)]
     tool_calls: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -349,8 +349,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for Said<'a> {
     }
 }
 
-/// A `content` that is a string; any other value (parts, null) reads as none.
-struct Text<'a>(Cow<'a, str>);
+/// The bytes of text in a `content` (or a refusal, or reasoning): a string,
+/// or an array of parts whose `text` (or `refusal`) is counted; any other
+/// value (null, a number) counts as none.
+struct Text(u64);
+
+/// One of a `content` array's parts.
+#[derive(Deserialize)]
+struct ContentPart<'a> {
+    #[serde(borrow, default)]
+    text: Option<Key<'a>>,
+    #[serde(borrow, default)]
+    refusal: Option<Key<'a>>,
+}
 
 /// A JSON object's top-level fields in the order sent, values unparsed.
 struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
@@ -382,13 +393,23 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Parsed as raw text first, so a non-string content is skipped, not an error.
-        let raw = <&RawValue>::deserialize(deserializer)?;
-        serde_json::from_str::<Key>(raw.get())
-            .map(|Key(text)| Text(text))
-            .or(Ok(Text(Cow::Borrowed(""))))
+        // Parsed as raw text first, so a content of another shape is
+        // skipped, not an error.
+        let raw = <&RawValue>::deserialize(deserializer)?.get();
+        let len = |key: &Option<Key>| key.as_ref().map_or(0, |Key(text)| text.len() as u64);
+        Ok(Text(match raw.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<Key>(raw).map_or(0, |Key(text)| text.len() as u64),
+            Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(raw).map_or(0, |parts| {
+                parts
+                    .iter()
+                    .filter_map(|part| serde_json::from_str::<ContentPart>(part.get()).ok())
+                    .map(|part| len(&part.text) + len(&part.refusal))
+                    .sum()
+            }),
+            _ => 0,
+        }))
     }
 }
 
@@ -497,6 +518,18 @@ mod tests {
         assert_eq!(result.unwrap(), Relayed::Sent);
         assert_eq!(meter.reply_bytes, 0);
         assert_eq!(sent, json!({ "choices": "none", "model": "public" }));
+    }
+
+    /// Some upstreams send `content` as parts, as requests may.
+    #[test]
+    fn content_sent_as_parts_counts_its_text() {
+        let parts = r#"{"choices":[{"delta":{"content":[{"type":"text","text":"wo\u0072d "},{"type":"refusal","refusal":"no"},{"type":"image_url","image_url":{"url":"x"}},7,{"type":"text","text":5}]}}]}"#;
+        let (result, meter, sent) = run(parts, false);
+        assert_eq!(result.unwrap(), Relayed::Sent);
+        assert_eq!(meter.reply_bytes, 5 + 2);
+        assert_eq!(sent["choices"][0]["delta"]["content"][0]["text"], "word ");
+        let whole = r#"{"choices":[{"message":{"content":[{"type":"text","text":"four"}]}}]}"#;
+        assert_eq!(run(whole, true).1.reply_bytes, 4);
     }
 
     #[test]
