@@ -1084,10 +1084,11 @@ async fn a_json_answer_without_usage_gets_the_count_charged() {
 }
 
 /// An upstream that reports absurd usage (here more than an `i64` holds) is
-/// charged and recorded for at most a billion prompt tokens, and a reply for
-/// at most the call's cap (`max_tokens` 100; two bytes were sent): the
-/// counts stored never wrap, the user keeps the rest of the balance, and the
-/// usage page can still add the calls up.
+/// charged and recorded for at most the prompt its request could hold (a
+/// token a byte of the body and the model's system prompt, and a few a
+/// message), and a reply for at most the call's cap (`max_tokens` 100; two
+/// bytes were sent): the counts stored never wrap, the user keeps the rest
+/// of the balance, and the usage page can still add the calls up.
 #[tokio::test]
 async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
     let s = setup(&[("TOLLGATE_SIGNUP_CREDITS", "100000000")]).await;
@@ -1103,8 +1104,10 @@ async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
     for _ in 0..2 {
         assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
     }
-    // A billion prompt tokens and 100 of reply at 1 credit per 1,000.
-    let cost = 1_000_000_000_000 + 100_000;
+    // The body's bytes, "Be brief." and 16 for each of the two messages
+    // with 256 for the template, and 100 of reply, at 1 credit per 1,000.
+    let most_prompt = serde_json::to_vec(&hello("mock")).unwrap().len() as i64 + 9 + 2 * 16 + 256;
+    let cost = most_prompt * 1_000 + 100_000;
     let records = usage_records(&s.app, 2).await;
     assert_eq!(records.iter().map(|r| r.2).collect::<Vec<_>>(), [cost; 2]);
     let tokens: Vec<(i64, i64)> =
@@ -1112,7 +1115,7 @@ async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
             .fetch_all(&s.app.db().await)
             .await
             .unwrap();
-    assert_eq!(tokens, [(1_000_000_000, 100); 2]);
+    assert_eq!(tokens, [(most_prompt, 100); 2]);
     // 100,000,000 credits at sign-up and the Starter plan's 100 a month.
     let left = 100_000_000_000_000 + 100_000_000 - 2 * cost;
     let (balance, ledger) = balance_and_ledger(&s.app, "absurd@example.com").await;

@@ -34,6 +34,9 @@ pub struct ChatRequest {
     pub max_tokens: Option<u64>,
     /// `n`: how many choices the reply has, each up to the cap.
     pub choices: u64,
+    /// The body's size as sent: no prompt in it can be more tokens than
+    /// bytes (see `Hold::prompt_most`).
+    pub body_bytes: u64,
 }
 
 impl ChatRequest {
@@ -158,6 +161,7 @@ impl ChatRequest {
             include_usage,
             max_tokens,
             choices,
+            body_bytes: bytes.len() as u64,
         })
     }
 

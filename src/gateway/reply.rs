@@ -556,13 +556,13 @@ mod tests {
         );
         send(&mut meter, r#"{"choices":[{"delta":{"content":"ij"}}]}"#);
         assert_eq!((meter.reply_bytes, meter.bytes_after_usage), (10, 8));
-        assert_eq!(meter.tokens(99, 1_000), (10, 1 + 2));
+        assert_eq!(meter.tokens(99, 500, 1_000), (10, 1 + 2));
         send(
             &mut meter,
             r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":4}}"#,
         );
         assert_eq!(meter.bytes_after_usage, 0);
-        assert_eq!(meter.tokens(99, 1_000), (10, 4));
+        assert_eq!(meter.tokens(99, 500, 1_000), (10, 4));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct Bill {
     pub stream: bool,
     pub reserved_micros: i64,
     pub prompt_estimate: u64,
+    /// The most prompt tokens charged whatever the upstream reports
+    /// ([`super::hold::Hold::prompt_most`]).
+    pub most_prompt: u64,
     /// The most completion tokens counted when the upstream sends no usage:
     /// every choice's cap, as the hold has it.
     pub most_completion: u64,
@@ -98,8 +101,14 @@ impl Meter {
     /// there was text, which no tokenizer gives. A reply is charged at most
     /// `most_completion`, the tokens the upstream was asked to stop at, or
     /// what its text shows was sent, if more (an upstream that ignored the
-    /// cap): an upstream's count beyond both is not the caller's to pay.
-    pub fn tokens(&self, prompt_estimate: u64, most_completion: u64) -> (u64, u64) {
+    /// cap): an upstream's count beyond both is not the caller's to pay, nor
+    /// is a prompt count beyond `most_prompt`.
+    pub fn tokens(
+        &self,
+        prompt_estimate: u64,
+        most_prompt: u64,
+        most_completion: u64,
+    ) -> (u64, u64) {
         let counted = |bytes: u64| bytes.div_ceil(4);
         let (prompt, completion) = match self.usage {
             None => (
@@ -107,7 +116,11 @@ impl Meter {
                 counted(self.reply_bytes).min(most_completion),
             ),
             Some((prompt, completion)) => (
-                if prompt == 0 { prompt_estimate } else { prompt },
+                if prompt == 0 {
+                    prompt_estimate
+                } else {
+                    prompt.min(most_prompt)
+                },
                 if completion == 0 {
                     counted(self.reply_bytes).min(most_completion)
                 } else {
@@ -138,7 +151,7 @@ impl Meter {
 impl Bill {
     /// The `(prompt, completion)` tokens charged for `meter`.
     pub fn counted(&self, meter: &Meter) -> (u64, u64) {
-        meter.tokens(self.prompt_estimate, self.most_completion)
+        meter.tokens(self.prompt_estimate, self.most_prompt, self.most_completion)
     }
 
     /// Records how long the upstream took in the metrics; in milliseconds.
@@ -314,22 +327,38 @@ mod tests {
 
     /// A reply is charged at most the tokens the call allowed or what its
     /// text shows was sent, whatever the upstream reports; the prompt as
-    /// reported (the hold's estimate may fall short of a real tokenizer's).
+    /// reported (the hold's estimate may fall short of a real tokenizer's),
+    /// up to the most the request could hold.
     #[test]
     fn no_reply_is_charged_past_what_the_call_allowed_or_sent() {
-        assert_eq!(meter(Some((10, 500)), 40).tokens(7, 10), (10, 10));
-        assert_eq!(meter(Some((10, 1_000_000_000)), 40).tokens(7, 10), (10, 10));
+        assert_eq!(meter(Some((10, 500)), 40).tokens(7, 900, 10), (10, 10));
+        assert_eq!(
+            meter(Some((10, 1_000_000_000)), 40).tokens(7, 900, 10),
+            (10, 10)
+        );
         // The upstream ignored the cap of 10, and its text shows 30 tokens or more.
-        assert_eq!(meter(Some((10, 30)), 149).tokens(7, 10), (10, 30));
-        assert_eq!(meter(Some((900, 8)), 32).tokens(7, 10), (900, 8));
-        assert_eq!(meter(None, 4_000).tokens(7, 10), (7, 10));
+        assert_eq!(meter(Some((10, 30)), 149).tokens(7, 900, 10), (10, 30));
+        assert_eq!(meter(Some((900, 8)), 32).tokens(7, 900, 10), (900, 8));
+        assert_eq!(meter(None, 4_000).tokens(7, 900, 10), (7, 10));
+        // A prompt count beyond what the request could hold is not charged.
+        assert_eq!(
+            meter(Some((1_000_000_000, 8)), 32).tokens(7, 900, 10),
+            (900, 8)
+        );
+        assert_eq!(meter(Some((901, 8)), 32).tokens(7, 900, 10), (900, 8));
     }
 
     /// A count of zero where there was a prompt or a reply is no count.
     #[test]
     fn zero_usage_beside_text_is_counted_instead() {
-        assert_eq!(meter(Some((0, 0)), 400).tokens(1_000, 5_000), (1_000, 100));
-        assert_eq!(meter(Some((0, 0)), 0).tokens(1_000, 5_000), (1_000, 0));
-        assert_eq!(meter(Some((12, 0)), 0).tokens(1_000, 5_000), (12, 0));
+        assert_eq!(
+            meter(Some((0, 0)), 400).tokens(1_000, 9_000, 5_000),
+            (1_000, 100)
+        );
+        assert_eq!(
+            meter(Some((0, 0)), 0).tokens(1_000, 9_000, 5_000),
+            (1_000, 0)
+        );
+        assert_eq!(meter(Some((12, 0)), 0).tokens(1_000, 9_000, 5_000), (12, 0));
     }
 }

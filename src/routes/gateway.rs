@@ -494,6 +494,7 @@ async fn chat(
             model,
             &messages,
             estimate_body_tokens(&request.body),
+            request.body_bytes,
             request.max_tokens,
             request.choices,
         );
@@ -535,6 +536,7 @@ async fn chat(
         stream: request.stream,
         reserved_micros: hold.micros,
         prompt_estimate: hold.prompt_guess,
+        most_prompt: hold.prompt_most,
         most_completion: hold.max_output_tokens.saturating_mul(hold.choices),
         started,
         upstream_ms: None,
