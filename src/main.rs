@@ -30,6 +30,15 @@ async fn run() -> std::process::ExitCode {
     use std::process::ExitCode;
     use tollgate::config::Config;
 
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Help needs no configuration, so a broken one does not hide it.
+    if let Some("-h" | "--help" | "help") = args.first().map(String::as_str) {
+        println!(
+            "usage: tollgate                          serve (settings from the environment and .env)\n       \
+             tollgate create-admin [--email EMAIL]  create an admin account"
+        );
+        return ExitCode::SUCCESS;
+    }
     // A missing .env is normal; a malformed one is worth stopping for. Only
     // the working directory's, not a parent's (dotenvy's `dotenv` looks up
     // the tree). A line it cannot parse is not repeated: its text is a value,
@@ -38,8 +47,9 @@ async fn run() -> std::process::ExitCode {
         && !error.not_found()
     {
         match error {
-            dotenvy::Error::LineParse(_, index) => eprintln!(
-                "tollgate: cannot read .env: a line does not parse near character {index} (quote values with spaces or $ in single quotes)"
+            dotenvy::Error::LineParse(line, _) => eprintln!(
+                "tollgate: cannot read .env: {} does not parse (quote values with spaces or $ in single quotes)",
+                dot_env_line(&line)
             ),
             other => eprintln!("tollgate: cannot read .env: {other}"),
         }
@@ -52,21 +62,44 @@ async fn run() -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => serve(config).await,
         Some("create-admin") => create_admin(config, &args[1..]).await,
-        Some("-h" | "--help" | "help") => {
-            println!(
-                "usage: tollgate                          serve (settings from the environment and .env)\n       \
-                 tollgate create-admin [--email EMAIL]  create an admin account"
-            );
-            ExitCode::SUCCESS
-        }
         Some(other) => {
             eprintln!("tollgate: unknown command {other:?}; try `tollgate --help`");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Where in `.env` the line that does not parse is, by its number and the
+/// setting it names, never its value (it may be a password). dotenvy's error
+/// holds the line, or only its value.
+#[cfg(feature = "ssr")]
+fn dot_env_line(unparsed: &str) -> String {
+    let first = unparsed.lines().next().unwrap_or_default().trim();
+    let text = std::fs::read_to_string(".env").unwrap_or_default();
+    let found = text.lines().enumerate().find(|(_, line)| {
+        line.trim() == first
+            || line
+                .split_once('=')
+                .is_some_and(|(_, value)| !first.is_empty() && value.trim() == first)
+    });
+    let number = found.map(|(i, _)| format!("line {}", i + 1));
+    let name = found
+        .map_or(first, |(_, line)| line)
+        .trim_start()
+        .trim_start_matches("export ")
+        .split_once('=')
+        .map(|(name, _)| name.trim())
+        .filter(|name| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+    match (number, name) {
+        (Some(number), Some(name)) => format!("{number} ({name})"),
+        (Some(number), None) => number,
+        (None, Some(name)) => format!("the line of {name}"),
+        (None, None) => "a line".to_owned(),
     }
 }
 

@@ -179,6 +179,11 @@ impl Application {
         // left: it must have stopped.
         let database_lock = DatabaseLock::take(&config.database_url)?;
         let store = Store::open(&config.database_url).await?;
+        let key_hasher = Arc::new(KeyHasher::load(
+            config.key_secret.as_ref().map(Secret::expose),
+            &Store::data_dir(&config.database_url).unwrap_or_default(),
+            store.has_api_keys().await?,
+        )?);
         let left = store.release_what_a_stop_left_taken().await?;
         if left.holds > 0 || left.capped_uses > 0 {
             tracing::warn!(
@@ -221,10 +226,6 @@ impl Application {
             }
         }
 
-        let key_hasher = Arc::new(KeyHasher::load(
-            config.key_secret.as_ref().map(Secret::expose),
-            &Store::data_dir(&config.database_url).unwrap_or_default(),
-        )?);
         let sessions = SqliteStore::new(store.pool().clone());
         sessions
             .migrate()
@@ -514,7 +515,9 @@ async fn write_behind(
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
+/// Completes on Ctrl-C or SIGTERM. SIGHUP (a closed terminal, a log rotator
+/// asking to reopen files) is logged and ignored: its default would end the
+/// process at once, cutting the calls in flight; there is nothing to reload.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -530,9 +533,25 @@ pub async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
+    #[cfg(unix)]
+    let hang_up = async {
+        if let Ok(mut sighup) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            while sighup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP ignored: there are no settings to reload; stop the server with SIGTERM or Ctrl-C"
+                );
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    #[cfg(not(unix))]
+    let hang_up = std::future::pending::<()>();
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+        () = hang_up => {},
     }
 }
 

@@ -100,14 +100,26 @@ fn a_malformed_dot_env_is_not_repeated_and_a_parents_is_not_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join(".env"),
-        "TOLLGATE_ADMIN_PASSWORD=correct horse battery staple\n",
+        "# settings\nTOLLGATE_LOG_KEEP_DAYS=3\n\nTOLLGATE_ADMIN_PASSWORD=correct horse battery staple\n",
     )
     .unwrap();
     let output = base_command(dir.path()).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("cannot read .env"), "{stderr}");
+    // The line by its number and setting, not its value.
+    assert!(
+        stderr.contains("cannot read .env: line 4 (TOLLGATE_ADMIN_PASSWORD) does not parse"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("horse"), "{stderr}");
+    // Help needs no configuration, so a broken one does not hide it.
+    let output = base_command(dir.path()).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .starts_with("usage: tollgate")
+    );
 
     // The parent's setting would stop start-up; the child directory has none.
     std::fs::write(
@@ -168,6 +180,11 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
         .to_str()
         .unwrap()
         .to_owned();
+    // SIGHUP (a closed terminal, a log rotator) is ignored, not the end.
+    signal(&child, "-HUP");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(response.status(), 200);
 
     signal(&child, "-TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
@@ -225,6 +242,32 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
         assert_eq!(value["span"]["path"], "/readyz");
     }
     assert!(log.contains("shutting down"), "{log}");
+    assert!(log.contains("SIGHUP ignored"), "{log}");
+}
+
+/// A database whose keys were made under a secret file that is gone (moved
+/// or restored without it) does not start: a new secret would make every key
+/// fail while logins still work. The message says what to do.
+#[tokio::test]
+async fn a_lost_key_secret_stops_start_up_when_keys_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path()).await;
+    one_time_key(&format!("http://{addr}"), "keeper@example.com").await;
+    signal(&child, "-TERM");
+    child.wait().await.unwrap();
+    std::fs::remove_file(dir.path().join("data/key_secret")).unwrap();
+    let output = base_command(dir.path())
+        .env("TOLLGATE_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("key_secret is missing, but the database holds API keys")
+            && stderr.contains("set TOLLGATE_KEY_SECRET"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data/key_secret").exists());
 }
 
 /// Start-up says what the operator must fix: a site with no `pkg/` (pages

@@ -39,14 +39,29 @@ pub enum KeySecretError {
     },
     #[error("the key secret file {0} is empty or damaged; restore it or set TOLLGATE_KEY_SECRET")]
     Damaged(PathBuf),
+    #[error(
+        "the key secret file {} is missing, but the database holds API keys hashed under it: \
+         restore the file (it is kept beside the database), or set TOLLGATE_KEY_SECRET to the \
+         secret. If the secret is lost, set TOLLGATE_KEY_SECRET to a new one (32 or more \
+         bytes): every existing key will then be refused, and its owners must make new ones",
+        .0.display()
+    )]
+    Missing(PathBuf),
     #[error("the OS random generator failed: {0}")]
     Random(String),
 }
 
 impl KeyHasher {
     /// Uses `configured` when given, else the secret file in `data_dir`
-    /// (created with mode 0600 on first start).
-    pub fn load(configured: Option<&str>, data_dir: &Path) -> Result<Self, KeySecretError> {
+    /// (created with mode 0600 on first start). When the database already
+    /// holds keys (`keys_stored`), a missing file is not made again: every
+    /// key would silently stop working (a database moved or restored
+    /// without it).
+    pub fn load(
+        configured: Option<&str>,
+        data_dir: &Path,
+        keys_stored: bool,
+    ) -> Result<Self, KeySecretError> {
         if let Some(secret) = configured {
             return if secret.len() >= 32 {
                 Ok(Self {
@@ -64,6 +79,9 @@ impl KeyHasher {
         match std::fs::read(&path) {
             Ok(secret) if secret.len() >= 32 => Ok(Self { secret }),
             Ok(_) => Err(KeySecretError::Damaged(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && keys_stored => {
+                Err(KeySecretError::Missing(path))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut secret = vec![0u8; GENERATED_SECRET_BYTES];
                 getrandom::fill(&mut secret).map_err(|e| KeySecretError::Random(e.to_string()))?;
@@ -117,8 +135,8 @@ mod tests {
     #[test]
     fn the_generated_secret_is_created_once_and_private() {
         let dir = tempfile::tempdir().unwrap();
-        let first = KeyHasher::load(None, dir.path()).unwrap();
-        let second = KeyHasher::load(None, dir.path()).unwrap();
+        let first = KeyHasher::load(None, dir.path(), false).unwrap();
+        let second = KeyHasher::load(None, dir.path(), true).unwrap();
         let key = ApiKey::generate(KeyEnv::Live).unwrap();
         assert_eq!(
             first.hash(&key),
@@ -136,18 +154,49 @@ mod tests {
         }
     }
 
+    /// Keys in the database and no secret file: a new secret would make
+    /// every key fail, so start-up stops and says what to do.
+    #[test]
+    fn a_missing_secret_is_not_made_again_for_stored_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = KeyHasher::load(None, dir.path(), true).unwrap_err();
+        assert!(matches!(&missing, KeySecretError::Missing(path) if path.ends_with("key_secret")));
+        assert!(
+            missing.to_string().contains("restore the file"),
+            "{missing}"
+        );
+        assert!(!dir.path().join("key_secret").exists());
+        // A secret set in the environment is the operator's choice.
+        assert!(
+            KeyHasher::load(
+                Some("a-configured-secret-of-enough-length-1"),
+                dir.path(),
+                true
+            )
+            .is_ok()
+        );
+    }
+
     #[test]
     fn hashes_depend_on_the_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let a =
-            KeyHasher::load(Some("a-configured-secret-of-enough-length-1"), dir.path()).unwrap();
-        let b =
-            KeyHasher::load(Some("a-configured-secret-of-enough-length-2"), dir.path()).unwrap();
+        let a = KeyHasher::load(
+            Some("a-configured-secret-of-enough-length-1"),
+            dir.path(),
+            true,
+        )
+        .unwrap();
+        let b = KeyHasher::load(
+            Some("a-configured-secret-of-enough-length-2"),
+            dir.path(),
+            true,
+        )
+        .unwrap();
         let key = ApiKey::generate(KeyEnv::Live).unwrap();
         assert_ne!(a.hash(&key), b.hash(&key));
         assert_eq!(a.hash(&key).len(), 32);
         assert!(matches!(
-            KeyHasher::load(Some("short"), dir.path()),
+            KeyHasher::load(Some("short"), dir.path(), false),
             Err(KeySecretError::TooShort)
         ));
     }

@@ -173,6 +173,14 @@ impl Store {
         Ok(KeyCreation::Created(Box::new(key)))
     }
 
+    /// Whether any API key was ever made here (revoked ones too): their
+    /// hashes need the secret they were made under.
+    pub async fn has_api_keys(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys)")
+            .fetch_one(&self.writer)
+            .await?)
+    }
+
     /// The user's keys, newest first.
     pub async fn keys_of_user(&self, user_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
         self.flush().await?;
