@@ -126,6 +126,24 @@ pub struct ConfigError {
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
+        // A value that is not UTF-8 would read as unset, and its default be
+        // used without a word. Not shown: it may be a secret.
+        let read_here = |name: &str| {
+            name.starts_with("TOLLGATE_")
+                || ["DATABASE_URL", "RUST_LOG", "LEPTOS_ENV", "LEPTOS_SITE_ROOT"].contains(&name)
+        };
+        for (name, value) in std::env::vars_os() {
+            if let (Some(name), None) = (name.to_str(), value.to_str())
+                && read_here(name)
+            {
+                return Err(ConfigError {
+                    // Leaked once, on the way out.
+                    var: Box::leak(name.to_owned().into_boxed_str()),
+                    expected: "UTF-8 text",
+                    got: "(bytes that are not UTF-8)".to_owned(),
+                });
+            }
+        }
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -144,10 +162,15 @@ impl Config {
 
         let public_url = get("TOLLGATE_PUBLIC_URL")
             .map(|v| {
-                parse_public_url(&v).ok_or(ConfigError {
+                parse_public_url(&v).ok_or_else(|| ConfigError {
                     var: "TOLLGATE_PUBLIC_URL",
                     expected: "an http:// or https:// origin such as https://llm.example.com",
-                    got: v,
+                    // Not repeated when it may carry a password.
+                    got: if v.contains('@') {
+                        "(a URL with a user name or password)".to_owned()
+                    } else {
+                        v
+                    },
                 })
             })
             .transpose()?;
@@ -460,9 +483,11 @@ fn parse_public_url(value: &str) -> Option<String> {
         .scheme_str()
         .filter(|s| matches!(*s, "http" | "https"))?;
     let path_ok = uri.path().is_empty() || uri.path() == "/";
+    // A user name or password has no place in an origin (browsers never
+    // send one in `Origin`, so no form would pass the same-origin check).
     let authority = uri
         .authority()
-        .filter(|_| path_ok && uri.query().is_none())?;
+        .filter(|a| path_ok && uri.query().is_none() && !a.as_str().contains('@'))?;
     // Lower case, as browsers send Origin: `HTTPS://LLM.Example.com` is
     // https (its cookies Secure) and the same origin.
     Some(format!(
@@ -511,6 +536,7 @@ mod tests {
             ("TOLLGATE_ADDR", "localhost"),
             ("TOLLGATE_PUBLIC_URL", "ftp://example.com"),
             ("TOLLGATE_PUBLIC_URL", "https://example.com/app"),
+            ("TOLLGATE_PUBLIC_URL", "https://user:pw@example.com"),
             ("DATABASE_URL", "postgres://localhost/db"),
             ("RUST_LOG", "info,[[["),
             ("TOLLGATE_MAX_BODY_BYTES", "12"),

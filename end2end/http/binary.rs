@@ -74,6 +74,26 @@ fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
         );
         assert!(stderr.contains(value), "{stderr}");
     }
+    // A value that is not UTF-8 is not taken for unset (nor shown).
+    #[cfg(unix)]
+    for var in [
+        "TOLLGATE_LOG_KEEP_DAYS",
+        "TOLLGATE_KEY_SECRET",
+        "TOLLGATE_MODELS",
+    ] {
+        use std::os::unix::ffi::OsStrExt;
+        let output = base_command(dir.path())
+            .env(var, std::ffi::OsStr::from_bytes(b"secret\xff"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with(&format!("tollgate: invalid {var}: expected UTF-8 text")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("secret"), "{stderr}");
+    }
 }
 
 #[test]

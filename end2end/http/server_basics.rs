@@ -157,25 +157,40 @@ async fn an_idle_connection_does_not_delay_shutdown() {
 
 /// A second server is refused on a database file a running one uses: at its
 /// start it would give back the running calls' credit holds as if their
-/// process had stopped. Once the first stops, a server starts on the file.
+/// process had stopped. Also when it names the file by another name (a
+/// symbolic link). Once the first stops, a server starts on the file.
 #[tokio::test]
 async fn a_second_server_on_the_same_database_is_refused() {
     let app = spawn_app().await;
-    let url = format!("sqlite://{}", app.db_path.display());
-    let env = std::collections::HashMap::from([
-        ("TOLLGATE_ADDR", "127.0.0.1:0"),
-        ("DATABASE_URL", url.as_str()),
-    ]);
-    let config = tollgate::config::Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()))
-        .expect("a valid config");
-    let refused = tollgate::startup::Application::build(config)
-        .await
-        .err()
-        .expect("the second server is refused");
+    let second_on = |path: std::path::PathBuf| async move {
+        let url = format!("sqlite://{}", path.display());
+        let env = std::collections::HashMap::from([
+            ("TOLLGATE_ADDR", "127.0.0.1:0"),
+            ("DATABASE_URL", url.as_str()),
+        ]);
+        let config = tollgate::config::Config::from_lookup(|k| env.get(k).map(|v| (*v).to_owned()))
+            .expect("a valid config");
+        tollgate::startup::Application::build(config)
+            .await
+            .err()
+            .expect("the second server is refused")
+    };
+    let refused = second_on(app.db_path.clone()).await;
     assert!(
         matches!(refused, tollgate::startup::StartupError::AlreadyRunning(_)),
         "{refused}"
     );
+    #[cfg(unix)]
+    {
+        let elsewhere = tempfile::tempdir().unwrap();
+        let link = elsewhere.path().join("other.db");
+        std::os::unix::fs::symlink(&app.db_path, &link).unwrap();
+        let refused = second_on(link).await;
+        assert!(
+            matches!(refused, tollgate::startup::StartupError::AlreadyRunning(_)),
+            "{refused}"
+        );
+    }
     assert_eq!(app.get("/healthz").await.status(), 200);
 
     let restarted = app.restart(&[]).await;

@@ -70,6 +70,11 @@ pub enum StoreError {
     },
     #[error("cannot open the database (DATABASE_URL): {0}")]
     Open(#[source] sqlx::Error),
+    #[error(
+        "cannot write to the database (DATABASE_URL) {path}: {source} (the file, its -wal and \
+         -shm files and their directory must be writable by the user the server runs as)"
+    )]
+    NotWritable { path: String, source: sqlx::Error },
     #[error("cannot apply the database migrations (DATABASE_URL): {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a record with that {0} already exists")]
@@ -106,6 +111,16 @@ impl Store {
             .await
             .map_err(StoreError::Open)?;
         sqlx::migrate!("./migrations").run(&writer).await?;
+        // A file this process may read but not write opens, and migrates
+        // when there is nothing to migrate: said here, naming the setting,
+        // rather than by the first write. (A write that changes nothing.)
+        sqlx::query("UPDATE instance SET id = id WHERE 0")
+            .execute(&writer)
+            .await
+            .map_err(|source| StoreError::NotWritable {
+                path: path.display().to_string(),
+                source,
+            })?;
         // An in-memory database exists only on its own connection.
         let reader = if in_memory {
             writer.clone()
@@ -150,7 +165,11 @@ impl Store {
             return None;
         }
         let options = SqliteConnectOptions::from_str(database_url).ok()?;
-        let mut name = options.get_filename().as_os_str().to_owned();
+        // Beside the file itself, so a second name for it (a symbolic link)
+        // finds the same lock.
+        let file = options.get_filename();
+        let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+        let mut name = file.into_os_string();
         name.push(".lock");
         Some(name.into())
     }
