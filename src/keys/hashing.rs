@@ -30,7 +30,7 @@ impl fmt::Debug for KeyHasher {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeySecretError {
-    #[error("invalid TOLLGATE_KEY_SECRET: expected at least 32 characters")]
+    #[error("invalid TOLLGATE_KEY_SECRET: expected at least 32 bytes")]
     TooShort,
     #[error("cannot read or create the key secret file {path}: {source}")]
     File {
