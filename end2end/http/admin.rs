@@ -122,9 +122,11 @@ async fn only_admins_reach_the_credit_and_plan_routes() {
     );
 }
 
-/// A correction whose write the database refuses is still made once: it is in
-/// the balance and stays queued, so the admin sees it made (and does not make
-/// it again), and it is written with the next write that succeeds.
+/// A correction whose write the database refuses is made once, and said to
+/// be unwritten (503): it is in the balance and stays queued, written with
+/// the next write that succeeds, but a crash before then would lose it, so
+/// it is not answered as done. Sent again under its idempotency key, it is
+/// not made twice, failing or not.
 #[tokio::test]
 async fn a_correction_the_database_refuses_at_first_is_made_once() {
     let Setup {
@@ -134,7 +136,21 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
         ..
     } = setup().await;
     let path = format!("/api/v1/admin/users/{user_id}/credits");
-    let post = |body: Value| send(&app, &admin, reqwest::Method::POST, &path, Some(body));
+    let post = |body: Value| {
+        let (app, admin, path) = (&app, &admin, &path);
+        async move {
+            let response = admin
+                .client
+                .post(app.url(path))
+                .header("idempotency-key", "first-1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
     let db = app.db().await;
     sqlx::query(
         "CREATE TRIGGER refuse_the_first BEFORE INSERT ON credit_ledger
@@ -143,15 +159,33 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
     .execute(&db)
     .await
     .unwrap();
-    let (status, body) = post(json!({ "amount": "1", "reason": "first" })).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["balance"], "11");
+    for _ in 0..2 {
+        let (status, body) = post(json!({ "amount": "1", "reason": "first" })).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "records_unavailable");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("The correction is made (the balance is now 11)")
+                && message.contains("same idempotency key"),
+            "{message}"
+        );
+    }
 
     sqlx::query("DROP TRIGGER refuse_the_first")
         .execute(&db)
         .await
         .unwrap();
-    let (status, body) = post(json!({ "amount": "0.5", "reason": "second" })).await;
+    let (status, body) = post(json!({ "amount": "1", "reason": "first" })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["balance"], "11");
+    let (status, body) = send(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        &path,
+        Some(json!({ "amount": "0.5", "reason": "second" })),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["balance"], "11.5");
     assert_eq!(money(&app, user_id).await, (11_500_000, 11_500_000, 2));

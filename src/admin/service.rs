@@ -40,6 +40,13 @@ pub enum AdminError {
     /// The admin key that asked has less reach than a key it would rotate.
     #[error("{0}")]
     BeyondKey(String),
+    #[error(
+        "The correction is made (the balance is now {balance}), but the database refuses \
+         writes just now: it is written as soon as the database takes them, and a stop of \
+         the server before then would lose it. Sent again with the same idempotency key, it \
+         is not made twice; without one, check the balance first."
+    )]
+    NotWritten { balance: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -121,6 +128,9 @@ pub async fn adjust_credits(
     {
         None => Err(AdminError::UserNotFound),
         Some(Correction::Made(balance)) => Ok(balance),
+        Some(Correction::Unwritten(balance)) => Err(AdminError::NotWritten {
+            balance: format_credits(balance),
+        }),
         Some(Correction::KeyReused) => Err(AdminError::Conflict(
             "This idempotency key was used for a correction of another amount; nothing changed."
                 .to_owned(),

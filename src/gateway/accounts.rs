@@ -123,6 +123,9 @@ pub enum Correction {
     OutOfRange(i64),
     /// The key was used before for another amount.
     KeyReused,
+    /// Made, in the balance and queued, but the database refused the write
+    /// (retried every second): a crash before it succeeds would lose it.
+    Unwritten(i64),
 }
 
 /// A window's count in memory, with the tidy (see
@@ -562,41 +565,59 @@ impl Accounts {
                     .find(|(seen, _)| seen == key)
                     .map(|(_, amount)| *amount)
             });
-            if let Some(before) = made_before.or(remembered) {
-                return Ok(Some(if before == amount {
-                    Correction::Made(account.balance_micros)
-                } else {
-                    Correction::KeyReused
-                }));
-            }
-            let after = account.balance_micros.saturating_add(amount);
-            if !(0..=crate::credits::MOST_BALANCE_MICROS).contains(&after) {
-                return Ok(Some(Correction::OutOfRange(account.balance_micros)));
-            }
-            account.balance_micros += amount;
-            if let Some(key) = key {
-                if account.recent_corrections.len() == CORRECTIONS_REMEMBERED {
-                    account.recent_corrections.pop_front();
+            match (made_before, remembered) {
+                (Some(before), _) | (None, Some(before)) if before != amount => {
+                    return Ok(Some(Correction::KeyReused));
                 }
-                account
-                    .recent_corrections
-                    .push_back((key.to_owned(), amount));
+                (Some(_), _) => return Ok(Some(Correction::Made(account.balance_micros))),
+                // Made here, and maybe not written yet: the flush below says.
+                (None, Some(_)) => Correction::Made(account.balance_micros),
+                (None, None) => self.make_correction(account, user_id, amount, key, note, audit),
             }
-            let balance = account.balance_micros;
-            let at = now_text();
-            self.store.queue(|batch| {
-                batch.ledger(ledger(user_id, "adjust", amount, key, note.to_owned(), &at));
-                batch.audit(audit);
-            });
-            Correction::Made(balance)
         };
         // Once queued, the correction is made: it is in the balance, and a
-        // batch that fails stays queued for the next write. Reported as a
-        // failure, it would be made twice by an admin who tried again.
+        // batch that fails stays queued for the next write. Said so, not
+        // reported as done (nor as not made: sent again without its key, it
+        // would be made twice).
         if let Err(error) = self.store.flush().await {
             tracing::error!(%error, user_id, "a credit correction is queued but not written yet; writing it again later");
+            if let Correction::Made(balance) = correction {
+                return Ok(Some(Correction::Unwritten(balance)));
+            }
         }
         Ok(Some(correction))
+    }
+
+    /// Makes a correction not made before, in the balance and the queue, or
+    /// refuses it for the balance's range.
+    fn make_correction(
+        &self,
+        account: &mut Account,
+        user_id: i64,
+        amount: i64,
+        key: Option<&str>,
+        note: &str,
+        audit: AuditEvent,
+    ) -> Correction {
+        let after = account.balance_micros.saturating_add(amount);
+        if !(0..=crate::credits::MOST_BALANCE_MICROS).contains(&after) {
+            return Correction::OutOfRange(account.balance_micros);
+        }
+        account.balance_micros += amount;
+        if let Some(key) = key {
+            if account.recent_corrections.len() == CORRECTIONS_REMEMBERED {
+                account.recent_corrections.pop_front();
+            }
+            account
+                .recent_corrections
+                .push_back((key.to_owned(), amount));
+        }
+        let at = now_text();
+        self.store.queue(|batch| {
+            batch.ledger(ledger(user_id, "adjust", amount, key, note.to_owned(), &at));
+            batch.audit(audit);
+        });
+        Correction::Made(account.balance_micros)
     }
 
     /// The user's balance now; `None` when there is no such account.

@@ -96,6 +96,10 @@ pub(super) fn admin_refusal(error: crate::admin::service::AdminError) -> FormErr
         ),
         AdminError::Conflict(message) => (StatusCode::CONFLICT, FormError::new(message)),
         AdminError::BeyondKey(message) => (StatusCode::FORBIDDEN, FormError::new(message)),
+        e @ AdminError::NotWritten { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            FormError::new(e.to_string()),
+        ),
         AdminError::Store(e) => return crate::server_ctx::internal(e),
     };
     crate::server_ctx::set_status(status, None);

@@ -257,6 +257,13 @@ impl IntoResponse for AdminError {
                 message,
             )
             .into_response(),
+            AdminError::NotWritten { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "records_unavailable",
+                self.to_string(),
+            )
+            .into_response(),
             AdminError::Store(error) => account_error(error.into()),
         }
     }
@@ -481,6 +488,7 @@ pub struct AdjustedBalance {
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 409, description = "The idempotency key was used for another amount", body = ErrorResponse),
         (status = 422, description = "A field is invalid, or the deduction is more than the balance", body = ErrorResponse),
+        (status = 503, description = "Made, but the database refuses writes just now: written when it takes them again (`records_unavailable`); send it again under the same Idempotency-Key to learn when it is", body = ErrorResponse),
     ))]
 pub async fn adjust_credits(
     State(state): State<AppState>,
