@@ -853,6 +853,12 @@ fn cors(config: &Config) -> tower_http::cors::CorsLayer {
             HeaderName::from_static("x-ratelimit-limit-requests"),
             HeaderName::from_static("x-ratelimit-remaining-requests"),
             HeaderName::from_static("x-ratelimit-reset-requests"),
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
+            // Read by the OpenAI SDKs, in a browser too: a refusal that
+            // waiting will not end is not retried.
+            HeaderName::from_static("x-should-retry"),
         ])
         .max_age(Duration::from_secs(600))
 }

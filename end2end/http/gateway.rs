@@ -1824,6 +1824,21 @@ async fn the_ip_limit_comes_before_any_key_work_and_bodies_have_a_limit() {
     assert_eq!(response.status(), 413);
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
     assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "1");
+    // Its script may read the limits and whether to retry, as the SDKs do.
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for name in [
+        "retry-after",
+        "x-request-id",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+        "x-should-retry",
+    ] {
+        assert!(exposed.split(',').any(|n| n.trim() == name), "{exposed}");
+    }
 
     // A bad key counts too.
     let response = chat(&s.app, &bogus, hello("demo")).await;

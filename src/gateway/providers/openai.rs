@@ -510,18 +510,38 @@ fn openai_code(code: &str) -> Option<&'static str> {
 }
 
 /// How long an upstream asked to wait: `retry-after-ms` (OpenAI's), else
-/// `retry-after` in seconds (a date is not read), in whole seconds.
+/// `retry-after` in seconds or as an HTTP date, in whole seconds (at most a
+/// day).
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    let number = |name: &str| {
+    retry_after_from(headers, chrono::Utc::now())
+}
+
+fn retry_after_from(
+    headers: &reqwest::header::HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<u64> {
+    let text = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map(str::trim)
+    };
+    let number = |name: &str| {
+        text(name)
+            .and_then(|v| v.parse::<f64>().ok())
             .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    // An HTTP date (IMF-fixdate, as RFC 9110 has servers send it) is an
+    // RFC 2822 date in GMT.
+    let until_date = || {
+        let date = chrono::DateTime::parse_from_rfc2822(text("retry-after")?).ok()?;
+        let millis = (date.with_timezone(&chrono::Utc) - now).num_milliseconds();
+        Some(millis.max(0) as f64 / 1000.0)
     };
     number("retry-after-ms")
         .map(|ms| ms / 1000.0)
         .or_else(|| number("retry-after"))
+        .or_else(until_date)
         .map(|secs| secs.ceil().min(86_400.0) as u64)
 }
 
@@ -631,10 +651,20 @@ mod tests {
             wait(&[("retry-after", "9"), ("retry-after-ms", "1500")]),
             Some(2)
         );
-        assert_eq!(
-            wait(&[("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")]),
-            None
-        );
+        // A date, from the time it is read.
+        let now = "2026-10-21T07:27:20Z".parse().unwrap();
+        let at = |value: &'static str| {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                "retry-after",
+                reqwest::header::HeaderValue::from_static(value),
+            );
+            retry_after_from(&headers, now)
+        };
+        assert_eq!(at("Wed, 21 Oct 2026 07:28:00 GMT"), Some(40));
+        assert_eq!(at("Wed, 21 Oct 2026 07:00:00 GMT"), Some(0));
+        assert_eq!(at("Wed, 21 Oct 2037 07:28:00 GMT"), Some(86_400));
+        assert_eq!(at("Wednesday soon"), None);
         assert_eq!(wait(&[("retry-after", "-3")]), None);
         assert_eq!(wait(&[("retry-after", "1e300")]), Some(86_400));
         assert_eq!(wait(&[]), None);
