@@ -812,6 +812,67 @@ async fn a_one_time_key_keeps_its_use_through_calls_that_cost_nothing() {
     assert_refused(response, 401, "api_key_used_up").await;
 }
 
+/// A key without a cap counts the same calls a cap would, those the upstream
+/// answered, so a cap set on it later counts on from the calls that used
+/// it: failed calls and calls the client left before an answer are not uses.
+#[tokio::test]
+async fn a_key_without_a_cap_counts_only_answered_calls_as_uses() {
+    let s = setup(&[]).await;
+    let (_, b) = user_with_plan_signed_in(&s.app, "open@example.com", 100, 100, None).await;
+    let open = s.app.create_key(&b, json!({ "name": "open" })).await;
+    let uses = || async {
+        s.app
+            .db_number("SELECT usage_count FROM api_keys WHERE name = 'open'")
+            .await
+    };
+    s.mock
+        .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
+    for _ in 0..2 {
+        assert_eq!(chat(&s.app, &open, hello("mock")).await.status(), 502);
+    }
+    s.mock.set(|k| {
+        k.error_status = None;
+        k.latency = Duration::from_millis(1200);
+    });
+    give_up_after_300_ms(&s.app, &open, &hello("mock")).await;
+    s.mock.set(|k| k.latency = Duration::ZERO);
+    assert_eq!(chat(&s.app, &open, hello("mock")).await.status(), 200);
+    assert_eq!(chat(&s.app, &open, hello("demo")).await.status(), 200);
+    assert_eq!(usage_records(&s.app, 5).await.len(), 5);
+    let count = read_until(uses, |n| *n == 2, 30, Duration::from_millis(100)).await;
+    assert_eq!(count, 2, "only the two answered calls are uses");
+
+    // A cap of 3 set now leaves one more call.
+    let keys: Value = b
+        .client
+        .get(s.app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "open")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let patched = b
+        .client
+        .patch(s.app.url(&format!("/api/v1/keys/{id}")))
+        .json(&json!({ "usage_cap": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    assert_eq!(chat(&s.app, &open, hello("demo")).await.status(), 200);
+    let response = chat(&s.app, &open, hello("demo")).await;
+    assert_refused(response, 401, "api_key_used_up").await;
+}
+
 /// Calls sent at once on a one-time key, all refused by another limit, are
 /// each answered with that limit: none is told the key is used up because
 /// another call had taken its use for a moment before being refused, and the

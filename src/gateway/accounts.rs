@@ -89,6 +89,10 @@ pub struct Settlement {
     /// The capped key's use the call took, and how it ends, in the same
     /// write; `None` when there was none, or it was given back already.
     pub capped_use: Option<(i64, CappedUseEnd)>,
+    /// A use of a key without a cap to count: the upstream answered. (A cap
+    /// set on the key later counts on from these, so they are counted as a
+    /// cap counts.)
+    pub uncapped_use: bool,
 }
 
 /// A call's hold, and the capped key's use the call took: the server
@@ -396,9 +400,6 @@ impl Accounts {
             for (check, (_, count, _)) in admission.windows.iter().zip(&admitted.windows) {
                 batch.window(&check.id, *count);
             }
-            if admission.capped_use.is_none() {
-                batch.key_counted(admission.key_id);
-            }
             batch.hold_opened(admitted.hold, hold);
             // Written even when free, so every admitted call has its hold.
             batch.ledger(ledger(
@@ -446,6 +447,9 @@ impl Accounts {
             batch.hold_closed(s.hold);
             if let Some((use_id, end)) = s.capped_use {
                 batch.capped_use_ended(use_id, end);
+            }
+            if let Some(key_id) = s.key_id.filter(|_| s.uncapped_use) {
+                batch.key_counted(key_id);
             }
             let request_id = s.request_id.as_deref();
             if s.reserved_micros > 0 {

@@ -542,6 +542,7 @@ async fn chat(
         upstream_ms: None,
         answered: false,
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
+        key_capped: admit.capped_use.is_some(),
         capped_use: admit.capped_use,
         instruments: state.instruments.clone(),
         settled: false,
