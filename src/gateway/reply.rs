@@ -57,15 +57,20 @@ pub fn relay(
     }
     meter.answered = true;
     let usage = field("usage").filter(|u| u.get() != "null");
-    meter.usage_sent |= usage.is_some();
-    let mut with_usage = false;
-    if let Some(Ok(Usage {
-        prompt_tokens: Some(prompt),
-        completion_tokens: Some(completion),
-    })) = usage.map(|u| serde_json::from_str::<Usage>(u.get()))
-    {
-        meter.usage = Some((prompt, completion));
-        with_usage = true;
+    // A usage whose counts are not whole numbers (strings, negatives,
+    // fractions) is dropped like a `null` one: the gateway's own count,
+    // which is what is charged, goes in its place.
+    let counts = match usage.map(|u| serde_json::from_str::<Usage>(u.get())) {
+        Some(Ok(Usage {
+            prompt_tokens: Some(prompt),
+            completion_tokens: Some(completion),
+        })) => Some((prompt, completion)),
+        _ => None,
+    };
+    meter.usage_sent |= counts.is_some();
+    let with_usage = counts.is_some();
+    if counts.is_some() {
+        meter.usage = counts;
     }
     let mut text_bytes = 0;
     // Choices that do not parse are passed on unmetered, as sent.
@@ -102,7 +107,8 @@ pub fn relay(
         }
     }
     meter.reply_text(text_bytes, with_usage);
-    if !keep_usage && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
+    let usage_kept = keep_usage && counts.is_some();
+    if !usage_kept && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Relayed::Skipped);
     }
 
@@ -110,8 +116,9 @@ pub fn relay(
     let mut first = true;
     let mut model_written = false;
     for (key, value) in &fields {
-        // A `null` usage is left out: the gateway writes its count there.
-        if key == "usage" && (!keep_usage || value.get() == "null") {
+        // A `null` (or unreadable) usage is left out: the gateway writes
+        // its count there.
+        if key == "usage" && !usage_kept {
             continue;
         }
         if !std::mem::take(&mut first) {
@@ -530,6 +537,39 @@ mod tests {
         assert_eq!(sent["choices"][0]["delta"]["content"][0]["text"], "word ");
         let whole = r#"{"choices":[{"message":{"content":[{"type":"text","text":"four"}]}}]}"#;
         assert_eq!(run(whole, true).1.reply_bytes, 4);
+    }
+
+    /// A usage whose counts are not whole numbers is not passed on (nor
+    /// read): the gateway's own count, which is charged, takes its place.
+    #[test]
+    fn a_usage_that_does_not_read_as_counts_is_dropped() {
+        for usage in [
+            r#"{"prompt_tokens":"5","completion_tokens":1}"#,
+            r#"{"prompt_tokens":-5000,"completion_tokens":1}"#,
+            r#"{"prompt_tokens":5.5,"completion_tokens":1}"#,
+            r#"{"prompt_tokens":1e30,"completion_tokens":1}"#,
+            r#"{"completion_tokens":1}"#,
+            r#""many""#,
+        ] {
+            let whole =
+                format!(r#"{{"choices":[{{"message":{{"content":"four"}}}}],"usage":{usage}}}"#);
+            let (result, meter, sent) = run(&whole, true);
+            assert_eq!(result.unwrap(), Relayed::Sent);
+            assert_eq!(sent.get("usage"), None, "{usage}");
+            assert!(!meter.usage_sent && meter.usage.is_none(), "{usage}");
+            let usage_only = format!(r#"{{"choices":[],"usage":{usage}}}"#);
+            assert_eq!(
+                run(&usage_only, true).0.unwrap(),
+                Relayed::Skipped,
+                "{usage}"
+            );
+        }
+        let (_, meter, sent) = run(
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,"extra":{"cached_tokens":2}}}"#,
+            true,
+        );
+        assert_eq!(sent["usage"]["extra"]["cached_tokens"], 2);
+        assert!(meter.usage_sent);
     }
 
     #[test]

@@ -59,8 +59,8 @@ pub struct Bill {
 pub struct Meter {
     /// The upstream's own `(prompt, completion)` counts, when it sent them.
     pub usage: Option<(u64, u64)>,
-    /// Whether an answer carried a `usage` that is not `null`, even one
-    /// that did not parse (it is passed on as sent).
+    /// Whether an answer carried a `usage` with whole-number counts (it is
+    /// passed on as sent; any other is replaced by the gateway's count).
     pub usage_sent: bool,
     /// Bytes of reply text seen (content, reasoning, refusals, tool calls),
     /// for counting when there is no usage.
