@@ -873,6 +873,59 @@ async fn a_key_without_a_cap_counts_only_answered_calls_as_uses() {
     assert_refused(response, 401, "api_key_used_up").await;
 }
 
+/// The playground asks what a call it stopped was charged, by the call's
+/// `x-request-id`: its owner is told the settled tokens and credits; another
+/// account, or an id that is no call, learns nothing.
+#[tokio::test]
+async fn the_charge_of_a_call_is_told_to_its_owner_only() {
+    let s = setup(&[]).await;
+    let (key, owner) = user_with_plan_signed_in(&s.app, "payer@example.com", 100, 100, None).await;
+    let (_, other) = user_with_plan_signed_in(&s.app, "other@example.com", 100, 100, None).await;
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let usage = response.json::<Value>().await.unwrap()["usage"].clone();
+
+    let asked = s
+        .app
+        .call(&owner, "playground/charge", &[("request_id", &request_id)])
+        .await;
+    assert_eq!(asked.status, 200);
+    let (prompt, completion) = (
+        usage["prompt_tokens"].as_i64().unwrap(),
+        usage["completion_tokens"].as_i64().unwrap(),
+    );
+    // At 1 credit per 1,000 tokens each way.
+    let credits = format!("0.{:03}", prompt + completion);
+    assert_eq!(
+        asked.body,
+        json!({ "prompt_tokens": prompt, "completion_tokens": completion, "credits": credits })
+    );
+    for (browser, id) in [(&other, request_id.as_str()), (&owner, "no-such-call")] {
+        let asked = s
+            .app
+            .call(browser, "playground/charge", &[("request_id", id)])
+            .await;
+        assert_eq!(
+            (asked.status.as_u16(), asked.body.clone()),
+            (200, Value::Null)
+        );
+    }
+    let signed_out = s.app.browser();
+    let asked = s
+        .app
+        .call(
+            &signed_out,
+            "playground/charge",
+            &[("request_id", &request_id)],
+        )
+        .await;
+    assert_eq!(asked.status, 401);
+}
+
 /// Calls sent at once on a one-time key, all refused by another limit, are
 /// each answered with that limit: none is told the key is used up because
 /// another call had taken its use for a moment before being refused, and the

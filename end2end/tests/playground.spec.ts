@@ -172,7 +172,11 @@ test("leaving the playground mid-reply ends the call, and Stop works after comin
   await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
   // What came stays, marked as stopped, and nothing more comes.
   await expect(assistant.last()).toHaveAttribute("data-stopped", "true");
-  await expect(assistant.last()).toContainText("(stopped; what came is charged, see Usage)");
+  await expect(assistant.last()).toContainText("(stopped; what came is charged");
+  // What it was charged, once Tollgate has settled it.
+  const charged = assistant.last().getByTestId("reply-usage");
+  await expect(charged).toHaveText(/^\d+ prompt \+ [1-9]\d* completion tokens, 0\.\d+ credits$/);
+  await expect(assistant.last()).toContainText("(stopped; what came is charged)");
   const stoppedAt = await assistant.last().textContent();
   await page.waitForTimeout(600);
   await expect(assistant.last()).toHaveText(stoppedAt ?? "");

@@ -67,6 +67,44 @@ pub async fn get_model_names() -> Result<Vec<String>, FormError> {
         .collect())
 }
 
+/// What a call the user stopped was charged, as settled.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallCharge {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Credits, exact, as a decimal.
+    pub credits: String,
+}
+
+/// What the signed-in user's call `request_id` (its `x-request-id`) was
+/// charged: for a reply they stopped, which no usage chunk ends. A stopped
+/// call is settled once the server sees the client leave, so this waits a
+/// little for its record; `None` when none comes (another account's key).
+#[server(endpoint = "playground/charge")]
+pub async fn charge_of_call(request_id: String) -> Result<Option<CallCharge>, FormError> {
+    use crate::server_ctx;
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    if request_id.is_empty() || request_id.len() > 64 {
+        return Ok(None);
+    }
+    for _ in 0..30 {
+        let charge = state
+            .store
+            .charge_of_call(user.id, &request_id)
+            .await
+            .map_err(server_ctx::internal)?;
+        if let Some((prompt, completion, micros)) = charge {
+            return Ok(Some(CallCharge {
+                prompt_tokens: prompt.max(0) as u64,
+                completion_tokens: completion.max(0) as u64,
+                credits: crate::credits::format_credits(micros),
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(None)
+}
+
 /// One message of the conversation as the page shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Turn {
@@ -78,8 +116,13 @@ pub struct Turn {
     /// Stopped by the user: the reply, or the message it answers when
     /// nothing came, says so.
     pub stopped: bool,
-    /// A reply's prompt and completion tokens, from the stream's usage chunk.
+    /// A reply's prompt and completion tokens, from the stream's usage chunk
+    /// (or, once stopped, from its settlement).
     pub usage: Option<(u64, u64)>,
+    /// A reply's `x-request-id`, to look its charge up once stopped.
+    pub request_id: Option<String>,
+    /// What a stopped reply was charged, in credits.
+    pub charged: Option<String>,
 }
 
 impl Turn {
@@ -90,6 +133,8 @@ impl Turn {
             left_out: false,
             stopped: false,
             usage: None,
+            request_id: None,
+            charged: None,
         }
     }
 }
@@ -470,6 +515,7 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                     let note = match (mine, turn.stopped, left_out) {
                         (true, true, _) => Some("(stopped before an answer; not sent again)"),
                         (true, false, true) => Some("(not answered; not sent again)"),
+                        (false, true, _) if turn.charged.is_some() => Some("(stopped; what came is charged)"),
                         (false, true, _) => Some("(stopped; what came is charged, see Usage)"),
                         (false, false, true) => Some("(no text in the reply)"),
                         (_, false, false) => None,
@@ -485,6 +531,7 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                             {turn.usage.map(|(prompt, completion)| view! {
                                 <span class="mt-1 block text-xs text-slate-500" data-testid="reply-usage">
                                     {format!("{prompt} prompt + {completion} completion tokens")}
+                                    {turn.charged.map(|credits| format!(", {credits} credits"))}
                                 </span>
                             })}
                             {typing.then(|| view! { <span class="ml-1 animate-pulse" aria-label="streaming">"▍"</span> })}
@@ -642,6 +689,46 @@ mod chat {
             }
         }
 
+        /// Notes the call's `x-request-id` on its reply.
+        fn named(&self, request_id: &str) {
+            self.turns.try_update(|t| {
+                if let Some(last) = t.last_mut().filter(|l| l.role == "assistant") {
+                    last.request_id = Some(request_id.to_owned());
+                }
+            });
+        }
+
+        /// Looks up what the stopped reply (the last one, if it was stopped)
+        /// was charged, and shows it on the reply it belongs to.
+        pub fn charge_of_stopped(&self) {
+            let Some(request_id) = self
+                .turns
+                .try_with_untracked(|t| {
+                    t.last()
+                        .filter(|l| l.role == "assistant" && l.stopped)
+                        .and_then(|l| l.request_id.clone())
+                })
+                .flatten()
+            else {
+                return;
+            };
+            let turns = self.turns;
+            leptos::task::spawn_local(async move {
+                let Ok(Some(charge)) = super::charge_of_call(request_id.clone()).await else {
+                    return;
+                };
+                turns.try_update(|t| {
+                    if let Some(reply) = t
+                        .iter_mut()
+                        .find(|l| l.request_id.as_ref() == Some(&request_id))
+                    {
+                        reply.usage = Some((charge.prompt_tokens, charge.completion_tokens));
+                        reply.charged = Some(charge.credits);
+                    }
+                });
+            });
+        }
+
         fn append(&self, delta: &str) {
             self.turns.try_update(|t| {
                 if let Some(last) = t.last_mut() {
@@ -751,8 +838,12 @@ mod chat {
         leptos::task::spawn_local(async move {
             let generation = stop.generation();
             browser::run(request, stop, generation, sink).await;
-            sink.ended(stop.since(generation));
+            let stopped = stop.since(generation);
+            sink.ended(stopped);
             sink.streaming.try_set(false);
+            if stopped {
+                sink.charge_of_stopped();
+            }
         });
         #[cfg(not(feature = "hydrate"))]
         {
@@ -901,6 +992,11 @@ mod chat {
             if let Some(rate) = rate_of(&response, now) {
                 sink.clock.try_set(now);
                 sink.rate.try_set(rate);
+            }
+            if response.status() == 200
+                && let Some(request_id) = response.headers().get("x-request-id")
+            {
+                sink.named(&request_id);
             }
             if response.status() != 200 {
                 let refusal = refusal_of(&response).await;

@@ -101,6 +101,26 @@ impl Store {
         .await?)
     }
 
+    /// What the user's call `request_id`, made within the hour, was charged:
+    /// `(prompt tokens, completion tokens, micro-credits)`.
+    pub async fn charge_of_call(
+        &self,
+        user_id: i64,
+        request_id: &str,
+    ) -> Result<Option<(i64, i64, i64)>, StoreError> {
+        self.flush().await?;
+        Ok(sqlx::query_as(
+            "SELECT prompt_tokens, completion_tokens, cost_micros FROM usage_records
+             WHERE user_id = ? AND created_at >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 hour')
+               AND request_id = ?
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(request_id)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
     /// The user's most recent calls, newest first.
     pub async fn recent_calls(
         &self,
