@@ -107,10 +107,12 @@ pub fn relay(
         }
     }
     meter.reply_text(text_bytes, with_usage);
-    let usage_kept = keep_usage && counts.is_some();
-    if !usage_kept && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
+    // A chunk of usage alone is skipped when the caller did not ask for
+    // usage (a whole answer always keeps it: its object is the answer).
+    if !keep_usage && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Relayed::Skipped);
     }
+    let usage_kept = keep_usage && counts.is_some();
 
     out.push(b'{');
     let mut first = true;
@@ -557,9 +559,17 @@ mod tests {
             assert_eq!(result.unwrap(), Relayed::Sent);
             assert_eq!(sent.get("usage"), None, "{usage}");
             assert!(!meter.usage_sent && meter.usage.is_none(), "{usage}");
-            let usage_only = format!(r#"{{"choices":[],"usage":{usage}}}"#);
+            // A whole answer of usage alone is still an answer, its usage
+            // left out for the gateway's.
+            let usage_only = format!(r#"{{"id":"c1","choices":[],"usage":{usage}}}"#);
+            let (result, _, sent) = run(&usage_only, true);
+            assert_eq!(result.unwrap(), Relayed::Sent, "{usage}");
             assert_eq!(
-                run(&usage_only, true).0.unwrap(),
+                sent,
+                json!({ "id": "c1", "choices": [], "model": "public" })
+            );
+            assert_eq!(
+                run(&usage_only, false).0.unwrap(),
                 Relayed::Skipped,
                 "{usage}"
             );
