@@ -89,10 +89,6 @@ pub struct Settlement {
     /// The capped key's use the call took, and how it ends, in the same
     /// write; `None` when there was none, or it was given back already.
     pub capped_use: Option<(i64, CappedUseEnd)>,
-    /// A use of a key without a cap to count: the upstream answered. (A cap
-    /// set on the key later counts on from these, so they are counted as a
-    /// cap counts.)
-    pub uncapped_use: bool,
 }
 
 /// A call's hold, and the capped key's use the call took: the server
@@ -447,9 +443,6 @@ impl Accounts {
             batch.hold_closed(s.hold);
             if let Some((use_id, end)) = s.capped_use {
                 batch.capped_use_ended(use_id, end);
-            }
-            if let Some(key_id) = s.key_id.filter(|_| s.uncapped_use) {
-                batch.key_counted(key_id);
             }
             let request_id = s.request_id.as_deref();
             if s.reserved_micros > 0 {

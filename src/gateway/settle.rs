@@ -47,7 +47,7 @@ pub struct Bill {
     /// A capped key's use, counted only if the upstream answered.
     pub capped_use: Option<TakenUse>,
     /// Whether the key has a cap (its use is `capped_use`); a key without one
-    /// has its use counted at settlement, also only if the upstream answered.
+    /// has its use counted when the upstream answers, as a cap's is kept then.
     pub key_capped: bool,
     pub instruments: crate::instruments::Instruments,
     /// Set by the one settlement; `false` when made.
@@ -197,7 +197,6 @@ impl Bill {
             return None;
         }
         let produced = meter.answered || meter.usage.is_some() || meter.reply_bytes > 0;
-        let uncapped_use = produced && !self.key_capped;
         // An answered call keeps the use, and one the server stopped before
         // the answer gives it back, both in the settlement's write; any other
         // call's is given back by the caller, before it answers.
@@ -243,7 +242,6 @@ impl Bill {
             upstream_ms: self.upstream_ms,
             client_ip: self.client_ip.take(),
             capped_use,
-            uncapped_use,
         });
         if let Some(charged) = settled {
             self.instruments.credits_spent(&self.model, charged);

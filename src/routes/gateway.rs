@@ -580,6 +580,11 @@ async fn chat(
     if let Some(taken) = bill.capped_use.take() {
         taken.keep();
     }
+    if !bill.key_capped {
+        // Counted as a cap counts, so a cap set later counts on from it.
+        let key_id = bill.key_id;
+        state.store.queue(|batch| batch.key_counted(key_id));
+    }
     let mut meter = Meter {
         answered: true,
         ..Meter::default()
