@@ -32,15 +32,25 @@ pub async fn known_device(state: &AppState) -> Result<Option<KnownDevice>, FormE
     Ok(KnownDevice::from_cookies(
         &cookies,
         &state.key_hasher.device_cookie_key(),
+        chrono::Utc::now().timestamp(),
     ))
 }
 
-/// Marks this browser as one that has signed in to `user_id`.
-pub async fn remember_device(state: &AppState, user_id: i64) -> Result<(), FormError> {
-    let cookies = leptos_axum::extract::<Cookies>().await.map_err(internal)?;
-    let key = state.key_hasher.device_cookie_key();
-    KnownDevice::remember(&cookies, &key, user_id, state.config.is_https());
-    Ok(())
+/// Marks this browser as one that has signed in to account `user_id`, in
+/// session epoch `epoch`. Best effort: the sign-in has happened, and without
+/// the cookie the browser only stays unknown.
+pub async fn remember_device(state: &AppState, user_id: i64, epoch: i64) {
+    match leptos_axum::extract::<Cookies>().await {
+        Ok(cookies) => KnownDevice::remember(
+            &cookies,
+            &state.key_hasher.device_cookie_key(),
+            user_id,
+            epoch,
+            state.config.is_https(),
+            chrono::Utc::now().timestamp(),
+        ),
+        Err(error) => tracing::warn!(%error, "no cookie jar for the device cookie"),
+    }
 }
 
 /// The signed-in user, or a form error asking to sign in.

@@ -432,6 +432,59 @@ async fn guessing_at_an_account_does_not_lock_out_a_browser_that_signed_in_befor
     );
 }
 
+/// A device cookie counts only in the session epoch it was given in: after a
+/// password change, the cookies kept by someone who knew the old password
+/// give no budget of their own, while the browser that changed it is given a
+/// new one.
+#[tokio::test]
+async fn a_password_change_ends_other_browsers_device_cookies() {
+    let app = spawn_app_with(&[("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "3")]).await;
+    let owner = app.browser();
+    app.register(&owner, "moved@example.com", "M").await;
+    let thief = app.browser();
+    assert_eq!(
+        app.login(&thief, "moved@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(app.call(&thief, "logout", &[]).await.status, 200);
+    let new_password = "a-brand-new-passphrase";
+    let changed = app
+        .call(
+            &owner,
+            "account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    assert_eq!(app.call(&owner, "logout", &[]).await.status, 200);
+
+    let guesser = app.browser();
+    for _ in 0..3 {
+        let guess = app
+            .login(&guesser, "moved@example.com", "wrong-password-1")
+            .await;
+        assert_eq!(guess.status, 401);
+    }
+    // The thief's cookie is from before the change: the account's budget, used up.
+    let refused = app
+        .login(&thief, "moved@example.com", "wrong-password-2")
+        .await;
+    assert_eq!(refused.status, 429);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("for this account")
+    );
+    let signed_in = app.login(&owner, "moved@example.com", new_password).await;
+    assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
+}
+
 /// A signed-in session's password checks (changing the password, deleting
 /// the account) spend the account's login budget, so a stolen session cannot
 /// guess the password faster than a login could.

@@ -1,10 +1,13 @@
 //! Device cookies: a browser that signed in to an account gets a signed
-//! cookie naming the account and a random nonce. When it signs in again, its
-//! failed password checks count against a budget of its own rather than the
-//! account's (see [`super::throttle`]), so someone guessing at an account,
-//! who has no such cookie, cannot keep its owner out by using the account's
-//! budget up. The cookie proves nothing else: it is not a session and signs
-//! no one in.
+//! cookie naming the account, the account's session epoch, the time and a
+//! random nonce. When it signs in again, its failed password checks count
+//! against a budget of its own rather than the account's (see
+//! [`super::throttle`]), so someone guessing at an account, who has no such
+//! cookie, cannot keep its owner out by using the account's budget up. The
+//! cookie proves nothing else: it is not a session and signs no one in. It
+//! stops counting after [`KEPT_DAYS`], and when the account's session epoch
+//! moves on (a password change or reset), so cookies collected by someone
+//! who once knew the password give no budgets against the new one.
 
 use tower_cookies::{
     Cookie, Cookies, Key,
@@ -20,26 +23,49 @@ const KEPT_DAYS: i64 = 180;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownDevice {
     pub user_id: i64,
+    /// The account's session epoch when it signed in.
+    pub epoch: i64,
     /// Names the browser's own budget.
     pub nonce: String,
 }
 
 impl KnownDevice {
-    /// The device named by the request's cookie, when its signature holds.
-    pub fn from_cookies(cookies: &Cookies, key: &Key) -> Option<Self> {
+    /// The device named by the request's cookie, when its signature holds
+    /// and it is not older than [`KEPT_DAYS`] at `now` (Unix seconds).
+    pub fn from_cookies(cookies: &Cookies, key: &Key, now: i64) -> Option<Self> {
         let cookie = cookies.signed(key).get(DEVICE_COOKIE)?;
-        let (user_id, nonce) = cookie.value().split_once('.')?;
+        let mut parts = cookie.value().split('.');
+        let (user_id, epoch, issued, nonce) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let issued: i64 = issued.parse().ok()?;
+        let fresh = (now - KEPT_DAYS * 86_400..=now + 60).contains(&issued);
         let nonce_ok = nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit());
+        if !fresh || !nonce_ok || parts.next().is_some() {
+            return None;
+        }
         Some(Self {
             user_id: user_id.parse().ok()?,
+            epoch: epoch.parse().ok()?,
             nonce: nonce.to_owned(),
         })
-        .filter(|_| nonce_ok)
     }
 
-    /// Gives the browser a new device cookie for `user_id` (replacing any
-    /// other), after a sign-in with the right password.
-    pub fn remember(cookies: &Cookies, key: &Key, user_id: i64, secure: bool) {
+    /// Whether it counts for `user_id` in session epoch `epoch`.
+    pub fn is_for(&self, user_id: i64, epoch: i64) -> bool {
+        self.user_id == user_id && self.epoch == epoch
+    }
+
+    /// Gives the browser a new device cookie for `user_id` in session epoch
+    /// `epoch` (replacing any other), after a sign-in with the right
+    /// password, at `now` (Unix seconds).
+    pub fn remember(
+        cookies: &Cookies,
+        key: &Key,
+        user_id: i64,
+        epoch: i64,
+        secure: bool,
+        now: i64,
+    ) {
         let mut nonce = [0u8; 16];
         if getrandom::fill(&mut nonce).is_err() {
             // Without a nonce the browser stays unknown: it loses only the
@@ -47,7 +73,7 @@ impl KnownDevice {
             return;
         }
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let cookie = Cookie::build((DEVICE_COOKIE, format!("{user_id}.{nonce}")))
+        let cookie = Cookie::build((DEVICE_COOKIE, format!("{user_id}.{epoch}.{now}.{nonce}")))
             .path("/")
             .http_only(true)
             .secure(secure)
@@ -74,28 +100,46 @@ mod tests {
     }
 
     #[test]
-    fn a_remembered_device_is_read_back_and_a_forged_one_is_not() {
+    fn a_remembered_device_is_read_back_and_a_forged_or_old_one_is_not() {
+        let now = 1_800_000_000;
         let cookies = Cookies::default();
-        KnownDevice::remember(&cookies, &key(), 42, true);
+        KnownDevice::remember(&cookies, &key(), 42, 3, true, now);
         let set = cookies.get(DEVICE_COOKIE).unwrap().into_owned();
         assert_eq!(
             (set.http_only(), set.secure(), set.same_site()),
             (Some(true), Some(true), Some(SameSite::Strict))
         );
-        let device = KnownDevice::from_cookies(&sent(set.value()), &key()).unwrap();
-        assert_eq!(device.user_id, 42);
-        assert_eq!(device.nonce.len(), 32);
-
-        // Under another key, or with the account changed, the signature fails.
+        let device = KnownDevice::from_cookies(&sent(set.value()), &key(), now).unwrap();
         assert_eq!(
-            KnownDevice::from_cookies(&sent(set.value()), &Key::from(&[8u8; 64])),
+            (device.user_id, device.epoch, device.nonce.len()),
+            (42, 3, 32)
+        );
+        assert!(device.is_for(42, 3));
+        assert!(
+            !device.is_for(42, 4),
+            "a password change moves the epoch on"
+        );
+        assert!(!device.is_for(43, 3));
+
+        // Past its days, or under another key, it is no device.
+        let later = now + KEPT_DAYS * 86_400 + 1;
+        assert_eq!(
+            KnownDevice::from_cookies(&sent(set.value()), &key(), later),
             None
         );
+        assert_eq!(
+            KnownDevice::from_cookies(&sent(set.value()), &Key::from(&[8u8; 64]), now),
+            None
+        );
+        // With the account changed, or unsigned, the signature fails.
         let (digest, signed) = set.value().split_at(44);
-        assert_eq!(signed, format!("42.{}", device.nonce));
-        let forged = format!("{digest}43.{}", device.nonce);
-        assert_eq!(KnownDevice::from_cookies(&sent(&forged), &key()), None);
-        assert_eq!(KnownDevice::from_cookies(&sent(signed), &key()), None);
-        assert_eq!(KnownDevice::from_cookies(&Cookies::default(), &key()), None);
+        assert_eq!(signed, format!("42.3.{now}.{}", device.nonce));
+        let forged = format!("{digest}43.3.{now}.{}", device.nonce);
+        assert_eq!(KnownDevice::from_cookies(&sent(&forged), &key(), now), None);
+        assert_eq!(KnownDevice::from_cookies(&sent(signed), &key(), now), None);
+        assert_eq!(
+            KnownDevice::from_cookies(&Cookies::default(), &key(), now),
+            None
+        );
     }
 }

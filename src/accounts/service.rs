@@ -259,7 +259,10 @@ pub async fn login(
         .await?
         .filter(|u| u.status != UserStatus::Deleted);
     let throttle = &state.login_throttle;
-    let attempt = match device.filter(|d| user.as_ref().is_some_and(|u| u.id == d.user_id)) {
+    let attempt = match device.filter(|d| {
+        user.as_ref()
+            .is_some_and(|u| d.is_for(u.id, u.session_epoch))
+    }) {
         Some(known) => throttle.check_known_device(meta.client_ip, &known.nonce),
         None => throttle.check(meta.client_ip, &email),
     }

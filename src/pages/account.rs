@@ -38,10 +38,12 @@ pub async fn change_password(
     )
     .await
     .map_err(server_ctx::refuse)?;
-    // This session carries on in the new epoch; every other one has ended.
+    // This session carries on in the new epoch; every other one has ended,
+    // and so has every browser's device cookie but this one's.
     session::sign_in(&session, user.id, epoch)
         .await
         .map_err(server_ctx::session_failed)?;
+    server_ctx::remember_device(&state, user.id, epoch).await;
     Ok(())
 }
 

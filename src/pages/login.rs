@@ -30,7 +30,7 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
             session::sign_in(&session, user.id, user.session_epoch)
                 .await
                 .map_err(server_ctx::session_failed)?;
-            server_ctx::remember_device(&state, user.id).await?;
+            server_ctx::remember_device(&state, user.id, user.session_epoch).await;
             leptos_axum::redirect(&server_ctx::safe_next(next.as_deref()));
             Ok(())
         }

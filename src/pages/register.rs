@@ -26,7 +26,7 @@ pub async fn register(
             session::sign_in(&session, user.id, user.session_epoch)
                 .await
                 .map_err(server_ctx::session_failed)?;
-            server_ctx::remember_device(&state, user.id).await?;
+            server_ctx::remember_device(&state, user.id, user.session_epoch).await;
             // The primary key; the account stands even if this fails (keys can be made later).
             let primary = crate::keys::types::CreateKey {
                 name: "Primary key".into(),
