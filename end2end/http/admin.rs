@@ -171,13 +171,35 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
         );
     }
 
+    // The user page's form is told it may apply it again, with its own key.
+    let user_id_text = user_id.to_string();
+    let from_page = app
+        .call(
+            &admin,
+            "admin/user/credits",
+            &[
+                ("user_id", user_id_text.as_str()),
+                ("amount", "1"),
+                ("reason", "first"),
+                ("idempotency_key", "page-key-1"),
+            ],
+        )
+        .await;
+    assert_eq!(from_page.status, 503);
+    let message = from_page.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("the balance is now 12 credits")
+            && message.contains("Applying it again from this form does not make it twice"),
+        "{message}"
+    );
+
     sqlx::query("DROP TRIGGER refuse_the_first")
         .execute(&db)
         .await
         .unwrap();
     let (status, body) = post(json!({ "amount": "1", "reason": "first" })).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["balance"], "11");
+    assert_eq!(body["balance"], "12");
     let (status, body) = send(
         &app,
         &admin,
@@ -187,8 +209,8 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["balance"], "11.5");
-    assert_eq!(money(&app, user_id).await, (11_500_000, 11_500_000, 2));
+    assert_eq!(body["balance"], "12.5");
+    assert_eq!(money(&app, user_id).await, (12_500_000, 12_500_000, 3));
 }
 
 /// Corrections stop at the most a balance may hold, so repeated ones cannot

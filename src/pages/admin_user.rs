@@ -96,9 +96,13 @@ pub(super) fn admin_refusal(error: crate::admin::service::AdminError) -> FormErr
         ),
         AdminError::Conflict(message) => (StatusCode::CONFLICT, FormError::new(message)),
         AdminError::BeyondKey(message) => (StatusCode::FORBIDDEN, FormError::new(message)),
-        e @ AdminError::NotWritten { .. } => (
+        AdminError::NotWritten { balance } => (
             StatusCode::SERVICE_UNAVAILABLE,
-            FormError::new(e.to_string()),
+            FormError::new(format!(
+                "The correction is made (the balance is now {balance} credits), but the database \
+                 refuses writes just now: it is written as soon as it takes them. Applying it \
+                 again from this form does not make it twice."
+            )),
         ),
         AdminError::Store(e) => return crate::server_ctx::internal(e),
     };
@@ -300,11 +304,21 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
     let plan_error = last_error(plan.value());
     let revoke_error = last_error(revoke.value());
     let toggle_error = last_error(toggle.value());
+    // Corrections made: the page is built again after each, with a new
+    // idempotency key for the form. Not after a refused one, whose fields
+    // stay filled in: sent again, it must carry the same key, or one the
+    // database was slow to write would be made twice.
+    let corrections_made = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        if matches!(credits.value().get(), Some(Ok(_))) {
+            corrections_made.update(|n| *n += 1);
+        }
+    });
     let detail = Resource::new(
         move || {
             (
                 user_id.get(),
-                credits.version().get(),
+                corrections_made.get(),
                 plan.version().get(),
                 revoke.version().get(),
                 revoke_one.version().get(),
