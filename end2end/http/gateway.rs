@@ -1219,8 +1219,10 @@ async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
         assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
     }
     // The body's bytes, "Be brief." and 16 for each of the two messages
-    // with 256 for the template, and 100 of reply, at 1 credit per 1,000.
-    let most_prompt = serde_json::to_vec(&hello("mock")).unwrap().len() as i64 + 9 + 2 * 16 + 256;
+    // with 256 for the template and 200,000 the upstream may add, and 100
+    // of reply, at 1 credit per 1,000.
+    let most_prompt =
+        serde_json::to_vec(&hello("mock")).unwrap().len() as i64 + 9 + 2 * 16 + 256 + 200_000;
     let cost = most_prompt * 1_000 + 100_000;
     let records = usage_records(&s.app, 2).await;
     assert_eq!(records.iter().map(|r| r.2).collect::<Vec<_>>(), [cost; 2]);

@@ -7,6 +7,11 @@ use super::providers::{MEDIA_PART_MIN_TOKENS, MEDIA_PART_TOKENS, Model, PromptEs
 /// The most prompt tokens a media part is charged, whatever the upstream
 /// reports: far beyond an image, room for an hour of video.
 pub const MEDIA_PART_MOST_TOKENS: u64 = 1_000_000;
+
+/// Prompt tokens an upstream may add to what a request carries and still
+/// be paid for: a long chat template or built-in system prompt, a search
+/// tool's results (OpenRouter's web plugin bills them as prompt).
+pub const UPSTREAM_ADDED_TOKENS: u64 = 200_000;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +24,9 @@ pub struct Hold {
     /// The most prompt tokens charged whatever the upstream reports: a
     /// token is at least a byte of what was sent (the request, and the
     /// model's own system prompt), beside a few a message for the chat
-    /// template, and media parts at [`MEDIA_PART_MOST_TOKENS`]. An
-    /// upstream reporting more is wrong, and it is not the caller's to pay.
+    /// template, media parts at [`MEDIA_PART_MOST_TOKENS`] and
+    /// [`UPSTREAM_ADDED_TOKENS`] for what the upstream adds. An upstream
+    /// reporting more is wrong, and it is not the caller's to pay.
     pub prompt_most: u64,
     /// The cap on each choice, as sent upstream.
     pub max_output_tokens: u64,
@@ -51,7 +57,7 @@ impl Hold {
         let system_bytes = model.system_prompt.as_ref().map_or(0, |s| s.len() as u64);
         let prompt_most = body_bytes
             .saturating_add(system_bytes)
-            .saturating_add(16 * messages.len() as u64 + 256)
+            .saturating_add(16 * messages.len() as u64 + 256 + UPSTREAM_ADDED_TOKENS)
             .saturating_add(estimate.media_parts.saturating_mul(MEDIA_PART_MOST_TOKENS))
             .max(prompt_tokens);
         let max_output_tokens = max_tokens.unwrap_or(u64::from(model.max_output_tokens));

@@ -213,6 +213,15 @@ impl Bill {
         } else {
             (0, 0)
         };
+        if let Some((reported, _)) = meter.usage.filter(|(p, _)| *p > prompt && produced) {
+            tracing::warn!(
+                request_id = ?self.request_id,
+                model = %self.model,
+                reported,
+                charged = prompt,
+                "the upstream reported more prompt tokens than the request could hold"
+            );
+        }
         if let Some((_, reported)) = meter.usage.filter(|(_, c)| *c > completion) {
             // The operator may be billed for them; the caller is not.
             tracing::warn!(
