@@ -20,6 +20,29 @@ fn base_command(dir: &Path) -> Command {
     cmd
 }
 
+/// Runs `cmd`, a start that must stop (a bad setting, `--help`), to its end.
+/// On a free port, and killed past 30 seconds, failing the test: a
+/// regression would otherwise serve for ever.
+fn exited(cmd: &mut Command) -> std::process::Output {
+    if !cmd.get_envs().any(|(name, _)| name == "TOLLGATE_ADDR") {
+        cmd.env("TOLLGATE_ADDR", "127.0.0.1:0");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running after 30 seconds: it should have stopped");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Starts the binary on a free port in `dir`; returns it and its address once
 /// it says it is listening.
 async fn start(dir: &Path) -> (tokio::process::Child, String) {
@@ -64,7 +87,7 @@ fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
         ("DATABASE_URL", "mysql://localhost/x"),
         ("RUST_LOG", "info,[["),
     ] {
-        let output = base_command(dir.path()).env(var, value).output().unwrap();
+        let output = exited(base_command(dir.path()).env(var, value));
         assert_eq!(output.status.code(), Some(2), "{var}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -82,10 +105,8 @@ fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
         "TOLLGATE_MODELS",
     ] {
         use std::os::unix::ffi::OsStrExt;
-        let output = base_command(dir.path())
-            .env(var, std::ffi::OsStr::from_bytes(b"secret\xff"))
-            .output()
-            .unwrap();
+        let output =
+            exited(base_command(dir.path()).env(var, std::ffi::OsStr::from_bytes(b"secret\xff")));
         assert_eq!(output.status.code(), Some(2), "{var}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -104,7 +125,7 @@ fn settings_are_read_from_a_dot_env_file() {
         "TOLLGATE_SHUTDOWN_GRACE_SECS=forever\n",
     )
     .unwrap();
-    let output = base_command(dir.path()).output().unwrap();
+    let output = exited(&mut base_command(dir.path()));
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
@@ -123,7 +144,7 @@ fn a_malformed_dot_env_is_not_repeated_and_a_parents_is_not_read() {
         "# settings\nTOLLGATE_LOG_KEEP_DAYS=3\n\nTOLLGATE_ADMIN_PASSWORD=correct horse battery staple\n",
     )
     .unwrap();
-    let output = base_command(dir.path()).output().unwrap();
+    let output = exited(&mut base_command(dir.path()));
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     // The line by its number and setting, not its value.
@@ -133,7 +154,7 @@ fn a_malformed_dot_env_is_not_repeated_and_a_parents_is_not_read() {
     );
     assert!(!stderr.contains("horse"), "{stderr}");
     // Help needs no configuration, so a broken one does not hide it.
-    let output = base_command(dir.path()).arg("--help").output().unwrap();
+    let output = exited(base_command(dir.path()).arg("--help"));
     assert!(output.status.success());
     assert!(
         String::from_utf8(output.stdout)
@@ -149,7 +170,7 @@ fn a_malformed_dot_env_is_not_repeated_and_a_parents_is_not_read() {
     .unwrap();
     let child = dir.path().join("child");
     std::fs::create_dir(&child).unwrap();
-    let output = base_command(&child).arg("--help").output().unwrap();
+    let output = exited(base_command(&child).arg("--help"));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(output.status.success(), "{stderr}");
 }
@@ -276,10 +297,7 @@ async fn a_lost_key_secret_stops_start_up_when_keys_are_stored() {
     signal(&child, "-TERM");
     child.wait().await.unwrap();
     std::fs::remove_file(dir.path().join("data/key_secret")).unwrap();
-    let output = base_command(dir.path())
-        .env("TOLLGATE_ADDR", "127.0.0.1:0")
-        .output()
-        .unwrap();
+    let output = exited(base_command(dir.path()).env("TOLLGATE_ADDR", "127.0.0.1:0"));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
@@ -335,11 +353,11 @@ fn a_broken_model_table_stops_start_up_naming_the_line() {
         "[[model]]\nname = \"demo\"\nprovider = \"demo\"\ninput_price = \"0\"\noutput_price = \"0\"\n\n[[model]]\nname = \"gpt\"\nprovider = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"TOLLGATE_TEST_UNSET_KEY\"\ninput_price = \"0\"\noutput_price = \"0\"\n",
     )
     .unwrap();
-    let output = base_command(dir.path())
-        .env("TOLLGATE_ADDR", "127.0.0.1:0")
-        .env("TOLLGATE_MODELS", "models.toml")
-        .output()
-        .unwrap();
+    let output = exited(
+        base_command(dir.path())
+            .env("TOLLGATE_ADDR", "127.0.0.1:0")
+            .env("TOLLGATE_MODELS", "models.toml"),
+    );
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
