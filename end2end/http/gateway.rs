@@ -843,23 +843,7 @@ async fn a_key_without_a_cap_counts_only_answered_calls_as_uses() {
     assert_eq!(count, 2, "only the two answered calls are uses");
 
     // A cap of 3 set now leaves one more call.
-    let keys: Value = b
-        .client
-        .get(s.app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = keys["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "open")
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
+    let id = s.app.key_id_named(&b, "open").await;
     let patched = b
         .client
         .patch(s.app.url(&format!("/api/v1/keys/{id}")))

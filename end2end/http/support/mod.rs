@@ -254,8 +254,8 @@ impl TestApp {
         body["secret"].as_str().expect("a secret").to_owned()
     }
 
-    /// Revokes `browser`'s user's key called `name` through the REST API.
-    pub async fn revoke_key_named(&self, browser: &Browser, name: &str) {
+    /// The id of `browser`'s user's key called `name`, from the REST API.
+    pub async fn key_id_named(&self, browser: &Browser, name: &str) -> i64 {
         let keys: serde_json::Value = browser
             .client
             .get(self.url("/api/v1/keys"))
@@ -265,11 +265,16 @@ impl TestApp {
             .json()
             .await
             .expect("JSON body");
-        let id = keys["data"]
+        keys["data"]
             .as_array()
             .and_then(|keys| keys.iter().find(|k| k["name"] == name))
             .and_then(|k| k["id"].as_i64())
-            .unwrap_or_else(|| panic!("no key called {name}: {keys}"));
+            .unwrap_or_else(|| panic!("no key called {name}: {keys}"))
+    }
+
+    /// Revokes `browser`'s user's key called `name` through the REST API.
+    pub async fn revoke_key_named(&self, browser: &Browser, name: &str) {
+        let id = self.key_id_named(browser, name).await;
         let response = browser
             .client
             .delete(self.url(&format!("/api/v1/keys/{id}")))
