@@ -46,9 +46,6 @@ pub struct Bill {
     pub client_ip: Option<String>,
     /// A capped key's use, counted only if the upstream answered.
     pub capped_use: Option<TakenUse>,
-    /// Whether the key has a cap (its use is `capped_use`); a key without one
-    /// has its use counted when the upstream answers, as a cap's is kept then.
-    pub key_capped: bool,
     pub instruments: crate::instruments::Instruments,
     /// Set by the one settlement; `false` when made.
     pub settled: bool,

@@ -542,7 +542,6 @@ async fn chat(
         upstream_ms: None,
         answered: false,
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
-        key_capped: admit.capped_use.is_some(),
         capped_use: admit.capped_use,
         instruments: state.instruments.clone(),
         settled: false,
@@ -577,13 +576,14 @@ async fn chat(
     // The upstream accepted the call and is reading the prompt: from here on
     // the prompt is charged however the call ends, a client leaving too.
     bill.answered = true;
-    if let Some(taken) = bill.capped_use.take() {
-        taken.keep();
-    }
-    if !bill.key_capped {
-        // Counted as a cap counts, so a cap set later counts on from it.
-        let key_id = bill.key_id;
-        state.store.queue(|batch| batch.key_counted(key_id));
+    match bill.capped_use.take() {
+        Some(taken) => taken.keep(),
+        // A key without a cap counts its use as a cap would, so a cap set
+        // later counts on from it.
+        None => {
+            let key_id = bill.key_id;
+            state.store.queue(|batch| batch.key_counted(key_id));
+        }
     }
     let mut meter = Meter {
         answered: true,
