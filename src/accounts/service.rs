@@ -84,14 +84,17 @@ impl AccountError {
             Self::WrongPassword => FormError::new("Some fields need attention.")
                 .field("current_password", "This is not your current password."),
             Self::Throttled(t) => {
-                let secs = t.retry_after.as_secs().max(1);
+                // Rounded up: an attempt made after the wait said passes.
+                let secs = t.retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 let what = match t.scope {
                     ThrottleScope::ClientIp => "password attempts from this address",
                     ThrottleScope::Account => "password attempts for this account",
                     ThrottleScope::KnownDevice => "password attempts from this browser",
                     ThrottleScope::SignupClientIp => "new accounts from this address",
                 };
-                let wait = if secs < 120 {
+                let wait = if secs == 1 {
+                    "1 second".to_owned()
+                } else if secs < 120 {
                     format!("{secs} seconds")
                 } else {
                     format!("{} minutes", secs.div_ceil(60))
@@ -504,6 +507,32 @@ pub async fn ensure_admin(
 
 #[cfg(test)]
 mod tests {
+    /// The wait said is rounded up, so an attempt made after it passes, and
+    /// one second is "1 second".
+    #[test]
+    fn a_throttled_attempt_is_told_a_wait_rounded_up() {
+        let told = |millis: u64| {
+            AccountError::Throttled(Throttled {
+                scope: ThrottleScope::Account,
+                retry_after: std::time::Duration::from_millis(millis),
+            })
+            .into_form_error()
+        };
+        let form = told(8_200);
+        assert_eq!(form.retry_after_secs, Some(9));
+        assert!(
+            form.message.ends_with("Wait 9 seconds and try again."),
+            "{}",
+            form.message
+        );
+        assert!(told(300).message.ends_with("Wait 1 second and try again."));
+        assert!(
+            told(150_000)
+                .message
+                .ends_with("Wait 3 minutes and try again.")
+        );
+    }
+
     use super::*;
 
     /// The start-up admin is created once, and an email a user already has is

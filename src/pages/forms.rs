@@ -51,14 +51,11 @@ pub fn record_outcome<T: Send + Sync + 'static>(
 #[component]
 pub fn FormAlert(error: LastError) -> impl IntoView {
     move || {
+        // A throttled attempt's message says how long to wait.
         error.get().map(|e| {
-            let wait = e.retry_after_secs.map(|secs| {
-                view! { <span class="ml-1 font-semibold" data-testid="retry-after">{format!("({secs} s)")}</span> }
-            });
             view! {
                 <div class="mb-4 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800" role="alert">
                     {e.message}
-                    {wait}
                 </div>
             }
         })
