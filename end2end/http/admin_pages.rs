@@ -574,6 +574,35 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
     assert!(html.contains(
         r#"name="action" placeholder="e.g. credits.adjust" value="" aria-invalid="false""#
     ));
+    // Every wrong field is said at once; a range that holds no time too.
+    let (status, _, html) = page(
+        &app,
+        &admin,
+        "/admin/audit?actor=me&since=yesterday&until=tomorrow",
+    )
+    .await;
+    assert_eq!(status, 422);
+    for field in ["actor", "since", "until"] {
+        assert!(
+            html.contains(&format!(r#"id="audit-{field}-error""#)),
+            "{field}: {html}"
+        );
+    }
+    let (status, _, html) = page(
+        &app,
+        &admin,
+        "/admin/audit?since=2026-12-08&until=2026-12-01",
+    )
+    .await;
+    assert_eq!(status, 422);
+    let until_error = html.split(r#"id="audit-until-error""#).nth(1).unwrap();
+    assert!(
+        until_error
+            .split("</span>")
+            .next()
+            .unwrap()
+            .contains("Make it later than From")
+    );
     let (_, _, html) = page(&app, &admin, "/admin?q=MEMB").await;
     assert!(html.contains(r#"value="MEMB""#));
 

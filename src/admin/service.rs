@@ -336,6 +336,14 @@ pub fn audit_filter(
     };
     let since = bound("since", since);
     let until = bound("until", until);
+    if let (Some(since), Some(until)) = (&since, &until)
+        && since >= until
+    {
+        fields.insert(
+            "until".to_owned(),
+            "Make it later than From: no event is both.".to_owned(),
+        );
+    }
     if !fields.is_empty() {
         return Err(AdminError::Invalid(fields));
     }

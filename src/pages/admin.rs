@@ -338,7 +338,7 @@ pub async fn admin_audit_log(
         service::AdminError::Invalid(fields) => refused(fields),
         other => crate::server_ctx::internal(other),
     };
-    let actor = service::audit_actor(&actor).map_err(invalid)?;
+    let actor = service::audit_actor(&actor);
     let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.trim().is_empty());
     let (action, target, since, until) = (
         nonempty(&action),
@@ -347,13 +347,24 @@ pub async fn admin_audit_log(
         nonempty(&until),
     );
     let filter = service::audit_filter(
-        actor,
+        actor.as_ref().ok().cloned().flatten(),
         action.as_deref(),
         target.as_deref(),
         since.as_deref(),
         until.as_deref(),
-    )
-    .map_err(invalid)?;
+    );
+    // Every field that is wrong is said at once, the actor's with the times'.
+    let filter = match (actor, filter) {
+        (Ok(_), Ok(filter)) => filter,
+        (
+            Err(service::AdminError::Invalid(mut fields)),
+            Err(service::AdminError::Invalid(more)),
+        ) => {
+            fields.extend(more);
+            return Err(refused(fields));
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(invalid(e)),
+    };
     let page = page.clamp(1, 1_000_000);
     let rows = state
         .store

@@ -788,7 +788,7 @@ pub struct AuditList {
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
-        (status = 422, description = "A time bound is not a date or time", body = ErrorResponse),
+        (status = 422, description = "A time bound is not a date or time, or `until` is not after `since`", body = ErrorResponse),
     ))]
 pub async fn audit_log(
     State(state): State<AppState>,
