@@ -406,6 +406,10 @@ async fn admins_add_and_deduct_credits_with_a_reason_in_the_ledger() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "insufficient_credits");
     assert_eq!(body["error"]["param"], "amount");
+    assert_eq!(
+        body["error"]["message"],
+        "A deduction of 12.5 credits is more than the balance of 12.499999 credits; nothing was deducted."
+    );
     assert_eq!(money(&app, user_id).await, (12_499_999, 12_499_999, 2));
 
     // Bad input names each field; a missing user is 404; neither writes.

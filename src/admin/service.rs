@@ -27,7 +27,7 @@ pub enum AdminError {
     Invalid(BTreeMap<String, String>),
     #[error("no such user")]
     UserNotFound,
-    #[error("a deduction of {amount} credits is more than the balance of {balance}")]
+    #[error("A deduction of {amount} credits is more than the balance of {balance} credits")]
     Insufficient { amount: String, balance: String },
     #[error("the account's keys changed meanwhile; nothing was rotated")]
     KeysChanged,

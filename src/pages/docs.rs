@@ -169,7 +169,7 @@ fn OperationCard(op: Operation) -> impl IntoView {
         <article id=anchor class="rounded-lg border border-slate-200 bg-white p-5 shadow-sm" data-testid="operation">
             <h3 class="flex flex-wrap items-center gap-3">
                 <span class=format!("rounded px-2 py-0.5 font-mono text-xs font-bold {}", method_colour(&op.method))>{op.method.clone()}</span>
-                <code class="font-mono text-slate-900">{op.path.clone()}</code>
+                <code class="min-w-0 break-all font-mono text-slate-900">{op.path.clone()}</code>
                 <span class="text-slate-600">{op.summary}</span>
             </h3>
             {(!op.description.is_empty()).then(|| view! { <p class="mt-2 text-sm text-slate-600">{op.description}</p> })}
