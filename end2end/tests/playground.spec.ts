@@ -56,6 +56,11 @@ test("paste a key, stream a reply from demo, hit the plan's limit and see the co
   await expect(countdown).not.toHaveText(`Try again in ${first} s.`, { timeout: 3_000 });
   const later = Number((await countdown.textContent())?.match(/\d+/)?.[0]);
   expect(later).toBeLessThan(first);
+  // The line beside Send counts to the same next request, not to the whole window.
+  await expect(remaining).toHaveText(/^0 of 2 requests left; one comes back in \d+ s\.$/);
+  const next = Number((await remaining.textContent())?.match(/in (\d+) s/)?.[1]);
+  const shown = Number((await countdown.textContent())?.match(/\d+/)?.[0]);
+  expect(Math.abs(next - shown)).toBeLessThanOrEqual(1);
   // The refused message stays in the transcript without an empty reply.
   await expect(transcript.locator('[data-role="assistant"]')).toHaveCount(2);
 

@@ -460,7 +460,7 @@ fn Playground() -> impl IntoView {
                             class="rounded-md border border-slate-300 px-4 py-2 text-sm hover:bg-slate-100 disabled:opacity-50"
                             disabled=move || !streaming.get()
                             on:click=move |_| stop.stop()>"Stop"</button>
-                        <RateLine rate clock />
+                        <RateLine rate clock countdown />
                         <button type="button" class="ml-auto text-sm text-slate-500 underline"
                             on:click=move |_| { stop.stop(); turns.set(Vec::new()); refusal.set(None); countdown.set(None); }>"Clear"</button>
                     </div>
@@ -470,22 +470,32 @@ fn Playground() -> impl IntoView {
     }
 }
 
-/// What the last answer said was left, counting down to the window's reset;
-/// after it, the count is history until the next answer.
+/// What the last answer said was left, counting down to the window's reset
+/// (when every request is back); after it, the count is history until the
+/// next answer. With none left and a refusal's countdown running, it counts
+/// to the next request instead, as the countdown does.
 #[component]
-fn RateLine(rate: RwSignal<RateInfo>, clock: RwSignal<f64>) -> impl IntoView {
+fn RateLine(
+    rate: RwSignal<RateInfo>,
+    clock: RwSignal<f64>,
+    countdown: RwSignal<Option<f64>>,
+) -> impl IntoView {
     move || {
         let r = rate.get();
         r.remaining.map(|remaining| {
             let of = r.limit.map(|l| format!(" of {l}")).unwrap_or_default();
-            let secs = r.reset_at.map(|at| seconds_left(at, clock.get()));
-            let (was, after) = match secs {
-                None => ("requests left", String::new()),
-                Some(0) => (
+            let now = clock.get();
+            let secs = r.reset_at.map(|at| seconds_left(at, now));
+            let next = countdown.get().map(|at| seconds_left(at, now));
+            let (was, after) = match (remaining, next, secs) {
+                (0, Some(0), _) => ("requests were left; one has come back since", String::new()),
+                (0, Some(next), _) => ("requests left", format!("; one comes back in {next} s")),
+                (_, _, None) => ("requests left", String::new()),
+                (_, _, Some(0)) => (
                     "requests were left; the window has reset since",
                     String::new(),
                 ),
-                Some(secs) => ("requests left", format!(", the window resets in {secs} s")),
+                (_, _, Some(secs)) => ("requests left", format!(", the window resets in {secs} s")),
             };
             view! {
                 <p class="text-sm text-slate-600" data-testid="requests-remaining">
@@ -529,7 +539,7 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                             {turn.content}
                             {note.map(|note| view! { <span class="ml-2 text-xs italic">{note}</span> })}
                             {turn.usage.map(|(prompt, completion)| view! {
-                                <span class="mt-1 block text-xs text-slate-500" data-testid="reply-usage">
+                                <span class=if mine { "mt-1 block text-xs text-slate-300" } else { "mt-1 block text-xs text-slate-500" } data-testid="reply-usage">
                                     {format!("{prompt} prompt + {completion} completion tokens")}
                                     {turn.charged.map(|credits| format!(", {credits} credits"))}
                                 </span>
@@ -698,14 +708,15 @@ mod chat {
             });
         }
 
-        /// Looks up what the stopped reply (the last one, if it was stopped)
-        /// was charged, and shows it on the reply it belongs to.
+        /// Looks up what the stopped call (the last turn's, if it was
+        /// stopped: its reply, or its message when no answer came) was
+        /// charged, and shows it on that turn.
         pub fn charge_of_stopped(&self) {
             let Some(request_id) = self
                 .turns
                 .try_with_untracked(|t| {
                     t.last()
-                        .filter(|l| l.role == "assistant" && l.stopped)
+                        .filter(|l| l.stopped)
                         .and_then(|l| l.request_id.clone())
                 })
                 .flatten()
@@ -755,10 +766,13 @@ mod chat {
                     reply.stopped |= stopped;
                     return;
                 }
-                t.pop();
+                let request_id = t.pop().and_then(|reply| reply.request_id);
                 if let Some(asked) = t.last_mut().filter(|l| l.role == "user") {
                     asked.left_out = true;
                     asked.stopped = stopped;
+                    // A call stopped once the upstream answered is charged
+                    // its prompt: shown on the message, as there is no reply.
+                    asked.request_id = request_id;
                 }
             });
         }
@@ -1231,11 +1245,16 @@ mod tests {
         assert!(turns[1].stopped && !turns[1].left_out);
         assert_eq!(turns[1].content, "Hello wo");
 
-        let nothing = sink(vec![asked(), Turn::new("assistant", String::new())], false);
+        let mut unanswered = Turn::new("assistant", String::new());
+        unanswered.request_id = Some("req-1".into());
+        let nothing = sink(vec![asked(), unanswered], false);
         nothing.ended(true);
         let turns = nothing.turns.get_untracked();
         assert_eq!(turns.len(), 1);
         assert!(turns[0].stopped && turns[0].left_out);
+        // Its charge (the prompt, once the upstream answered) is looked up
+        // for the message.
+        assert_eq!(turns[0].request_id.as_deref(), Some("req-1"));
 
         let whole = sink(vec![asked(), Turn::new("assistant", "Hello.".into())], true);
         whole.ended(false);
