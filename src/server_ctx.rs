@@ -93,12 +93,9 @@ pub fn is_plain_form_post() -> bool {
 /// posts keep Leptos' redirect back to the form instead.
 pub fn refuse(error: AccountError) -> FormError {
     let status = error.status();
-    let retry_after = match &error {
-        AccountError::Throttled(t) => Some(t.retry_after.as_secs().max(1)),
-        _ => None,
-    };
+    // The header says the wait the message says.
     let form = error.into_form_error();
-    set_status(status, retry_after);
+    set_status(status, form.retry_after_secs);
     form
 }
 
