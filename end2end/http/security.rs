@@ -4,12 +4,19 @@ use std::{io::Write, process::Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Answer, PASSWORD, spawn_app, spawn_app_with};
+use crate::support::{Answer, PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 const ADMIN: [(&str, &str); 2] = [
     ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
     ("TOLLGATE_ADMIN_PASSWORD", "admin-passphrase-for-tests"),
 ];
+
+/// Asserts that the metrics count `count` refusals by `limit`.
+async fn assert_rejections(app: &TestApp, limit: &str, count: u64) {
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let line = format!(r#"tollgate_limit_rejections_total{{limit="{limit}"}} {count}"#);
+    assert!(metrics.contains(&line), "{line} is not in {metrics}");
+}
 
 #[tokio::test]
 async fn the_session_cookie_is_httponly_lax_and_secure_only_over_https() {
@@ -226,11 +233,7 @@ async fn login_attempts_are_throttled_per_account() {
         .filter(|action| *action == "login.failure")
         .count();
     assert_eq!(failures, 3);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains(r#"tollgate_limit_rejections_total{limit="login_account"} 6"#),
-        "{metrics}"
-    );
+    assert_rejections(&app, "login_account", 6).await;
     // An address longer than any account's is refused before the throttle
     // or the log keeps it.
     let long = format!("{}@example.com", "a".repeat(300));
@@ -286,11 +289,7 @@ async fn sign_ups_are_throttled_per_client_ip_and_only_new_accounts_and_taken_em
             .await
             .unwrap();
     assert_eq!(users, 0);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains(r#"tollgate_limit_rejections_total{limit="signup_client_ip"} 1"#),
-        "{metrics}"
-    );
+    assert_rejections(&app, "signup_client_ip", 1).await;
 
     // Another address, behind the trusted proxy, has its own budget.
     let elsewhere = app
@@ -425,11 +424,7 @@ async fn guessing_at_an_account_does_not_lock_out_a_browser_that_signed_in_befor
             .unwrap()
             .contains("from this browser")
     );
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains(r#"tollgate_limit_rejections_total{limit="login_known_device"} 1"#),
-        "{metrics}"
-    );
+    assert_rejections(&app, "login_known_device", 1).await;
 }
 
 /// A device cookie counts only in the session epoch it was given in: after a
@@ -525,11 +520,7 @@ async fn password_checks_of_a_signed_in_user_are_throttled_too() {
         "still signed in, nothing changed"
     );
     // Counted with the logins' refusals.
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains(r#"tollgate_limit_rejections_total{limit="login_account"} 2"#),
-        "{metrics}"
-    );
+    assert_rejections(&app, "login_account", 2).await;
 }
 
 #[tokio::test]
