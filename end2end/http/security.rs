@@ -4,7 +4,7 @@ use std::{io::Write, process::Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Answer, PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::support::{Answer, Browser, PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 const ADMIN: [(&str, &str); 2] = [
     ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
@@ -16,6 +16,15 @@ async fn assert_rejections(app: &TestApp, limit: &str, count: u64) {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     let line = format!(r#"tollgate_limit_rejections_total{{limit="{limit}"}} {count}"#);
     assert!(metrics.contains(&line), "{line} is not in {metrics}");
+}
+
+/// `times` sign-ins to `email` with a wrong password from `browser`, each
+/// refused as one (401), not yet throttled.
+async fn guess_wrong(app: &TestApp, browser: &Browser, email: &str, times: usize) {
+    for _ in 0..times {
+        let guess = app.login(browser, email, "wrong-password-1").await;
+        assert_eq!(guess.status, 401, "{:?}", guess.body);
+    }
 }
 
 #[tokio::test]
@@ -193,14 +202,7 @@ async fn login_attempts_are_throttled_per_account() {
     let app = spawn_app_with(&[("TOLLGATE_LOGIN_ATTEMPTS_PER_ACCOUNT", "3")]).await;
     app.register(&app.browser(), "t@example.com", "T").await;
     let b = app.browser();
-    for _ in 0..3 {
-        assert_eq!(
-            app.login(&b, "t@example.com", "wrong-password-1")
-                .await
-                .status,
-            401
-        );
-    }
+    guess_wrong(&app, &b, "t@example.com", 3).await;
     let refused = app.login(&b, "T@example.com", PASSWORD).await;
     assert_eq!(refused.status, 429);
     let retry_after: u64 = refused.headers["retry-after"]
@@ -367,14 +369,7 @@ async fn guessing_at_an_account_does_not_lock_out_a_browser_that_signed_in_befor
     assert_eq!(app.call(&owner, "logout", &[]).await.status, 200);
 
     let guesser = app.browser();
-    for _ in 0..3 {
-        assert_eq!(
-            app.login(&guesser, "owner@example.com", "wrong-password-1")
-                .await
-                .status,
-            401
-        );
-    }
+    guess_wrong(&app, &guesser, "owner@example.com", 3).await;
     assert_eq!(
         app.login(&guesser, "owner@example.com", PASSWORD)
             .await
@@ -408,14 +403,7 @@ async fn guessing_at_an_account_does_not_lock_out_a_browser_that_signed_in_befor
     assert!(!device_cookie_set(&signed_in).starts_with(&device_cookie));
     assert_eq!(app.call(&owner, "logout", &[]).await.status, 200);
     // Its own wrong guesses use its own budget, not the account's.
-    for _ in 0..3 {
-        assert_eq!(
-            app.login(&owner, "owner@example.com", "wrong-password-1")
-                .await
-                .status,
-            401
-        );
-    }
+    guess_wrong(&app, &owner, "owner@example.com", 3).await;
     let refused = app.login(&owner, "owner@example.com", PASSWORD).await;
     assert_eq!(refused.status, 429);
     assert!(
@@ -459,12 +447,7 @@ async fn a_password_change_ends_other_browsers_device_cookies() {
     assert_eq!(app.call(&owner, "logout", &[]).await.status, 200);
 
     let guesser = app.browser();
-    for _ in 0..3 {
-        let guess = app
-            .login(&guesser, "moved@example.com", "wrong-password-1")
-            .await;
-        assert_eq!(guess.status, 401);
-    }
+    guess_wrong(&app, &guesser, "moved@example.com", 3).await;
     // The thief's cookie is from before the change: the account's budget, used up.
     let refused = app
         .login(&thief, "moved@example.com", "wrong-password-2")
