@@ -87,9 +87,9 @@ impl Store {
     ) -> Result<Vec<NamedCount>, StoreError> {
         self.flush().await?;
         Ok(sqlx::query_as(
-            "SELECT substr(created_at, 1, ?1) AS name, COUNT(*) AS count FROM (
-                SELECT created_at FROM usage_records WHERE created_at >= ?2
-                UNION ALL SELECT created_at FROM gateway_refusals WHERE created_at >= ?2)
+            "SELECT substr(created_at, 1, ?1) AS name, SUM(n) AS count FROM (
+                SELECT created_at, 1 AS n FROM usage_records WHERE created_at >= ?2
+                UNION ALL SELECT created_at, count FROM gateway_refusals WHERE created_at >= ?2)
              GROUP BY name ORDER BY name",
         )
         .bind(prefix)
@@ -102,9 +102,9 @@ impl Store {
     pub async fn calls_by_status(&self, since: &str) -> Result<Vec<NamedCount>, StoreError> {
         self.flush().await?;
         Ok(sqlx::query_as(
-            "SELECT CAST(status AS TEXT) AS name, COUNT(*) AS count FROM (
-                SELECT status FROM usage_records WHERE created_at >= ?1
-                UNION ALL SELECT status FROM gateway_refusals WHERE created_at >= ?1)
+            "SELECT CAST(status AS TEXT) AS name, SUM(n) AS count FROM (
+                SELECT status, 1 AS n FROM usage_records WHERE created_at >= ?1
+                UNION ALL SELECT status, count FROM gateway_refusals WHERE created_at >= ?1)
              GROUP BY status ORDER BY count DESC, status",
         )
         .bind(since)
@@ -184,8 +184,9 @@ impl Store {
     ) -> Result<Vec<NamedCount>, StoreError> {
         self.flush().await?;
         Ok(sqlx::query_as(
-            "SELECT COALESCE(client_ip, 'unknown') AS name, COUNT(*) AS count FROM gateway_refusals
-             WHERE created_at >= ? AND status = 429 GROUP BY name ORDER BY count DESC, name LIMIT ?",
+            "SELECT COALESCE(NULLIF(client_ip, ''), 'unknown') AS name, SUM(count) AS count
+             FROM gateway_refusals WHERE created_at >= ? AND status = 429
+             GROUP BY name ORDER BY count DESC, name LIMIT ?",
         )
         .bind(since)
         .bind(limit)
@@ -197,7 +198,7 @@ impl Store {
     pub async fn rejections_by_limit(&self, since: &str) -> Result<Vec<NamedCount>, StoreError> {
         self.flush().await?;
         Ok(sqlx::query_as(
-            "SELECT code AS name, COUNT(*) AS count FROM gateway_refusals
+            "SELECT code AS name, SUM(count) AS count FROM gateway_refusals
              WHERE created_at >= ? AND status = 429 GROUP BY code ORDER BY count DESC, code",
         )
         .bind(since)
@@ -215,9 +216,10 @@ impl Store {
     ) -> Result<Vec<RefusalGroup>, StoreError> {
         self.flush().await?;
         Ok(sqlx::query_as(&format!(
-            "SELECT code, client_ip, api_key, referrer, COUNT(*) AS count, MAX(created_at) AS last_at
+            "SELECT code, NULLIF(client_ip, '') AS client_ip, NULLIF(api_key, '') AS api_key,
+                    NULLIF(referrer, '') AS referrer, SUM(count) AS count, MAX(created_at) AS last_at
              FROM gateway_refusals WHERE created_at >= ? AND {}
-             GROUP BY code, client_ip, api_key, referrer ORDER BY count DESC, last_at DESC LIMIT ?",
+             GROUP BY 1, 2, 3, 4 ORDER BY count DESC, last_at DESC LIMIT ?",
             kind.condition()
         ))
         .bind(since)
@@ -278,6 +280,68 @@ mod tests {
             referrer: None,
             created_at: super::super::stored_time(at),
         }
+    }
+
+    /// Refusals alike within a minute are one row with their count, whether
+    /// they came in one batch or several; the pages count every one.
+    #[tokio::test]
+    async fn refusals_alike_within_a_minute_are_one_row_with_their_count() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let at: chrono::DateTime<chrono::Utc> = "2026-12-07T06:01:10Z".parse().unwrap();
+        for seconds in [0, 20] {
+            store.queue(|batch| {
+                for _ in 0..50 {
+                    let later = at + chrono::Duration::seconds(seconds);
+                    batch.refusal(refusal(429, "requests_per_minute", "10.0.0.1", later));
+                }
+            });
+            store.flush().await.unwrap();
+        }
+        store.queue(|batch| {
+            let next_minute = at + chrono::Duration::seconds(60);
+            batch.refusal(refusal(429, "requests_per_minute", "10.0.0.1", next_minute));
+            batch.refusal(refusal(429, "requests_per_minute", "10.0.0.2", at));
+            batch.refusal(refusal(429, "requests_per_day", "10.0.0.1", at));
+        });
+        store.flush().await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gateway_refusals")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(
+            rows, 4,
+            "101 refusals, four kinds of minute, address and limit"
+        );
+        let last: String =
+            sqlx::query_scalar("SELECT created_at FROM gateway_refusals WHERE count = 100")
+                .fetch_one(&store.reader)
+                .await
+                .unwrap();
+        assert_eq!(last, "2026-12-07T06:01:30.000Z", "the last one's time");
+
+        let since = super::super::stored_time(at - chrono::Duration::hours(1));
+        let by_ip = store.rate_limit_hits_by_ip(&since, 10).await.unwrap();
+        let by_ip: Vec<_> = by_ip.iter().map(|c| (c.name.as_str(), c.count)).collect();
+        assert_eq!(by_ip, [("10.0.0.1", 102), ("10.0.0.2", 1)]);
+        let by_limit = store.rejections_by_limit(&since).await.unwrap();
+        assert_eq!(
+            (by_limit[0].name.as_str(), by_limit[0].count),
+            ("requests_per_minute", 102)
+        );
+        let by_minute = store.calls_by_bucket(&since, 16).await.unwrap();
+        let by_minute: Vec<_> = by_minute
+            .iter()
+            .map(|c| (c.name.as_str(), c.count))
+            .collect();
+        assert_eq!(
+            by_minute,
+            [("2026-12-07T06:01", 102), ("2026-12-07T06:02", 1)]
+        );
+        let by_status = store.calls_by_status(&since).await.unwrap();
+        assert_eq!(
+            (by_status[0].name.as_str(), by_status[0].count),
+            ("429", 103)
+        );
     }
 
     #[tokio::test]

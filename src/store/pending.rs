@@ -44,7 +44,9 @@ pub struct UsageRow {
     pub created_at: String,
 }
 
-/// A model API call refused before admission, for the monitor and security pages.
+/// A model API call refused before admission, for the monitor and security
+/// pages. Refusals alike within a minute are written as one row with their
+/// count.
 #[derive(Debug, Clone)]
 pub struct RefusalRow {
     pub status: u16,
@@ -72,6 +74,33 @@ pub enum CappedUseEnd {
     Kept,
     /// Given back: the server stopped the call before the upstream answered.
     Returned,
+}
+
+/// What makes refusals alike: minute, status, code, address, key and
+/// referrer ('' for none, as the table keeps them).
+type RefusalId = (String, u16, String, String, String, String);
+
+/// How many refusals alike, and the last one's time.
+#[derive(Debug, Clone)]
+struct RefusalCount {
+    count: i64,
+    last_at: String,
+}
+
+/// Refusals by what makes them alike. Std's SipHash, as for the windows:
+/// callers choose the addresses.
+type RefusalCounts = std::collections::HashMap<RefusalId, RefusalCount>;
+
+/// Adds `count` refusals alike, the last at `last_at`.
+fn add_refusals(refusals: &mut RefusalCounts, id: RefusalId, count: i64, last_at: String) {
+    let entry = refusals.entry(id).or_insert_with(|| RefusalCount {
+        count: 0,
+        last_at: String::new(),
+    });
+    entry.count += count;
+    if entry.last_at < last_at {
+        entry.last_at = last_at;
+    }
 }
 
 /// A window's subject (`user:<id>` or `ip:<address>`), kind and bucket.
@@ -105,7 +134,7 @@ struct KeyUse {
 pub struct Batch {
     ledger: Vec<LedgerRow>,
     usage: Vec<UsageRow>,
-    refusals: Vec<RefusalRow>,
+    refusals: RefusalCounts,
     /// Absolute counts: the latest wins.
     windows: WindowCounts,
     keys: HashMap<i64, KeyUse>,
@@ -128,7 +157,16 @@ impl Batch {
     }
 
     pub fn refusal(&mut self, row: RefusalRow) {
-        self.refusals.push(row);
+        let minute = row.created_at.chars().take(16).collect();
+        let id = (
+            minute,
+            row.status,
+            row.code,
+            row.client_ip.unwrap_or_default(),
+            row.api_key.unwrap_or_default(),
+            row.referrer.unwrap_or_default(),
+        );
+        add_refusals(&mut self.refusals, id, 1, row.created_at);
     }
 
     pub fn window(&mut self, id: &WindowId, count: i64) {
@@ -189,8 +227,9 @@ impl Batch {
         self.ledger = failed.ledger;
         failed.usage.append(&mut self.usage);
         self.usage = failed.usage;
-        failed.refusals.append(&mut self.refusals);
-        self.refusals = failed.refusals;
+        for (id, refused) in failed.refusals {
+            add_refusals(&mut self.refusals, id, refused.count, refused.last_at);
+        }
         failed.audit.append(&mut self.audit);
         self.audit = failed.audit;
         // Opened holds are written before closed ones, so a hold opened in the
@@ -336,14 +375,17 @@ static USAGE_ROWS: MultiRow = MultiRow::new(
 static REFUSAL_ROWS: MultiRow = MultiRow::new(
     "gateway_refusals",
     &[
+        "minute",
         "status",
         "code",
         "client_ip",
         "api_key",
         "referrer",
+        "count",
         "created_at",
     ],
-    "",
+    " ON CONFLICT (minute, status, code, client_ip, api_key, referrer) DO UPDATE SET
+        count = count + excluded.count, created_at = MAX(created_at, excluded.created_at)",
 );
 
 impl Store {
@@ -480,18 +522,21 @@ impl Store {
             }
             insert.execute(&mut *tx).await?;
         }
-        for rows in runs(&batch.refusals) {
-            let mut insert = sqlx::query(REFUSAL_ROWS.sql(rows.len()));
-            for r in rows {
-                insert = insert
-                    .bind(i64::from(r.status))
-                    .bind(r.code.as_str())
-                    .bind(r.client_ip.as_deref())
-                    .bind(r.api_key.as_deref())
-                    .bind(r.referrer.as_deref())
-                    .bind(r.created_at.as_str());
+        let refusals: Vec<_> = batch.refusals.iter().collect();
+        for rows in runs(&refusals) {
+            let mut upsert = sqlx::query(REFUSAL_ROWS.sql(rows.len()));
+            for ((minute, status, code, client_ip, api_key, referrer), refused) in rows {
+                upsert = upsert
+                    .bind(minute.as_str())
+                    .bind(i64::from(*status))
+                    .bind(code.as_str())
+                    .bind(client_ip.as_str())
+                    .bind(api_key.as_str())
+                    .bind(referrer.as_str())
+                    .bind(refused.count)
+                    .bind(refused.last_at.as_str());
             }
-            insert.execute(&mut *tx).await?;
+            upsert.execute(&mut *tx).await?;
         }
         for (key_id, used) in &batch.keys {
             // A batch may count a use whose touch went in an earlier batch.
