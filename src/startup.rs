@@ -173,7 +173,7 @@ impl Application {
         }
         let models =
             crate::gateway::providers::ModelTable::load(config.models_path.as_deref(), |var| {
-                std::env::var(var).ok()
+                std::env::var(var)
             })?;
         // Before migrating, and before giving back what a stopped process
         // left: it must have stopped.

@@ -88,10 +88,10 @@ impl ModelTable {
     }
 
     /// Loads `path`, or the built-in table when `None`. `env` resolves the
-    /// upstream key variables.
+    /// upstream key variables, as `std::env::var` does.
     pub fn load(
         path: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
+        env: impl Fn(&str) -> Result<String, std::env::VarError>,
     ) -> Result<Self, ModelTableError> {
         match path {
             None => Self::parse(BUILT_IN, "built-in model table", env),
@@ -107,7 +107,7 @@ impl ModelTable {
     pub fn parse(
         text: &str,
         source: &str,
-        env: impl Fn(&str) -> Option<String>,
+        env: impl Fn(&str) -> Result<String, std::env::VarError>,
     ) -> Result<Self, ModelTableError> {
         // Byte counting: a span may point anywhere, even inside a character.
         let line_of = |offset: usize| {
@@ -294,7 +294,7 @@ fn completions_url(base_url: &str) -> Result<reqwest::Url, String> {
 /// logged), and the value, trimmed, must fit an HTTP header.
 fn upstream_key(
     var: &str,
-    env: &impl Fn(&str) -> Option<String>,
+    env: &impl Fn(&str) -> Result<String, std::env::VarError>,
 ) -> Result<crate::config::Secret, String> {
     let is_name = !var.is_empty()
         && var.len() <= 128
@@ -314,7 +314,14 @@ fn upstream_key(
     } else {
         "the environment variable api_key_env names".to_owned()
     };
-    let value = env(var).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let value = match env(var) {
+        Ok(value) => value.trim().to_owned(),
+        Err(std::env::VarError::NotPresent) => String::new(),
+        // It would read as unset, and the model be called without its key.
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(format!("{named} is not UTF-8 text"));
+        }
+    };
     if value.is_empty() {
         return Err(format!("{named} is not set"));
     }
@@ -589,7 +596,9 @@ mod tests {
 
     fn parse(text: &str) -> Result<ModelTable, ModelTableError> {
         ModelTable::parse(text, "models.toml", |v| {
-            (v == "SET").then(|| "sk-x".to_owned())
+            (v == "SET")
+                .then(|| "sk-x".to_owned())
+                .ok_or(std::env::VarError::NotPresent)
         })
     }
 
@@ -693,7 +702,7 @@ mod tests {
 
     #[test]
     fn the_built_in_table_serves_demo() {
-        let table = ModelTable::load(None, |_| None).unwrap();
+        let table = ModelTable::load(None, |_| Err(std::env::VarError::NotPresent)).unwrap();
         assert_eq!(table.default_model().name, "demo");
         assert!(matches!(
             table.get("demo").unwrap().provider,
@@ -812,9 +821,18 @@ mod tests {
             ModelTable::parse(
                 &format!("{}api_key_env = \"KEY\"\n", upstream("http://x/v1")),
                 "models.toml",
-                move |_| Some(value.to_owned()),
+                move |_| Ok(value.to_owned()),
             )
         };
+        // So does one that is not UTF-8, which would read as unset.
+        let err = ModelTable::parse(
+            &format!("{}api_key_env = \"KEY\"\n", upstream("http://x/v1")),
+            "models.toml",
+            |_| Err(std::env::VarError::NotUnicode(Default::default())),
+        )
+        .unwrap_err()
+        .message;
+        assert!(err.contains("KEY") && err.contains("not UTF-8"), "{err}");
         let err = table("sk-a\u{7f}b").unwrap_err().message;
         assert!(err.contains("KEY") && err.contains("HTTP header"), "{err}");
         assert!(!err.contains("sk-a"), "{err}");

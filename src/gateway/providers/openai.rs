@@ -531,11 +531,11 @@ fn retry_after_from(
             .and_then(|v| v.parse::<f64>().ok())
             .filter(|n| n.is_finite() && *n >= 0.0)
     };
-    // An HTTP date (IMF-fixdate, as RFC 9110 has servers send it) is an
-    // RFC 2822 date in GMT.
+    // An HTTP date: RFC 9110 has servers send IMF-fixdate and recipients
+    // read the two obsolete forms (RFC 850's and asctime's) as well.
     let until_date = || {
-        let date = chrono::DateTime::parse_from_rfc2822(text("retry-after")?).ok()?;
-        let millis = (date.with_timezone(&chrono::Utc) - now).num_milliseconds();
+        let date = httpdate::parse_http_date(text("retry-after")?).ok()?;
+        let millis = (chrono::DateTime::<chrono::Utc>::from(date) - now).num_milliseconds();
         Some(millis.max(0) as f64 / 1000.0)
     };
     number("retry-after-ms")
@@ -664,6 +664,9 @@ mod tests {
         assert_eq!(at("Wed, 21 Oct 2026 07:28:00 GMT"), Some(40));
         assert_eq!(at("Wed, 21 Oct 2026 07:00:00 GMT"), Some(0));
         assert_eq!(at("Wed, 21 Oct 2037 07:28:00 GMT"), Some(86_400));
+        // The obsolete forms a recipient must still read.
+        assert_eq!(at("Wednesday, 21-Oct-26 07:28:00 GMT"), Some(40));
+        assert_eq!(at("Wed Oct 21 07:28:00 2026"), Some(40));
         assert_eq!(at("Wednesday soon"), None);
         assert_eq!(wait(&[("retry-after", "-3")]), None);
         assert_eq!(wait(&[("retry-after", "1e300")]), Some(86_400));
