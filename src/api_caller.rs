@@ -105,6 +105,19 @@ pub async fn key_holder(
         )
         .await
         .map_err(|e| e.to_api_error().into_response())?;
+        // A rotation's grace period is for callers of the model API still
+        // being moved to the new secret. Managing keys with the old one
+        // would let whoever the rotation was meant to shut out rotate the
+        // key again, or make keys of their own that outlive it.
+        if holder.key.by_previous_secret {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "previous_secret",
+                "This is the key's previous secret, which works only for model calls until its rotation's grace period ends. Use the key's current secret here.",
+            )
+            .into_response());
+        }
         let client_ip = crate::request_meta::RequestMeta::from_parts(parts).client_ip;
         crate::gateway::restrictions::check_whence(&holder.key, client_ip, &parts.headers)
             .map_err(IntoResponse::into_response)?;

@@ -340,10 +340,12 @@ async fn rotation_issues_a_new_secret_with_an_optional_grace_period() {
     assert!(until.is_some());
     let actions = app.audit_actions().await;
     assert!(actions.contains(&"key.rotate".to_owned()));
-    // The key shows when the old secret stops, and both secrets work meanwhile.
+    // The key shows when the old secret stops, and both secrets call models
+    // meanwhile; only the new one manages keys, so whoever the rotation
+    // shuts out cannot rotate the key again or make keys of their own.
     assert_eq!(rotated["key"]["grace_until"], json!(until), "{rotated}");
-    let lists_keys = |secret: String| {
-        let url = app.url("/api/v1/keys");
+    let status_of = |path: &str, secret: String| {
+        let url = app.url(path);
         async move {
             let response = reqwest::Client::new()
                 .get(url)
@@ -354,8 +356,26 @@ async fn rotation_issues_a_new_secret_with_an_optional_grace_period() {
             response.status().as_u16()
         }
     };
-    assert_eq!(lists_keys(old_secret.clone()).await, 200);
+    let lists_keys = |secret: String| status_of("/api/v1/keys", secret);
+    let lists_models = |secret: String| status_of("/v1/models", secret);
+    assert_eq!(lists_models(old_secret.clone()).await, 200);
+    assert_eq!(lists_models(new_secret.to_owned()).await, 200);
     assert_eq!(lists_keys(new_secret.to_owned()).await, 200);
+    let response = reqwest::Client::new()
+        .get(app.url("/api/v1/keys"))
+        .bearer_auth(&old_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(response, 403, "previous_secret").await;
+    let response = reqwest::Client::new()
+        .post(app.url(&format!("/api/v1/keys/{id}/rotate")))
+        .bearer_auth(&old_secret)
+        .json(&json!({ "grace_seconds": 60 }))
+        .send()
+        .await
+        .unwrap();
+    assert_refused(response, 403, "previous_secret").await;
 
     // Ending the grace period early: another user's key is not found, the
     // owner's old secret stops at once, the new one works on.
@@ -368,6 +388,7 @@ async fn rotation_issues_a_new_secret_with_an_optional_grace_period() {
     let ended: Value = response.json().await.unwrap();
     assert_eq!(ended["grace_until"], Value::Null, "{ended}");
     assert_eq!(ended["status"], "active");
+    assert_eq!(lists_models(old_secret.clone()).await, 401);
     assert_eq!(lists_keys(old_secret).await, 401);
     assert_eq!(lists_keys(new_secret.to_owned()).await, 200);
     assert!(
@@ -1065,7 +1086,7 @@ async fn a_disabled_owners_keys_stop_working() {
 #[tokio::test]
 async fn rotation_grace_keeps_the_old_secret_working_until_it_ends() {
     let app = &spawn_app().await;
-    let (b, id, old) = key_with(app, "grace@example.com", json!(["keys:read"])).await;
+    let (b, id, old) = key_with(app, "grace@example.com", json!(["chat", "keys:read"])).await;
     let rotate = |grace: i64| {
         b.client
             .post(app.url(&format!("/api/v1/keys/{id}/rotate")))
@@ -1074,17 +1095,23 @@ async fn rotation_grace_keeps_the_old_secret_working_until_it_ends() {
     };
     let rotated: Value = rotate(3600).await.unwrap().json().await.unwrap();
     let new = rotated["secret"].as_str().unwrap().to_owned();
-    let get = |key: String| async move {
-        with_key(app, &key, reqwest::Method::GET, "/api/v1/keys", None)
+    let call = |key: String, path: &'static str| async move {
+        with_key(app, &key, reqwest::Method::GET, path, None)
             .await
             .0
     };
+    let models = |key: String| call(key, "/v1/models");
+    let keys = |key: String| call(key, "/api/v1/keys");
     assert_eq!(
-        get(old.clone()).await,
+        models(old.clone()).await,
         200,
-        "the old secret works during the grace period"
+        "the old secret calls models during the grace period"
     );
-    assert_eq!(get(new.clone()).await, 200);
+    assert_eq!(keys(old.clone()).await, 403, "but manages no keys");
+    assert_eq!(
+        (models(new.clone()).await, keys(new.clone()).await),
+        (200, 200)
+    );
 
     // End the grace period: the old secret stops.
     sqlx::query("UPDATE api_keys SET grace_until = '2000-01-01T00:00:00.000Z' WHERE id = ?")
@@ -1092,13 +1119,13 @@ async fn rotation_grace_keeps_the_old_secret_working_until_it_ends() {
         .execute(&app.db().await)
         .await
         .unwrap();
-    assert_eq!(get(old).await, 401);
+    assert_eq!(models(old).await, 401);
 
     // Without grace, the previous secret stops at once.
     let rotated: Value = rotate(0).await.unwrap().json().await.unwrap();
     let newest = rotated["secret"].as_str().unwrap().to_owned();
-    assert_eq!(get(new).await, 401);
-    assert_eq!(get(newest).await, 200);
+    assert_eq!(models(new).await, 401);
+    assert_eq!(keys(newest).await, 200);
 }
 
 #[tokio::test]

@@ -35,6 +35,10 @@ pub struct KeyRecord {
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// Found by its previous secret, in a rotation's grace period (set only
+    /// by [`Store::key_by_hash`]).
+    #[sqlx(default)]
+    pub by_previous_secret: bool,
 }
 
 const KEY_COLUMNS: &str = "id, user_id, name, env, display_prefix, last_four, scopes, allowed_models, ip_allowlist,
@@ -418,7 +422,7 @@ impl Store {
             return Ok(Some(key));
         }
         let found: Option<KeyRecord> = sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys
+            "SELECT {KEY_COLUMNS}, secret_hash <> ?1 AS by_previous_secret FROM api_keys
              WHERE secret_hash = ?1
                 OR (grace_hash = ?1 AND grace_until > strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
         ))
