@@ -1199,14 +1199,25 @@ async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
         "usage": { "prompt_tokens": 9_000_000_000_000_000_000_u64, "completion_tokens": 12_000_000_000_000_000_000_u64 },
     });
     s.mock.set(|k| k.raw_answer = Some(answer.to_string()));
+    let mut shown = Vec::new();
     for _ in 0..2 {
-        assert_eq!(chat(&s.app, &key, hello("mock")).await.status(), 200);
+        let response = chat(&s.app, &key, hello("mock")).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        shown.push(body["usage"].clone());
     }
     // The body's bytes, "Be brief." and 16 for each of the two messages
     // with 256 for the template and 200,000 the upstream may add, and 100
     // of reply, at 1 credit per 1,000.
     let most_prompt =
         serde_json::to_vec(&hello("mock")).unwrap().len() as i64 + 9 + 2 * 16 + 256 + 200_000;
+    // The caller is told the counts charged, not the upstream's.
+    let charged = json!({
+        "prompt_tokens": most_prompt,
+        "completion_tokens": 100,
+        "total_tokens": most_prompt + 100,
+    });
+    assert_eq!(shown, [charged.clone(), charged]);
     let cost = most_prompt * 1_000 + 100_000;
     let records = usage_records(&s.app, 2).await;
     assert_eq!(records.iter().map(|r| r.2).collect::<Vec<_>>(), [cost; 2]);
@@ -2236,8 +2247,24 @@ async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
     });
     let response = chat(&s.app, &key, streamed.clone()).await;
     assert_refused(response, 502, "upstream_error").await;
-    let records = usage_records(&s.app, 3).await;
-    assert_eq!(records.len(), 3, "{records:?}");
+    // An empty body so labelled is no answer either: read again once ended,
+    // it panicked the server, which dropped the connection (a stream) or
+    // answered 500 (JSON) and charged the prompt.
+    for (kind, body) in [
+        ("text/html; charset=utf-8", hello("mock")),
+        ("text/html; charset=utf-8", streamed.clone()),
+        ("application/json", streamed.clone()),
+    ] {
+        s.mock.set(|k| {
+            k.raw_answer = Some(String::new());
+            k.raw_stream = Some(String::new());
+            k.content_type = Some(kind);
+        });
+        let response = chat(&s.app, &key, body).await;
+        assert_refused(response, 502, "upstream_error").await;
+    }
+    let records = usage_records(&s.app, 6).await;
+    assert_eq!(records.len(), 6, "{records:?}");
     assert!(
         records.iter().all(|r| r.0 == 502 && r.2 == 0),
         "{records:?}"

@@ -107,6 +107,9 @@ pub fn relay(
         }
     }
     meter.reply_text(text_bytes, with_usage);
+    // A usage saying other than what is charged (a prompt count past what the
+    // request could hold, zero beside text) is passed on as charged.
+    let charged = counts.and_then(|reported| meter.charged().filter(|c| *c != reported));
     // A chunk of usage alone is skipped when the caller did not ask for
     // usage (a whole answer always keeps it: its object is the answer).
     if !keep_usage && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
@@ -131,6 +134,8 @@ pub fn relay(
         if key == "model" {
             write_str(out, model);
             model_written = true;
+        } else if let (true, Some((prompt, completion))) = (key == "usage", charged) {
+            write_usage(out, prompt, completion);
         } else {
             out.extend_from_slice(value.get().as_bytes());
         }
@@ -153,14 +158,19 @@ pub fn add_usage(out: &mut Vec<u8>, prompt: u64, completion: u64) {
         return;
     }
     out.pop();
+    out.extend_from_slice(b",\"usage\":");
+    write_usage(out, prompt, completion);
+    out.push(b'}');
+}
+
+/// A `usage` object of these counts.
+fn write_usage(out: &mut Vec<u8>, prompt: u64, completion: u64) {
     let usage = serde_json::json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     });
-    out.extend_from_slice(b",\"usage\":");
     out.extend_from_slice(usage.to_string().as_bytes());
-    out.push(b'}');
 }
 
 /// What every chunk of an answer repeats: its `id` and `created`.

@@ -57,7 +57,8 @@ pub struct Meter {
     /// The upstream's own `(prompt, completion)` counts, when it sent them.
     pub usage: Option<(u64, u64)>,
     /// Whether an answer carried a `usage` with whole-number counts (it is
-    /// passed on as sent; any other is replaced by the gateway's count).
+    /// passed on, with the counts charged where they differ; any other is
+    /// replaced by the gateway's count).
     pub usage_sent: bool,
     /// Bytes of reply text seen (content, reasoning, refusals, tool calls),
     /// for counting when there is no usage.
@@ -73,6 +74,10 @@ pub struct Meter {
     /// each; `n` is at most 128): once every choice asked for has, the answer
     /// is whole, so a stream that then ends without `[DONE]` lost nothing.
     pub finished: u128,
+    /// The prompt estimate and the most prompt and completion tokens the
+    /// call is charged (as its [`Bill`] has them), so that a usage passed on
+    /// says what is charged: `None` in tests of the relay alone.
+    pub bounds: Option<(u64, u64, u64)>,
 }
 
 /// The most tokens a call is charged and recorded for, each way: more than any
@@ -136,6 +141,14 @@ impl Meter {
         )
     }
 
+    /// The `(prompt, completion)` tokens charged so far, when the bounds
+    /// are known.
+    pub fn charged(&self) -> Option<(u64, u64)> {
+        self.bounds.map(|(estimate, most_prompt, most_completion)| {
+            self.tokens(estimate, most_prompt, most_completion)
+        })
+    }
+
     /// Reply text seen: `bytes` more, in an object that did (`with_usage`)
     /// or did not carry usage (text beside usage is counted in it).
     pub fn reply_text(&mut self, bytes: u64, with_usage: bool) {
@@ -149,6 +162,15 @@ impl Meter {
 }
 
 impl Bill {
+    /// A meter for this call's answer, which knows what it may charge.
+    pub fn meter(&self) -> Meter {
+        Meter {
+            answered: true,
+            bounds: Some((self.prompt_estimate, self.most_prompt, self.most_completion)),
+            ..Meter::default()
+        }
+    }
+
     /// The `(prompt, completion)` tokens charged for `meter`.
     pub fn counted(&self, meter: &Meter) -> (u64, u64) {
         meter.tokens(self.prompt_estimate, self.most_prompt, self.most_completion)

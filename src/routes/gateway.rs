@@ -585,10 +585,7 @@ async fn chat(
             state.store.queue(|batch| batch.key_counted(key_id));
         }
     }
-    let mut meter = Meter {
-        answered: true,
-        ..Meter::default()
-    };
+    let mut meter = bill.meter();
     match reply {
         Reply::Whole(body) => {
             let body = tokio::select! {

@@ -91,33 +91,37 @@ pub async fn complete(
     // alone does not tell (a small server may label its JSON or its events
     // text/html), so its first byte decides.
     if media == "text/html" || (stream && is_json(&media)) {
-        let first = match body.next().await {
-            Some(Ok(bytes)) => Some(bytes),
-            Some(Err(error)) => return Err(error.into_upstream()),
-            None => None,
+        // The bytes read to find the first that is not white space.
+        let mut head = Vec::new();
+        let opening = loop {
+            match body.next().await {
+                Some(Ok(bytes)) => {
+                    head.extend_from_slice(&bytes);
+                    if let Some(&b) = bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                        break Some(b);
+                    }
+                }
+                Some(Err(error)) => return Err(error.into_upstream()),
+                None => break None,
+            }
         };
-        let opening = first
-            .as_ref()
-            .and_then(|bytes| bytes.iter().find(|b| !b.is_ascii_whitespace()).copied());
+        // An empty body so labelled is no answer either.
         let refused = match opening {
-            Some(b'<') => true,
+            Some(b'<') | None => true,
             Some(b'{' | b'[') => stream,
-            _ => false,
+            Some(_) => false,
         };
         if refused {
-            let mut text = first.map(|bytes| bytes.to_vec()).unwrap_or_default();
-            while text.len() < ERROR_BODY_BYTES
+            while head.len() < ERROR_BODY_BYTES
                 && let Some(Ok(bytes)) = body.next().await
             {
-                text.extend_from_slice(&bytes);
+                head.extend_from_slice(&bytes);
             }
-            return Err(wrong_kind(&media, &String::from_utf8_lossy(&text)));
+            return Err(wrong_kind(&media, &String::from_utf8_lossy(&head)));
         }
-        if let Some(first) = first {
-            body = futures::stream::once(std::future::ready(Ok(first)))
-                .chain(body)
-                .boxed();
-        }
+        body = futures::stream::once(std::future::ready(Ok(Bytes::from(head))))
+            .chain(body)
+            .boxed();
     }
     if !stream {
         // Most answers come in one piece, kept as it is; more are joined.
@@ -176,7 +180,7 @@ pub async fn complete(
             return Some((Ok(data), Some(events)));
         }
     });
-    Ok(Reply::Chunks(chunks.boxed()))
+    Ok(Reply::Chunks(chunks.fuse().boxed()))
 }
 
 fn transport(error: reqwest::Error) -> UpstreamError {
@@ -264,9 +268,18 @@ fn utf8_checked(
     body: impl futures::Stream<Item = Result<Bytes, BodyError>> + Send + 'static,
 ) -> impl futures::Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
     let mut text = Utf8Check::default();
-    body.map(move |item| match item {
-        Ok(bytes) if !text.is_valid(&bytes) => Err(BodyError::NotUtf8),
-        item => item,
+    body.flat_map(move |item| {
+        let items = match item {
+            // What came before the bad byte goes on first: its whole events
+            // reach the caller before the error does.
+            Ok(bytes) => match text.valid_up_to(&bytes) {
+                None => vec![Ok(bytes)],
+                Some(0) => vec![Err(BodyError::NotUtf8)],
+                Some(valid) => vec![Ok(bytes.slice(..valid)), Err(BodyError::NotUtf8)],
+            },
+            item => vec![item],
+        };
+        futures::stream::iter(items)
     })
 }
 
@@ -316,33 +329,43 @@ struct Utf8Check {
 
 impl Utf8Check {
     /// Whether `piece`, after the pieces before it, can still be UTF-8.
-    fn is_valid(&mut self, mut piece: &[u8]) -> bool {
+    #[cfg(test)]
+    fn is_valid(&mut self, piece: &[u8]) -> bool {
+        self.valid_up_to(piece).is_none()
+    }
+
+    /// `None` while `piece`, after the pieces before it, can still be UTF-8;
+    /// else how many of its bytes came before the first that cannot be.
+    fn valid_up_to(&mut self, piece: &[u8]) -> Option<usize> {
+        let mut taken = 0;
         if let Some(&lead) = self.partial.first() {
             let width = match lead {
                 0xF0.. => 4,
                 0xE0.. => 3,
                 _ => 2,
             };
-            let taken = (width - self.partial.len()).min(piece.len());
+            taken = (width - self.partial.len()).min(piece.len());
             self.partial.extend_from_slice(&piece[..taken]);
-            piece = &piece[taken..];
             if self.partial.len() < width {
                 // Still short of a whole character, and valid so far.
-                return std::str::from_utf8(&self.partial).is_err_and(|e| e.error_len().is_none());
+                let valid =
+                    std::str::from_utf8(&self.partial).is_err_and(|e| e.error_len().is_none());
+                return (!valid).then_some(0);
             }
             if std::str::from_utf8(&self.partial).is_err() {
-                return false;
+                return Some(0);
             }
             self.partial.clear();
         }
-        match std::str::from_utf8(piece) {
-            Ok(_) => true,
+        let rest = &piece[taken..];
+        match std::str::from_utf8(rest) {
+            Ok(_) => None,
             // Cut off inside a character: the next piece must finish it.
             Err(e) if e.error_len().is_none() => {
-                self.partial.extend_from_slice(&piece[e.valid_up_to()..]);
-                true
+                self.partial.extend_from_slice(&rest[e.valid_up_to()..]);
+                None
             }
-            Err(_) => false,
+            Err(e) => Some(taken + e.valid_up_to()),
         }
     }
 }
@@ -402,6 +425,9 @@ fn until_quiet(
             Ok(Some(Err(error))) => Some((Err(BodyError::Transport(error)), None)),
         }
     })
+    // Read again once ended (an empty body's first read decides, then the
+    // answer's reader reads on), an unfold panics; fused, it ends again.
+    .fuse()
     .boxed()
 }
 
@@ -548,6 +574,23 @@ fn retry_after_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Events that came in the same read as a byte that cannot be UTF-8,
+    /// before it, reach the caller; then the stream fails (they were lost
+    /// with the read).
+    #[tokio::test]
+    async fn whole_events_before_a_bad_byte_are_passed_on() {
+        let read: &'static [u8] = b"data: {\"a\":1}\n\ndata: {\"b\":2}\n\ndata: \xff\n\n";
+        let body = futures::stream::iter([Ok::<_, BodyError>(Bytes::from_static(read))]).boxed();
+        let mut events = whole_lines(utf8_checked(without_bom(body))).eventsource();
+        for data in [r#"{"a":1}"#, r#"{"b":2}"#] {
+            assert_eq!(events.next().await.unwrap().unwrap().data, data);
+        }
+        assert!(matches!(
+            events.next().await,
+            Some(Err(EventStreamError::Transport(BodyError::NotUtf8)))
+        ));
+    }
 
     #[test]
     fn a_used_up_quota_is_the_upstreams_failure_not_a_rate_limit() {
