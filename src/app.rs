@@ -69,11 +69,24 @@ pub fn App() -> impl IntoView {
 fn Session() -> impl IntoView {
     provide_session();
     provide_recent_key();
+    // A page changed in place is not announced as a load is: focus goes to
+    // the new page's content, which a screen reader then reads from.
+    let path = leptos_router::hooks::use_location().pathname;
+    Effect::watch(
+        move || path.get(),
+        |_, _, _| crate::pages::forms::focus_by_id("main"),
+        false,
+    );
     // Pages that redirect or answer 403 render fully before responding (SsrMode::Async),
     // so the status code and Location header reach the browser.
     view! {
+            // The browser follows it (`rel="external"` keeps the router out).
+            <a href="#main" rel="external"
+                class="sr-only focus:not-sr-only focus:absolute focus:left-2 focus:top-2 focus:z-50 focus:rounded-md focus:bg-white focus:px-3 focus:py-2 focus:text-slate-900 focus:shadow">
+                "Skip to content"
+            </a>
             <NavBar />
-            <main class="mx-auto max-w-5xl px-4 py-10">
+            <main id="main" tabindex="-1" class="mx-auto max-w-5xl px-4 py-10 focus:outline-none">
                 <Routes fallback=NotFound>
                     <Route path=StaticSegment("") view=HomePage />
                     <Route path=StaticSegment("login") view=LoginPage ssr=SsrMode::Async />

@@ -37,9 +37,11 @@ test("register, log out, log in, change the password, log in again, delete the a
   await page.getByRole("textbox", { name: "Display name" }).fill("Renamed Person");
   await page.getByRole("button", { name: "Save name" }).click();
   await expect(nav(page)).toContainText("Renamed Person");
-  await expect(page.getByRole("status")).toHaveText("Saved.");
+  // The name form's live region (the password form has its own).
+  const saved = page.getByRole("status").first();
+  await expect(saved).toHaveText("Saved.");
   await page.waitForTimeout(500);
-  await expect(page.getByRole("status")).toHaveText("Saved.");
+  await expect(saved).toHaveText("Saved.");
 
   // Log out from the nav bar.
   await nav(page).getByRole("button", { name: "Log out" }).click();

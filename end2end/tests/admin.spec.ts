@@ -1,21 +1,8 @@
 import { expect, test, type Page } from "@playwright/test";
-import { registerAccount, unique, watchErrors } from "./support";
+import { hydrated, logInAsAdmin, registerAccount, unique, watchErrors } from "./support";
 
 // An admin grants credits and moves a user to another plan from the admin
 // console; the user sees both on /usage and /plans.
-
-async function hydrated(page: Page) {
-  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
-}
-
-/** Signs `page` in as the admin the browser tests' server was started with. */
-async function logInAsAdmin(page: Page) {
-  await page.goto("/login");
-  await page.getByLabel("Email").fill("root@example.com");
-  await page.getByLabel("Password").fill("admin-passphrase-for-e2e");
-  await page.getByRole("button", { name: "Log in" }).click();
-  await expect(page).toHaveURL(/\/account$/);
-}
 
 /** Finds `email` on /admin and opens that account's page, hydrated. */
 async function openAccount(admin: Page, email: string) {

@@ -29,11 +29,23 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
   await page.getByLabel("Usage cap (requests)").fill("100");
   await page.getByLabel("IP allowlist").fill("127.0.0.1\n10.0.0.0/8\n2001:db8::/32");
   await page.getByLabel("Allowed referrer domains").fill("*.example.com");
+  // A refused field is marked, read with its message, and focused.
+  const ips = page.getByLabel("IP allowlist");
+  await ips.fill("127.0.0.1\nnot-an-ip");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await expect(ips).toHaveAttribute("aria-invalid", "true");
+  await expect(ips).toBeFocused();
+  await expect(page.locator("#key-ips-error")).not.toBeEmpty();
+  await expect(ips).toHaveAttribute("aria-describedby", "key-ips-hint key-ips-error");
+  await ips.fill("127.0.0.1\n10.0.0.0/8\n2001:db8::/32");
   await page.getByRole("button", { name: "Create key" }).click();
 
-  // The show-once dialog holds the secret; Copy puts exactly it on the clipboard.
+  // The show-once dialog holds the secret, and focus goes to it; Copy puts
+  // exactly it on the clipboard.
   const dialog = page.getByRole("dialog", { name: "Your new key" });
   await expect(dialog).toBeVisible();
+  await expect(dialog).toBeFocused();
+  await expect(ips).not.toHaveAttribute("aria-invalid", "true");
   const secret = (await dialog.getByTestId("new-key-secret").textContent())?.trim() ?? "";
   expect(secret).toMatch(/^tg_test_[0-9A-Za-z]{50}$/);
   await dialog.getByRole("button", { name: "Copy" }).click();
@@ -41,6 +53,7 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
   expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
   await dialog.getByRole("button", { name: "I have saved it" }).click();
   await expect(dialog).toBeHidden();
+  await expect(page.getByRole("heading", { name: "API keys" })).toBeFocused();
 
   // The table shows the key without its secret, and the restrictions were stored.
   const row = page.getByTestId("key-row-ci-runner");
@@ -76,14 +89,20 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
   expect(elsewhere.status()).toBe(403);
   expect((await elsewhere.json()).error.code).toBe("referrer_not_allowed");
 
-  // Revoke asks first; Cancel keeps the key, Revoke ends it.
-  await row.getByRole("button", { name: "Revoke" }).click();
+  // Revoke asks first, with focus on Cancel; Escape keeps the key and
+  // gives focus back to the button that asked; Revoke ends it and says so.
+  const revoke = row.getByRole("button", { name: "Revoke ci-runner" });
+  await revoke.click();
   const confirm = page.getByRole("alertdialog", { name: "Confirm revocation" });
-  await confirm.getByRole("button", { name: "Cancel" }).click();
+  await expect(confirm.getByRole("button", { name: "Cancel" })).toBeFocused();
+  await page.keyboard.press("Escape");
+  await expect(confirm).toBeHidden();
+  await expect(revoke).toBeFocused();
   await expect(row.getByTestId("key-status")).toHaveText("active");
-  await row.getByRole("button", { name: "Revoke" }).click();
+  await revoke.click();
   await confirm.getByRole("button", { name: "Revoke" }).click();
   await expect(row.getByTestId("key-status")).toHaveText("revoked");
+  await expect(page.getByRole("status").filter({ hasText: "Revoked." })).toBeVisible();
   expect((await asKey()).status()).toBe(401);
 
   expect(errors).toEqual([]);

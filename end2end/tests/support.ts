@@ -43,3 +43,17 @@ export async function registerAccount(
   const key = ((await page.getByTestId("primary-key").textContent()) ?? "").trim();
   return { key, email, password };
 }
+
+/** Waits until the page's code has loaded and taken over the page. */
+export async function hydrated(page: Page) {
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+}
+
+/** Signs `page` in as the admin the browser tests' server was started with. */
+export async function logInAsAdmin(page: Page) {
+  await page.goto("/login");
+  await page.getByLabel("Email").fill("root@example.com");
+  await page.getByLabel("Password").fill("admin-passphrase-for-e2e");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+}

@@ -4,7 +4,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{
-    forms::{BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, last_error},
+    forms::{
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, Submit, focus_first_invalid, last_error,
+    },
     nav::{ToLogin, UserResource},
 };
 use crate::accounts::types::{CurrentUser, FormError};
@@ -113,8 +115,11 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
     let rename_error = last_error(rename.value());
     let password_error = last_error(password.value());
     let delete_error = last_error(delete.value());
+    focus_first_invalid(rename.value());
+    focus_first_invalid(password.value());
+    focus_first_invalid(delete.value());
     let saved = |done: bool, text: &'static str| {
-        done.then(|| view! { <p class="mt-3 text-sm text-emerald-700" role="status">{text}</p> })
+        done.then(|| view! { <p class="mt-3 text-sm text-emerald-700">{text}</p> })
     };
     let role = if me.is_admin { "Administrator" } else { "User" };
     let since = me.created_at.get(..10).unwrap_or_default().to_owned();
@@ -124,7 +129,7 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
         <div class="grid gap-6">
             <section class=CARD>
                 <h2 class="mb-4 text-lg font-semibold">"Profile"</h2>
-                <dl class="grid grid-cols-[10rem_1fr] gap-y-2 text-sm">
+                <dl class="grid grid-cols-[minmax(0,10rem)_minmax(0,1fr)] gap-x-3 gap-y-2 text-sm wrap-anywhere">
                     <dt class="text-slate-500">"Email"</dt>
                     <dd data-testid="account-email">{me.email.clone()}</dd>
                     <dt class="text-slate-500">"Display name"</dt>
@@ -141,9 +146,10 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
                 <FormAlert error=rename_error />
                 <ActionForm action=rename>
                     <Field label="Display name" name="display_name" keep=true initial=me.display_name.clone() error=rename_error />
-                    <button type="submit" class=BUTTON disabled=move || rename.pending().get()>"Save name"</button>
+                    <Submit class=BUTTON busy=rename.pending()>"Save name"</Submit>
                 </ActionForm>
-                {move || saved(matches!(rename.value().get(), Some(Ok(_))), "Saved.")}
+                // The live region is there before its message, so it is read.
+                <div role="status">{move || saved(matches!(rename.value().get(), Some(Ok(_))), "Saved.")}</div>
             </section>
 
             <section class=CARD>
@@ -160,9 +166,9 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
                         hint="8 to 128 characters, not a common password."
                         error=password_error
                     />
-                    <button type="submit" class=BUTTON disabled=move || password.pending().get()>"Change password"</button>
+                    <Submit class=BUTTON busy=password.pending()>"Change password"</Submit>
                 </ActionForm>
-                {move || saved(matches!(password.value().get(), Some(Ok(_))), "Password changed. Other sessions have been signed out.")}
+                <div role="status">{move || saved(matches!(password.value().get(), Some(Ok(_))), "Password changed. Other sessions have been signed out.")}</div>
             </section>
 
             <section class="rounded-lg border border-red-200 bg-white p-6 shadow-sm">
@@ -174,7 +180,7 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
                 <FormAlert error=delete_error />
                 <ActionForm action=delete>
                     <Field label="Your password, to confirm" name="password" kind="password" autocomplete="current-password" error=delete_error />
-                    <button type="submit" class=DANGER_BUTTON disabled=move || delete.pending().get()>"Delete my account"</button>
+                    <Submit class=DANGER_BUTTON busy=delete.pending()>"Delete my account"</Submit>
                 </ActionForm>
             </section>
         </div>

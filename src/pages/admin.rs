@@ -118,8 +118,10 @@ pub fn Forbidden() -> impl IntoView {
         response.set_status(axum::http::StatusCode::FORBIDDEN);
     }
     view! {
+        // Set after the page's own title, so it wins: the tab says access was refused.
+        <Title text="Administrators only" />
         <section class="mx-auto max-w-lg py-16 text-center">
-            <p class="text-sm font-semibold uppercase tracking-wide text-amber-600">"403"</p>
+            <p class="text-sm font-semibold uppercase tracking-wide text-amber-700">"403"</p>
             <h1 class="mt-2 text-3xl font-bold text-slate-900">"Administrators only"</h1>
             <p class="mt-4 text-slate-600">"Your account cannot open this page. Ask an administrator if you need access."</p>
         </section>
@@ -204,12 +206,13 @@ fn AdminUsers() -> impl IntoView {
                             {empty.then(|| view! { <p class="text-slate-500">"No users match."</p> })}
                             <table class="w-full text-left text-sm">
                                 <thead class="text-slate-500">
-                                    <tr><th class="py-2">"Email"</th><th>"Name"</th><th>"Role"</th><th>"Status"</th><th></th></tr>
+                                    <tr><th class="py-2">"Email"</th><th>"Name"</th><th>"Role"</th><th>"Status"</th><th class="relative"><span class="sr-only">"Actions"</span></th></tr>
                                 </thead>
                                 <tbody>
                                     {rows.into_iter().map(|row| {
                                         let next = (!row.disabled).to_string();
                                         let label = if row.disabled { "Enable" } else { "Disable" };
+                                        let named = format!("{label} {}", row.email);
                                         let question = (!row.disabled).then(|| {
                                             "Disable this account? Its keys stop working at once.".to_owned()
                                         });
@@ -224,7 +227,7 @@ fn AdminUsers() -> impl IntoView {
                                                         <ActionForm action=toggle>
                                                             <input type="hidden" name="user_id" value=row.id />
                                                             <input type="hidden" name="disabled" value=next />
-                                                            <SubmitAskingFirst question class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100 disabled:opacity-50">{label}</SubmitAskingFirst>
+                                                            <SubmitAskingFirst question label=named class="rounded-md border border-slate-300 px-2 py-1 hover:bg-slate-100 disabled:opacity-50">{label}</SubmitAskingFirst>
                                                         </ActionForm>
                                                     })}
                                                 </td>
@@ -255,7 +258,7 @@ pub fn AdminTabs(current: &'static str) -> impl IntoView {
         view! { <a href=href class=class aria-current=(id == current).then_some("page")>{label}</a> }
     };
     view! {
-        <nav class="mb-6 flex gap-2 text-sm" aria-label="Admin">
+        <nav class="mb-6 flex flex-wrap gap-2 text-sm" aria-label="Admin">
             {tab("users", "/admin", "Users")}
             {tab("plans", "/admin/plans", "Plans")}
             {tab("monitor", "/admin/monitor", "Monitor")}
@@ -272,7 +275,7 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
         return view! { <p class="text-sm text-slate-500">"No events."</p> }.into_any();
     }
     view! {
-        <div class="overflow-x-auto">
+        <div class="overflow-x-auto" tabindex="0">
             <table class="w-full text-left text-sm" data-testid="audit-events">
                 <thead class="text-slate-500">
                     <tr><th class="py-2">"Time (UTC)"</th><th>"Actor"</th><th>"Action"</th><th>"Target"</th><th>"From"</th><th>"Details"</th></tr>

@@ -65,7 +65,8 @@ fn WindowLinks(path: &'static str, current: Memo<String>) -> impl IntoView {
                 } else {
                     "rounded-md border border-slate-200 px-3 py-1 text-slate-600 hover:bg-slate-100"
                 };
-                view! { <a href=format!("{path}?window={w}") class=class>{format!("Last {w}")}</a> }
+                let shown = move || (current.get() == *w).then_some("page");
+                view! { <a href=format!("{path}?window={w}") class=class aria-current=shown>{format!("Last {w}")}</a> }
             }).collect_view()}
         </nav>
     }
@@ -275,7 +276,7 @@ fn RefusalTable(
         <section class=format!("{CARD} mb-6")>
             <h2 class="mb-3 text-lg font-semibold">{title}</h2>
             {empty.then(|| view! { <p class="text-sm text-slate-500">"None."</p> })}
-            <div class="overflow-x-auto">
+            <div class="overflow-x-auto" tabindex="0">
                 <table class="w-full text-left text-sm" data-testid=testid>
                     <thead class="text-slate-500"><tr><th class="py-1">"Rule"</th><th>"Address"</th><th>"Key"</th><th>"Referrer"</th><th class="text-right">"Count"</th><th>"Last (UTC)"</th></tr></thead>
                     <tbody>

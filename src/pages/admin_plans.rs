@@ -382,7 +382,9 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                     <h1 class="mb-1 text-3xl font-bold text-slate-900">{d.row.name.clone()}</h1>
                     <NeedsScript what="Retiring a plan" />
                     <p class="mb-6 text-slate-600" data-testid="plan-state">{state}</p>
-                    {move || done().map(|m| view! { <div role="status" class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{m}</div> })}
+                    <div role="status">
+                        {move || done().map(|m| view! { <div class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{m}</div> })}
+                    </div>
                     <section class=format!("{CARD} mb-6")>
                         <h2 class="mb-3 text-lg font-semibold">"Settings"</h2>
                         <FormAlert error=save_error />

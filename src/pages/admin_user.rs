@@ -13,7 +13,7 @@ use super::{
     admin::{AdminOnly, AuditRow},
     forms::{
         BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, NeedsScript, SecretToCopy,
-        SubmitAskingFirst, last_error, record_outcome,
+        Submit, SubmitAskingFirst, last_error, record_outcome,
     },
 };
 use crate::{
@@ -370,7 +370,10 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                     <h1 class="mb-1 text-3xl font-bold text-slate-900">{d.display_name.clone()}</h1>
                     <NeedsScript what="Disabling an account, revoking or rotating its keys, or making a reset link" />
                     <p class="mb-6 text-slate-600">{format!("{} · {} · {} · joined {}", d.email, if d.is_admin { "admin" } else { "user" }, status, &d.created_at[..10.min(d.created_at.len())])}</p>
-                    {move || done().map(|m| view! { <div role="status" class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{m}</div> })}
+                    // The live region is there before its message, so it is read.
+                    <div role="status">
+                        {move || done().map(|m| view! { <div class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{m}</div> })}
+                    </div>
                     <div class="mb-6 grid gap-4 sm:grid-cols-2">
                         <div class=CARD>
                             <p class="text-sm text-slate-500">"Plan"</p>
@@ -392,7 +395,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 <input type="hidden" name="idempotency_key" value=d.correction_key.clone() />
                                 <Field label="Amount (credits; negative to deduct)" name="amount" keep=true hint="Exact to the millionth, e.g. 25 or -2.5." error=credits_error />
                                 <Field label="Reason" name="reason" keep=true hint="Kept in the ledger and the audit log." error=credits_error />
-                                <button type="submit" class=BUTTON disabled=move || credits.pending().get()>"Apply"</button>
+                                <Submit class=BUTTON busy=credits.pending()>"Apply"</Submit>
                             </ActionForm>
                         </section>
                         <section class=CARD>
@@ -415,7 +418,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 <p class="mb-4 mt-1 text-sm text-red-700">
                                     {move || plan_error.get().and_then(|e| e.field_error("plan"))}
                                 </p>
-                                <button type="submit" class=BUTTON disabled=move || plan.pending().get()>"Assign plan"</button>
+                                <Submit class=BUTTON busy=plan.pending()>"Assign plan"</Submit>
                             </ActionForm>
                             <h2 class="mb-3 mt-6 text-lg font-semibold">"Account"</h2>
                             <FormAlert error=toggle_error />
@@ -443,7 +446,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                             <FormAlert error=reset_error />
                             <ActionForm action=reset>
                                 <input type="hidden" name="user_id" value=d.id />
-                                <button type="submit" class=BUTTON disabled=move || reset.pending().get()>"Make a password reset link"</button>
+                                <Submit class=BUTTON busy=reset.pending()>"Make a password reset link"</Submit>
                             </ActionForm>
                             {move || reset.value().get().and_then(Result::ok).map(|link| view! {
                                 <div class="mt-4 rounded-md border border-amber-300 bg-amber-50 p-3 text-sm" data-testid="reset-link">
@@ -480,7 +483,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                         error=limits_error />
                                 }).collect_view()}
                             </div>
-                            <button type="submit" class=BUTTON disabled=move || limits.pending().get()>"Save limits"</button>
+                            <Submit class=BUTTON busy=limits.pending()>"Save limits"</Submit>
                         </ActionForm>
                     </section>
 
@@ -488,7 +491,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                         <h2 class="mb-3 text-lg font-semibold">"Keys"</h2>
                         <FormAlert error=revoke_one_error />
                         <table class="w-full text-left text-sm">
-                            <thead class="text-slate-500"><tr><th class="py-2">"Name"</th><th>"Key"</th><th>"Status"</th><th class="text-right">"Uses"</th><th>"Last used"</th><th></th></tr></thead>
+                            <thead class="text-slate-500"><tr><th class="py-2">"Name"</th><th>"Key"</th><th>"Status"</th><th class="text-right">"Uses"</th><th>"Last used"</th><th class="relative"><span class="sr-only">"Actions"</span></th></tr></thead>
                             <tbody>
                                 {d.keys.clone().into_iter().map(|k| {
                                     let question = Some(format!(
@@ -508,7 +511,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                                         <input type="hidden" name="user_id" value=d.id />
                                                         <input type="hidden" name="key_id" value=k.id />
                                                         <SubmitAskingFirst class="rounded border border-red-300 px-2 py-0.5 text-xs text-red-700 disabled:opacity-50"
-                                                            question busy=revoke_one.pending().into()>"Revoke"</SubmitAskingFirst>
+                                                            question busy=revoke_one.pending().into() label=format!("Revoke {}", k.name)>"Revoke"</SubmitAskingFirst>
                                                     </ActionForm>
                                                 })}
                                             </td>

@@ -176,10 +176,13 @@ fn OperationCard(op: Operation) -> impl IntoView {
             <p class="mt-2 text-sm"><span class="text-slate-500">"Auth: "</span>{op.auth.join(" or ")}</p>
             {params}
             {op.body.map(|body| view! { <p class="mt-2 text-sm"><span class="text-slate-500">"Body: "</span>{type_link(body)}</p> })}
-            <table class="mt-3 w-full text-left text-sm">
-                <thead class="text-slate-500"><tr><th class="pr-4 font-normal">"Status"</th><th class="pr-4 font-normal">"Meaning"</th><th class="font-normal">"Body"</th></tr></thead>
-                <tbody>{responses}</tbody>
-            </table>
+            // A table wider than a phone scrolls by itself, not the page.
+            <div class="overflow-x-auto" tabindex="0">
+                <table class="mt-3 w-full text-left text-sm">
+                    <thead class="text-slate-500"><tr><th class="pr-4 font-normal">"Status"</th><th class="pr-4 font-normal">"Meaning"</th><th class="font-normal">"Body"</th></tr></thead>
+                    <tbody>{responses}</tbody>
+                </table>
+            </div>
         </article>
     }
 }
@@ -210,9 +213,11 @@ fn FieldTable(fields: Vec<Field>) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <table class="mt-3 w-full text-left text-sm">
-            <thead class="text-slate-500"><tr><th class="pr-4 font-normal">"Field"</th><th class="pr-4 font-normal">"Type"</th><th class="font-normal">"About"</th></tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <div class="overflow-x-auto" tabindex="0">
+            <table class="mt-3 w-full text-left text-sm">
+                <thead class="text-slate-500"><tr><th class="pr-4 font-normal">"Field"</th><th class="pr-4 font-normal">"Type"</th><th class="font-normal">"About"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
     }
 }

@@ -25,6 +25,57 @@ pub fn hydrated() -> ReadSignal<bool> {
     ready
 }
 
+/// Moves keyboard focus to the element with this id once the page has drawn
+/// its latest change (the element may be new in it): a dialog that opened, or
+/// back to what opened it. Nothing when there is no such element.
+pub fn focus_by_id(id: impl Into<String>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let id = id.into();
+        request_animation_frame(move || {
+            if let Some(element) = document()
+                .get_element_by_id(&id)
+                .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
+            {
+                let _ = element.focus();
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = id.into();
+}
+
+/// After each refusal of the action whose result is `value`, moves focus to
+/// the first field marked invalid, so a keyboard user lands where the
+/// message is rather than on the button they pressed.
+pub fn focus_first_invalid<T: Send + Sync + 'static>(
+    value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
+) {
+    Effect::watch(
+        move || value.get().is_some_and(|result| result.is_err()),
+        move |refused, _, _| {
+            #[cfg(feature = "hydrate")]
+            if *refused {
+                use wasm_bindgen::JsCast;
+                request_animation_frame(|| {
+                    if let Some(field) = document()
+                        .query_selector(r#"[aria-invalid="true"]"#)
+                        .ok()
+                        .flatten()
+                        .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
+                    {
+                        let _ = field.focus();
+                    }
+                });
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = refused;
+        },
+        false,
+    );
+}
+
 /// The outcome of whichever of a page's actions finished last: `Ok` with its
 /// success message, `Err` with its refusal. Read action by action, a banner
 /// would go on showing an earlier success beside a later one, or a refusal.
@@ -95,7 +146,13 @@ pub fn Field(
             .or_else(|| initial.clone())
             .unwrap_or_default()
     };
-    let described_by = error_id.clone();
+    // The hint (the password rules) is read with the field, then any error.
+    let hint_id = format!("{id}-hint");
+    let described_by = if hint.is_empty() {
+        error_id.clone()
+    } else {
+        format!("{hint_id} {error_id}")
+    };
     let input = NodeRef::<leptos::html::Input>::new();
     // On changes only: not at hydration.
     Effect::watch(
@@ -143,14 +200,39 @@ pub fn Field(
                 aria-describedby=described_by
                 class="block w-full rounded-md border border-slate-300 px-3 py-2 text-sm shadow-sm focus:border-slate-500 focus:outline-none focus:ring-1 focus:ring-slate-500 aria-[invalid=true]:border-red-400"
             />
-            {(!hint.is_empty()).then(|| view! { <p class="mt-1 text-xs text-slate-500">{hint}</p> })}
+            {(!hint.is_empty()).then(|| view! { <p id=hint_id class="mt-1 text-xs text-slate-500">{hint}</p> })}
             <p id=error_id class="mt-1 text-sm text-red-700">{message}</p>
         </div>
     }
 }
 
-pub const BUTTON: &str = "inline-flex items-center justify-center rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-60";
-pub const DANGER_BUTTON: &str = "inline-flex items-center justify-center rounded-md bg-red-700 px-4 py-2 text-sm font-medium text-white hover:bg-red-600 disabled:opacity-60";
+// The focus ring stands off the button: the browser's own, dark on a dark
+// button, hardly shows.
+pub const BUTTON: &str = "inline-flex items-center justify-center rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-60 aria-disabled:opacity-60 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-sky-600";
+pub const DANGER_BUTTON: &str = "inline-flex items-center justify-center rounded-md bg-red-700 px-4 py-2 text-sm font-medium text-white hover:bg-red-600 disabled:opacity-60 aria-disabled:opacity-60 focus-visible:outline-2 focus-visible:outline-offset-2 focus-visible:outline-sky-600";
+
+/// A form's submit button that, while `busy`, says so (`aria-disabled`) and
+/// ignores presses, rather than being disabled: a button disabled while it
+/// has the keyboard's focus drops it to the start of the page.
+#[component]
+pub fn Submit(
+    class: &'static str,
+    #[prop(into)] busy: Signal<bool>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <button type="submit" class=class
+            aria-disabled=move || busy.get().then_some("true")
+            on:click=move |ev| {
+                if busy.get_untracked() {
+                    ev.prevent_default();
+                }
+            }>
+            {children()}
+        </button>
+    }
+}
+
 /// A card; one wider than the screen (a table on a phone) scrolls inside it
 /// rather than widening the page.
 pub const CARD: &str =
@@ -166,7 +248,7 @@ pub fn SecretToCopy(secret: String, testid: &'static str) -> impl IntoView {
     let to_copy = secret.clone();
     view! {
         <div class="mt-1 flex items-center gap-2">
-            <code class="flex-1 overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid=testid>{secret}</code>
+            <code tabindex="0" class="flex-1 overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid=testid>{secret}</code>
             <button
                 class="rounded-md border border-slate-300 bg-white px-3 py-2 text-sm hover:bg-slate-100 disabled:opacity-50"
                 disabled=move || !hydrated.get()
@@ -229,11 +311,21 @@ pub fn SubmitAskingFirst(
     question: Option<String>,
     class: &'static str,
     #[prop(optional)] busy: Option<Signal<bool>>,
+    /// Its name when the text alone does not say what it acts on (one
+    /// "Revoke" a row).
+    #[prop(optional, into)]
+    label: Option<String>,
     children: Children,
 ) -> impl IntoView {
     let ready = hydrated();
     let needs_code = question.is_some();
+    let is_busy = move || busy.is_some_and(|busy| busy.get());
     let ask = move |ev: leptos::ev::MouseEvent| {
+        // Busy, it ignores presses rather than being disabled (see `Submit`).
+        if busy.is_some_and(|busy| busy.get_untracked()) {
+            ev.prevent_default();
+            return;
+        }
         #[cfg(feature = "hydrate")]
         if let Some(question) = &question
             && !window().confirm_with_message(question).unwrap_or(false)
@@ -244,8 +336,9 @@ pub fn SubmitAskingFirst(
         let _ = (&ev, &question);
     };
     view! {
-        <button type="submit" class=class
-            disabled=move || busy.is_some_and(|busy| busy.get()) || (needs_code && !ready.get())
+        <button type="submit" class=class aria-label=label
+            aria-disabled=move || is_busy().then_some("true")
+            disabled=move || needs_code && !ready.get()
             on:click=ask>
             {children()}
         </button>

@@ -94,7 +94,8 @@ pub fn HomePage() -> impl IntoView {
             </p>
         </section>
 
-        <section class="mt-6 grid gap-4 sm:grid-cols-3">
+        <section class="mt-6 grid gap-4 sm:grid-cols-3" aria-labelledby="features-title">
+            <h2 id="features-title" class="sr-only">"What Tollgate does"</h2>
             <Feature title="Keys and plans">
                 "Self-service API keys, shown once and stored only as a keyed hash, on plans of 10, 20 or 30 requests a day."
             </Feature>
@@ -156,10 +157,43 @@ fn Feature(title: &'static str, children: Children) -> impl IntoView {
 fn Samples(base_url: String) -> impl IntoView {
     let selected = RwSignal::new(Sample::Curl);
     let code = move || selected.get().code(&base_url);
+    let tab_id = |sample: Sample| format!("sample-tab-{}", sample.label());
+    // Tabs as the ARIA pattern has them: one stop in the Tab order (the
+    // chosen one), the arrow keys, Home and End move between them.
+    let step = move |ev: leptos::ev::KeyboardEvent| {
+        let at = Sample::ALL
+            .iter()
+            .position(|s| *s == selected.get_untracked())
+            .unwrap_or(0);
+        let last = Sample::ALL.len() - 1;
+        let to = match ev.key().as_str() {
+            "ArrowRight" => {
+                if at == last {
+                    0
+                } else {
+                    at + 1
+                }
+            }
+            "ArrowLeft" => {
+                if at == 0 {
+                    last
+                } else {
+                    at - 1
+                }
+            }
+            "Home" => 0,
+            "End" => last,
+            _ => return,
+        };
+        ev.prevent_default();
+        selected.set(Sample::ALL[to]);
+        super::forms::focus_by_id(tab_id(Sample::ALL[to]));
+    };
 
     view! {
         <div class="mt-8 overflow-hidden rounded-lg border border-slate-200 bg-white shadow-sm">
-            <div class="flex gap-1 border-b border-slate-200 bg-slate-100 px-2 pt-2" role="tablist" aria-label="Code samples">
+            <div class="flex gap-1 border-b border-slate-200 bg-slate-100 px-2 pt-2" role="tablist" aria-label="Code samples"
+                on:keydown=step>
                 {Sample::ALL
                     .into_iter()
                     .map(|sample| {
@@ -167,6 +201,9 @@ fn Samples(base_url: String) -> impl IntoView {
                         view! {
                             <button
                                 role="tab"
+                                id=tab_id(sample)
+                                aria-controls="sample-panel"
+                                tabindex=move || if is_selected() { "0" } else { "-1" }
                                 aria-selected=move || is_selected().to_string()
                                 class=move || {
                                     if is_selected() {
@@ -183,7 +220,8 @@ fn Samples(base_url: String) -> impl IntoView {
                     })
                     .collect_view()}
             </div>
-            <pre class="overflow-x-auto bg-slate-900 p-4 text-sm text-slate-100" role="tabpanel">
+            <pre id="sample-panel" class="overflow-x-auto bg-slate-900 p-4 text-sm text-slate-100" role="tabpanel"
+                tabindex="0" aria-labelledby=move || tab_id(selected.get())>
                 <code data-testid="sample-code">{code}</code>
             </pre>
         </div>
@@ -202,7 +240,7 @@ fn StatusCard(info: ServiceStatus) -> impl IntoView {
             <span class=format!("inline-block h-2.5 w-2.5 rounded-full {dot}") aria-hidden="true"></span>
             <span class="font-medium">{label}</span>
             <span class="text-slate-500">"version " {info.version}</span>
-            <span class="text-slate-500">"API base URL " <code>{info.public_url}"/v1"</code></span>
+            <span class="text-slate-500">"API base URL " <code class="break-all">{info.public_url}"/v1"</code></span>
         </div>
     }
 }

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     forms::{
-        BUTTON, CARD, FormAlert, LastError, LastOutcome, NeedsScript, SecretToCopy, hydrated,
-        last_error, record_outcome,
+        BUTTON, CARD, FormAlert, LastError, LastOutcome, NeedsScript, SecretToCopy, Submit,
+        focus_by_id, focus_first_invalid, hydrated, last_error, record_outcome,
     },
     nav::SignedInOnly,
     playground::RecentKey,
@@ -194,12 +194,20 @@ fn KeysManager() -> impl IntoView {
         "The old secret no longer works.",
     );
     let action_error = Signal::derive(move || outcome.get().and_then(Result::err));
+    let action_done = move || outcome.get().and_then(Result::ok);
 
     view! {
-        <h1 class="mb-2 text-3xl font-bold text-slate-900">"API keys"</h1>
+        // Focus comes back here when a dialog above the table closes.
+        <h1 id="keys-title" tabindex="-1" class="mb-2 text-3xl font-bold text-slate-900">"API keys"</h1>
         <NeedsScript what="Managing keys" />
         <NewKeyDialog fresh />
         <FormAlert error=action_error />
+        // Always there, so that a screen reader reads each message put in it.
+        <div role="status">
+            {move || action_done().map(|done| view! {
+                <p class="mb-4 rounded-md border border-green-200 bg-green-50 p-3 text-sm text-green-800">{done}</p>
+            })}
+        </div>
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
@@ -221,11 +229,22 @@ fn KeysManager() -> impl IntoView {
 /// The show-once panel for new secrets.
 #[component]
 fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
+    // A secret shown once must not be missed: focus goes to it as it opens
+    // (or gains a key).
+    Effect::watch(
+        move || fresh.with(Vec::len),
+        |shown, before, _| {
+            if *shown > before.copied().unwrap_or(0) {
+                focus_by_id("new-key-dialog");
+            }
+        },
+        false,
+    );
     move || {
         let issued = fresh.get();
         (!issued.is_empty()).then(|| {
             view! {
-                <div role="dialog" aria-label="Your new key" class="mb-6 rounded-lg border-2 border-amber-400 bg-amber-50 p-5">
+                <div id="new-key-dialog" tabindex="-1" role="dialog" aria-label="Your new key" class="mb-6 rounded-lg border-2 border-amber-400 bg-amber-50 p-5">
                     <h2 class="text-lg font-semibold">"Copy your new key now"</h2>
                     <p class="mt-1 text-sm text-slate-700">"It is shown only this once. Tollgate keeps only a hash of it."</p>
                     {issued.into_iter().map(|k| view! {
@@ -234,7 +253,10 @@ fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
                             <SecretToCopy secret=k.secret testid="new-key-secret" />
                         </div>
                     }).collect_view()}
-                    <button class=format!("{BUTTON} mt-4") on:click=move |_| fresh.set(Vec::new())>"I have saved it"</button>
+                    <button class=format!("{BUTTON} mt-4") on:click=move |_| {
+                        fresh.set(Vec::new());
+                        focus_by_id("keys-title");
+                    }>"I have saved it"</button>
                 </div>
             }
         })
@@ -258,7 +280,7 @@ fn KeyTable(
                     "A key lets a program call the models through Tollgate, counted against your plan. "
                     "Create one below, then call the API with it:"
                 </p>
-                <pre class="mt-3 overflow-x-auto rounded bg-slate-900 p-3 text-sm text-slate-100">{format!(
+                <pre tabindex="0" class="mt-3 overflow-x-auto rounded bg-slate-900 p-3 text-sm text-slate-100">{format!(
                     "curl {base_url}/v1/chat/completions \\\n  -H \"Authorization: Bearer $TOLLGATE_KEY\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"demo\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
                 )}</pre>
             </div>
@@ -276,6 +298,17 @@ fn KeyTable(
     // The keys a revocation, or a rotation without grace (the old secrets
     // stop at once), waits for a second click on.
     let confirming = RwSignal::new(None::<(Confirm, Vec<i64>)>);
+    // The id of the button that asked, for focus to go back to on Cancel.
+    let asked_from = StoredValue::new(String::new());
+    let ask = move |what: Confirm, ids: Vec<i64>, from: String| {
+        asked_from.set_value(from);
+        confirming.set(Some((what, ids)));
+        focus_by_id("confirm-cancel");
+    };
+    let cancel = move || {
+        confirming.set(None);
+        focus_by_id(asked_from.get_value());
+    };
     let grace_secs = move || grace.get().parse::<i64>().unwrap_or(0);
     let rotate_now = move |ids: Vec<i64>| {
         rotate.dispatch(RotateApiKeys {
@@ -284,9 +317,9 @@ fn KeyTable(
         });
         selected.set(BTreeSet::new());
     };
-    let ask_to_rotate = move |ids: Vec<i64>| {
+    let ask_to_rotate = move |ids: Vec<i64>, from: String| {
         if grace_secs() == 0 {
-            confirming.set(Some((Confirm::Rotate, ids)));
+            ask(Confirm::Rotate, ids, from);
         } else {
             rotate_now(ids);
         }
@@ -310,17 +343,17 @@ fn KeyTable(
                     </select>
                 </label>
                 <span class="flex-1"></span>
-                <button
+                <button id="rotate-selected"
                     class="rounded-md border border-slate-300 px-3 py-1 disabled:opacity-50"
                     disabled=move || selected.with(BTreeSet::is_empty) || busy()
-                    on:click=move |_| ask_to_rotate(selected.get().into_iter().collect())
+                    on:click=move |_| ask_to_rotate(selected.get().into_iter().collect(), "rotate-selected".into())
                 >
                     {move || format!("Rotate selected ({})", selected.with(BTreeSet::len))}
                 </button>
-                <button
+                <button id="revoke-selected"
                     class="rounded-md border border-red-300 px-3 py-1 text-red-700 disabled:opacity-50"
                     disabled=move || selected.with(BTreeSet::is_empty) || busy()
-                    on:click=move |_| confirming.set(Some((Confirm::Revoke, selected.get().into_iter().collect())))
+                    on:click=move |_| ask(Confirm::Revoke, selected.get().into_iter().collect(), "revoke-selected".into())
                 >
                     {move || format!("Revoke selected ({})", selected.with(BTreeSet::len))}
                 </button>
@@ -345,8 +378,10 @@ fn KeyTable(
                     ),
                 };
                 view! {
-                    <div role="alertdialog" aria-label=label class="mb-3 flex flex-wrap items-center gap-3 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800">
-                        <span class="flex-1">{question}</span>
+                    <div role="alertdialog" aria-label=label aria-describedby="confirm-question"
+                        class="mb-3 flex flex-wrap items-center gap-3 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800"
+                        on:keydown=move |ev| if ev.key() == "Escape" { cancel() }>
+                        <span id="confirm-question" class="flex-1">{question}</span>
                         <button class="rounded-md bg-red-700 px-3 py-1 text-white" on:click=move |_| {
                             match what {
                                 Confirm::Revoke => {
@@ -361,12 +396,13 @@ fn KeyTable(
                                 }
                             }
                             confirming.set(None);
+                            focus_by_id("keys-title");
                         }>{verb}</button>
-                        <button class="rounded-md border border-slate-300 bg-white px-3 py-1 text-slate-700" on:click=move |_| confirming.set(None)>"Cancel"</button>
+                        <button id="confirm-cancel" class="rounded-md border border-slate-300 bg-white px-3 py-1 text-slate-700" on:click=move |_| cancel()>"Cancel"</button>
                     </div>
                 }
             })}
-            <div class="overflow-x-auto">
+            <div class="overflow-x-auto" tabindex="0">
             <table class="w-full text-left text-sm">
                 <thead class="text-slate-500">
                     <tr>
@@ -379,7 +415,7 @@ fn KeyTable(
                                     selected.set(if all { active_ids.iter().copied().collect() } else { BTreeSet::new() });
                                 } />
                         </th>
-                        <th>"Name"</th><th>"Key"</th><th>"Scopes"</th><th>"Limits"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th></th>
+                        <th>"Name"</th><th>"Key"</th><th>"Scopes"</th><th>"Limits"</th><th>"Created"</th><th>"Last used"</th><th>"Expires"</th><th>"Status"</th><th class="relative"><span class="sr-only">"Actions"</span></th>
                     </tr>
                 </thead>
                 <tbody>
@@ -410,17 +446,20 @@ fn KeyTable(
                                         <span class="block min-w-40 text-xs text-amber-700" data-testid="key-grace">
                                             {format!("old secret works until {}", utc_minute(&until))}
                                             " "
-                                            <button class="underline disabled:opacity-50" disabled=move || !ready()
-                                                on:click=move |_| confirming.set(Some((Confirm::EndGrace, vec![id])))>"End now"</button>
+                                            <button id=format!("end-grace-{id}") class="underline disabled:opacity-50" disabled=move || !ready()
+                                                aria-label=format!("End now: the old secret of {}", k.name)
+                                                on:click=move |_| ask(Confirm::EndGrace, vec![id], format!("end-grace-{id}"))>"End now"</button>
                                         </span>
                                     })}
                                 </td>
                                 <td class="whitespace-nowrap text-right">
                                     {active.then(|| view! {
-                                        <button class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()
-                                            on:click=move |_| ask_to_rotate(vec![id])>"Rotate"</button>
-                                        <button class="rounded border border-red-300 px-2 py-1 text-red-700 disabled:opacity-50" disabled=move || !ready()
-                                            on:click=move |_| confirming.set(Some((Confirm::Revoke, vec![id])))>"Revoke"</button>
+                                        <button id=format!("rotate-key-{id}") class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()
+                                            aria-label=format!("Rotate {}", k.name)
+                                            on:click=move |_| ask_to_rotate(vec![id], format!("rotate-key-{id}"))>"Rotate"</button>
+                                        <button id=format!("revoke-key-{id}") class="rounded border border-red-300 px-2 py-1 text-red-700 disabled:opacity-50" disabled=move || !ready()
+                                            aria-label=format!("Revoke {}", k.name)
+                                            on:click=move |_| ask(Confirm::Revoke, vec![id], format!("revoke-key-{id}"))>"Revoke"</button>
                                     })}
                                 </td>
                             </tr>
@@ -489,6 +528,7 @@ fn lines(text: &str) -> Option<Vec<String>> {
 #[component]
 fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
     let error: LastError = last_error(create.value());
+    focus_first_invalid(create.value());
     let name = RwSignal::new("My key".to_owned());
     let env = RwSignal::new("live".to_owned());
     let scopes = RwSignal::new(BTreeSet::from(["chat".to_owned()]));
@@ -500,6 +540,15 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
     let referrers = RwSignal::new(String::new());
     let field_error =
         move |field: &'static str| move || error.get().and_then(|e| e.field_error(field));
+    // Set on a field the last refusal named, so it is read with its message.
+    let invalid = move |field: &'static str| {
+        move || {
+            error
+                .get()
+                .and_then(|e| e.field_error(field))
+                .map(|_| "true")
+        }
+    };
     let input = "block w-full rounded-md border border-slate-300 px-3 py-2 text-sm";
     let label = "mb-1 block text-sm font-medium text-slate-700";
 
@@ -535,8 +584,8 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
                 <fieldset class="grid gap-4 sm:grid-cols-2" disabled=move || !ready.get()>
                 <div>
                     <label class=label for="key-name">"Name"</label>
-                    <input id="key-name" class=input bind:value=name />
-                    <p class="mt-1 text-sm text-red-700">{field_error("name")}</p>
+                    <input id="key-name" aria-describedby="key-name-error" aria-invalid=invalid("name") class=input bind:value=name />
+                    <p id="key-name-error" class="mt-1 text-sm text-red-700">{field_error("name")}</p>
                 </div>
                 <div>
                     <label class=label for="key-env">"Environment"</label>
@@ -578,40 +627,40 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
                             })}
                         </Transition>
                     </div>
-                    <p class="mt-1 text-sm text-red-700">{field_error("scopes")}</p>
+                    <p id="key-scopes-error" class="mt-1 text-sm text-red-700">{field_error("scopes")}</p>
                 </fieldset>
                 <div>
                     <label class=label for="key-models">"Allowed models"</label>
-                    <input id="key-models" class=input placeholder="all models on your plan" bind:value=models />
-                    <p class="mt-1 text-xs text-slate-500">"Comma-separated. Empty allows every model your plan has."</p>
-                    <p class="mt-1 text-sm text-red-700">{field_error("allowed_models")}</p>
+                    <input id="key-models" aria-describedby="key-models-hint key-models-error" aria-invalid=invalid("allowed_models") class=input placeholder="all models on your plan" bind:value=models />
+                    <p id="key-models-hint" class="mt-1 text-xs text-slate-500">"Comma-separated. Empty allows every model your plan has."</p>
+                    <p id="key-models-error" class="mt-1 text-sm text-red-700">{field_error("allowed_models")}</p>
                 </div>
                 <div>
                     <label class=label for="key-expires">"Expires"</label>
-                    <input id="key-expires" type="date" class=input bind:value=expires />
-                    <p class="mt-1 text-xs text-slate-500">"Empty: never. The key works until that day ends (UTC)."</p>
-                    <p class="mt-1 text-sm text-red-700">{field_error("expires_at")}</p>
+                    <input id="key-expires" aria-describedby="key-expires-hint key-expires-error" aria-invalid=invalid("expires_at") type="date" class=input bind:value=expires />
+                    <p id="key-expires-hint" class="mt-1 text-xs text-slate-500">"Empty: never. The key works until that day ends (UTC)."</p>
+                    <p id="key-expires-error" class="mt-1 text-sm text-red-700">{field_error("expires_at")}</p>
                 </div>
                 <div>
                     <label class=label for="key-cap">"Usage cap (requests)"</label>
-                    <input id="key-cap" type="number" min="1" class=input placeholder="unlimited" bind:value=cap />
-                    <p class="mt-1 text-xs text-slate-500">"1 makes a one-time key."</p>
-                    <p class="mt-1 text-sm text-red-700">{field_error("usage_cap")}</p>
+                    <input id="key-cap" aria-describedby="key-cap-hint key-cap-error" aria-invalid=invalid("usage_cap") type="number" min="1" class=input placeholder="unlimited" bind:value=cap />
+                    <p id="key-cap-hint" class="mt-1 text-xs text-slate-500">"1 makes a one-time key."</p>
+                    <p id="key-cap-error" class="mt-1 text-sm text-red-700">{field_error("usage_cap")}</p>
                 </div>
                 <div>
                     <label class=label for="key-ips">"IP allowlist"</label>
-                    <textarea id="key-ips" rows="2" class=input placeholder="any address" bind:value=ips></textarea>
-                    <p class="mt-1 text-xs text-slate-500">"Addresses or CIDR ranges, one per line (IPv4 or IPv6)."</p>
-                    <p class="mt-1 text-sm text-red-700">{field_error("ip_allowlist")}</p>
+                    <textarea id="key-ips" aria-describedby="key-ips-hint key-ips-error" aria-invalid=invalid("ip_allowlist") rows="2" class=input placeholder="any address" bind:value=ips></textarea>
+                    <p id="key-ips-hint" class="mt-1 text-xs text-slate-500">"Addresses or CIDR ranges, one per line (IPv4 or IPv6)."</p>
+                    <p id="key-ips-error" class="mt-1 text-sm text-red-700">{field_error("ip_allowlist")}</p>
                 </div>
                 <div class="sm:col-span-2">
                     <label class=label for="key-referrers">"Allowed referrer domains"</label>
-                    <textarea id="key-referrers" rows="2" class=input placeholder="any site" bind:value=referrers></textarea>
-                    <p class="mt-1 text-xs text-slate-500">"For browser callers: app.example.com or *.example.com, one per line."</p>
-                    <p class="mt-1 text-sm text-red-700">{field_error("referrer_domains")}</p>
+                    <textarea id="key-referrers" aria-describedby="key-referrers-hint key-referrers-error" aria-invalid=invalid("referrer_domains") rows="2" class=input placeholder="any site" bind:value=referrers></textarea>
+                    <p id="key-referrers-hint" class="mt-1 text-xs text-slate-500">"For browser callers: app.example.com or *.example.com, one per line."</p>
+                    <p id="key-referrers-error" class="mt-1 text-sm text-red-700">{field_error("referrer_domains")}</p>
                 </div>
                 <div class="sm:col-span-2">
-                    <button type="submit" class=BUTTON disabled=move || create.pending().get()>"Create key"</button>
+                    <Submit class=BUTTON busy=create.pending()>"Create key"</Submit>
                 </div>
                 </fieldset>
             </form>

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::{components::A, hooks::use_query_map};
 
-use super::forms::{BUTTON, CARD, Field, FormAlert, last_error};
+use super::forms::{BUTTON, CARD, Field, FormAlert, Submit, focus_first_invalid, last_error};
 use crate::accounts::types::FormError;
 
 #[server(endpoint = "login")]
@@ -48,6 +48,7 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
     let error = last_error(action.value());
+    focus_first_invalid(action.value());
     let query = use_query_map();
     let next = move || {
         query
@@ -67,7 +68,7 @@ pub fn LoginPage() -> impl IntoView {
                     <input type="hidden" name="next" value=next />
                     <Field label="Email" name="email" kind="email" autocomplete="username" keep=true error />
                     <Field label="Password" name="password" kind="password" autocomplete="current-password" error />
-                    <button type="submit" class=BUTTON disabled=move || action.pending().get()>"Log in"</button>
+                    <Submit class=BUTTON busy=action.pending()>"Log in"</Submit>
                 </ActionForm>
             </div>
             <p class="mt-4 text-sm text-slate-600">

@@ -13,7 +13,7 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <Title text="Page not found" />
         <section class="mx-auto max-w-lg py-16 text-center">
-            <p class="text-sm font-semibold uppercase tracking-wide text-amber-600">"404"</p>
+            <p class="text-sm font-semibold uppercase tracking-wide text-amber-700">"404"</p>
             <h1 class="mt-2 text-3xl font-bold text-slate-900">"This page does not exist"</h1>
             <p class="mt-4 text-slate-600">
                 "The address may be mistyped, or the page may have moved. "

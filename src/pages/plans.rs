@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{
-    forms::{FormAlert, NeedsScript, hydrated, last_error},
+    forms::{BUTTON, FormAlert, NeedsScript, focus_by_id, hydrated, last_error},
     nav::SignedInOnly,
 };
 use crate::{accounts::types::FormError, keys::types::PlanView};
@@ -58,12 +58,35 @@ fn PlanCards() -> impl IntoView {
     let switch = ServerAction::<SwitchPlan>::new();
     let error = last_error(switch.value());
     let plans = Resource::new(move || switch.version().get(), |_| list_plans());
+    // The button pressed is gone once its plan is current: focus goes to the
+    // page's heading, and the switch is said.
+    let switched = move || {
+        switch
+            .value()
+            .get()
+            .is_some_and(|result| result.is_ok())
+            .then_some("Plan switched. It applies from your next request.")
+    };
+    Effect::watch(
+        move || switched().is_some(),
+        |done, _, _| {
+            if *done {
+                focus_by_id("plans-title");
+            }
+        },
+        false,
+    );
 
     view! {
-        <h1 class="mb-2 text-3xl font-bold text-slate-900">"Plans"</h1>
+        <h1 id="plans-title" tabindex="-1" class="mb-2 text-3xl font-bold text-slate-900">"Plans"</h1>
         <NeedsScript what="Switching plans" />
         <p class="mb-6 text-slate-600">"A plan sets how often your keys may call the models. A switch applies to the next request."</p>
         <FormAlert error />
+        <div role="status">
+            {move || switched().map(|done| view! {
+                <p class="mb-4 rounded-md border border-green-200 bg-green-50 p-3 text-sm text-green-800">{done}</p>
+            })}
+        </div>
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading plans…"</p> }>
             {move || Suspend::new(async move {
                 match plans.await {
@@ -138,7 +161,7 @@ fn PlanCard(
             } else {
                 view! {
                     <button
-                        class="mt-4 rounded-md bg-slate-900 px-4 py-2 text-sm font-medium text-white hover:bg-slate-700 disabled:opacity-60"
+                        class=format!("mt-4 {BUTTON}")
                         disabled=move || !ready.get()
                         on:click=move |_| {
                             if leaving.as_deref().is_none_or(asks_to_leave) {

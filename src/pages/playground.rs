@@ -455,11 +455,20 @@ fn Playground() -> impl IntoView {
                             }
                         }></textarea>
                     <div class="flex items-center gap-3">
-                        <button type="submit" class=BUTTON disabled=move || streaming.get() || !hydrated.get()>"Send"</button>
+                        // Each says it cannot be pressed (`aria-disabled`) rather than
+                        // being disabled, which would drop the keyboard's focus as a
+                        // reply starts or ends; `send` does nothing while one streams.
+                        <button type="submit" class=BUTTON
+                            disabled=move || !hydrated.get()
+                            aria-disabled=move || streaming.get().then_some("true")>"Send"</button>
                         <button type="button"
-                            class="rounded-md border border-slate-300 px-4 py-2 text-sm hover:bg-slate-100 disabled:opacity-50"
-                            disabled=move || !streaming.get()
-                            on:click=move |_| stop.stop()>"Stop"</button>
+                            class="rounded-md border border-slate-300 px-4 py-2 text-sm hover:bg-slate-100 disabled:opacity-50 aria-disabled:opacity-50"
+                            aria-disabled=move || (!streaming.get()).then_some("true")
+                            on:click=move |_| {
+                                if streaming.get_untracked() {
+                                    stop.stop();
+                                }
+                            }>"Stop"</button>
                         <RateLine rate clock countdown />
                         <button type="button" class="ml-auto text-sm text-slate-500 underline"
                             on:click=move |_| { stop.stop(); turns.set(Vec::new()); refusal.set(None); countdown.set(None); }>"Clear"</button>
@@ -539,12 +548,12 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                             {turn.content}
                             {note.map(|note| view! { <span class="ml-2 text-xs italic">{note}</span> })}
                             {turn.usage.map(|(prompt, completion)| view! {
-                                <span class=if mine { "mt-1 block text-xs text-slate-300" } else { "mt-1 block text-xs text-slate-500" } data-testid="reply-usage">
+                                <span class=if mine { "mt-1 block text-xs text-slate-300" } else { "mt-1 block text-xs text-slate-600" } data-testid="reply-usage">
                                     {format!("{prompt} prompt + {completion} completion tokens")}
                                     {turn.charged.map(|credits| format!(", {credits} credits"))}
                                 </span>
                             })}
-                            {typing.then(|| view! { <span class="ml-1 animate-pulse" aria-label="streaming">"▍"</span> })}
+                            {typing.then(|| view! { <span class="ml-1 motion-safe:animate-pulse" aria-hidden="true">"▍"</span> })}
                         </li>
                     }
                 }).collect_view().into_any()

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
-use super::forms::{BUTTON, CARD, Field, FormAlert, last_error};
+use super::forms::{BUTTON, CARD, Field, FormAlert, Submit, focus_first_invalid, last_error};
 use crate::accounts::types::FormError;
 
 #[server(endpoint = "register")]
@@ -67,6 +67,7 @@ pub async fn register(
 pub fn RegisterPage() -> impl IntoView {
     let action = ServerAction::<Register>::new();
     let error = last_error(action.value());
+    focus_first_invalid(action.value());
 
     view! {
         <Title text="Register" />
@@ -85,7 +86,7 @@ pub fn RegisterPage() -> impl IntoView {
                         hint="8 to 128 characters. Long and unusual beats clever: common passwords are refused."
                         error
                     />
-                    <button type="submit" class=BUTTON disabled=move || action.pending().get()>"Create account"</button>
+                    <Submit class=BUTTON busy=action.pending()>"Create account"</Submit>
                 </ActionForm>
             </div>
             <p class="mt-4 text-sm text-slate-600">

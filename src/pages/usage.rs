@@ -114,10 +114,10 @@ fn Report(report: UsageReport) -> impl IntoView {
         <section class=CARD>
             <h2 class="mb-3 text-lg font-semibold">"Recent requests"</h2>
             {if report.recent.is_empty() {
-                view! { <p class="text-sm text-slate-500">"No calls yet. Try the "<a href="/playground" class="text-amber-700 hover:underline">"playground"</a>"."</p> }.into_any()
+                view! { <p class="text-sm text-slate-500">"No calls yet. Try the "<a href="/playground" class="text-amber-700 underline">"playground"</a>"."</p> }.into_any()
             } else {
                 view! {
-                    <div class="overflow-x-auto">
+                    <div class="overflow-x-auto" tabindex="0">
                         <table class="w-full text-left text-sm" data-testid="recent-calls">
                             <thead class="text-slate-500">
                                 <tr><th class="py-2">"Time (UTC)"</th><th>"Key"</th><th>"Model"</th><th>"Status"</th><th class="text-right">"Tokens"</th><th class="text-right">"Credits"</th><th class="text-right">"Latency"</th></tr>
@@ -196,6 +196,14 @@ pub fn BarChart(
     let first = points.first().map(|(d, _)| d.clone()).unwrap_or_default();
     let last = points.last().map(|(d, _)| d.clone()).unwrap_or_default();
     let peak = format(points.iter().map(|(_, v)| *v).max().unwrap_or(0));
+    // The bars' values, for whoever cannot point at each bar (a keyboard, a
+    // screen reader).
+    let rows = points
+        .iter()
+        .map(|(day, value)| {
+            view! { <tr><td class="pr-4">{day.clone()}</td><td class="text-right">{format(*value)}</td></tr> }
+        })
+        .collect_view();
     view! {
         <figure class=CARD data-testid=testid>
             <figcaption class="mb-2 flex justify-between text-sm">
@@ -220,6 +228,13 @@ pub fn BarChart(
                 <text x="0" y=CHART_HEIGHT + 12 font-size="9" fill="#64748b">{first}</text>
                 <text x=CHART_WIDTH y=CHART_HEIGHT + 12 font-size="9" fill="#64748b" text-anchor="end">{last}</text>
             </svg>
+            <details class="mt-2 text-sm">
+                <summary class="cursor-pointer text-slate-600">"Show as a table"</summary>
+                <table class="mt-2 text-left">
+                    <thead class="text-slate-500"><tr><th class="pr-4 font-normal">"When"</th><th class="text-right font-normal">{title}</th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </details>
         </figure>
     }
 }
