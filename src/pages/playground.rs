@@ -591,6 +591,11 @@ fn RefusalPanel(
                             </p>
                         }
                     })}
+                    // Said once, when the wait is over (the countdown itself is not read).
+                    <p class="sr-only" aria-live="polite">
+                        {move || countdown.get().is_some_and(|until| seconds_left(until, clock.get()) == 0)
+                            .then_some("You can try again now.")}
+                    </p>
                 </div>
             }
         })
