@@ -1196,7 +1196,11 @@ async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
     let answer = json!({
         "id": "chatcmpl-absurd", "object": "chat.completion", "model": "mock-small",
         "choices": [{ "index": 0, "message": { "role": "assistant", "content": "hi" }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 9_000_000_000_000_000_000_u64, "completion_tokens": 12_000_000_000_000_000_000_u64 },
+        "usage": {
+            "prompt_tokens": 9_000_000_000_000_000_000_u64,
+            "completion_tokens": 12_000_000_000_000_000_000_u64,
+            "completion_tokens_details": { "reasoning_tokens": 5 },
+        },
     });
     s.mock.set(|k| k.raw_answer = Some(answer.to_string()));
     let mut shown = Vec::new();
@@ -1211,11 +1215,13 @@ async fn absurd_usage_from_an_upstream_is_held_to_a_ceiling() {
     // of reply, at 1 credit per 1,000.
     let most_prompt =
         serde_json::to_vec(&hello("mock")).unwrap().len() as i64 + 9 + 2 * 16 + 256 + 200_000;
-    // The caller is told the counts charged, not the upstream's.
+    // The caller is told the counts charged, not the upstream's, beside the
+    // rest of its usage.
     let charged = json!({
         "prompt_tokens": most_prompt,
         "completion_tokens": 100,
         "total_tokens": most_prompt + 100,
+        "completion_tokens_details": { "reasoning_tokens": 5 },
     });
     assert_eq!(shown, [charged.clone(), charged]);
     let cost = most_prompt * 1_000 + 100_000;
@@ -2330,6 +2336,62 @@ async fn a_reply_counted_without_usage_is_its_text_and_at_most_max_tokens() {
     assert_eq!(costs, [18_000, 24_000]);
     let (balance, ledger) = balance_and_ledger(&s.app, "counted@example.com").await;
     assert_eq!((balance, ledger), (5_000_000 - 42_000, 5_000_000 - 42_000));
+}
+
+/// An upstream that reports its usage early and goes on writing (usage on
+/// its first chunk, counted before the text): the caller who asked for usage
+/// is shown, last, the counts charged, not only the early ones.
+#[tokio::test]
+async fn a_stream_whose_usage_came_early_ends_with_the_counts_charged() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "early-usage@example.com", 10, 100, None).await;
+    let chunk = |rest: &str| {
+        format!(
+            "data: {{\"id\":\"c3\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up\",{rest}}}\n\n"
+        )
+    };
+    let events = [
+        chunk(
+            r#""choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":{"prompt_tokens":7,"completion_tokens":0,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":3}}"#,
+        ),
+        // Eight bytes: two tokens counted.
+        chunk(r#""choices":[{"index":0,"delta":{"content":"abcdefgh"},"finish_reason":null}]"#),
+        chunk(r#""choices":[{"index":0,"delta":{},"finish_reason":"stop"}]"#),
+        "data: [DONE]\n\n".to_owned(),
+    ];
+    s.mock.set(|k| k.raw_stream = Some(events.concat()));
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    let response = chat(&s.app, &key, body).await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let usages: Vec<Value> = wire_chunks(&wire_events(&text))
+        .into_iter()
+        .map(|chunk| chunk["usage"].clone())
+        .filter(|usage| !usage.is_null())
+        .collect();
+    assert_eq!(usages.len(), 2, "{text}");
+    assert_eq!(
+        usages[0]["prompt_tokens_details"]["cached_tokens"], 3,
+        "{text}"
+    );
+    assert_eq!(
+        (
+            &usages[1]["prompt_tokens"],
+            &usages[1]["completion_tokens"],
+            &usages[1]["total_tokens"]
+        ),
+        (&json!(7), &json!(2), &json!(9)),
+        "{text}"
+    );
+    assert_eq!(usage_records(&s.app, 1).await, [(200, None, 9_000)]);
+    let tokens: (i64, i64) =
+        sqlx::query_as("SELECT prompt_tokens, completion_tokens FROM usage_records")
+            .fetch_one(&s.app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(tokens, (7, 2));
 }
 
 /// With `n` choices the answer is whole only once every choice finished: a

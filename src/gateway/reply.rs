@@ -110,6 +110,9 @@ pub fn relay(
     // A usage saying other than what is charged (a prompt count past what the
     // request could hold, zero beside text) is passed on as charged.
     let charged = counts.and_then(|reported| meter.charged().filter(|c| *c != reported));
+    if keep_usage && let Some(reported) = counts {
+        meter.usage_shown = Some(charged.unwrap_or(reported));
+    }
     // A chunk of usage alone is skipped when the caller did not ask for
     // usage (a whole answer always keeps it: its object is the answer).
     if !keep_usage && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
@@ -135,7 +138,7 @@ pub fn relay(
             write_str(out, model);
             model_written = true;
         } else if let (true, Some((prompt, completion))) = (key == "usage", charged) {
-            write_usage(out, prompt, completion);
+            recount_usage(out, value.get(), prompt, completion);
         } else {
             out.extend_from_slice(value.get().as_bytes());
         }
@@ -161,6 +164,19 @@ pub fn add_usage(out: &mut Vec<u8>, prompt: u64, completion: u64) {
     out.extend_from_slice(b",\"usage\":");
     write_usage(out, prompt, completion);
     out.push(b'}');
+}
+
+/// The upstream's `usage` object (`raw`) with these counts in place of its
+/// own, its other fields (cached and reasoning tokens) kept.
+fn recount_usage(out: &mut Vec<u8>, raw: &str, prompt: u64, completion: u64) {
+    let Ok(mut usage) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw)
+    else {
+        return write_usage(out, prompt, completion);
+    };
+    usage.insert("prompt_tokens".into(), prompt.into());
+    usage.insert("completion_tokens".into(), completion.into());
+    usage.insert("total_tokens".into(), (prompt + completion).into());
+    out.extend_from_slice(serde_json::Value::Object(usage).to_string().as_bytes());
 }
 
 /// A `usage` object of these counts.

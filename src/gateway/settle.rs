@@ -78,6 +78,9 @@ pub struct Meter {
     /// call is charged (as its [`Bill`] has them), so that a usage passed on
     /// says what is charged: `None` in tests of the relay alone.
     pub bounds: Option<(u64, u64, u64)>,
+    /// The last `(prompt, completion)` the caller was shown in a `usage`: a
+    /// stream whose text went on after it ends with the counts charged.
+    pub usage_shown: Option<(u64, u64)>,
 }
 
 /// The most tokens a call is charged and recorded for, each way: more than any

@@ -777,7 +777,8 @@ impl Forward {
     }
 
     /// Ends the stream with `[DONE]`, after the usage chunk the caller asked
-    /// for if the upstream sent none (counted as the call is charged).
+    /// for if the upstream sent none, or if text came after the last usage
+    /// shown (an upstream that reports early): counted as the call is charged.
     fn finish(&mut self, out: &mut Vec<u8>) {
         if self.include_usage {
             let counted = {
@@ -785,8 +786,8 @@ impl Forward {
                 metered
                     .bill
                     .as_ref()
-                    .filter(|_| metered.meter.usage.is_none())
                     .map(|bill| bill.counted(&metered.meter))
+                    .filter(|charged| metered.meter.usage_shown != Some(*charged))
             };
             if let Some((prompt, completion)) = counted {
                 out.extend_from_slice(b"data: ");

@@ -559,9 +559,17 @@ fn retry_after_from(
     };
     // An HTTP date: RFC 9110 has servers send IMF-fixdate and recipients
     // read the two obsolete forms (RFC 850's and asctime's) as well.
+    // Some servers write the zone as a number (`+0000`), as RFC 2822 does.
     let until_date = || {
-        let date = httpdate::parse_http_date(text("retry-after")?).ok()?;
-        let millis = (chrono::DateTime::<chrono::Utc>::from(date) - now).num_milliseconds();
+        let text = text("retry-after")?;
+        let date = httpdate::parse_http_date(text)
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .ok()
+            .or_else(|| {
+                let date = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+                Some(date.with_timezone(&chrono::Utc))
+            })?;
+        let millis = (date - now).num_milliseconds();
         Some(millis.max(0) as f64 / 1000.0)
     };
     number("retry-after-ms")
@@ -710,6 +718,8 @@ mod tests {
         // The obsolete forms a recipient must still read.
         assert_eq!(at("Wednesday, 21-Oct-26 07:28:00 GMT"), Some(40));
         assert_eq!(at("Wed Oct 21 07:28:00 2026"), Some(40));
+        assert_eq!(at("Wed, 21 Oct 2026 07:28:00 +0000"), Some(40));
+        assert_eq!(at("Wed, 21 Oct 2026 09:28:00 +0200"), Some(40));
         assert_eq!(at("Wednesday soon"), None);
         assert_eq!(wait(&[("retry-after", "-3")]), None);
         assert_eq!(wait(&[("retry-after", "1e300")]), Some(86_400));
