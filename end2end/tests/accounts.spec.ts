@@ -42,6 +42,8 @@ test("register, log out, log in, change the password, log in again, delete the a
   await expect(saved).toHaveText("Saved.");
   await page.waitForTimeout(500);
   await expect(saved).toHaveText("Saved.");
+  // The form was built again with the new name; the focus is back on its button.
+  await expect(page.getByRole("button", { name: "Save name" })).toBeFocused();
 
   // Log out from the nav bar.
   await nav(page).getByRole("button", { name: "Log out" }).click();

@@ -107,6 +107,7 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
 });
 
 test("an admin creates a plan, and the monitor refreshes itself after a call", async ({ page, baseURL }) => {
+  test.setTimeout(60_000);
   const errors = watchErrors(page, { allow4xx: true });
   await logInAsAdmin(page);
 
@@ -135,13 +136,24 @@ test("an admin creates a plan, and the monitor refreshes itself after a call", a
   });
   expect(created.status()).toBe(201);
   const key = (await created.json()).secret as string;
-  const answer = await page.request.post("/v1/chat/completions", {
-    data: { model: "demo", messages: [{ role: "user", content: "hi" }], max_tokens: 8 },
-    headers: { authorization: `Bearer ${key}` },
-  });
-  expect(answer.status()).toBe(200);
+  const call = async () => {
+    const answer = await page.request.post("/v1/chat/completions", {
+      data: { model: "demo", messages: [{ role: "user", content: "hi" }], max_tokens: 8 },
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(answer.status()).toBe(200);
+  };
+  await call();
   // No reload: the page refreshes every 10 seconds.
   await expect(calls).toHaveText(String(before + 1), { timeout: 15_000 });
+  // Paused, it holds still (WCAG 2.2.2); resumed, it catches up.
+  await page.getByRole("button", { name: "Pause updates" }).click();
+  await expect(page.getByRole("button", { name: "Resume updates" })).toHaveAttribute("aria-pressed", "true");
+  await call();
+  await page.waitForTimeout(11_000);
+  await expect(calls).toHaveText(String(before + 1));
+  await page.getByRole("button", { name: "Resume updates" }).click();
+  await expect(calls).toHaveText(String(before + 2), { timeout: 15_000 });
 
   await page.goto("/admin/security");
   await expect(page.getByRole("heading", { name: "Security" })).toBeVisible();

@@ -5,7 +5,8 @@ use leptos_meta::Title;
 
 use super::{
     forms::{
-        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, Submit, focus_first_invalid, last_error,
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, Submit, focus_by_id, focus_first_invalid,
+        last_error,
     },
     nav::{ToLogin, UserResource},
 };
@@ -87,14 +88,15 @@ pub fn AccountPage() -> impl IntoView {
     });
     view! {
         <Title text="Account" />
-        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+        // A Transition: the rename's refetch keeps the page up meanwhile.
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match user.await {
                     Ok(Some(me)) => view! { <AccountDetails me actions /> }.into_any(),
                     _ => view! { <ToLogin next="/account" /> }.into_any(),
                 }
             })}
-        </Suspense>
+        </Transition>
     }
 }
 
@@ -115,9 +117,14 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
     let rename_error = last_error(rename.value());
     let password_error = last_error(password.value());
     let delete_error = last_error(delete.value());
-    focus_first_invalid(rename.value());
-    focus_first_invalid(password.value());
-    focus_first_invalid(delete.value());
+    focus_first_invalid(rename.value(), "account-name");
+    // Built again after a rename (the user is fetched again): the focus the
+    // Save button had would be lost with it.
+    if matches!(rename.value().get_untracked(), Some(Ok(_))) {
+        focus_by_id("save-name");
+    }
+    focus_first_invalid(password.value(), "account-password");
+    focus_first_invalid(delete.value(), "account-delete");
     let saved = |done: bool, text: &'static str| {
         done.then(|| view! { <p class="mt-3 text-sm text-emerald-700">{text}</p> })
     };
@@ -141,18 +148,18 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
                 </dl>
             </section>
 
-            <section class=CARD>
+            <section id="account-name" class=CARD>
                 <h2 class="mb-4 text-lg font-semibold">"Display name"</h2>
                 <FormAlert error=rename_error />
                 <ActionForm action=rename>
                     <Field label="Display name" name="display_name" keep=true initial=me.display_name.clone() error=rename_error />
-                    <Submit class=BUTTON busy=rename.pending()>"Save name"</Submit>
+                    <Submit class=BUTTON busy=rename.pending() id="save-name">"Save name"</Submit>
                 </ActionForm>
                 // The live region is there before its message, so it is read.
                 <div role="status">{move || saved(matches!(rename.value().get(), Some(Ok(_))), "Saved.")}</div>
             </section>
 
-            <section class=CARD>
+            <section id="account-password" class=CARD>
                 <h2 class="mb-4 text-lg font-semibold">"Password"</h2>
                 <p class="mb-4 text-sm text-slate-600">"Changing it signs you out everywhere else."</p>
                 <FormAlert error=password_error />
@@ -171,7 +178,7 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
                 <div role="status">{move || saved(matches!(password.value().get(), Some(Ok(_))), "Password changed. Other sessions have been signed out.")}</div>
             </section>
 
-            <section class="rounded-lg border border-red-200 bg-white p-6 shadow-sm">
+            <section id="account-delete" class="rounded-lg border border-red-200 bg-white p-6 shadow-sm">
                 <h2 class="mb-2 text-lg font-semibold text-red-800">"Delete account"</h2>
                 <p class="mb-4 text-sm text-slate-600">
                     "This signs you out everywhere and erases your email, name and password. "

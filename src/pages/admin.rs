@@ -149,13 +149,26 @@ fn more_pages<T>(rows: &mut Vec<T>) -> bool {
     more
 }
 
+/// A page link was followed: the pager of the page it brings takes the focus
+/// (the one followed is gone with the old page's content).
+#[cfg(feature = "hydrate")]
+static PAGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[component]
 fn Pager(page: i64, full: bool, href: impl Fn(i64) -> String + 'static) -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    if PAGED.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        super::forms::focus_by_id("pager-page");
+    }
+    let followed = |_| {
+        #[cfg(feature = "hydrate")]
+        PAGED.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
     view! {
         <nav class="mt-4 flex items-center justify-between text-sm" aria-label="Pages">
-            {(page > 1).then(|| view! { <a href=href(page - 1) class="text-amber-700 hover:underline" rel="prev">"← Newer"</a> })}
-            <span class="text-slate-500">{format!("Page {page}")}</span>
-            {full.then(|| view! { <a href=href(page + 1) class="text-amber-700 hover:underline" rel="next">"Older →"</a> })}
+            {(page > 1).then(|| view! { <a href=href(page - 1) class="text-amber-700 hover:underline" rel="prev" on:click=followed>"← Newer"</a> })}
+            <span id="pager-page" tabindex="-1" class="text-slate-500">{format!("Page {page}")}</span>
+            {full.then(|| view! { <a href=href(page + 1) class="text-amber-700 hover:underline" rel="next" on:click=followed>"Older →"</a> })}
         </nav>
     }
 }
@@ -194,6 +207,11 @@ fn AdminUsers() -> impl IntoView {
             <button type="submit" class=BUTTON>"Search"</button>
         </form>
         <FormAlert error />
+        <div role="status">
+            {move || matches!(toggle.value().get(), Some(Ok(_))).then(|| view! {
+                <p class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">"Account status changed."</p>
+            })}
+        </div>
         <div class=CARD>
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading users…"</p> }>
                 {move || Suspend::new(async move {
@@ -275,7 +293,7 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
         return view! { <p class="text-sm text-slate-500">"No events."</p> }.into_any();
     }
     view! {
-        <div class="overflow-x-auto" tabindex="0">
+        <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Audit events">
             <table class="w-full text-left text-sm" data-testid="audit-events">
                 <thead class="text-slate-500">
                     <tr><th class="py-2">"Time (UTC)"</th><th>"Actor"</th><th>"Action"</th><th>"Target"</th><th>"From"</th><th>"Details"</th></tr>

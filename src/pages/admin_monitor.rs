@@ -65,7 +65,8 @@ fn WindowLinks(path: &'static str, current: Memo<String>) -> impl IntoView {
                 } else {
                     "rounded-md border border-slate-200 px-3 py-1 text-slate-600 hover:bg-slate-100"
                 };
-                let shown = move || (current.get() == *w).then_some("page");
+                // "true", not "page": the admin tab is the page.
+                let shown = move || (current.get() == *w).then_some("true");
                 view! { <a href=format!("{path}?window={w}") class=class aria-current=shown>{format!("Last {w}")}</a> }
             }).collect_view()}
         </nav>
@@ -84,10 +85,17 @@ pub fn AdminMonitorPage() -> impl IntoView {
 fn Monitor() -> impl IntoView {
     let window = window_param("hour");
     let tick = RwSignal::new(0u64);
-    // In the browser only (effects do not run on the server).
+    let paused = RwSignal::new(false);
+    // In the browser only (effects do not run on the server). Not while
+    // paused, nor while someone reads in the figures: a refresh builds them
+    // again, which would close an opened table and drop the focus.
     Effect::new(move |_| {
         if let Ok(handle) = set_interval_with_handle(
-            move || tick.update(|n| *n += 1),
+            move || {
+                if !paused.get_untracked() && !reading_figures() {
+                    tick.update(|n| *n += 1);
+                }
+            },
             std::time::Duration::from_secs(REFRESH_SECS),
         ) {
             on_cleanup(move || handle.clear());
@@ -100,8 +108,16 @@ fn Monitor() -> impl IntoView {
     view! {
         <AdminTabs current="monitor" />
         <h1 class="mb-2 text-3xl font-bold text-slate-900">"Monitor"</h1>
-        <p class="mb-4 text-sm text-slate-500">{format!("Model API calls. Refreshes every {REFRESH_SECS} seconds.")}</p>
+        <p class="mb-4 flex flex-wrap items-center gap-3 text-sm text-slate-500">
+            {format!("Model API calls. Refreshes every {REFRESH_SECS} seconds, except while a table is open or the focus is in the figures.")}
+            <button type="button" class="rounded-md border border-slate-300 px-2 py-0.5 text-slate-700 hover:bg-slate-100"
+                aria-pressed=move || paused.get().to_string()
+                on:click=move |_| paused.update(|p| *p = !*p)>
+                {move || if paused.get() { "Resume updates" } else { "Pause updates" }}
+            </button>
+        </p>
         <WindowLinks path="/admin/monitor" current=window />
+        <div id="monitor-figures">
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading figures…"</p> }>
             {move || Suspend::new(async move {
                 match report.await {
@@ -110,7 +126,28 @@ fn Monitor() -> impl IntoView {
                 }
             })}
         </Transition>
+        </div>
     }
+}
+
+/// Whether the focus is in the monitor's figures, or one of their tables is
+/// open.
+fn reading_figures() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        let focused = document()
+            .active_element()
+            .and_then(|element| element.closest("#monitor-figures").ok().flatten())
+            .is_some();
+        let open = document()
+            .query_selector("#monitor-figures details[open]")
+            .ok()
+            .flatten()
+            .is_some();
+        focused || open
+    }
+    #[cfg(not(feature = "hydrate"))]
+    false
 }
 
 #[component]
@@ -276,7 +313,7 @@ fn RefusalTable(
         <section class=format!("{CARD} mb-6")>
             <h2 class="mb-3 text-lg font-semibold">{title}</h2>
             {empty.then(|| view! { <p class="text-sm text-slate-500">"None."</p> })}
-            <div class="overflow-x-auto" tabindex="0">
+            <div class="overflow-x-auto" tabindex="0" role="region" aria-label=title>
                 <table class="w-full text-left text-sm" data-testid=testid>
                     <thead class="text-slate-500"><tr><th class="py-1">"Rule"</th><th>"Address"</th><th>"Key"</th><th>"Referrer"</th><th class="text-right">"Count"</th><th>"Last (UTC)"</th></tr></thead>
                     <tbody>

@@ -351,6 +351,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
         limits.value(),
         "Limits saved. They apply from the account's next request.",
     );
+    record_outcome(outcome, reset.value(), "Reset link made: copy it below.");
     let done = move || outcome.get().and_then(Result::ok);
     view! {
         <p class="mb-2 text-sm"><a href="/admin" class="text-amber-700 hover:underline">"← All users"</a></p>
@@ -525,6 +526,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                     <div class="grid gap-4 lg:grid-cols-2">
                         <section class=CARD>
                             <h2 class="mb-3 text-lg font-semibold">"Recent calls"</h2>
+                            <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Recent calls">
                             <table class="w-full text-left text-sm">
                                 <thead class="text-slate-500"><tr><th class="py-2">"Time"</th><th>"Model"</th><th>"Status"</th><th class="text-right">"Credits"</th></tr></thead>
                                 <tbody>
@@ -538,6 +540,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            </div>
                         </section>
                         <section class=CARD>
                             <h2 class="mb-3 text-lg font-semibold">"Audit events"</h2>

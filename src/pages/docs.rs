@@ -176,9 +176,10 @@ fn OperationCard(op: Operation) -> impl IntoView {
             <p class="mt-2 text-sm"><span class="text-slate-500">"Auth: "</span>{op.auth.join(" or ")}</p>
             {params}
             {op.body.map(|body| view! { <p class="mt-2 text-sm"><span class="text-slate-500">"Body: "</span>{type_link(body)}</p> })}
-            // A table wider than a phone scrolls by itself, not the page.
-            <div class="overflow-x-auto" tabindex="0">
-                <table class="mt-3 w-full text-left text-sm">
+            // Its words break where they must, so it fits a phone without
+            // scrolling (a box that scrolls must take the focus: 70 stops).
+            <div class="overflow-x-auto">
+                <table class="mt-3 w-full text-left text-sm wrap-anywhere">
                     <thead class="text-slate-500"><tr><th class="pr-4 font-normal">"Status"</th><th class="pr-4 font-normal">"Meaning"</th><th class="font-normal">"Body"</th></tr></thead>
                     <tbody>{responses}</tbody>
                 </table>
@@ -213,8 +214,8 @@ fn FieldTable(fields: Vec<Field>) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <div class="overflow-x-auto" tabindex="0">
-            <table class="mt-3 w-full text-left text-sm">
+        <div class="overflow-x-auto">
+            <table class="mt-3 w-full text-left text-sm wrap-anywhere">
                 <thead class="text-slate-500"><tr><th class="pr-4 font-normal">"Field"</th><th class="pr-4 font-normal">"Type"</th><th class="font-normal">"About"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>

@@ -47,10 +47,12 @@ pub fn focus_by_id(id: impl Into<String>) {
 }
 
 /// After each refusal of the action whose result is `value`, moves focus to
-/// the first field marked invalid, so a keyboard user lands where the
-/// message is rather than on the button they pressed.
+/// the first field marked invalid inside the element with id `within` (its
+/// form's section: another form's old errors stay marked), so a keyboard
+/// user lands where the message is rather than on the button they pressed.
 pub fn focus_first_invalid<T: Send + Sync + 'static>(
     value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
+    within: &'static str,
 ) {
     Effect::watch(
         move || value.get().is_some_and(|result| result.is_err()),
@@ -58,9 +60,9 @@ pub fn focus_first_invalid<T: Send + Sync + 'static>(
             #[cfg(feature = "hydrate")]
             if *refused {
                 use wasm_bindgen::JsCast;
-                request_animation_frame(|| {
+                request_animation_frame(move || {
                     if let Some(field) = document()
-                        .query_selector(r#"[aria-invalid="true"]"#)
+                        .query_selector(&format!(r#"#{within} [aria-invalid="true"]"#))
                         .ok()
                         .flatten()
                         .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
@@ -70,7 +72,7 @@ pub fn focus_first_invalid<T: Send + Sync + 'static>(
                 });
             }
             #[cfg(not(feature = "hydrate"))]
-            let _ = refused;
+            let _ = (refused, within);
         },
         false,
     );
@@ -218,10 +220,11 @@ pub const DANGER_BUTTON: &str = "inline-flex items-center justify-center rounded
 pub fn Submit(
     class: &'static str,
     #[prop(into)] busy: Signal<bool>,
+    #[prop(optional)] id: Option<&'static str>,
     children: Children,
 ) -> impl IntoView {
     view! {
-        <button type="submit" class=class
+        <button type="submit" class=class id=id
             aria-disabled=move || busy.get().then_some("true")
             on:click=move |ev| {
                 if busy.get_untracked() {

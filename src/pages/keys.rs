@@ -402,7 +402,7 @@ fn KeyTable(
                     </div>
                 }
             })}
-            <div class="overflow-x-auto" tabindex="0">
+            <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Your keys">
             <table class="w-full text-left text-sm">
                 <thead class="text-slate-500">
                     <tr>
@@ -528,7 +528,7 @@ fn lines(text: &str) -> Option<Vec<String>> {
 #[component]
 fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
     let error: LastError = last_error(create.value());
-    focus_first_invalid(create.value());
+    focus_first_invalid(create.value(), "create-key");
     let name = RwSignal::new("My key".to_owned());
     let env = RwSignal::new("live".to_owned());
     let scopes = RwSignal::new(BTreeSet::from(["chat".to_owned()]));
@@ -576,7 +576,7 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
     };
 
     view! {
-        <section class=format!("{CARD} mt-8")>
+        <section id="create-key" class=format!("{CARD} mt-8")>
             <h2 class="mb-4 text-lg font-semibold">"Create a key"</h2>
             <FormAlert error />
             <form on:submit=submit>
@@ -598,10 +598,10 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
                 </div>
                 <fieldset class="sm:col-span-2">
                     <legend class=label>"Scopes"</legend>
-                    <div class="flex gap-4 text-sm">
+                    <div class="flex flex-wrap gap-x-4 gap-y-2 text-sm">
                         {SCOPES.into_iter().map(|scope| view! {
                             <label class="flex items-center gap-1">
-                                <input type="checkbox"
+                                <input type="checkbox" aria-describedby="key-scopes-error" aria-invalid=invalid("scopes")
                                     prop:checked=move || scopes.with(|s| s.contains(scope))
                                     on:change=move |ev| {
                                         let on = event_target_checked(&ev);

@@ -48,7 +48,7 @@ pub async fn login(email: String, password: String, next: Option<String>) -> Res
 pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
     let error = last_error(action.value());
-    focus_first_invalid(action.value());
+    focus_first_invalid(action.value(), "main");
     let query = use_query_map();
     let next = move || {
         query

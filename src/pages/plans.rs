@@ -163,8 +163,10 @@ fn PlanCard(
                     <button
                         class=format!("mt-4 {BUTTON}")
                         disabled=move || !ready.get()
+                        // Busy, it ignores presses (a second switch would be made).
+                        aria-disabled=move || switch.pending().get().then_some("true")
                         on:click=move |_| {
-                            if leaving.as_deref().is_none_or(asks_to_leave) {
+                            if !switch.pending().get_untracked() && leaving.as_deref().is_none_or(asks_to_leave) {
                                 switch.dispatch(SwitchPlan { plan: slug.clone() });
                             }
                         }

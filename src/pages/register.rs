@@ -67,7 +67,7 @@ pub async fn register(
 pub fn RegisterPage() -> impl IntoView {
     let action = ServerAction::<Register>::new();
     let error = last_error(action.value());
-    focus_first_invalid(action.value());
+    focus_first_invalid(action.value(), "main");
 
     view! {
         <Title text="Register" />
