@@ -128,7 +128,7 @@ fn account_error(error: AccountError) -> Response {
         (status = 200, description = "A page of users", body = UserList),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
     ))]
 pub async fn list_users(
     State(state): State<AppState>,
@@ -158,7 +158,7 @@ pub async fn list_users(
         (status = 200, description = "The user, now disabled", body = AdminUser),
         (status = 400, description = "Admins cannot disable themselves, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
     ))]
 pub async fn disable_user(
@@ -178,7 +178,7 @@ pub async fn disable_user(
         (status = 200, description = "The user, active again", body = AdminUser),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
     ))]
 pub async fn enable_user(
@@ -314,7 +314,7 @@ pub struct BalanceList {
         (status = 200, description = "A page of balances", body = BalanceList),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
     ))]
 pub async fn list_balances(
     State(state): State<AppState>,
@@ -365,7 +365,7 @@ pub struct RevokedKeys {
         (status = 200, description = "How many keys were revoked", body = RevokedKeys),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
     ))]
 pub async fn revoke_all_keys(
@@ -394,7 +394,7 @@ pub async fn revoke_all_keys(
         (status = 200, description = "The key was revoked", body = RevokedKeys),
         (status = 400, description = "An id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user, or the user has no such unrevoked key", body = ErrorResponse),
     ))]
 pub async fn revoke_key(
@@ -432,7 +432,7 @@ pub struct RotatedKeys {
         (status = 200, description = "The keys with their new secrets", body = RotatedKeys),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 409, description = "The keys changed meanwhile; nothing was rotated", body = ErrorResponse),
     ))]
@@ -484,7 +484,7 @@ pub struct AdjustedBalance {
         (status = 200, description = "The balance after", body = AdjustedBalance),
         (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 409, description = "The idempotency key was used for another amount", body = ErrorResponse),
         (status = 422, description = "A field is invalid, or the deduction is more than the balance", body = ErrorResponse),
@@ -564,7 +564,7 @@ pub struct AssignedPlan {
         (status = 200, description = "The user's plan now", body = AssignedPlan),
         (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 422, description = "No such plan, or it is retired", body = ErrorResponse),
     ))]
@@ -628,7 +628,7 @@ pub struct UserLimits {
         (status = 200, description = "The user's overrides now", body = UserLimits),
         (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 422, description = "A limit is not from 1 to 1,000,000,000", body = ErrorResponse),
     ))]
@@ -685,7 +685,7 @@ pub struct MonitorQuery {
         (status = 200, description = "The figures", body = crate::monitor::types::MonitorReport),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 422, description = "The window is not hour, day or week", body = ErrorResponse),
     ))]
 pub async fn monitor(
@@ -787,7 +787,7 @@ pub struct AuditList {
         (status = 200, description = "A page of events", body = AuditList),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
-        (status = 403, description = "Not an admin, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 422, description = "A time bound is not a date or time, or `until` is not after `since`", body = ErrorResponse),
     ))]
 pub async fn audit_log(

@@ -129,7 +129,7 @@ pub struct Me {
     responses(
         (status = 200, description = "The public plans; the caller's is marked `current`", body = PlanList),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
     ))]
 /// List the public plans
 ///
@@ -152,7 +152,7 @@ pub async fn list_plans(
     responses(
         (status = 200, description = "The caller's account and plan", body = Me),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
     ))]
 /// The caller's account and plan
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response, Response> {
@@ -185,7 +185,7 @@ pub struct PlanChoice {
         (status = 200, description = "Switched; the new plan applies to the next request", body = Me),
         (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 409, description = "More active keys than the plan allows: revoke some first", body = ErrorResponse),
         (status = 422, description = "No such public plan", body = ErrorResponse),
     ))]
@@ -223,7 +223,7 @@ pub async fn switch_plan(
     responses(
         (status = 200, description = "The caller's keys, newest first", body = KeyList),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
     ))]
 /// List keys
 ///
@@ -247,7 +247,7 @@ pub async fn list_keys(
         (status = 201, description = "Created; `secret` is shown this once", body = IssuedKey),
         (status = 400, description = "The body is not valid JSON", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 422, description = "Invalid fields, each named in `error.fields`", body = ErrorResponse),
         (status = 409, description = "The plan's active-key limit: revoke a key first", body = ErrorResponse),
         (status = 429, description = "Five keys created in 24 hours; `Retry-After` says when the next may be", body = ErrorResponse),
@@ -285,7 +285,7 @@ pub async fn create_key(
         (status = 200, description = "The key", body = KeyView),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
     ))]
 /// Get a key
@@ -305,7 +305,7 @@ pub async fn get_key(
         (status = 200, description = "The key after the change", body = KeyView),
         (status = 400, description = "The body is not valid JSON, or the id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
         (status = 409, description = "The change would make a used-up or expired key active past the plan's active keys (`active_key_limit`)", body = ErrorResponse),
         (status = 422, description = "Invalid fields, each named in `error.fields`", body = ErrorResponse),
@@ -343,7 +343,7 @@ pub async fn update_key(
         (status = 200, description = "Revoked; refused from the next request on", body = KeyView),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
     ))]
 /// Revoke a key
@@ -416,7 +416,7 @@ pub async fn rotate_key(
         (status = 200, description = "The key, its previous secret refused from the next request on", body = KeyView),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
-        (status = 403, description = "The key lacks the scope, or a cross-site request", body = ErrorResponse),
+        (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such key of the caller's", body = ErrorResponse),
     ))]
 /// End a rotation's grace period
