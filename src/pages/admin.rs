@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    forms::{BUTTON, CARD, FormAlert, NeedsScript, SubmitAskingFirst, last_error},
+    forms::{BUTTON, CARD, FormAlert, FormStatus, NeedsScript, SubmitAskingFirst, last_error},
     nav::SignedInOnly,
 };
 use crate::accounts::types::FormError;
@@ -207,11 +207,9 @@ fn AdminUsers() -> impl IntoView {
             <button type="submit" class=BUTTON>"Search"</button>
         </form>
         <FormAlert error />
-        <div role="status">
-            {move || matches!(toggle.value().get(), Some(Ok(_))).then(|| view! {
-                <p class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">"Account status changed."</p>
-            })}
-        </div>
+        <FormStatus message=Signal::derive(move || {
+            matches!(toggle.value().get(), Some(Ok(_))).then_some("Account status changed.")
+        }) />
         <div class=CARD>
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading users…"</p> }>
                 {move || Suspend::new(async move {

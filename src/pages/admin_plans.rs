@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     admin::{AdminOnly, AdminTabs},
     forms::{
-        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastError, LastOutcome, NeedsScript,
-        SubmitAskingFirst, last_error, record_outcome,
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, FormStatus, LastError, LastOutcome,
+        NeedsScript, SubmitAskingFirst, last_error, record_outcome,
     },
 };
 use crate::accounts::types::FormError;
@@ -382,9 +382,7 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                     <h1 class="mb-1 text-3xl font-bold text-slate-900">{d.row.name.clone()}</h1>
                     <NeedsScript what="Retiring a plan" />
                     <p class="mb-6 text-slate-600" data-testid="plan-state">{state}</p>
-                    <div role="status">
-                        {move || done().map(|m| view! { <div class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{m}</div> })}
-                    </div>
+                    <FormStatus message=Signal::derive(done) />
                     <section class=format!("{CARD} mb-6")>
                         <h2 class="mb-3 text-lg font-semibold">"Settings"</h2>
                         <FormAlert error=save_error />

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::{
     admin::{AdminOnly, AuditRow},
     forms::{
-        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, LastOutcome, NeedsScript, SecretToCopy,
-        Submit, SubmitAskingFirst, last_error, record_outcome,
+        BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, FormStatus, LastOutcome, NeedsScript,
+        SecretToCopy, Submit, SubmitAskingFirst, last_error, record_outcome,
     },
 };
 use crate::{
@@ -371,10 +371,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                     <h1 class="mb-1 text-3xl font-bold text-slate-900">{d.display_name.clone()}</h1>
                     <NeedsScript what="Disabling an account, revoking or rotating its keys, or making a reset link" />
                     <p class="mb-6 text-slate-600">{format!("{} · {} · {} · joined {}", d.email, if d.is_admin { "admin" } else { "user" }, status, &d.created_at[..10.min(d.created_at.len())])}</p>
-                    // The live region is there before its message, so it is read.
-                    <div role="status">
-                        {move || done().map(|m| view! { <div class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{m}</div> })}
-                    </div>
+                    <FormStatus message=Signal::derive(done) />
                     <div class="mb-6 grid gap-4 sm:grid-cols-2">
                         <div class=CARD>
                             <p class="text-sm text-slate-500">"Plan"</p>

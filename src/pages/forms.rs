@@ -115,6 +115,20 @@ pub fn FormAlert(error: LastError) -> impl IntoView {
     }
 }
 
+/// The success message of a page's last action, in a live region that is on
+/// the page before its message: one added together with its text is often
+/// not read out.
+#[component]
+pub fn FormStatus(#[prop(into)] message: Signal<Option<&'static str>>) -> impl IntoView {
+    view! {
+        <div role="status">
+            {move || message.get().map(|said| view! {
+                <p class="mb-4 rounded-md border border-emerald-200 bg-emerald-50 p-3 text-sm text-emerald-800">{said}</p>
+            })}
+        </div>
+    }
+}
+
 /// A labelled input. `keep` refills the typed value after a refused submission
 /// (never set it for passwords).
 ///

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     forms::{
-        BUTTON, CARD, FormAlert, LastError, LastOutcome, NeedsScript, SecretToCopy, Submit,
-        focus_by_id, focus_first_invalid, hydrated, last_error, record_outcome,
+        BUTTON, CARD, FormAlert, FormStatus, LastError, LastOutcome, NeedsScript, SecretToCopy,
+        Submit, focus_by_id, focus_first_invalid, hydrated, last_error, record_outcome,
     },
     nav::SignedInOnly,
     playground::RecentKey,
@@ -202,12 +202,7 @@ fn KeysManager() -> impl IntoView {
         <NeedsScript what="Managing keys" />
         <NewKeyDialog fresh />
         <FormAlert error=action_error />
-        // Always there, so that a screen reader reads each message put in it.
-        <div role="status">
-            {move || action_done().map(|done| view! {
-                <p class="mb-4 rounded-md border border-green-200 bg-green-50 p-3 text-sm text-green-800">{done}</p>
-            })}
-        </div>
+        <FormStatus message=Signal::derive(action_done) />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {

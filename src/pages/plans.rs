@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{
-    forms::{BUTTON, FormAlert, NeedsScript, focus_by_id, hydrated, last_error},
+    forms::{BUTTON, FormAlert, FormStatus, NeedsScript, focus_by_id, hydrated, last_error},
     nav::SignedInOnly,
 };
 use crate::{accounts::types::FormError, keys::types::PlanView};
@@ -82,11 +82,7 @@ fn PlanCards() -> impl IntoView {
         <NeedsScript what="Switching plans" />
         <p class="mb-6 text-slate-600">"A plan sets how often your keys may call the models. A switch applies to the next request."</p>
         <FormAlert error />
-        <div role="status">
-            {move || switched().map(|done| view! {
-                <p class="mb-4 rounded-md border border-green-200 bg-green-50 p-3 text-sm text-green-800">{done}</p>
-            })}
-        </div>
+        <FormStatus message=Signal::derive(switched) />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading plans…"</p> }>
             {move || Suspend::new(async move {
                 match plans.await {
