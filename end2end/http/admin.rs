@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Browser, TestApp, spawn_app_with};
+use crate::support::{Browser, TestApp, spawn_app_with, status_and_json};
 
 const ADMIN: [(&str, &str); 2] = [
     ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
@@ -147,8 +147,7 @@ async fn a_correction_the_database_refuses_at_first_is_made_once() {
                 .send()
                 .await
                 .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
+            status_and_json(response).await
         }
     };
     let db = app.db().await;
@@ -307,27 +306,23 @@ async fn a_correction_sent_again_under_its_key_is_made_once() {
             .json(&json!({ "amount": amount, "reason": "goodwill" }))
             .send()
     };
-    let answer = |response: reqwest::Response| async move {
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().await.unwrap())
-    };
     // Sent one after another (found in the ledger)...
     for _ in 0..2 {
-        let (status, body) = answer(post("retry-1", "5").await.unwrap()).await;
+        let (status, body) = status_and_json(post("retry-1", "5").await.unwrap()).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["balance"], "15");
     }
     // ...and all at once (found in memory).
     let at_once = futures::future::join_all((0..6).map(|_| post("burst-2", "1"))).await;
     for response in at_once {
-        let (status, body) = answer(response.unwrap()).await;
+        let (status, body) = status_and_json(response.unwrap()).await;
         assert_eq!(status, 200, "{body}");
     }
     assert_eq!(money(&app, user_id).await, (16_000_000, 16_000_000, 2));
     // The same key for another amount changes nothing.
-    let (status, body) = answer(post("retry-1", "50").await.unwrap()).await;
+    let (status, body) = status_and_json(post("retry-1", "50").await.unwrap()).await;
     assert_eq!(status, 409, "{body}");
-    let (status, body) = answer(post(" ", "1").await.unwrap()).await;
+    let (status, body) = status_and_json(post(" ", "1").await.unwrap()).await;
     assert_eq!(status, 200, "a blank key is no key: {body}");
     assert_eq!(money(&app, user_id).await, (17_000_000, 17_000_000, 3));
     let keys: Vec<Option<String>> = sqlx::query_scalar(

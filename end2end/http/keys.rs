@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::{
     gateway::assert_refused,
-    support::{Browser, TestApp, spawn_app},
+    support::{Browser, TestApp, spawn_app, status_and_json},
 };
 
 async fn signed_in(app: &TestApp, email: &str) -> Browser {
@@ -850,8 +850,7 @@ async fn a_key_gives_no_more_than_its_own_restrictions() {
                 .send()
                 .await
                 .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
+            status_and_json(response).await
         }
     };
     let call = |method, path, body| call_with(&writer, method, path, body);

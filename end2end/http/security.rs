@@ -27,6 +27,14 @@ async fn guess_wrong(app: &TestApp, browser: &Browser, email: &str, times: usize
     }
 }
 
+/// Asserts that `refused` is a throttled sign-in (429) whose message says
+/// whose budget ran out (`"for this account"`, `"from this browser"`, ...).
+fn assert_throttled(refused: &Answer, says: &str) {
+    assert_eq!(refused.status, 429, "{:?}", refused.body);
+    let message = refused.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{message:?} does not say {says:?}");
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_httponly_lax_and_secure_only_over_https() {
     let app = spawn_app().await;
@@ -405,13 +413,7 @@ async fn guessing_at_an_account_does_not_lock_out_a_browser_that_signed_in_befor
     // Its own wrong guesses use its own budget, not the account's.
     guess_wrong(&app, &owner, "owner@example.com", 3).await;
     let refused = app.login(&owner, "owner@example.com", PASSWORD).await;
-    assert_eq!(refused.status, 429);
-    assert!(
-        refused.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("from this browser")
-    );
+    assert_throttled(&refused, "from this browser");
     assert_rejections(&app, "login_known_device", 1).await;
 }
 
@@ -452,13 +454,7 @@ async fn a_password_change_ends_other_browsers_device_cookies() {
     let refused = app
         .login(&thief, "moved@example.com", "wrong-password-2")
         .await;
-    assert_eq!(refused.status, 429);
-    assert!(
-        refused.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("for this account")
-    );
+    assert_throttled(&refused, "for this account");
     let signed_in = app.login(&owner, "moved@example.com", new_password).await;
     assert_eq!(signed_in.status, 200, "{:?}", signed_in.body);
 }
@@ -485,15 +481,7 @@ async fn password_checks_of_a_signed_in_user_are_throttled_too() {
         assert_eq!(change("wrong-password-1").await.status, 422);
     }
     let refused = change(PASSWORD).await;
-    assert_eq!(refused.status, 429, "{:?}", refused.body);
-    assert!(
-        refused.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("for this account"),
-        "{:?}",
-        refused.body
-    );
+    assert_throttled(&refused, "for this account");
     let refused = app
         .call(&b, "account/delete", &[("password", PASSWORD)])
         .await;
@@ -517,13 +505,7 @@ async fn login_attempts_are_throttled_per_client_ip() {
     let refused = app
         .login(&b, "spray9@example.com", "wrong-password-1")
         .await;
-    assert_eq!(refused.status, 429);
-    assert!(
-        refused.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("from this address")
-    );
+    assert_throttled(&refused, "from this address");
 }
 
 #[tokio::test]

@@ -23,6 +23,12 @@ pub struct TestApp {
     _dir: TempDir,
 }
 
+/// A JSON answer's status and body (the body must be JSON).
+pub async fn status_and_json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
 /// Reads `read` until what it gives is `done`, at most `tries` times `every`
 /// apart, and returns the last reading: the server writes some records a few
 /// milliseconds behind its answers.
