@@ -299,9 +299,10 @@ fn runs<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// were formatted one by one, a sixth of the batch's own work.
 struct MultiRow {
     table: &'static str,
+    /// Inserted, or for a deletion the one column that names the rows.
     columns: &'static [&'static str],
-    /// After the values (an upsert's conflict clause).
-    tail: &'static str,
+    /// After the values (an upsert's conflict clause); `None` for a deletion.
+    tail: Option<&'static str>,
     /// Indexed by the run length's log2 (`runs` gives powers of two).
     texts: [OnceLock<String>; ROWS_PER_INSERT.ilog2() as usize + 1],
 }
@@ -315,7 +316,17 @@ impl MultiRow {
         Self {
             table,
             columns,
-            tail,
+            tail: Some(tail),
+            texts: [const { OnceLock::new() }; ROWS_PER_INSERT.ilog2() as usize + 1],
+        }
+    }
+
+    /// Deletes the rows whose `column` is one of the values bound.
+    const fn delete(table: &'static str, column: &'static [&'static str; 1]) -> Self {
+        Self {
+            table,
+            columns: column,
+            tail: None,
             texts: [const { OnceLock::new() }; ROWS_PER_INSERT.ilog2() as usize + 1],
         }
     }
@@ -323,13 +334,16 @@ impl MultiRow {
     /// The statement for `rows` rows, a power of two up to `ROWS_PER_INSERT`.
     fn sql(&self, rows: usize) -> &str {
         self.texts[rows.ilog2() as usize].get_or_init(|| {
+            let columns = self.columns.join(", ");
+            let Some(tail) = self.tail else {
+                let ids = vec!["?"; rows].join(", ");
+                return format!("DELETE FROM {} WHERE {columns} IN ({ids})", self.table);
+            };
             let row = format!("({})", vec!["?"; self.columns.len()].join(", "));
             format!(
-                "INSERT INTO {} ({}) VALUES {}{}",
+                "INSERT INTO {} ({columns}) VALUES {}{tail}",
                 self.table,
-                self.columns.join(", "),
                 vec![row; rows].join(", "),
-                self.tail
             )
         })
     }
@@ -372,6 +386,9 @@ static USAGE_ROWS: MultiRow = MultiRow::new(
     ],
     "",
 );
+static OPENED_HOLDS: MultiRow =
+    MultiRow::new("open_holds", &["id", "user_id", "amount_micros"], "");
+static CLOSED_HOLDS: MultiRow = MultiRow::delete("open_holds", &["id"]);
 static REFUSAL_ROWS: MultiRow = MultiRow::new(
     "gateway_refusals",
     &[
@@ -552,19 +569,26 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for (hold, row) in &batch.holds_opened {
-            sqlx::query("INSERT INTO open_holds (id, user_id, amount_micros) VALUES (?, ?, ?)")
-                .bind(*hold as i64)
-                .bind(row.user_id)
-                .bind(row.amount_micros)
-                .execute(&mut *tx)
-                .await?;
+        // Holds in one statement per run, not one each: a batch holds about
+        // as many as calls run at once, and every statement is a round trip
+        // to the SQLite thread.
+        let opened: Vec<_> = batch.holds_opened.iter().collect();
+        for rows in runs(&opened) {
+            let mut insert = sqlx::query(OPENED_HOLDS.sql(rows.len()));
+            for (hold, row) in rows {
+                insert = insert
+                    .bind(**hold as i64)
+                    .bind(row.user_id)
+                    .bind(row.amount_micros);
+            }
+            insert.execute(&mut *tx).await?;
         }
-        for hold in &batch.holds_closed {
-            sqlx::query("DELETE FROM open_holds WHERE id = ?")
-                .bind(*hold as i64)
-                .execute(&mut *tx)
-                .await?;
+        for rows in runs(&batch.holds_closed) {
+            let mut delete = sqlx::query(CLOSED_HOLDS.sql(rows.len()));
+            for hold in rows {
+                delete = delete.bind(*hold as i64);
+            }
+            delete.execute(&mut *tx).await?;
         }
         for (use_id, end) in &batch.capped_uses_ended {
             super::gateway::end_capped_use(&mut tx, *use_id, *end).await?;
@@ -582,8 +606,8 @@ mod tests {
     use std::time::Duration;
 
     use super::{
-        LEDGER_ROWS, LedgerRow, MultiRow, REFUSAL_ROWS, ROWS_PER_INSERT, USAGE_ROWS, WINDOW_ROWS,
-        runs,
+        CLOSED_HOLDS, HoldRow, LEDGER_ROWS, LedgerRow, MultiRow, OPENED_HOLDS, REFUSAL_ROWS,
+        ROWS_PER_INSERT, USAGE_ROWS, WINDOW_ROWS, runs,
     };
     use crate::store::Store;
 
@@ -624,6 +648,61 @@ mod tests {
         );
     }
 
+    /// Holds open at a batch's write reach the table, with their amounts, and
+    /// leave it with the batch that closes them; one closed in its own batch
+    /// never arrives. Many at once (more than one run of each length).
+    #[tokio::test]
+    async fn open_holds_are_written_and_removed_by_the_batch() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        sqlx::query(
+            "INSERT INTO users (id, email, display_name, password_hash) VALUES (7, 'h@example.com', 'H', 'x')",
+        )
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        let holds = || async {
+            sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT id, user_id, amount_micros FROM open_holds ORDER BY id",
+            )
+            .fetch_all(&store.writer)
+            .await
+            .unwrap()
+        };
+        store.queue(|batch| {
+            for hold in 1..=700u64 {
+                batch.hold_opened(
+                    hold,
+                    HoldRow {
+                        user_id: 7,
+                        amount_micros: hold as i64 * 10,
+                    },
+                );
+            }
+            batch.hold_closed(700);
+        });
+        store.flush().await.unwrap();
+        let written = holds().await;
+        assert_eq!(written.len(), 699);
+        assert!(
+            written
+                .iter()
+                .zip(1..)
+                .all(|(row, id)| *row == (id, 7, id * 10))
+        );
+
+        store.queue(|batch| {
+            for hold in (1..=699).filter(|hold| hold % 3 != 0) {
+                batch.hold_closed(hold);
+            }
+        });
+        store.flush().await.unwrap();
+        let left: Vec<i64> = holds().await.into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(
+            left,
+            (1..=699).filter(|hold| hold % 3 == 0).collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn a_multi_row_statement_has_a_placeholder_for_every_column_of_every_row() {
         let two = MultiRow::new("t", &["a", "b"], " ON CONFLICT DO NOTHING");
@@ -631,7 +710,17 @@ mod tests {
             two.sql(2),
             "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
         );
-        for table in [&LEDGER_ROWS, &WINDOW_ROWS, &USAGE_ROWS, &REFUSAL_ROWS] {
+        assert_eq!(
+            CLOSED_HOLDS.sql(4),
+            "DELETE FROM open_holds WHERE id IN (?, ?, ?, ?)"
+        );
+        for table in [
+            &LEDGER_ROWS,
+            &WINDOW_ROWS,
+            &USAGE_ROWS,
+            &REFUSAL_ROWS,
+            &OPENED_HOLDS,
+        ] {
             for rows in [1, 2, 64, ROWS_PER_INSERT] {
                 let sql = table.sql(rows);
                 // As many values a row as the statement names columns.
