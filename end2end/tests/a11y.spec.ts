@@ -36,6 +36,18 @@ async function check(page: Page, path: string) {
   expect(await serious(page), path).toEqual([]);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   expect(width, `${path} is ${width} px wide`).toBeLessThanOrEqual(320);
+  // A box that scrolls sideways must take the focus itself, so a keyboard
+  // can scroll it (axe accepts a box with a link inside, which a keyboard
+  // user reaches only column by column).
+  const unreachable = await page.evaluate(() =>
+    [...document.querySelectorAll<HTMLElement>("body *")]
+      .filter((e) => {
+        const overflow = getComputedStyle(e).overflowX;
+        return (overflow === "auto" || overflow === "scroll") && e.scrollWidth > e.clientWidth + 1 && e.tabIndex < 0;
+      })
+      .map((e) => e.outerHTML.slice(0, 100)),
+  );
+  expect(unreachable, `${path}: boxes that scroll without taking the focus`).toEqual([]);
 }
 
 test.use({ viewport: { width: 320, height: 800 } });
@@ -70,4 +82,21 @@ test("a page changed in place takes focus to its content, and the skip link reac
   await expect(skip).toBeFocused();
   await page.keyboard.press("Enter");
   await expect(page.locator("main")).toBeFocused();
+});
+
+test("the main menu names an admin page's section, and its tab the page", async ({ page }) => {
+  await logInAsAdmin(page);
+  await page.goto("/admin/plans");
+  await hydrated(page);
+  const menu = page.getByRole("navigation", { name: "Main" });
+  const tabs = page.getByRole("navigation", { name: "Admin" });
+  await expect(menu.getByRole("link", { name: "Admin", exact: true })).toHaveAttribute("aria-current", "true");
+  await expect(tabs.getByRole("link", { name: "Plans" })).toHaveAttribute("aria-current", "page");
+  await expect(tabs.getByRole("link", { name: "Users" })).not.toHaveAttribute("aria-current", /.*/);
+  await expect(menu.locator("[aria-current=page]")).toHaveCount(0);
+  // Followed in the app, the menu follows: the users list is the Admin link's own page.
+  await tabs.getByRole("link", { name: "Users" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  await expect(menu.getByRole("link", { name: "Admin", exact: true })).toHaveAttribute("aria-current", "page");
+  await expect(tabs.getByRole("link", { name: "Users" })).toHaveAttribute("aria-current", "page");
 });

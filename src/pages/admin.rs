@@ -8,7 +8,10 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    forms::{BUTTON, CARD, FormAlert, FormStatus, NeedsScript, SubmitAskingFirst, last_error},
+    forms::{
+        BUTTON, CARD, FormAlert, FormStatus, NeedsScript, ScrollRegion, SubmitAskingFirst,
+        last_error,
+    },
     nav::SignedInOnly,
 };
 use crate::accounts::types::FormError;
@@ -220,6 +223,7 @@ fn AdminUsers() -> impl IntoView {
                             let empty = rows.is_empty();
                             view! {
                             {empty.then(|| view! { <p class="text-slate-500">"No users match."</p> })}
+                            <ScrollRegion label="Users">
                             <table class="w-full text-left text-sm">
                                 <thead class="text-slate-500">
                                     <tr><th class="py-2">"Email"</th><th>"Name"</th><th>"Role"</th><th>"Status"</th><th class="relative"><span class="sr-only">"Actions"</span></th></tr>
@@ -252,6 +256,7 @@ fn AdminUsers() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            </ScrollRegion>
                             <Pager page=page.get_untracked() full href=move |p| format!("/admin?q={q}&page={p}") />
                         }.into_any()},
                         Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
@@ -291,7 +296,7 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
         return view! { <p class="text-sm text-slate-500">"No events."</p> }.into_any();
     }
     view! {
-        <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Audit events">
+        <ScrollRegion label="Audit events">
             <table class="w-full text-left text-sm" data-testid="audit-events">
                 <thead class="text-slate-500">
                     <tr><th class="py-2">"Time (UTC)"</th><th>"Actor"</th><th>"Action"</th><th>"Target"</th><th>"From"</th><th>"Details"</th></tr>
@@ -328,7 +333,7 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
                     }).collect_view()}
                 </tbody>
             </table>
-        </div>
+        </ScrollRegion>
     }.into_any()
 }
 

@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::{
     admin::{AdminOnly, AdminTabs},
-    forms::CARD,
+    forms::{CARD, ScrollRegion},
     usage::BarChart,
 };
 use crate::{
@@ -313,7 +313,7 @@ fn RefusalTable(
         <section class=format!("{CARD} mb-6")>
             <h2 class="mb-3 text-lg font-semibold">{title}</h2>
             {empty.then(|| view! { <p class="text-sm text-slate-500">"None."</p> })}
-            <div class="overflow-x-auto" tabindex="0" role="region" aria-label=title>
+            <ScrollRegion label=title>
                 <table class="w-full text-left text-sm" data-testid=testid>
                     <thead class="text-slate-500"><tr><th class="py-1">"Rule"</th><th>"Address"</th><th>"Key"</th><th>"Referrer"</th><th class="text-right">"Count"</th><th>"Last (UTC)"</th></tr></thead>
                     <tbody>
@@ -329,7 +329,7 @@ fn RefusalTable(
                         }).collect_view()}
                     </tbody>
                 </table>
-            </div>
+            </ScrollRegion>
         </section>
     }
 }

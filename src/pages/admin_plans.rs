@@ -11,7 +11,7 @@ use super::{
     admin::{AdminOnly, AdminTabs},
     forms::{
         BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, FormStatus, LastError, LastOutcome,
-        NeedsScript, SubmitAskingFirst, last_error, record_outcome,
+        NeedsScript, ScrollRegion, SubmitAskingFirst, last_error, record_outcome,
     },
 };
 use crate::accounts::types::FormError;
@@ -245,6 +245,7 @@ fn PlanList() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match plans.await {
                         Ok(rows) => view! {
+                            <ScrollRegion label="Plans">
                             <table class="w-full text-left text-sm" data-testid="plans-table">
                                 <thead class="text-slate-500">
                                     <tr><th class="py-2">"Plan"</th><th>"Status"</th><th class="text-right">"Users"</th><th>"Requests min / hour / day"</th><th class="text-right">"Tokens/min"</th><th class="text-right">"Parallel"</th><th class="text-right">"Credits/month"</th><th class="text-right">"Keys"</th><th>"Models"</th></tr>
@@ -273,6 +274,7 @@ fn PlanList() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
+                            </ScrollRegion>
                         }.into_any(),
                         Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                     }

@@ -13,7 +13,7 @@ use super::{
     admin::{AdminOnly, AuditRow},
     forms::{
         BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, FormStatus, LastOutcome, NeedsScript,
-        SecretToCopy, Submit, SubmitAskingFirst, last_error, record_outcome,
+        ScrollRegion, SecretToCopy, Submit, SubmitAskingFirst, last_error, record_outcome,
     },
 };
 use crate::{
@@ -523,7 +523,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                     <div class="grid gap-4 lg:grid-cols-2">
                         <section class=CARD>
                             <h2 class="mb-3 text-lg font-semibold">"Recent calls"</h2>
-                            <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Recent calls">
+                            <ScrollRegion label="Recent calls">
                             <table class="w-full text-left text-sm">
                                 <thead class="text-slate-500"><tr><th class="py-2">"Time"</th><th>"Model"</th><th>"Status"</th><th class="text-right">"Credits"</th></tr></thead>
                                 <tbody>
@@ -537,7 +537,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
-                            </div>
+                            </ScrollRegion>
                         </section>
                         <section class=CARD>
                             <h2 class="mb-3 text-lg font-semibold">"Audit events"</h2>

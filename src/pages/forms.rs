@@ -255,6 +255,18 @@ pub fn Submit(
 pub const CARD: &str =
     "min-w-0 overflow-x-auto rounded-lg border border-slate-200 bg-white p-6 shadow-sm";
 
+/// A wide table's box: it scrolls sideways on a narrow screen, and as a
+/// named, focusable region a keyboard can scroll it and a screen reader says
+/// what it holds.
+#[component]
+pub fn ScrollRegion(label: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <div class="overflow-x-auto" tabindex="0" role="region" aria-label=label>
+            {children()}
+        </div>
+    }
+}
+
 /// A secret shown once, with a button that copies it and says whether the
 /// browser let it.
 #[component]

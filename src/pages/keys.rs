@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     forms::{
-        BUTTON, CARD, FormAlert, FormStatus, LastError, LastOutcome, NeedsScript, SecretToCopy,
-        Submit, focus_by_id, focus_first_invalid, hydrated, last_error, record_outcome,
+        BUTTON, CARD, FormAlert, FormStatus, LastError, LastOutcome, NeedsScript, ScrollRegion,
+        SecretToCopy, Submit, focus_by_id, focus_first_invalid, hydrated, last_error,
+        record_outcome,
     },
     nav::SignedInOnly,
     playground::RecentKey,
@@ -397,7 +398,7 @@ fn KeyTable(
                     </div>
                 }
             })}
-            <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Your keys">
+            <ScrollRegion label="Your keys">
             <table class="w-full text-left text-sm">
                 <thead class="text-slate-500">
                     <tr>
@@ -462,7 +463,7 @@ fn KeyTable(
                     }).collect_view()}
                 </tbody>
             </table>
-            </div>
+            </ScrollRegion>
         </div>
     }
     .into_any()

@@ -1,10 +1,7 @@
 //! The nav bar, and the session's user that every page can read.
 
 use leptos::prelude::*;
-use leptos_router::{
-    components::{A, Redirect},
-    hooks::use_location,
-};
+use leptos_router::{components::Redirect, hooks::use_location};
 
 use crate::accounts::types::{CurrentUser, FormError};
 
@@ -103,6 +100,30 @@ pub fn ToLogin(next: &'static str) -> impl IntoView {
     view! { <Redirect path=format!("/login?next={next}") /> }
 }
 
+/// A link of the main navigation. It is the current page's
+/// (`aria-current="page"`) only on its own page; on a page under it (the
+/// admin pages under "Admin") it says `aria-current="true"`, the section,
+/// so that a page has one link announced as the page itself in each menu.
+/// Leptos' `<A>` says "page" on both.
+#[component]
+fn NavLink(href: &'static str, class: &'static str, children: Children) -> impl IntoView {
+    let location = use_location();
+    let current = move || {
+        location.pathname.with(|path| {
+            let path = path.trim_end_matches('/');
+            let href = href.trim_end_matches('/');
+            if path == href {
+                Some("page")
+            } else if !href.is_empty() && path.strip_prefix(href)?.starts_with('/') {
+                Some("true")
+            } else {
+                None
+            }
+        })
+    };
+    view! { <a href=href class=class aria-current=current>{children()}</a> }
+}
+
 #[component]
 pub fn NavBar() -> impl IntoView {
     let user = expect_context::<UserResource>();
@@ -112,26 +133,26 @@ pub fn NavBar() -> impl IntoView {
     view! {
         <header class="bg-slate-900 text-slate-100">
             <nav class="mx-auto flex max-w-5xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3" aria-label="Main">
-                <A href="/" attr:class="flex items-center gap-2 text-lg font-semibold tracking-tight">
+                <NavLink href="/" class="flex items-center gap-2 text-lg font-semibold tracking-tight">
                     <span class="inline-block h-3 w-3 rounded-sm bg-amber-400" aria-hidden="true"></span>
                     "Tollgate"
-                </A>
+                </NavLink>
                 <div class="flex flex-1 flex-wrap gap-x-4 gap-y-1 text-sm text-slate-300">
-                    <A href="/" attr:class=link>"Home"</A>
+                    <NavLink href="/" class=link>"Home"</NavLink>
                     <a href="/#quick-start" class=link>"Quick start"</a>
-                    <A href="/docs" attr:class=link>"API docs"</A>
+                    <NavLink href="/docs" class=link>"API docs"</NavLink>
                 </div>
                 <Transition fallback=|| ()>
                     {move || Suspend::new(async move {
                         match user.await {
                             Ok(Some(me)) => view! {
                                 <div class="flex flex-wrap items-center gap-x-4 gap-y-2 text-sm text-slate-300">
-                                    <A href="/keys" attr:class=link>"Keys"</A>
-                                    <A href="/plans" attr:class=link>"Plans"</A>
-                                    <A href="/playground" attr:class=link>"Playground"</A>
-                                    <A href="/usage" attr:class=link>"Usage"</A>
-                                    {me.is_admin.then(|| view! { <A href="/admin" attr:class=link>"Admin"</A> })}
-                                    <A href="/account" attr:class=link>{me.display_name.clone()}</A>
+                                    <NavLink href="/keys" class=link>"Keys"</NavLink>
+                                    <NavLink href="/plans" class=link>"Plans"</NavLink>
+                                    <NavLink href="/playground" class=link>"Playground"</NavLink>
+                                    <NavLink href="/usage" class=link>"Usage"</NavLink>
+                                    {me.is_admin.then(|| view! { <NavLink href="/admin" class=link>"Admin"</NavLink> })}
+                                    <NavLink href="/account" class=link>{me.display_name.clone()}</NavLink>
                                     <ActionForm action=logout>
                                         <button type="submit" class="rounded-md border border-slate-600 px-3 py-1 hover:bg-slate-800">
                                             "Log out"
@@ -141,10 +162,10 @@ pub fn NavBar() -> impl IntoView {
                             }.into_any(),
                             _ => view! {
                                 <div class="flex items-center gap-4 text-sm text-slate-300">
-                                    <A href="/login" attr:class=link>"Log in"</A>
-                                    <A href="/register" attr:class="rounded-md bg-amber-400 px-3 py-1 font-medium text-slate-900 hover:bg-amber-300">
+                                    <NavLink href="/login" class=link>"Log in"</NavLink>
+                                    <NavLink href="/register" class="rounded-md bg-amber-400 px-3 py-1 font-medium text-slate-900 hover:bg-amber-300">
                                         "Register"
-                                    </A>
+                                    </NavLink>
                                 </div>
                             }.into_any(),
                         }

@@ -5,7 +5,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::{forms::CARD, nav::SignedInOnly};
+use super::{
+    forms::{CARD, ScrollRegion},
+    nav::SignedInOnly,
+};
 use crate::{accounts::types::FormError, usage::types::UsageReport};
 
 #[server(endpoint = "usage")]
@@ -117,7 +120,7 @@ fn Report(report: UsageReport) -> impl IntoView {
                 view! { <p class="text-sm text-slate-500">"No calls yet. Try the "<a href="/playground" class="text-amber-700 underline">"playground"</a>"."</p> }.into_any()
             } else {
                 view! {
-                    <div class="overflow-x-auto" tabindex="0" role="region" aria-label="Recent calls">
+                    <ScrollRegion label="Recent calls">
                         <table class="w-full text-left text-sm" data-testid="recent-calls">
                             <thead class="text-slate-500">
                                 <tr><th class="py-2">"Time (UTC)"</th><th>"Key"</th><th>"Model"</th><th>"Status"</th><th class="text-right">"Tokens"</th><th class="text-right">"Credits"</th><th class="text-right">"Latency"</th></tr>
@@ -142,7 +145,7 @@ fn Report(report: UsageReport) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
-                    </div>
+                    </ScrollRegion>
                 }.into_any()
             }}
         </section>
