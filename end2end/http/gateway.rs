@@ -8,7 +8,9 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::{Browser, TestApp, mock_upstream::MockUpstream, read_until, spawn_app_in};
+use crate::support::{
+    Browser, TestApp, mock_upstream::MockUpstream, read_until, spawn_app_in, status_and_json,
+};
 
 /// A model table with the mock as `mock` (1 credit per 1k tokens each way) and
 /// an instant `demo`.
@@ -1520,6 +1522,58 @@ async fn models_and_the_simple_endpoint_use_the_key() {
         .to_ascii_lowercase();
     for name in ["authorization", "x-stainless-os", "openai-organization"] {
         assert!(allowed.contains(name), "{allowed}");
+    }
+}
+
+/// `/response` answers the reply's text however the upstream sent it: a
+/// content given as an array of parts, or only a refusal, is not answered as
+/// an empty string the caller was charged for.
+#[tokio::test]
+async fn the_simple_endpoint_answers_text_parts_and_refusals() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "parts@example.com", 10, 100, None).await;
+    let answer = |message: Value| {
+        json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{ "index": 0, "message": message, "finish_reason": "stop" }],
+            "usage": { "prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9 },
+        })
+    };
+    for (message, content) in [
+        (
+            json!({ "role": "assistant", "content": [
+                { "type": "text", "text": "Hello, " },
+                { "type": "text", "text": "parts." },
+            ] }),
+            "Hello, parts.",
+        ),
+        (
+            json!({ "role": "assistant", "content": null, "refusal": "I can't help with that." }),
+            "I can't help with that.",
+        ),
+        (
+            json!({ "role": "assistant", "content": "Plain.", "refusal": null }),
+            "Plain.",
+        ),
+    ] {
+        s.mock
+            .set(|k| k.raw_answer = Some(answer(message.clone()).to_string()));
+        let response = s
+            .app
+            .client
+            .post(s.app.url("/response"))
+            .header("x-api-key", &key)
+            .json(&json!({ "message": "hello" }))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_and_json(response).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            json!({ "role": "assistant", "content": content }),
+            "{message}"
+        );
     }
 }
 

@@ -100,7 +100,7 @@ pub async fn simple_response(
                     .map_err(|e| GatewayError::Internal(format!("a relayed answer: {e}")))?;
                 Ok(Json(json!({
                     "role": "assistant",
-                    "content": body["choices"][0]["message"]["content"].as_str().unwrap_or_default(),
+                    "content": simple_content(&body["choices"][0]["message"]),
                 }))
                 .into_response())
             }
@@ -109,6 +109,25 @@ pub async fn simple_response(
     }
     .await;
     respond(&state, &meta, &headers, outcome, rate)
+}
+
+/// What `/response` answers as the reply's `content`: the message's text,
+/// also when the upstream sent it as an array of parts (their `text`
+/// joined), or else the model's refusal, so that no reply the caller paid
+/// for comes back empty.
+fn simple_content(message: &Value) -> String {
+    let text = match &message["content"] {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part["text"].as_str())
+            .collect(),
+        _ => String::new(),
+    };
+    match message["refusal"].as_str() {
+        Some(refusal) if text.is_empty() => refusal.to_owned(),
+        _ => text,
+    }
 }
 
 fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayError> {
