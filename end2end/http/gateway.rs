@@ -1103,6 +1103,15 @@ async fn a_client_that_leaves_before_the_answer_gets_its_hold_back() {
     assert_eq!((balance, ledger), (5_000_000 - 14_000, 5_000_000 - 14_000));
 }
 
+/// An upstream failure's message says the prompt was charged.
+fn assert_charged_note(error: &Value) {
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("The prompt was charged, as the model server had read it: each new try is charged again."),
+        "{message}"
+    );
+}
+
 /// A JSON answer whose status and headers came but whose body had not: the
 /// upstream has read the prompt, so a client that leaves then, or a body that
 /// never comes, costs the prompt, as a stream's does.
@@ -1123,8 +1132,12 @@ async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
     s.mock.set(|k| k.body_delay = Duration::from_millis(2500));
     let response = chat(&s.app, &key, body).await;
     assert_eq!(response.status(), 504);
+    // Charged, so the SDKs are told not to retry by themselves (each retry
+    // would be charged too), and the caller is told why.
+    assert_eq!(response.headers()["x-should-retry"], "false");
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "upstream_timeout");
+    assert_charged_note(&error);
     let quiet = (504, Some("upstream_timeout".to_owned()), 14_000);
     assert_eq!(usage_records(&s.app, 2).await, [left, quiet]);
 
@@ -1137,8 +1150,10 @@ async fn a_json_call_costs_its_prompt_once_the_upstream_has_answered() {
         });
         let response = chat(&s.app, &key, hello("mock")).await;
         assert_eq!(response.status(), 502, "{raw}");
+        assert_eq!(response.headers()["x-should-retry"], "false", "{raw}");
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["type"], "api_error", "{raw}");
+        assert_charged_note(&error);
     }
     let records = usage_records(&s.app, 4).await;
     assert_eq!(

@@ -44,6 +44,13 @@ pub enum GatewayError {
         balance: i64,
     },
     Upstream(UpstreamError),
+    /// An upstream failure after the upstream had read the prompt (a body
+    /// cut off, too slow, carrying an error or not OpenAI's): answered as
+    /// [`Self::Upstream`] is, but the prompt was charged, so the answer says
+    /// so and tells the OpenAI SDKs not to retry by themselves
+    /// (`x-should-retry: false`): each retry would be charged again, without
+    /// the caller knowing.
+    AfterPrompt(UpstreamError),
     /// 503: the server stopped the call at the end of its shutdown grace period.
     Stopping,
     /// 503: the database refuses the records a call leaves (the last write
@@ -179,6 +186,13 @@ impl GatewayError {
                 "upstream_error",
                 "The model server failed to answer. Try again.",
             ),
+            Self::AfterPrompt(error) => {
+                let mut api = Self::Upstream(error.clone()).to_api_error();
+                api.message.push_str(
+                    " The prompt was charged, as the model server had read it: each new try is charged again.",
+                );
+                api
+            }
             Self::Stopping => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
@@ -208,7 +222,7 @@ impl GatewayError {
             Self::Internal(detail) => tracing::error!(%detail, "gateway failure"),
             // Its 429s and timeouts too: a caller retries them, and only the
             // log tells the operator the upstream is limiting or slow.
-            Self::Upstream(error)
+            Self::Upstream(error) | Self::AfterPrompt(error)
                 if matches!(
                     self.code(),
                     Some("upstream_error" | "upstream_rate_limited" | "upstream_timeout")
@@ -269,7 +283,8 @@ impl IntoResponse for GatewayError {
                 ..
             })
         ) && self.code() == Some("upstream_error");
-        if matches!(self, Self::NeverFits { .. }) || wait_is_long || upstream_set_up {
+        let charged = matches!(self, Self::AfterPrompt(_));
+        if matches!(self, Self::NeverFits { .. }) || wait_is_long || upstream_set_up || charged {
             response.headers_mut().insert(
                 axum::http::HeaderName::from_static("x-should-retry"),
                 HeaderValue::from_static("false"),

@@ -16,7 +16,10 @@ use crate::{
 /// Queues the refusal of a call (server faults are not refusals, and an
 /// upstream's own refusal of an admitted call is in its usage record).
 pub fn record(store: &Store, meta: &RequestMeta, headers: &HeaderMap, error: &GatewayError) {
-    if matches!(error, GatewayError::Upstream(_)) {
+    if matches!(
+        error,
+        GatewayError::Upstream(_) | GatewayError::AfterPrompt(_)
+    ) {
         return;
     }
     let api = error.to_api_error();

@@ -621,7 +621,7 @@ async fn chat(
             let body = match body {
                 Ok(body) => body,
                 Err(error) => {
-                    let error = GatewayError::Upstream(error);
+                    let error = GatewayError::AfterPrompt(error);
                     bill.settle(error.status().as_u16(), error.code(), &meter);
                     return Err(error);
                 }
@@ -638,7 +638,7 @@ async fn chat(
                     Ok(Answer::Json(out))
                 }
                 Err(error) => {
-                    let error = GatewayError::Upstream(error);
+                    let error = GatewayError::AfterPrompt(error);
                     bill.settle(error.status().as_u16(), error.code(), &meter);
                     Err(error)
                 }
