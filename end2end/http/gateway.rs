@@ -577,6 +577,59 @@ async fn the_minute_limit_answers_429_with_retry_after_and_consumes_nothing_else
 /// Switching plans keeps what the old limits counted: the calls still
 /// running and the requests made this minute count against the new plan, so
 /// switching back and forth gives no fresh burst.
+/// A call the upstream refuses or fails before answering costs nothing from
+/// the user's windows either (minute requests and tokens, hour, day): the
+/// OpenAI SDKs retry an upstream's 429 or 5xx twice by themselves, which
+/// spent a plan of two a minute and answered the plan's own 429.
+#[tokio::test]
+async fn calls_the_upstream_refused_give_back_the_users_windows() {
+    let s = setup(&[]).await;
+    let email = "refused-upstream@example.com";
+    let key = user_with_plan(&s.app, email, 2, 10, None).await;
+    // Two calls' tokens a minute: 1,000 of max_tokens and the prompt each.
+    sqlx::query("UPDATE plans SET tokens_per_minute = 2100 WHERE slug = ?")
+        .bind(format!("test-{email}"))
+        .execute(&s.app.db().await)
+        .await
+        .unwrap();
+    let mut body = hello("mock");
+    body["max_tokens"] = json!(1000);
+    s.mock.set(|k| {
+        k.error_status = Some(reqwest::StatusCode::TOO_MANY_REQUESTS);
+        k.retry_after = Some("1");
+    });
+    for _ in 0..3 {
+        let response = chat(&s.app, &key, body.clone()).await;
+        assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "2");
+        assert_eq!(response.headers()["x-ratelimit-remaining-tokens"], "2100");
+        assert_refused(response, 429, "upstream_rate_limited").await;
+    }
+    s.mock
+        .set(|k| k.error_status = Some(reqwest::StatusCode::INTERNAL_SERVER_ERROR));
+    let response = chat(&s.app, &key, body.clone()).await;
+    assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "2");
+    assert_refused(response, 502, "upstream_error").await;
+    let day = "SELECT COALESCE(SUM(count), 0) FROM limit_windows WHERE subject LIKE 'user:%'";
+    assert_eq!(s.app.db_number(day).await, 0, "hour and day");
+
+    // The plan's windows are whole: two answered calls, then its own 429.
+    s.mock.set(|k| k.error_status = None);
+    for left in ["1", "0"] {
+        let response = chat(&s.app, &key, body.clone()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ratelimit-remaining-requests"], left);
+    }
+    let response = chat(&s.app, &key, body.clone()).await;
+    assert_eq!(response.status(), 429);
+    let code = response.json::<Value>().await.unwrap()["error"]["code"].clone();
+    assert!(
+        code == "tokens_per_minute" || code == "requests_per_minute",
+        "{code}"
+    );
+    assert_eq!(s.mock.requests().len(), 6);
+    assert_eq!(s.app.db_number(day).await, 4, "two calls, hour and day");
+}
+
 #[tokio::test]
 async fn a_plan_switch_keeps_the_running_calls_and_the_minute_used() {
     let s = setup(&[]).await;

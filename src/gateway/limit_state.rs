@@ -134,14 +134,33 @@ impl<K: Hash + Eq + Clone> Returnable<K> {
     /// `taken_until` and whole intervals on; after a fresh start, giving it
     /// back would free the cell of a call that came since.
     pub fn give_back(&self, key: &K, interval: Duration, taken_until: u64) {
-        let interval = i128::from(Nanos::from(interval).as_u64().max(1));
-        if let Some(tat) = self.lock().get_mut(key) {
-            let since = i128::from(*tat) - i128::from(taken_until);
-            if since.rem_euclid(interval) == 0 {
-                *tat = tat.saturating_sub(interval as u64);
-            }
+        let interval = Nanos::from(interval).as_u64();
+        if let Some(tat) = self.lock().get_mut(key)
+            && let Some(back) = without_cells(*tat, taken_until, interval, 1)
+        {
+            *tat = back;
         }
     }
+}
+
+/// The state `tat` with `cells` taken at `taken_until` given back, on
+/// [`Returnable::give_back`]'s rule: `None` when the window started afresh
+/// since, and those cells had come back by themselves.
+fn without_cells(tat: u64, taken_until: u64, interval: u64, cells: u64) -> Option<u64> {
+    let interval = interval.max(1);
+    let since = i128::from(tat) - i128::from(taken_until);
+    (since.rem_euclid(i128::from(interval)) == 0)
+        .then(|| tat.saturating_sub(interval.saturating_mul(cells)))
+}
+
+/// Gives back `cells` taken from a [`Probed`] limiter whose state is `tat`
+/// and whose emission interval is `interval` nanoseconds; `taken_until` is
+/// the state read just after the take. A probe or take meanwhile only sees
+/// a freer window: time and give-backs only free cells.
+pub fn give_back_probed(tat: &AtomicU64, interval: u64, cells: u64, taken_until: u64) {
+    let _ = tat.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+        without_cells(now, taken_until, interval, cells)
+    });
 }
 
 impl<K: Hash + Eq + Clone> StateStore for Returnable<K> {
@@ -269,5 +288,36 @@ mod tests {
         assert!(limiter.check_key(&"b").is_ok());
         assert!(limiter.check_key(&"b").is_ok());
         assert!(limiter.check_key(&"b").is_err());
+    }
+
+    /// A direct limiter's cells given back, several at once (a tokens
+    /// window), on the same rule: whole while no fresh start came since.
+    #[test]
+    fn cells_taken_from_a_probed_limiter_are_given_back() {
+        // A cell every 100 ms, a burst of four.
+        let quota = Quota::with_period(Duration::from_millis(100))
+            .unwrap()
+            .allow_burst(NonZeroU32::new(4).unwrap());
+        let interval = Nanos::from(quota.replenish_interval()).as_u64();
+        let tat = Arc::new(AtomicU64::new(0));
+        let limiter: RateLimiter<NotKeyed, Probed, DefaultClock> = RateLimiter::new(
+            quota,
+            Probed::new(Arc::default(), tat.clone()),
+            DefaultClock::default(),
+        );
+        let three = NonZeroU32::new(3).unwrap();
+        assert!(limiter.check_n(three).unwrap().is_ok());
+        let taken_until = tat.load(Ordering::Acquire);
+        assert!(limiter.check_n(three).unwrap().is_err());
+        give_back_probed(&tat, interval, 3, taken_until);
+        assert!(limiter.check_n(three).unwrap().is_ok());
+
+        // Taken, then the window whole again and a fresh take: the old
+        // cells came back by themselves and free nothing more.
+        let late = tat.load(Ordering::Acquire);
+        std::thread::sleep(Duration::from_millis(450));
+        assert!(limiter.check_n(three).unwrap().is_ok());
+        give_back_probed(&tat, interval, 3, late);
+        assert!(limiter.check_n(three).unwrap().is_err());
     }
 }

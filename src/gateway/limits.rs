@@ -39,7 +39,7 @@ use governor::{
 use super::accounts::{Accounts, Admission, Refused, WindowCheck};
 use super::client_ip::counted_address;
 use super::error::GatewayError;
-use super::limit_state::{Probe, Probed, Returnable};
+use super::limit_state::{Probe, Probed, Returnable, give_back_probed};
 use crate::store::{CappedUseEnd, KeyRecord, PlanRecord, Store, StoreError, Window};
 
 type Direct = RateLimiter<NotKeyed, Probed, DefaultClock, StateInformationMiddleware>;
@@ -57,10 +57,25 @@ pub struct WindowState {
 /// tokens a minute when it sets one.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RateHeaders {
-    tightest: Option<WindowState>,
-    /// Whether `tightest` is one of the client address's windows.
-    tightest_is_address: bool,
+    /// The tightest of the client address's windows.
+    address: Option<WindowState>,
+    /// The tightest of the user's windows.
+    user: Option<WindowState>,
     tokens: Option<WindowState>,
+}
+
+/// The tighter of two windows: fewer requests left, or as many and longer
+/// to wait; of two alike, the one seen first.
+fn tighter(seen: Option<WindowState>, window: WindowState) -> WindowState {
+    match seen {
+        Some(t)
+            if (t.remaining, std::cmp::Reverse(t.reset_secs))
+                <= (window.remaining, std::cmp::Reverse(window.reset_secs)) =>
+        {
+            t
+        }
+        _ => window,
+    }
 }
 
 impl RateHeaders {
@@ -69,23 +84,33 @@ impl RateHeaders {
     }
 
     fn consider_from(&mut self, window: WindowState, address: bool) {
-        let tighter = self.tightest.is_none_or(|t| {
-            (window.remaining, std::cmp::Reverse(window.reset_secs))
-                < (t.remaining, std::cmp::Reverse(t.reset_secs))
-        });
-        if tighter {
-            self.tightest = Some(window);
-            self.tightest_is_address = address;
-        }
+        let slot = if address {
+            &mut self.address
+        } else {
+            &mut self.user
+        };
+        *slot = Some(tighter(*slot, window));
     }
 
     /// The address's windows each got this call back. They keep their order
-    /// among themselves, so the tightest of them stays so, one looser; a
-    /// user's window it may now be looser than is considered again after
-    /// (`routes::gateway` peeks at the user's windows last).
+    /// among themselves, so the tightest of them stays so, one looser.
     fn address_given_back(&mut self) {
-        if let Some(w) = self.tightest.as_mut().filter(|_| self.tightest_is_address) {
-            w.remaining = (w.remaining + 1).min(w.limit);
+        given_back(&mut self.address, 1);
+    }
+
+    /// The user's windows each got this call back, and the tokens window the
+    /// call's `tokens`.
+    fn user_given_back(&mut self, tokens: Option<u64>) {
+        given_back(&mut self.user, 1);
+        if let Some(tokens) = tokens {
+            given_back(&mut self.tokens, tokens);
+        }
+    }
+
+    fn tightest(&self) -> Option<WindowState> {
+        match (self.address, self.user) {
+            (Some(address), user) => Some(tighter(Some(address), user.unwrap_or(address))),
+            (None, user) => user,
         }
     }
 
@@ -97,7 +122,7 @@ impl RateHeaders {
     pub fn apply(&self, headers: &mut HeaderMap) {
         let windows = [
             (
-                self.tightest,
+                self.tightest(),
                 [
                     "x-ratelimit-limit-requests",
                     "x-ratelimit-remaining-requests",
@@ -121,6 +146,13 @@ impl RateHeaders {
                 headers.insert(reset, value);
             }
         }
+    }
+}
+
+/// `window` with `cells` more left, up to its limit.
+fn given_back(window: &mut Option<WindowState>, cells: u64) {
+    if let Some(w) = window {
+        w.remaining = w.remaining.saturating_add(cells).min(w.limit);
     }
 }
 
@@ -268,6 +300,44 @@ pub struct Admit {
     pub _running: Running,
     pub hold: u64,
     pub capped_use: Option<TakenUse>,
+    /// What the call took from the user's windows, given back when the
+    /// upstream fails or refuses the call before answering it.
+    pub windows: UserTaken,
+}
+
+/// Cells taken from one of a user's minute windows, for a give-back: the
+/// window's state shared with its limiter (a plan change since replaces the
+/// limiter, and a give-back to the old one frees nothing), and that state
+/// just after the take.
+pub struct TakenCells {
+    tat: Arc<AtomicU64>,
+    taken_until: u64,
+    interval: u64,
+    cells: u64,
+}
+
+impl TakenCells {
+    fn taken_from(window: &MinuteWindow, cells: u64) -> Self {
+        Self {
+            tat: window.tat.clone(),
+            taken_until: window.tat.load(Ordering::Acquire),
+            interval: interval_nanos(window.limit),
+            cells,
+        }
+    }
+
+    fn give_back(&self) {
+        give_back_probed(&self.tat, self.interval, self.cells, self.taken_until);
+    }
+}
+
+/// What [`Limiters::admit_user`] took from the user's request windows (a
+/// minute's requests and tokens, the hour's and day's requests), for
+/// [`Limiters::give_back_user`].
+pub struct UserTaken {
+    requests: TakenCells,
+    tokens: Option<TakenCells>,
+    windows: Vec<crate::store::WindowId>,
 }
 
 /// The windows' names in the database and in refusals.
@@ -634,7 +704,27 @@ impl Limiters {
             _running: running,
             hold: admitted.hold,
             capped_use: taken,
+            windows: UserTaken {
+                requests: minutes.taken.requests,
+                tokens: minutes.taken.tokens,
+                windows: windows.into_iter().map(|check| check.id).collect(),
+            },
         })
+    }
+
+    /// Gives back what [`Self::admit_user`] took from the user's request
+    /// windows, for a call the upstream failed or refused before answering
+    /// (which costs nothing either), and shows it in `headers`. A minute's
+    /// cell that has come back by itself since is not given again.
+    pub fn give_back_user(&self, accounts: &Accounts, taken: UserTaken, headers: &mut RateHeaders) {
+        taken.requests.give_back();
+        if let Some(tokens) = &taken.tokens {
+            tokens.give_back();
+        }
+        for id in &taken.windows {
+            accounts.uncount(id);
+        }
+        headers.user_given_back(taken.tokens.map(|tokens| tokens.cells));
     }
 
     /// What admission asks last, in its critical section, once the windows
@@ -710,7 +800,21 @@ impl Limiters {
             .check()
             .ok()
             .map(|snapshot| minute_state(u64::from(*rpm), snapshot.remaining_burst_capacity()));
-        Ok((running, MinutesAfter { requests, tokens }))
+        let taken = MinuteCells {
+            requests: TakenCells::taken_from(&limiters.requests, 1),
+            tokens: limiters
+                .tokens
+                .as_ref()
+                .map(|window| TakenCells::taken_from(window, u64::from(n.get()))),
+        };
+        Ok((
+            running,
+            MinutesAfter {
+                requests,
+                tokens,
+                taken,
+            },
+        ))
     }
 
     /// How many of the user's requests a minute are in use now (taken and not
@@ -912,6 +1016,13 @@ fn wait_secs(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> 
 struct MinutesAfter {
     requests: Option<WindowState>,
     tokens: Option<WindowState>,
+    taken: MinuteCells,
+}
+
+/// What a call took from the user's minute windows.
+struct MinuteCells {
+    requests: TakenCells,
+    tokens: Option<TakenCells>,
 }
 
 /// A GCRA minute window: full again after `limit - remaining` emission intervals.

@@ -583,12 +583,18 @@ async fn chat(
         Err(error) => {
             bill.upstream_took(upstream_clock.elapsed());
             let error = GatewayError::Upstream(error);
-            // The upstream never answered: the call costs nothing, nor a capped key's use.
+            // The upstream never answered: the call costs nothing, nor a
+            // capped key's use, nor a request from the user's windows (the
+            // SDKs retry an upstream's 429 or 5xx, and would spend them).
             if let Some(unused) =
                 bill.settle(error.status().as_u16(), error.code(), &Meter::default())
             {
                 unused.give_back().await;
             }
+            state
+                .gateway
+                .limiters
+                .give_back_user(&state.gateway.accounts, admit.windows, rate);
             return Err(error);
         }
     };
