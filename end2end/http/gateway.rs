@@ -476,7 +476,11 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         .set(|k| k.error_status = Some(reqwest::StatusCode::UNAUTHORIZED));
     let response = chat(&s.app, &key, hello("mock")).await;
     assert_eq!(response.headers()["x-should-retry"], "false");
-    assert_refused(response, 502, "upstream_error").await;
+    let (status, body) = status_and_json(response).await;
+    assert_eq!(status, 502);
+    assert_openai_error(&body, "upstream_error");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not set up right"), "{message}");
     // A proxy's timeout in front of the upstream is a timeout; a request too
     // large for it is the caller's to shorten, not to retry.
     for (status, answer, code) in [

@@ -261,3 +261,48 @@ test("a stream that ends after only the role chunk leaves the message unanswered
   await expect(transcript.locator('[data-role="assistant"]')).toHaveCount(0);
   expect(errors).toEqual([]);
 });
+
+test("a message keeps its lines and long words wrap, a missing key is asked for, and a revoked key is not offered", async ({ page }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  await page.setViewportSize({ width: 375, height: 800 });
+  const { key } = await registerAccount(page, "wrap");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByRole("link", { name: "Try it in the playground" }).click();
+  await expect(page.getByLabel("API key")).toHaveValue(key);
+
+  // Typed over two lines, with a word longer than a phone is wide.
+  const long = "x".repeat(150);
+  const message = page.getByLabel("Message");
+  await message.fill("line one");
+  await message.press("Shift+Enter");
+  await message.pressSequentially(`line two ${long}`);
+  await page.getByRole("button", { name: "Send" }).click();
+  const asked = page.getByTestId("transcript").locator('[data-role="user"]').last();
+  await expect(asked).toContainText(long);
+  expect(await asked.evaluate((e) => (e as HTMLElement).innerText)).toContain(`line one\nline two`);
+  expect(await asked.evaluate((e) => e.scrollWidth <= e.clientWidth + 1)).toBe(true);
+  await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
+  expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+
+  // No key: asked for, not reported as a refused call.
+  await page.getByLabel("API key").fill("");
+  await message.fill("hello");
+  await page.getByRole("button", { name: "Send" }).click();
+  const refusal = page.getByTestId("refusal");
+  await expect(refusal).toContainText("No key yet");
+  await expect(refusal).not.toContainText("401");
+
+  // The key is revoked on the keys page: the playground no longer offers it.
+  await page.getByLabel("API key").fill(key);
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await nav.getByRole("link", { name: "Keys" }).click();
+  await expect(page).toHaveURL(/\/keys$/);
+  await page.getByRole("button", { name: "Revoke Primary key" }).click();
+  await page.getByRole("alertdialog", { name: "Confirm revocation" }).getByRole("button", { name: "Revoke" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Revoked." })).toBeVisible();
+  await nav.getByRole("link", { name: "Playground" }).click();
+  await expect(page).toHaveURL(/\/playground$/);
+  await expect(page.getByLabel("API key")).toHaveValue("");
+
+  expect(errors).toEqual([]);
+});

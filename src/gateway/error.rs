@@ -180,6 +180,21 @@ impl GatewayError {
                     upstream_retry_after(self).unwrap_or(1)
                 ),
             ),
+            // The upstream refusing the gateway's own key or model name: the
+            // operator's set-up, which no retry changes.
+            Self::Upstream(UpstreamError::Status {
+                status: status @ (401 | 403 | 404),
+                ..
+            }) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                "upstream_error",
+                match status {
+                    401 => "The model server refused Tollgate's own key (401): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
+                    404 => "The model server does not know this model's name (404): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
+                    _ => format!("The model server refused this call ({status}), and trying again will not help."),
+                },
+            ),
             Self::Upstream(_) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "api_error",

@@ -284,6 +284,13 @@ fn KeyTable(
         .into_any();
     }
     let hydrated = hydrated();
+    // The playground stops offering a key once it is revoked.
+    let recent = expect_context::<RecentKey>();
+    let displays = StoredValue::new(
+        keys.iter()
+            .map(|key| (key.id, key.display.clone()))
+            .collect::<Vec<_>>(),
+    );
     // One key action at a time: a second Rotate sent before the first answers
     // would put the never-seen secret in the grace slot, and the deployed one
     // would stop at once.
@@ -381,6 +388,9 @@ fn KeyTable(
                         <button class="rounded-md bg-red-700 px-3 py-1 text-white" on:click=move |_| {
                             match what {
                                 Confirm::Revoke => {
+                                    displays.with_value(|all| {
+                                        recent.forget_revoked(all.iter().filter(|(id, _)| ids.contains(id)).map(|(_, display)| display.as_str()));
+                                    });
                                     revoke.dispatch(RevokeApiKeys { ids: ids.clone() });
                                     selected.set(BTreeSet::new());
                                 }

@@ -45,12 +45,33 @@ pub fn provide_recent_key() {
 
 impl RecentKey {
     /// Remembers a key just shown to the user, when it may call the models.
+    /// The newest of them: the keys page lists secrets in the order made.
     pub fn remember(&self, issued: &[IssuedKey]) {
         if let Some(key) = issued
             .iter()
+            .rev()
             .find(|k| k.key.scopes.iter().any(|s| s == "chat"))
         {
             self.0.set(Some(key.secret.clone()));
+        }
+    }
+
+    /// Forgets the key remembered when it is one of these being revoked,
+    /// known by their `display` (`tg_live_AbCd…wxyz`: the secret's start
+    /// and end), so the playground does not offer a dead key.
+    pub fn forget_revoked<'a>(&self, displays: impl IntoIterator<Item = &'a str>) {
+        let shows = |secret: &str, display: &str| {
+            display
+                .split_once('…')
+                .is_some_and(|(start, end)| secret.starts_with(start) && secret.ends_with(end))
+        };
+        let displays: Vec<&str> = displays.into_iter().collect();
+        let revoked = self.0.with_untracked(|key| {
+            key.as_deref()
+                .is_some_and(|secret| displays.iter().any(|display| shows(secret, display)))
+        });
+        if revoked {
+            self.0.set(None);
         }
     }
 }
@@ -116,6 +137,10 @@ pub struct Turn {
     /// Stopped by the user: the reply, or the message it answers when
     /// nothing came, says so.
     pub stopped: bool,
+    /// The call failed after part of its reply came: the reply and its
+    /// message say so, and neither is sent again (a model given a broken
+    /// reply as the conversation so far would build on it).
+    pub cut_off: bool,
     /// A reply's prompt and completion tokens, from the stream's usage chunk
     /// (or, once stopped, from its settlement).
     pub usage: Option<(u64, u64)>,
@@ -132,6 +157,7 @@ impl Turn {
             content,
             left_out: false,
             stopped: false,
+            cut_off: false,
             usage: None,
             request_id: None,
             charged: None,
@@ -187,11 +213,29 @@ pub struct Refusal {
     pub code: Option<String>,
     pub message: String,
     pub retry_after_secs: Option<u64>,
+    /// The answer said waiting will not help (`x-should-retry: false`).
+    pub no_retry: bool,
 }
 
 impl Refusal {
+    /// A refusal that no countdown ends: more tokens than the plan's minute
+    /// holds (a tokens window is whole again within a minute, so only such
+    /// a call is told not to retry), or a model set up wrongly upstream.
+    pub fn never_passes(&self) -> bool {
+        self.no_retry
+            && matches!(
+                (self.status, self.code.as_deref()),
+                (429, Some("tokens_per_minute")) | (502, _)
+            )
+    }
+
     /// A heading that says what happened, in the user's words.
     pub fn title(&self) -> String {
+        match (self.status, self.code.as_deref()) {
+            (0, Some("no_key")) => return "No key yet".into(),
+            (0, Some("connection_lost")) => return "The connection to Tollgate broke".into(),
+            _ => {}
+        }
         match self.status {
             0 => "Tollgate could not be reached".into(),
             400 => "The request was refused as invalid".into(),
@@ -213,7 +257,17 @@ impl Refusal {
 
     /// What to do about it.
     pub fn advice(&self) -> &'static str {
+        if self.never_passes() {
+            return if self.status == 429 {
+                "This conversation needs more tokens than your plan allows in a minute, so waiting will not help: clear it, or send a shorter message."
+            } else {
+                "Trying again will not help: pick another model, or tell the operator."
+            };
+        }
         match (self.status, self.code.as_deref()) {
+            (0, Some("connection_lost")) => {
+                "What came before the break is kept above and charged. Check the connection, then send again."
+            }
             (401, Some("api_key_used_up")) => {
                 "This key has made all the calls its usage cap allows. Create a new key on the Keys page."
             }
@@ -232,8 +286,14 @@ impl Refusal {
             (403, _) => {
                 "Check the key's scopes (it needs chat), allowed models, IP allowlist and referrer domains on the Keys page."
             }
-            (413, _) | (400, Some("context_length_exceeded")) => {
+            (413, _) => {
+                "The conversation is larger than this server takes in one request. Clear it, or send a shorter message."
+            }
+            (400, Some("context_length_exceeded")) => {
                 "The conversation is too long for the model. Clear it, or send a shorter message."
+            }
+            (429, Some("parallel_requests")) => {
+                "Another call with your account is still running: wait for it to end, or stop it."
             }
             (503, _) => "Try again in a moment: only what was produced is charged.",
             (429, Some("upstream_rate_limited")) => {
@@ -339,10 +399,11 @@ fn Playground() -> impl IntoView {
         }
         if secret.is_empty() {
             refusal.set(Some(Refusal {
-                status: 401,
-                code: None,
-                message: "Paste one of your keys first.".into(),
+                status: 0,
+                code: Some("no_key".into()),
+                message: "Paste one of your keys, or create one on the Keys page.".into(),
                 retry_after_secs: None,
+                no_retry: false,
             }));
             return;
         }
@@ -498,13 +559,19 @@ fn RateLine(
             let next = countdown.get().map(|at| seconds_left(at, now));
             let (was, after) = match (remaining, next, secs) {
                 (0, Some(0), _) => ("requests were left; one has come back since", String::new()),
-                (0, Some(next), _) => ("requests left", format!("; one comes back in {next} s")),
+                (0, Some(next), _) => (
+                    "requests left",
+                    format!("; one comes back in {}", wait_text(next)),
+                ),
                 (_, _, None) => ("requests left", String::new()),
                 (_, _, Some(0)) => (
                     "requests were left; the window has reset since",
                     String::new(),
                 ),
-                (_, _, Some(secs)) => ("requests left", format!(", the window resets in {secs} s")),
+                (_, _, Some(secs)) => (
+                    "requests left",
+                    format!(", the window resets in {}", wait_text(secs)),
+                ),
             };
             view! {
                 <p class="text-sm text-slate-600" data-testid="requests-remaining">
@@ -532,6 +599,13 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                     let typing = !mine && i == last && streaming.get();
                     let left_out = turn.left_out;
                     let note = match (mine, turn.stopped, left_out) {
+                        _ if turn.cut_off && mine => Some("(its reply was cut off; not sent again)"),
+                        _ if turn.cut_off && turn.charged.is_some() => {
+                            Some("(cut off when the call failed; what came is charged; not sent again)")
+                        }
+                        _ if turn.cut_off => {
+                            Some("(cut off when the call failed; what came is charged, see Usage; not sent again)")
+                        }
                         (true, true, _) => Some("(stopped before an answer; not sent again)"),
                         (true, false, true) => Some("(not answered; not sent again)"),
                         (false, true, _) if turn.charged.is_some() => Some("(stopped; what came is charged)"),
@@ -540,13 +614,15 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                         (_, false, false) => None,
                     };
                     view! {
-                        <li class=if mine { "self-end max-w-[85%] rounded-lg bg-slate-900 px-3 py-2 text-sm text-white" } else { "self-start max-w-[85%] whitespace-pre-wrap rounded-lg bg-slate-100 px-3 py-2 text-sm text-slate-800" }
+                        // As typed: line breaks kept, a long word or address wrapped.
+                        <li class=if mine { "self-end max-w-[85%] whitespace-pre-wrap wrap-anywhere rounded-lg bg-slate-900 px-3 py-2 text-sm text-white" } else { "self-start max-w-[85%] whitespace-pre-wrap wrap-anywhere rounded-lg bg-slate-100 px-3 py-2 text-sm text-slate-800" }
                             class:opacity-60=left_out
                             data-role=turn.role
                             data-left-out=left_out.then_some("true")
-                            data-stopped=turn.stopped.then_some("true")>
+                            data-stopped=turn.stopped.then_some("true")
+                            data-cut-off=turn.cut_off.then_some("true")>
                             {turn.content}
-                            {note.map(|note| view! { <span class="ml-2 text-xs italic">{note}</span> })}
+                            {note.map(|note| view! { <span class="ml-2 inline-block whitespace-normal text-xs italic">{note}</span> })}
                             {turn.usage.map(|(prompt, completion)| view! {
                                 <span class=if mine { "mt-1 block text-xs text-slate-300" } else { "mt-1 block text-xs text-slate-600" } data-testid="reply-usage">
                                     {format!("{prompt} prompt + {completion} completion tokens")}
@@ -587,7 +663,7 @@ fn RefusalPanel(
                         let secs = seconds_left(until, clock.get());
                         view! {
                             <p class="mt-1 font-semibold" data-testid="retry-countdown">
-                                {if secs > 0 { format!("Try again in {secs} s.") } else { "You can try again now.".to_owned() }}
+                                {if secs > 0 { format!("Try again in {}.", wait_text(secs)) } else { "You can try again now.".to_owned() }}
                             </p>
                         }
                     })}
@@ -599,6 +675,22 @@ fn RefusalPanel(
                 </div>
             }
         })
+    }
+}
+
+/// A wait in words: seconds up to two minutes, then minutes, then hours and
+/// minutes (a day's window can be 15 hours off).
+pub fn wait_text(secs: u64) -> String {
+    match secs {
+        0..=120 => format!("{secs} s"),
+        121..=3599 => format!("{} min", secs.div_ceil(60)),
+        _ => {
+            let minutes = secs.div_ceil(60);
+            match minutes % 60 {
+                0 => format!("{} h", minutes / 60),
+                rest => format!("{} h {rest} min", minutes / 60),
+            }
+        }
     }
 }
 
@@ -722,15 +814,15 @@ mod chat {
             });
         }
 
-        /// Looks up what the stopped call (the last turn's, if it was
-        /// stopped: its reply, or its message when no answer came) was
-        /// charged, and shows it on that turn.
-        pub fn charge_of_stopped(&self) {
+        /// Looks up what the last call was charged when it was stopped or cut
+        /// off (its reply, or its message when no answer came: the turn
+        /// last), which no usage chunk says, and shows it on that turn.
+        pub fn charge_of_unfinished(&self) {
             let Some(request_id) = self
                 .turns
                 .try_with_untracked(|t| {
                     t.last()
-                        .filter(|l| l.stopped)
+                        .filter(|l| l.stopped || l.cut_off)
                         .and_then(|l| l.request_id.clone())
                 })
                 .flatten()
@@ -793,15 +885,40 @@ mod chat {
 
         fn refuse(&self, refusal: Refusal) {
             self.ended(false);
+            self.cut_off();
             // A deadline, not a count: timers in a background tab slow down.
             let now = super::now_ms();
             self.clock.try_set(now);
             self.countdown.try_set(
                 refusal
                     .retry_after_secs
+                    .filter(|_| !refusal.never_passes())
                     .map(|secs| now + secs as f64 * 1000.0),
             );
             self.refusal.try_set(Some(refusal));
+        }
+
+        /// A call that failed with part of its reply on screen: the reply
+        /// and its message are marked and left out of later calls.
+        pub fn cut_off(&self) {
+            self.turns.try_update(|t| {
+                let Some(reply) = t
+                    .last_mut()
+                    .filter(|l| l.role == "assistant" && !l.content.is_empty())
+                else {
+                    return;
+                };
+                reply.cut_off = true;
+                reply.left_out = true;
+                let asked = t.len().checked_sub(2);
+                if let Some(asked) = asked
+                    .and_then(|i| t.get_mut(i))
+                    .filter(|l| l.role == "user")
+                {
+                    asked.cut_off = true;
+                    asked.left_out = true;
+                }
+            });
         }
     }
 
@@ -869,9 +986,8 @@ mod chat {
             let stopped = stop.since(generation);
             sink.ended(stopped);
             sink.streaming.try_set(false);
-            if stopped {
-                sink.charge_of_stopped();
-            }
+            // A reply stopped or cut off has no usage chunk: its settlement says.
+            sink.charge_of_unfinished();
         });
         #[cfg(not(feature = "hydrate"))]
         {
@@ -932,6 +1048,7 @@ mod chat {
                 code: None,
                 message: message.to_string(),
                 retry_after_secs: None,
+                no_retry: false,
             }
         }
 
@@ -959,6 +1076,10 @@ mod chat {
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.trim().parse().ok());
+            let no_retry = response
+                .headers()
+                .get("x-should-retry")
+                .is_some_and(|v| v.trim() == "false");
             let body: Value = response.json().await.unwrap_or(Value::Null);
             Refusal {
                 status,
@@ -967,6 +1088,7 @@ mod chat {
                     .as_str()
                     .map_or_else(|| response.status_text(), str::to_owned),
                 retry_after_secs,
+                no_retry,
             }
         }
 
@@ -1055,7 +1177,12 @@ mod chat {
                 let event = match event {
                     Ok(event) => event,
                     Err(_) if stopped() => return,
-                    Err(e) => return sink.refuse(unreachable(format!("the stream broke: {e}"))),
+                    Err(e) => {
+                        return sink.refuse(Refusal {
+                            code: Some("connection_lost".into()),
+                            ..unreachable(format!("The stream broke: {e}."))
+                        });
+                    }
                 };
                 if event.data == "[DONE]" {
                     break;
@@ -1074,6 +1201,7 @@ mod chat {
                             .unwrap_or("the stream ended with an error")
                             .to_owned(),
                         retry_after_secs: None,
+                        no_retry: false,
                     });
                 }
                 if super::answers(&chunk) {
@@ -1169,6 +1297,7 @@ mod tests {
             code: code.map(str::to_owned),
             message: String::new(),
             retry_after_secs: None,
+            no_retry: false,
         };
         assert_eq!(
             refusal(429, Some("requests_per_day")).title(),
@@ -1207,6 +1336,42 @@ mod tests {
         );
         assert!(refusal(413, None).advice().contains("Clear"));
         assert_eq!(refusal(0, None).title(), "Tollgate could not be reached");
+        assert_eq!(
+            refusal(0, Some("connection_lost")).title(),
+            "The connection to Tollgate broke"
+        );
+        assert_eq!(refusal(0, Some("no_key")).title(), "No key yet");
+        assert!(
+            refusal(413, None)
+                .advice()
+                .contains("larger than this server takes")
+        );
+        assert!(
+            refusal(429, Some("parallel_requests"))
+                .advice()
+                .contains("still running")
+        );
+        // Told not to retry: no wait ends a call over the plan's tokens a
+        // minute, nor fixes a model set up wrongly upstream.
+        let never = |status, code| Refusal {
+            no_retry: true,
+            ..refusal(status, code)
+        };
+        assert!(never(429, Some("tokens_per_minute")).never_passes());
+        assert!(
+            never(429, Some("tokens_per_minute"))
+                .advice()
+                .contains("waiting will not help")
+        );
+        assert!(
+            never(502, Some("upstream_error"))
+                .advice()
+                .contains("will not help")
+        );
+        // A day's window is told not to retry too (its wait is hours): it
+        // still counts down.
+        assert!(!never(429, Some("requests_per_day")).never_passes());
+        assert!(!refusal(429, Some("tokens_per_minute")).never_passes());
         assert_eq!(status_of_stream_error(Some("server_stopping")), 503);
         assert_eq!(status_of_stream_error(Some("upstream_timeout")), 504);
         assert_eq!(status_of_stream_error(Some("upstream_error")), 502);
@@ -1312,6 +1477,61 @@ mod tests {
         );
         assert_eq!(call.turns.get_untracked()[1].usage, Some((9, 3)));
         assert_eq!(call.turns.get_untracked()[0].usage, None);
+    }
+
+    /// A call that fails after part of its reply came: the reply and its
+    /// message are marked cut off and not sent again; a failure before any
+    /// reply marks nothing.
+    #[test]
+    fn a_reply_cut_off_by_a_failure_is_marked_and_not_sent_again() {
+        let owner = Owner::new();
+        owner.set();
+        let mut reply = Turn::new("assistant", "Hello from".into());
+        reply.request_id = Some("req-1".into());
+        let turns = vec![
+            Turn::new("user", "Earlier".into()),
+            Turn::new("assistant", "Answer".into()),
+            Turn::new("user", "Hi".into()),
+            reply,
+        ];
+        let failed = sink(turns, true);
+        failed.cut_off();
+        let turns = failed.turns.get_untracked();
+        assert!(turns[3].cut_off && turns[3].left_out);
+        assert!(turns[2].cut_off && turns[2].left_out);
+        assert!(!turns[1].cut_off && !turns[1].left_out);
+        let request = chat::Request {
+            key: String::new(),
+            model: "demo".into(),
+            system: String::new(),
+            history: [turns, vec![Turn::new("user", "Again".into())]].concat(),
+        };
+        let sent: Vec<String> = request.body()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(sent, ["Earlier", "Answer", "Again"]);
+
+        let unanswered = sink(
+            vec![
+                Turn::new("user", "Hi".into()),
+                Turn::new("assistant", String::new()),
+            ],
+            false,
+        );
+        unanswered.cut_off();
+        assert!(unanswered.turns.get_untracked().iter().all(|t| !t.cut_off));
+    }
+
+    #[test]
+    fn waits_are_said_in_seconds_minutes_or_hours() {
+        assert_eq!(wait_text(7), "7 s");
+        assert_eq!(wait_text(120), "120 s");
+        assert_eq!(wait_text(121), "3 min");
+        assert_eq!(wait_text(3600), "1 h");
+        assert_eq!(wait_text(55_277), "15 h 22 min");
     }
 
     #[test]
