@@ -85,6 +85,8 @@ test("a bad key is explained, and a key just shown is offered without pasting", 
   await expect(refusal).toContainText("The key was not accepted (401)");
   await expect(refusal).toContainText("Paste the whole key");
   await expect(page.getByTestId("retry-countdown")).toHaveCount(0);
+  // Its rate-limit headers are the client address's, not a plan's: not shown.
+  await expect(page.getByTestId("requests-remaining")).toHaveCount(0);
   // The refused message stays on screen but is not sent again.
   const asked = page.getByTestId("transcript").locator('[data-role="user"]');
   await expect(asked).toHaveAttribute("data-left-out", "true");

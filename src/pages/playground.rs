@@ -1139,7 +1139,11 @@ mod chat {
                 Err(e) => return sink.refuse(unreachable(e)),
             };
             let now = crate::pages::playground::now_ms();
-            if let Some(rate) = rate_of(&response, now) {
+            // A call refused before its key was known (a bad key or body)
+            // carries the client address's windows, not the plan's the line
+            // stands for: the line keeps what it had.
+            let key_known = !matches!(response.status(), 400 | 401 | 413);
+            if let Some(rate) = rate_of(&response, now).filter(|_| key_known) {
                 sink.clock.try_set(now);
                 sink.rate.try_set(rate);
             }
