@@ -275,7 +275,7 @@ impl Refusal {
                 "This key no longer works. Create a new one on the Keys page."
             }
             (401, _) => {
-                "Paste the whole key (it starts with tg_). Revoked or expired keys stop working; create a new one on the Keys page."
+                "Paste the whole key (it starts with tg_). Revoked or expired keys stop working, as does a rotated key's old secret once its grace period ends; create a new key on the Keys page."
             }
             (402, _) => {
                 "Your balance does not cover this call's worst case: the model's longest reply at its prices. Pick a cheaper model, or get credits from your plan's monthly grant or an admin."
