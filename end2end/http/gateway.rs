@@ -605,6 +605,8 @@ async fn calls_the_upstream_refused_give_back_the_users_windows() {
     for _ in 0..3 {
         let response = chat(&s.app, &key, body.clone()).await;
         assert_eq!(response.headers()["x-ratelimit-remaining-requests"], "2");
+        // Whole again: nothing to wait for.
+        assert_eq!(response.headers()["x-ratelimit-reset-requests"], "0s");
         assert_eq!(response.headers()["x-ratelimit-remaining-tokens"], "2100");
         assert_refused(response, 429, "upstream_rate_limited").await;
     }

@@ -149,10 +149,22 @@ impl RateHeaders {
     }
 }
 
-/// `window` with `cells` more left, up to its limit.
+/// `window` with `cells` more left, up to its limit; whole again, it has
+/// nothing to reset.
 fn given_back(window: &mut Option<WindowState>, cells: u64) {
     if let Some(w) = window {
         w.remaining = w.remaining.saturating_add(cells).min(w.limit);
+        if w.remaining == w.limit {
+            w.reset_secs = 0;
+        }
+    }
+}
+
+/// "1 request", "20 requests".
+fn requests(n: impl std::fmt::Display) -> String {
+    match n.to_string() {
+        one if one == "1" => "1 request".to_owned(),
+        n => format!("{n} requests"),
     }
 }
 
@@ -399,7 +411,10 @@ fn parallel_limit(plan: &PlanRecord) -> Option<usize> {
 fn too_many_running(most: usize) -> GatewayError {
     GatewayError::Limited {
         code: "parallel_requests",
-        message: format!("Your plan allows {most} requests at a time; wait for one to finish."),
+        message: format!(
+            "Your plan allows {} at a time; wait for one to finish.",
+            requests(most)
+        ),
         retry_after_secs: 1,
     }
 }
@@ -778,7 +793,7 @@ impl Limiters {
         if let Err(not_until) = limiter.check() {
             return Err(GatewayError::Limited {
                 code: "requests_per_minute",
-                message: format!("Your plan allows {rpm} requests a minute."),
+                message: format!("Your plan allows {} a minute.", requests(*rpm)),
                 retry_after_secs: wait_secs(&not_until),
             });
         }
@@ -1083,7 +1098,7 @@ fn refusal(
             });
             GatewayError::Limited {
                 code: "requests_per_hour",
-                message: format!("Your plan allows {limit} requests an hour."),
+                message: format!("Your plan allows {} an hour.", requests(limit)),
                 retry_after_secs: buckets.secs_to_hour,
             }
         }
@@ -1099,7 +1114,8 @@ fn refusal(
             GatewayError::Limited {
                 code: "requests_per_day",
                 message: format!(
-                    "Your plan allows {limit} requests a day (the day ends at midnight UTC)."
+                    "Your plan allows {} a day (the day ends at midnight UTC).",
+                    requests(limit)
                 ),
                 retry_after_secs: buckets.secs_to_day,
             }
@@ -1371,5 +1387,11 @@ mod tests {
         // waits well past both, then reads it.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(counted().await, 1);
+    }
+
+    #[test]
+    fn a_limit_of_one_says_request() {
+        assert_eq!(super::requests(1_i64), "1 request");
+        assert_eq!(super::requests(20_u32), "20 requests");
     }
 }

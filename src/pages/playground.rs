@@ -266,7 +266,7 @@ impl Refusal {
         }
         match (self.status, self.code.as_deref()) {
             (0, Some("connection_lost")) => {
-                "What came before the break is kept above and charged. Check the connection, then send again."
+                "What came before the break is kept above; Usage shows what the call was charged. Check the connection, then send again."
             }
             (401, Some("api_key_used_up")) => {
                 "This key has made all the calls its usage cap allows. Create a new key on the Keys page."
@@ -603,8 +603,10 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                         _ if turn.cut_off && turn.charged.is_some() => {
                             Some("(cut off when the call failed; what came is charged; not sent again)")
                         }
+                        // No settlement found (yet): a server that died
+                        // mid-call gives the hold back whole at its restart.
                         _ if turn.cut_off => {
-                            Some("(cut off when the call failed; what came is charged, see Usage; not sent again)")
+                            Some("(cut off when the call failed; not sent again; Usage shows its charge)")
                         }
                         (true, true, _) => Some("(stopped before an answer; not sent again)"),
                         (true, false, true) => Some("(not answered; not sent again)"),
@@ -678,12 +680,15 @@ fn RefusalPanel(
     }
 }
 
-/// A wait in words: seconds up to two minutes, then minutes, then hours and
-/// minutes (a day's window can be 15 hours off).
+/// A wait in words: seconds up to two minutes, then minutes and seconds,
+/// then hours and minutes (a day's window can be 15 hours off).
 pub fn wait_text(secs: u64) -> String {
     match secs {
         0..=120 => format!("{secs} s"),
-        121..=3599 => format!("{} min", secs.div_ceil(60)),
+        121..=3599 => match secs % 60 {
+            0 => format!("{} min", secs / 60),
+            rest => format!("{} min {rest} s", secs / 60),
+        },
         _ => {
             let minutes = secs.div_ceil(60);
             match minutes % 60 {
@@ -1533,7 +1538,8 @@ mod tests {
     fn waits_are_said_in_seconds_minutes_or_hours() {
         assert_eq!(wait_text(7), "7 s");
         assert_eq!(wait_text(120), "120 s");
-        assert_eq!(wait_text(121), "3 min");
+        assert_eq!(wait_text(121), "2 min 1 s");
+        assert_eq!(wait_text(600), "10 min");
         assert_eq!(wait_text(3600), "1 h");
         assert_eq!(wait_text(55_277), "15 h 22 min");
     }
