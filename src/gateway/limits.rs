@@ -349,7 +349,8 @@ impl TakenCells {
 pub struct UserTaken {
     requests: TakenCells,
     tokens: Option<TakenCells>,
-    windows: Vec<crate::store::WindowId>,
+    /// The hour's and the day's.
+    windows: [crate::store::WindowId; 2],
 }
 
 /// The windows' names in the database and in refusals.
@@ -722,7 +723,7 @@ impl Limiters {
             windows: UserTaken {
                 requests: minutes.taken.requests,
                 tokens: minutes.taken.tokens,
-                windows: windows.into_iter().map(|check| check.id).collect(),
+                windows: windows.map(|check| check.id),
             },
         })
     }
