@@ -125,7 +125,7 @@ test("the model list follows the pasted key's allowed models", async ({ page, ba
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
   const model = page.getByLabel("Model");
   // Before a key is pasted, every model in the table is offered.
-  await expect(model.locator("option")).toHaveText(["demo", "demo-lite"]);
+  await expect(model.locator("option")).toHaveText(["demo", "demo-lite", "cut-off"]);
 
   // A key limited to demo-lite offers only it, and the chat uses it.
   await page.getByLabel("API key").fill(liteOnly);
@@ -139,7 +139,7 @@ test("the model list follows the pasted key's allowed models", async ({ page, ba
 
   // Back to an unrestricted key: both again.
   await page.getByLabel("API key").fill(key);
-  await expect(model.locator("option")).toHaveText(["demo", "demo-lite"]);
+  await expect(model.locator("option")).toHaveText(["demo", "demo-lite", "cut-off"]);
   await expect(model).toHaveValue("demo-lite");
 
   expect(errors).toEqual([]);
@@ -305,6 +305,41 @@ test("a message keeps its lines and long words wrap, a missing key is asked for,
   await nav.getByRole("link", { name: "Playground" }).click();
   await expect(page).toHaveURL(/\/playground$/);
   await expect(page.getByLabel("API key")).toHaveValue("");
+
+  expect(errors).toEqual([]);
+});
+
+test("a reply cut off mid-stream is marked, and neither it nor its message is sent again", async ({ page, request }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  const { key } = await registerAccount(page, "cut");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByRole("link", { name: "Try it in the playground" }).click();
+  await expect(page.getByLabel("API key")).toHaveValue(key);
+  // This model's upstream sends two words, then cuts the connection.
+  await page.getByLabel("Model").selectOption("cut-off");
+  const send = async (text: string) => {
+    await page.getByLabel("Message").fill(text);
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
+  };
+  await send("First question");
+  const transcript = page.getByTestId("transcript");
+  const reply = transcript.locator('[data-role="assistant"]').last();
+  await expect(reply).toContainText("Partial reply that breaks");
+  await expect(reply).toHaveAttribute("data-cut-off", "true");
+  await expect(reply).toContainText("(cut off when the call failed; what came is charged; not sent again)");
+  // Its charge, as settled: the two words and the prompt.
+  await expect(reply.getByTestId("reply-usage")).toHaveText(/^[1-9]\d* prompt \+ [1-9]\d* completion tokens, [\d.]+ credits$/);
+  const asked = transcript.locator('[data-role="user"]').last();
+  await expect(asked).toHaveAttribute("data-cut-off", "true");
+  await expect(asked).toContainText("(its reply was cut off; not sent again)");
+  await expect(page.getByTestId("refusal")).toContainText("The model's server failed (502)");
+
+  // The next call carries only the new message.
+  await send("Second question");
+  await expect(transcript.locator('[data-role="assistant"]')).toHaveCount(2);
+  const sent = await (await request.get(`http://127.0.0.1:${process.env.E2E_CUT_PORT}/last`)).json();
+  expect(sent.messages.map((m: { content: string }) => m.content)).toEqual(["Second question"]);
 
   expect(errors).toEqual([]);
 });
