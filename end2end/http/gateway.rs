@@ -105,6 +105,17 @@ async fn chat(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
     chat_at(app, "/v1/chat/completions", key, body).await
 }
 
+/// `POST /response` with the key in `x-api-key`.
+async fn simple_call(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/response"))
+        .header("x-api-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn chat_at(app: &TestApp, path: &str, key: &str, body: Value) -> reqwest::Response {
     app.client
         .post(app.url(path))
@@ -1505,41 +1516,22 @@ async fn models_and_the_simple_endpoint_use_the_key() {
         .unwrap();
     assert_eq!(again["created"], list["data"][1]["created"], "{again}");
 
-    let response = s
-        .app
-        .client
-        .post(s.app.url("/response"))
-        .header("x-api-key", &key)
-        .json(&json!({ "system_prompt": "Be kind.", "message": "hello", "tokens": 50 }))
-        .send()
-        .await
-        .unwrap();
+    let response = simple_call(
+        &s.app,
+        &key,
+        json!({ "system_prompt": "Be kind.", "message": "hello", "tokens": 50 }),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
         body,
         json!({ "role": "assistant", "content": "Hello from the mock upstream." })
     );
-    let response = s
-        .app
-        .client
-        .post(s.app.url("/response"))
-        .header("x-api-key", &key)
-        .json(&json!({ "msg": "x" }))
-        .send()
-        .await
-        .unwrap();
+    let response = simple_call(&s.app, &key, json!({ "msg": "x" })).await;
     assert_refused(response, 400, "invalid_request").await;
     // The fields as an array are not the object asked for.
-    let response = s
-        .app
-        .client
-        .post(s.app.url("/response"))
-        .header("x-api-key", &key)
-        .json(&json!(["be brief", "hi", 3]))
-        .send()
-        .await
-        .unwrap();
+    let response = simple_call(&s.app, &key, json!(["be brief", "hi", 3])).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_openai_error(&body, "invalid_request");
@@ -1632,15 +1624,7 @@ async fn the_simple_endpoint_answers_text_parts_and_refusals() {
     ] {
         s.mock
             .set(|k| k.raw_answer = Some(answer(message.clone()).to_string()));
-        let response = s
-            .app
-            .client
-            .post(s.app.url("/response"))
-            .header("x-api-key", &key)
-            .json(&json!({ "message": "hello" }))
-            .send()
-            .await
-            .unwrap();
+        let response = simple_call(&s.app, &key, json!({ "message": "hello" })).await;
         let (status, body) = status_and_json(response).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
