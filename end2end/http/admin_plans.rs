@@ -11,8 +11,9 @@ use crate::{
     support::TestApp,
 };
 
-/// A demo call's status and `error.code` (when refused).
-async fn call(app: &TestApp, key: &str) -> (u16, Option<String>, Option<String>) {
+/// A demo call's status, `error.code` (when refused), request limit header
+/// and `error.message`.
+async fn call(app: &TestApp, key: &str) -> (u16, Option<String>, Option<String>, String) {
     let response = app
         .client
         .post(app.url("/v1/chat/completions"))
@@ -28,7 +29,11 @@ async fn call(app: &TestApp, key: &str) -> (u16, Option<String>, Option<String>)
         .map(|v| v.to_str().unwrap().to_owned());
     let body: Value = response.json().await.unwrap();
     let code = body["error"]["code"].as_str().map(str::to_owned);
-    (status, code, limit)
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, code, limit, message)
 }
 
 async fn audit_count(app: &TestApp, action: &str, target: &str) -> i64 {
@@ -66,10 +71,12 @@ async fn limit_overrides_replace_the_plans_limits_from_the_next_call() {
     for _ in 0..3 {
         assert_eq!(call(&app, &key).await.0, 200);
     }
-    let (status, code, limit) = call(&app, &key).await;
+    let (status, code, limit, message) = call(&app, &key).await;
     assert_eq!(status, 429);
     assert_eq!(code.as_deref(), Some("requests_per_minute"));
     assert_eq!(limit.as_deref(), Some("3"));
+    // Not the plan's limit: a larger plan would not change it.
+    assert_eq!(message, "Your account's limits allow 3 requests a minute.");
 
     // The form on the user page: a day limit of 3, already used up. Blank
     // fields follow the plan, so the minute override is dropped.
@@ -82,7 +89,7 @@ async fn limit_overrides_replace_the_plans_limits_from_the_next_call() {
         )
         .await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
-    let (status, code, _) = call(&app, &key).await;
+    let (status, code, ..) = call(&app, &key).await;
     assert_eq!((status, code.as_deref()), (429, Some("requests_per_day")));
     let (status, _, html) = page(&app, &admin, &format!("/admin/users/{user_id}")).await;
     assert_eq!(status, 200);
@@ -143,7 +150,7 @@ async fn limit_overrides_replace_the_plans_limits_from_the_next_call() {
         .await
         .unwrap();
     assert_eq!(overridden, 0);
-    let (status, code, _) = call(&app, &key).await;
+    let (status, code, ..) = call(&app, &key).await;
     assert_ne!(code.as_deref(), Some("requests_per_day"), "{status}");
     assert_eq!(
         audit_count(&app, "limits.set", &format!("user:{user_id}")).await,
@@ -246,12 +253,13 @@ async fn admins_create_edit_retire_and_restore_plans() {
     let answer = app.call(&admin, "admin/plans/save", &edit).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(call(&app, &key).await.0, 200);
-    let (status, code, limit) = call(&app, &key).await;
+    let (status, code, limit, message) = call(&app, &key).await;
     assert_eq!(
         (status, code.as_deref()),
         (429, Some("requests_per_minute"))
     );
     assert_eq!(limit.as_deref(), Some("1"));
+    assert_eq!(message, "Your plan allows 1 request a minute.");
     let mut unknown = edit.clone();
     unknown[1] = ("slug", "nosuch");
     assert_eq!(

@@ -409,11 +409,23 @@ fn parallel_limit(plan: &PlanRecord) -> Option<usize> {
     plan.max_parallel.map(|n| positive(n) as usize)
 }
 
-fn too_many_running(most: usize) -> GatewayError {
+/// Whose limits a refusal names: an admin's override replaces the plan's,
+/// and a user told "your plan" would look for a larger plan that changes
+/// nothing.
+fn whose_limits(plan: &PlanRecord) -> &'static str {
+    if plan.limits_overridden {
+        "Your account's limits allow"
+    } else {
+        "Your plan allows"
+    }
+}
+
+fn too_many_running(plan: &PlanRecord, most: usize) -> GatewayError {
     GatewayError::Limited {
         code: "parallel_requests",
         message: format!(
-            "Your plan allows {} at a time; wait for one to finish.",
+            "{} {} at a time; wait for one to finish.",
+            whose_limits(plan),
             requests(most)
         ),
         retry_after_secs: 1,
@@ -627,7 +639,7 @@ impl Limiters {
     fn may_run(&self, user_id: i64, plan: &PlanRecord) -> Result<(), GatewayError> {
         match parallel_limit(plan) {
             Some(most) if self.running(user_id).load(Ordering::Acquire) >= most => {
-                Err(too_many_running(most))
+                Err(too_many_running(plan, most))
             }
             _ => Ok(()),
         }
@@ -642,7 +654,7 @@ impl Limiters {
             most.is_none_or(|most| n < most).then_some(n + 1)
         });
         match (started, most) {
-            (Err(_), Some(most)) => Err(too_many_running(most)),
+            (Err(_), Some(most)) => Err(too_many_running(plan, most)),
             _ => Ok(Running(running)),
         }
     }
@@ -771,7 +783,8 @@ impl Limiters {
                     return Err(GatewayError::Limited {
                         code: "tokens_per_minute",
                         message: format!(
-                            "Your plan allows {tpm} tokens a minute (prompt plus max_tokens); this request needs {tokens}."
+                            "{} {tpm} tokens a minute (prompt plus max_tokens); this request needs {tokens}.",
+                            whose_limits(plan)
                         ),
                         retry_after_secs: wait_secs(&not_until),
                     });
@@ -780,7 +793,8 @@ impl Limiters {
                     return Err(GatewayError::NeverFits {
                         code: "tokens_per_minute",
                         message: format!(
-                            "This request may use {tokens} tokens, more than the {tpm} a minute your plan allows. Lower max_tokens."
+                            "This request may use {tokens} tokens, more than the {tpm} a minute {}. Lower max_tokens.",
+                            whose_limits(plan).to_lowercase()
                         ),
                     });
                 }
@@ -794,7 +808,7 @@ impl Limiters {
         if let Err(not_until) = limiter.check() {
             return Err(GatewayError::Limited {
                 code: "requests_per_minute",
-                message: format!("Your plan allows {} a minute.", requests(*rpm)),
+                message: format!("{} {} a minute.", whose_limits(plan), requests(*rpm)),
                 retry_after_secs: wait_secs(&not_until),
             });
         }
@@ -1099,7 +1113,7 @@ fn refusal(
             });
             GatewayError::Limited {
                 code: "requests_per_hour",
-                message: format!("Your plan allows {} an hour.", requests(limit)),
+                message: format!("{} {} an hour.", whose_limits(plan), requests(limit)),
                 retry_after_secs: buckets.secs_to_hour,
             }
         }
@@ -1115,7 +1129,8 @@ fn refusal(
             GatewayError::Limited {
                 code: "requests_per_day",
                 message: format!(
-                    "Your plan allows {} a day (the day ends at midnight UTC).",
+                    "{} {} a day (the day ends at midnight UTC).",
+                    whose_limits(plan),
                     requests(limit)
                 ),
                 retry_after_secs: buckets.secs_to_day,
