@@ -121,6 +121,7 @@ pub async fn key_holder(
         let client_ip = crate::request_meta::RequestMeta::from_parts(parts).client_ip;
         crate::gateway::restrictions::check_whence(&holder.key, client_ip, &parts.headers)
             .map_err(IntoResponse::into_response)?;
+        state.store.touch_key(holder.key.id);
         Ok(holder)
     };
     let checked = checked.await;

@@ -461,6 +461,9 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         .await;
     let response = chat(&s.app, &elsewhere, hello("mock")).await;
     assert_refused(response, 403, "ip_not_allowed").await;
+    // A key presented from where it may not be used was not used.
+    let sql = "SELECT COUNT(*) FROM api_keys WHERE name = 'ip' AND last_used_at IS NULL";
+    assert_eq!(s.app.db_number(sql).await, 1, "the refused key's last use");
     // Unknown routes under /v1 answer JSON, never a page, and so do
     // OpenAI's paths without /v1 (a client's base URL without it).
     let response = s.app.get("/v1/nothing").await;
@@ -550,6 +553,8 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         )
         .await;
     assert_eq!(chat(&s.app, &mapped, hello("demo")).await.status(), 200);
+    let sql = "SELECT COUNT(*) FROM api_keys WHERE name = 'mapped' AND last_used_at IS NOT NULL";
+    assert_eq!(s.app.db_number(sql).await, 1, "the used key's last use");
 }
 
 #[tokio::test]

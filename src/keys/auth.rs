@@ -130,7 +130,9 @@ pub enum UsesCounted {
     LeaveToTheTake,
 }
 
-/// Verifies `presented` and returns the key with its owner.
+/// Verifies `presented` and returns the key with its owner. The caller marks
+/// the key used (`Store::touch_key`) once its restrictions let the request
+/// through, so "last used" never shows a call the key's restrictions refused.
 pub async fn authenticate(
     store: &Store,
     hasher: &KeyHasher,
@@ -161,7 +163,6 @@ pub async fn authenticate(
     if user.status != UserStatus::Active {
         return Err(KeyAuthError::OwnerDisabled);
     }
-    store.touch_key(record.id);
     let scopes = serde_json::from_str(&record.scopes).unwrap_or_default();
     Ok(KeyHolder {
         key: record,

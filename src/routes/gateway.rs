@@ -241,6 +241,7 @@ async fn models_for_key(
         auth::UsesCounted::Refuse,
     )
     .await?;
+    state.store.touch_key(holder.key.id);
     peek_user(state, holder.user.id, &plan, &admitted.buckets, rate).await;
     let names = state.gateway.models.iter().map(|m| m.name.as_str());
     let created = state.gateway.models.loaded_at;
@@ -507,6 +508,7 @@ async fn chat(
             .get(&request.model)
             .ok_or_else(|| GatewayError::UnknownModel(request.model.clone()))?;
         restrictions::check_model(&holder.key, &plan, &model.name)?;
+        state.store.touch_key(holder.key.id);
 
         let messages = upstream::messages_for(model, &mut request);
         let hold = Hold::worst_case(
