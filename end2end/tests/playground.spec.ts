@@ -343,3 +343,40 @@ test("a reply cut off mid-stream is marked, and neither it nor its message is se
 
   expect(errors).toEqual([]);
 });
+
+test("a longest reply is sent as max_tokens and a reply cut there says so; one that is not a number is explained", async ({ page }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  const key = await register(page, "longest");
+  await page.goto("/playground");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByLabel("API key").fill(key);
+  const longest = page.getByLabel("Longest reply, in tokens (optional)");
+  const problem = page.getByTestId("max-tokens-error");
+  const transcript = page.getByTestId("transcript");
+
+  // Not a number: said beside the field, which takes the focus; nothing is sent.
+  let calls = 0;
+  page.on("request", (r) => {
+    if (r.url().endsWith("/v1/chat/completions")) calls += 1;
+  });
+  await longest.fill("lots");
+  await page.getByLabel("Message").fill("Hello there playground");
+  await page.getByRole("button", { name: "Send" }).click();
+  await expect(problem).toHaveText("Enter a whole number of tokens, 1 or more, or leave it empty.");
+  await expect(longest).toBeFocused();
+  await expect(longest).toHaveAttribute("aria-invalid", "true");
+  await expect(page.getByLabel("Message")).toHaveValue("Hello there playground");
+  await expect(transcript.locator("[data-role]")).toHaveCount(0);
+  expect(calls).toBe(0);
+
+  // Three tokens: sent as max_tokens, and the demo model's reply stops there.
+  await longest.fill("3");
+  await expect(problem).toHaveText("");
+  const sent = page.waitForRequest("**/v1/chat/completions");
+  await page.getByRole("button", { name: "Send" }).click();
+  expect((await sent).postDataJSON().max_tokens).toBe(3);
+  const reply = transcript.locator('[data-role="assistant"]');
+  await expect(reply).toContainText("(cut short at the longest reply)");
+  await expect(reply.getByTestId("reply-usage")).toHaveText(/^[1-9]\d* prompt \+ 3 completion tokens$/);
+  expect(errors).toEqual([]);
+});

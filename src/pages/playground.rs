@@ -141,6 +141,9 @@ pub struct Turn {
     /// message say so, and neither is sent again (a model given a broken
     /// reply as the conversation so far would build on it).
     pub cut_off: bool,
+    /// The reply ended at its longest (`finish_reason: "length"`): the
+    /// longest reply the user set, or the model's own.
+    pub at_longest: bool,
     /// A reply's prompt and completion tokens, from the stream's usage chunk
     /// (or, once stopped, from its settlement).
     pub usage: Option<(u64, u64)>,
@@ -158,6 +161,7 @@ impl Turn {
             left_out: false,
             stopped: false,
             cut_off: false,
+            at_longest: false,
             usage: None,
             request_id: None,
             charged: None,
@@ -259,7 +263,7 @@ impl Refusal {
     pub fn advice(&self) -> &'static str {
         if self.never_passes() {
             return if self.status == 429 {
-                "This conversation needs more tokens than your plan allows in a minute, so waiting will not help: clear it, or send a shorter message."
+                "This conversation and its longest reply need more tokens than your limits allow in a minute, so waiting will not help: set a shorter longest reply, clear the conversation, or send a shorter message."
             } else {
                 "Trying again will not help: pick another model, or tell the operator."
             };
@@ -278,7 +282,7 @@ impl Refusal {
                 "Paste the whole key (it starts with tg_). Revoked or expired keys stop working, as does a rotated key's old secret once its grace period ends; create a new key on the Keys page."
             }
             (402, _) => {
-                "Your balance does not cover this call's worst case: the model's longest reply at its prices. Pick a cheaper model, or get credits from your plan's monthly grant or an admin."
+                "Your balance does not cover this call's worst case: the conversation and the longest reply at the model's prices. Set a shorter longest reply, pick a cheaper model, or get credits from your plan's monthly grant or an admin."
             }
             (403, Some("account_disabled")) => {
                 "Your account is disabled, so its keys do not work. Ask an admin."
@@ -336,6 +340,19 @@ pub fn limit_name(code: &str) -> &'static str {
 
 /// Whether `text` has a whole key's shape (`tg_<env>_` and 50 letters or
 /// digits), so the page asks the API for that key's models only once it does.
+/// The longest reply the user asked for (`max_tokens`): none when the field is
+/// empty, a message when it is not a whole number of tokens.
+pub fn parse_longest_reply(text: &str) -> Result<Option<u32>, &'static str> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<u32>() {
+        Ok(tokens) if tokens > 0 => Ok(Some(tokens)),
+        _ => Err("Enter a whole number of tokens, 1 or more, or leave it empty."),
+    }
+}
+
 pub fn looks_like_key(text: &str) -> bool {
     text.strip_prefix("tg_")
         .and_then(|rest| rest.split_once('_'))
@@ -362,6 +379,9 @@ fn Playground() -> impl IntoView {
     let key = RwSignal::new(recent.unwrap_or_default());
     let model = RwSignal::new(String::new());
     let system = RwSignal::new(String::new());
+    // The longest reply, as typed, and why it cannot be sent.
+    let longest = RwSignal::new(String::new());
+    let longest_error = RwSignal::new(None::<&'static str>);
     let draft = RwSignal::new(String::new());
     let turns = RwSignal::new(Vec::<Turn>::new());
     let streaming = RwSignal::new(false);
@@ -397,6 +417,14 @@ fn Playground() -> impl IntoView {
         if message.is_empty() || streaming.get_untracked() {
             return;
         }
+        let max_tokens = match parse_longest_reply(&longest.get_untracked()) {
+            Ok(max_tokens) => max_tokens,
+            Err(problem) => {
+                longest_error.set(Some(problem));
+                super::forms::focus_by_id("pg-max-tokens");
+                return;
+            }
+        };
         if secret.is_empty() {
             refusal.set(Some(Refusal {
                 status: 0,
@@ -416,6 +444,7 @@ fn Playground() -> impl IntoView {
             key: secret,
             model: model.get_untracked(),
             system: system.get_untracked(),
+            max_tokens,
             history: turns.get_untracked(),
         };
         turns.update(|t| t.push(Turn::new("assistant", String::new())));
@@ -497,6 +526,25 @@ fn Playground() -> impl IntoView {
                         disabled=move || !hydrated.get()
                         prop:value=move || system.get()
                         on:input=move |ev| system.set(event_target_value(&ev))></textarea>
+                </div>
+                <div>
+                    <label for="pg-max-tokens" class=LABEL>"Longest reply, in tokens (optional)"</label>
+                    <input id="pg-max-tokens" type="text" inputmode="numeric" autocomplete="off" class=INPUT
+                        placeholder="the model's longest"
+                        disabled=move || !hydrated.get()
+                        aria-describedby="pg-max-tokens-hint pg-max-tokens-error"
+                        aria-invalid=move || longest_error.get().is_some().to_string()
+                        prop:value=move || longest.get()
+                        on:input=move |ev| {
+                            longest.set(event_target_value(&ev));
+                            longest_error.set(None);
+                        } />
+                    <p id="pg-max-tokens-hint" class="mt-1 text-xs text-slate-500">
+                        "Sent as max_tokens. Credits are held for the longest reply until the call ends, so a shorter one needs fewer credits and fewer of your tokens a minute."
+                    </p>
+                    <p id="pg-max-tokens-error" class="mt-1 text-sm text-red-700" data-testid="max-tokens-error">
+                        {move || longest_error.get()}
+                    </p>
                 </div>
             </section>
             <section class=format!("{CARD} md:col-span-2 flex flex-col") aria-label="Conversation">
@@ -613,6 +661,9 @@ fn Transcript(turns: RwSignal<Vec<Turn>>, streaming: RwSignal<bool>) -> impl Int
                         (false, true, _) if turn.charged.is_some() => Some("(stopped; what came is charged)"),
                         (false, true, _) => Some("(stopped; what came is charged, see Usage)"),
                         (false, false, true) => Some("(no text in the reply)"),
+                        (false, false, false) if turn.at_longest => {
+                            Some("(cut short at the longest reply)")
+                        }
                         (_, false, false) => None,
                     };
                     view! {
@@ -757,6 +808,8 @@ mod chat {
         pub key: String,
         pub model: String,
         pub system: String,
+        /// The longest reply, when the user set one.
+        pub max_tokens: Option<u32>,
         pub history: Vec<Turn>,
     }
 
@@ -772,12 +825,16 @@ mod chat {
                     .filter(|t| !t.left_out)
                     .map(|t| serde_json::json!({ "role": t.role, "content": t.content })),
             );
-            serde_json::json!({
+            let mut body = serde_json::json!({
                 "model": self.model,
                 "messages": messages,
                 "stream": true,
                 "stream_options": { "include_usage": true },
-            })
+            });
+            if let Some(max_tokens) = self.max_tokens {
+                body["max_tokens"] = max_tokens.into();
+            }
+            body
         }
     }
 
@@ -849,6 +906,17 @@ mod chat {
                     }
                 });
             });
+        }
+
+        /// Notes a reply that ended at its longest.
+        fn finished(&self, reason: &str) {
+            if reason == "length" {
+                self.turns.try_update(|t| {
+                    if let Some(last) = t.last_mut().filter(|l| l.role == "assistant") {
+                        last.at_longest = true;
+                    }
+                });
+            }
         }
 
         fn append(&self, delta: &str) {
@@ -1219,6 +1287,9 @@ mod chat {
                 if let Some(delta) = chunk["choices"][0]["delta"]["content"].as_str() {
                     sink.append(delta);
                 }
+                if let Some(reason) = chunk["choices"][0]["finish_reason"].as_str() {
+                    sink.finished(reason);
+                }
                 if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
                     sink.counted(usage);
                 }
@@ -1270,6 +1341,7 @@ mod tests {
             key: "tg_live_x".into(),
             model: "demo".into(),
             system: "Be brief.".into(),
+            max_tokens: None,
             history: vec![
                 Turn::new("user", "Hi".into()),
                 Turn::new("assistant", "Hello".into()),
@@ -1287,6 +1359,7 @@ mod tests {
             .map(|m| m["role"].as_str().unwrap())
             .collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        assert!(body.get("max_tokens").is_none(), "the model's own longest");
         assert!(
             !body.to_string().contains("tg_live_x"),
             "the key goes in a header only"
@@ -1294,9 +1367,21 @@ mod tests {
 
         let blank = chat::Request {
             system: "  ".into(),
+            max_tokens: Some(64),
             ..request
         };
         assert_eq!(blank.body()["messages"][0]["role"], "user");
+        assert_eq!(blank.body()["max_tokens"], 64);
+    }
+
+    #[test]
+    fn the_longest_reply_is_a_whole_number_or_nothing() {
+        assert_eq!(parse_longest_reply(""), Ok(None));
+        assert_eq!(parse_longest_reply("  "), Ok(None));
+        assert_eq!(parse_longest_reply(" 256 "), Ok(Some(256)));
+        for wrong in ["0", "-5", "1.5", "lots", "99999999999"] {
+            assert!(parse_longest_reply(wrong).is_err(), "{wrong}");
+        }
     }
 
     #[test]
@@ -1396,6 +1481,7 @@ mod tests {
             key: String::new(),
             model: "demo".into(),
             system: String::new(),
+            max_tokens: None,
             history: vec![refused, Turn::new("user", "Hi again".into())],
         };
         let body = request.body();
@@ -1513,6 +1599,7 @@ mod tests {
             key: String::new(),
             model: "demo".into(),
             system: String::new(),
+            max_tokens: None,
             history: [turns, vec![Turn::new("user", "Again".into())]].concat(),
         };
         let sent: Vec<String> = request.body()["messages"]
