@@ -77,5 +77,13 @@ pub fn request_span<B>(request: &Request<B>) -> Span {
         method = %request.method(),
         path = %request.uri().path(),
         request_id = %request_id,
+        model = tracing::field::Empty,
     )
+}
+
+/// Names the model a failing call asked for in its request's log lines, so
+/// the operator sees which upstream failed. Recorded only on failure: it
+/// costs a formatted field, on every call's path otherwise.
+pub fn note_model(model: &str) {
+    tracing::Span::current().record("model", model);
 }

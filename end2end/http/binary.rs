@@ -415,6 +415,62 @@ async fn stream_demo(base: &str, key: &str) -> reqwest::Response {
     call
 }
 
+/// An upstream failure's log line names the model called and what the
+/// upstream answered (a used-up quota's 429, though the caller gets 502), so
+/// the operator can tell which of several upstreams is failing and why.
+#[tokio::test]
+async fn an_upstream_failure_is_logged_with_its_model_and_the_upstreams_status() {
+    use crate::support::mock_upstream::MockUpstream;
+    let mock = MockUpstream::start().await;
+    mock.set(|k| {
+        k.error_status = Some(axum::http::StatusCode::TOO_MANY_REQUESTS);
+        k.error_code = Some("insufficient_quota");
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("models.toml"),
+        format!(
+            "[[model]]\nname = \"out-of-quota\"\nprovider = \"openai\"\nbase_url = \"{}\"\nupstream_model = \"m\"\ninput_price = \"1\"\noutput_price = \"1\"\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    let (mut child, addr) = start_with(dir.path(), &[("TOLLGATE_MODELS", "models.toml")]).await;
+    let base = format!("http://{addr}");
+    let key = one_time_key(&base, "quota@example.com").await;
+    let response = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({
+            "model": "out-of-quota",
+            "messages": [{ "role": "user", "content": "hi" }],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    signal(&child, "-TERM");
+    child.wait().await.unwrap();
+    let log: String = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let failed: serde_json::Value = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "upstream failed")
+        .unwrap_or_else(|| panic!("no upstream failure logged: {log}"));
+    assert_eq!(failed["span"]["request_id"], request_id.as_str());
+    assert_eq!(failed["span"]["model"], "out-of-quota", "{failed}");
+    let error = failed["fields"]["error"].as_str().unwrap();
+    assert!(error.starts_with("the upstream answered 429: "), "{error}");
+    assert!(error.contains("insufficient_quota"), "{error}");
+}
+
 /// SIGTERM with a stream running past the grace period: the stream is
 /// stopped, the caller gets the `server_stopping` event before the process
 /// exits, and what was sent is charged.

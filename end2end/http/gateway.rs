@@ -495,6 +495,26 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
     assert_openai_error(&body, "upstream_error");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("not set up right"), "{message}");
+    // Nor will a used-up quota (OpenAI's 429 `insufficient_quota`), nor a
+    // 404, which a base URL without its `/v1` gets for every model.
+    for (status, code, said) in [
+        (429, Some("insufficient_quota"), "no quota left"),
+        (404, None, "an address that is not its API"),
+    ] {
+        s.mock.set(|k| {
+            k.error_status = Some(reqwest::StatusCode::from_u16(status).unwrap());
+            k.error_code = code;
+        });
+        let response = chat(&s.app, &key, hello("mock")).await;
+        assert_eq!(response.headers()["x-should-retry"], "false", "{status}");
+        assert!(response.headers().get("retry-after").is_none(), "{status}");
+        let (answered, body) = status_and_json(response).await;
+        assert_eq!(answered, 502, "{status}");
+        assert_openai_error(&body, "upstream_error");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(said), "{message}");
+    }
+    s.mock.set(|k| k.error_code = None);
     // A proxy's timeout in front of the upstream is a timeout; a request too
     // large for it is the caller's to shorten, not to retry.
     for (status, answer, code) in [
@@ -528,6 +548,8 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         k.redirect_to = Some(format!("{}/chat/completions", elsewhere.base_url()));
     });
     let response = chat(&s.app, &key, hello("mock")).await;
+    // The table's address is wrong: a retry goes the same way.
+    assert_eq!(response.headers()["x-should-retry"], "false");
     assert_refused(response, 502, "upstream_error").await;
     assert!(elsewhere.requests().is_empty());
     s.mock.set(|k| {
@@ -2362,6 +2384,8 @@ async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
     streamed["stream"] = json!(true);
     for body in [hello("mock"), streamed.clone()] {
         let response = chat(&s.app, &key, body).await;
+        // The table's address is a site, which a retry reaches again.
+        assert_eq!(response.headers()["x-should-retry"], "false");
         assert_refused(response, 502, "upstream_error").await;
     }
     s.mock.set(|k| {
@@ -2369,6 +2393,8 @@ async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
         k.content_type = Some("application/json");
     });
     let response = chat(&s.app, &key, streamed.clone()).await;
+    // An error the upstream sent may pass: the SDKs may try again.
+    assert!(response.headers().get("x-should-retry").is_none());
     assert_refused(response, 502, "upstream_error").await;
     // An empty body so labelled is no answer either: read again once ended,
     // it panicked the server, which dropped the connection (a stream) or

@@ -180,19 +180,25 @@ impl GatewayError {
                     upstream_retry_after(self).unwrap_or(1)
                 ),
             ),
-            // The upstream refusing the gateway's own key or model name: the
+            // The upstream refusing the gateway's own key, the model name or
+            // the account's quota, or not answering as an API: the
             // operator's set-up, which no retry changes.
             Self::Upstream(UpstreamError::Status {
-                status: status @ (401 | 403 | 404),
+                set_up: true,
+                answered,
                 ..
             }) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "api_error",
                 "upstream_error",
-                match status {
+                match answered {
                     401 => "The model server refused Tollgate's own key (401): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
-                    404 => "The model server does not know this model's name (404): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
-                    _ => format!("The model server refused this call ({status}), and trying again will not help."),
+                    // Not only an unknown model name: a `base_url` without
+                    // its `/v1` gets the server's 404 for every path.
+                    404 => "The model server answered 404 (an unknown model name, or an address that is not its API): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
+                    429 => "The model server refused this call: the operator's account with it has no quota left, and trying again will not help. Tell the operator.".to_owned(),
+                    403 => "The model server refused this call (403), and trying again will not help.".to_owned(),
+                    _ => "The model server did not answer as an OpenAI-compatible API (a web page, a redirect or no body): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
                 },
             ),
             Self::Upstream(_) => ApiError::new(
@@ -289,15 +295,13 @@ impl IntoResponse for GatewayError {
         // it: the Node SDK sleeps whatever Retry-After says (hours, for a
         // day's window) before it gives up.
         let wait_is_long = matches!(retry_after, Some(secs) if secs > 60);
-        // An upstream refusing the gateway's own key or model (401, 403,
-        // 404: the operator's set-up) answers the same to every retry.
+        // An upstream refusing the gateway's own key or model, or not
+        // answering as an API (the operator's set-up) answers the same to
+        // every retry.
         let upstream_set_up = matches!(
             self,
-            Self::Upstream(UpstreamError::Status {
-                status: 401 | 403 | 404,
-                ..
-            })
-        ) && self.code() == Some("upstream_error");
+            Self::Upstream(UpstreamError::Status { set_up: true, .. })
+        );
         let charged = matches!(self, Self::AfterPrompt(_));
         if matches!(self, Self::NeverFits { .. }) || wait_is_long || upstream_set_up || charged {
             response.headers_mut().insert(

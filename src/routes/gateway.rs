@@ -584,6 +584,7 @@ async fn chat(
         Ok(reply) => reply,
         Err(error) => {
             bill.upstream_took(upstream_clock.elapsed());
+            crate::telemetry::note_model(&model.name);
             let error = GatewayError::Upstream(error);
             // The upstream never answered: the call costs nothing, nor a
             // capped key's use, nor a request from the user's windows (the
@@ -629,6 +630,7 @@ async fn chat(
             let body = match body {
                 Ok(body) => body,
                 Err(error) => {
+                    crate::telemetry::note_model(&model.name);
                     let error = GatewayError::AfterPrompt(error);
                     bill.settle(error.status().as_u16(), error.code(), &meter);
                     return Err(error);
@@ -646,6 +648,7 @@ async fn chat(
                     Ok(Answer::Json(out))
                 }
                 Err(error) => {
+                    crate::telemetry::note_model(&model.name);
                     let error = GatewayError::AfterPrompt(error);
                     bill.settle(error.status().as_u16(), error.code(), &meter);
                     Err(error)
@@ -836,6 +839,7 @@ impl Forward {
 
     /// Ends the stream with an error event, settling what was sent.
     fn fail(&mut self, error: GatewayError, out: &mut Vec<u8>) {
+        crate::telemetry::note_model(&self.model);
         error.log();
         let api = error.to_api_error();
         self.settle(api.status.as_u16(), api.code);

@@ -388,16 +388,23 @@ impl PriceValue {
 pub enum UpstreamError {
     #[error("the upstream did not answer in time ({0})")]
     Timeout(&'static str),
-    /// An error status, or an error in a success's body (as 502). `code` and
-    /// `param` are what the upstream's error named, when the code is one of
-    /// OpenAI's; `retry_after_secs` is what a 429 asked the caller to wait.
-    #[error("the upstream answered {status}: {message}")]
+    /// An error status, or an error in a success's body (as 502). `status`
+    /// is what the caller's answer stands for, `answered` the status the
+    /// upstream sent (a used-up quota's 429 is a 502 for the caller; the
+    /// operator's log says 429). `code` and `param` are what the upstream's
+    /// error named, when the code is one of OpenAI's; `retry_after_secs` is
+    /// what a 429 asked the caller to wait. `set_up` says the answer comes
+    /// from how the operator set the model up (the gateway's key, the model
+    /// name, the address, the account's quota), which no retry changes.
+    #[error("the upstream answered {answered}: {message}")]
     Status {
         status: u16,
+        answered: u16,
         message: String,
         code: Option<&'static str>,
         param: Option<String>,
         retry_after_secs: Option<u64>,
+        set_up: bool,
     },
     #[error("the upstream could not be reached: {0}")]
     Transport(String),
@@ -414,10 +421,26 @@ impl UpstreamError {
     pub fn status(status: u16, message: String) -> Self {
         Self::Status {
             status,
+            answered: status,
             message,
             code: None,
             param: None,
             retry_after_secs: None,
+            set_up: false,
+        }
+    }
+
+    /// The model's set-up made the upstream refuse the call (see `set_up`):
+    /// the caller gets a 502 that says so, whatever `answered` was.
+    pub fn set_up(answered: u16, message: String) -> Self {
+        Self::Status {
+            status: 502,
+            answered,
+            message,
+            code: None,
+            param: None,
+            retry_after_secs: None,
+            set_up: true,
         }
     }
 }

@@ -69,6 +69,21 @@ pub async fn complete(
         .map_err(|_| UpstreamError::Timeout(which))?
         .map_err(transport)?;
     let status = response.status();
+    // An API does not redirect: a redirect is a `base_url` that is not the
+    // API's (http for https, a path without `/v1`). Where it pointed is for
+    // the operator's log.
+    if status.is_redirection() {
+        let to = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|to| to.to_str().ok())
+            .unwrap_or("nowhere given");
+        let to: String = to.chars().take(200).collect();
+        return Err(UpstreamError::set_up(
+            status.as_u16(),
+            format!("a redirect to {to}, which Tollgate does not follow: check base_url"),
+        ));
+    }
     if !status.is_success() {
         let retry_after_secs = retry_after(response.headers());
         // As much of the message as came in time and within the limit.
@@ -117,7 +132,11 @@ pub async fn complete(
             {
                 head.extend_from_slice(&bytes);
             }
-            return Err(wrong_kind(&media, &String::from_utf8_lossy(&head)));
+            return Err(wrong_kind(
+                status.as_u16(),
+                &media,
+                &String::from_utf8_lossy(&head),
+            ));
         }
         body = futures::stream::once(std::future::ready(Ok(Bytes::from(head))))
             .chain(body)
@@ -446,15 +465,29 @@ fn is_json(media: &str) -> bool {
     media == "application/json" || media.ends_with("+json")
 }
 
-/// A success whose body is not the kind asked for (`media`): the upstream's
-/// failure, with its error's message when it sent one.
-fn wrong_kind(media: &str, text: &str) -> UpstreamError {
+/// A success (`answered`) whose body is not the kind asked for (`media`):
+/// the upstream's failure, with its error's message when it sent one. A web
+/// page, or no body, is the model's set-up (a `base_url` that is a site, a
+/// login portal, a server that cannot stream), which no retry changes.
+fn wrong_kind(answered: u16, media: &str, text: &str) -> UpstreamError {
     let error = serde_json::from_str::<Value>(text)
         .ok()
         .filter(|answer| !answer["error"].is_null());
+    let media = if media.is_empty() {
+        "no content type"
+    } else {
+        media
+    };
     match error {
         Some(_) => refusal(502, text, None),
-        None => UpstreamError::status(502, format!("it answered {media}, not a chat completion")),
+        None if text.trim().is_empty() => UpstreamError::set_up(
+            answered,
+            format!("it answered an empty body ({media}), not a chat completion"),
+        ),
+        None => UpstreamError::set_up(
+            answered,
+            format!("it answered {media}, not a chat completion"),
+        ),
     }
 }
 
@@ -468,6 +501,7 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
     if matches!(status, 408 | 504 | 524) {
         return UpstreamError::Timeout("its own");
     }
+    let answered = status;
     let parsed: Option<Value> = serde_json::from_str(text).ok();
     let error = parsed.as_ref().map(|answer| &answer["error"]);
     let field = |name: &str| error.and_then(|e| e[name].as_str());
@@ -484,14 +518,18 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
         .into_iter()
         .find_map(Value::as_str)
     });
-    // OpenAI answers a used-up account 429 too, with no Retry-After: waiting
-    // a second does not help, so it is the upstream's failure (502, logged),
-    // not a rate limit for the caller to retry.
-    let status = if status == 429 && field("code") == Some("insufficient_quota") {
-        502
-    } else {
-        status
-    };
+    // OpenAI answers a used-up account 429 too, with no Retry-After: no
+    // wait helps, so it is the operator's set-up (502, logged), not a rate
+    // limit for the caller to retry.
+    if status == 429 && field("code") == Some("insufficient_quota") {
+        let message = message.unwrap_or("no message");
+        return UpstreamError::set_up(
+            status,
+            format!(
+                "the account behind Tollgate's key has no quota left (insufficient_quota): {message}"
+            ),
+        );
+    }
     // OpenRouter refuses input its moderation flags with a 403 that names the
     // reasons: the caller's to change, as OpenAI's own 400
     // `content_policy_violation` is, not the gateway's failure (502) for the
@@ -505,12 +543,15 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
     };
     UpstreamError::Status {
         status,
+        answered,
         message: message.map_or_else(|| text.chars().take(200).collect(), str::to_owned),
         code,
         param: field("param")
             .filter(|param| param.len() <= 100)
             .map(str::to_owned),
         retry_after_secs,
+        // The upstream refusing the gateway's own key or model name.
+        set_up: matches!(status, 401 | 403 | 404),
     }
 }
 
@@ -603,11 +644,23 @@ mod tests {
     #[test]
     fn a_used_up_quota_is_the_upstreams_failure_not_a_rate_limit() {
         let quota = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
-        match refusal(429, quota, None) {
+        let used_up = refusal(429, quota, None);
+        // The operator's log says what the upstream answered.
+        assert!(
+            used_up
+                .to_string()
+                .starts_with("the upstream answered 429: "),
+            "{used_up}"
+        );
+        match used_up {
             UpstreamError::Status {
-                status, message, ..
+                status,
+                answered,
+                message,
+                set_up,
+                ..
             } => {
-                assert_eq!(status, 502);
+                assert_eq!((status, answered, set_up), (502, 429, true));
                 assert!(message.contains("quota"), "{message}");
             }
             other => panic!("{other:?}"),
@@ -618,6 +671,7 @@ mod tests {
             UpstreamError::Status {
                 status: 429,
                 retry_after_secs: Some(3),
+                set_up: false,
                 ..
             }
         ));
@@ -632,9 +686,11 @@ mod tests {
                 status,
                 code,
                 message,
+                set_up,
                 ..
             } => {
                 assert_eq!((status, code), (400, Some("content_policy_violation")));
+                assert!(!set_up, "the caller's to change");
                 assert!(message.contains("flagged"), "{message}");
             }
             other => panic!("{other:?}"),
@@ -642,7 +698,11 @@ mod tests {
         let no_access = r#"{"error":{"message":"Project does not have access to model","code":"model_not_found"}}"#;
         assert!(matches!(
             refusal(403, no_access, None),
-            UpstreamError::Status { status: 403, .. }
+            UpstreamError::Status {
+                status: 403,
+                set_up: true,
+                ..
+            }
         ));
     }
 
