@@ -668,13 +668,11 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
                 move || shell(options.clone())
             },
         )
-        // After routing, so requests are counted under their route's template;
-        // the rest (static files, unknown pages, scans) as `unmatched`.
-        .route_layer(record())
-        .fallback(axum::handler::Handler::layer(
-            leptos_axum::file_and_error_handler::<AppState, _>(shell),
-            record(),
-        ));
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+    // Counting is the outermost of a router's layers, so it counts what they
+    // refuse too (a body too large, a form from another site). A router's
+    // layers run after routing: requests are counted under their route's
+    // template, the rest (static files, unknown pages, scans) as `unmatched`.
     let dashboard = with_dashboard_headers(dashboard)
         .layer(session_layer)
         .layer(limit_body())
@@ -685,14 +683,15 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
         .layer(middleware::from_fn_with_state(
             site,
             same_origin::drop_foreign_form_errors,
-        ));
+        ))
+        .layer(record());
     let model_api = for_browsers(
         model_api()
-            .route_layer(record())
             .layer(middleware::from_fn_with_state(
                 state.clone(),
                 gateway::limit_body,
-            )),
+            ))
+            .route_layer(record()),
         &state.config,
     );
 

@@ -2770,6 +2770,26 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
     }
     // A request no route matches (a scan, a stale link) is counted too.
     assert_eq!(app.get("/wp-login.php").await.status(), 404);
+    // So are requests refused before their handler: a body too large, a
+    // form posted from another site.
+    let too_large = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 5 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    let foreign = reqwest::Client::new()
+        .post(app.url("/api/register"))
+        .header("origin", "https://evil.example")
+        .form(&[("email", "x@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
 
     // The stream's guard drops just after its last chunk is sent.
     let mut text = String::new();
@@ -2796,6 +2816,17 @@ async fn metrics_count_calls_refusals_upstream_latency_and_credits_for_allowed_a
     };
     assert_eq!(with_status("200"), Some(2.0), "{text}");
     assert_eq!(with_status("429"), Some(1.0), "{text}");
+    assert_eq!(with_status("413"), Some(1.0), "{text}");
+    let foreign_form = [
+        ("route", "/api/register"),
+        ("method", "POST"),
+        ("status", "403"),
+    ];
+    assert_eq!(
+        sample(&text, "tollgate_http_requests_total", &foreign_form),
+        Some(1.0),
+        "{text}"
+    );
     assert_eq!(
         sample(
             &text,
