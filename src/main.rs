@@ -2,7 +2,8 @@
 //!
 //! `tollgate` serves; `tollgate create-admin [--email EMAIL]` creates an admin
 //! account, reading the password from the terminal without echo (or from stdin
-//! when it is not a terminal).
+//! when it is not a terminal); `tollgate replace-key-secret` puts a new key
+//! secret in place, revoking every API key.
 
 /// mimalloc: the gateway's calls allocate and free many small buffers across
 /// threads, where glibc's malloc spent about 15% of the server's time and kept
@@ -35,7 +36,8 @@ async fn run() -> std::process::ExitCode {
     if let Some("-h" | "--help" | "help") = args.first().map(String::as_str) {
         println!(
             "usage: tollgate                          serve (settings from the environment and .env)\n       \
-             tollgate create-admin [--email EMAIL]  create an admin account"
+             tollgate create-admin [--email EMAIL]  create an admin account\n       \
+             tollgate replace-key-secret            put a new key secret in place (revokes every API key)"
         );
         return ExitCode::SUCCESS;
     }
@@ -65,6 +67,24 @@ async fn run() -> std::process::ExitCode {
     match args.first().map(String::as_str) {
         None => serve(config).await,
         Some("create-admin") => create_admin(config, &args[1..]).await,
+        Some("replace-key-secret") if args.len() == 1 => {
+            match tollgate::startup::replace_key_secret(&config).await {
+                Ok(revoked) => {
+                    let keys = match revoked {
+                        1 => "1 API key was".to_owned(),
+                        n => format!("{n} API keys were"),
+                    };
+                    println!(
+                        "The new key secret is in place; {keys} revoked, as none works under it. Their owners must make new ones."
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("tollgate: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(other) => {
             eprintln!("tollgate: unknown command {other:?}; try `tollgate --help`");
             ExitCode::from(2)

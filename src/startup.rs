@@ -145,6 +145,55 @@ impl DatabaseLock {
     }
 }
 
+/// Stops a start whose key secret is not the one the stored keys were made
+/// under, which would refuse every key while logins still work (a
+/// TOLLGATE_KEY_SECRET set beside the generated file, a `.env` not read).
+/// Records the secret's check value when there is none yet, or no keys.
+async fn check_key_secret(
+    store: &Store,
+    hasher: &KeyHasher,
+    keys_stored: bool,
+    config: &Config,
+) -> Result<(), StartupError> {
+    let check = hasher.check_value();
+    match store.key_secret_check().await? {
+        Some(stored) if stored == check => Ok(()),
+        Some(_) if keys_stored => Err(KeySecretError::Changed(match config.key_secret {
+            Some(_) => "TOLLGATE_KEY_SECRET",
+            None => "the key_secret file beside the database",
+        })
+        .into()),
+        _ => Ok(store.record_key_secret_check(&check).await?),
+    }
+}
+
+/// `tollgate replace-key-secret`: puts the key secret now configured (or a
+/// new generated file, when none is) in place of the one the keys were made
+/// under, revoking every key. Returns how many were revoked. Refused while a
+/// server runs on the database, and when the secret has not changed.
+pub async fn replace_key_secret(config: &Config) -> Result<u64, StartupError> {
+    let _lock = DatabaseLock::take(&config.database_url)?;
+    let store = Store::open(&config.database_url).await?;
+    let hasher = KeyHasher::load(
+        config.key_secret.as_ref().map(Secret::expose),
+        &Store::data_dir(&config.database_url).unwrap_or_default(),
+        false,
+    )?;
+    let check = hasher.check_value();
+    if store.key_secret_check().await?.as_deref() == Some(check.as_slice()) {
+        store.close().await;
+        return Err(KeySecretError::Unchanged.into());
+    }
+    let audit = crate::store::AuditEvent::new(
+        "keys.secret_replaced",
+        &crate::request_meta::RequestMeta::default(),
+    )
+    .target("instance");
+    let revoked = store.replace_key_secret(&check, audit).await;
+    store.close().await;
+    Ok(revoked?)
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -179,11 +228,13 @@ impl Application {
         // left: it must have stopped.
         let database_lock = DatabaseLock::take(&config.database_url)?;
         let store = Store::open(&config.database_url).await?;
+        let keys_stored = store.has_api_keys().await?;
         let key_hasher = Arc::new(KeyHasher::load(
             config.key_secret.as_ref().map(Secret::expose),
             &Store::data_dir(&config.database_url).unwrap_or_default(),
-            store.has_api_keys().await?,
+            keys_stored,
         )?);
+        check_key_secret(&store, &key_hasher, keys_stored, &config).await?;
         let left = store.release_what_a_stop_left_taken().await?;
         if left.holds > 0 || left.capped_uses > 0 {
             tracing::warn!(

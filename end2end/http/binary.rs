@@ -287,8 +287,9 @@ async fn runs_from_defaults_logs_request_ids_and_stops_on_sigterm() {
 }
 
 /// A database whose keys were made under a secret file that is gone (moved
-/// or restored without it) does not start: a new secret would make every key
-/// fail while logins still work. The message says what to do.
+/// or restored without it), or under another secret than the one set, does
+/// not start: every key would fail while logins still work. The message says
+/// what to do.
 #[tokio::test]
 async fn a_lost_key_secret_stops_start_up_when_keys_are_stored() {
     let dir = tempfile::tempdir().unwrap();
@@ -306,6 +307,52 @@ async fn a_lost_key_secret_stops_start_up_when_keys_are_stored() {
         "{stderr}"
     );
     assert!(!dir.path().join("data/key_secret").exists());
+
+    // Nor does another secret set beside it (every key would be refused):
+    // that takes `replace-key-secret`, which revokes the keys made under
+    // the old one, once.
+    let other = "another-secret-of-forty-bytes-or-so-0123456789";
+    let with_other = |cmd: &mut Command| {
+        cmd.env("TOLLGATE_KEY_SECRET", other);
+    };
+    let mut command = base_command(dir.path());
+    with_other(&mut command);
+    let output = exited(&mut command);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "TOLLGATE_KEY_SECRET) is not the one this database's API keys were made under"
+        ) && stderr.contains("tollgate replace-key-secret"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(other), "the secret is not shown: {stderr}");
+    let mut command = base_command(dir.path());
+    with_other(&mut command);
+    let output = exited(command.arg("replace-key-secret"));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    // The key registration made, and the one-time key.
+    assert!(stdout.contains("2 API keys were revoked"), "{stdout}");
+    let mut command = base_command(dir.path());
+    with_other(&mut command);
+    let output = exited(command.arg("replace-key-secret"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("nothing to replace"), "{stderr}");
+    let (mut child, _) = start_with(dir.path(), &[("TOLLGATE_KEY_SECRET", other)]).await;
+    signal(&child, "-TERM");
+    child.wait().await.unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("data/tollgate.db").display());
+    let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+    let (unrevoked, replaced): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL),
+                (SELECT COUNT(*) FROM audit_events WHERE action = 'keys.secret_replaced')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((unrevoked, replaced), (0, 1));
 }
 
 /// Start-up says what the operator must fix: a site with no `pkg/` (pages

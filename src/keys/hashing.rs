@@ -42,11 +42,25 @@ pub enum KeySecretError {
     #[error(
         "the key secret file {} is missing, but the database holds API keys hashed under it: \
          restore the file (it is kept beside the database), or set TOLLGATE_KEY_SECRET to the \
-         secret. If the secret is lost, set TOLLGATE_KEY_SECRET to a new one (32 or more \
-         bytes): every existing key will then be refused, and its owners must make new ones",
+         secret. If the secret is lost, run `tollgate replace-key-secret`: it makes a new one \
+         and revokes every existing key, whose owners must make new ones",
         .0.display()
     )]
     Missing(PathBuf),
+    #[error(
+        "the key secret ({0}) is not the one this database's API keys were made under: every \
+         key would be refused. Put the earlier secret back (TOLLGATE_KEY_SECRET, or the \
+         key_secret file beside the database). To replace it on purpose, run `tollgate \
+         replace-key-secret` with the new secret in place: it revokes every existing key, \
+         whose owners must make new ones"
+    )]
+    Changed(&'static str),
+    #[error(
+        "the key secret in place is the one the keys were made under: nothing to replace. Set \
+         TOLLGATE_KEY_SECRET to the new secret (32 or more bytes), or remove the key_secret \
+         file beside the database for a generated one, then run this again"
+    )]
+    Unchanged,
     #[error("the OS random generator failed: {0}")]
     Random(String),
 }
@@ -97,6 +111,12 @@ impl KeyHasher {
             }
             Err(e) => Err(file_error(e)),
         }
+    }
+
+    /// A keyed hash of a fixed label, stored in the database: a later start
+    /// under another secret tells by it that the keys would all be refused.
+    pub fn check_value(&self) -> Vec<u8> {
+        self.hash_secret("key-secret\0check")
     }
 
     /// The stored form of a key.

@@ -185,6 +185,56 @@ impl Store {
             .await?)
     }
 
+    /// The check value of the key secret the database's keys were made
+    /// under (`KeyHasher::check_value`), once a start has recorded it.
+    pub async fn key_secret_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT key_secret_check FROM instance WHERE id = 1")
+                .fetch_optional(&self.writer)
+                .await?
+                .flatten(),
+        )
+    }
+
+    /// Records the check value of the key secret in use (see
+    /// [`Store::key_secret_check`]).
+    pub async fn record_key_secret_check(&self, check: &[u8]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE instance SET key_secret_check = ? WHERE id = 1")
+            .bind(check)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a new key secret in place of the one the keys were made under:
+    /// every key not yet revoked is revoked (none can work under the new
+    /// secret) and the new secret's `check` recorded, in one transaction,
+    /// with `audit` (the count in its details). Returns how many were revoked.
+    pub async fn replace_key_secret(
+        &self,
+        check: &[u8],
+        audit: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let revoked = sqlx::query(&format!(
+            "UPDATE api_keys SET {REVOKED} WHERE revoked_at IS NULL"
+        ))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE instance SET key_secret_check = ? WHERE id = 1")
+            .bind(check)
+            .execute(&mut *tx)
+            .await?;
+        audit::insert(
+            &mut tx,
+            &audit.details(serde_json::json!({ "keys": revoked })),
+        )
+        .await?;
+        self.commit_change(tx).await?;
+        Ok(revoked)
+    }
+
     /// The user's keys, newest first.
     pub async fn keys_of_user(&self, user_id: i64) -> Result<Vec<KeyRecord>, StoreError> {
         self.flush().await?;
