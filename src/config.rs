@@ -77,6 +77,11 @@ pub struct Config {
     /// nothing meanwhile gets an SSE comment, so that proxies on the way do
     /// not take a model thinking quietly for a dead connection.
     pub stream_keep_alive: Duration,
+    /// `TOLLGATE_*` variables set in the environment that no setting reads (a
+    /// misspelled one leaves its setting's default in place), each with the
+    /// setting its name is nearest when one is near. Start-up warns of them,
+    /// leaving out the names the model table reads upstream keys from.
+    pub unknown_settings: Vec<(String, Option<String>)>,
 }
 
 /// How long Tollgate waits on an upstream model server.
@@ -144,7 +149,22 @@ impl Config {
                 });
             }
         }
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let read = std::cell::RefCell::new(Vec::new());
+        let mut config = Self::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            std::env::var(name).ok()
+        })?;
+        let read = read.into_inner();
+        config.unknown_settings = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| name.starts_with("TOLLGATE_") && !read.contains(name))
+            .map(|name| {
+                let nearest = nearest_setting(&name, &read);
+                (name, nearest)
+            })
+            .collect();
+        config.unknown_settings.sort();
+        Ok(config)
     }
 
     /// Reads settings through `lookup`, so tests can pass a map instead of the
@@ -436,8 +456,21 @@ impl Config {
             upstream_timeouts,
             upstream_max_body_bytes,
             stream_keep_alive,
+            unknown_settings: Vec::new(),
         })
     }
+}
+
+/// The setting among `read` whose name is nearest `name`, when it is a
+/// likely misspelling of it: two letters apart at most, as
+/// TOLLGATE_CORS_ORIGIN is from TOLLGATE_CORS_ORIGINS.
+fn nearest_setting(name: &str, read: &[String]) -> Option<String> {
+    read.iter()
+        .filter(|known| known.starts_with("TOLLGATE_"))
+        .map(|known| (strsim::damerau_levenshtein(name, known), known))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known.clone())
 }
 
 impl Config {

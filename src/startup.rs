@@ -220,10 +220,30 @@ impl Application {
                  (build the site with `cargo leptos build`, or point LEPTOS_SITE_ROOT at it)"
             );
         }
+        let key_vars = std::cell::RefCell::new(Vec::new());
         let models =
             crate::gateway::providers::ModelTable::load(config.models_path.as_deref(), |var| {
+                key_vars.borrow_mut().push(var.to_owned());
                 std::env::var(var)
             })?;
+        // A misspelled setting leaves its default in place without a word
+        // (no trusted proxies, CORS for any origin) unless start-up says so.
+        let key_vars = key_vars.into_inner();
+        for (name, nearest) in &config.unknown_settings {
+            if key_vars.contains(name) {
+                continue;
+            }
+            match nearest {
+                Some(nearest) => tracing::warn!(
+                    setting = %name,
+                    "{name} is not a Tollgate setting and is ignored: did you mean {nearest}?"
+                ),
+                None => tracing::warn!(
+                    setting = %name,
+                    "{name} is not a Tollgate setting and is ignored (.env.example lists them)"
+                ),
+            }
+        }
         // Before migrating, and before giving back what a stopped process
         // left: it must have stopped.
         let database_lock = DatabaseLock::take(&config.database_url)?;

@@ -356,8 +356,9 @@ async fn a_lost_key_secret_stops_start_up_when_keys_are_stored() {
 }
 
 /// Start-up says what the operator must fix: a site with no `pkg/` (pages
-/// without styles or scripts), and an admin email that a user who is not an
-/// admin already has (no admin is made). Said once each: the second start
+/// without styles or scripts), an admin email that a user who is not an
+/// admin already has (no admin is made), and settings it does not know (a
+/// misspelled one leaves its default in place). Said once each: the second start
 /// has its `pkg/`.
 #[tokio::test]
 async fn start_up_warns_of_a_site_without_pkg_and_an_admin_email_a_user_has() {
@@ -368,11 +369,23 @@ async fn start_up_warns_of_a_site_without_pkg_and_an_admin_email_a_user_has() {
     child.wait().await.unwrap();
 
     std::fs::create_dir_all(dir.path().join("target/site/pkg")).unwrap();
+    // An upstream key may be in a TOLLGATE_ variable of the operator's
+    // naming: the table reads it, so it is no unknown setting.
+    std::fs::write(
+        dir.path().join("models.toml"),
+        "[[model]]\nname = \"gpt\"\nprovider = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"TOLLGATE_OPENAI_KEY\"\ninput_price = \"1\"\noutput_price = \"1\"\n",
+    )
+    .unwrap();
     let (mut again, _) = start_with(
         dir.path(),
         &[
             ("TOLLGATE_ADMIN_EMAIL", "taken@example.com"),
             ("TOLLGATE_ADMIN_PASSWORD", "another-long-passphrase"),
+            ("TOLLGATE_MODELS", "models.toml"),
+            ("TOLLGATE_OPENAI_KEY", "sk-test"),
+            // Misspelled: the default (any origin) stays, so it is said.
+            ("TOLLGATE_CORS_ORIGIN", "https://app.example"),
+            ("TOLLGATE_WHATEVER", "1"),
         ],
     )
     .await;
@@ -390,6 +403,21 @@ async fn start_up_warns_of_a_site_without_pkg_and_an_admin_email_a_user_has() {
     };
     assert_eq!(warnings("has no pkg/ directory"), 1, "{log}");
     assert_eq!(warnings("is not an administrator"), 1, "{log}");
+    assert_eq!(
+        warnings(
+            "TOLLGATE_CORS_ORIGIN is not a Tollgate setting and is ignored: did you mean TOLLGATE_CORS_ORIGINS?"
+        ),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        warnings(
+            "TOLLGATE_WHATEVER is not a Tollgate setting and is ignored (.env.example lists them)"
+        ),
+        1,
+        "{log}"
+    );
+    assert_eq!(warnings("not a Tollgate setting"), 2, "{log}");
 }
 
 #[test]
