@@ -197,7 +197,7 @@ impl GatewayError {
                     // its `/v1` gets the server's 404 for every path.
                     404 => "The model server answered 404 (an unknown model name, or an address that is not its API): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
                     429 => "The model server refused this call: the operator's account with it has no quota left, and trying again will not help. Tell the operator.".to_owned(),
-                    403 => "The model server refused this call (403), and trying again will not help.".to_owned(),
+                    403 => "The model server refused this call (403): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
                     _ => "The model server did not answer as an OpenAI-compatible API (a web page, a redirect or no body): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
                 },
             ),

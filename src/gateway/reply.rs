@@ -53,7 +53,8 @@ pub fn relay(
     let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
     // Some servers (Foundry Local) send `"error": null` on every object.
     if let Some(error) = field("error").filter(|e| e.get() != "null") {
-        return Err(UpstreamError::status(502, error_message(error)));
+        // It came in a success (a body or a stream's event).
+        return Err(UpstreamError::status(502, error_message(error)).answered_with(200));
     }
     meter.answered = true;
     let usage = field("usage").filter(|u| u.get() != "null");
@@ -727,8 +728,10 @@ mod tests {
             false,
         );
         match result {
+            // The log says what came: an error in a success.
             Err(UpstreamError::Status {
                 status: 502,
+                answered: 200,
                 message,
                 ..
             }) => assert_eq!(message, "overloaded"),

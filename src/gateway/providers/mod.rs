@@ -430,6 +430,27 @@ impl UpstreamError {
         }
     }
 
+    /// The same error, said to have come with the upstream's status
+    /// `answered` (an error inside a success's body: the status was 200).
+    pub fn answered_with(mut self, status: u16) -> Self {
+        if let Self::Status { answered, .. } = &mut self {
+            *answered = status;
+        }
+        self
+    }
+
+    /// The same error with `secret` blanked out of its message.
+    pub fn without(mut self, secret: &str) -> Self {
+        if let Self::Status { message, .. } | Self::Transport(message) | Self::Protocol(message) =
+            &mut self
+            && !secret.is_empty()
+            && message.contains(secret)
+        {
+            *message = message.replace(secret, "[the upstream key]");
+        }
+        self
+    }
+
     /// The model's set-up made the upstream refuse the call (see `set_up`):
     /// the caller gets a 502 that says so, whatever `answered` was.
     pub fn set_up(answered: u16, message: String) -> Self {

@@ -42,7 +42,25 @@ const ERROR_BODY_BYTES: usize = 64 * 1024;
 /// the model's `{base_url}/chat/completions`; returns once a success status
 /// has come, before the body is read. The answer fails once it passes
 /// `max_body_bytes`, whole or streamed: an upstream cannot fill the memory.
+/// A refusal's message never carries the upstream key: some servers repeat
+/// the key they refused, and the message reaches the log (a 400's, the
+/// caller too).
 pub async fn complete(
+    client: &reqwest::Client,
+    limits: (UpstreamTimeouts, usize),
+    url: &reqwest::Url,
+    api_key: Option<&Secret>,
+    body: &Value,
+    stream: bool,
+) -> Result<Reply, UpstreamError> {
+    let answer = send(client, limits, url, api_key, body, stream).await;
+    match (answer, api_key) {
+        (Err(error), Some(key)) => Err(error.without(key.expose())),
+        (answer, _) => answer,
+    }
+}
+
+async fn send(
     client: &reqwest::Client,
     (timeouts, max_body_bytes): (UpstreamTimeouts, usize),
     url: &reqwest::Url,
@@ -479,7 +497,7 @@ fn wrong_kind(answered: u16, media: &str, text: &str) -> UpstreamError {
         media
     };
     match error {
-        Some(_) => refusal(502, text, None),
+        Some(_) => refusal(502, text, None).answered_with(answered),
         None if text.trim().is_empty() => UpstreamError::set_up(
             answered,
             format!("it answered an empty body ({media}), not a chat completion"),
@@ -544,7 +562,8 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
     UpstreamError::Status {
         status,
         answered,
-        message: message.map_or_else(|| text.chars().take(200).collect(), str::to_owned),
+        // Enough for any server's explanation, not a page of its body.
+        message: message.unwrap_or(text).chars().take(500).collect(),
         code,
         param: field("param")
             .filter(|param| param.len() <= 100)
@@ -675,6 +694,24 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A server that repeats the key it refused, or a page of text, does not
+    /// put the key, or the page, in the log.
+    #[test]
+    fn a_refusal_never_carries_the_upstream_key_nor_a_whole_page() {
+        let key = "sk-upstream-SECRET-abc123";
+        let answer = format!(r#"{{"error":{{"message":"Incorrect API key provided: {key}"}}}}"#);
+        let refused = refusal(401, &answer, None).without(key);
+        assert_eq!(
+            refused.to_string(),
+            "the upstream answered 401: Incorrect API key provided: [the upstream key]"
+        );
+        let page = "x".repeat(10_000);
+        match refusal(500, &page, None) {
+            UpstreamError::Status { message, .. } => assert_eq!(message.len(), 500),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// OpenRouter's moderation refusal is the caller's to fix; another 403 is not.
