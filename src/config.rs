@@ -462,14 +462,16 @@ impl Config {
 }
 
 /// The setting among `read` whose name is nearest `name`, when it is a
-/// likely misspelling of it: two letters apart at most, as
-/// TOLLGATE_CORS_ORIGIN is from TOLLGATE_CORS_ORIGINS.
+/// likely misspelling of it: in any case, and at most about one letter in
+/// seven apart (TOLLGATE_CORS_ORIGIN, TOLLGATE_TRUSTED_PROXY, a timeout
+/// without its `_MS`).
 fn nearest_setting(name: &str, read: &[String]) -> Option<String> {
+    let name = name.to_ascii_uppercase();
     read.iter()
         .filter(|known| known.starts_with("TOLLGATE_"))
-        .map(|known| (strsim::damerau_levenshtein(name, known), known))
-        .filter(|(distance, _)| *distance <= 2)
-        .min_by_key(|(distance, _)| *distance)
+        .map(|known| (strsim::normalized_damerau_levenshtein(&name, known), known))
+        .filter(|(similarity, _)| *similarity >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, known)| known.clone())
 }
 
@@ -540,6 +542,32 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_misspelled_setting_is_matched_to_the_one_it_is_nearest() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        Config::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        })
+        .unwrap();
+        let read = asked.into_inner();
+        let nearest = |name| nearest_setting(name, &read);
+        for (typed, meant) in [
+            ("TOLLGATE_CORS_ORIGIN", "TOLLGATE_CORS_ORIGINS"),
+            ("TOLLGATE_TRUSTED_PROXY", "TOLLGATE_TRUSTED_PROXIES"),
+            (
+                "TOLLGATE_UPSTREAM_TOTAL_TIMEOUT",
+                "TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_MS",
+            ),
+            ("tollgate_addr", "TOLLGATE_ADDR"),
+        ] {
+            assert_eq!(nearest(typed).as_deref(), Some(meant), "{typed}");
+        }
+        // A variable of the operator's own (the README's shell examples).
+        assert_eq!(nearest("TOLLGATE_KEY"), None);
+        assert_eq!(nearest("TOLLGATE_ADMIN_KEY"), None);
     }
 
     #[test]

@@ -172,17 +172,33 @@ async fn check_key_secret(
 /// under, revoking every key. Returns how many were revoked. Refused while a
 /// server runs on the database, and when the secret has not changed.
 pub async fn replace_key_secret(config: &Config) -> Result<u64, StartupError> {
+    // A mistyped DATABASE_URL would otherwise make a new, empty database.
+    let file = Store::database_file(&config.database_url);
+    if !file.as_ref().is_some_and(|file| file.exists()) {
+        let named = file.map_or(config.database_url.clone(), |f| f.display().to_string());
+        return Err(KeySecretError::NoDatabase(named).into());
+    }
     let _lock = DatabaseLock::take(&config.database_url)?;
     let store = Store::open(&config.database_url).await?;
+    let data_dir = Store::data_dir(&config.database_url).unwrap_or_default();
+    // Made by this run: the secret the keys were made under is lost.
+    let generated = config.key_secret.is_none() && !data_dir.join("key_secret").exists();
     let hasher = KeyHasher::load(
         config.key_secret.as_ref().map(Secret::expose),
-        &Store::data_dir(&config.database_url).unwrap_or_default(),
+        &data_dir,
         false,
     )?;
     let check = hasher.check_value();
-    if store.key_secret_check().await?.as_deref() == Some(check.as_slice()) {
+    let refused = match store.key_secret_check().await? {
+        Some(stored) if stored == check => Some(KeySecretError::Unchanged),
+        // An upgraded database whose server has not started since: the
+        // secret in place may be the keys' own, which would all be revoked.
+        None if !generated => Some(KeySecretError::NotRecorded),
+        _ => None,
+    };
+    if let Some(refused) = refused {
         store.close().await;
-        return Err(KeySecretError::Unchanged.into());
+        return Err(refused.into());
     }
     let audit = crate::store::AuditEvent::new(
         "keys.secret_replaced",

@@ -353,6 +353,35 @@ async fn a_lost_key_secret_stops_start_up_when_keys_are_stored() {
     .await
     .unwrap();
     assert_eq!((unrevoked, replaced), (0, 1));
+
+    // A database from before the secret was recorded cannot tell a new
+    // secret from the keys' own: nothing is revoked.
+    sqlx::query("UPDATE instance SET key_secret_check = NULL")
+        .execute(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    let mut command = base_command(dir.path());
+    with_other(&mut command);
+    let output = exited(command.arg("replace-key-secret"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("does not record the secret"), "{stderr}");
+    // Nor is a database made where a mistyped DATABASE_URL points.
+    let mut command = base_command(dir.path());
+    with_other(&mut command);
+    let output = exited(
+        command
+            .env("DATABASE_URL", "sqlite://data/tolgate.db")
+            .arg("replace-key-secret"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("no database at data/tolgate.db"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("data/tolgate.db").exists());
 }
 
 /// Start-up says what the operator must fix: a site with no `pkg/` (pages

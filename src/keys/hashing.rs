@@ -61,6 +61,16 @@ pub enum KeySecretError {
          file beside the database for a generated one, then run this again"
     )]
     Unchanged,
+    #[error(
+        "this database does not record the secret its keys were made under (it predates the \
+         record), so whether the secret in place is new cannot be told. Start the server once \
+         with the secret the keys were made under, which records it; if that secret is lost, \
+         unset TOLLGATE_KEY_SECRET and remove the key_secret file, and run this again for a \
+         new generated one"
+    )]
+    NotRecorded,
+    #[error("no database at {0} (DATABASE_URL): nothing to replace the key secret of")]
+    NoDatabase(String),
     #[error("the OS random generator failed: {0}")]
     Random(String),
 }

@@ -158,6 +158,15 @@ impl Store {
         )
     }
 
+    /// The file `database_url` names; `None` for an in-memory database.
+    pub fn database_file(database_url: &str) -> Option<std::path::PathBuf> {
+        if is_in_memory(database_url) {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(database_url).ok()?;
+        Some(options.get_filename().to_owned())
+    }
+
     /// The lock file a server holds while it runs on the database file
     /// `database_url` names; `None` for an in-memory database.
     pub fn lock_path(database_url: &str) -> Option<std::path::PathBuf> {
