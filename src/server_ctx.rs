@@ -64,7 +64,10 @@ pub async fn signed_in_user() -> Result<(AppState, Session, UserRecord), FormErr
         Some(user) => Ok((state, session, user)),
         None => {
             set_status(axum::http::StatusCode::UNAUTHORIZED, None);
-            Err(FormError::new("Your session has ended. Log in again."))
+            Err(FormError {
+                signed_out: true,
+                ..FormError::new("Your session has ended: log in again.")
+            })
         }
     }
 }

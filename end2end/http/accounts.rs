@@ -458,7 +458,7 @@ async fn the_account_page_needs_a_session() {
         .await
         .unwrap();
     assert!(response.status().is_redirection(), "{}", response.status());
-    assert_eq!(response.headers()["location"], "/login?next=/account");
+    assert_eq!(response.headers()["location"], "/login?next=%2Faccount");
 }
 
 #[tokio::test]

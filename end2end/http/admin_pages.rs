@@ -257,7 +257,7 @@ async fn the_usage_page_shows_windows_charts_and_recent_calls() {
     let Setup { app, user, .. } = setup().await;
     let (status, location, _) = page(&app, &app.browser(), "/usage").await;
     assert!((300..400).contains(&status));
-    assert_eq!(location.as_deref(), Some("/login?next=/usage"));
+    assert_eq!(location.as_deref(), Some("/login?next=%2Fusage"));
 
     let key = app.create_key(&user, json!({ "name": "usage" })).await;
     assert_eq!(demo_call(&app, &key).await, 200);

@@ -173,7 +173,7 @@ async fn signed_in_pages_send_visitors_to_login_whatever_they_accept() {
         assert_eq!(response.status(), 302, "{path} with Accept {accept}");
         assert_eq!(
             response.headers()["location"],
-            format!("/login?next={path}").as_str()
+            format!("/login?next={}", path.replace('/', "%2F")).as_str()
         );
     }
 }

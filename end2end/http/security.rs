@@ -527,7 +527,22 @@ async fn admin_pages_and_routes_refuse_users_and_send_visitors_to_login() {
     };
     let response = get(&anonymous, "/admin").await.unwrap();
     assert!(response.status().is_redirection());
-    assert_eq!(response.headers()["location"], "/login?next=/admin");
+    assert_eq!(response.headers()["location"], "/login?next=%2Fadmin");
+    // A link to a user's page or a filtered log comes back to it, filters too.
+    for (asked, next) in [
+        ("/admin/users/5", "%2Fadmin%2Fusers%2F5"),
+        (
+            "/admin/audit?actor=1&page=2",
+            "%2Fadmin%2Faudit%3Factor%3D1%26page%3D2",
+        ),
+    ] {
+        let response = get(&anonymous, asked).await.unwrap();
+        assert!(response.status().is_redirection(), "{asked}");
+        assert_eq!(
+            response.headers()["location"],
+            format!("/login?next={next}").as_str()
+        );
+    }
     let response = get(&user, "/admin").await.unwrap();
     assert_eq!(response.status(), 403);
     assert!(

@@ -205,3 +205,61 @@ test("a user who forgot their password sets a new one with the link an admin mad
   await userContext.close();
   await adminContext.close();
 });
+
+test("a form sent after the session ended keeps what was typed and offers a login in a new tab; a link into the admin pages comes back after login", async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = watchErrors(page, { allow4xx: true });
+  await logInAsAdmin(page);
+  const slug = `lost-${Math.floor(Math.random() * 1e6)}`;
+  await page.goto("/admin/plans");
+  await hydrated(page);
+  await page.getByLabel("Id").fill(slug);
+  await page.getByLabel("Name").fill("Kept");
+  await page.getByLabel("Requests a minute").fill("9");
+  await page.getByLabel("Requests an hour").fill("90");
+  await page.getByLabel("Active keys").fill("12");
+
+  // The session ends in another tab.
+  const other = await context.newPage();
+  await other.goto("/account");
+  await hydrated(other);
+  await other.getByRole("navigation", { name: "Main" }).getByRole("button", { name: "Log out" }).click();
+  await expect(other.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Log in" })).toBeVisible();
+
+  await page.getByRole("button", { name: "Create plan" }).click();
+  // (The plan list above, reloaded, says the session ended too.)
+  const alert = page.getByRole("alert").filter({ hasText: "Log in in a new tab" });
+  await expect(alert).toContainText("Your session has ended");
+  // What was typed is still there, not the form's defaults.
+  await expect(page.getByLabel("Id")).toHaveValue(slug);
+  await expect(page.getByLabel("Name")).toHaveValue("Kept");
+  await expect(page.getByLabel("Requests a minute")).toHaveValue("9");
+  await expect(page.getByLabel("Requests an hour")).toHaveValue("90");
+  await expect(page.getByLabel("Active keys")).toHaveValue("12");
+
+  // The login opens beside it; after it, the same form goes through.
+  const [login] = await Promise.all([
+    context.waitForEvent("page"),
+    alert.getByRole("link", { name: "Log in in a new tab" }).click(),
+  ]);
+  await login.getByLabel("Email").fill("root@example.com");
+  await login.getByLabel("Password").fill("admin-passphrase-for-e2e");
+  await login.getByRole("button", { name: "Log in" }).click();
+  await expect(login).toHaveURL(/\/admin\/plans$/);
+  await page.getByRole("button", { name: "Create plan" }).click();
+  await expect(page.getByRole("status")).toContainText(`Plan ${slug} created.`);
+  await expect(page.getByTestId(`plan-${slug}`)).toContainText("9 / 90 /");
+
+  // Signed out, a link to a filtered page comes back to it, filters kept.
+  const visitor = await browser.newPage();
+  await visitor.goto("/admin/audit?action=plan.create");
+  await expect(visitor).toHaveURL(/\/login\?next=/);
+  await visitor.getByLabel("Email").fill("root@example.com");
+  await visitor.getByLabel("Password").fill("admin-passphrase-for-e2e");
+  await visitor.getByRole("button", { name: "Log in" }).click();
+  await expect(visitor).toHaveURL(/\/admin\/audit\?action=plan\.create$/);
+  await visitor.close();
+  expect(errors).toEqual([]);
+  await context.close();
+});

@@ -39,6 +39,10 @@ pub struct FormError {
     pub fields: BTreeMap<String, String>,
     pub values: BTreeMap<String, String>,
     pub retry_after_secs: Option<u64>,
+    /// The session ended before the form was sent: the alert offers a
+    /// login in a new tab, so what was typed stays in this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signed_out: bool,
 }
 
 /// The most characters of a value a refused form keeps (see [`FormError::keep`]).

@@ -93,7 +93,7 @@ pub fn AccountPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match user.await {
                     Ok(Some(me)) => view! { <AccountDetails me actions /> }.into_any(),
-                    _ => view! { <ToLogin next="/account" /> }.into_any(),
+                    _ => view! { <ToLogin /> }.into_any(),
                 }
             })}
         </Transition>

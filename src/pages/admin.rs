@@ -102,15 +102,15 @@ pub async fn admin_set_disabled(user_id: i64, disabled: bool) -> Result<(), Form
 /// Shows `children` to administrators only: users get the 403 page, and
 /// anonymous visitors go to /login, coming back to `next`.
 #[component]
-pub fn AdminOnly(next: &'static str, children: Children) -> impl IntoView {
-    view! { <SignedInOnly next admins_only=true>{children()}</SignedInOnly> }
+pub fn AdminOnly(children: Children) -> impl IntoView {
+    view! { <SignedInOnly admins_only=true>{children()}</SignedInOnly> }
 }
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
     view! {
         <Title text="Admin" />
-        <AdminOnly next="/admin"><AdminUsers /></AdminOnly>
+        <AdminOnly><AdminUsers /></AdminOnly>
     }
 }
 
@@ -402,7 +402,7 @@ pub async fn admin_audit_log(
 pub fn AdminAuditPage() -> impl IntoView {
     view! {
         <Title text="Audit log · Admin" />
-        <AdminOnly next="/admin/audit"><AuditLog /></AdminOnly>
+        <AdminOnly><AuditLog /></AdminOnly>
     }
 }
 

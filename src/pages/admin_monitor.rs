@@ -77,7 +77,7 @@ fn WindowLinks(path: &'static str, current: Memo<String>) -> impl IntoView {
 pub fn AdminMonitorPage() -> impl IntoView {
     view! {
         <Title text="Monitor · Admin" />
-        <AdminOnly next="/admin/monitor"><Monitor /></AdminOnly>
+        <AdminOnly><Monitor /></AdminOnly>
     }
 }
 
@@ -270,7 +270,7 @@ fn TopTable(
 pub fn AdminSecurityPage() -> impl IntoView {
     view! {
         <Title text="Security · Admin" />
-        <AdminOnly next="/admin/security"><Security /></AdminOnly>
+        <AdminOnly><Security /></AdminOnly>
     }
 }
 

@@ -218,7 +218,7 @@ pub async fn admin_retire_plan(slug: String, retire: bool) -> Result<(), FormErr
 pub fn AdminPlansPage() -> impl IntoView {
     view! {
         <Title text="Plans · Admin" />
-        <AdminOnly next="/admin/plans"><PlanList /></AdminOnly>
+        <AdminOnly><PlanList /></AdminOnly>
     }
 }
 
@@ -334,7 +334,7 @@ pub fn AdminPlanPage() -> impl IntoView {
     let slug = Memo::new(move |_| params.read().get("slug").unwrap_or_default());
     view! {
         <Title text="Plan · Admin" />
-        <AdminOnly next="/admin/plans"><PlanEditor slug /></AdminOnly>
+        <AdminOnly><PlanEditor slug /></AdminOnly>
     }
 }
 

@@ -279,7 +279,7 @@ pub fn AdminUserPage() -> impl IntoView {
     });
     view! {
         <Title text="User · Admin" />
-        <AdminOnly next="/admin"><UserDetail user_id=id /></AdminOnly>
+        <AdminOnly><UserDetail user_id=id /></AdminOnly>
     }
 }
 

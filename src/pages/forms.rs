@@ -106,9 +106,19 @@ pub fn FormAlert(error: LastError) -> impl IntoView {
     move || {
         // A throttled attempt's message says how long to wait.
         error.get().map(|e| {
+            let log_in = e.signed_out.then(|| {
+                view! {
+                    " "
+                    <a href=super::nav::login_and_back() target="_blank" rel="noopener" class="font-medium underline">
+                        "Log in in a new tab"
+                    </a>
+                    ", then send the form again: what you typed stays here."
+                }
+            });
             view! {
                 <div class="mb-4 rounded-md border border-red-200 bg-red-50 p-3 text-sm text-red-800" role="alert">
                     {e.message}
+                    {log_in}
                 </div>
             }
         })
@@ -170,12 +180,23 @@ pub fn Field(
         format!("{hint_id} {error_id}")
     };
     let input = NodeRef::<leptos::html::Input>::new();
-    // On changes only: not at hydration.
+    // On changes only: not at hydration. A refusal of the whole form that
+    // kept nothing (a session that ended, a throttled attempt) leaves what
+    // was typed in a field that keeps its value: it was not refused, and
+    // filling the initial value back in put a plan's defaults in place of
+    // the limits an admin had typed.
     Effect::watch(
         move || error.track(),
         {
             let value = value.clone();
             move |_, _, _| {
+                let kept_nothing = error.with_untracked(|e| {
+                    e.as_ref()
+                        .is_some_and(|e| e.fields.is_empty() && e.values.is_empty())
+                });
+                if keep && kept_nothing {
+                    return;
+                }
                 if let Some(field) = input.get_untracked() {
                     field.set_value(&value());
                 }

@@ -140,7 +140,7 @@ pub async fn end_key_grace(id: i64) -> Result<KeyView, FormError> {
 pub fn KeysPage() -> impl IntoView {
     view! {
         <Title text="API keys" />
-        <SignedInOnly next="/keys"><KeysManager /></SignedInOnly>
+        <SignedInOnly><KeysManager /></SignedInOnly>
     }
 }
 

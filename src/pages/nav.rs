@@ -60,7 +60,7 @@ pub fn provide_session() {
 
 /// Shows `children` to signed-in users (with `admins_only`, to
 /// administrators; other users get the 403 page); visitors go to /login,
-/// coming back to `next`.
+/// coming back to the page they asked for.
 ///
 /// The gate is one `Suspend`, not a closure making one: on the server a
 /// `Suspense` calls a child closure twice (once to find its resources, once
@@ -68,11 +68,7 @@ pub fn provide_session() {
 /// same reason a page passes its parts here as components, with route
 /// parameters as memos, not as a closure on the parameters.
 #[component]
-pub fn SignedInOnly(
-    next: &'static str,
-    #[prop(optional)] admins_only: bool,
-    children: Children,
-) -> impl IntoView {
+pub fn SignedInOnly(#[prop(optional)] admins_only: bool, children: Children) -> impl IntoView {
     let user = expect_context::<UserResource>();
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
@@ -80,24 +76,39 @@ pub fn SignedInOnly(
                 match user.await {
                     Ok(Some(me)) if me.is_admin || !admins_only => children().into_any(),
                     Ok(Some(_)) => view! { <super::admin::Forbidden /> }.into_any(),
-                    _ => view! { <ToLogin next /> }.into_any(),
+                    _ => view! { <ToLogin /> }.into_any(),
                 }
             })}
         </Suspense>
     }
 }
 
-/// Sends a visitor to /login, coming back to `next`. Rendered on the server,
-/// the page answers 302 whatever the request accepts: leptos_axum sets the
+/// Sends a visitor to /login, coming back to the page asked for, its query
+/// too (a user's page, the audit log's filters). Rendered on the server, the
+/// page answers 302 whatever the request accepts: leptos_axum sets the
 /// status only when the request accepts `text/html`, so curl's `*/*` got a
 /// 200 carrying a `Location`.
 #[component]
-pub fn ToLogin(next: &'static str) -> impl IntoView {
+pub fn ToLogin() -> impl IntoView {
     #[cfg(feature = "ssr")]
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
         response.set_status(axum::http::StatusCode::FOUND);
     }
-    view! { <Redirect path=format!("/login?next={next}") /> }
+    view! { <Redirect path=login_and_back() /> }
+}
+
+/// The login page's address, coming back to the page shown now, its query
+/// too.
+pub fn login_and_back() -> String {
+    let location = use_location();
+    let mut here = location.pathname.get_untracked();
+    let search = location.search.get_untracked();
+    if !search.is_empty() {
+        here.push('?');
+        here.push_str(&search);
+    }
+    let query = serde_urlencoded::to_string([("next", here)]).unwrap_or_default();
+    format!("/login?{query}")
 }
 
 /// A link of the main navigation. It is the current page's
@@ -218,8 +229,7 @@ mod tests {
         let built = Arc::new(AtomicUsize::new(0));
         let count = built.clone();
         let html = render_for(false, move || {
-            view! { <SignedInOnly next="/keys"><Built count text="the keys page" /></SignedInOnly> }
-                .into_any()
+            view! { <SignedInOnly><Built count text="the keys page" /></SignedInOnly> }.into_any()
         })
         .await;
         assert!(html.contains("the keys page"), "{html}");
@@ -227,8 +237,7 @@ mod tests {
 
         let count = built.clone();
         let html = render_for(true, move || {
-            view! { <AdminOnly next="/admin"><Built count text="the admin page" /></AdminOnly> }
-                .into_any()
+            view! { <AdminOnly><Built count text="the admin page" /></AdminOnly> }.into_any()
         })
         .await;
         assert!(html.contains("the admin page"), "{html}");
@@ -246,7 +255,7 @@ mod tests {
     #[tokio::test]
     async fn an_admin_page_shows_users_the_403_page() {
         let html = render_for(false, || {
-            view! { <AdminOnly next="/admin">"the admin page"</AdminOnly> }.into_any()
+            view! { <AdminOnly>"the admin page"</AdminOnly> }.into_any()
         })
         .await;
         assert!(!html.contains("the admin page"), "{html}");

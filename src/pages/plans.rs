@@ -49,7 +49,7 @@ pub fn credits(micros: i64) -> String {
 pub fn PlansPage() -> impl IntoView {
     view! {
         <Title text="Plans" />
-        <SignedInOnly next="/plans"><PlanCards /></SignedInOnly>
+        <SignedInOnly><PlanCards /></SignedInOnly>
     }
 }
 

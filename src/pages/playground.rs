@@ -365,7 +365,7 @@ pub fn looks_like_key(text: &str) -> bool {
 pub fn PlaygroundPage() -> impl IntoView {
     view! {
         <Title text="Playground" />
-        <SignedInOnly next="/playground"><Playground /></SignedInOnly>
+        <SignedInOnly><Playground /></SignedInOnly>
     }
 }
 

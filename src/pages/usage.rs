@@ -24,7 +24,7 @@ pub async fn fetch_usage_report() -> Result<UsageReport, FormError> {
 pub fn UsagePage() -> impl IntoView {
     view! {
         <Title text="Usage" />
-        <SignedInOnly next="/usage"><Usage /></SignedInOnly>
+        <SignedInOnly><Usage /></SignedInOnly>
     }
 }
 
