@@ -74,7 +74,7 @@ async fn bad_ids_and_queries_answer_the_apis_json_error() {
         ("POST", "/api/v1/admin/users/x/disable", "invalid_path"),
         ("POST", "/api/v1/admin/users/1.5/credits", "invalid_path"),
         ("GET", "/api/v1/admin/users?limit=ten", "invalid_query"),
-        ("GET", "/api/v1/admin/audit?actor=me", "invalid_query"),
+        ("GET", "/api/v1/admin/audit?limit=many", "invalid_query"),
     ];
     for (method, path, code) in cases {
         let method = method.parse().unwrap();
@@ -82,6 +82,11 @@ async fn bad_ids_and_queries_answer_the_apis_json_error() {
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"]["code"], code, "{path}: {body}");
     }
+    // An actor is an id or an email address, as on the audit log's page.
+    let path = "/api/v1/admin/audit?actor=me";
+    let (status, body) = send(&app, &admin, reqwest::Method::GET, path, None).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["param"], "actor", "{body}");
 }
 
 #[tokio::test]
@@ -612,6 +617,10 @@ async fn the_audit_log_filters_by_actor_action_target_and_time_newest_first() {
         events.iter().all(|e| e["actor_user_id"] == user_id),
         "{mine}"
     );
+    // By email, in any case, the same events.
+    let (status, by_email) = get("?actor=Member%40Example.com".to_owned()).await;
+    assert_eq!(status, 200, "{by_email}");
+    assert_eq!(ids(&by_email), ids(&mine));
 
     let (_, adjusted) = get(format!(
         "?action=credits.adjust&target=user:{user_id}&actor={admin_id}"
@@ -639,8 +648,8 @@ async fn the_audit_log_filters_by_actor_action_target_and_time_newest_first() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["param"], "since");
     let (status, body) = get("?actor=someone".to_owned()).await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_query");
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["param"], "actor");
 }
 
 /// A user who forgot their password gets a one-time link from an admin: it

@@ -24,7 +24,7 @@ use crate::{
     request_meta::RequestMeta,
     routes::{ApiPath, ApiQuery, json_body},
     startup::AppState,
-    store::{AuditActor, AuditRecord, LimitOverrides, UserBalance, UserRecord, UserStatus},
+    store::{AuditRecord, LimitOverrides, UserBalance, UserRecord, UserStatus},
 };
 
 #[derive(Deserialize, IntoParams)]
@@ -710,8 +710,9 @@ pub async fn monitor(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Only events by this user id.
-    actor: Option<i64>,
+    /// Only events by this user: an id, or an email address (any case), as
+    /// the audit log page takes it.
+    actor: Option<String>,
     /// Only this action, such as `login.failure` or `key.create`.
     action: Option<String>,
     /// Only this target, such as `user:7` or `key:3`.
@@ -788,15 +789,19 @@ pub struct AuditList {
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
         (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
-        (status = 422, description = "A time bound is not a date or time, or `until` is not after `since`", body = ErrorResponse),
+        (status = 422, description = "The actor is neither an id nor an email address, a time bound is not a date or time, or `until` is not after `since`", body = ErrorResponse),
     ))]
 pub async fn audit_log(
     State(state): State<AppState>,
     Admin(_): Admin,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Response {
+    let actor = match admin_service::audit_actor(query.actor.as_deref().unwrap_or_default()) {
+        Ok(actor) => actor,
+        Err(error) => return error.into_response(),
+    };
     let filter = match admin_service::audit_filter(
-        query.actor.map(AuditActor::Id),
+        actor,
         query.action.as_deref(),
         query.target.as_deref(),
         query.since.as_deref(),
