@@ -424,6 +424,12 @@ async fn admins_add_and_deduct_credits_with_a_reason_in_the_ledger() {
         let (status, body) = post(json!({ "amount": amount, "reason": "x" })).await;
         assert_eq!(status, 422, "{amount}: {body}");
     }
+    // A reason that shows nothing, or breaks the ledger's lines.
+    for reason in ["\u{200b}", "two\nlines", "nul\u{0}"] {
+        let (status, body) = post(json!({ "amount": "1", "reason": reason })).await;
+        assert_eq!(status, 422, "{reason:?}: {body}");
+        assert_eq!(body["error"]["param"], "reason", "{body}");
+    }
     let (status, body) = post(json!({ "amount": 5, "reason": "a number, not a string" })).await;
     assert_eq!(status, 400, "{body}");
     let (status, _) = send(

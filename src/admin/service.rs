@@ -97,6 +97,13 @@ pub async fn adjust_credits(
             "reason".to_owned(),
             format!("Say why, in 1 to {MAX_REASON_CHARS} characters; it is kept in the ledger and the audit log."),
         );
+    } else if crate::accounts::domain::hides_text(reason) {
+        // A zero-width space passed for a reason; line breaks and other
+        // controls would break the ledger's and the log's lines.
+        fields.insert(
+            "reason".to_owned(),
+            "The reason contains characters that cannot be shown (line breaks, zero-width or control characters). Say why in plain text.".to_owned(),
+        );
     }
     let key = idempotency_key.map(str::trim).filter(|k| !k.is_empty());
     if key
