@@ -174,7 +174,9 @@ fn MonitorView(r: MonitorReport) -> impl IntoView {
     };
     view! {
         <div class="mb-6 grid gap-4 sm:grid-cols-3">
-            {stat("Calls", r.requests.to_string(), "monitor-requests")}
+            // Refused ones too (limits, keys, unknown models); the tables
+            // below count the calls let through, which are charged.
+            {stat("Calls, refused ones included", r.requests.to_string(), "monitor-requests")}
             {stat("Calls a minute", r.requests_per_minute.clone(), "monitor-rpm")}
             {stat("Error rate", format!("{}% ({} errors)", r.error_rate_percent, r.errors), "monitor-errors")}
         </div>
@@ -247,7 +249,7 @@ fn TopTable(
             <h2 class="mb-3 text-lg font-semibold">{title}</h2>
             {empty.then(|| view! { <p class="text-sm text-slate-500">"No calls."</p> })}
             <table class="w-full text-left text-sm" data-testid=testid>
-                <thead class="text-slate-500"><tr><th class="py-1">{if users { "User" } else { "Key" }}</th><th class="text-right">"Calls"</th><th class="text-right">"Credits"</th></tr></thead>
+                <thead class="text-slate-500"><tr><th class="py-1">{if users { "User" } else { "Key" }}</th><th class="text-right">"Calls let through"</th><th class="text-right">"Credits"</th></tr></thead>
                 <tbody>
                     {rows.into_iter().map(|t| view! {
                         <tr class="border-t border-slate-100">
