@@ -222,6 +222,27 @@ pub struct Application {
     _database_lock: DatabaseLock,
 }
 
+/// A misspelled setting leaves its default in place without a word (no
+/// trusted proxies, CORS for any origin) unless start-up says so. Variables
+/// the model table read upstream keys from (`key_vars`) are the operator's.
+fn warn_of_unknown_settings(config: &Config, key_vars: &[String]) {
+    for (name, nearest) in &config.unknown_settings {
+        if key_vars.contains(name) {
+            continue;
+        }
+        match nearest {
+            Some(nearest) => tracing::warn!(
+                setting = %name,
+                "{name} is not a Tollgate setting and is ignored: did you mean {nearest}?"
+            ),
+            None => tracing::warn!(
+                setting = %name,
+                "{name} is not a Tollgate setting and is ignored (.env.example lists them)"
+            ),
+        }
+    }
+}
+
 /// How long refused calls are kept for the monitor and security pages.
 const REFUSALS_KEPT: chrono::Duration = chrono::Duration::days(30);
 
@@ -242,24 +263,7 @@ impl Application {
                 key_vars.borrow_mut().push(var.to_owned());
                 std::env::var(var)
             })?;
-        // A misspelled setting leaves its default in place without a word
-        // (no trusted proxies, CORS for any origin) unless start-up says so.
-        let key_vars = key_vars.into_inner();
-        for (name, nearest) in &config.unknown_settings {
-            if key_vars.contains(name) {
-                continue;
-            }
-            match nearest {
-                Some(nearest) => tracing::warn!(
-                    setting = %name,
-                    "{name} is not a Tollgate setting and is ignored: did you mean {nearest}?"
-                ),
-                None => tracing::warn!(
-                    setting = %name,
-                    "{name} is not a Tollgate setting and is ignored (.env.example lists them)"
-                ),
-            }
-        }
+        warn_of_unknown_settings(&config, &key_vars.into_inner());
         // Before migrating, and before giving back what a stopped process
         // left: it must have stopped.
         let database_lock = DatabaseLock::take(&config.database_url)?;
