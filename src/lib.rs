@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod app;
 pub mod credits;
 pub mod keys;
+pub mod model_api;
 pub mod monitor;
 pub mod pages;
 pub mod usage;

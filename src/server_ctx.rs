@@ -154,6 +154,8 @@ pub fn safe_next(next: Option<&str>) -> String {
         Some(path)
             if path.starts_with('/')
                 && !path.starts_with("//")
+                // `/..//host` is `//host` once the browser resolves it.
+                && !path.split(['/', '?']).any(|segment| segment == ".." || segment == ".")
                 && !path.contains('\\')
                 && path.len() <= 512
                 && path.bytes().all(|b| b.is_ascii_graphic()) =>
@@ -175,6 +177,8 @@ mod tests {
             "https://evil.example",
             "//evil.example",
             "/\\evil",
+            "/..//evil.example",
+            "/.//evil.example",
             "/a\r\nSet-Cookie: x",
             "/ü",
             "admin",

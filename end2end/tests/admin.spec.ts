@@ -251,6 +251,17 @@ test("a form sent after the session ended keeps what was typed and offers a logi
   await expect(page.getByRole("status")).toContainText(`Plan ${slug} created.`);
   await expect(page.getByTestId(`plan-${slug}`)).toContainText("9 / 90 /");
 
+  // The plan's own page too: its editor stays, with the new name typed.
+  await page.goto(`/admin/plans/${slug}`);
+  await hydrated(page);
+  await page.getByLabel("Name").fill("Renamed");
+  await other.goto("/account");
+  await other.getByRole("navigation", { name: "Main" }).getByRole("button", { name: "Log out" }).click();
+  await expect(other.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Log in" })).toBeVisible();
+  await page.getByRole("button", { name: "Save plan" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: "Log in in a new tab" })).toBeVisible();
+  await expect(page.getByLabel("Name")).toHaveValue("Renamed");
+
   // Signed out, a link to a filtered page comes back to it, filters kept.
   const visitor = await browser.newPage();
   await visitor.goto("/admin/audit?action=plan.create");

@@ -362,7 +362,7 @@ test("a longest reply is sent as max_tokens and a reply cut there says so; one t
   await longest.fill("lots");
   await page.getByLabel("Message").fill("Hello there playground");
   await page.getByRole("button", { name: "Send" }).click();
-  await expect(problem).toHaveText("Enter a whole number of tokens, 1 or more, or leave it empty.");
+  await expect(problem).toHaveText("Enter a whole number of tokens from 1 to 1,000,000, or leave it empty.");
   await expect(longest).toBeFocused();
   await expect(longest).toHaveAttribute("aria-invalid", "true");
   await expect(page.getByLabel("Message")).toHaveValue("Hello there playground");

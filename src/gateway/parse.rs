@@ -14,8 +14,7 @@ const ROLES: [&str; 6] = [
     "function",
 ];
 
-/// The most tokens a caller may ask for in one reply.
-pub const MAX_TOKENS_CEILING: u64 = 1_000_000;
+pub use crate::model_api::MAX_TOKENS_CEILING;
 
 /// The most choices (`n`) one call may ask for, as OpenAI allows.
 pub const MAX_CHOICES: u64 = 128;

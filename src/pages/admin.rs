@@ -194,8 +194,9 @@ fn AdminUsers() -> impl IntoView {
     let query = use_query_map();
     let search = Memo::new(move |_| query.read().get("q").unwrap_or_default());
     let page = page_param();
+    let toggled = super::forms::completions(toggle.value());
     let users = Resource::new(
-        move || (toggle.version().get(), search.get(), page.get()),
+        move || (toggled.get(), search.get(), page.get()),
         |(_, search, page)| admin_list_users(search, page),
     );
 

@@ -226,7 +226,8 @@ pub fn AdminPlansPage() -> impl IntoView {
 fn PlanList() -> impl IntoView {
     let save = ServerAction::<AdminSavePlan>::new();
     let error = last_error(save.value());
-    let plans = Resource::new(move || save.version().get(), |_| admin_plans());
+    let saved = super::forms::completions(save.value());
+    let plans = Resource::new(move || saved.get(), |_| admin_plans());
     let created = move || {
         save.value()
             .get()
@@ -347,8 +348,12 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
     let retire = ServerAction::<AdminRetirePlan>::new();
     let save_error = last_error(save.value());
     let retire_error = last_error(retire.value());
+    let (saved, retired) = (
+        super::forms::completions(save.value()),
+        super::forms::completions(retire.value()),
+    );
     let detail = Resource::new(
-        move || (slug.get(), save.version().get(), retire.version().get()),
+        move || (slug.get(), saved.get(), retired.get()),
         |(slug, ..)| admin_plan(slug),
     );
     let outcome = LastOutcome::new(None);

@@ -78,6 +78,24 @@ pub fn focus_first_invalid<T: Send + Sync + 'static>(
     );
 }
 
+/// Counts the completions of the action whose result is `value`, but for a
+/// refusal because the session ended. A page fetches its data again on this
+/// count: fetched again then, the data's own refusal replaced the page, and
+/// what was typed in it.
+pub fn completions<T: Send + Sync + 'static>(
+    value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
+) -> ReadSignal<u32> {
+    let (count, set_count) = signal(0u32);
+    Effect::new(move |_| {
+        if let Some(result) = value.get()
+            && !matches!(&result, Err(e) if e.signed_out)
+        {
+            set_count.update(|n| *n += 1);
+        }
+    });
+    count
+}
+
 /// The outcome of whichever of a page's actions finished last: `Ok` with its
 /// success message, `Err` with its refusal. Read action by action, a banner
 /// would go on showing an earlier success beside a later one, or a refusal.
@@ -112,7 +130,7 @@ pub fn FormAlert(error: LastError) -> impl IntoView {
                     <a href=super::nav::login_and_back() target="_blank" rel="noopener" class="font-medium underline">
                         "Log in in a new tab"
                     </a>
-                    ", then send the form again: what you typed stays here."
+                    ", then send the form again from this page."
                 }
             });
             view! {

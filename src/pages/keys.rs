@@ -150,17 +150,13 @@ fn KeysManager() -> impl IntoView {
     let revoke = ServerAction::<RevokeApiKeys>::new();
     let rotate = ServerAction::<RotateApiKeys>::new();
     let end_grace = ServerAction::<EndKeyGrace>::new();
-    let overview = Resource::new(
-        move || {
-            (
-                create.version().get(),
-                revoke.version().get(),
-                rotate.version().get(),
-                end_grace.version().get(),
-            )
-        },
-        |_| get_keys_overview(),
-    );
+    let done = [
+        super::forms::completions(create.value()),
+        super::forms::completions(revoke.value()),
+        super::forms::completions(rotate.value()),
+        super::forms::completions(end_grace.value()),
+    ];
+    let overview = Resource::new(move || done.map(|d| d.get()), |_| get_keys_overview());
     // Secrets to show once; cleared when the dialog is closed. A new secret
     // joins those not yet saved, replacing only its own key's earlier one.
     let fresh = RwSignal::new(Vec::<IssuedKey>::new());

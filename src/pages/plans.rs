@@ -57,7 +57,8 @@ pub fn PlansPage() -> impl IntoView {
 fn PlanCards() -> impl IntoView {
     let switch = ServerAction::<SwitchPlan>::new();
     let error = last_error(switch.value());
-    let plans = Resource::new(move || switch.version().get(), |_| list_plans());
+    let switched = super::forms::completions(switch.value());
+    let plans = Resource::new(move || switched.get(), |_| list_plans());
     // The button pressed is gone once its plan is current: focus goes to the
     // page's heading, and the switch is said.
     let switched = move || {

@@ -348,8 +348,10 @@ pub fn parse_longest_reply(text: &str) -> Result<Option<u32>, &'static str> {
         return Ok(None);
     }
     match text.parse::<u32>() {
-        Ok(tokens) if tokens > 0 => Ok(Some(tokens)),
-        _ => Err("Enter a whole number of tokens, 1 or more, or leave it empty."),
+        Ok(tokens) if tokens > 0 && u64::from(tokens) <= crate::model_api::MAX_TOKENS_CEILING => {
+            Ok(Some(tokens))
+        }
+        _ => Err("Enter a whole number of tokens from 1 to 1,000,000, or leave it empty."),
     }
 }
 
@@ -1379,7 +1381,8 @@ mod tests {
         assert_eq!(parse_longest_reply(""), Ok(None));
         assert_eq!(parse_longest_reply("  "), Ok(None));
         assert_eq!(parse_longest_reply(" 256 "), Ok(Some(256)));
-        for wrong in ["0", "-5", "1.5", "lots", "99999999999"] {
+        assert_eq!(parse_longest_reply("1000000"), Ok(Some(1_000_000)));
+        for wrong in ["0", "-5", "1.5", "lots", "1000001", "99999999999"] {
             assert!(parse_longest_reply(wrong).is_err(), "{wrong}");
         }
     }
