@@ -543,6 +543,15 @@ async fn admin_pages_and_routes_refuse_users_and_send_visitors_to_login() {
             format!("/login?next={next}").as_str()
         );
     }
+    // The login page hands `next` on decoded once: a page's own encoded `&`
+    // and `/` stay encoded (decoded twice, they split its query).
+    let response = get(&anonymous, "/usage?x=a%26b&y=%2Fz").await.unwrap();
+    let login = response.headers()["location"].to_str().unwrap().to_owned();
+    let html = get(&anonymous, &login).await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains(r#"name="next" value="/usage?x=a%26b&amp;y=%2Fz""#),
+        "{login}: {html}"
+    );
     let response = get(&user, "/admin").await.unwrap();
     assert_eq!(response.status(), 403);
     assert!(

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::{components::A, hooks::use_query_map};
+use leptos_router::{components::A, hooks::use_location};
 
 use super::forms::{BUTTON, CARD, Field, FormAlert, Submit, focus_first_invalid, last_error};
 use crate::accounts::types::FormError;
@@ -49,11 +49,19 @@ pub fn LoginPage() -> impl IntoView {
     let action = ServerAction::<Login>::new();
     let error = last_error(action.value());
     focus_first_invalid(action.value(), "main");
-    let query = use_query_map();
+    // Read from the raw query, decoded once: the router's query map decodes
+    // its values twice, so a page's own encoded `&` or `/` in `next` came
+    // back as a new parameter or a path.
+    let location = use_location();
     let next = move || {
-        query
-            .read()
-            .get("next")
+        location
+            .search
+            .with(|search| {
+                serde_urlencoded::from_str::<Vec<(String, String)>>(search)
+                    .ok()?
+                    .into_iter()
+                    .find_map(|(name, value)| (name == "next").then_some(value))
+            })
             .or_else(|| error.get().and_then(|e| e.value("next")))
             .unwrap_or_default()
     };
