@@ -185,6 +185,21 @@ impl Bill {
         took.as_millis() as i64
     }
 
+    /// Settles a call whose answer failed after the upstream had read the
+    /// prompt (cut off, too slow, carrying an error, not parsing): charged
+    /// the prompt at least, and its answer says so. The request's log lines
+    /// name the model, for the operator to tell which upstream failed.
+    pub fn fail_after_prompt(
+        self,
+        error: super::providers::UpstreamError,
+        meter: &Meter,
+    ) -> super::error::GatewayError {
+        crate::telemetry::note_model(&self.model);
+        let error = super::error::GatewayError::AfterPrompt(error);
+        self.settle(error.status().as_u16(), error.code(), meter);
+        error
+    }
+
     /// Charges for `meter` (nothing when the upstream never answered). A call
     /// the upstream never answered returns its capped key's use, for the
     /// caller to give back before it answers (dropped, it is given back soon

@@ -629,12 +629,7 @@ async fn chat(
             // does not parse, came after the upstream read the prompt.
             let body = match body {
                 Ok(body) => body,
-                Err(error) => {
-                    crate::telemetry::note_model(&model.name);
-                    let error = GatewayError::AfterPrompt(error);
-                    bill.settle(error.status().as_u16(), error.code(), &meter);
-                    return Err(error);
-                }
+                Err(error) => return Err(bill.fail_after_prompt(error, &meter)),
             };
             bill.upstream_ms = Some(upstream_ms);
             let mut out = Vec::with_capacity(body.len() + 32);
@@ -647,12 +642,7 @@ async fn chat(
                     bill.settle(200, None, &meter);
                     Ok(Answer::Json(out))
                 }
-                Err(error) => {
-                    crate::telemetry::note_model(&model.name);
-                    let error = GatewayError::AfterPrompt(error);
-                    bill.settle(error.status().as_u16(), error.code(), &meter);
-                    Err(error)
-                }
+                Err(error) => Err(bill.fail_after_prompt(error, &meter)),
             }
         }
         Reply::Chunks(chunks) => {
