@@ -192,13 +192,18 @@ impl GatewayError {
                 "api_error",
                 "upstream_error",
                 match answered {
-                    401 => "The model server refused Tollgate's own key (401): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
-                    // Not only an unknown model name: a `base_url` without
-                    // its `/v1` gets the server's 404 for every path.
-                    404 => "The model server answered 404 (an unknown model name, or an address that is not its API): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
                     429 => "The model server refused this call: the operator's account with it has no quota left, and trying again will not help. Tell the operator.".to_owned(),
-                    403 => "The model server refused this call (403): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
-                    _ => "The model server did not answer as an OpenAI-compatible API (a web page, a redirect or no body): this model is not set up right, and trying again will not help. Tell the operator.".to_owned(),
+                    answered => format!(
+                        "{}: this model is not set up right, and trying again will not help. Tell the operator.",
+                        match answered {
+                            401 => "The model server refused Tollgate's own key (401)",
+                            403 => "The model server refused this call (403)",
+                            // Not only an unknown model name: a `base_url`
+                            // without its `/v1` gets a 404 for every path.
+                            404 => "The model server answered 404 (an unknown model name, or an address that is not its API)",
+                            _ => "The model server did not answer as an OpenAI-compatible API (a web page, a redirect or no body)",
+                        }
+                    ),
                 },
             ),
             Self::Upstream(_) => ApiError::new(
