@@ -9,6 +9,8 @@ use super::{
 
 /// SQL that revokes the keys an UPDATE of `api_keys` picks: a grace period
 /// left from a rotation ends with it.
+const RECORD_KEY_SECRET_CHECK: &str = "UPDATE instance SET key_secret_check = ? WHERE id = 1";
+
 const REVOKED: &str =
     "revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), grace_hash = NULL, grace_until = NULL";
 
@@ -199,7 +201,7 @@ impl Store {
     /// Records the check value of the key secret in use (see
     /// [`Store::key_secret_check`]).
     pub async fn record_key_secret_check(&self, check: &[u8]) -> Result<(), StoreError> {
-        sqlx::query("UPDATE instance SET key_secret_check = ? WHERE id = 1")
+        sqlx::query(RECORD_KEY_SECRET_CHECK)
             .bind(check)
             .execute(&self.writer)
             .await?;
@@ -222,7 +224,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query("UPDATE instance SET key_secret_check = ? WHERE id = 1")
+        sqlx::query(RECORD_KEY_SECRET_CHECK)
             .bind(check)
             .execute(&mut *tx)
             .await?;
