@@ -314,27 +314,17 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
             corrections_made.update(|n| *n += 1);
         }
     });
-    let plan_done = super::forms::completions(plan.value());
-    let revoke_done = super::forms::completions(revoke.value());
-    let revoke_one_done = super::forms::completions(revoke_one.value());
-    let rotate_done = super::forms::completions(rotate.value());
-    let reset_done = super::forms::completions(reset.value());
-    let toggle_done = super::forms::completions(toggle.value());
-    let limits_done = super::forms::completions(limits.value());
+    let done = [
+        super::forms::completions(plan.value()),
+        super::forms::completions(revoke.value()),
+        super::forms::completions(revoke_one.value()),
+        super::forms::completions(rotate.value()),
+        super::forms::completions(reset.value()),
+        super::forms::completions(toggle.value()),
+        super::forms::completions(limits.value()),
+    ];
     let detail = Resource::new(
-        move || {
-            (
-                user_id.get(),
-                corrections_made.get(),
-                plan_done.get(),
-                revoke_done.get(),
-                revoke_one_done.get(),
-                rotate_done.get(),
-                reset_done.get(),
-                toggle_done.get(),
-                limits_done.get(),
-            )
-        },
+        move || (user_id.get(), corrections_made.get(), done.map(|d| d.get())),
         |(id, ..)| async move {
             match id {
                 Some(id) => fetch_admin_user(id).await,
