@@ -23,7 +23,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{accounts::session::SESSION_COOKIE, api_error::ApiError};
+use crate::{accounts::cookie_names, api_error::ApiError};
 
 /// The site's own origin, as the check knows it.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ fn has_session_cookie(headers: &HeaderMap) -> bool {
         .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| Cookie::parse_encoded(pair).ok())
-        .any(|cookie| cookie.name() == SESSION_COOKIE)
+        .any(|cookie| cookie_names::SESSION.is(cookie.name()))
 }
 
 /// `scheme://authority` of an absolute URL.

@@ -32,6 +32,7 @@ pub async fn known_device(state: &AppState) -> Result<Option<KnownDevice>, FormE
     Ok(KnownDevice::from_cookies(
         &cookies,
         &state.key_hasher.device_cookie_key(),
+        state.config.is_https(),
         chrono::Utc::now().timestamp(),
     ))
 }

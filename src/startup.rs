@@ -30,7 +30,6 @@ use crate::{
     accounts::{
         passwords,
         service::{self, AccountError},
-        session::SESSION_COOKIE,
         throttle::{LoginThrottle, SignupThrottle},
     },
     app::{App, shell},
@@ -677,7 +676,7 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     let routes = page_routes();
     let body_rules = body_limit::BodyRules::of(&state.config);
     let session_layer = SessionManagerLayer::new(sessions)
-        .with_name(SESSION_COOKIE)
+        .with_name(crate::accounts::cookie_names::SESSION.on(state.config.is_https()))
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.config.is_https())

@@ -36,7 +36,7 @@ fn assert_throttled(refused: &Answer, says: &str) {
 }
 
 #[tokio::test]
-async fn the_session_cookie_is_httponly_lax_and_secure_only_over_https() {
+async fn the_session_cookie_is_httponly_lax_and_secure_and_host_only_over_https() {
     let app = spawn_app().await;
     let answer = app.register(&app.browser(), "c@example.com", "C").await;
     let cookie = answer
@@ -77,13 +77,43 @@ async fn the_session_cookie_is_httponly_lax_and_secure_only_over_https() {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    // The session, the one-time new-key cookie and the device cookie.
+    // The session, the one-time new-key cookie and the device cookie, each
+    // host-only: `__Host-`, Secure, path / and no domain (else browsers drop it).
     assert_eq!(cookies.len(), 3, "{cookies:?}");
-    assert!(
-        cookies.iter().any(|c| c.starts_with("tollgate_device=")),
-        "{cookies:?}"
-    );
-    assert!(cookies.iter().all(|c| c.contains("Secure")), "{cookies:?}");
+    for name in ["session", "new_key", "device"] {
+        let cookie = cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("__Host-tollgate_{name}=")))
+            .unwrap_or_else(|| panic!("no host-only {name} cookie in {cookies:?}"));
+        assert!(
+            cookie.contains("; Secure")
+                && cookie.contains("; Path=/")
+                && !cookie.to_ascii_lowercase().contains("domain="),
+            "{cookie}"
+        );
+    }
+
+    // The session works under that name, and the same-origin check knows it.
+    let session = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("__Host-tollgate_session="))
+        .and_then(|c| c.split(';').next())
+        .map(|id| format!("__Host-tollgate_session={id}"))
+        .unwrap();
+    let create_key = |origin: &'static str| {
+        reqwest::Client::new()
+            .post(app.url("/api/v1/keys"))
+            .header("cookie", &session)
+            .header("origin", origin)
+            .json(&serde_json::json!({ "name": "second" }))
+            .send()
+    };
+    let refused = create_key("https://evil.example").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "cross_site_request");
+    let created = create_key("https://llm.example.com").await.unwrap();
+    assert_eq!(created.status(), 201, "{:?}", created.text().await);
 }
 
 #[tokio::test]

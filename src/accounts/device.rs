@@ -14,7 +14,7 @@ use tower_cookies::{
     cookie::{SameSite, time::Duration},
 };
 
-pub const DEVICE_COOKIE: &str = "tollgate_device";
+use super::cookie_names::DEVICE;
 
 /// How long a browser stays known without signing in again.
 const KEPT_DAYS: i64 = 180;
@@ -31,9 +31,10 @@ pub struct KnownDevice {
 
 impl KnownDevice {
     /// The device named by the request's cookie, when its signature holds
-    /// and it is not older than [`KEPT_DAYS`] at `now` (Unix seconds).
-    pub fn from_cookies(cookies: &Cookies, key: &Key, now: i64) -> Option<Self> {
-        let cookie = cookies.signed(key).get(DEVICE_COOKIE)?;
+    /// and it is not older than [`KEPT_DAYS`] at `now` (Unix seconds), on a
+    /// site served over HTTPS (`https`) or not.
+    pub fn from_cookies(cookies: &Cookies, key: &Key, https: bool, now: i64) -> Option<Self> {
+        let cookie = cookies.signed(key).get(DEVICE.on(https))?;
         let mut parts = cookie.value().split('.');
         let (user_id, epoch, issued, nonce) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -73,13 +74,16 @@ impl KnownDevice {
             return;
         }
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let cookie = Cookie::build((DEVICE_COOKIE, format!("{user_id}.{epoch}.{now}.{nonce}")))
-            .path("/")
-            .http_only(true)
-            .secure(secure)
-            .same_site(SameSite::Strict)
-            .max_age(Duration::days(KEPT_DAYS))
-            .build();
+        let cookie = Cookie::build((
+            DEVICE.on(secure),
+            format!("{user_id}.{epoch}.{now}.{nonce}"),
+        ))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .max_age(Duration::days(KEPT_DAYS))
+        .build();
         cookies.signed(key).add(cookie);
     }
 }
@@ -92,10 +96,11 @@ mod tests {
         Key::from(&[7u8; 64])
     }
 
-    /// A jar holding `value` as the browser sends it back.
+    /// A jar holding `value` as the browser sends it back to a site served
+    /// over HTTPS.
     fn sent(value: &str) -> Cookies {
         let back = Cookies::default();
-        back.add(Cookie::new(DEVICE_COOKIE, value.to_owned()));
+        back.add(Cookie::new(DEVICE.on(true), value.to_owned()));
         back
     }
 
@@ -104,12 +109,12 @@ mod tests {
         let now = 1_800_000_000;
         let cookies = Cookies::default();
         KnownDevice::remember(&cookies, &key(), 42, 3, true, now);
-        let set = cookies.get(DEVICE_COOKIE).unwrap().into_owned();
+        let set = cookies.get("__Host-tollgate_device").unwrap().into_owned();
         assert_eq!(
             (set.http_only(), set.secure(), set.same_site()),
             (Some(true), Some(true), Some(SameSite::Strict))
         );
-        let device = KnownDevice::from_cookies(&sent(set.value()), &key(), now).unwrap();
+        let device = KnownDevice::from_cookies(&sent(set.value()), &key(), true, now).unwrap();
         assert_eq!(
             (device.user_id, device.epoch, device.nonce.len()),
             (42, 3, 32)
@@ -120,25 +125,37 @@ mod tests {
             "a password change moves the epoch on"
         );
         assert!(!device.is_for(43, 3));
+        // Under its plain name it counts only on a site served over HTTP: a
+        // sibling subdomain can set that name, not the `__Host-` one.
+        let plain = Cookies::default();
+        plain.add(Cookie::new(DEVICE.on(false), set.value().to_owned()));
+        assert_eq!(KnownDevice::from_cookies(&plain, &key(), true, now), None);
+        assert!(KnownDevice::from_cookies(&plain, &key(), false, now).is_some());
 
         // Past its days, or under another key, it is no device.
         let later = now + KEPT_DAYS * 86_400 + 1;
         assert_eq!(
-            KnownDevice::from_cookies(&sent(set.value()), &key(), later),
+            KnownDevice::from_cookies(&sent(set.value()), &key(), true, later),
             None
         );
         assert_eq!(
-            KnownDevice::from_cookies(&sent(set.value()), &Key::from(&[8u8; 64]), now),
+            KnownDevice::from_cookies(&sent(set.value()), &Key::from(&[8u8; 64]), true, now),
             None
         );
         // With the account changed, or unsigned, the signature fails.
         let (digest, signed) = set.value().split_at(44);
         assert_eq!(signed, format!("42.3.{now}.{}", device.nonce));
         let forged = format!("{digest}43.3.{now}.{}", device.nonce);
-        assert_eq!(KnownDevice::from_cookies(&sent(&forged), &key(), now), None);
-        assert_eq!(KnownDevice::from_cookies(&sent(signed), &key(), now), None);
         assert_eq!(
-            KnownDevice::from_cookies(&Cookies::default(), &key(), now),
+            KnownDevice::from_cookies(&sent(&forged), &key(), true, now),
+            None
+        );
+        assert_eq!(
+            KnownDevice::from_cookies(&sent(signed), &key(), true, now),
+            None
+        );
+        assert_eq!(
+            KnownDevice::from_cookies(&Cookies::default(), &key(), true, now),
             None
         );
     }

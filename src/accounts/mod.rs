@@ -4,10 +4,13 @@
 //! parses input, `passwords` hashes, `service` holds every account rule (called by
 //! the pages' server functions and the REST handlers alike), `session` ties a
 //! browser session to a user, `throttle` slows down password guessing,
-//! and `device` tells the browsers an account signed in from before.
+//! `device` tells the browsers an account signed in from before, and
+//! `cookie_names` names the cookies the dashboard sets.
 
 pub mod types;
 
+#[cfg(feature = "ssr")]
+pub mod cookie_names;
 #[cfg(feature = "ssr")]
 pub mod device;
 #[cfg(feature = "ssr")]

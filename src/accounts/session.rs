@@ -19,9 +19,6 @@ use crate::{
     store::{Store, StoreError, UserRecord, UserStatus},
 };
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "tollgate_session";
-
 const AUTH_KEY: &str = "tollgate.auth";
 
 #[derive(Debug, Serialize, Deserialize)]

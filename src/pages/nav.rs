@@ -41,7 +41,7 @@ pub async fn logout() -> Result<(), FormError> {
     session::sign_out(&session)
         .await
         .map_err(server_ctx::session_failed)?;
-    super::welcome::clear_new_key_cookie();
+    super::welcome::clear_new_key_cookie(state.config.is_https());
     leptos_axum::redirect("/");
     Ok(())
 }

@@ -45,8 +45,11 @@ pub async fn register(
             {
                 Ok(issued) => {
                     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-                        let cookie =
-                            super::welcome::new_key_cookie(&issued.secret, state.config.is_https());
+                        let cookie = super::welcome::new_key_cookie(
+                            &issued.secret,
+                            300,
+                            state.config.is_https(),
+                        );
                         if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
                             response.append_header(axum::http::header::SET_COOKIE, value);
                         }

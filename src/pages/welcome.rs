@@ -15,14 +15,12 @@ use super::{
 };
 use crate::accounts::types::FormError;
 
-pub const NEW_KEY_COOKIE: &str = "tollgate_new_key";
-
 #[server(endpoint = "welcome-key")]
 pub async fn take_new_key() -> Result<Option<String>, FormError> {
     use axum::http::header;
     use tower_sessions::cookie::Cookie;
 
-    use crate::{keys::format::ApiKey, server_ctx};
+    use crate::{accounts::cookie_names::NEW_KEY, keys::format::ApiKey, server_ctx};
 
     let Some(parts) = use_context::<axum::http::request::Parts>() else {
         return Ok(None);
@@ -34,18 +32,18 @@ pub async fn take_new_key() -> Result<Option<String>, FormError> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| Cookie::split_parse(v.to_owned()))
         .filter_map(Result::ok)
-        .find(|c| c.name() == NEW_KEY_COOKIE)
+        .find(|c| NEW_KEY.is(c.name()))
         .map(|c| c.value().to_owned())
     else {
         return Ok(None);
     };
-    clear_new_key_cookie();
+    let state = server_ctx::app_state()?;
+    clear_new_key_cookie(state.config.is_https());
     // Shown only to the account it was made for, while it still works: a
     // browser shared after a sign-up that never reached this page must not
     // show the last person's key to the next.
     // Not `signed_in_user`, which answers 401 to a visitor: this page has
     // nothing to refuse, only nothing to show.
-    let state = server_ctx::app_state()?;
     let session = server_ctx::session().await?;
     let Ok(Some(user)) = crate::accounts::session::current_user(&session, &state.store).await
     else {
@@ -63,23 +61,26 @@ pub async fn take_new_key() -> Result<Option<String>, FormError> {
     Ok(theirs.then_some(secret))
 }
 
-/// Ends the cookie that hands a new key to `/welcome` (read, or signed out).
+/// Ends the cookie that hands a new key to `/welcome` (read, or signed out)
+/// on a site served over HTTPS (`https`) or not.
 #[cfg(feature = "ssr")]
-pub fn clear_new_key_cookie() {
+pub fn clear_new_key_cookie(https: bool) {
     use axum::http::{HeaderValue, header};
     if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-        let clear = format!("{NEW_KEY_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict");
+        let clear = new_key_cookie("", 0, https);
         if let Ok(value) = HeaderValue::from_str(&clear) {
             response.append_header(header::SET_COOKIE, value);
         }
     }
 }
 
-/// The `Set-Cookie` value that hands a new key to `/welcome`.
+/// The `Set-Cookie` value that hands a new key to `/welcome` for `seconds`
+/// (0 ends it), on a site served over HTTPS (`secure`) or not.
 #[cfg(feature = "ssr")]
-pub fn new_key_cookie(secret: &str, secure: bool) -> String {
+pub fn new_key_cookie(secret: &str, seconds: u32, secure: bool) -> String {
+    let name = crate::accounts::cookie_names::NEW_KEY.on(secure);
     let secure = if secure { "; Secure" } else { "" };
-    format!("{NEW_KEY_COOKIE}={secret}; Max-Age=300; Path=/; HttpOnly; SameSite=Strict{secure}")
+    format!("{name}={secret}; Max-Age={seconds}; Path=/; HttpOnly; SameSite=Strict{secure}")
 }
 
 #[component]

@@ -81,9 +81,9 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::accounts::session::SESSION_COOKIE,
-                "The dashboard's session; requests that change state must come from the \
-                 app's own origin.",
+                crate::accounts::cookie_names::SESSION.on(false),
+                "The dashboard's session (`__Host-tollgate_session` when the site is served \
+                 over HTTPS); requests that change state must come from the app's own origin.",
             ))),
         );
     }
