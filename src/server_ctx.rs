@@ -58,7 +58,7 @@ pub async fn remember_device(state: &AppState, user_id: i64, epoch: i64) {
 pub async fn signed_in_user() -> Result<(AppState, Session, UserRecord), FormError> {
     let state = app_state()?;
     let session = session().await?;
-    match session::current_user(&session, &state.store)
+    match session::current_user(&session, &state)
         .await
         .map_err(internal)?
     {

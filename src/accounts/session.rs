@@ -4,6 +4,10 @@
 //! A session remembers the user's `session_epoch` from when it signed in. Changing
 //! the password, disabling or deleting the account bumps the epoch, which ends
 //! every older session on its next request.
+//!
+//! A session in use is saved again now and then (see [`refresh_after`]),
+//! which moves its idle expiry on: tower-sessions saves, and so extends, only
+//! a session that changed, so one used all day ended a fixed time after sign-in.
 
 use axum::{
     extract::FromRequestParts,
@@ -16,7 +20,7 @@ use tower_sessions::Session;
 use crate::{
     api_error::ApiError,
     startup::AppState,
-    store::{Store, StoreError, UserRecord, UserStatus},
+    store::{StoreError, UserRecord, UserStatus},
 };
 
 const AUTH_KEY: &str = "tollgate.auth";
@@ -25,6 +29,16 @@ const AUTH_KEY: &str = "tollgate.auth";
 struct SessionAuth {
     user_id: i64,
     epoch: i64,
+    /// When the session was last saved for being used, in Unix seconds.
+    #[serde(default)]
+    seen: i64,
+}
+
+/// How long a session in use goes unsaved: a hundredth of the idle time,
+/// from one second to a minute. Saving it on every request would write to
+/// the database for every call a page makes.
+fn refresh_after(idle: std::time::Duration) -> i64 {
+    (idle.as_secs() / 100).clamp(1, 60) as i64
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +52,16 @@ pub enum SessionError {
 /// Signs `user` in on this session under a fresh session id (no fixation).
 pub async fn sign_in(session: &Session, user_id: i64, epoch: i64) -> Result<(), SessionError> {
     session.cycle_id().await?;
+    let seen = chrono::Utc::now().timestamp();
     session
-        .insert(AUTH_KEY, SessionAuth { user_id, epoch })
+        .insert(
+            AUTH_KEY,
+            SessionAuth {
+                user_id,
+                epoch,
+                seen,
+            },
+        )
         .await?;
     Ok(())
 }
@@ -51,16 +73,22 @@ pub async fn sign_out(session: &Session) -> Result<(), SessionError> {
 }
 
 /// The active user behind `session`; a stale session (account gone, disabled, or
-/// signed in before the last password change) is ended on the spot.
+/// signed in before the last password change) is ended on the spot. A live
+/// one not saved for a while is marked to be saved, which extends it.
 pub async fn current_user(
     session: &Session,
-    store: &Store,
+    state: &AppState,
 ) -> Result<Option<UserRecord>, SessionError> {
-    let Some(auth) = session.get::<SessionAuth>(AUTH_KEY).await? else {
+    let Some(mut auth) = session.get::<SessionAuth>(AUTH_KEY).await? else {
         return Ok(None);
     };
-    match store.user_by_id(auth.user_id).await? {
+    match state.store.user_by_id(auth.user_id).await? {
         Some(user) if user.status == UserStatus::Active && user.session_epoch == auth.epoch => {
+            let now = chrono::Utc::now().timestamp();
+            if now - auth.seen >= refresh_after(state.config.session_idle) {
+                auth.seen = now;
+                session.insert(AUTH_KEY, auth).await?;
+            }
             Ok(Some(user))
         }
         _ => {
@@ -137,7 +165,7 @@ async fn user_from_parts(parts: &mut Parts, state: &AppState) -> Result<UserReco
     let session = Session::from_request_parts(parts, state)
         .await
         .map_err(|_| rejection(StatusCode::INTERNAL_SERVER_ERROR))?;
-    match current_user(&session, &state.store).await {
+    match current_user(&session, state).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(rejection(StatusCode::UNAUTHORIZED)),
         Err(error) => {
@@ -205,5 +233,19 @@ impl FromRequestParts<AppState> for Admin {
         } else {
             Err(forbidden())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::refresh_after;
+
+    #[test]
+    fn a_session_is_saved_again_after_a_hundredth_of_its_idle_time_within_bounds() {
+        assert_eq!(refresh_after(Duration::from_secs(60)), 1);
+        assert_eq!(refresh_after(Duration::from_secs(900)), 9);
+        assert_eq!(refresh_after(Duration::from_secs(604_800)), 60);
     }
 }

@@ -13,7 +13,7 @@ pub async fn get_current_user() -> Result<Option<CurrentUser>, FormError> {
     use crate::{accounts::session, server_ctx};
     let state = server_ctx::app_state()?;
     let session = server_ctx::session().await?;
-    let user = session::current_user(&session, &state.store)
+    let user = session::current_user(&session, &state)
         .await
         .map_err(server_ctx::session_failed)?;
     Ok(user.map(|u| CurrentUser {
@@ -30,7 +30,7 @@ pub async fn logout() -> Result<(), FormError> {
     use crate::{accounts::service, accounts::session, request_meta::RequestMeta, server_ctx};
     let state = server_ctx::app_state()?;
     let session = server_ctx::session().await?;
-    if let Some(user) = session::current_user(&session, &state.store)
+    if let Some(user) = session::current_user(&session, &state)
         .await
         .map_err(server_ctx::session_failed)?
     {

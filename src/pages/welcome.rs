@@ -45,8 +45,7 @@ pub async fn take_new_key() -> Result<Option<String>, FormError> {
     // Not `signed_in_user`, which answers 401 to a visitor: this page has
     // nothing to refuse, only nothing to show.
     let session = server_ctx::session().await?;
-    let Ok(Some(user)) = crate::accounts::session::current_user(&session, &state.store).await
-    else {
+    let Ok(Some(user)) = crate::accounts::session::current_user(&session, &state).await else {
         return Ok(None);
     };
     let Ok(key) = ApiKey::parse(&secret) else {
