@@ -765,6 +765,9 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     // template, the rest (static files, unknown pages, scans) as `unmatched`.
     let dashboard = with_dashboard_headers(dashboard)
         .layer(session_layer)
+        .layer(middleware::map_response(
+            crate::accounts::cookie_names::secure_host_only,
+        ))
         .layer(limit_body())
         .layer(middleware::from_fn_with_state(
             site.clone(),

@@ -114,6 +114,29 @@ async fn the_session_cookie_is_httponly_lax_and_secure_and_host_only_over_https(
     assert_eq!(body["error"]["code"], "cross_site_request");
     let created = create_key("https://llm.example.com").await.unwrap();
     assert_eq!(created.status(), 201, "{:?}", created.text().await);
+
+    // Signing out removes it from the browser: a removal without Secure is
+    // ignored for a `__Host-` name, and the ended session's id stayed.
+    let signed_out = reqwest::Client::new()
+        .post(app.url("/api/logout"))
+        .header("cookie", &session)
+        .header("origin", "https://llm.example.com")
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let removal = signed_out
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-tollgate_session="))
+        .expect("the session cookie removed")
+        .to_owned();
+    assert!(
+        removal.contains("Max-Age=0") && removal.contains("; Secure"),
+        "{removal}"
+    );
 }
 
 #[tokio::test]
@@ -167,12 +190,47 @@ async fn idle_sessions_expire() {
     let b = app.browser();
     app.register(&b, "idle@example.com", "Idle").await;
     let cookie = b.session_cookie().unwrap();
-    // Age the stored session past its expiry instead of waiting a minute.
-    sqlx::query("UPDATE tower_sessions SET expiry_date = expiry_date - 120")
+    // Age the stored session past its expiry instead of waiting a minute
+    // (stored as RFC 3339 text in UTC).
+    sqlx::query(
+        "UPDATE tower_sessions SET expiry_date = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-1 second')",
+    )
         .execute(&app.db().await)
         .await
         .unwrap();
     assert_eq!(app.me(&app.browser_with_cookie(&cookie)).await, Value::Null);
+}
+
+#[tokio::test]
+async fn a_session_in_use_is_extended_past_its_idle_time_from_sign_in() {
+    let app = spawn_app_with(&[("TOLLGATE_SESSION_IDLE_SECS", "60")]).await;
+    let b = app.browser();
+    app.register(&b, "busy@example.com", "Busy").await;
+    let cookie = b.session_cookie().unwrap();
+    let db = app.db().await;
+    // Stored as text, UTC, in one format: later times sort later.
+    let expiry =
+        || sqlx::query_scalar::<_, String>("SELECT expiry_date FROM tower_sessions").fetch_one(&db);
+    let at_sign_in = expiry().await.unwrap();
+    // A session in use is saved again once a hundredth of its idle time has
+    // passed, at least a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let used = app.call(&app.browser_with_cookie(&cookie), "me", &[]).await;
+    assert_eq!(used.body["email"], "busy@example.com", "{:?}", used.body);
+    let after_use = expiry().await.unwrap();
+    assert!(
+        after_use > at_sign_in,
+        "the use moved the expiry on: {at_sign_in} then {after_use}"
+    );
+    // And the browser's cookie with it.
+    let renewed = used
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("tollgate_session="))
+        .expect("the session cookie set again");
+    assert!(renewed.contains("Max-Age=60"), "{renewed}");
 }
 
 #[tokio::test]

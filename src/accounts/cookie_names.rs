@@ -3,6 +3,11 @@
 //! for path `/` and no domain, so a page on a sibling subdomain cannot set or
 //! shadow it (planting its own session, or a device cookie, in the browser).
 
+use axum::{
+    http::{HeaderValue, header::SET_COOKIE},
+    response::Response,
+};
+
 /// A cookie's name over plain HTTP and over HTTPS.
 #[derive(Debug, Clone, Copy)]
 pub struct CookieName {
@@ -33,9 +38,67 @@ pub const DEVICE: CookieName = CookieName::new("tollgate_device", "__Host-tollga
 /// A new account's primary key on its way to `/welcome`.
 pub const NEW_KEY: CookieName = CookieName::new("tollgate_new_key", "__Host-tollgate_new_key");
 
+/// Marks `Secure` every `__Host-` cookie `response` sets without it, which
+/// browsers would ignore. tower-sessions ends a session with a removal cookie
+/// that has only its name and path, so a signed-out browser kept the ended
+/// session's id.
+pub async fn secure_host_only(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if !headers.contains_key(SET_COOKIE) {
+        return response;
+    }
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|cookie| match cookie.to_str() {
+            Ok(text) if text.starts_with("__Host-") && !is_secure(text) => {
+                HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or_else(|_| cookie.clone())
+            }
+            _ => cookie.clone(),
+        })
+        .collect();
+    headers.remove(SET_COOKIE);
+    for cookie in cookies {
+        headers.append(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Whether a `Set-Cookie` value carries the `Secure` attribute.
+fn is_secure(set_cookie: &str) -> bool {
+    set_cookie
+        .split(';')
+        .skip(1)
+        .any(|attribute| attribute.trim().eq_ignore_ascii_case("secure"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_host_only_cookie_set_without_secure_is_marked_secure() {
+        let mut response = Response::new(axum::body::Body::empty());
+        for cookie in [
+            "__Host-tollgate_session=; Path=/; Max-Age=0",
+            "__Host-tollgate_device=x; Path=/; secure",
+            "tollgate_session=; Path=/; Max-Age=0",
+        ] {
+            response
+                .headers_mut()
+                .append(SET_COOKIE, HeaderValue::from_static(cookie));
+        }
+        let response = secure_host_only(response).await;
+        let set: Vec<_> = response.headers().get_all(SET_COOKIE).iter().collect();
+        assert_eq!(
+            set,
+            [
+                "__Host-tollgate_session=; Path=/; Max-Age=0; Secure",
+                "__Host-tollgate_device=x; Path=/; secure",
+                "tollgate_session=; Path=/; Max-Age=0",
+            ]
+        );
+    }
 
     #[test]
     fn over_https_each_name_is_its_plain_name_with_the_host_prefix() {
