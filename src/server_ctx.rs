@@ -156,7 +156,7 @@ pub fn safe_next(next: Option<&str>) -> String {
             if path.starts_with('/')
                 && !path.starts_with("//")
                 // `/..//host` is `//host` once the browser resolves it.
-                && !path.split(['/', '?']).any(|segment| segment == ".." || segment == ".")
+                && !path.split(['/', '?']).any(is_dot_segment)
                 && !path.contains('\\')
                 && path.len() <= 512
                 && path.bytes().all(|b| b.is_ascii_graphic()) =>
@@ -165,6 +165,13 @@ pub fn safe_next(next: Option<&str>) -> String {
         }
         _ => "/account".to_owned(),
     }
+}
+
+/// `.` or `..`, written out or percent-encoded (`%2e%2E`), as a browser
+/// resolves it.
+fn is_dot_segment(segment: &str) -> bool {
+    let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
 }
 
 #[cfg(test)]
@@ -180,6 +187,10 @@ mod tests {
             "/\\evil",
             "/..//evil.example",
             "/.//evil.example",
+            "/%2e%2e//evil.example/",
+            "/%2E%2E/%2e%2e//evil.example/x",
+            "/.%2e//evil.example",
+            "/%2e//evil.example",
             "/a\r\nSet-Cookie: x",
             "/ü",
             "admin",
@@ -188,5 +199,6 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/account", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/account");
+        assert_eq!(safe_next(Some("/keys/%2e%2ex")), "/keys/%2e%2ex");
     }
 }
