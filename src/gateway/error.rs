@@ -8,6 +8,9 @@ use axum::{
 use super::providers::UpstreamError;
 use crate::{api_error::ApiError, credits::format_credits, keys::auth::KeyAuthError};
 
+/// The most of an unknown model's name an error repeats, in characters.
+const MODEL_NAME_SHOWN: usize = 200;
+
 #[derive(Debug)]
 pub enum GatewayError {
     /// 400: the body is not a valid request.
@@ -108,12 +111,20 @@ impl GatewayError {
                 message.clone(),
             ),
             Self::UnknownModel(model) => {
+                // Named back as far as a model's name goes, not whatever
+                // length the caller sent (a 100 kB name came back whole).
+                let shown: String = model.chars().take(MODEL_NAME_SHOWN).collect();
+                let model = if shown.len() < model.len() {
+                    format!("{shown:?}…")
+                } else {
+                    format!("{shown:?}")
+                };
                 let mut error = ApiError::new(
                     StatusCode::NOT_FOUND,
                     "invalid_request_error",
                     "model_not_found",
                     format!(
-                        "The model {model:?} does not exist. GET /v1/models lists the models your key may use."
+                        "The model {model} does not exist. GET /v1/models lists the models your key may use."
                     ),
                 );
                 error.param = Some("model".into());
@@ -315,5 +326,30 @@ impl IntoResponse for GatewayError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GatewayError;
+
+    #[test]
+    fn an_unknown_model_is_named_back_at_most_two_hundred_characters_long() {
+        let said = |model: &str| {
+            GatewayError::UnknownModel(model.into())
+                .to_api_error()
+                .message
+        };
+        assert!(said("gpt-4o").starts_with(r#"The model "gpt-4o" does not exist."#));
+        let long = said(&"é".repeat(100_000));
+        assert!(
+            long.starts_with(&format!(
+                "The model \"{}\"… does not exist.",
+                "é".repeat(200)
+            )),
+            "{long}"
+        );
+        assert!(long.len() < 600);
+        assert!(said(&"m".repeat(200)).contains(&format!("\"{}\" does", "m".repeat(200))));
     }
 }
