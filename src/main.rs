@@ -32,10 +32,12 @@ async fn run() -> std::process::ExitCode {
     use tollgate::config::Config;
 
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // Help needs no configuration, so a broken one does not hide it.
-    if let Some("-h" | "--help" | "help") = args.first().map(String::as_str) {
+    // Help needs no configuration, so a broken one does not hide it; asked
+    // after a command (`create-admin --help`) too.
+    if args.first().is_some_and(|a| a == "help") || args.iter().any(|a| a == "-h" || a == "--help")
+    {
         println!(
-            "usage: tollgate                          serve (settings from the environment and .env)\n       \
+            "usage: tollgate                          start the server (settings from the environment and .env)\n       \
              tollgate create-admin [--email EMAIL]  create an admin account\n       \
              tollgate replace-key-secret            put a new key secret in place (revokes every API key)"
         );

@@ -601,7 +601,7 @@ async fn admins_search_users_and_act_on_a_user_page_with_audit_events() {
             .split("</span>")
             .next()
             .unwrap()
-            .contains("Make it later than From")
+            .contains("Make it later than the start")
     );
     let (_, _, html) = page(&app, &admin, "/admin?q=MEMB").await;
     assert!(html.contains(r#"value="MEMB""#));

@@ -607,6 +607,10 @@ async fn the_management_api_needs_a_same_origin_session() {
     let anonymous = reqwest::Client::new();
     let response = anonymous.get(app.url("/api/v1/keys")).send().await.unwrap();
     assert_eq!(response.status(), 401);
+    // A script is told a key works here too, not only a session.
+    let refusal: serde_json::Value = response.json().await.unwrap();
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(message.contains("or send an API key"), "{message}");
     let b = signed_in(&app, "csrf@example.com").await;
     let cookie = b.session_cookie().unwrap();
     let response = anonymous

@@ -121,7 +121,8 @@ impl IntoResponse for AuthRejection {
                 StatusCode::UNAUTHORIZED,
                 "authentication_error",
                 "not_signed_in",
-                "Sign in first: this route needs a session.",
+                "Sign in, or send an API key (Authorization: Bearer or x-api-key) with the \
+                 scope this route needs.",
             )
             .into_response(),
             StatusCode::FORBIDDEN => ApiError::new(

@@ -348,7 +348,7 @@ pub fn audit_filter(
     {
         fields.insert(
             "until".to_owned(),
-            "Make it later than From: no event is both.".to_owned(),
+            "Make it later than the start: no event is both.".to_owned(),
         );
     }
     if !fields.is_empty() {

@@ -127,7 +127,7 @@ fn account_error(error: AccountError) -> Response {
     responses(
         (status = 200, description = "A page of users", body = UserList),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
     ))]
 pub async fn list_users(
@@ -157,7 +157,7 @@ pub async fn list_users(
     responses(
         (status = 200, description = "The user, now disabled", body = AdminUser),
         (status = 400, description = "Admins cannot disable themselves, or the id is not a number", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
     ))]
@@ -177,7 +177,7 @@ pub async fn disable_user(
     responses(
         (status = 200, description = "The user, active again", body = AdminUser),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
     ))]
@@ -313,7 +313,7 @@ pub struct BalanceList {
     responses(
         (status = 200, description = "A page of balances", body = BalanceList),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
     ))]
 pub async fn list_balances(
@@ -364,7 +364,7 @@ pub struct RevokedKeys {
     responses(
         (status = 200, description = "How many keys were revoked", body = RevokedKeys),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
     ))]
@@ -393,7 +393,7 @@ pub async fn revoke_all_keys(
     responses(
         (status = 200, description = "The key was revoked", body = RevokedKeys),
         (status = 400, description = "An id is not a number", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user, or the user has no such unrevoked key", body = ErrorResponse),
     ))]
@@ -431,7 +431,7 @@ pub struct RotatedKeys {
     responses(
         (status = 200, description = "The keys with their new secrets", body = RotatedKeys),
         (status = 400, description = "The id is not a number", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 409, description = "The keys changed meanwhile; nothing was rotated", body = ErrorResponse),
@@ -483,7 +483,7 @@ pub struct AdjustedBalance {
     responses(
         (status = 200, description = "The balance after", body = AdjustedBalance),
         (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 409, description = "The idempotency key was used for another amount", body = ErrorResponse),
@@ -563,7 +563,7 @@ pub struct AssignedPlan {
     responses(
         (status = 200, description = "The user's plan now", body = AssignedPlan),
         (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 422, description = "No such plan, or it is retired", body = ErrorResponse),
@@ -627,7 +627,7 @@ pub struct UserLimits {
     responses(
         (status = 200, description = "The user's overrides now", body = UserLimits),
         (status = 400, description = "The body is not JSON of this shape, or the id is not a number", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 404, description = "No such user", body = ErrorResponse),
         (status = 422, description = "A limit is not from 1 to 1,000,000,000", body = ErrorResponse),
@@ -684,7 +684,7 @@ pub struct MonitorQuery {
     responses(
         (status = 200, description = "The figures", body = crate::monitor::types::MonitorReport),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 422, description = "The window is not hour, day or week", body = ErrorResponse),
     ))]
@@ -787,7 +787,7 @@ pub struct AuditList {
     responses(
         (status = 200, description = "A page of events", body = AuditList),
         (status = 400, description = "A parameter is not of its type", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 422, description = "The actor is neither an id nor an email address, a time bound is not a date or time, or `until` is not after `since`", body = ErrorResponse),
     ))]
