@@ -403,6 +403,25 @@ async fn rotation_issues_a_new_secret_with_an_optional_grace_period() {
         .db_number("SELECT COUNT(*) FROM audit_events WHERE action = 'key.end_grace'")
         .await;
     assert_eq!(ends, 1);
+
+    // A body of JSON `null`, which the documents allow, is a rotation
+    // without grace, as no body is.
+    let response = b
+        .client
+        .post(app.url(&format!("/api/v1/keys/{id}/rotate")))
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let (grace,): (Option<Vec<u8>>,) =
+        sqlx::query_as("SELECT grace_hash FROM api_keys WHERE id = ?")
+            .bind(id)
+            .fetch_one(&app.db().await)
+            .await
+            .unwrap();
+    assert_eq!(grace, None);
 }
 
 /// Revoking several keys at once (the keys page's selection) writes one

@@ -39,8 +39,9 @@ pub(crate) fn optional_json_body<T: serde::de::DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    axum::Json::from_bytes(body)
-        .map(|axum::Json(value)| Some(value))
+    // JSON `null` is no body too, as the documents' `null or T` says.
+    axum::Json::<Option<T>>::from_bytes(body)
+        .map(|axum::Json(value)| value)
         .map_err(ApiError::bad_json)
 }
 
