@@ -75,7 +75,8 @@ pub const SCOPES: [&str; 3] = ["chat", "keys:read", "keys:write"];
 pub const ADMIN_SCOPE: &str = "admin";
 
 /// Changes to a key's settings; omitted fields stay as they are. An empty list
-/// or an empty `expires_at` removes that restriction.
+/// or an empty `expires_at` removes that restriction. A usage cap can be
+/// raised, not removed: a key without one is a new key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -313,7 +313,8 @@ pub async fn get_key(
 /// Change a key
 ///
 /// Its name or restrictions; omitted fields stay as they are, and an empty list
-/// or an empty `expires_at` removes that restriction.
+/// or an empty `expires_at` removes that restriction. A usage cap can be
+/// raised, not removed: a key without one is a new key.
 pub async fn update_key(
     State(state): State<AppState>,
     caller: Caller,
