@@ -552,6 +552,9 @@ async fn deleting_an_account_erases_personal_data_and_ends_sessions() {
     assert_eq!(squatter.status, 422, "{:?}", squatter.body);
     let other = app.browser();
     app.login(&other, "gone@example.com", PASSWORD).await;
+    let key = app
+        .create_key(&b, serde_json::json!({ "name": "left behind" }))
+        .await;
 
     let answer = app
         .call(&b, "account/delete", &[("password", "wrong-password-1")])
@@ -584,6 +587,23 @@ async fn deleting_an_account_erases_personal_data_and_ends_sessions() {
         (name.as_str(), hash.as_str(), status.as_str()),
         ("Deleted user", "", "deleted")
     );
+    // Its keys are revoked with it (the primary key and the one made above),
+    // and one presented is told so, not that the account is disabled.
+    let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(live, 0);
+    let refused = reqwest::Client::new()
+        .get(app.url("/v1/models"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let refusal: Value = refused.json().await.unwrap();
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(message.contains("was deleted"), "{message}");
     // The address is free again.
     assert_eq!(
         app.register(&app.browser(), "gone@example.com", "Back Again")

@@ -178,9 +178,15 @@ fn a_malformed_dot_env_is_not_repeated_and_a_parents_is_not_read() {
     let output = exited(base_command(&child).args(["create-admin", "--help"]));
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    assert!(help.contains("tollgate create-admin [--email EMAIL]"), "{help}");
+    assert!(
+        help.contains("tollgate create-admin [--email EMAIL]"),
+        "{help}"
+    );
     // Running it alone starts the server: no `serve` command is offered.
-    assert!(help.contains("start the server") && !help.contains(" serve "), "{help}");
+    assert!(
+        help.contains("start the server") && !help.contains(" serve "),
+        "{help}"
+    );
 }
 
 /// Old log files beyond `TOLLGATE_LOG_KEEP_DAYS` are deleted, so the log

@@ -40,6 +40,8 @@ pub enum KeyAuthError {
     UsedUp,
     #[error("the account that owns the API key is disabled")]
     OwnerDisabled,
+    #[error("the account that owned the API key was deleted")]
+    OwnerDeleted,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -72,6 +74,10 @@ impl KeyAuthError {
             Self::OwnerDisabled => (
                 "account_disabled",
                 "The account that owns this key is disabled.",
+            ),
+            Self::OwnerDeleted => (
+                "invalid_api_key",
+                "The account that owned this key was deleted, and its keys with it.",
             ),
             Self::Store(error) => {
                 tracing::error!(%error, "key look-up failed");
@@ -150,16 +156,21 @@ pub async fn authenticate(
         .key_by_hash(&hasher.hash(&key))
         .await?
         .ok_or(KeyAuthError::Unknown)?;
+    let user = store
+        .user_by_id(record.user_id)
+        .await?
+        .ok_or(KeyAuthError::Unknown)?;
+    // Before the key's own state: a deletion revokes the keys, and "revoked,
+    // create a new one" would send their owner nowhere.
+    if user.status == UserStatus::Deleted {
+        return Err(KeyAuthError::OwnerDeleted);
+    }
     match service::status(&record) {
         "revoked" => return Err(KeyAuthError::Revoked),
         "expired" => return Err(KeyAuthError::Expired),
         "used_up" if uses_counted == UsesCounted::Refuse => return Err(KeyAuthError::UsedUp),
         _ => {}
     }
-    let user = store
-        .user_by_id(record.user_id)
-        .await?
-        .ok_or(KeyAuthError::Unknown)?;
     if user.status != UserStatus::Active {
         return Err(KeyAuthError::OwnerDisabled);
     }

@@ -7,11 +7,11 @@ use super::{
     plans::{ACTIVE_KEY, USER_PLAN_ID},
 };
 
-/// SQL that revokes the keys an UPDATE of `api_keys` picks: a grace period
-/// left from a rotation ends with it.
 const RECORD_KEY_SECRET_CHECK: &str = "UPDATE instance SET key_secret_check = ? WHERE id = 1";
 
-const REVOKED: &str =
+/// SQL that revokes the keys an UPDATE of `api_keys` picks: a grace period
+/// left from a rotation ends with it.
+pub(super) const REVOKED: &str =
     "revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), grace_hash = NULL, grace_until = NULL";
 
 /// The rolling window and count for key creation.

@@ -416,7 +416,8 @@ impl Store {
 
     /// Deletes an account: personal data is erased and the row is kept as an
     /// anonymous tombstone, so records that must stay for accounting still point
-    /// at a user id. The email becomes free for a new registration.
+    /// at a user id. The email becomes free for a new registration, and the
+    /// account's keys are revoked.
     ///
     /// Returns false, and changes nothing, for the last active administrator:
     /// the dashboard would be left without one.
@@ -443,6 +444,13 @@ impl Store {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(&format!(
+                "UPDATE api_keys SET {} WHERE user_id = ? AND revoked_at IS NULL",
+                super::keys::REVOKED
+            ))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
             audit::insert(&mut tx, &audit).await?;
         }
         self.commit_change(tx).await?;
