@@ -66,7 +66,9 @@ pub struct Config {
     pub ip_requests_per_day: NonZeroU32,
     /// `TOLLGATE_SIGNUP_CREDITS`: what a new account starts with, in micro-credits.
     pub signup_credits_micros: i64,
-    /// `TOLLGATE_CORS_ORIGINS`: browser origins that may call the model API; `None` is any.
+    /// `TOLLGATE_CORS_ORIGINS`: browser origins that may call the model API;
+    /// `None` is any, an empty list none (`none`: the playground, on the
+    /// site's own origin, needs no CORS).
     pub cors_origins: Option<Vec<String>>,
     /// `TOLLGATE_UPSTREAM_{CONNECT,FIRST_BYTE,IDLE}_TIMEOUT_MS`.
     pub upstream_timeouts: UpstreamTimeouts,
@@ -381,10 +383,13 @@ impl Config {
             "TOLLGATE_CORS_ORIGINS",
             get("TOLLGATE_CORS_ORIGINS"),
             "*",
-            "* or comma-separated origins such as https://app.example.com",
+            "*, none, or comma-separated origins such as https://app.example.com",
             |v| {
                 if v == "*" {
                     return Some(None);
+                }
+                if v.eq_ignore_ascii_case("none") {
+                    return Some(Some(Vec::new()));
                 }
                 v.split(',')
                     .map(str::trim)
@@ -628,6 +633,35 @@ mod tests {
             );
             assert!(!err.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn cors_origins_are_any_none_or_a_list() {
+        assert_eq!(config(&[]).unwrap().cors_origins, None);
+        assert_eq!(
+            config(&[("TOLLGATE_CORS_ORIGINS", "*")])
+                .unwrap()
+                .cors_origins,
+            None
+        );
+        assert_eq!(
+            config(&[("TOLLGATE_CORS_ORIGINS", "None")])
+                .unwrap()
+                .cors_origins,
+            Some(vec![])
+        );
+        assert_eq!(
+            config(&[(
+                "TOLLGATE_CORS_ORIGINS",
+                "https://a.example, https://b.example:8443"
+            )])
+            .unwrap()
+            .cors_origins,
+            Some(vec![
+                "https://a.example".into(),
+                "https://b.example:8443".into()
+            ])
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::support::{
-    Browser, TestApp, mock_upstream::MockUpstream, read_until, spawn_app_in, status_and_json,
+    Browser, TestApp, mock_upstream::MockUpstream, read_until, spawn_app_in, spawn_app_with,
+    status_and_json,
 };
 
 /// A model table with the mock as `mock` (1 credit per 1k tokens each way) and
@@ -3006,4 +3007,45 @@ async fn no_call_is_taken_while_its_records_cannot_be_written() {
     );
     let (balance, ledger) = balance_and_ledger(&s.app, "full@example.com").await;
     assert_eq!(balance, ledger);
+}
+
+/// `TOLLGATE_CORS_ORIGINS=none` lets no other site's page call the model API:
+/// a preflight is answered without an allowed origin, so the browser sends
+/// nothing; a listed origin is allowed.
+#[tokio::test]
+async fn cors_origins_none_allows_no_browser_origin_and_a_list_its_own() {
+    let preflight = |app: &TestApp, origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/v1/chat/completions"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let closed = spawn_app_with(&[("TOLLGATE_CORS_ORIGINS", "none")]).await;
+    let response = preflight(&closed, "https://app.example.com").await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "{:?}",
+        response.headers()
+    );
+    let listed = spawn_app_with(&[("TOLLGATE_CORS_ORIGINS", "https://app.example.com")]).await;
+    let response = preflight(&listed, "https://app.example.com").await.unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let response = preflight(&listed, "https://evil.example").await.unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }
