@@ -1,6 +1,6 @@
 use serde_json::Value;
 
-use crate::support::spawn_app;
+use crate::support::{spawn_app, spawn_app_in};
 
 #[tokio::test]
 async fn home_page_renders_on_the_server_with_hydration_scripts() {
@@ -21,6 +21,26 @@ async fn home_page_renders_on_the_server_with_hydration_scripts() {
     assert!(html.contains("/pkg/tollgate.js"), "hydration script");
     // The status resource resolved during SSR, showing this server's base URL.
     assert!(html.contains(&format!("{}/v1", app.base_url)), "{html}");
+}
+
+/// The code samples call a model the table has, its first, rather than
+/// `demo`, which a table of real upstreams may leave out.
+#[tokio::test]
+async fn the_home_pages_samples_call_the_tables_first_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("models.toml");
+    std::fs::write(
+        &table,
+        "[[model]]\nname = \"house-model\"\nprovider = \"demo\"\n\
+         input_price = \"1\"\noutput_price = \"1\"\n",
+    )
+    .unwrap();
+    let table = table.to_str().unwrap().to_owned();
+    let app = spawn_app_in(dir, &[("TOLLGATE_MODELS", &table)]).await;
+    let html = app.get("/").await.text().await.unwrap();
+    let said = html.replace("&quot;", "\"");
+    assert!(said.contains(r#""model": "house-model""#), "{html}");
+    assert!(!said.contains(r#""model": "demo""#), "{html}");
 }
 
 /// The dashboard cannot be framed (clicks on its admin buttons steered from

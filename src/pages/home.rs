@@ -10,6 +10,8 @@ pub struct ServiceStatus {
     pub version: String,
     pub public_url: String,
     pub database_ready: bool,
+    /// The model the code samples call: the table's first.
+    pub sample_model: String,
 }
 
 #[server(endpoint = "status")]
@@ -20,6 +22,7 @@ pub async fn get_service_status() -> Result<ServiceStatus, ServerFnError> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         public_url: state.public_url.to_string(),
         database_ready: state.store.ping().await.is_ok(),
+        sample_model: state.gateway.models.default_model().name.clone(),
     })
 }
 
@@ -41,19 +44,17 @@ impl Sample {
         }
     }
 
-    fn code(self, base_url: &str) -> String {
+    /// The sample calling `model` at `base_url`.
+    fn code(self, base_url: &str, model: &str) -> String {
+        // A JSON string is a Python and a JavaScript string literal too.
+        let literal = serde_json::to_string(model).unwrap_or_default();
         match self {
-            Sample::Curl => format!(
-                "curl {base_url}/v1/chat/completions \\\n  \
-                 -H \"Authorization: Bearer $TOLLGATE_KEY\" \\\n  \
-                 -H \"Content-Type: application/json\" \\\n  \
-                 -d '{{\"model\": \"demo\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
-            ),
+            Sample::Curl => curl_sample(base_url, model),
             Sample::Python => format!(
                 "import os\nfrom openai import OpenAI\n\n\
                  client = OpenAI(base_url=\"{base_url}/v1\", api_key=os.environ[\"TOLLGATE_KEY\"])\n\
                  reply = client.chat.completions.create(\n    \
-                 model=\"demo\",\n    \
+                 model={literal},\n    \
                  messages=[{{\"role\": \"user\", \"content\": \"Hello!\"}}],\n)\n\
                  print(reply.choices[0].message.content)"
             ),
@@ -61,12 +62,26 @@ impl Sample {
                 "import OpenAI from \"openai\";\n\n\
                  const client = new OpenAI({{ baseURL: \"{base_url}/v1\", apiKey: process.env.TOLLGATE_KEY }});\n\
                  const reply = await client.chat.completions.create({{\n  \
-                 model: \"demo\",\n  \
+                 model: {literal},\n  \
                  messages: [{{ role: \"user\", content: \"Hello!\" }}],\n}});\n\
                  console.log(reply.choices[0].message.content);"
             ),
         }
     }
+}
+
+/// A curl call of the chat API at `base_url` naming `model`.
+pub fn curl_sample(base_url: &str, model: &str) -> String {
+    // The body goes in single quotes: one inside the name ends and reopens them.
+    let model = serde_json::to_string(model)
+        .unwrap_or_default()
+        .replace('\'', r"'\''");
+    format!(
+        "curl {base_url}/v1/chat/completions \\\n  \
+         -H \"Authorization: Bearer $TOLLGATE_KEY\" \\\n  \
+         -H \"Content-Type: application/json\" \\\n  \
+         -d '{{\"model\": {model}, \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
+    )
 }
 
 #[component]
@@ -97,7 +112,7 @@ pub fn HomePage() -> impl IntoView {
         <section class="mt-6 grid gap-4 sm:grid-cols-3" aria-labelledby="features-title">
             <h2 id="features-title" class="sr-only">"What Tollgate does"</h2>
             <Feature title="Keys and plans">
-                "Self-service API keys, shown once and stored only as a keyed hash, on plans of 10, 20 or 30 requests a day."
+                "Self-service API keys, shown once and stored only as a keyed hash, on plans with per-minute and daily request limits."
             </Feature>
             <Feature title="Limits that hold">
                 "Per-minute throttles in memory, daily limits that survive restarts, and clear 429s with Retry-After."
@@ -125,7 +140,10 @@ pub fn HomePage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="mt-8 text-slate-500">"Checking the service…"</p> }>
             {move || Suspend::new(async move {
                 match status.await {
-                    Ok(info) => view! { <Samples base_url=info.public_url.clone() /> <StatusCard info /> }.into_any(),
+                    Ok(info) => view! {
+                        <Samples base_url=info.public_url.clone() model=info.sample_model.clone() />
+                        <StatusCard info />
+                    }.into_any(),
                     Err(error) => view! {
                         <p class="mt-8 rounded-md bg-red-50 p-4 text-red-800" role="alert">
                             "The service did not answer the status check: " {error.to_string()}
@@ -154,9 +172,9 @@ fn Feature(title: &'static str, children: Children) -> impl IntoView {
 }
 
 #[component]
-fn Samples(base_url: String) -> impl IntoView {
+fn Samples(base_url: String, model: String) -> impl IntoView {
     let selected = RwSignal::new(Sample::Curl);
-    let code = move || selected.get().code(&base_url);
+    let code = move || selected.get().code(&base_url, &model);
     let tab_id = |sample: Sample| format!("sample-tab-{}", sample.label());
     // Tabs as the ARIA pattern has them: one stop in the Tab order (the
     // chosen one), the arrow keys, Home and End move between them.
@@ -242,5 +260,24 @@ fn StatusCard(info: ServiceStatus) -> impl IntoView {
             <span class="text-slate-500">"version " {info.version}</span>
             <span class="text-slate-500">"API base URL " <code class="break-all">{info.public_url}"/v1"</code></span>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Sample, curl_sample};
+
+    #[test]
+    fn samples_name_the_model_as_a_string_each_language_reads_back() {
+        let curl = curl_sample("http://h", "team's \"best\"");
+        // Shell: the single quote ends the quoted body, is escaped, reopens it.
+        assert!(
+            curl.contains(r#"{"model": "team'\''s \"best\"", "messages""#),
+            "{curl}"
+        );
+        let python = Sample::Python.code("http://h", "gpt-4o");
+        assert!(python.contains(r#"model="gpt-4o","#), "{python}");
+        let js = Sample::JavaScript.code("http://h", "a/b");
+        assert!(js.contains(r#"model: "a/b","#), "{js}");
     }
 }

@@ -28,6 +28,8 @@ pub struct KeysOverview {
     pub keys: Vec<KeyView>,
     pub plan: PlanView,
     pub base_url: String,
+    /// The model the empty page's sample calls: the first the plan allows.
+    pub sample_model: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -75,10 +77,19 @@ pub async fn get_keys_overview() -> Result<KeysOverview, FormError> {
         .plan_of_user(user.id)
         .await
         .map_err(server_ctx::internal)?;
+    let models = &state.gateway.models;
+    let allowed = plan.allowed_models();
+    let sample_model = models
+        .iter()
+        .find(|m| allowed.as_ref().is_none_or(|names| names.contains(&m.name)))
+        .unwrap_or(models.default_model())
+        .name
+        .clone();
     Ok(KeysOverview {
         keys,
         plan: service::plan_view(&plan, plan.id),
         base_url: state.public_url.to_string(),
+        sample_model,
     })
 }
 
@@ -208,7 +219,7 @@ fn KeysManager() -> impl IntoView {
                             "Your plan, " <A href="/plans" attr:class="font-medium underline">{data.plan.name.clone()}</A>
                             {format!(", allows {} active keys.", data.plan.max_active_keys)}
                         </p>
-                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() revoke rotate end_grace grace />
+                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() sample_model=data.sample_model.clone() revoke rotate end_grace grace />
                     }.into_any(),
                     Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                 }
@@ -259,6 +270,7 @@ fn NewKeyDialog(fresh: RwSignal<Vec<IssuedKey>>) -> impl IntoView {
 fn KeyTable(
     keys: Vec<KeyView>,
     base_url: String,
+    sample_model: String,
     revoke: ServerAction<RevokeApiKeys>,
     rotate: ServerAction<RotateApiKeys>,
     end_grace: ServerAction<EndKeyGrace>,
@@ -272,9 +284,9 @@ fn KeyTable(
                     "A key lets a program call the models through Tollgate, counted against your plan. "
                     "Create one below, then call the API with it:"
                 </p>
-                <pre tabindex="0" class="mt-3 overflow-x-auto rounded bg-slate-900 p-3 text-sm text-slate-100">{format!(
-                    "curl {base_url}/v1/chat/completions \\\n  -H \"Authorization: Bearer $TOLLGATE_KEY\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"model\": \"demo\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'"
-                )}</pre>
+                <pre tabindex="0" class="mt-3 overflow-x-auto rounded bg-slate-900 p-3 text-sm text-slate-100">{
+                    super::home::curl_sample(&base_url, &sample_model)
+                }</pre>
             </div>
         }
         .into_any();

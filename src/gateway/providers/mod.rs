@@ -82,7 +82,8 @@ impl ModelTable {
         self.models.iter()
     }
 
-    /// The model `POST /response` uses: the first in the table.
+    /// The table's first model: where `POST /response` starts looking for one
+    /// the key and plan allow, and what the home page's samples call.
     pub fn default_model(&self) -> &Model {
         &self.models[0]
     }
