@@ -379,6 +379,18 @@ impl Config {
                 })
             },
         )?;
+        // Checked with the other settings, before the database is opened, and
+        // said without its value.
+        let key_secret = match get("TOLLGATE_KEY_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(ConfigError {
+                    var: "TOLLGATE_KEY_SECRET",
+                    expected: "a secret of 32 bytes or more",
+                    got: format!("{} bytes", secret.len()),
+                });
+            }
+            secret => secret.map(Secret),
+        };
         let cors_origins = parse(
             "TOLLGATE_CORS_ORIGINS",
             get("TOLLGATE_CORS_ORIGINS"),
@@ -450,7 +462,7 @@ impl Config {
             login_attempts_per_account,
             signups_per_ip,
             bootstrap_admin,
-            key_secret: get("TOLLGATE_KEY_SECRET").map(Secret),
+            key_secret,
             models_path: get("TOLLGATE_MODELS").map(PathBuf::from),
             trusted_proxies,
             metrics_allow,
@@ -623,6 +635,7 @@ mod tests {
             ("TOLLGATE_CORS_ORIGINS", "app.example.com"),
             ("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_MS", "0"),
             ("TOLLGATE_UPSTREAM_MAX_BODY_BYTES", "100"),
+            ("TOLLGATE_KEY_SECRET", "hunter2-but-too-short"),
         ];
         for (var, value) in cases {
             let err = config(&[(var, value)]).unwrap_err();
@@ -632,6 +645,7 @@ mod tests {
                     .starts_with(&format!("invalid {var}: expected "))
             );
             assert!(!err.to_string().contains('\n'));
+            assert!(!err.to_string().contains("hunter2"), "{err}");
         }
     }
 
