@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 23] = [
+const OPERATIONS: [(&str, &str); 26] = [
+    ("post", "/v1/chat/completions"),
+    ("get", "/v1/models"),
+    ("post", "/response"),
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
     ("put", "/api/v1/me/plan"),
@@ -116,6 +119,52 @@ async fn documented_schemas_match_what_the_api_answers() {
     let answered: BTreeSet<String> = me.as_object().unwrap().keys().cloned().collect();
     assert_eq!(answered, property_names(&doc, "Me"));
 
+    // The model API's answers, with a key: the model list and its entries,
+    // the simple reply, and every field a whole chat answer is documented with.
+    let key = app
+        .create_key(&b, json!({ "name": "docs", "scopes": ["chat"] }))
+        .await;
+    let keys_of = |value: &Value| -> BTreeSet<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = app.client.request(method, app.url(path)).bearer_auth(&key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let models = call(reqwest::Method::GET, "/v1/models", None).await;
+    assert_eq!(keys_of(&models), property_names(&doc, "ModelList"));
+    assert_eq!(
+        keys_of(&models["data"][0]),
+        property_names(&doc, "ModelEntry")
+    );
+    let reply = call(
+        reqwest::Method::POST,
+        "/response",
+        Some(json!({ "message": "hello", "tokens": 8 })),
+    )
+    .await;
+    assert_eq!(keys_of(&reply), property_names(&doc, "SimpleReply"));
+    let answer = call(
+        reqwest::Method::POST,
+        "/v1/chat/completions",
+        Some(json!({ "model": "demo", "messages": [{ "role": "user", "content": "hi" }] })),
+    )
+    .await;
+    assert!(
+        property_names(&doc, "ChatCompletion").is_subset(&keys_of(&answer)),
+        "{answer}"
+    );
+    assert_eq!(keys_of(&answer["usage"]), property_names(&doc, "ChatUsage"));
+    let request = property_names(&doc, "ChatCompletionRequest");
+    assert!(request.contains("model") && request.contains("stream_options"));
+
     // An error answer has the documented shape.
     let error: Value = b
         .client
@@ -161,8 +210,10 @@ async fn the_docs_page_renders_the_reference_on_the_server() {
     let response = app.get("/docs").await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
-    assert!(html.contains("Tollgate management API"), "{html}");
+    assert!(html.contains("Tollgate API"), "{html}");
     assert!(html.contains("/api/v1/keys/{id}/rotate"));
+    assert!(html.contains("/v1/chat/completions"));
+    assert!(html.contains("key in x-api-key with chat"), "{html}");
     assert!(html.contains("Create a key"));
     assert!(html.contains(r#"id="type-KeyView""#));
     // Served from this origin only: no third-party scripts or styles.

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod gateway;
 pub mod health;
 pub mod keys;
+pub mod model_api_doc;
 pub mod openapi;
 
 use axum::extract::{FromRequestParts, rejection::JsonRejection};

@@ -9,19 +9,24 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{admin, keys};
+use super::{admin, keys, model_api_doc};
 use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
-        title = "Tollgate management API",
-        description = "Plans, account and API keys for scripts. Call it with a key that has the \
-                       `keys:read` or `keys:write` scope in `Authorization: Bearer`, or from the \
-                       dashboard's own session. Errors are always \
+        title = "Tollgate API",
+        description = "The model API, OpenAI's chat completions and models for any OpenAI SDK, \
+                       called with a key that has the `chat` scope; and the management API for \
+                       plans, account and API keys, called with a key that has the `keys:read` \
+                       or `keys:write` scope in `Authorization: Bearer`, or from the dashboard's \
+                       own session. Errors are always \
                        `{\"error\":{\"message\",\"type\",\"param\",\"code\"}}`."
     ),
     paths(
+        model_api_doc::chat_completions,
+        model_api_doc::list_models,
+        model_api_doc::simple_response,
         keys::list_plans,
         keys::me,
         keys::switch_plan,
@@ -48,6 +53,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
     ),
     modifiers(&SecuritySchemes),
     tags(
+        (name = "models", description = "The model API: chat with the models this key may call"),
         (name = "account", description = "Who is calling"),
         (name = "plans", description = "Rate-limit plans"),
         (name = "keys", description = "API keys: create, restrict, rotate, revoke"),
@@ -77,6 +83,14 @@ impl Modify for SecuritySchemes {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "x_api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "The same Tollgate key in a header of its own, for callers that cannot set \
+                 `Authorization` (an OpenAI SDK may send its own bearer beside it).",
+            ))),
         );
         components.add_security_scheme(
             "session",
@@ -218,6 +232,8 @@ fn auth_of(op: &Value) -> Vec<String> {
             match (scheme.as_str(), scopes.is_empty()) {
                 ("api_key", false) => format!("key with {}", scopes.join(", ")),
                 ("api_key", true) => "key".to_owned(),
+                ("x_api_key", false) => format!("key in x-api-key with {}", scopes.join(", ")),
+                ("x_api_key", true) => "key in x-api-key".to_owned(),
                 ("session", _) => "dashboard session".to_owned(),
                 (other, _) => other.to_owned(),
             }
