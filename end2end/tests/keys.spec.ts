@@ -226,7 +226,11 @@ test("Copy says when the browser would not copy the key", async ({ page }) => {
 test("the API reference renders from the OpenAPI document", async ({ page }) => {
   const errors = watchErrors(page, { allow4xx: true });
   await page.goto("/docs");
-  await expect(page.getByRole("heading", { name: "Tollgate management API" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Tollgate API", exact: true })).toBeVisible();
+  // The model API is described too, with the header keys may come in.
+  const chat = page.locator("#post--v1-chat-completions");
+  await expect(chat).toContainText("Chat with a model");
+  await expect(chat).toContainText("key in x-api-key with chat");
   const create = page.locator("#post--api-v1-keys");
   await expect(create).toContainText("Create a key");
   await expect(create).toContainText("key with keys:write");
