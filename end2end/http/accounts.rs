@@ -326,14 +326,7 @@ async fn forms_work_as_plain_posts_with_inline_errors_and_kept_values() {
 
 /// The `Set-Cookie` that hands a sign-up's key to `/welcome`.
 fn new_key_cookie(answer: &crate::support::Answer) -> String {
-    answer
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .find(|c| c.starts_with("tollgate_new_key="))
-        .unwrap()
-        .to_owned()
+    crate::support::set_cookie(&answer.headers, "tollgate_new_key").unwrap()
 }
 
 #[tokio::test]
@@ -438,12 +431,8 @@ async fn the_welcome_key_is_shown_only_to_its_own_account() {
     let third = app.browser();
     app.register(&third, "third@example.com", "Third").await;
     let out = app.call(&third, "logout", &[]).await;
-    let cleared = out
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|c| c.starts_with("tollgate_new_key=;") && c.contains("Max-Age=0"));
+    let cleared = crate::support::set_cookie(&out.headers, "tollgate_new_key")
+        .is_some_and(|c| c.starts_with("tollgate_new_key=;") && c.contains("Max-Age=0"));
     assert!(cleared, "{:?}", out.headers);
 }
 

@@ -4,7 +4,7 @@ use std::{io::Write, process::Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Answer, Browser, PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::support::{Answer, Browser, PASSWORD, TestApp, set_cookie, spawn_app, spawn_app_with};
 
 const ADMIN: [(&str, &str); 2] = [
     ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
@@ -39,14 +39,7 @@ fn assert_throttled(refused: &Answer, says: &str) {
 async fn the_session_cookie_is_httponly_lax_and_secure_and_host_only_over_https() {
     let app = spawn_app().await;
     let answer = app.register(&app.browser(), "c@example.com", "C").await;
-    let cookie = answer
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("tollgate_session="))
-        .expect("a session cookie")
-        .to_owned();
+    let cookie = set_cookie(&answer.headers, "tollgate_session").expect("a session cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
@@ -125,14 +118,8 @@ async fn the_session_cookie_is_httponly_lax_and_secure_and_host_only_over_https(
         .send()
         .await
         .unwrap();
-    let removal = signed_out
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("__Host-tollgate_session="))
-        .expect("the session cookie removed")
-        .to_owned();
+    let removal = set_cookie(signed_out.headers(), "__Host-tollgate_session")
+        .expect("the session cookie removed");
     assert!(
         removal.contains("Max-Age=0") && removal.contains("; Secure"),
         "{removal}"
@@ -223,13 +210,8 @@ async fn a_session_in_use_is_extended_past_its_idle_time_from_sign_in() {
         "the use moved the expiry on: {at_sign_in} then {after_use}"
     );
     // And the browser's cookie with it.
-    let renewed = used
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("tollgate_session="))
-        .expect("the session cookie set again");
+    let renewed =
+        set_cookie(&used.headers, "tollgate_session").expect("the session cookie set again");
     assert!(renewed.contains("Max-Age=60"), "{renewed}");
 }
 

@@ -49,6 +49,17 @@ pub async fn read_until<T, F: std::future::Future<Output = T>>(
     value
 }
 
+/// The `Set-Cookie` value an answer gives the cookie `name`, if any.
+pub fn set_cookie(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&prefix))
+        .map(str::to_owned)
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
