@@ -24,7 +24,6 @@ use tower_http::{
 use tower_sessions::{
     Expiry, SessionManagerLayer, cookie::SameSite, session_store::ExpiredDeletion,
 };
-use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::{
     accounts::{
@@ -316,9 +315,7 @@ impl Application {
             }
         }
 
-        let sessions = SqliteStore::new(store.pool().clone());
-        sessions
-            .migrate()
+        let sessions = crate::store::SessionRows::open(store.pool().clone())
             .await
             .map_err(|e| StartupError::Sessions(e.to_string()))?;
         let login_throttle = Arc::new(LoginThrottle::new(
@@ -672,7 +669,7 @@ fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-fn router(state: AppState, sessions: SqliteStore) -> Router {
+fn router(state: AppState, sessions: crate::store::SessionRows) -> Router {
     let routes = page_routes();
     let body_rules = body_limit::BodyRules::of(&state.config);
     let session_layer = SessionManagerLayer::new(sessions)
@@ -764,6 +761,10 @@ fn router(state: AppState, sessions: SqliteStore) -> Router {
     // layers run after routing: requests are counted under their route's
     // template, the rest (static files, unknown pages, scans) as `unmatched`.
     let dashboard = with_dashboard_headers(dashboard)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::accounts::session::check_on_arrival,
+        ))
         .layer(session_layer)
         .layer(middleware::map_response(
             crate::accounts::cookie_names::secure_host_only,

@@ -98,6 +98,26 @@ pub async fn current_user(
     }
 }
 
+/// Checks the session of every dashboard request before its handler runs,
+/// while tower-sessions can still save it: a stale one is ended and one in
+/// use is extended (see [`current_user`]). A page streamed to the browser
+/// reads the session only after its headers went out: its extension was
+/// lost, and ending a stale session then turned the page into a bare 500.
+pub async fn check_on_arrival(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    session: Session,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // The site's static files come with the cookie too, and need no session.
+    if !request.uri().path().starts_with("/pkg/")
+        && let Err(error) = current_user(&session, &state).await
+    {
+        tracing::warn!(%error, "checking the session failed");
+    }
+    next.run(request).await
+}
+
 /// A REST handler argument that requires a signed-in user.
 pub struct SignedIn(pub UserRecord);
 

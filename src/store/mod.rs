@@ -13,6 +13,7 @@ mod keys;
 mod monitor;
 mod pending;
 mod plans;
+mod sessions;
 mod usage;
 mod users;
 
@@ -30,6 +31,7 @@ pub use pending::{
 pub use plans::{
     LimitOverrides, PlanAssignment, PlanChange, PlanRecord, PlanSettings, PlanSummary, Retirement,
 };
+pub use sessions::SessionRows;
 pub use usage::{CallRecord, DayUsage, GroupUsage};
 pub use users::{NewUser, UserRecord, UserStatus};
 
