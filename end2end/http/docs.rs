@@ -6,9 +6,10 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 26] = [
+const OPERATIONS: [(&str, &str); 27] = [
     ("post", "/v1/chat/completions"),
     ("get", "/v1/models"),
+    ("get", "/v1/models/{model}"),
     ("post", "/response"),
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/me"),
@@ -87,7 +88,7 @@ async fn every_management_route_is_documented_with_auth_and_errors() {
 
     // Every documented route exists: none answers 404 or 405 for its method.
     for (method, path) in OPERATIONS {
-        let url = app.url(&path.replace("{id}", "1"));
+        let url = app.url(&path.replace("{id}", "1").replace("{model}", "demo"));
         let request = app
             .client
             .request(method.to_uppercase().parse().unwrap(), url);
@@ -164,6 +165,28 @@ async fn documented_schemas_match_what_the_api_answers() {
     assert_eq!(keys_of(&answer["usage"]), property_names(&doc, "ChatUsage"));
     let request = property_names(&doc, "ChatCompletionRequest");
     assert!(request.contains("model") && request.contains("stream_options"));
+    // The bounds documented are the ones the route holds to.
+    let max_tokens =
+        &doc["components"]["schemas"]["ChatCompletionRequest"]["properties"]["max_tokens"];
+    assert_eq!(
+        (&max_tokens["minimum"], &max_tokens["maximum"]),
+        (&json!(1), &json!(1_000_000))
+    );
+    for (max_tokens, status) in [(0, 400), (1_000_001, 400)] {
+        let response = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({
+                "model": "demo",
+                "messages": [{ "role": "user", "content": "hi" }],
+                "max_tokens": max_tokens,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "max_tokens {max_tokens}");
+    }
 
     // An error answer has the documented shape.
     let error: Value = b
@@ -213,7 +236,13 @@ async fn the_docs_page_renders_the_reference_on_the_server() {
     assert!(html.contains("Tollgate API"), "{html}");
     assert!(html.contains("/api/v1/keys/{id}/rotate"));
     assert!(html.contains("/v1/chat/completions"));
-    assert!(html.contains("key in x-api-key with chat"), "{html}");
+    assert!(
+        html.contains("Bearer key with chat or key in x-api-key with chat"),
+        "{html}"
+    );
+    // The descriptions' code spans are code, not backticks (which only the
+    // page's data for hydration keeps).
+    assert!(html.contains(">chat</code> scope"), "{html}");
     assert!(html.contains("Create a key"));
     assert!(html.contains(r#"id="type-KeyView""#));
     // Served from this origin only: no third-party scripts or styles.

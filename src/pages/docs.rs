@@ -107,7 +107,7 @@ fn Reference(reference: ApiReference) -> impl IntoView {
         .collect_view();
     view! {
         <h1 class="mb-2 text-3xl font-bold text-slate-900">{reference.title}</h1>
-        <p class="mb-2 max-w-3xl text-slate-600">{reference.description}</p>
+        <p class="mb-2 max-w-3xl text-slate-600">{prose(reference.description)}</p>
         <p class="mb-8 text-sm text-slate-600">
             "The machine-readable document is at "
             <a class="font-medium text-amber-700 underline" href="/openapi.json" rel="external">"/openapi.json"</a>
@@ -158,7 +158,7 @@ fn OperationCard(op: Operation) -> impl IntoView {
             view! {
                 <tr class="border-t border-slate-100">
                     <td class="py-1 pr-4 font-mono">{r.status}</td>
-                    <td class="py-1 pr-4">{r.description}</td>
+                    <td class="py-1 pr-4">{prose(r.description)}</td>
                     <td class="py-1">{r.body.map(type_link)}</td>
                 </tr>
             }
@@ -172,7 +172,7 @@ fn OperationCard(op: Operation) -> impl IntoView {
                 <code class="min-w-0 break-all font-mono text-slate-900">{op.path.clone()}</code>
                 <span class="text-slate-600">{op.summary}</span>
             </h3>
-            {(!op.description.is_empty()).then(|| view! { <p class="mt-2 text-sm text-slate-600">{op.description}</p> })}
+            {(!op.description.is_empty()).then(|| view! { <p class="mt-2 text-sm text-slate-600">{prose(op.description)}</p> })}
             <p class="mt-2 text-sm"><span class="text-slate-500">"Auth: "</span>{op.auth.join(" or ")}</p>
             {params}
             {op.body.map(|body| view! { <p class="mt-2 text-sm"><span class="text-slate-500">"Body: "</span>{type_link(body)}</p> })}
@@ -188,12 +188,29 @@ fn OperationCard(op: Operation) -> impl IntoView {
     }
 }
 
+/// A description as the document writes it, with its `code` spans shown as
+/// code rather than as backticks.
+fn prose(text: String) -> impl IntoView {
+    text.split('`')
+        .enumerate()
+        .map(|(at, part)| {
+            let part = part.to_owned();
+            if at % 2 == 1 {
+                view! { <code class="rounded bg-slate-100 px-1 font-mono text-[0.9em] text-slate-800">{part}</code> }
+                    .into_any()
+            } else {
+                part.into_any()
+            }
+        })
+        .collect_view()
+}
+
 #[component]
 fn SchemaCard(schema: SchemaDoc) -> impl IntoView {
     view! {
         <article id=format!("type-{}", schema.name) class="rounded-lg border border-slate-200 bg-white p-5 shadow-sm">
             <h3 class="font-mono text-lg font-semibold text-slate-900">{schema.name.clone()}</h3>
-            {(!schema.description.is_empty()).then(|| view! { <p class="mt-1 text-sm text-slate-600">{schema.description}</p> })}
+            {(!schema.description.is_empty()).then(|| view! { <p class="mt-1 text-sm text-slate-600">{prose(schema.description)}</p> })}
             <FieldTable fields=schema.fields />
         </article>
     }
@@ -208,7 +225,7 @@ fn FieldTable(fields: Vec<Field>) -> impl IntoView {
                 <tr class="border-t border-slate-100 align-top">
                     <td class="py-1 pr-4 font-mono">{f.name}{(!f.required).then_some("?")}</td>
                     <td class="py-1 pr-4">{type_link(f.kind)}</td>
-                    <td class="py-1 text-slate-600">{f.description}</td>
+                    <td class="py-1 text-slate-600">{prose(f.description)}</td>
                 </tr>
             }
         })

@@ -20,7 +20,7 @@ pub struct ChatCompletionRequest {
     #[schema(example = "demo")]
     model: String,
     /// The conversation, oldest first; `content` is text or an array of parts.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     messages: Vec<Value>,
     /// Answer as server-sent events (`chat.completion.chunk`, then `[DONE]`).
     stream: Option<bool>,
@@ -29,10 +29,13 @@ pub struct ChatCompletionRequest {
     stream_options: Option<Value>,
     /// The longest reply, in tokens; the model's own cap when left out. The
     /// credit hold is counted from it.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     max_tokens: Option<u32>,
     /// The same as `max_tokens` (the newer name); send one of the two.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     max_completion_tokens: Option<u32>,
     /// Replies to make; each is held and charged.
+    #[schema(minimum = 1, maximum = 128)]
     n: Option<u32>,
 }
 
@@ -92,6 +95,7 @@ pub struct SimpleRequest {
     /// The user's message.
     message: String,
     /// The longest reply, in tokens (`max_tokens`).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     tokens: Option<u32>,
 }
 
@@ -145,6 +149,22 @@ pub fn chat_completions() {}
     ))]
 pub fn list_models() {}
 
+/// Get one model
+///
+/// One model this key may call, as the list has it (the OpenAI SDKs'
+/// `models.retrieve`); the name may hold slashes.
+#[utoipa::path(get, path = "/v1/models/{model}", tag = "models",
+    params(("model" = String, Path, description = "The model's name")),
+    security(("api_key" = ["chat"]), ("x_api_key" = ["chat"])),
+    responses(
+        (status = 200, description = "The model", body = ModelEntry),
+        (status = 401, description = "No key, or one that is not valid", body = ErrorResponse),
+        (status = 403, description = "The key's restrictions or a disabled account", body = ErrorResponse),
+        (status = 404, description = "No such model for this key", body = ErrorResponse),
+        (status = 429, description = "The client address's limit was reached", body = ErrorResponse),
+    ))]
+pub fn get_model() {}
+
 /// Ask for a reply, simply
 ///
 /// For callers that want only text: the message (and optional system prompt)
@@ -160,6 +180,8 @@ pub fn list_models() {}
         (status = 401, description = "No key, or one that is not valid", body = ErrorResponse),
         (status = 402, description = "Too few credits", body = ErrorResponse),
         (status = 403, description = "The key's restrictions or a disabled account", body = ErrorResponse),
+        (status = 404, description = "No model in the table that the key and its plan allow", body = ErrorResponse),
+        (status = 413, description = "The body is too large", body = ErrorResponse),
         (status = 429, description = "A limit was reached", body = ErrorResponse),
         (status = 502, description = "The upstream failed", body = ErrorResponse),
         (status = 504, description = "The upstream did not answer in time", body = ErrorResponse),

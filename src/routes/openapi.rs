@@ -19,13 +19,15 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         description = "The model API, OpenAI's chat completions and models for any OpenAI SDK, \
                        called with a key that has the `chat` scope; and the management API for \
                        plans, account and API keys, called with a key that has the `keys:read` \
-                       or `keys:write` scope in `Authorization: Bearer`, or from the dashboard's \
+                       or `keys:write` scope in `Authorization: Bearer` (or `x-api-key`), or \
+                       from the dashboard's \
                        own session. Errors are always \
                        `{\"error\":{\"message\",\"type\",\"param\",\"code\"}}`."
     ),
     paths(
         model_api_doc::chat_completions,
         model_api_doc::list_models,
+        model_api_doc::get_model,
         model_api_doc::simple_response,
         keys::list_plans,
         keys::me,
@@ -230,8 +232,8 @@ fn auth_of(op: &Value) -> Vec<String> {
                 .filter_map(Value::as_str)
                 .collect();
             match (scheme.as_str(), scopes.is_empty()) {
-                ("api_key", false) => format!("key with {}", scopes.join(", ")),
-                ("api_key", true) => "key".to_owned(),
+                ("api_key", false) => format!("Bearer key with {}", scopes.join(", ")),
+                ("api_key", true) => "Bearer key".to_owned(),
                 ("x_api_key", false) => format!("key in x-api-key with {}", scopes.join(", ")),
                 ("x_api_key", true) => "key in x-api-key".to_owned(),
                 ("session", _) => "dashboard session".to_owned(),
