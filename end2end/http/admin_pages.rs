@@ -246,7 +246,7 @@ async fn the_usage_pages_minute_window_follows_the_limit() {
     assert_eq!(status, 200, "{body}");
     let (_, _, html) = page(&app, &user, "/usage").await;
     assert!(
-        html.contains("2 requests, over the limit of 1 (lowered since): none left"),
+        html.contains("2 requests used, over the limit of 1 (lowered since): none left"),
         "the day window: {html}"
     );
     assert!(!html.contains("2 of 1 requests"));

@@ -143,7 +143,7 @@ impl GatewayError {
                 "insufficient_quota",
                 "insufficient_credits",
                 format!(
-                    "Your balance of {} credits cannot cover this request, which may cost up to {} credits. Lower max_tokens or add credits.",
+                    "Your balance of {} credits cannot cover this request, which may cost up to {} credits. Lower max_tokens, or wait for the plan's monthly credits or ask an admin for more.",
                     format_credits(*balance),
                     format_credits(*needed)
                 ),

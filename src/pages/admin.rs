@@ -91,12 +91,22 @@ pub async fn admin_list_users(
 }
 
 #[server(endpoint = "admin/users/set-disabled")]
-pub async fn admin_set_disabled(user_id: i64, disabled: bool) -> Result<(), FormError> {
+pub async fn admin_set_disabled(user_id: i64, disabled: bool) -> Result<bool, FormError> {
     use crate::{accounts::service, request_meta::RequestMeta};
     let (state, admin) = require_admin().await?;
     service::set_disabled(&state, &RequestMeta::current(), &admin, user_id, disabled)
         .await
-        .map_err(crate::server_ctx::refuse)
+        .map_err(crate::server_ctx::refuse)?;
+    Ok(disabled)
+}
+
+/// What disabling or enabling an account did, said after it.
+pub fn account_status_changed(disabled: &bool) -> &'static str {
+    if *disabled {
+        "Account disabled: its sessions ended and its keys are refused."
+    } else {
+        "Account enabled: it can sign in and its keys work again."
+    }
 }
 
 /// Shows `children` to administrators only: users get the 403 page, and
@@ -212,7 +222,10 @@ fn AdminUsers() -> impl IntoView {
         </form>
         <FormAlert error />
         <FormStatus message=Signal::derive(move || {
-            matches!(toggle.value().get(), Some(Ok(_))).then_some("Account status changed.")
+            match toggle.value().get() {
+                Some(Ok(disabled)) => Some(account_status_changed(&disabled)),
+                _ => None,
+            }
         }) />
         <div class=CARD>
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading users…"</p> }>
@@ -305,7 +318,7 @@ pub fn AuditTable(rows: Vec<AuditRow>) -> impl IntoView {
                 <tbody>
                     {rows.into_iter().map(|r| view! {
                         <tr class="border-t border-slate-100 align-top">
-                            <td class="py-1 whitespace-nowrap">{r.at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
+                            <td class="py-1 whitespace-nowrap">{super::forms::shown_time(&r.at)}</td>
                             <td class="whitespace-nowrap">{match (r.actor, r.actor_email) {
                                 (Some(id), Some(email)) => view! { <a class="underline" href=format!("/admin/users/{id}")>{email}</a> }.into_any(),
                                 (Some(id), None) => format!("user:{id}").into_any(),

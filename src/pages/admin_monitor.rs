@@ -326,7 +326,7 @@ fn RefusalTable(
                                 <td class="font-mono text-xs">{r.api_key}</td>
                                 <td>{r.referrer}</td>
                                 <td class="text-right">{r.count}</td>
-                                <td class="whitespace-nowrap">{r.last_at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
+                                <td class="whitespace-nowrap">{super::forms::shown_time(&r.last_at)}</td>
                             </tr>
                         }).collect_view()}
                     </tbody>

@@ -200,7 +200,7 @@ pub async fn admin_save_plan(
 }
 
 #[server(endpoint = "admin/plans/retire")]
-pub async fn admin_retire_plan(slug: String, retire: bool) -> Result<(), FormError> {
+pub async fn admin_retire_plan(slug: String, retire: bool) -> Result<bool, FormError> {
     use crate::{admin::plans, request_meta::RequestMeta};
     let (state, admin) = super::admin::require_admin().await?;
     plans::set_retired(
@@ -211,7 +211,8 @@ pub async fn admin_retire_plan(slug: String, retire: bool) -> Result<(), FormErr
         retire,
     )
     .await
-    .map_err(super::admin_user::admin_refusal)
+    .map_err(super::admin_user::admin_refusal)?;
+    Ok(retire)
 }
 
 #[component]
@@ -362,11 +363,13 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
         save.value(),
         "Plan saved. Its users get the new settings from their next request.",
     );
-    record_outcome(
-        outcome,
-        retire.value(),
-        "Done: the plan's state above shows whether it takes new users.",
-    );
+    super::forms::record_outcome_by(outcome, retire.value(), |retired| {
+        if *retired {
+            "Plan retired: it takes no new users; the accounts on it keep it."
+        } else {
+            "Plan restored: it takes new users again."
+        }
+    });
     let done = move || outcome.get().and_then(Result::ok);
     view! {
         <AdminTabs current="plans" />
@@ -383,7 +386,7 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                 let state = match (&d.row.retired_at, d.row.default) {
                     (Some(at), _) => format!("Retired {}: takes no new users. {} on it.", &at[..10.min(at.len())], users(d.row.users)),
                     (None, true) => format!("The default plan for new accounts. {} on it.", users(d.row.users)),
-                    (None, false) => format!("In use. {} on it.", users(d.row.users)),
+                    (None, false) => format!("Takes new users. {} on it.", users(d.row.users)),
                 };
                 view! {
                     <h1 class="mb-1 text-3xl font-bold text-slate-900">{d.row.name.clone()}</h1>
@@ -435,9 +438,9 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
 }
 
 fn users(n: i64) -> String {
-    if n == 1 {
-        "1 account".to_owned()
-    } else {
-        format!("{n} accounts")
+    match n {
+        0 => "No accounts".to_owned(),
+        1 => "1 account".to_owned(),
+        n => format!("{n} accounts"),
     }
 }

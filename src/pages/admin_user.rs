@@ -342,7 +342,11 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
     record_outcome(outcome, revoke.value(), "Keys revoked.");
     record_outcome(outcome, revoke_one.value(), "Key revoked.");
     record_outcome(outcome, rotate.value(), "Keys rotated.");
-    record_outcome(outcome, toggle.value(), "Account status changed.");
+    super::forms::record_outcome_by(
+        outcome,
+        toggle.value(),
+        super::admin::account_status_changed,
+    );
     record_outcome(
         outcome,
         limits.value(),
@@ -499,7 +503,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                             <td class="font-mono">{k.display.clone()}</td>
                                             <td>{k.status.clone()}</td>
                                             <td class="text-right">{k.usage_count}</td>
-                                            <td>{k.last_used_at.clone().unwrap_or_else(|| "never".into())}</td>
+                                            <td class="whitespace-nowrap">{k.last_used_at.as_deref().map_or_else(|| "never".into(), super::forms::shown_time)}</td>
                                             <td class="text-right">
                                                 {(k.status != "revoked").then(|| view! {
                                                     <ActionForm action=revoke_one>
@@ -526,7 +530,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 <tbody>
                                     {d.recent.iter().map(|c| view! {
                                         <tr class="border-t border-slate-100">
-                                            <td class="py-1">{c.at.clone()}</td>
+                                            <td class="py-1 whitespace-nowrap">{super::forms::shown_time(&c.at)}</td>
                                             <td>{c.model.clone()}</td>
                                             <td>{c.status}</td>
                                             <td class="text-right">{c.credits.clone()}</td>

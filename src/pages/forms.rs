@@ -103,13 +103,33 @@ pub type LastOutcome = RwSignal<Option<Result<&'static str, FormError>>>;
 
 /// Makes `outcome` follow the action whose result is `value` each time it
 /// finishes, with `success` as its message.
+/// A stored time (`2026-12-07T13:49:57.235Z`) as the pages show times:
+/// `2026-12-07 13:49:57.235`, in UTC as every page's times are.
+pub fn shown_time(stored: &str) -> String {
+    stored.replace('T', " ").trim_end_matches('Z').to_owned()
+}
+
 pub fn record_outcome<T: Send + Sync + 'static>(
     outcome: LastOutcome,
     value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
     success: &'static str,
 ) {
+    record_outcome_by(outcome, value, move |_| success);
+}
+
+/// As [`record_outcome`], with the success message chosen by what the
+/// action answered (a state it set, say).
+pub fn record_outcome_by<T: Send + Sync + 'static>(
+    outcome: LastOutcome,
+    value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
+    success: impl Fn(&T) -> &'static str + Send + Sync + 'static,
+) {
     Effect::watch(
-        move || value.get().map(|result| result.map(|_| success)),
+        move || {
+            value
+                .get()
+                .map(|result| result.map(|answer| success(&answer)))
+        },
         move |finished, _, _| {
             if let Some(finished) = finished {
                 outcome.set(Some(finished.clone()));

@@ -133,7 +133,7 @@ fn Report(report: UsageReport) -> impl IntoView {
                                     };
                                     view! {
                                         <tr class="border-t border-slate-100">
-                                            <td class="py-1 whitespace-nowrap">{c.at.replace('T', " ").trim_end_matches('Z').to_owned()}</td>
+                                            <td class="py-1 whitespace-nowrap">{super::forms::shown_time(&c.at)}</td>
                                             <td>{c.key.clone()}</td>
                                             <td>{c.model.clone()}</td>
                                             <td>{status}</td>
@@ -242,15 +242,16 @@ pub fn BarChart(
     }
 }
 
-/// A window's use in words. More than the limit is possible after an admin
-/// lowered it: the calls were made under the old one.
+/// A window's use in words, saying "used" (the playground counts what is
+/// left). More than the limit is possible after an admin lowered it: the
+/// calls were made under the old one.
 fn window_use(used: i64, limit: i64) -> String {
     if used > limit {
-        format!("{used} requests, over the limit of {limit} (lowered since): none left")
+        format!("{used} requests used, over the limit of {limit} (lowered since): none left")
     } else if used == limit {
-        format!("{used} of {limit} requests: none left")
+        format!("{used} of {limit} requests used: none left")
     } else {
-        format!("{used} of {limit} requests")
+        format!("{used} of {limit} requests used")
     }
 }
 
@@ -258,8 +259,8 @@ fn window_use(used: i64, limit: i64) -> String {
 mod tests {
     #[test]
     fn a_window_over_its_limit_says_so() {
-        assert_eq!(super::window_use(3, 5), "3 of 5 requests");
-        assert_eq!(super::window_use(5, 5), "5 of 5 requests: none left");
-        assert!(super::window_use(7, 5).starts_with("7 requests, over the limit of 5"));
+        assert_eq!(super::window_use(3, 5), "3 of 5 requests used");
+        assert_eq!(super::window_use(5, 5), "5 of 5 requests used: none left");
+        assert!(super::window_use(7, 5).starts_with("7 requests used, over the limit of 5"));
     }
 }

@@ -20,10 +20,13 @@ pub fn reply_words(messages: &[Value]) -> Vec<String> {
     let words: Vec<&str> = last.split_whitespace().collect();
     let quoted = words.iter().take(12).copied().collect::<Vec<_>>().join(" ");
     let ellipsis = if words.len() > 12 { "…" } else { "" };
+    let count = match words.len() {
+        1 => "1 word".to_owned(),
+        n => format!("{n} words"),
+    };
     let text = format!(
-        "Hello! This is Tollgate's demo model. Your message had {} words: \"{quoted}{ellipsis}\". \
-         Add a real model to the model table to get real answers.",
-        words.len()
+        "Hello! This is Tollgate's demo model. Your message had {count}: \"{quoted}{ellipsis}\". \
+         Add a real model to the model table to get real answers."
     );
     text.split(' ').map(str::to_owned).collect()
 }
