@@ -46,6 +46,12 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
   await expect(dialog).toBeVisible();
   await expect(dialog).toBeFocused();
   await expect(ips).not.toHaveAttribute("aria-invalid", "true");
+  // The form starts over for the next key instead of keeping this one's
+  // restrictions.
+  await expect(ips).toHaveValue("");
+  await expect(page.getByLabel("Name")).toHaveValue("My key");
+  await expect(page.getByLabel("Environment")).toHaveValue("live");
+  await expect(page.getByLabel("Usage cap (requests)")).toHaveValue("");
   const secret = (await dialog.getByTestId("new-key-secret").textContent())?.trim() ?? "";
   expect(secret).toMatch(/^tg_test_[0-9A-Za-z]{50}$/);
   await dialog.getByRole("button", { name: "Copy" }).click();
@@ -189,7 +195,9 @@ test("a rotation without grace asks first, and the page fits a phone", async ({ 
   const display = await row.locator("code").textContent();
   await row.getByRole("button", { name: "Rotate" }).click();
   const ask = page.getByRole("alertdialog", { name: "Confirm rotation" });
-  await expect(ask).toContainText("stop working at once");
+  // It names the key it asks about, away from the row that asked.
+  await expect(ask).toContainText(`Rotate the key \u201cPrimary key\u201d (${display}) with no grace period?`);
+  await expect(ask).toContainText("stops working at once");
   await ask.getByRole("button", { name: "Cancel" }).click();
   await expect(ask).toBeHidden();
   await expect(row.locator("code")).toHaveText(display ?? "");

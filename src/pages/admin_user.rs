@@ -521,7 +521,9 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                         </table>
                     </section>
 
-                    <div class="grid gap-4 lg:grid-cols-2">
+                    // One above the other: the audit table's columns were cut off
+                    // at half the page's width.
+                    <div class="grid gap-4">
                         <section class=CARD>
                             <h2 class="mb-3 text-lg font-semibold">"Recent calls"</h2>
                             <ScrollRegion label="Recent calls">

@@ -316,11 +316,14 @@ pub const CARD: &str =
 
 /// A wide table's box: it scrolls sideways on a narrow screen, and as a
 /// named, focusable region a keyboard can scroll it and a screen reader says
-/// what it holds.
+/// what it holds. A shadow marks the edge where columns are out of sight
+/// (`scroll-shadows` in the style sheet), and on a phone a line says so: the
+/// keys table hid its Revoke and Rotate buttons there without a sign.
 #[component]
 pub fn ScrollRegion(label: &'static str, children: Children) -> impl IntoView {
     view! {
-        <div class="overflow-x-auto" tabindex="0" role="region" aria-label=label>
+        <p class="mb-1 text-xs text-slate-500 sm:hidden" aria-hidden="true">"Scroll the table sideways for more columns."</p>
+        <div class="scroll-shadows overflow-x-auto" tabindex="0" role="region" aria-label=label>
             {children()}
         </div>
     }

@@ -294,9 +294,11 @@ fn KeyTable(
     let hydrated = hydrated();
     // The playground stops offering a key once it is revoked.
     let recent = expect_context::<RecentKey>();
+    // Each key's id, name and display, for the revoked ones the playground
+    // forgets and the keys a confirmation names.
     let displays = StoredValue::new(
         keys.iter()
-            .map(|key| (key.id, key.display.clone()))
+            .map(|key| (key.id, key.name.clone(), key.display.clone()))
             .collect::<Vec<_>>(),
     );
     // One key action at a time: a second Rotate sent before the first answers
@@ -370,16 +372,29 @@ fn KeyTable(
                 </button>
             </div>
             {move || confirming.get().map(|(what, ids)| {
-                let count = ids.len();
+                // The keys asked about by name, so the question is not read
+                // away from the row that asked it.
+                let named = displays.with_value(|all| {
+                    all.iter()
+                        .filter(|(id, ..)| ids.contains(id))
+                        .map(|(_, name, display)| format!("\u{201c}{name}\u{201d} ({display})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
+                let (keys, them, old_secrets) = if ids.len() == 1 {
+                    (format!("the key {named}"), "it", "Its old secret stops")
+                } else {
+                    (format!("{} keys: {named}", ids.len()), "them", "Their old secrets stop")
+                };
                 let (label, question, verb) = match what {
                     Confirm::Revoke => (
                         "Confirm revocation",
-                        format!("Revoke {count} key(s)? Programs using them stop working on their next request."),
+                        format!("Revoke {keys}? Programs using {them} stop working on their next request."),
                         "Revoke",
                     ),
                     Confirm::Rotate => (
                         "Confirm rotation",
-                        format!("Rotate {count} key(s) with no grace period? The old secrets stop working at once, so programs using them fail until they get the new ones."),
+                        format!("Rotate {keys} with no grace period? {old_secrets} working at once, so programs using {them} fail until they get the new one."),
                         "Rotate",
                     ),
                     Confirm::EndGrace => (
@@ -397,7 +412,7 @@ fn KeyTable(
                             match what {
                                 Confirm::Revoke => {
                                     displays.with_value(|all| {
-                                        recent.forget_revoked(all.iter().filter(|(id, _)| ids.contains(id)).map(|(_, display)| display.as_str()));
+                                        recent.forget_revoked(all.iter().filter(|(id, ..)| ids.contains(id)).map(|(.., display)| display.as_str()));
                                     });
                                     revoke.dispatch(RevokeApiKeys { ids: ids.clone() });
                                     selected.set(BTreeSet::new());
@@ -552,6 +567,22 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
     let cap = RwSignal::new(String::new());
     let ips = RwSignal::new(String::new());
     let referrers = RwSignal::new(String::new());
+    // A key made, the form starts over: a second key made at once took the
+    // first one's environment and restrictions without a word.
+    Effect::watch(
+        move || matches!(create.value().get(), Some(Ok(_))),
+        move |made, _, _| {
+            if *made {
+                name.set("My key".to_owned());
+                env.set("live".to_owned());
+                scopes.set(BTreeSet::from(["chat".to_owned()]));
+                for text in [models, expires, cap, ips, referrers] {
+                    text.set(String::new());
+                }
+            }
+        },
+        false,
+    );
     let field_error =
         move |field: &'static str| move || error.get().and_then(|e| e.field_error(field));
     // Set on a field the last refusal named, so it is read with its message.
