@@ -57,9 +57,18 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   // The form empties once applied, so a second click cannot grant twice.
   await expect(admin.getByLabel("Amount (credits; negative to deduct)")).toHaveValue("");
 
+  // A refused deduction is said beside its form until another action
+  // succeeds; then it no longer reads as standing.
+  await admin.getByLabel("Amount (credits; negative to deduct)").fill("-1000");
+  await admin.getByLabel("Reason").fill("too much");
+  await admin.getByRole("button", { name: "Apply" }).click();
+  const refusal = admin.getByText("is more than the balance");
+  await expect(refusal).toBeVisible();
+
   await admin.getByLabel("Move to plan").selectOption("pro");
   await admin.getByRole("button", { name: "Assign plan" }).click();
   await expect(admin.getByTestId("admin-user-plan")).toHaveText("Pro");
+  await expect(refusal).toHaveCount(0);
   // The banner names the last action, not the first that succeeded.
   await expect(admin.getByRole("status")).toHaveText("Plan changed.");
   await expect(admin.getByTestId("audit-events")).toContainText("credits.adjust");

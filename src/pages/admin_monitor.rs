@@ -223,15 +223,18 @@ fn CountTable(
     view! {
         <section class=CARD>
             <h2 class="mb-3 text-lg font-semibold">{title}</h2>
+            // No header over no rows.
             {empty.then(|| view! { <p class="text-sm text-slate-500">"None."</p> })}
-            <table class="w-full text-left text-sm" data-testid=testid>
-                <thead class="text-slate-500"><tr><th class="py-1">{head}</th><th class="text-right">"Count"</th></tr></thead>
-                <tbody>
-                    {rows.into_iter().map(|p| view! {
-                        <tr class="border-t border-slate-100"><td class="py-1 font-mono">{p.label}</td><td class="text-right">{p.count}</td></tr>
-                    }).collect_view()}
-                </tbody>
-            </table>
+            {(!empty).then(|| view! {
+                <table class="w-full text-left text-sm" data-testid=testid>
+                    <thead class="text-slate-500"><tr><th class="py-1">{head}</th><th class="text-right">"Count"</th></tr></thead>
+                    <tbody>
+                        {rows.into_iter().map(|p| view! {
+                            <tr class="border-t border-slate-100"><td class="py-1 font-mono">{p.label}</td><td class="text-right">{p.count}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
         </section>
     }
 }
@@ -315,23 +318,25 @@ fn RefusalTable(
         <section class=format!("{CARD} mb-6")>
             <h2 class="mb-3 text-lg font-semibold">{title}</h2>
             {empty.then(|| view! { <p class="text-sm text-slate-500">"None."</p> })}
-            <ScrollRegion label=title>
-                <table class="w-full text-left text-sm" data-testid=testid>
-                    <thead class="text-slate-500"><tr><th class="py-1">"Rule"</th><th>"Address"</th><th>"Key"</th><th>"Referrer"</th><th class="text-right">"Count"</th><th>"Last (UTC)"</th></tr></thead>
-                    <tbody>
-                        {rows.into_iter().map(|r| view! {
-                            <tr class="border-t border-slate-100">
-                                <td class="py-1 font-mono">{r.code}</td>
-                                <td>{r.client_ip}</td>
-                                <td class="font-mono text-xs">{r.api_key}</td>
-                                <td>{r.referrer}</td>
-                                <td class="text-right">{r.count}</td>
-                                <td class="whitespace-nowrap">{super::forms::shown_time(&r.last_at)}</td>
-                            </tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            </ScrollRegion>
+            {(!empty).then(|| view! {
+                <ScrollRegion label=title>
+                    <table class="w-full text-left text-sm" data-testid=testid>
+                        <thead class="text-slate-500"><tr><th class="py-1">"Rule"</th><th>"Address"</th><th>"Key"</th><th>"Referrer"</th><th class="text-right">"Count"</th><th>"Last (UTC)"</th></tr></thead>
+                        <tbody>
+                            {rows.into_iter().map(|r| view! {
+                                <tr class="border-t border-slate-100">
+                                    <td class="py-1 font-mono">{r.code}</td>
+                                    <td>{r.client_ip}</td>
+                                    <td class="font-mono text-xs">{r.api_key}</td>
+                                    <td>{r.referrer}</td>
+                                    <td class="text-right">{r.count}</td>
+                                    <td class="whitespace-nowrap">{super::forms::shown_time(&r.last_at)}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </ScrollRegion>
+            })}
         </section>
     }
 }

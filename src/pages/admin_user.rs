@@ -353,6 +353,25 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
         "Limits saved. They apply from the account's next request.",
     );
     record_outcome(outcome, reset.value(), "Reset link made: copy it below.");
+    // A success clears the refusals left beside the other forms: a refused
+    // deduction stayed red next to a later "Limits saved." and read as
+    // standing. (A correction refused keeps its idempotency key all the same.)
+    Effect::watch(
+        move || matches!(outcome.get(), Some(Ok(_))),
+        move |succeeded, _, _| {
+            if *succeeded {
+                clear_refusal(credits.value());
+                clear_refusal(plan.value());
+                clear_refusal(revoke.value());
+                clear_refusal(revoke_one.value());
+                clear_refusal(rotate.value());
+                clear_refusal(reset.value());
+                clear_refusal(toggle.value());
+                clear_refusal(limits.value());
+            }
+        },
+        false,
+    );
     let done = move || outcome.get().and_then(Result::ok);
     view! {
         <p class="mb-2 text-sm"><a href="/admin" class="text-amber-700 hover:underline">"← All users"</a></p>
@@ -550,5 +569,15 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                 }.into_any()
             })}
         </Transition>
+    }
+}
+
+/// Forgets an action's refusal, if its last answer was one.
+fn clear_refusal<T>(
+    value: impl WithUntracked<Value = Option<Result<T, FormError>>>
+    + Set<Value = Option<Result<T, FormError>>>,
+) {
+    if value.with_untracked(|last| matches!(last, Some(Err(_)))) {
+        value.set(None);
     }
 }

@@ -66,7 +66,10 @@ fn PlanCards() -> impl IntoView {
             .value()
             .get()
             .is_some_and(|result| result.is_ok())
-            .then_some("Plan switched. It applies from your next request.")
+            .then_some(
+                "Plan switched. Its limits apply from your next request; its monthly credits \
+                 from next month's grant.",
+            )
     };
     Effect::watch(
         move || switched().is_some(),
