@@ -880,6 +880,17 @@ async fn wrong_reset_tokens_are_throttled_and_shown() {
     let admin = app.browser();
     app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
         .await;
+    // Before any failure the table says so, with no header over no rows.
+    let (_, _, html) = crate::admin_pages::page(&app, &admin, "/admin/security").await;
+    let section = html
+        .split("Failed sign-ins and reset links by address")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .unwrap_or_default();
+    assert!(
+        section.contains("None.") && !section.contains("<table"),
+        "{section}"
+    );
     let stranger = app.browser();
     let wrong_token = || {
         app.call(
