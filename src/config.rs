@@ -382,7 +382,7 @@ impl Config {
         // Checked with the other settings, before the database is opened, and
         // said without its value.
         let key_secret = match get("TOLLGATE_KEY_SECRET") {
-            Some(secret) if secret.len() < 32 => {
+            Some(secret) if secret.len() < crate::keys::hashing::MIN_SECRET_BYTES => {
                 return Err(ConfigError {
                     var: "TOLLGATE_KEY_SECRET",
                     expected: "a secret of 32 bytes or more",

@@ -17,6 +17,10 @@ use super::format::ApiKey;
 
 const GENERATED_SECRET_BYTES: usize = 64;
 
+/// The shortest key secret taken, in bytes: configured (checked with the
+/// other settings, `config`) or read from its file.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 #[derive(Clone)]
 pub struct KeyHasher {
     secret: Vec<u8>,
@@ -87,7 +91,7 @@ impl KeyHasher {
         keys_stored: bool,
     ) -> Result<Self, KeySecretError> {
         if let Some(secret) = configured {
-            return if secret.len() >= 32 {
+            return if secret.len() >= MIN_SECRET_BYTES {
                 Ok(Self {
                     secret: secret.as_bytes().to_vec(),
                 })
@@ -101,7 +105,7 @@ impl KeyHasher {
             source,
         };
         match std::fs::read(&path) {
-            Ok(secret) if secret.len() >= 32 => Ok(Self { secret }),
+            Ok(secret) if secret.len() >= MIN_SECRET_BYTES => Ok(Self { secret }),
             Ok(_) => Err(KeySecretError::Damaged(path)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && keys_stored => {
                 Err(KeySecretError::Missing(path))
