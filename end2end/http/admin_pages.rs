@@ -293,6 +293,13 @@ async fn the_usage_page_shows_windows_charts_and_recent_calls() {
     // Today's bar carries today's two calls.
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert!(html.contains(&format!("{today}: 2</title>")), "today's bar");
+    // The span's ends are labelled in the page's text, under the drawing.
+    let span = html
+        .split(r#"data-testid="chart-requests-span""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</div>").next())
+        .unwrap_or_default();
+    assert!(span.contains(&format!("<span>{today}</span>")), "{span}");
     assert!(html.contains("2 requests"), "the 30-day total");
     // The recent list names the key and model.
     let recent = html.split(r#"data-testid="recent-calls""#).nth(1).unwrap();

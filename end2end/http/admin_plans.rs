@@ -235,7 +235,7 @@ async fn admins_create_edit_retire_and_restore_plans() {
     assert_eq!(team["requests_per_minute"], 3, "{team}");
     let (status, _, html) = page(&app, &admin, "/admin/plans").await;
     assert_eq!(status, 200);
-    assert!(html.contains(r#"data-testid="plan-team""#) && html.contains("3 / 100 / 1000"));
+    assert!(html.contains(r#"data-testid="plan-team""#) && html.contains("3 / 100 / 1,000"));
 
     // The admin puts the user on it; an edit applies to their next call.
     let (status, body) = send(

@@ -46,6 +46,39 @@ pub fn format_credits(micros: i64) -> String {
     }
 }
 
+/// Micro-credits as credits for pages, the whole part grouped by thousands
+/// (`1,000,000.5`). Not for the APIs, whose amounts must parse back.
+pub fn format_credits_grouped(micros: i64) -> String {
+    let plain = format_credits(micros);
+    let (whole, fraction) = plain.split_once('.').unwrap_or((&plain, ""));
+    let (sign, digits) = whole.split_at(usize::from(whole.starts_with('-')));
+    let mut text = format!("{sign}{}", group_digits(digits));
+    if !fraction.is_empty() {
+        text.push('.');
+        text.push_str(fraction);
+    }
+    text
+}
+
+/// A count for pages, grouped by thousands (`10,000`).
+pub fn format_count(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let sign = if n < 0 { "-" } else { "" };
+    format!("{sign}{}", group_digits(&digits))
+}
+
+/// ASCII digits with a comma before each group of three from the right.
+fn group_digits(digits: &str) -> String {
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
 /// A model's prices, in micro-credits per 1,000 tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Prices {
@@ -68,6 +101,21 @@ impl Prices {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_for_pages_are_grouped_by_thousands() {
+        assert_eq!(format_credits_grouped(250_000_000), "250");
+        assert_eq!(format_credits_grouped(1_000_000_500_000), "1,000,000.5");
+        assert_eq!(format_credits_grouped(1_000_000), "1");
+        assert_eq!(format_credits_grouped(1), "0.000001");
+        assert_eq!(format_credits_grouped(-12_345_678_900_000), "-12,345,678.9");
+        assert_eq!(format_count(0), "0");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_count(1000), "1,000");
+        assert_eq!(format_count(123_456_789), "123,456,789");
+        assert_eq!(format_count(-1_000), "-1,000");
+        assert_eq!(format_count(i64::MIN), "-9,223,372,036,854,775,808");
+    }
 
     #[test]
     fn credits_parse_exactly() {

@@ -79,13 +79,16 @@ fn row(summary: &crate::store::PlanSummary) -> AdminPlanRow {
         default: p.is_default,
         retired_at: summary.retired_at.clone(),
         users: summary.users,
-        requests: format!(
-            "{} / {} / {}",
-            p.requests_per_minute, p.requests_per_hour, p.requests_per_day
-        ),
+        requests: [
+            p.requests_per_minute,
+            p.requests_per_hour,
+            p.requests_per_day,
+        ]
+        .map(crate::credits::format_count)
+        .join(" / "),
         tokens_per_minute: p.tokens_per_minute,
         max_parallel: p.max_parallel,
-        monthly_credits: crate::credits::format_credits(p.monthly_credits),
+        monthly_credits: crate::credits::format_credits_grouped(p.monthly_credits),
         max_active_keys: p.max_active_keys,
         models: p
             .allowed_models()
@@ -266,7 +269,7 @@ fn PlanList() -> impl IntoView {
                                                 <td>{status}</td>
                                                 <td class="text-right">{p.users}</td>
                                                 <td>{p.requests.clone()}</td>
-                                                <td class="text-right">{p.tokens_per_minute.map_or_else(|| "—".to_owned(), |n| n.to_string())}</td>
+                                                <td class="text-right">{p.tokens_per_minute.map_or_else(|| "—".to_owned(), crate::credits::format_count)}</td>
                                                 <td class="text-right">{p.max_parallel.map_or_else(|| "—".to_owned(), |n| n.to_string())}</td>
                                                 <td class="text-right">{p.monthly_credits.clone()}</td>
                                                 <td class="text-right">{p.max_active_keys}</td>

@@ -7,7 +7,11 @@ use super::{
     forms::{BUTTON, FormAlert, FormStatus, NeedsScript, focus_by_id, hydrated, last_error},
     nav::SignedInOnly,
 };
-use crate::{accounts::types::FormError, keys::types::PlanView};
+use crate::{
+    accounts::types::FormError,
+    credits::{format_count, format_credits_grouped},
+    keys::types::PlanView,
+};
 
 #[server(endpoint = "plans")]
 pub async fn list_plans() -> Result<Vec<PlanView>, FormError> {
@@ -31,17 +35,6 @@ pub async fn switch_plan(plan: String) -> Result<(), FormError> {
             server_ctx::set_status(axum::http::StatusCode::CONFLICT, None);
             Err(FormError::new(message))
         }
-    }
-}
-
-/// Micro-credits as whole credits, e.g. `250`.
-pub fn credits(micros: i64) -> String {
-    let whole = micros / 1_000_000;
-    let frac = (micros % 1_000_000).abs();
-    if frac == 0 {
-        whole.to_string()
-    } else {
-        format!("{whole}.{}", format!("{frac:06}").trim_end_matches('0'))
     }
 }
 
@@ -128,7 +121,7 @@ fn PlanCard(
             </div>
         }
     };
-    let optional = |v: Option<i64>| v.map_or_else(|| "no limit".to_owned(), |n| n.to_string());
+    let optional = |v: Option<i64>| v.map_or_else(|| "no limit".to_owned(), format_count);
     let models = plan
         .allowed_models
         .clone()
@@ -141,14 +134,14 @@ fn PlanCard(
                 {plan.current.then(|| view! { <span class="rounded bg-amber-100 px-2 py-0.5 text-xs font-semibold text-amber-800">"Current"</span> })}
             </div>
             <p class="mt-1 text-sm text-slate-600">{plan.description.clone()}</p>
-            <p class="mt-4 text-3xl font-bold">{plan.requests_per_day} <span class="text-base font-normal text-slate-500">" requests / day"</span></p>
+            <p class="mt-4 text-3xl font-bold">{format_count(plan.requests_per_day)} <span class="text-base font-normal text-slate-500">" requests / day"</span></p>
             <dl class="mt-4 flex-1 text-sm">
-                {row("Per minute", plan.requests_per_minute.to_string())}
-                {row("Per hour", plan.requests_per_hour.to_string())}
+                {row("Per minute", format_count(plan.requests_per_minute))}
+                {row("Per hour", format_count(plan.requests_per_hour))}
                 {row("Tokens per minute", optional(plan.tokens_per_minute))}
                 {row("Parallel requests", optional(plan.max_parallel))}
-                {row("Monthly credits", credits(plan.monthly_credits_micros))}
-                {row("Active keys", plan.max_active_keys.to_string())}
+                {row("Monthly credits", format_credits_grouped(plan.monthly_credits_micros))}
+                {row("Active keys", format_count(plan.max_active_keys))}
                 {row("Models", models)}
             </dl>
             {(plan.current && !plan.offered).then(|| view! {
@@ -191,15 +184,5 @@ fn asks_to_leave(name: &str) -> bool {
     {
         let _ = name;
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn credits_are_shown_exactly() {
-        assert_eq!(super::credits(250_000_000), "250");
-        assert_eq!(super::credits(1_500_000), "1.5");
-        assert_eq!(super::credits(1), "0.000001");
     }
 }

@@ -104,9 +104,9 @@ fn Report(report: UsageReport) -> impl IntoView {
         </section>
 
         <div class="mb-6 grid gap-4 lg:grid-cols-3">
-            <BarChart title="Requests per day" testid="chart-requests" points=requests format=|v| v.to_string() />
-            <BarChart title="Tokens per day" testid="chart-tokens" points=tokens format=|v| v.to_string() />
-            <BarChart title="Credits per day" testid="chart-credits" points=credits format=super::plans::credits />
+            <BarChart title="Requests per day" testid="chart-requests" points=requests format=crate::credits::format_count />
+            <BarChart title="Tokens per day" testid="chart-tokens" points=tokens format=crate::credits::format_count />
+            <BarChart title="Credits per day" testid="chart-credits" points=credits format=crate::credits::format_credits_grouped />
         </div>
 
         <div class="mb-6 grid gap-4 lg:grid-cols-2">
@@ -213,7 +213,7 @@ pub fn BarChart(
                 <span class="font-semibold">{title}</span>
                 <span class="text-slate-500">{format!("peak {peak}")}</span>
             </figcaption>
-            <svg viewBox=format!("0 0 {CHART_WIDTH} {}", CHART_HEIGHT + 14) class="w-full" role="img" aria-label=title>
+            <svg viewBox=format!("0 0 {CHART_WIDTH} {}", CHART_HEIGHT + 1) class="w-full" role="img" aria-label=title>
                 <line x1="0" y1=CHART_HEIGHT x2=CHART_WIDTH y2=CHART_HEIGHT stroke="#cbd5e1" stroke-width="1" />
                 {points.into_iter().enumerate().map(|(i, (day, value))| {
                     // In i128: a day's micro-credits times the height can pass i64's limit.
@@ -228,9 +228,13 @@ pub fn BarChart(
                         </rect>
                     }
                 }).collect_view()}
-                <text x="0" y=CHART_HEIGHT + 12 font-size="9" fill="#64748b">{first}</text>
-                <text x=CHART_WIDTH y=CHART_HEIGHT + 12 font-size="9" fill="#64748b" text-anchor="end">{last}</text>
             </svg>
+            // Outside the drawing, so the labels keep the page's text size
+            // (inside, they shrank with the chart: tiny on a phone).
+            <div class="mt-1 flex justify-between text-xs text-slate-500" data-testid=format!("{testid}-span")>
+                <span>{first}</span>
+                <span>{last}</span>
+            </div>
             <details class="mt-2 text-sm">
                 <summary class="cursor-pointer text-slate-600">"Show as a table"</summary>
                 <table class="mt-2 text-left">
