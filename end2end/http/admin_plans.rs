@@ -355,6 +355,72 @@ async fn admins_create_edit_retire_and_restore_plans() {
     }
 }
 
+/// A plan saved with no order goes after the others on `/plans` (it went
+/// first: an empty order was 0, before the classic plans), and the cards
+/// group large numbers by thousands.
+#[tokio::test]
+async fn a_plan_without_an_order_is_listed_last() {
+    let Setup {
+        app, admin, user, ..
+    } = setup().await;
+    let form = |create: &'static str, slug: &'static str| {
+        vec![
+            ("create", create),
+            ("slug", slug),
+            ("name", "Big"),
+            ("description", ""),
+            ("requests_per_minute", "100"),
+            ("requests_per_hour", "2000"),
+            ("requests_per_day", "25000"),
+            ("monthly_credits", "1500000.25"),
+            ("max_active_keys", "5"),
+            ("is_public", "on"),
+            ("sort_order", ""),
+        ]
+    };
+    let listed = || async {
+        let (_, plans) = send(&app, &user, Method::GET, "/api/v1/plans", None).await;
+        plans["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["current"] == false)
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let before = listed().await;
+    for slug in ["big", "bigger"] {
+        let answer = app
+            .call(&admin, "admin/plans/save", &form("true", slug))
+            .await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+    }
+    let after = listed().await;
+    assert_eq!(after[..before.len()], before[..], "{after:?}");
+    assert_eq!(after[before.len()..], ["big", "bigger"], "{after:?}");
+
+    // Saved again with no order, "big" moves after "bigger".
+    let answer = app
+        .call(&admin, "admin/plans/save", &form("false", "big"))
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let after = listed().await;
+    assert_eq!(after[before.len()..], ["bigger", "big"], "{after:?}");
+
+    let (status, _, html) = page(&app, &user, "/plans").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(">25,000<") || html.contains(">25,000 <"),
+        "{html}"
+    );
+    assert!(
+        html.contains("1,500,000.25") && html.contains("2,000"),
+        "{html}"
+    );
+    let (_, _, html) = page(&app, &admin, "/admin/plans").await;
+    assert!(html.contains("100 / 2,000 / 25,000"), "{html}");
+}
+
 #[tokio::test]
 async fn keys_with_the_admin_scope_call_the_admin_api_and_only_admins_grant_it() {
     let Setup {

@@ -130,14 +130,16 @@ impl PlanForm {
                 format!("Not in the model table: {}.", unknown.join(", ")),
             );
         }
+        // Empty: after the other plans (0 put a new plan before the classics).
         let sort_order = match self.sort_order.trim() {
-            "" => 0,
-            text => text.parse::<i64>().unwrap_or_else(|_| {
+            "" => None,
+            text => text.parse::<i64>().map(Some).unwrap_or_else(|_| {
                 fail(
                     "sort_order",
-                    "Give a whole number (lower comes first).".to_owned(),
+                    "Give a whole number (lower comes first), or leave it empty for last."
+                        .to_owned(),
                 );
-                0
+                None
             }),
         };
         if !fields.is_empty() {
@@ -331,7 +333,15 @@ mod tests {
             retired_at: None,
             users: 0,
         });
-        assert_eq!(round_trip.parse(["demo", "gpt"]).unwrap(), s);
+        // The stored place is kept; the empty field asked for "last".
+        assert_eq!(s.sort_order, None);
+        assert_eq!(
+            round_trip.parse(["demo", "gpt"]).unwrap(),
+            PlanSettings {
+                sort_order: Some(0),
+                ..s
+            }
+        );
     }
 
     #[test]

@@ -324,7 +324,7 @@ fn PlanFields(initial: PlanForm, error: LastError) -> impl IntoView {
             <Field label="Credits a month" name="monthly_credits" keep=true hint="Granted at the first call of each month." initial=initial.monthly_credits error />
             <Field label="Active keys" name="max_active_keys" keep=true initial=initial.max_active_keys error />
             <Field label="Models" name="allowed_models" keep=true optional=true hint="Comma-separated; empty allows every model." initial=initial.allowed_models error />
-            <Field label="Order" name="sort_order" keep=true optional=true hint="Lower comes first on /plans." initial=initial.sort_order error />
+            <Field label="Order" name="sort_order" keep=true optional=true hint="Lower comes first on /plans; empty puts the plan last." initial=initial.sort_order error />
         </div>
         <label class="mb-4 flex items-center gap-2 text-sm">
             <input type="checkbox" name="is_public" value="on" checked=public />

@@ -290,7 +290,8 @@ pub struct PlanSettings {
     /// `None` allows every model.
     pub allowed_models: Option<Vec<String>>,
     pub is_public: bool,
-    pub sort_order: i64,
+    /// `None`: after every other plan.
+    pub sort_order: Option<i64>,
 }
 
 /// A plan as the admin pages list it.
@@ -376,7 +377,8 @@ impl Store {
                 "INSERT INTO plans (name, description, requests_per_minute, requests_per_hour,
                     requests_per_day, tokens_per_minute, max_parallel, monthly_credits, max_active_keys,
                     allowed_models, is_public, sort_order, slug)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                    COALESCE(?, (SELECT COALESCE(MAX(sort_order) + 1, 0) FROM plans)), ?)",
             ),
             settings,
         )
@@ -407,7 +409,9 @@ impl Store {
             sqlx::query(
                 "UPDATE plans SET name = ?, description = ?, requests_per_minute = ?, requests_per_hour = ?,
                     requests_per_day = ?, tokens_per_minute = ?, max_parallel = ?, monthly_credits = ?,
-                    max_active_keys = ?, allowed_models = ?, is_public = ?, sort_order = ?
+                    max_active_keys = ?, allowed_models = ?, is_public = ?,
+                    sort_order = COALESCE(?, (SELECT COALESCE(MAX(others.sort_order) + 1, 0)
+                        FROM plans AS others WHERE others.slug <> plans.slug))
                  WHERE slug = ?",
             ),
             settings,
