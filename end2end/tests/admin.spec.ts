@@ -170,6 +170,34 @@ test("an admin creates a plan, and the monitor refreshes itself after a call", a
   expect(errors).toEqual([]);
 });
 
+test("the monitor says so when its session ends in another tab, and comes back after signing in again", async ({ page, context }) => {
+  test.setTimeout(60_000);
+  const errors = watchErrors(page, { allow4xx: true });
+  await logInAsAdmin(page);
+  await page.goto("/admin/monitor");
+  await hydrated(page);
+  await expect(page.getByTestId("monitor-requests")).toBeVisible();
+
+  const other = await context.newPage();
+  await other.goto("/account");
+  await hydrated(other);
+  await other.getByRole("button", { name: "Log out" }).click();
+  await expect(other.getByRole("link", { name: "Log in" }).first()).toBeVisible();
+
+  // The next refresh, within 10 seconds, is refused: the figures give way to
+  // the reason and a way back.
+  const alert = page.getByRole("alert");
+  await expect(alert).toContainText("Your session has ended", { timeout: 15_000 });
+  await expect(page.getByTestId("monitor-requests")).toHaveCount(0);
+  await expect(alert.getByRole("link", { name: "Log in" })).toHaveAttribute("href", /\/login\?next=%2Fadmin%2Fmonitor/);
+
+  // Signed in again in the other tab, the next refresh shows the figures.
+  await logInAsAdmin(other);
+  await expect(page.getByTestId("monitor-requests")).toBeVisible({ timeout: 15_000 });
+  await expect(page.getByRole("alert")).toHaveCount(0);
+  expect(errors.filter((e) => !/status of 401/.test(e))).toEqual([]);
+});
+
 test("a user who forgot their password sets a new one with the link an admin made", async ({ browser }) => {
   const userContext = await browser.newContext();
   const user = await userContext.newPage();

@@ -122,7 +122,17 @@ fn Monitor() -> impl IntoView {
             {move || Suspend::new(async move {
                 match report.await {
                     Ok(r) => view! { <MonitorView r /> }.into_any(),
-                    Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
+                    // Signed out elsewhere: the refreshes go on, so signing
+                    // in again (another tab) brings the figures back.
+                    Err(e) => view! {
+                        <p role="alert" class="text-red-700">
+                            {e.message}
+                            {e.signed_out.then(|| view! {
+                                " "
+                                <a href=super::nav::login_and_back() class="font-medium underline">"Log in"</a>
+                            })}
+                        </p>
+                    }.into_any(),
                 }
             })}
         </Transition>
