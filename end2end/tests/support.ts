@@ -1,13 +1,20 @@
 import { expect, type Page } from "@playwright/test";
 
 /**
- * Collects console errors and uncaught exceptions for the whole test. A 4xx
+ * Collects console errors, uncaught exceptions and Leptos' warnings of
+ * untracked signal reads for the whole test. A 4xx
  * answer logs a console error too; where the page shows such answers by
  * design (a refused form, a 429 in the playground), pass `allow4xx`.
  */
 export function watchErrors(page: Page, { allow4xx = false } = {}): string[] {
   const errors: string[] = [];
   page.on("console", (msg) => {
+    // Debug builds warn of a signal read where nothing tracks it: a read
+    // that should be untracked, or an update the page would miss.
+    if (msg.type() === "warning" && /outside a reactive tracking context/.test(msg.text())) {
+      errors.push(msg.text());
+      return;
+    }
     if (msg.type() !== "error") return;
     if (allow4xx && /status of 4\d\d/.test(msg.text())) return;
     errors.push(msg.text());

@@ -235,8 +235,10 @@ pub fn Field(
                 if keep && kept_nothing {
                     return;
                 }
+                // Untracked: the watch's callback is outside any tracking
+                // (a tracked read here logged a warning on every submit).
                 if let Some(field) = input.get_untracked() {
-                    field.set_value(&value());
+                    field.set_value(&untrack(&value));
                 }
             }
         },
