@@ -486,6 +486,11 @@ fn a_broken_model_table_stops_start_up_naming_the_line() {
 /// Registers `email` on the server at `base` and returns a one-time key
 /// (named `once`) of theirs.
 async fn one_time_key(base: &str, email: &str) -> String {
+    key_with_cap(base, email, 1).await
+}
+
+/// A new account's key for `cap` calls.
+async fn key_with_cap(base: &str, email: &str, cap: u32) -> String {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .build()
@@ -506,7 +511,7 @@ async fn one_time_key(base: &str, email: &str) -> String {
     let created: serde_json::Value = browser
         .post(format!("{base}/api/v1/keys"))
         .header("origin", base)
-        .json(&serde_json::json!({ "name": "once", "usage_cap": 1 }))
+        .json(&serde_json::json!({ "name": "capped", "usage_cap": cap }))
         .send()
         .await
         .unwrap()
@@ -514,6 +519,102 @@ async fn one_time_key(base: &str, email: &str) -> String {
         .await
         .unwrap();
     created["secret"].as_str().unwrap().to_owned()
+}
+
+/// The upstream key, read from the variable the model table names, never
+/// reaches the caller, whatever an upstream repeats it in: a chunk or an
+/// object passed on as it came, an `error` event, a whole answer.
+#[tokio::test]
+async fn the_upstream_key_never_reaches_the_caller() {
+    use serde_json::{Value, json};
+    let mock = crate::support::mock_upstream::MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("models.toml"),
+        format!(
+            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"MOCK_UPSTREAM_KEY\"\ninput_price = \"1\"\noutput_price = \"1\"\n",
+            mock.base_url()
+        ),
+    )
+    .unwrap();
+    let secret = "sk-mock-upstream-SECRET-4242";
+    let (child, addr) = start_with(
+        dir.path(),
+        &[
+            ("TOLLGATE_MODELS", "models.toml"),
+            ("MOCK_UPSTREAM_KEY", secret),
+        ],
+    )
+    .await;
+    let base = format!("http://{addr}");
+    // Two accounts: the default plan allows 2 calls a minute.
+    let keys = [
+        key_with_cap(&base, "leak@example.com", 2).await,
+        key_with_cap(&base, "leak2@example.com", 2).await,
+    ];
+    let call = |stream: bool| {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(&keys[usize::from(!stream)])
+            .json(
+                &json!({ "model": "mock", "stream": stream, "max_tokens": 20,
+                "messages": [{ "role": "user", "content": "hi" }] }),
+            )
+            .send()
+    };
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({ "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })
+    };
+
+    // In a chunk, and in an object that is no error by its shape.
+    let echoed = json!({ "message": format!("Incorrect API key provided: {secret}") });
+    mock.set(|k| {
+        k.raw_stream = Some(format!(
+            "data: {}\n\ndata: {echoed}\n\ndata: {}\n\ndata: [DONE]\n\n",
+            chunk(json!({ "content": format!("the key is {secret}") }), None),
+            chunk(json!({}), Some("stop")),
+        ));
+    });
+    let response = call(true).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(secret), "{text}");
+    assert!(text.contains("the key is [the upstream key]"), "{text}");
+    assert!(text.contains("provided: [the upstream key]"), "{text}");
+    assert_eq!(
+        mock.requests().last().unwrap().authorization.as_deref(),
+        Some(format!("Bearer {secret}").as_str()),
+        "the upstream got the key"
+    );
+
+    // In an `error` event: the stream ends with the gateway's error event.
+    mock.set(|k| {
+        k.raw_stream = Some(format!(
+            "data: {}\n\nevent: error\ndata: {{\"message\":\"bad key {secret}\"}}\n\n",
+            chunk(json!({ "content": "Hi" }), None),
+        ));
+    });
+    let text = call(true).await.unwrap().text().await.unwrap();
+    assert!(!text.contains(secret), "{text}");
+    let (chunks, done) = crate::gateway::read_stream_text(&text);
+    assert!(!done, "{text}");
+    assert_eq!(chunks.last().unwrap()["error"]["code"], "upstream_error");
+
+    // In a whole answer.
+    let answer = json!({
+        "id": "c2", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": format!("use {secret}") }, "finish_reason": "stop" }],
+    });
+    mock.set(|k| k.raw_answer = Some(answer.to_string()));
+    let response = call(false).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "use [the upstream key]"
+    );
+    signal(&child, "-TERM");
 }
 
 /// Starts a streamed call of the demo model and waits for its first bytes.

@@ -8,7 +8,7 @@ pub mod openai;
 
 use std::{path::Path, time::Duration};
 
-use futures::{future::BoxFuture, stream::BoxStream};
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
@@ -447,7 +447,7 @@ impl UpstreamError {
             && !secret.is_empty()
             && message.contains(secret)
         {
-            *message = message.replace(secret, "[the upstream key]");
+            *message = message.replace(secret, KEY_BLANKED);
         }
         self
     }
@@ -474,6 +474,61 @@ impl UpstreamError {
 pub enum Reply {
     Whole(BoxFuture<'static, Result<axum::body::Bytes, UpstreamError>>),
     Chunks(BoxStream<'static, Result<String, UpstreamError>>),
+}
+
+/// What stands for the upstream key wherever an upstream repeated it.
+const KEY_BLANKED: &str = "[the upstream key]";
+
+impl Reply {
+    /// The same answer with `secret` blanked out of every body, chunk and
+    /// error: an upstream may repeat the key in what it sends (an error event
+    /// in a shape the gateway passes on, an echo of the request's headers),
+    /// and the caller must never see it.
+    pub fn without(self, secret: crate::config::Secret) -> Self {
+        if secret.expose().is_empty() {
+            return self;
+        }
+        match self {
+            Self::Whole(body) => Self::Whole(
+                async move {
+                    match body.await {
+                        Ok(bytes) => Ok(blanked_bytes(bytes, secret.expose())),
+                        Err(error) => Err(error.without(secret.expose())),
+                    }
+                }
+                .boxed(),
+            ),
+            Self::Chunks(chunks) => Self::Chunks(
+                chunks
+                    .map(move |chunk| match chunk {
+                        Ok(text) if text.contains(secret.expose()) => {
+                            Ok(text.replace(secret.expose(), KEY_BLANKED))
+                        }
+                        Ok(text) => Ok(text),
+                        Err(error) => Err(error.without(secret.expose())),
+                    })
+                    .boxed(),
+            ),
+        }
+    }
+}
+
+/// `bytes` with every `secret` replaced by [`KEY_BLANKED`]; untouched (not
+/// copied) when it has none, as nearly every answer.
+fn blanked_bytes(bytes: axum::body::Bytes, secret: &str) -> axum::body::Bytes {
+    let finder = memchr::memmem::Finder::new(secret.as_bytes());
+    if finder.find(&bytes).is_none() {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = &bytes[..];
+    while let Some(at) = finder.find(rest) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(KEY_BLANKED.as_bytes());
+        rest = &rest[at + secret.len()..];
+    }
+    out.extend_from_slice(rest);
+    out.into()
 }
 
 /// Rough token count for text when an upstream reports none: about four
@@ -638,6 +693,21 @@ pub fn message_text(message: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_upstream_key_is_blanked_wherever_it_is_and_nothing_else_changes() {
+        let key = "sk-abc";
+        let blanked = |text: &'static str| {
+            blanked_bytes(axum::body::Bytes::from_static(text.as_bytes()), key)
+        };
+        assert_eq!(
+            &blanked("sk-abc and sk-abcsk-abc, end sk-abc")[..],
+            b"[the upstream key] and [the upstream key][the upstream key], end [the upstream key]"
+        );
+        let untouched = blanked("no key here: sk-ab");
+        assert_eq!(&untouched[..], b"no key here: sk-ab");
+        assert_eq!(&blanked("")[..], b"");
+    }
 
     fn parse(text: &str) -> Result<ModelTable, ModelTableError> {
         ModelTable::parse(text, "models.toml", |v| {

@@ -42,9 +42,9 @@ const ERROR_BODY_BYTES: usize = 64 * 1024;
 /// the model's `{base_url}/chat/completions`; returns once a success status
 /// has come, before the body is read. The answer fails once it passes
 /// `max_body_bytes`, whole or streamed: an upstream cannot fill the memory.
-/// A refusal's message never carries the upstream key: some servers repeat
-/// the key they refused, and the message reaches the log (a 400's, the
-/// caller too).
+/// Neither a refusal's message nor the answer carries the upstream key: some
+/// servers repeat the key they refused, and the message reaches the log (a
+/// 400's, the caller too); an answer goes to the caller.
 pub async fn complete(
     client: &reqwest::Client,
     limits: (UpstreamTimeouts, usize),
@@ -56,7 +56,8 @@ pub async fn complete(
     let answer = send(client, limits, url, api_key, body, stream).await;
     match (answer, api_key) {
         (Err(error), Some(key)) => Err(error.without(key.expose())),
-        (answer, _) => answer,
+        (Ok(reply), Some(key)) => Ok(reply.without(key.clone())),
+        (answer, None) => answer,
     }
 }
 
@@ -139,10 +140,12 @@ async fn send(
             }
         };
         // An empty body so labelled is no answer either.
+        // Text labelled JSON to a stream is no answer either, unless it
+        // opens as events do (a field name, or a comment).
         let refused = match opening {
             Some(b'<') | None => true,
             Some(b'{' | b'[') => stream,
-            Some(_) => false,
+            Some(b) => stream && is_json(&media) && !b"deir:".contains(&b),
         };
         if refused {
             while head.len() < ERROR_BODY_BYTES
@@ -197,6 +200,11 @@ async fn send(
                 Err(e) => return Some((Err(UpstreamError::Transport(e.to_string())), None)),
             };
             let data = event.data.trim();
+            // An `error` event is the upstream's failure, whatever its data's
+            // shape (passed on as a chunk, it read as part of the answer).
+            if event.event == "error" {
+                return Some((Err(event_error(data)), None));
+            }
             if data.is_empty() {
                 continue;
             }
@@ -218,6 +226,16 @@ async fn send(
         }
     });
     Ok(Reply::Chunks(chunks.fuse().boxed()))
+}
+
+/// The failure an `event: error` reports: its message when its data is an
+/// error in one of the shapes [`refusal`] reads, else the start of its data.
+fn event_error(data: &str) -> UpstreamError {
+    if data.is_empty() {
+        return UpstreamError::status(502, "an error event with no message".to_owned())
+            .answered_with(200);
+    }
+    refusal(502, data, None).answered_with(200)
 }
 
 fn transport(error: reqwest::Error) -> UpstreamError {
@@ -490,7 +508,7 @@ fn is_json(media: &str) -> bool {
 fn wrong_kind(answered: u16, media: &str, text: &str) -> UpstreamError {
     let error = serde_json::from_str::<Value>(text)
         .ok()
-        .filter(|answer| !answer["error"].is_null());
+        .filter(|answer| !answer["error"].is_null() || answer["object"] == "error");
     let media = if media.is_empty() {
         "no content type"
     } else {
