@@ -2334,6 +2334,58 @@ async fn a_stream_closed_after_its_answer_finished_ends_normally_with_usage() {
     assert_eq!((balance, ledger), (5_000_000 - 60_000, 5_000_000 - 60_000));
 }
 
+/// An upstream's error in a stream, in the shapes servers send besides
+/// OpenAI's: an `error` event, and vLLM's `{"object": "error"}` chunk. Each
+/// ends the stream with an error event, charged for what was sent; passed
+/// on as chunks, the stream ended as if the answer were whole.
+#[tokio::test]
+async fn an_upstream_error_in_another_shape_ends_the_stream() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "shapes@example.com", 100, 1000, None).await;
+    let mut streamed = hello("mock");
+    streamed["stream"] = json!(true);
+    let first = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"}}]}"#;
+    for error in [
+        "event: error\ndata: {\"error\":{\"message\":\"overloaded\"}}",
+        "event: error\ndata: plain words",
+        r#"data: {"object":"error","message":"The model ran out of KV cache","type":"InternalServerError","code":500}"#,
+    ] {
+        s.mock.set(|k| {
+            k.raw_stream = Some(format!("{first}\n\n{error}\n\ndata: [DONE]\n\n"));
+        });
+        let text = chat(&s.app, &key, streamed.clone())
+            .await
+            .text()
+            .await
+            .unwrap();
+        let (chunks, done) = read_stream_text(&text);
+        assert!(!done, "{error}: {text}");
+        assert_eq!(chunks.len(), 2, "{error}: {text}");
+        assert_eq!(chunks[0]["choices"][0]["delta"]["content"], "Hi");
+        assert_eq!(
+            chunks[1]["error"]["code"], "upstream_error",
+            "{error}: {text}"
+        );
+    }
+    let records = usage_records(&s.app, 3).await;
+    assert!(records.iter().all(|r| r.0 == 502), "{records:?}");
+}
+
+/// [`read_stream`] for a stream already read to its end.
+pub(crate) fn read_stream_text(text: &str) -> (Vec<Value>, bool) {
+    let mut chunks = Vec::new();
+    for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        let Some(data) = event.lines().find_map(|line| line.strip_prefix("data: ")) else {
+            continue;
+        };
+        if data == "[DONE]" {
+            return (chunks, true);
+        }
+        chunks.push(serde_json::from_str(data).unwrap());
+    }
+    (chunks, false)
+}
+
 /// A JSON answer's headers come only once it is whole, so the first-byte
 /// timeout is for streams: a JSON answer has until the total timeout, rather
 /// than being cut off while the upstream finishes it anyway.
@@ -2413,8 +2465,16 @@ async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
         let response = chat(&s.app, &key, body).await;
         assert_refused(response, 502, "upstream_error").await;
     }
-    let records = usage_records(&s.app, 6).await;
-    assert_eq!(records.len(), 6, "{records:?}");
+    // Text that is neither JSON nor events, labelled JSON, to a stream: it
+    // passed as events, ended without `[DONE]` and charged the prompt.
+    s.mock.set(|k| {
+        k.raw_stream = Some("this is not json".into());
+        k.content_type = Some("application/json");
+    });
+    let response = chat(&s.app, &key, streamed.clone()).await;
+    assert_refused(response, 502, "upstream_error").await;
+    let records = usage_records(&s.app, 7).await;
+    assert_eq!(records.len(), 7, "{records:?}");
     assert!(
         records.iter().all(|r| r.0 == 502 && r.2 == 0),
         "{records:?}"

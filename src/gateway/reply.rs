@@ -37,7 +37,8 @@ pub fn relay_bytes(
 
 /// Meters one upstream object and appends the caller's copy to `out`: `model`
 /// set to `model`, and `usage` dropped unless `keep_usage`. An object that
-/// carries `error`, or is not a JSON object, is the upstream's failure.
+/// carries `error`, says it is an error (`"object": "error"`), or is not a
+/// JSON object, is the upstream's failure.
 ///
 /// It takes text, not bytes: parsing from a `str`, serde_json checks no
 /// key or raw value for UTF-8 again (once per field, about 2% of a call's work).
@@ -55,6 +56,14 @@ pub fn relay(
     if let Some(error) = field("error").filter(|e| e.get() != "null") {
         // It came in a success (a body or a stream's event).
         return Err(UpstreamError::status(502, error_message(error)).answered_with(200));
+    }
+    // vLLM and servers like it send `{"object": "error", "message": …}`.
+    if field("object").is_some_and(|object| object.get() == r#""error""#) {
+        let message = field("message").map_or_else(
+            || "an error object with no message".to_owned(),
+            error_message,
+        );
+        return Err(UpstreamError::status(502, message).answered_with(200));
     }
     meter.answered = true;
     let usage = field("usage").filter(|u| u.get() != "null");
@@ -741,6 +750,24 @@ mod tests {
         match run(r#"{"error":"overloaded"}"#, false).0 {
             Err(UpstreamError::Status { message, .. }) => assert_eq!(message, "overloaded"),
             other => panic!("{other:?}"),
+        }
+        // An object that says it is an error (vLLM), with or without a message.
+        for (text, said) in [
+            (
+                r#"{"object":"error","message":"The model ran out of KV cache","type":"InternalServerError","code":500}"#,
+                "The model ran out of KV cache",
+            ),
+            (r#"{"object":"error"}"#, "an error object with no message"),
+        ] {
+            match run(text, false).0 {
+                Err(UpstreamError::Status {
+                    status: 502,
+                    answered: 200,
+                    message,
+                    ..
+                }) => assert_eq!(message, said),
+                other => panic!("{text}: {other:?}"),
+            }
         }
         for text in ["[1]", "not json", "{\"a\":1", ""] {
             assert!(
