@@ -2371,6 +2371,46 @@ async fn an_upstream_error_in_another_shape_ends_the_stream() {
     assert!(records.iter().all(|r| r.0 == 502), "{records:?}");
 }
 
+/// An upstream's usage chunk whose counts do not read (negative) is dropped
+/// whole from a stream that asked for usage: the gateway's own usage chunk is
+/// the one object without choices, as in OpenAI's streams (an empty chunk
+/// went before it).
+#[tokio::test]
+async fn a_usage_chunk_that_does_not_read_leaves_one_usage_chunk() {
+    let s = setup(&[]).await;
+    let key = user_with_plan(&s.app, "negative@example.com", 100, 1000, None).await;
+    let mut body = hello("mock");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({ "include_usage": true });
+    let head = r#""id":"c1","object":"chat.completion.chunk","created":1,"model":"m""#;
+    s.mock.set(|k| {
+        k.raw_stream = Some(format!(
+            "data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"Hi\"}},\"finish_reason\":\"stop\"}}]}}\n\n\
+             data: {{{head},\"choices\":[],\"usage\":{{\"prompt_tokens\":-5,\"completion_tokens\":-1}}}}\n\n\
+             data: [DONE]\n\n"
+        ));
+    });
+    let text = chat(&s.app, &key, body).await.text().await.unwrap();
+    let chunks = wire_chunks(&wire_events(&text));
+    let without_choices: Vec<&Value> = chunks
+        .iter()
+        .filter(|c| c["choices"] == json!([]))
+        .collect();
+    assert_eq!(without_choices.len(), 1, "{text}");
+    assert_eq!(chunks.last(), without_choices.first().copied(), "{text}");
+    assert_eq!(
+        without_choices[0]["usage"]["completion_tokens"], 1,
+        "{text}"
+    );
+    assert!(
+        without_choices[0]["usage"]["prompt_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{text}"
+    );
+}
+
 /// [`read_stream`] for a stream already read to its end.
 pub(crate) fn read_stream_text(text: &str) -> (Vec<Value>, bool) {
     let mut chunks = Vec::new();

@@ -19,6 +19,12 @@ pub enum Relayed {
     Sent,
     /// Nothing for the caller: a usage-only chunk it did not ask for.
     Skipped,
+    /// The caller's copy was appended, but it is an object of usage alone
+    /// whose usage did not read as counts and was left out. A stream drops
+    /// it: the gateway's own usage chunk takes its place, and OpenAI's
+    /// streams have one object without choices, the usage. A whole answer
+    /// keeps it: its object is the answer.
+    UsageDropped,
 }
 
 /// [`relay`] for a whole answer as it came off the wire: its bytes must be
@@ -125,7 +131,8 @@ pub fn relay(
     }
     // A chunk of usage alone is skipped when the caller did not ask for
     // usage (a whole answer always keeps it: its object is the answer).
-    if !keep_usage && usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty) {
+    let usage_alone = usage.is_some() && choices.as_ref().is_some_and(Vec::is_empty);
+    if !keep_usage && usage_alone {
         return Ok(Relayed::Skipped);
     }
     let usage_kept = keep_usage && counts.is_some();
@@ -161,6 +168,9 @@ pub fn relay(
         write_str(out, model);
     }
     out.push(b'}');
+    if usage_alone && !usage_kept {
+        return Ok(Relayed::UsageDropped);
+    }
     Ok(Relayed::Sent)
 }
 
@@ -599,7 +609,7 @@ mod tests {
             // left out for the gateway's.
             let usage_only = format!(r#"{{"id":"c1","choices":[],"usage":{usage}}}"#);
             let (result, _, sent) = run(&usage_only, true);
-            assert_eq!(result.unwrap(), Relayed::Sent, "{usage}");
+            assert_eq!(result.unwrap(), Relayed::UsageDropped, "{usage}");
             assert_eq!(
                 sent,
                 json!({ "id": "c1", "choices": [], "model": "public" })

@@ -779,7 +779,7 @@ impl Forward {
                 );
                 match relayed {
                     Ok(Relayed::Sent) => out.extend_from_slice(b"\n\n"),
-                    Ok(Relayed::Skipped) => out.truncate(start),
+                    Ok(Relayed::Skipped | Relayed::UsageDropped) => out.truncate(start),
                     Err(error) => {
                         out.truncate(start);
                         self.fail(GatewayError::Upstream(error), out);
