@@ -912,6 +912,13 @@ fn model_api() -> Router<AppState> {
         .route("/v1", any(gateway::unknown_route))
         .route("/v1/", any(gateway::unknown_route))
         .route("/v1/{*rest}", any(gateway::unknown_route))
+        // Near misses of the API's paths answer in its shape too, not with
+        // the site's page: a trailing slash, a capital, a doubled slash.
+        .route("/response/", any(gateway::unknown_route))
+        .route("/response/{*rest}", any(gateway::unknown_route))
+        .route("/V1", any(gateway::unknown_route))
+        .route("/V1/{*rest}", any(gateway::unknown_route))
+        .route("//v1/{*rest}", any(gateway::unknown_route))
 }
 
 /// Wraps the model API for browser callers: CORS outermost, so a refusal

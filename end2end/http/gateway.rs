@@ -1758,6 +1758,28 @@ async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
             Some("POST"),
         ),
         (reqwest::Method::GET, "/v1/", 404, "unknown_url", None),
+        // Near misses answered in the API's shape, not with the site's page.
+        (
+            reqwest::Method::POST,
+            "/response/",
+            404,
+            "unknown_url",
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "/V1/chat/completions",
+            404,
+            "unknown_url",
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "//v1/chat/completions",
+            404,
+            "unknown_url",
+            None,
+        ),
         (
             reqwest::Method::DELETE,
             "/v1/files/abc",
