@@ -2160,6 +2160,13 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
     let response = chat(&s.app, &key, hello("mock")).await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
+    // A longer wait is passed on up to a day, as README says (it was cut
+    // to an hour).
+    for (asked, passed) in [("7200", "7200"), ("999999999", "86400")] {
+        s.mock.set(|k| k.retry_after = Some(asked));
+        let response = chat(&s.app, &key, hello("mock")).await;
+        assert_eq!(response.headers()["retry-after"], passed, "{asked}");
+    }
 
     s.mock.set(|k| {
         k.error_status = Some(reqwest::StatusCode::BAD_REQUEST);
@@ -2203,6 +2210,8 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
     assert_eq!(
         codes,
         [
+            limited.clone(),
+            limited.clone(),
             limited.clone(),
             limited.clone(),
             limited,

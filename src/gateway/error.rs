@@ -278,14 +278,19 @@ impl From<crate::store::StoreError> for GatewayError {
     }
 }
 
-/// What an upstream's 429 asked to wait, at least a second and at most an hour.
+/// What an upstream's 429 asked to wait, at least a second and at most a day
+/// (an hour here cut the day the upstream's wait was read up to).
 fn upstream_retry_after(error: &GatewayError) -> Option<u64> {
     match error {
         GatewayError::Upstream(UpstreamError::Status {
             status: 429,
             retry_after_secs,
             ..
-        }) => Some(retry_after_secs.unwrap_or(1).clamp(1, 3600)),
+        }) => Some(
+            retry_after_secs
+                .unwrap_or(1)
+                .clamp(1, super::providers::LONGEST_UPSTREAM_WAIT_SECS),
+        ),
         _ => None,
     }
 }

@@ -476,6 +476,10 @@ pub enum Reply {
     Chunks(BoxStream<'static, Result<String, UpstreamError>>),
 }
 
+/// The longest wait an upstream's 429 may ask of callers (a day): what it
+/// asks is passed on up to this.
+pub const LONGEST_UPSTREAM_WAIT_SECS: u64 = 86_400;
+
 /// What stands for the upstream key wherever an upstream repeated it.
 const KEY_BLANKED: &str = "[the upstream key]";
 

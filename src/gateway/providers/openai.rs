@@ -654,7 +654,7 @@ fn retry_after_from(
         .map(|ms| ms / 1000.0)
         .or_else(|| number("retry-after"))
         .or_else(until_date)
-        .map(|secs| secs.ceil().min(86_400.0) as u64)
+        .map(|secs| (secs.ceil() as u64).min(super::LONGEST_UPSTREAM_WAIT_SECS))
 }
 
 #[cfg(test)]
