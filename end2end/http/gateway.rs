@@ -1570,6 +1570,29 @@ async fn models_and_the_simple_endpoint_use_the_key() {
             .contains("JSON object"),
         "{body}"
     );
+    // A wrong field is named, with what it must be (a negative, fractional
+    // or quoted `tokens` had serde's words and no `param`).
+    for (sent, param) in [
+        (json!({ "message": "hi", "tokens": -5 }), "tokens"),
+        (json!({ "message": "hi", "tokens": 5.5 }), "tokens"),
+        (json!({ "message": "hi", "tokens": "5" }), "tokens"),
+        (json!({ "message": "hi", "tokens": 0 }), "tokens"),
+        (json!({ "message": 3 }), "message"),
+        (json!({ "tokens": 5 }), "message"),
+        (
+            json!({ "message": "hi", "system_prompt": ["x"] }),
+            "system_prompt",
+        ),
+    ] {
+        let response = simple_call(&s.app, &key, sent.clone()).await;
+        assert_eq!(response.status(), 400, "{sent}");
+        let body: Value = response.json().await.unwrap();
+        assert_openai_error(&body, "invalid_request");
+        assert_eq!(body["error"]["param"], param, "{sent}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("`{param}`")), "{sent}: {body}");
+        assert!(!message.contains("max_tokens"), "{sent}: {body}");
+    }
 
     // Stream options without a stream are refused, as OpenAI refuses them.
     let mut body = hello("mock");

@@ -131,14 +131,17 @@ fn simple_content(message: &Value) -> String {
 }
 
 fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    // Each field is checked below, so a wrong one is named (`param`) with
+    // what it must be, rather than in serde's words.
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Simple {
         #[serde(default)]
-        system_prompt: Option<String>,
-        message: String,
+        system_prompt: Value,
         #[serde(default)]
-        tokens: Option<u64>,
+        message: Value,
+        #[serde(default)]
+        tokens: Value,
     }
     // An object only: serde would also take the fields as an array, in order.
     let object = serde_json::from_slice::<serde_json::Map<String, Value>>(body).map_err(|_| {
@@ -153,17 +156,43 @@ fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayE
             None,
         )
     })?;
+    let message = match simple.message {
+        Value::String(message) => message,
+        Value::Null => {
+            return Err(GatewayError::invalid(
+                "`message` is required: the user's message, as a string.",
+                Some("message"),
+            ));
+        }
+        _ => {
+            return Err(GatewayError::invalid(
+                "`message` must be a string: the user's message.",
+                Some("message"),
+            ));
+        }
+    };
+    let system_prompt = match simple.system_prompt {
+        Value::String(system) => Some(system),
+        Value::Null => None,
+        _ => {
+            return Err(GatewayError::invalid(
+                "`system_prompt` must be a string, or left out.",
+                Some("system_prompt"),
+            ));
+        }
+    };
     let mut messages = Vec::new();
-    if let Some(system) = simple.system_prompt.filter(|s| !s.trim().is_empty()) {
+    if let Some(system) = system_prompt.filter(|s| !s.trim().is_empty()) {
         messages.push(json!({ "role": "system", "content": system }));
     }
-    messages.push(json!({ "role": "user", "content": simple.message }));
+    messages.push(json!({ "role": "user", "content": message }));
     let mut chat = json!({
         "model": state.gateway.models.default_model().name,
         "messages": messages,
     });
-    if let Some(tokens) = simple.tokens {
-        chat["max_tokens"] = json!(tokens);
+    // Checked as `max_tokens` is, and named `tokens` in what is said.
+    if !simple.tokens.is_null() {
+        chat["max_tokens"] = simple.tokens;
     }
     ChatRequest::parse(chat.to_string().as_bytes()).map_err(|e| match e {
         GatewayError::Invalid {
