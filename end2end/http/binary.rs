@@ -511,7 +511,10 @@ async fn key_with_cap(base: &str, email: &str, cap: u32) -> String {
     let created: serde_json::Value = browser
         .post(format!("{base}/api/v1/keys"))
         .header("origin", base)
-        .json(&serde_json::json!({ "name": "capped", "usage_cap": cap }))
+        .json(&serde_json::json!({
+            "name": if cap == 1 { "once" } else { "capped" },
+            "usage_cap": cap,
+        }))
         .send()
         .await
         .unwrap()
@@ -799,6 +802,15 @@ async fn holds_of_calls_cut_off_by_a_kill_are_refunded_at_the_next_start() {
     .await
     .unwrap();
     assert_eq!(after.0, 0, "every hold released");
+    // The refund names the call whose hold it gives back.
+    let tied: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT request_id FROM credit_ledger WHERE kind = 'reserve'),
+                (SELECT request_id FROM credit_ledger WHERE kind = 'refund')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(tied.0.is_some() && tied.0 == tied.1, "{tied:?}");
     assert_eq!(after.1, 1, "the answered call kept the one-time key's use");
     assert_eq!(after.2, after.3, "the balance equals the ledger");
     assert_eq!(open_holds().await, 0);

@@ -396,7 +396,7 @@ impl Accounts {
             for (check, (_, count, _)) in admission.windows.iter().zip(&admitted.windows) {
                 batch.window(&check.id, *count);
             }
-            batch.hold_opened(admitted.hold, hold);
+            batch.hold_opened(admitted.hold, hold, admission.request_id);
             // Written even when free, so every admitted call has its hold.
             batch.ledger(ledger(
                 admission.user_id,

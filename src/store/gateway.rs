@@ -153,17 +153,18 @@ impl Store {
     /// before any call. Returns how many holds and uses there were.
     pub async fn release_what_a_stop_left_taken(&self) -> Result<LeftTaken, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let holds: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT user_id, amount_micros FROM open_holds")
+        let holds: Vec<(i64, i64, Option<String>)> =
+            sqlx::query_as("SELECT user_id, amount_micros, request_id FROM open_holds")
                 .fetch_all(&mut *tx)
                 .await?;
-        for (user_id, amount) in holds.iter().filter(|(_, amount)| *amount > 0) {
+        for (user_id, amount, request_id) in holds.iter().filter(|(_, amount, _)| *amount > 0) {
             sqlx::query(
-                "INSERT INTO credit_ledger (user_id, kind, amount_micros, note)
-                 VALUES (?, 'refund', ?, 'hold released: the server stopped without settling the call')",
+                "INSERT INTO credit_ledger (user_id, kind, amount_micros, request_id, note)
+                 VALUES (?, 'refund', ?, ?, 'hold released: the server stopped without settling the call')",
             )
             .bind(user_id)
             .bind(amount)
+            .bind(request_id)
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE users SET balance_micros = balance_micros + ? WHERE id = ?")

@@ -138,8 +138,9 @@ pub struct Batch {
     /// Absolute counts: the latest wins.
     windows: WindowCounts,
     keys: HashMap<i64, KeyUse>,
-    /// Holds taken since the last batch and not yet released, by number.
-    holds_opened: HashMap<u64, HoldRow>,
+    /// Holds taken since the last batch and not yet released, by number,
+    /// with their call's request id.
+    holds_opened: HashMap<u64, (HoldRow, Option<String>)>,
     /// Holds released whose rows went in an earlier batch.
     holds_closed: Vec<u64>,
     /// Capped keys' uses in flight that end, by number.
@@ -197,8 +198,9 @@ impl Batch {
     }
 
     /// A call's hold was taken.
-    pub fn hold_opened(&mut self, hold: u64, row: HoldRow) {
-        self.holds_opened.insert(hold, row);
+    pub fn hold_opened(&mut self, hold: u64, row: HoldRow, request_id: Option<&str>) {
+        self.holds_opened
+            .insert(hold, (row, request_id.map(str::to_owned)));
     }
 
     /// A call's hold was released; one taken since the last batch never
@@ -386,8 +388,11 @@ static USAGE_ROWS: MultiRow = MultiRow::new(
     ],
     "",
 );
-static OPENED_HOLDS: MultiRow =
-    MultiRow::new("open_holds", &["id", "user_id", "amount_micros"], "");
+static OPENED_HOLDS: MultiRow = MultiRow::new(
+    "open_holds",
+    &["id", "user_id", "amount_micros", "request_id"],
+    "",
+);
 static CLOSED_HOLDS: MultiRow = MultiRow::delete("open_holds", &["id"]);
 static REFUSAL_ROWS: MultiRow = MultiRow::new(
     "gateway_refusals",
@@ -575,11 +580,12 @@ impl Store {
         let opened: Vec<_> = batch.holds_opened.iter().collect();
         for rows in runs(&opened) {
             let mut insert = sqlx::query(OPENED_HOLDS.sql(rows.len()));
-            for (hold, row) in rows {
+            for (hold, (row, request_id)) in rows {
                 insert = insert
                     .bind(**hold as i64)
                     .bind(row.user_id)
-                    .bind(row.amount_micros);
+                    .bind(row.amount_micros)
+                    .bind(request_id.as_deref());
             }
             insert.execute(&mut *tx).await?;
         }
@@ -676,6 +682,7 @@ mod tests {
                         user_id: 7,
                         amount_micros: hold as i64 * 10,
                     },
+                    Some(&format!("req-{hold}")),
                 );
             }
             batch.hold_closed(700);
@@ -683,6 +690,12 @@ mod tests {
         store.flush().await.unwrap();
         let written = holds().await;
         assert_eq!(written.len(), 699);
+        let named: Option<String> =
+            sqlx::query_scalar("SELECT request_id FROM open_holds WHERE id = 5")
+                .fetch_one(&store.writer)
+                .await
+                .unwrap();
+        assert_eq!(named.as_deref(), Some("req-5"), "a hold names its call");
         assert!(
             written
                 .iter()
