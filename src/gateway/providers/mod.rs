@@ -480,6 +480,9 @@ pub enum Reply {
 /// asks is passed on up to this.
 pub const LONGEST_UPSTREAM_WAIT_SECS: u64 = 86_400;
 
+/// The shortest upstream key blanked out of answers (see [`Reply::without`]).
+pub const SHORTEST_KEY_BLANKED: usize = 20;
+
 /// What stands for the upstream key wherever an upstream repeated it.
 const KEY_BLANKED: &str = "[the upstream key]";
 
@@ -488,8 +491,12 @@ impl Reply {
     /// error: an upstream may repeat the key in what it sends (an error event
     /// in a shape the gateway passes on, an echo of the request's headers),
     /// and the caller must never see it.
+    ///
+    /// Not a key under [`SHORTEST_KEY_BLANKED`] characters: servers that
+    /// check no key are given a word (`ollama` in Ollama's guide, `EMPTY` in
+    /// vLLM's), which a reply may well contain; no real key is that short.
     pub fn without(self, secret: crate::config::Secret) -> Self {
-        if secret.expose().is_empty() {
+        if secret.expose().chars().count() < SHORTEST_KEY_BLANKED {
             return self;
         }
         match self {
@@ -711,6 +718,29 @@ mod tests {
         let untouched = blanked("no key here: sk-ab");
         assert_eq!(&untouched[..], b"no key here: sk-ab");
         assert_eq!(&blanked("")[..], b"");
+    }
+
+    /// A placeholder key (`ollama`, `EMPTY`) is no secret to blank out of
+    /// replies that may say the word; a real key is.
+    #[tokio::test]
+    async fn a_placeholder_key_leaves_answers_alone() {
+        let answer = |key: &str| {
+            let body = axum::body::Bytes::from(format!("Run ollama with {key}."));
+            let reply = Reply::Whole(async move { Ok(body) }.boxed());
+            match reply.without(crate::config::Secret::new(key.to_owned())) {
+                Reply::Whole(body) => body,
+                Reply::Chunks(_) => unreachable!(),
+            }
+        };
+        assert_eq!(
+            &answer("ollama").await.unwrap()[..],
+            b"Run ollama with ollama."
+        );
+        let real = "sk-proj-0123456789abcdefghij";
+        assert_eq!(
+            &answer(real).await.unwrap()[..],
+            b"Run ollama with [the upstream key]."
+        );
     }
 
     fn parse(text: &str) -> Result<ModelTable, ModelTableError> {
