@@ -2559,16 +2559,25 @@ async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
         let response = chat(&s.app, &key, body).await;
         assert_refused(response, 502, "upstream_error").await;
     }
-    // Text that is neither JSON nor events, labelled JSON, to a stream: it
-    // passed as events, ended without `[DONE]` and charged the prompt.
-    s.mock.set(|k| {
-        k.raw_stream = Some("this is not json".into());
-        k.content_type = Some("application/json");
-    });
-    let response = chat(&s.app, &key, streamed.clone()).await;
-    assert_refused(response, 502, "upstream_error").await;
-    let records = usage_records(&s.app, 7).await;
-    assert_eq!(records.len(), 7, "{records:?}");
+    // Text that is not events, to a stream: it passed as events, ended
+    // without `[DONE]` and charged the prompt; words that begin as a field
+    // name does are no field.
+    for (kind, text) in [
+        ("application/json", "this is not json"),
+        ("application/json", "internal server error"),
+        ("application/json", "error: upstream overloaded"),
+        ("application/json", "data unavailable"),
+        ("text/plain", "this is not json"),
+    ] {
+        s.mock.set(|k| {
+            k.raw_stream = Some(text.into());
+            k.content_type = Some(kind);
+        });
+        let response = chat(&s.app, &key, streamed.clone()).await;
+        assert_refused(response, 502, "upstream_error").await;
+    }
+    let records = usage_records(&s.app, 11).await;
+    assert_eq!(records.len(), 11, "{records:?}");
     assert!(
         records.iter().all(|r| r.0 == 502 && r.2 == 0),
         "{records:?}"
@@ -2580,7 +2589,7 @@ async fn a_page_or_json_where_a_stream_was_asked_is_a_free_502() {
     // events labelled text/html or JSON are answers.
     let answer = r#"{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}]}"#;
     let events = "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"fine\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
-    for kind in ["text/html; charset=utf-8", "application/json"] {
+    for kind in ["text/html; charset=utf-8", "application/json", "text/plain"] {
         s.mock.set(|k| {
             k.raw_answer = Some(answer.into());
             k.raw_stream = Some(events.into());

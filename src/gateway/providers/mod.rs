@@ -440,14 +440,20 @@ impl UpstreamError {
         self
     }
 
-    /// The same error with `secret` blanked out of its message.
+    /// The same error with `secret` (see [`key_forms`]) blanked out of its
+    /// message and its `param`, both of which may reach the caller.
     pub fn without(mut self, secret: &str) -> Self {
+        let forms = key_forms(secret);
         if let Self::Status { message, .. } | Self::Transport(message) | Self::Protocol(message) =
             &mut self
-            && !secret.is_empty()
-            && message.contains(secret)
         {
-            *message = message.replace(secret, KEY_BLANKED);
+            blank_text(message, &forms);
+        }
+        if let Self::Status {
+            param: Some(param), ..
+        } = &mut self
+        {
+            blank_text(param, &forms);
         }
         self
     }
@@ -496,14 +502,17 @@ impl Reply {
     /// check no key are given a word (`ollama` in Ollama's guide, `EMPTY` in
     /// vLLM's), which a reply may well contain; no real key is that short.
     pub fn without(self, secret: crate::config::Secret) -> Self {
-        if secret.expose().chars().count() < SHORTEST_KEY_BLANKED {
+        let forms = key_forms(secret.expose());
+        if forms.is_empty() {
             return self;
         }
         match self {
             Self::Whole(body) => Self::Whole(
                 async move {
                     match body.await {
-                        Ok(bytes) => Ok(blanked_bytes(bytes, secret.expose())),
+                        Ok(bytes) => Ok(forms
+                            .iter()
+                            .fold(bytes, |bytes, form| blanked_bytes(bytes, form))),
                         Err(error) => Err(error.without(secret.expose())),
                     }
                 }
@@ -512,14 +521,37 @@ impl Reply {
             Self::Chunks(chunks) => Self::Chunks(
                 chunks
                     .map(move |chunk| match chunk {
-                        Ok(text) if text.contains(secret.expose()) => {
-                            Ok(text.replace(secret.expose(), KEY_BLANKED))
+                        Ok(mut text) => {
+                            blank_text(&mut text, &forms);
+                            Ok(text)
                         }
-                        Ok(text) => Ok(text),
                         Err(error) => Err(error.without(secret.expose())),
                     })
                     .boxed(),
             ),
+        }
+    }
+}
+
+/// How the upstream key may be written in what an upstream sends: as it is,
+/// and with its slashes escaped (`\/`, as PHP's JSON writes them). None for
+/// a key under [`SHORTEST_KEY_BLANKED`] characters (see [`Reply::without`]).
+fn key_forms(secret: &str) -> Vec<String> {
+    if secret.chars().count() < SHORTEST_KEY_BLANKED {
+        return Vec::new();
+    }
+    let mut forms = vec![secret.to_owned()];
+    if secret.contains('/') {
+        forms.push(secret.replace('/', "\\/"));
+    }
+    forms
+}
+
+/// Replaces each of `forms` in `text` by [`KEY_BLANKED`].
+fn blank_text(text: &mut String, forms: &[String]) {
+    for form in forms {
+        if text.contains(form.as_str()) {
+            *text = text.replace(form.as_str(), KEY_BLANKED);
         }
     }
 }
@@ -718,6 +750,36 @@ mod tests {
         let untouched = blanked("no key here: sk-ab");
         assert_eq!(&untouched[..], b"no key here: sk-ab");
         assert_eq!(&blanked("")[..], b"");
+    }
+
+    /// A key in an error's `param`, or written with its slashes escaped, is
+    /// blanked too; a placeholder key is not, in errors either.
+    #[test]
+    fn the_upstream_key_is_blanked_from_params_and_escaped_forms() {
+        let key = "sk-abc/def/0123456789xyz";
+        let error = UpstreamError::Status {
+            status: 400,
+            answered: 400,
+            message: format!("bad key {}", key.replace('/', "\\/")),
+            code: None,
+            param: Some(key.to_owned()),
+            retry_after_secs: None,
+            set_up: false,
+        }
+        .without(key);
+        match error {
+            UpstreamError::Status { message, param, .. } => {
+                assert_eq!(message, "bad key [the upstream key]");
+                assert_eq!(param.as_deref(), Some("[the upstream key]"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let short =
+            UpstreamError::status(400, "model 'ollama/llama3' not found".into()).without("ollama");
+        assert_eq!(
+            short.to_string(),
+            "the upstream answered 400: model 'ollama/llama3' not found"
+        );
     }
 
     /// A placeholder key (`ollama`, `EMPTY`) is no secret to blank out of

@@ -120,32 +120,33 @@ async fn send(
     let media = media_type(response.headers());
     let mut body = until_quiet(response, timeouts.idle, deadline, max_body_bytes);
     // A success that is a web page (a `base_url` pointing at a site, a login
-    // portal), or JSON to a stream (an error, or a server that cannot
-    // stream), is no answer: refused before anything is charged. The type
-    // alone does not tell (a small server may label its JSON or its events
-    // text/html), so its first byte decides.
-    if media == "text/html" || (stream && is_json(&media)) {
-        // The bytes read to find the first that is not white space.
+    // portal), or anything but events to a stream (JSON: an error, or a
+    // server that cannot stream; text: an error page in words), is no
+    // answer: refused before anything is charged. The type alone does not
+    // tell (a small server may label its JSON or its events text/html, or
+    // its events JSON), so how the body opens decides.
+    if media == "text/html" || (stream && media != "text/event-stream") {
+        // The bytes read to see how the body opens: past any white space,
+        // its first line or enough of it to hold an event's field name.
         let mut head = Vec::new();
-        let opening = loop {
+        let start = loop {
+            let start = head.iter().position(|b: &u8| !b.is_ascii_whitespace());
+            if let Some(at) = start
+                && (head.len() - at >= OPENING_BYTES || head[at..].contains(&b'\n'))
+            {
+                break start;
+            }
             match body.next().await {
-                Some(Ok(bytes)) => {
-                    head.extend_from_slice(&bytes);
-                    if let Some(&b) = bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-                        break Some(b);
-                    }
-                }
+                Some(Ok(bytes)) => head.extend_from_slice(&bytes),
                 Some(Err(error)) => return Err(error.into_upstream()),
-                None => break None,
+                None => break start,
             }
         };
         // An empty body so labelled is no answer either.
-        // Text labelled JSON to a stream is no answer either, unless it
-        // opens as events do (a field name, or a comment).
-        let refused = match opening {
-            Some(b'<') | None => true,
-            Some(b'{' | b'[') => stream,
-            Some(b) => stream && is_json(&media) && !b"deir:".contains(&b),
+        let refused = match start.map(|at| &head[at..]) {
+            None | Some([b'<', ..]) => true,
+            Some(opening) if stream => !opens_as_events(opening),
+            Some(_) => false,
         };
         if refused {
             while head.len() < ERROR_BODY_BYTES
@@ -236,6 +237,19 @@ fn event_error(data: &str) -> UpstreamError {
             .answered_with(200);
     }
     refusal(502, data, None).answered_with(200)
+}
+
+/// Enough of a body's opening to tell events: a byte order mark and the
+/// longest field name with its colon (`retry:`).
+const OPENING_BYTES: usize = 9;
+
+/// Whether a body opens as server-sent events do: with a field (`data:`,
+/// `event:`, `id:`, `retry:`) or a comment, after any byte order mark.
+fn opens_as_events(opening: &[u8]) -> bool {
+    let opening = opening.strip_prefix(BOM).unwrap_or(opening);
+    [&b"data:"[..], b"event:", b"id:", b"retry:", b":"]
+        .iter()
+        .any(|field| opening.starts_with(field))
 }
 
 fn transport(error: reqwest::Error) -> UpstreamError {
@@ -495,10 +509,6 @@ fn media_type(headers: &reqwest::header::HeaderMap) -> String {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase()
-}
-
-fn is_json(media: &str) -> bool {
-    media == "application/json" || media.ends_with("+json")
 }
 
 /// A success (`answered`) whose body is not the kind asked for (`media`):
