@@ -811,6 +811,7 @@ fn router(state: AppState, sessions: crate::store::SessionRows) -> Router {
         .layer(CatchPanicLayer::custom(crate::api_error::panicked))
         .layer(crate::gateway::client_ip::layer(trusted_proxies))
         .layer(DefaultBodyLimit::disable())
+        .map_request(api_near_misses::<axum::body::Body>)
         .service(app);
     Router::new().fallback_service(layered)
 }
@@ -835,6 +836,30 @@ fn drop_unusable_request_id<B>(mut request: axum::http::Request<B>) -> axum::htt
         headers.remove("x-request-id");
     }
     request
+}
+
+/// A path that is the model API's but for its case or doubled slashes
+/// (`/Response`, `//response`, `/V1/models`, `///v1/…`) is answered as one
+/// of its unknown routes, in its shape with its rate-limit headers, rather
+/// than with the site's page. Logs and traces keep the path as sent: this
+/// runs inside them.
+fn api_near_misses<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    if is_api_near_miss(request.uri().path()) {
+        let mut parts = request.uri().clone().into_parts();
+        parts.path_and_query = Some(axum::http::uri::PathAndQuery::from_static("/v1/"));
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+fn is_api_near_miss(path: &str) -> bool {
+    let trimmed = path.trim_start_matches('/');
+    let first = trimmed.split('/').next().unwrap_or_default();
+    let doubled = path.len() - trimmed.len() > 1;
+    (first.eq_ignore_ascii_case("v1") || first.eq_ignore_ascii_case("response"))
+        && (doubled || (first != "v1" && first != "response"))
 }
 
 /// What every dashboard answer carries: it may not be framed (a page on a
@@ -909,16 +934,15 @@ fn model_api() -> Router<AppState> {
         .route("/completions", any(gateway::missing_v1))
         .route("/models", any(gateway::missing_v1))
         .route("/embeddings", any(gateway::missing_v1))
+        .route("/responses", any(gateway::missing_v1))
         .route("/v1", any(gateway::unknown_route))
         .route("/v1/", any(gateway::unknown_route))
         .route("/v1/{*rest}", any(gateway::unknown_route))
         // Near misses of the API's paths answer in its shape too, not with
-        // the site's page: a trailing slash, a capital, a doubled slash.
+        // the site's page: a trailing slash here, a capital or a doubled
+        // slash by `api_near_misses`.
         .route("/response/", any(gateway::unknown_route))
         .route("/response/{*rest}", any(gateway::unknown_route))
-        .route("/V1", any(gateway::unknown_route))
-        .route("/V1/{*rest}", any(gateway::unknown_route))
-        .route("//v1/{*rest}", any(gateway::unknown_route))
 }
 
 /// Wraps the model API for browser callers: CORS outermost, so a refusal
@@ -1002,5 +1026,39 @@ mod tests {
         let body = answer.into_body().collect().await.unwrap().to_bytes();
         let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(error["error"]["code"], "internal_error");
+    }
+
+    /// The API's own paths and the site's pages are left alone; only the
+    /// API's paths with another case or doubled slashes are near misses.
+    #[test]
+    fn near_misses_of_the_api_paths() {
+        for path in [
+            "/Response",
+            "/RESPONSE/",
+            "//response",
+            "//v1",
+            "///v1/chat/completions",
+            "/V1",
+            "/V1/models",
+        ] {
+            assert!(super::is_api_near_miss(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/v1",
+            "/v1/",
+            "/v1/chat/completions",
+            "/v1//chat/completions",
+            "/response",
+            "/response/",
+            "/responses",
+            "/v10/models",
+            "/login",
+            "//",
+            "",
+            "/pkg/tollgate.js",
+        ] {
+            assert!(!super::is_api_near_miss(path), "{path}");
+        }
     }
 }

@@ -1803,6 +1803,30 @@ async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
             "unknown_url",
             None,
         ),
+        (reqwest::Method::POST, "/Response", 404, "unknown_url", None),
+        (
+            reqwest::Method::POST,
+            "//response",
+            404,
+            "unknown_url",
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            "///v1/models",
+            404,
+            "unknown_url",
+            None,
+        ),
+        (reqwest::Method::GET, "/V1", 404, "unknown_url", None),
+        // OpenAI's Responses API without /v1: told where the API lives.
+        (
+            reqwest::Method::POST,
+            "/responses",
+            404,
+            "unknown_url",
+            None,
+        ),
         (
             reqwest::Method::DELETE,
             "/v1/files/abc",

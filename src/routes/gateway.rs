@@ -317,8 +317,7 @@ pub async fn unknown_route(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let message =
-        "No such API route. The model API has POST /v1/chat/completions and GET /v1/models.";
+    let message = "No such API route. The model API has POST /v1/chat/completions, GET /v1/models and POST /response.";
     not_found(&state, &meta, &headers, body, message).await
 }
 
