@@ -771,6 +771,7 @@ impl Limiters {
         // Both minute windows are asked before either takes, so neither
         // takes for a call the other refuses.
         let probe = Probe::raise(&limiters.probing);
+        let mut refused = None;
         if let Some(MinuteWindow {
             limit: tpm,
             limiter,
@@ -780,7 +781,7 @@ impl Limiters {
             match limiter.check_n(n) {
                 Ok(Ok(_)) => {}
                 Ok(Err(not_until)) => {
-                    return Err(GatewayError::Limited {
+                    refused = Some(GatewayError::Limited {
                         code: "tokens_per_minute",
                         message: format!(
                             "{} {tpm} tokens a minute (prompt plus max_tokens); this request needs {tokens}.",
@@ -805,12 +806,25 @@ impl Limiters {
             limiter,
             ..
         } = &limiters.requests;
+        // Asked even when the tokens refuse: the answer names the window
+        // that is full longer, so a caller waiting out its Retry-After is
+        // not refused again by the other.
         if let Err(not_until) = limiter.check() {
-            return Err(GatewayError::Limited {
-                code: "requests_per_minute",
-                message: format!("{} {} a minute.", whose_limits(plan), requests(*rpm)),
-                retry_after_secs: wait_secs(&not_until),
-            });
+            let wait = wait_secs(&not_until);
+            let tokens_wait_longer = matches!(
+                refused,
+                Some(GatewayError::Limited { retry_after_secs, .. }) if retry_after_secs >= wait
+            );
+            if !tokens_wait_longer {
+                refused = Some(GatewayError::Limited {
+                    code: "requests_per_minute",
+                    message: format!("{} {} a minute.", whose_limits(plan), requests(*rpm)),
+                    retry_after_secs: wait,
+                });
+            }
+        }
+        if let Some(refusal) = refused {
+            return Err(refusal);
         }
         drop(probe);
         // The last limit, asked when every other allows the call so that
@@ -1215,6 +1229,60 @@ mod tests {
         assert!(limiters.for_user(7, &test_plan(None)).tokens.is_none());
         // Back under the limit, the thousand taken still count.
         assert!(!take(&test_plan(Some(1000))));
+    }
+
+    /// When both minute windows are full, the refusal names the one that
+    /// frees later, so waiting out its Retry-After is enough for either.
+    #[test]
+    fn a_refusal_by_both_minute_windows_names_the_longer_wait() {
+        let limiters = Limiters::new(NonZeroU32::MIN, NonZeroU32::MIN);
+        // 6 requests and 1,000 tokens a minute: two calls of 400 tokens, then
+        // four more requests of a token each empty the requests window.
+        let plan = test_plan(Some(1000));
+        let admit = |tokens| limiters.take_last(7, &plan, tokens).map(drop);
+        admit(400).unwrap();
+        admit(400).unwrap();
+        for _ in 0..4 {
+            admit(1).unwrap();
+        }
+        let Err(GatewayError::Limited {
+            code,
+            retry_after_secs,
+            ..
+        }) = admit(400)
+        else {
+            panic!("the seventh call is refused");
+        };
+        // The tokens free enough in about 12 s (1,000 a minute, 198 short),
+        // the requests window's next cell in 10 s (6 a minute).
+        assert_eq!(code, "tokens_per_minute");
+        assert!((11..=13).contains(&retry_after_secs), "{retry_after_secs}");
+        let Err(GatewayError::Limited {
+            code,
+            retry_after_secs,
+            ..
+        }) = admit(1)
+        else {
+            panic!("a call of one token is refused by the requests window");
+        };
+        assert_eq!(code, "requests_per_minute");
+        assert!((9..=10).contains(&retry_after_secs), "{retry_after_secs}");
+        // A call the tokens refuse for less time than the requests window:
+        // named by the requests window.
+        let busy = test_plan(Some(1000));
+        let other = |tokens| limiters.take_last(8, &busy, tokens).map(drop);
+        for _ in 0..6 {
+            other(160).unwrap();
+        }
+        let Err(GatewayError::Limited {
+            code,
+            retry_after_secs,
+            ..
+        }) = other(100)
+        else {
+            panic!("the seventh call is refused");
+        };
+        assert_eq!(code, "requests_per_minute", "waits {retry_after_secs} s");
     }
 
     #[test]
