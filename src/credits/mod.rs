@@ -87,14 +87,16 @@ pub struct Prices {
 }
 
 impl Prices {
-    /// What `input` and `output` tokens cost, rounded up to the next micro-credit
-    /// so that many small calls never cost less than one large one.
+    /// What `input` and `output` tokens cost, rounded up once to the next
+    /// micro-credit: a call never costs less than its tokens at the list
+    /// prices, and at most one micro-credit more (rounding each part up could
+    /// add two).
     pub fn cost(&self, input: u64, output: u64) -> i64 {
-        let part = |tokens: u64, per_1k: i64| -> i128 {
-            (i128::from(tokens) * i128::from(per_1k) + 999) / 1000
-        };
-        let total = part(input, self.input_per_1k) + part(output, self.output_per_1k);
-        i64::try_from(total).unwrap_or(i64::MAX)
+        let part = |tokens: u64, per_1k: i64| i128::from(tokens).saturating_mul(per_1k.into());
+        let at_list_prices = part(input, self.input_per_1k)
+            .saturating_add(part(output, self.output_per_1k))
+            .saturating_add(999);
+        i64::try_from(at_list_prices / 1000).unwrap_or(i64::MAX)
     }
 }
 
@@ -146,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    fn costs_round_up_per_part() {
+    fn costs_round_up_once() {
         let prices = Prices {
             input_per_1k: 150_000,
             output_per_1k: 600_000,
@@ -158,7 +160,16 @@ mod tests {
             input_per_1k: 1,
             output_per_1k: 1,
         };
-        assert_eq!(tiny.cost(1, 1), 2);
+        assert_eq!(tiny.cost(1, 1), 1);
+        assert_eq!(tiny.cost(1000, 100), 2);
+        assert_eq!(tiny.cost(0, 1000), 1);
+        // 0.333333 and 0.777777 credits per 1,000: 1,111.11 micro-credits.
+        let odd = Prices {
+            input_per_1k: 333_333,
+            output_per_1k: 777_777,
+        };
+        assert_eq!(odd.cost(1, 1), 1112);
+        assert_eq!(odd.cost(3, 0), 1000);
         assert_eq!(
             Prices {
                 input_per_1k: i64::MAX,
