@@ -40,6 +40,19 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+/// SQL for the sum of a micro-credit `column`, exact within i64 and capped
+/// at its largest value beyond: SQLite's `SUM` fails on an overflow, which
+/// would fail the usage page and the monitor for good once an account's
+/// charges had passed nine trillion credits. Whole credits and the rest are
+/// summed apart, so neither sum can overflow; their combination, if too
+/// large, becomes a real number that the cast caps.
+pub(crate) fn sum_of_credits(column: &str) -> String {
+    format!(
+        "CAST(COALESCE(SUM({column} / 1000000), 0) * 1000000
+              + COALESCE(SUM({column} % 1000000), 0) AS INTEGER)"
+    )
+}
+
 /// A time in the form the database stores (`2026-11-22T09:30:00.000Z`, as
 /// SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')`), so stored times compare as text.
 pub fn stored_time(t: chrono::DateTime<chrono::Utc>) -> String {

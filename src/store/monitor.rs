@@ -5,7 +5,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, sum_of_credits};
 
 /// A count under a name: a time bucket, a status, a limit, an address.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -143,9 +143,10 @@ impl Store {
         self.flush().await?;
         Ok(sqlx::query_as(&format!(
             "SELECT r.user_id AS id, u.email AS label, COUNT(*) AS requests,
-                    COALESCE(SUM(r.cost_micros), 0) AS cost_micros
+                    {} AS cost_micros
              FROM usage_records r JOIN users u ON u.id = r.user_id
              WHERE r.created_at >= ? GROUP BY r.user_id ORDER BY {} LIMIT ?",
+            sum_of_credits("r.cost_micros"),
             rank.order()
         ))
         .bind(since)
@@ -165,9 +166,10 @@ impl Store {
         Ok(sqlx::query_as(&format!(
             "SELECT r.key_id AS id,
                     k.name || ' (' || k.display_prefix || '…' || k.last_four || ')' AS label,
-                    COUNT(*) AS requests, COALESCE(SUM(r.cost_micros), 0) AS cost_micros
+                    COUNT(*) AS requests, {} AS cost_micros
              FROM usage_records r JOIN api_keys k ON k.id = r.key_id
              WHERE r.created_at >= ? GROUP BY r.key_id ORDER BY {} LIMIT ?",
+            sum_of_credits("r.cost_micros"),
             rank.order()
         ))
         .bind(since)

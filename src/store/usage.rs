@@ -2,7 +2,7 @@
 //! and the service's own figures for the admin monitor. Each read writes the
 //! gateway's queued records first, so it includes the calls just made.
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, sum_of_credits};
 
 /// Calls, tokens and credits on one UTC day (`YYYY-MM-DD`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -47,13 +47,14 @@ impl Store {
         since: &str,
     ) -> Result<Vec<DayUsage>, StoreError> {
         self.flush().await?;
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(&format!(
             "SELECT substr(created_at, 1, 10) AS day, COUNT(*) AS requests,
                     COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens,
-                    COALESCE(SUM(cost_micros), 0) AS cost_micros
+                    {} AS cost_micros
              FROM usage_records WHERE user_id = ? AND created_at >= ?
              GROUP BY day ORDER BY day",
-        )
+            sum_of_credits("cost_micros")
+        ))
         .bind(user_id)
         .bind(since)
         .fetch_all(&self.reader)
@@ -67,13 +68,14 @@ impl Store {
         since: &str,
     ) -> Result<Vec<GroupUsage>, StoreError> {
         self.flush().await?;
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(&format!(
             "SELECT model AS name, COUNT(*) AS requests,
                     COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens,
-                    COALESCE(SUM(cost_micros), 0) AS cost_micros
+                    {} AS cost_micros
              FROM usage_records WHERE user_id = ? AND created_at >= ?
              GROUP BY model ORDER BY cost_micros DESC, requests DESC",
-        )
+            sum_of_credits("cost_micros")
+        ))
         .bind(user_id)
         .bind(since)
         .fetch_all(&self.reader)
@@ -90,10 +92,11 @@ impl Store {
         Ok(sqlx::query_as(&format!(
             "SELECT {KEY_LABEL} AS name, COUNT(*) AS requests,
                     COALESCE(SUM(r.prompt_tokens + r.completion_tokens), 0) AS tokens,
-                    COALESCE(SUM(r.cost_micros), 0) AS cost_micros
+                    {} AS cost_micros
              FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id
              WHERE r.user_id = ? AND r.created_at >= ?
-             GROUP BY r.key_id ORDER BY requests DESC"
+             GROUP BY r.key_id ORDER BY requests DESC",
+            sum_of_credits("r.cost_micros")
         ))
         .bind(user_id)
         .bind(since)
@@ -138,5 +141,52 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Rank, Store, testing::user_on_default_plan};
+
+    /// Charges past i64's range in total are shown capped at its largest
+    /// value; SQLite's SUM failed the page. Within it, sums stay exact.
+    #[tokio::test]
+    async fn credit_sums_past_the_largest_integer_are_capped_not_failed() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let big = user_on_default_plan(&store, "big@example.com").await;
+        let small = user_on_default_plan(&store, "small@example.com").await;
+        let record = |user: i64, cost: i64| {
+            sqlx::query(
+                "INSERT INTO usage_records (user_id, model, stream, status, prompt_tokens,
+                        completion_tokens, cost_micros, latency_ms, created_at)
+                 VALUES (?, 'demo', 0, 200, 1, 1, ?, 1, '2026-12-07T10:00:00.000Z')",
+            )
+            .bind(user)
+            .bind(cost)
+            .execute(store.pool())
+        };
+        // Two charges of 5 * 10^18 micro-credits pass i64::MAX together.
+        for _ in 0..2 {
+            record(big, 5_000_000_000_000_000_000).await.unwrap();
+        }
+        record(small, 1_999_999).await.unwrap();
+        record(small, 3_000_001).await.unwrap();
+        let since = "2026-12-01T00:00:00.000Z";
+
+        let days = store.usage_by_day(big, since).await.unwrap();
+        assert_eq!(days[0].cost_micros, i64::MAX);
+        let models = store.usage_by_model(big, since).await.unwrap();
+        assert_eq!(models[0].cost_micros, i64::MAX);
+        let keys = store.usage_by_key(big, since).await.unwrap();
+        assert_eq!(keys[0].cost_micros, i64::MAX);
+        assert_eq!(
+            store.usage_by_day(small, since).await.unwrap()[0].cost_micros,
+            5_000_000
+        );
+        let top = store.top_users(since, Rank::Credits, 10).await.unwrap();
+        assert_eq!(
+            top.iter().map(|t| t.cost_micros).collect::<Vec<_>>(),
+            [i64::MAX, 5_000_000]
+        );
     }
 }
