@@ -74,17 +74,24 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await expect(admin.getByTestId("audit-events")).toContainText("credits.adjust");
   await expect(admin.getByTestId("audit-events")).toContainText("plan.assign");
 
-  // One key revoked from the user page, once the admin confirms; the others
-  // would go on.
+  // One key revoked from the user page, once the admin confirms in the page
+  // (not with the browser's confirm(), which a browser told to stop the
+  // page's dialogs answers no at once); the others would go on.
   const keyRow = admin.locator('[data-testid^="admin-key-"]').filter({ hasText: "Primary key" });
   await expect(keyRow).toContainText("active");
-  // Cancel leaves it be.
-  admin.once("dialog", (dialog) => dialog.dismiss());
-  await keyRow.getByRole("button", { name: "Revoke" }).click();
-  await admin.waitForTimeout(500);
+  const revokeButton = keyRow.getByRole("button", { name: "Revoke Primary key" });
+  const ask = admin.getByRole("alertdialog", { name: "Confirm: Revoke Primary key" });
+  await expect(ask).toHaveCount(0);
+  // Cancel leaves it be; focus goes to Cancel, then back to the button.
+  await revokeButton.click();
+  await expect(ask).toContainText("Callers using it get 401 at once");
+  await expect(ask.getByRole("button", { name: "Cancel" })).toBeFocused();
+  await ask.getByRole("button", { name: "Cancel" }).click();
+  await expect(ask).toHaveCount(0);
+  await expect(revokeButton).toBeFocused();
   await expect(keyRow).toContainText("active");
-  admin.once("dialog", (dialog) => dialog.accept());
-  await keyRow.getByRole("button", { name: "Revoke" }).click();
+  await revokeButton.click();
+  await ask.getByRole("button", { name: "Revoke", exact: true }).click();
   await expect(admin.getByRole("status")).toHaveText("Key revoked.");
   await expect(keyRow).toContainText("revoked");
   await expect(keyRow.getByRole("button", { name: "Revoke" })).toHaveCount(0);
@@ -310,4 +317,66 @@ test("a form sent after the session ended keeps what was typed and offers a logi
   await visitor.close();
   expect(errors).toEqual([]);
   await context.close();
+});
+
+test("retiring a plan and leaving a plan no longer offered are asked in the page first", async ({ browser }) => {
+  const adminContext = await browser.newContext();
+  const admin = await adminContext.newPage();
+  const adminErrors = watchErrors(admin, { allow4xx: true });
+  await logInAsAdmin(admin);
+  const slug = `gone-${Math.floor(Math.random() * 1e6)}`;
+  await admin.goto("/admin/plans");
+  await hydrated(admin);
+  await admin.getByLabel("Id").fill(slug);
+  await admin.getByLabel("Name").fill("Going");
+  await admin.getByRole("button", { name: "Create plan" }).click();
+  await expect(admin.getByRole("status")).toContainText(`Plan ${slug} created.`);
+
+  // A user on that plan.
+  const userContext = await browser.newContext();
+  const user = await userContext.newPage();
+  const userErrors = watchErrors(user, { allow4xx: true });
+  const { email } = await registerAccount(user, "leaver");
+  await openAccount(admin, email);
+  await admin.getByLabel("Move to plan").selectOption(slug);
+  await admin.getByRole("button", { name: "Assign plan" }).click();
+  await expect(admin.getByTestId("admin-user-plan")).toHaveText("Going");
+
+  // Retiring asks first; Escape closes the question and changes nothing.
+  await admin.goto(`/admin/plans/${slug}`);
+  await hydrated(admin);
+  const retire = admin.getByRole("button", { name: "Retire plan" });
+  const askRetire = admin.getByRole("alertdialog", { name: "Confirm: Retire plan" });
+  await retire.click();
+  await expect(askRetire).toContainText("It takes no new users.");
+  await admin.keyboard.press("Escape");
+  await expect(askRetire).toHaveCount(0);
+  await expect(retire).toBeFocused();
+  await retire.click();
+  await askRetire.getByRole("button", { name: "Retire plan" }).click();
+  await expect(admin.getByRole("button", { name: "Restore plan" })).toBeVisible();
+  await expect(askRetire).toHaveCount(0);
+
+  // The user may leave it, once they have said so: there is no way back.
+  await user.goto("/plans");
+  await hydrated(user);
+  await expect(user.getByTestId("plan-not-offered")).toBeVisible();
+  const starter = user.getByTestId("plan-starter");
+  const askLeave = starter.getByRole("alertdialog", { name: "Confirm: Switch to Starter" });
+  await starter.getByRole("button", { name: "Switch to Starter" }).click();
+  await expect(askLeave).toContainText("Leave Going? It is no longer offered");
+  await askLeave.getByRole("button", { name: "Cancel" }).click();
+  await expect(askLeave).toHaveCount(0);
+  await expect(user.getByTestId(`plan-${slug}`)).toContainText("Current");
+  await starter.getByRole("button", { name: "Switch to Starter" }).click();
+  await askLeave.getByRole("button", { name: "Switch to Starter" }).click();
+  await expect(user.getByRole("status")).toContainText("Plan switched.");
+  await expect(starter).toContainText("Current");
+  // The retired plan, left, is no longer shown to the user.
+  await expect(user.getByTestId(`plan-${slug}`)).toHaveCount(0);
+
+  expect(adminErrors).toEqual([]);
+  expect(userErrors).toEqual([]);
+  await userContext.close();
+  await adminContext.close();
 });

@@ -427,7 +427,7 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                                     <input type="hidden" name="slug" value=retire_slug />
                                     <input type="hidden" name="retire" value=(!retired).to_string() />
                                     <SubmitAskingFirst class=if retired { BUTTON } else { DANGER_BUTTON }
-                                        question=(!retired).then(|| "Retire this plan? It takes no new users.".to_owned())>
+                                        question=(!retired).then(|| "Retire this plan? It takes no new users.".to_owned()) yes="Retire plan">
                                         {if retired { "Restore plan" } else { "Retire plan" }}
                                     </SubmitAskingFirst>
                                 </ActionForm>

@@ -394,11 +394,13 @@ pub fn NeedsScript(what: &'static str) -> impl IntoView {
     view! { <noscript inner_html=note></noscript> }
 }
 
-/// A form's submit button that asks `question` first, if there is one, and
-/// a "Cancel" stops the form. It asks through the page's code (not an inline
-/// `onsubmit`, which the pages' content security policy refuses), so a
-/// button with a question stays disabled until that code has loaded: a click
-/// before, or in a browser that cannot run it, would post unasked.
+/// A form's submit button that asks `question` first, if there is one. The
+/// question opens in the page beside the button: its `yes` button submits the
+/// form, Cancel (or Escape) closes it. Not `window.confirm`, which a browser
+/// told to stop the page's dialogs answers "no" at once, so the button would
+/// silently do nothing. Asking needs the page's code, so a button with a
+/// question stays disabled until that code has loaded: a click before, or in
+/// a browser that cannot run it, would post unasked.
 #[component]
 pub fn SubmitAskingFirst(
     question: Option<String>,
@@ -408,32 +410,113 @@ pub fn SubmitAskingFirst(
     /// "Revoke" a row).
     #[prop(optional, into)]
     label: Option<String>,
+    /// The text of the button that answers the question yes.
+    #[prop(optional, into)]
+    yes: Option<String>,
     children: Children,
 ) -> impl IntoView {
     let ready = hydrated();
     let needs_code = question.is_some();
     let is_busy = move || busy.is_some_and(|busy| busy.get());
-    let ask = move |ev: leptos::ev::MouseEvent| {
-        // Busy, it ignores presses rather than being disabled (see `Submit`).
-        if busy.is_some_and(|busy| busy.get_untracked()) {
+    // Busy, a button ignores presses rather than being disabled (see `Submit`).
+    let busy_now = move || busy.is_some_and(|busy| busy.get_untracked());
+    let asking = RwSignal::new(false);
+    let opener = NodeRef::<leptos::html::Button>::new();
+    let open_or_submit = move |ev: leptos::ev::MouseEvent| {
+        if busy_now() {
             ev.prevent_default();
-            return;
+        } else if needs_code {
+            asking.update(|open| *open = !*open);
         }
-        #[cfg(feature = "hydrate")]
-        if let Some(question) = &question
-            && !window().confirm_with_message(question).unwrap_or(false)
-        {
-            ev.prevent_default();
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (&ev, &question);
     };
+    let bar = question.map(|question| {
+        let name = label
+            .clone()
+            .or_else(|| yes.clone())
+            .unwrap_or_else(|| question.clone());
+        let yes = yes.unwrap_or_else(|| "Yes".to_owned());
+        view! { <ConfirmBar asking opener name question yes busy submits=true on_yes=None /> }
+    });
     view! {
-        <button type="submit" class=class aria-label=label
+        // With a question it only opens it, so a form's Enter cannot post
+        // unasked through it.
+        <button type=if needs_code { "button" } else { "submit" } node_ref=opener
+            class=class aria-label=label
             aria-disabled=move || is_busy().then_some("true")
+            aria-expanded=move || needs_code.then(|| asking.get().to_string())
             disabled=move || needs_code && !ready.get()
-            on:click=ask>
+            on:click=open_or_submit>
             {children()}
         </button>
+        {bar}
+    }
+}
+
+/// A question asked in the page, open while `asking`: its `yes` button either
+/// submits the form it is in (`submits`) or calls `on_yes`, and Cancel or
+/// Escape closes it, focus going back to `opener`, the button that opened it.
+/// Focus moves to Cancel when it opens, the safe answer.
+#[component]
+pub fn ConfirmBar(
+    asking: RwSignal<bool>,
+    opener: NodeRef<leptos::html::Button>,
+    /// What it asks about, for its accessible name ("Confirm: …").
+    #[prop(into)]
+    name: String,
+    question: String,
+    yes: String,
+    busy: Option<Signal<bool>>,
+    submits: bool,
+    on_yes: Option<Callback<()>>,
+) -> impl IntoView {
+    let cancel_button = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move || {
+        if asking.get()
+            && let Some(button) = cancel_button.get()
+        {
+            let _ = button.focus();
+        }
+    });
+    let close = move || {
+        asking.set(false);
+        if let Some(button) = opener.get_untracked() {
+            let _ = button.focus();
+        }
+    };
+    let is_busy = move || busy.is_some_and(|busy| busy.get());
+    let name = format!("Confirm: {name}");
+    move || {
+        asking.get().then(|| {
+            view! {
+                <div role="alertdialog" aria-label=name.clone()
+                    class="mt-2 flex flex-wrap items-center gap-2 rounded-md border border-red-200 bg-red-50 p-2 text-left text-sm text-red-800"
+                    on:keydown=move |ev| if ev.key() == "Escape" { close() }>
+                    <span class="flex-1">{question.clone()}</span>
+                    <button type=if submits { "submit" } else { "button" }
+                        class="rounded-md bg-red-700 px-3 py-1 text-white aria-disabled:opacity-60"
+                        aria-disabled=move || is_busy().then_some("true")
+                        on:click=move |ev| {
+                            // Busy, it ignores presses (a second would be made).
+                            if busy.is_some_and(|busy| busy.get_untracked()) {
+                                ev.prevent_default();
+                                return;
+                            }
+                            if let Some(on_yes) = on_yes {
+                                on_yes.run(());
+                            }
+                            // Closed after the form has taken the press: gone
+                            // at once, the button would post nothing.
+                            request_animation_frame(move || asking.set(false));
+                        }>
+                        {yes.clone()}
+                    </button>
+                    <button type="button" node_ref=cancel_button
+                        class="rounded-md border border-slate-300 bg-white px-3 py-1 text-slate-700"
+                        on:click=move |_| close()>
+                        "Cancel"
+                    </button>
+                </div>
+            }
+        })
     }
 }

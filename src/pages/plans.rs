@@ -4,7 +4,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{
-    forms::{BUTTON, FormAlert, FormStatus, NeedsScript, focus_by_id, hydrated, last_error},
+    forms::{
+        BUTTON, ConfirmBar, FormAlert, FormStatus, NeedsScript, focus_by_id, hydrated, last_error,
+    },
     nav::SignedInOnly,
 };
 use crate::{
@@ -152,37 +154,49 @@ fn PlanCard(
             {if plan.current {
                 view! { <p class="mt-4 text-center text-sm text-slate-500">"Your plan"</p> }.into_any()
             } else {
+                let dispatch = move || {
+                    switch.dispatch(SwitchPlan { plan: slug.clone() });
+                };
+                let asking = RwSignal::new(false);
+                let opener = NodeRef::<leptos::html::Button>::new();
+                let question = leaving.as_ref().map(|name| {
+                    format!("Leave {name}? It is no longer offered, so you cannot switch back to it.")
+                });
+                let label = format!("Switch to {}", plan.name);
+                let asks = question.is_some();
+                let bar = question.clone().map(|question| {
+                    let dispatch = dispatch.clone();
+                    view! {
+                        <ConfirmBar asking opener name=label.clone() question yes=label.clone()
+                            busy=Some(switch.pending().into()) submits=false
+                            on_yes=Some(Callback::new(move |()| dispatch())) />
+                    }
+                });
                 view! {
                     <button
+                        node_ref=opener
                         class=format!("mt-4 {BUTTON}")
                         disabled=move || !ready.get()
                         // Busy, it ignores presses (a second switch would be made).
                         aria-disabled=move || switch.pending().get().then_some("true")
+                        aria-expanded=move || asks.then(|| asking.get().to_string())
                         on:click=move |_| {
-                            if !switch.pending().get_untracked() && leaving.as_deref().is_none_or(asks_to_leave) {
-                                switch.dispatch(SwitchPlan { plan: slug.clone() });
+                            if switch.pending().get_untracked() {
+                                return;
+                            }
+                            // Leaving a plan no longer offered asks first.
+                            if asks {
+                                asking.update(|open| *open = !*open);
+                            } else {
+                                dispatch();
                             }
                         }
                     >
-                        {format!("Switch to {}", plan.name)}
+                        {label.clone()}
                     </button>
+                    {bar}
                 }.into_any()
             }}
         </section>
-    }
-}
-
-/// Whether the user confirms leaving `name`, a plan no longer offered.
-fn asks_to_leave(name: &str) -> bool {
-    #[cfg(feature = "hydrate")]
-    return window()
-        .confirm_with_message(&format!(
-            "Leave {name}? It is no longer offered, so you cannot switch back to it."
-        ))
-        .unwrap_or(false);
-    #[cfg(not(feature = "hydrate"))]
-    {
-        let _ = name;
-        true
     }
 }
