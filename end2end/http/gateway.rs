@@ -1038,7 +1038,7 @@ async fn parallel_calls_on_a_one_time_key_that_a_limit_refuses_never_see_it_used
 }
 
 /// A call that comes while a one-time key's use is taken is refused as used
-/// up; once the use is given back (the upstream failed), the key works at
+/// up, counting the call still running; once the use is given back (the upstream failed), the key works at
 /// once, as the key check keeps no used-up count in its read cache. The
 /// used-up refusal takes nothing from the address's windows.
 #[tokio::test]
@@ -1054,7 +1054,15 @@ async fn a_one_time_key_works_again_as_soon_as_its_use_is_given_back() {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         chat(&s.app, &once, hello("mock")).await
     });
-    assert_refused(second, 401, "api_key_used_up").await;
+    // Told that its use may come back: a call still running holds it.
+    assert_eq!(second.status(), 401);
+    let refusal: Value = second.json().await.unwrap();
+    assert_openai_error(&refusal, "api_key_used_up");
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("counting calls still running"),
+        "{message}"
+    );
     assert_eq!(first.status(), 502);
     s.mock.set(|k| {
         k.latency = Duration::ZERO;
@@ -1062,6 +1070,16 @@ async fn a_one_time_key_works_again_as_soon_as_its_use_is_given_back() {
     });
     let third = chat(&s.app, &once, hello("mock")).await;
     assert_eq!(third.status(), 200, "{:?}", third.text().await);
+    // Used, and its use written as kept (a read of the database waits for
+    // the server's writes), it is just used up.
+    s.app.db_number("SELECT 1").await;
+    let fourth = chat(&s.app, &once, hello("mock")).await;
+    assert_eq!(fourth.status(), 401);
+    let refusal: Value = fourth.json().await.unwrap();
+    assert_eq!(
+        refusal["error"]["message"],
+        "The API key has reached its usage cap."
+    );
 
     // The failed call and the answered one count; the refused one does not.
     let ip_day: i64 = s

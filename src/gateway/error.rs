@@ -78,7 +78,7 @@ impl GatewayError {
             Self::Limited { .. }
                 | Self::NeverFits { .. }
                 | Self::Credits { .. }
-                | Self::Key(KeyAuthError::UsedUp)
+                | Self::Key(KeyAuthError::UsedUp | KeyAuthError::UsedUpInFlight)
         )
     }
 

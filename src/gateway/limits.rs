@@ -685,11 +685,18 @@ impl Limiters {
         }
         accounts.grant_month(user_id, &buckets.month).await?;
         let capped = key.usage_cap.is_some();
-        let used_up = || GatewayError::Key(crate::keys::auth::KeyAuthError::UsedUp);
         // The turn is held until this call is admitted or has given the use back.
         let (_turn, taken) = if capped {
             let turn = self.capped_turn(key.id).await;
-            let taken = take_use(store, key.id).await?.ok_or_else(used_up)?;
+            let Some(taken) = take_use(store, key.id).await? else {
+                use crate::keys::auth::KeyAuthError::{UsedUp, UsedUpInFlight};
+                let in_flight = store.capped_uses_in_flight(key.id).await?;
+                return Err(GatewayError::Key(if in_flight {
+                    UsedUpInFlight
+                } else {
+                    UsedUp
+                }));
+            };
             (Some(turn), Some(taken))
         } else {
             (None, None)

@@ -38,6 +38,9 @@ pub enum KeyAuthError {
     Expired,
     #[error("the API key has reached its usage cap")]
     UsedUp,
+    /// Used up, counting uses taken by calls still running.
+    #[error("the API key has reached its usage cap, counting calls still running")]
+    UsedUpInFlight,
     #[error("the account that owns the API key is disabled")]
     OwnerDisabled,
     #[error("the account that owned the API key was deleted")]
@@ -71,6 +74,10 @@ impl KeyAuthError {
                 "The API key has expired. Create a new one.",
             ),
             Self::UsedUp => ("api_key_used_up", "The API key has reached its usage cap."),
+            Self::UsedUpInFlight => (
+                "api_key_used_up",
+                "The API key has reached its usage cap, counting calls still running with it: a call that fails before the model answers gives its use back.",
+            ),
             Self::OwnerDisabled => (
                 "account_disabled",
                 "The account that owns this key is disabled.",

@@ -194,6 +194,17 @@ impl Store {
         })
     }
 
+    /// Whether a capped key has uses taken by calls still running, which
+    /// come back if those calls fail: said when the key is refused as used up.
+    pub async fn capped_uses_in_flight(&self, key_id: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM capped_uses_in_flight WHERE key_id = ?)",
+        )
+        .bind(key_id)
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
     /// Gives back a use taken by [`Store::take_capped_use`] for a call the
     /// upstream never answered: refused by another limit, failed, or
     /// abandoned by its client first. Ending the use in flight and the
