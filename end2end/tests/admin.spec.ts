@@ -84,14 +84,15 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await expect(ask).toHaveCount(0);
   // Cancel leaves it be; focus goes to Cancel, then back to the button.
   await revokeButton.click();
-  await expect(ask).toContainText("Callers using it get 401 at once");
+  // Its question is read with it (its description), not only its name.
+  await expect(ask).toHaveAccessibleDescription(/Callers using it get 401 at once/);
   await expect(ask.getByRole("button", { name: "Cancel" })).toBeFocused();
   await ask.getByRole("button", { name: "Cancel" }).click();
   await expect(ask).toHaveCount(0);
   await expect(revokeButton).toBeFocused();
   await expect(keyRow).toContainText("active");
   await revokeButton.click();
-  await ask.getByRole("button", { name: "Revoke", exact: true }).click();
+  await ask.getByRole("button", { name: "Yes, revoke" }).click();
   await expect(admin.getByRole("status")).toHaveText("Key revoked.");
   await expect(keyRow).toContainText("revoked");
   await expect(keyRow.getByRole("button", { name: "Revoke" })).toHaveCount(0);
@@ -353,7 +354,7 @@ test("retiring a plan and leaving a plan no longer offered are asked in the page
   await expect(askRetire).toHaveCount(0);
   await expect(retire).toBeFocused();
   await retire.click();
-  await askRetire.getByRole("button", { name: "Retire plan" }).click();
+  await askRetire.getByRole("button", { name: "Yes, retire plan" }).click();
   await expect(admin.getByRole("button", { name: "Restore plan" })).toBeVisible();
   await expect(askRetire).toHaveCount(0);
 
@@ -369,7 +370,7 @@ test("retiring a plan and leaving a plan no longer offered are asked in the page
   await expect(askLeave).toHaveCount(0);
   await expect(user.getByTestId(`plan-${slug}`)).toContainText("Current");
   await starter.getByRole("button", { name: "Switch to Starter" }).click();
-  await askLeave.getByRole("button", { name: "Switch to Starter" }).click();
+  await askLeave.getByRole("button", { name: "Yes, switch to Starter" }).click();
   await expect(user.getByRole("status")).toContainText("Plan switched.");
   await expect(starter).toContainText("Current");
   // The retired plan, left, is no longer shown to the user.

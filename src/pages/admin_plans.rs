@@ -427,7 +427,9 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                                     <input type="hidden" name="slug" value=retire_slug />
                                     <input type="hidden" name="retire" value=(!retired).to_string() />
                                     <SubmitAskingFirst class=if retired { BUTTON } else { DANGER_BUTTON }
-                                        question=(!retired).then(|| "Retire this plan? It takes no new users.".to_owned()) yes="Retire plan">
+                                        question=(!retired).then(|| "Retire this plan? It takes no new users.".to_owned())
+                                        label=if retired { "Restore plan" } else { "Retire plan" }
+                                        yes="Yes, retire plan" busy=retire.pending().into()>
                                         {if retired { "Restore plan" } else { "Retire plan" }}
                                     </SubmitAskingFirst>
                                 </ActionForm>

@@ -383,6 +383,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                 };
                 let status = if d.disabled { "disabled" } else { "active" };
                 let toggle_label = if d.disabled { "Enable account" } else { "Disable account" };
+                let toggle_yes = if d.disabled { "Yes, enable account" } else { "Yes, disable account" };
                 let toggle_to = (!d.disabled).to_string();
                 let toggle_question =
                     (!d.disabled).then(|| "Disable this account? Its keys stop working at once.".to_owned());
@@ -446,16 +447,16 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 <ActionForm action=toggle>
                                     <input type="hidden" name="user_id" value=d.id />
                                     <input type="hidden" name="disabled" value=toggle_to />
-                                    <SubmitAskingFirst class=DANGER_BUTTON question=toggle_question yes=toggle_label busy=toggle.pending().into()>{toggle_label}</SubmitAskingFirst>
+                                    <SubmitAskingFirst class=DANGER_BUTTON question=toggle_question label=toggle_label yes=toggle_yes busy=toggle.pending().into()>{toggle_label}</SubmitAskingFirst>
                                 </ActionForm>
                                 <ActionForm action=revoke>
                                     <input type="hidden" name="user_id" value=d.id />
-                                    <SubmitAskingFirst class=DANGER_BUTTON busy=revoke.pending().into() yes="Revoke all keys"
+                                    <SubmitAskingFirst class=DANGER_BUTTON busy=revoke.pending().into() label="Revoke all keys" yes="Yes, revoke all keys"
                                         question=Some("Revoke every key of this account? Callers using them get 401 at once.".to_owned())>"Revoke all keys"</SubmitAskingFirst>
                                 </ActionForm>
                                 <ActionForm action=rotate>
                                     <input type="hidden" name="user_id" value=d.id />
-                                    <SubmitAskingFirst class=DANGER_BUTTON busy=rotate.pending().into() yes="Rotate all keys"
+                                    <SubmitAskingFirst class=DANGER_BUTTON busy=rotate.pending().into() label="Rotate all keys" yes="Yes, rotate all keys"
                                         question=Some("Give every active key of this account a new secret? The old secrets stop at once; the new ones are shown here once.".to_owned())>"Rotate all keys"</SubmitAskingFirst>
                                 </ActionForm>
                             </div>
@@ -529,7 +530,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                                         <input type="hidden" name="user_id" value=d.id />
                                                         <input type="hidden" name="key_id" value=k.id />
                                                         <SubmitAskingFirst class="rounded border border-red-300 px-2 py-0.5 text-xs text-red-700 disabled:opacity-50"
-                                                            question yes="Revoke" busy=revoke_one.pending().into() label=format!("Revoke {}", k.name)>"Revoke"</SubmitAskingFirst>
+                                                            question yes="Yes, revoke" busy=revoke_one.pending().into() label=format!("Revoke {}", k.name)>"Revoke"</SubmitAskingFirst>
                                                     </ActionForm>
                                                 })}
                                             </td>

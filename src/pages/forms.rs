@@ -407,10 +407,12 @@ pub fn SubmitAskingFirst(
     class: &'static str,
     #[prop(optional)] busy: Option<Signal<bool>>,
     /// Its name when the text alone does not say what it acts on (one
-    /// "Revoke" a row).
+    /// "Revoke" a row), and its question's ("Confirm: …"): give it with a
+    /// question.
     #[prop(optional, into)]
     label: Option<String>,
-    /// The text of the button that answers the question yes.
+    /// The text of the button that answers the question yes ("Yes, revoke"),
+    /// another name than the button that asks.
     #[prop(optional, into)]
     yes: Option<String>,
     children: Children,
@@ -430,10 +432,8 @@ pub fn SubmitAskingFirst(
         }
     };
     let bar = question.map(|question| {
-        let name = label
-            .clone()
-            .or_else(|| yes.clone())
-            .unwrap_or_else(|| question.clone());
+        // The question's name is the button's: what it asks about.
+        let name = label.clone().unwrap_or_else(|| question.clone());
         let yes = yes.unwrap_or_else(|| "Yes".to_owned());
         view! { <ConfirmBar asking opener name question yes busy submits=true on_yes=None /> }
     });
@@ -485,13 +485,20 @@ pub fn ConfirmBar(
     };
     let is_busy = move || busy.is_some_and(|busy| busy.get());
     let name = format!("Confirm: {name}");
+    // Several may be open on one page. Drawn only in the browser (it starts
+    // closed), so the server's count never meets the browser's.
+    static BARS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let question_id = format!(
+        "confirm-question-{}",
+        BARS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     move || {
         asking.get().then(|| {
             view! {
-                <div role="alertdialog" aria-label=name.clone()
+                <div role="alertdialog" aria-label=name.clone() aria-describedby=question_id.clone()
                     class="mt-2 flex flex-wrap items-center gap-2 rounded-md border border-red-200 bg-red-50 p-2 text-left text-sm text-red-800"
                     on:keydown=move |ev| if ev.key() == "Escape" { close() }>
-                    <span class="flex-1">{question.clone()}</span>
+                    <span id=question_id.clone() class="flex-1">{question.clone()}</span>
                     <button type=if submits { "submit" } else { "button" }
                         class="rounded-md bg-red-700 px-3 py-1 text-white aria-disabled:opacity-60"
                         aria-disabled=move || is_busy().then_some("true")
@@ -504,9 +511,15 @@ pub fn ConfirmBar(
                             if let Some(on_yes) = on_yes {
                                 on_yes.run(());
                             }
-                            // Closed after the form has taken the press: gone
-                            // at once, the button would post nothing.
-                            request_animation_frame(move || asking.set(false));
+                            // Closed after the form has taken the press (gone
+                            // at once, the button would post nothing), focus
+                            // going back to the button that asked.
+                            request_animation_frame(move || {
+                                asking.set(false);
+                                if let Some(button) = opener.get_untracked() {
+                                    let _ = button.focus();
+                                }
+                            });
                         }>
                         {yes.clone()}
                     </button>

@@ -167,7 +167,7 @@ fn PlanCard(
                 let bar = question.clone().map(|question| {
                     let dispatch = dispatch.clone();
                     view! {
-                        <ConfirmBar asking opener name=label.clone() question yes=label.clone()
+                        <ConfirmBar asking opener name=label.clone() question yes=format!("Yes, switch to {}", plan.name)
                             busy=Some(switch.pending().into()) submits=false
                             on_yes=Some(Callback::new(move |()| dispatch())) />
                     }

@@ -44,8 +44,8 @@ use sqlx::{
 /// at its largest value beyond: SQLite's `SUM` fails on an overflow, which
 /// would fail the usage page and the monitor for good once an account's
 /// charges had passed nine trillion credits. Whole credits and the rest are
-/// summed apart, so neither sum can overflow; their combination, if too
-/// large, becomes a real number that the cast caps.
+/// summed apart, neither near i64's range for any balance Tollgate allows;
+/// their combination, if too large, becomes a real number that the cast caps.
 pub(crate) fn sum_of_credits(column: &str) -> String {
     format!(
         "CAST(COALESCE(SUM({column} / 1000000), 0) * 1000000
