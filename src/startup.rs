@@ -841,12 +841,13 @@ fn drop_unusable_request_id<B>(mut request: axum::http::Request<B>) -> axum::htt
 /// A path that is the model API's but for its case or doubled slashes
 /// (`/Response`, `//response`, `/V1/models`, `///v1/…`) is answered as one
 /// of its unknown routes, in its shape with its rate-limit headers, rather
-/// than with the site's page. Logs and traces keep the path as sent: this
-/// runs inside them.
+/// than with the site's page; so is one of OpenAI's paths without `/v1`
+/// (`/Chat/completions`, `//responses`), with the answer that says where the
+/// API lives. Logs and traces keep the path as sent: this runs inside them.
 fn api_near_misses<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
-    if is_api_near_miss(request.uri().path()) {
+    if let Some(target) = api_near_miss(request.uri().path()) {
         let mut parts = request.uri().clone().into_parts();
-        parts.path_and_query = Some(axum::http::uri::PathAndQuery::from_static("/v1/"));
+        parts.path_and_query = Some(axum::http::uri::PathAndQuery::from_static(target));
         if let Ok(uri) = axum::http::Uri::from_parts(parts) {
             *request.uri_mut() = uri;
         }
@@ -854,12 +855,23 @@ fn api_near_misses<B>(mut request: axum::http::Request<B>) -> axum::http::Reques
     request
 }
 
-fn is_api_near_miss(path: &str) -> bool {
+/// The route a near miss is answered by, if `path` is one.
+fn api_near_miss(path: &str) -> Option<&'static str> {
     let trimmed = path.trim_start_matches('/');
     let first = trimmed.split('/').next().unwrap_or_default();
     let doubled = path.len() - trimmed.len() > 1;
-    (first.eq_ignore_ascii_case("v1") || first.eq_ignore_ascii_case("response"))
-        && (doubled || (first != "v1" && first != "response"))
+    let near = |name: &str| first.eq_ignore_ascii_case(name) && (doubled || first != name);
+    if near("v1") || near("response") {
+        Some("/v1/")
+    } else if ["chat", "completions", "models", "embeddings", "responses"]
+        .into_iter()
+        .any(near)
+    {
+        // Answered by `gateway::missing_v1`.
+        Some("/responses")
+    } else {
+        None
+    }
 }
 
 /// What every dashboard answer carries: it may not be framed (a page on a
@@ -1041,7 +1053,17 @@ mod tests {
             "/V1",
             "/V1/models",
         ] {
-            assert!(super::is_api_near_miss(path), "{path}");
+            assert_eq!(super::api_near_miss(path), Some("/v1/"), "{path}");
+        }
+        for path in [
+            "/Chat/completions",
+            "//chat/completions",
+            "/Models",
+            "//responses",
+            "/Responses",
+            "/EMBEDDINGS",
+        ] {
+            assert_eq!(super::api_near_miss(path), Some("/responses"), "{path}");
         }
         for path in [
             "/",
@@ -1052,13 +1074,15 @@ mod tests {
             "/response",
             "/response/",
             "/responses",
+            "/chat/completions",
+            "/models",
             "/v10/models",
             "/login",
             "//",
             "",
             "/pkg/tollgate.js",
         ] {
-            assert!(!super::is_api_near_miss(path), "{path}");
+            assert_eq!(super::api_near_miss(path), None, "{path}");
         }
     }
 }

@@ -1846,6 +1846,20 @@ async fn wrong_methods_and_odd_paths_answer_in_the_api_shape() {
             None,
         ),
         (
+            reqwest::Method::POST,
+            "//responses",
+            404,
+            "unknown_url",
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "/Chat/completions",
+            404,
+            "unknown_url",
+            None,
+        ),
+        (
             reqwest::Method::DELETE,
             "/v1/files/abc",
             404,
