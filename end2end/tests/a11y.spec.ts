@@ -33,6 +33,11 @@ async function serious(page: Page): Promise<string[]> {
 async function check(page: Page, path: string) {
   await page.goto(path);
   await hydrated(page);
+  await checkAsShown(page, path);
+}
+
+/** The checks of `check`, on the page as it is now (`path` names it). */
+async function checkAsShown(page: Page, path: string) {
   expect(await serious(page), path).toEqual([]);
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   expect(width, `${path} is ${width} px wide`).toBeLessThanOrEqual(320);
@@ -63,6 +68,10 @@ test("signed-in and admin pages pass axe and fit a 320 px screen", async ({ page
   const errors = watchErrors(page, { allow4xx: true });
   await logInAsAdmin(page);
   for (const path of SIGNED_IN) await check(page, path);
+  // A question asked in the page, open, on a phone.
+  await page.getByRole("button", { name: "Rotate all keys" }).click();
+  await expect(page.getByRole("alertdialog", { name: "Confirm: Rotate all keys" })).toBeVisible();
+  await checkAsShown(page, "/admin/users/1 asking to rotate");
   expect(errors).toEqual([]);
 });
 
