@@ -1070,9 +1070,8 @@ async fn a_one_time_key_works_again_as_soon_as_its_use_is_given_back() {
     });
     let third = chat(&s.app, &once, hello("mock")).await;
     assert_eq!(third.status(), 200, "{:?}", third.text().await);
-    // Used, and its use written as kept (a read of the database waits for
-    // the server's writes), it is just used up.
-    s.app.db_number("SELECT 1").await;
+    // Used (its use kept, and written as such before the refusal is worded),
+    // it is just used up, even at once.
     let fourth = chat(&s.app, &once, hello("mock")).await;
     assert_eq!(fourth.status(), 401);
     let refusal: Value = fourth.json().await.unwrap();

@@ -164,7 +164,7 @@ fn PlanCard(
                 });
                 let label = format!("Switch to {}", plan.name);
                 let asks = question.is_some();
-                let bar = question.clone().map(|question| {
+                let bar = question.map(|question| {
                     let dispatch = dispatch.clone();
                     view! {
                         <ConfirmBar asking opener name=label.clone() question yes=format!("Yes, switch to {}", plan.name)

@@ -196,7 +196,10 @@ impl Store {
 
     /// Whether a capped key has uses taken by calls still running, which
     /// come back if those calls fail: said when the key is refused as used up.
+    /// The queue is written first: a use kept by a call just answered ends
+    /// there.
     pub async fn capped_uses_in_flight(&self, key_id: i64) -> Result<bool, StoreError> {
+        self.flush().await?;
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM capped_uses_in_flight WHERE key_id = ?)",
         )
