@@ -245,7 +245,14 @@ async fn a_stale_session_is_ended_on_a_streamed_page() {
     let app = spawn_app_with(&ADMIN).await;
     let user = app.browser();
     app.register(&user, "stale@example.com", "Stale").await;
-    let cookie = user.session_cookie().unwrap();
+    // One session for each page: once ended, a session is unknown, and a
+    // request with an unknown one keeps its cookie (see the test below).
+    let other = app.browser();
+    app.login(&other, "stale@example.com", PASSWORD).await;
+    let cookies = [
+        user.session_cookie().unwrap(),
+        other.session_cookie().unwrap(),
+    ];
     let admin = app.browser();
     app.login(&admin, "root@example.com", "admin-passphrase-for-tests")
         .await;
@@ -259,10 +266,10 @@ async fn a_stale_session_is_ended_on_a_streamed_page() {
         .await
         .unwrap();
     assert_eq!(disabled.status(), 200);
-    for path in ["/", "/docs"] {
+    for (path, cookie) in ["/", "/docs"].into_iter().zip(&cookies) {
         let page = reqwest::Client::new()
             .get(app.url(path))
-            .header("cookie", &cookie)
+            .header("cookie", cookie)
             .send()
             .await
             .unwrap();
@@ -274,6 +281,52 @@ async fn a_stale_session_is_ended_on_a_streamed_page() {
             page.headers()
         );
     }
+}
+
+/// A request sent with the session a password change then replaced, and
+/// answered after it, leaves the browser's new cookie alone: its removal
+/// cookie signed out the browser that had just changed its password. A
+/// session the change ended elsewhere is ended all the same.
+#[tokio::test]
+async fn a_request_racing_a_password_change_does_not_sign_its_browser_out() {
+    let app = spawn_app().await;
+    let laptop = app.browser();
+    app.register(&laptop, "racer@example.com", "Racer").await;
+    let phone = app.browser();
+    app.login(&phone, "racer@example.com", PASSWORD).await;
+    let before = laptop.session_cookie().unwrap();
+    let phone_cookie = phone.session_cookie().unwrap();
+    let changed = app
+        .call(
+            &laptop,
+            "account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "another-long-passphrase-9"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.body);
+    assert_ne!(laptop.session_cookie().unwrap(), before, "a new session id");
+    // The laptop's page asked for something just before the change; its
+    // answer comes after, carrying no removal of the session cookie.
+    for cookie in [&before, &phone_cookie] {
+        let page = reqwest::Client::new()
+            .get(app.url("/usage"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            set_cookie(page.headers(), "tollgate_session"),
+            None,
+            "{:?}",
+            page.headers()
+        );
+        assert!(page.headers().get("x-tollgate-keep-session").is_none());
+    }
+    assert_eq!(app.me(&laptop).await["email"], "racer@example.com");
+    assert_eq!(app.me(&phone).await, Value::Null);
 }
 
 #[tokio::test]

@@ -79,23 +79,42 @@ pub async fn current_user(
     session: &Session,
     state: &AppState,
 ) -> Result<Option<UserRecord>, SessionError> {
+    Ok(match checked(session, state).await? {
+        Checked::Active(user) => Some(user),
+        Checked::Absent | Checked::EndedByPasswordChange | Checked::Ended => None,
+    })
+}
+
+/// What [`checked`] found.
+enum Checked {
+    Active(UserRecord),
+    /// No signed-in session: none, or an id the store does not know.
+    Absent,
+    /// Signed in before the account's password changed (or it was disabled
+    /// and enabled again): ended.
+    EndedByPasswordChange,
+    /// The account is gone or disabled: ended.
+    Ended,
+}
+
+async fn checked(session: &Session, state: &AppState) -> Result<Checked, SessionError> {
     let Some(mut auth) = session.get::<SessionAuth>(AUTH_KEY).await? else {
-        return Ok(None);
+        return Ok(Checked::Absent);
     };
-    match state.store.user_by_id(auth.user_id).await? {
+    let found = match state.store.user_by_id(auth.user_id).await? {
         Some(user) if user.status == UserStatus::Active && user.session_epoch == auth.epoch => {
             let now = chrono::Utc::now().timestamp();
             if now - auth.seen >= refresh_after(state.config.session_idle) {
                 auth.seen = now;
                 session.insert(AUTH_KEY, auth).await?;
             }
-            Ok(Some(user))
+            return Ok(Checked::Active(user));
         }
-        _ => {
-            session.flush().await?;
-            Ok(None)
-        }
-    }
+        Some(user) if user.status == UserStatus::Active => Checked::EndedByPasswordChange,
+        _ => Checked::Ended,
+    };
+    session.flush().await?;
+    Ok(found)
 }
 
 /// Checks the session of every dashboard request before its handler runs,
@@ -103,6 +122,12 @@ pub async fn current_user(
 /// use is extended (see [`current_user`]). A page streamed to the browser
 /// reads the session only after its headers went out: its extension was
 /// lost, and ending a stale session then turned the page into a bare 500.
+///
+/// A request that came with a session id the store does not know, or one
+/// that a password change ended, keeps the browser's cookie (see
+/// [`super::cookie_names::KEEP_SESSION_COOKIE`]): the browser may hold a
+/// newer one by the time the answer arrives. A page's own request sent just
+/// before its password change, answered after it, signed the browser out.
 pub async fn check_on_arrival(
     axum::extract::State(state): axum::extract::State<AppState>,
     session: Session,
@@ -110,12 +135,25 @@ pub async fn check_on_arrival(
     next: axum::middleware::Next,
 ) -> Response {
     // The site's static files come with the cookie too, and need no session.
-    if !request.uri().path().starts_with("/pkg/")
-        && let Err(error) = current_user(&session, &state).await
-    {
-        tracing::warn!(%error, "checking the session failed");
+    let mut keep_cookie = false;
+    if !request.uri().path().starts_with("/pkg/") {
+        // Before the session loads: an id the store lacks is then forgotten.
+        let came_with_id = session.id().is_some();
+        match checked(&session, &state).await {
+            Ok(Checked::Absent) => keep_cookie = came_with_id,
+            Ok(Checked::EndedByPasswordChange) => keep_cookie = true,
+            Ok(Checked::Active(_) | Checked::Ended) => {}
+            Err(error) => tracing::warn!(%error, "checking the session failed"),
+        }
     }
-    next.run(request).await
+    let mut response = next.run(request).await;
+    if keep_cookie {
+        response.headers_mut().insert(
+            super::cookie_names::KEEP_SESSION_COOKIE,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 /// A REST handler argument that requires a signed-in user.
