@@ -534,17 +534,49 @@ impl Reply {
 }
 
 /// How the upstream key may be written in what an upstream sends: as it is,
-/// and with its slashes escaped (`\/`, as PHP's JSON writes them). None for
+/// and as the usual JSON writers escape it (see [`JSON_ESCAPES`]). None for
 /// a key under [`SHORTEST_KEY_BLANKED`] characters (see [`Reply::without`]).
 fn key_forms(secret: &str) -> Vec<String> {
     if secret.chars().count() < SHORTEST_KEY_BLANKED {
         return Vec::new();
     }
     let mut forms = vec![secret.to_owned()];
-    if secret.contains('/') {
-        forms.push(secret.replace('/', "\\/"));
+    for escape in JSON_ESCAPES {
+        let form = escape(secret);
+        if !forms.contains(&form) {
+            forms.push(form);
+        }
     }
     forms
+}
+
+/// What JSON writers escape by default that a key may hold: PHP writes `/`
+/// as `\/`; Go `<`, `>` and `&` as `\u003c`-style escapes; Java's Gson those
+/// and `=` and `'` (so a base64 key's padding); .NET's System.Text.Json
+/// `<`, `>`, `&`, `'`, `+` and `` ` `` with upper-case hex (a base64 key's
+/// `+`).
+const JSON_ESCAPES: [fn(&str) -> String; 4] = [
+    |key| key.replace('/', "\\/"),
+    |key| escaped_as_unicode(key, "<>&", false),
+    |key| escaped_as_unicode(key, "<>&='", false),
+    |key| escaped_as_unicode(key, "<>&'+`", true),
+];
+
+/// `key` with each of `chars` written as a JSON `\uXXXX` escape.
+fn escaped_as_unicode(key: &str, chars: &str, upper_hex: bool) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        if chars.contains(c) {
+            if upper_hex {
+                out.push_str(&format!("\\u{:04X}", u32::from(c)));
+            } else {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Replaces each of `forms` in `text` by [`KEY_BLANKED`].
@@ -780,6 +812,29 @@ mod tests {
             short.to_string(),
             "the upstream answered 400: model 'ollama/llama3' not found"
         );
+    }
+
+    /// A base64 key as Go, Gson and .NET write it in JSON (`+`, `=`, `&`
+    /// escaped as `\uXXXX`) is blanked too.
+    #[test]
+    fn the_upstream_key_is_blanked_as_json_writers_escape_it() {
+        let key = "tok+abc/def=0123456789&x=";
+        let forms = key_forms(key);
+        for written in [
+            key.to_owned(),
+            r"tok+abc\/def=0123456789&x=".to_owned(),
+            r"tok+abc/def=0123456789\u0026x=".to_owned(),
+            r"tok+abc/def\u003d0123456789\u0026x\u003d".to_owned(),
+            r"tok\u002Babc/def=0123456789\u0026x=".to_owned(),
+        ] {
+            let mut text = format!("{{\"error\":\"bad key {written}\"}}");
+            blank_text(&mut text, &forms);
+            assert_eq!(
+                text, r#"{"error":"bad key [the upstream key]"}"#,
+                "{written}"
+            );
+        }
+        assert_eq!(key_forms("sk-proj-0123456789abcdefghij").len(), 1);
     }
 
     /// A placeholder key (`ollama`, `EMPTY`) is no secret to blank out of
