@@ -2084,7 +2084,10 @@ async fn key_rules_apply_on_the_next_request() {
         )
         .await;
     let response = chat(&s.app, &demo_only, hello("mock")).await;
-    assert_refused(response, 403, "model_not_allowed").await;
+    assert_eq!(response.status(), 403);
+    let refused: Value = response.json().await.unwrap();
+    assert_openai_error(&refused, "model_not_allowed");
+    assert_eq!(refused["error"]["param"], "model", "{refused}");
     let list: Value = get_with_key(&s.app, &demo_only, "/v1/models")
         .await
         .json()
@@ -2475,9 +2478,35 @@ async fn an_upstream_error_in_another_shape_ends_the_stream() {
             chunks[1]["error"]["code"], "upstream_error",
             "{error}: {text}"
         );
+        let message = chunks[1]["error"]["message"].as_str().unwrap();
+        assert!(
+            message.ends_with(
+                "The prompt and the reply streamed before this were charged: each new try is charged again."
+            ),
+            "{message}"
+        );
     }
     let records = usage_records(&s.app, 3).await;
     assert!(records.iter().all(|r| r.0 == 502), "{records:?}");
+    assert!(records.iter().all(|r| r.2 > 0), "{records:?}");
+
+    // An error before any reply was streamed is charged the prompt the
+    // upstream read, and the event says that.
+    s.mock.set(|k| {
+        k.raw_stream =
+            Some("event: error\ndata: {\"error\":{\"message\":\"overloaded\"}}\n\n".into());
+    });
+    let text = chat(&s.app, &key, streamed).await.text().await.unwrap();
+    let (chunks, done) = read_stream_text(&text);
+    assert!(!done, "{text}");
+    assert_eq!(chunks.len(), 1, "{text}");
+    assert_eq!(
+        chunks[0]["error"]["message"],
+        "The model server failed to answer. Try again. The prompt was charged, as the model server had read it: each new try is charged again."
+    );
+    let records = usage_records(&s.app, 4).await;
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert!(records.iter().all(|r| r.0 == 502 && r.2 > 0), "{records:?}");
 }
 
 /// An upstream's usage chunk whose counts do not read (negative) is dropped

@@ -24,6 +24,8 @@ pub enum GatewayError {
     Forbidden {
         code: &'static str,
         message: String,
+        /// The field refused (`model` for a model the key may not use).
+        param: Option<&'static str>,
     },
     /// 404: no such model in the table.
     UnknownModel(String),
@@ -54,6 +56,9 @@ pub enum GatewayError {
     /// (`x-should-retry: false`): each retry would be charged again, without
     /// the caller knowing.
     AfterPrompt(UpstreamError),
+    /// An upstream failure partway through a stream that had answered: the
+    /// prompt and what was streamed are charged, so the error event says so.
+    StreamCut(UpstreamError),
     /// 503: the server stopped the call at the end of its shutdown grace period.
     Stopping,
     /// 503: the database refuses the records a call leaves (the last write
@@ -104,12 +109,20 @@ impl GatewayError {
                 error
             }
             Self::Key(error) => error.to_api_error(),
-            Self::Forbidden { code, message } => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_error",
+            Self::Forbidden {
                 code,
-                message.clone(),
-            ),
+                message,
+                param,
+            } => {
+                let mut error = ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    code,
+                    message.clone(),
+                );
+                error.param = param.map(str::to_owned);
+                error
+            }
             Self::UnknownModel(model) => {
                 // Named back as far as a model's name goes, not whatever
                 // length the caller sent (a 100 kB name came back whole).
@@ -230,6 +243,13 @@ impl GatewayError {
                 );
                 api
             }
+            Self::StreamCut(error) => {
+                let mut api = Self::Upstream(error.clone()).to_api_error();
+                api.message.push_str(
+                    " The prompt and the reply streamed before this were charged: each new try is charged again.",
+                );
+                api
+            }
             Self::Stopping => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_error",
@@ -259,7 +279,7 @@ impl GatewayError {
             Self::Internal(detail) => tracing::error!(%detail, "gateway failure"),
             // Its 429s and timeouts too: a caller retries them, and only the
             // log tells the operator the upstream is limiting or slow.
-            Self::Upstream(error) | Self::AfterPrompt(error)
+            Self::Upstream(error) | Self::AfterPrompt(error) | Self::StreamCut(error)
                 if matches!(
                     self.code(),
                     Some("upstream_error" | "upstream_rate_limited" | "upstream_timeout")
@@ -323,7 +343,7 @@ impl IntoResponse for GatewayError {
             self,
             Self::Upstream(UpstreamError::Status { set_up: true, .. })
         );
-        let charged = matches!(self, Self::AfterPrompt(_));
+        let charged = matches!(self, Self::AfterPrompt(_) | Self::StreamCut(_));
         if matches!(self, Self::NeverFits { .. }) || wait_is_long || upstream_set_up || charged {
             response.headers_mut().insert(
                 axum::http::HeaderName::from_static("x-should-retry"),

@@ -18,7 +18,7 @@ use crate::{
 pub fn record(store: &Store, meta: &RequestMeta, headers: &HeaderMap, error: &GatewayError) {
     if matches!(
         error,
-        GatewayError::Upstream(_) | GatewayError::AfterPrompt(_)
+        GatewayError::Upstream(_) | GatewayError::AfterPrompt(_) | GatewayError::StreamCut(_)
     ) {
         return;
     }

@@ -27,6 +27,7 @@ pub fn check_caller(
         return Err(GatewayError::Forbidden {
             code: "missing_scope",
             message: "This key lacks the chat scope, so it cannot call models. Use a key with the chat scope.".to_owned(),
+            param: None,
         });
     }
     Ok(())
@@ -54,6 +55,7 @@ pub fn check_whence(
                     "This key may not be used from {}. Add the address to the key's IP allowlist.",
                     client_ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string())
                 ),
+                param: None,
             });
         }
     }
@@ -69,6 +71,7 @@ pub fn check_whence(
                     Some(host) => format!("This key may not be used from {host}. Add the domain to the key's allowed referrers."),
                     None => "This key is limited to certain websites, and the request named none (no Origin or Referer).".to_owned(),
                 },
+                param: None,
             });
         }
     }
@@ -105,6 +108,7 @@ pub fn check_model(key: &KeyRecord, plan: &PlanRecord, model: &str) -> Result<()
             message: format!(
                 "This key or your plan does not include the model {model:?}. GET /v1/models lists the ones it does."
             ),
+            param: Some("model"),
         });
     }
     Ok(())

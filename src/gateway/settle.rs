@@ -90,6 +90,12 @@ pub struct Meter {
 pub const MOST_TOKENS_A_CALL: u64 = 1_000_000_000;
 
 impl Meter {
+    /// Whether the upstream answered or sent anything: the call is charged
+    /// for it (the prompt at least) however it ends.
+    pub fn produced(&self) -> bool {
+        self.answered || self.usage.is_some() || self.reply_bytes > 0
+    }
+
     /// The choice with this index has its `finish_reason`.
     pub fn choice_finished(&mut self, index: u64) {
         if let Some(bit) = 1u128.checked_shl(index.min(128) as u32) {
@@ -233,7 +239,7 @@ impl Bill {
         if std::mem::replace(&mut self.settled, true) {
             return None;
         }
-        let produced = meter.answered || meter.usage.is_some() || meter.reply_bytes > 0;
+        let produced = meter.produced();
         // An answered call keeps the use, and one the server stopped before
         // the answer gives it back, both in the settlement's write; any other
         // call's is given back by the caller, before it answers.

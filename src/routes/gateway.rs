@@ -855,9 +855,27 @@ impl Forward {
         }
     }
 
-    /// Ends the stream with an error event, settling what was sent.
+    /// Ends the stream with an error event, settling what was sent. An
+    /// upstream's failure says what was charged: the prompt once the
+    /// upstream answered, and the reply streamed before it.
     fn fail(&mut self, error: GatewayError, out: &mut Vec<u8>) {
         crate::telemetry::note_model(&self.model);
+        let error = match error {
+            GatewayError::Upstream(cause) => {
+                let (streamed, answered) = {
+                    let meter = &self.billing.lock().meter;
+                    (meter.reply_bytes > 0, meter.produced())
+                };
+                if streamed {
+                    GatewayError::StreamCut(cause)
+                } else if answered {
+                    GatewayError::AfterPrompt(cause)
+                } else {
+                    GatewayError::Upstream(cause)
+                }
+            }
+            other => other,
+        };
         error.log();
         let api = error.to_api_error();
         self.settle(api.status.as_u16(), api.code);
