@@ -2215,7 +2215,8 @@ async fn the_ip_limit_comes_before_any_key_work_and_bodies_have_a_limit() {
 }
 
 /// An upstream's own refusals reach the caller as what they are: its 429 as a
-/// 429 with the wait it asked for (a second when it named none), its 400 with
+/// 429 with the wait it asked for (a second when it named none), a 503's wait
+/// with its 502, its 400 with
 /// OpenAI's code and param, which callers branch on; a code of its own is not
 /// passed on. None of them costs anything.
 #[tokio::test]
@@ -2248,6 +2249,27 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
         let response = chat(&s.app, &key, hello("mock")).await;
         assert_eq!(response.headers()["retry-after"], passed, "{asked}");
     }
+
+    // A failing upstream's wait (a 503 while its model loads) is passed on
+    // with its 502, and said; without one, the 502 names none.
+    s.mock.set(|k| {
+        k.error_status = Some(reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        k.retry_after = Some("20");
+    });
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.headers()["retry-after"], "20");
+    assert!(response.headers().get("x-should-retry").is_none());
+    let error: Value = response.json().await.unwrap();
+    assert_openai_error(&error, "upstream_error");
+    assert_eq!(
+        error["error"]["message"],
+        "The model server failed to answer and asked for a wait of 20 s. Try again then."
+    );
+    s.mock.set(|k| k.retry_after = None);
+    let response = chat(&s.app, &key, hello("mock")).await;
+    assert_eq!(response.status(), 502);
+    assert!(response.headers().get("retry-after").is_none());
 
     s.mock.set(|k| {
         k.error_status = Some(reqwest::StatusCode::BAD_REQUEST);
@@ -2288,6 +2310,7 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
     let limited = (429, "upstream_rate_limited".to_owned());
     let too_long = (400, "context_length_exceeded".to_owned());
     let rejected = (400, "upstream_rejected_request".to_owned());
+    let failed = (502, "upstream_error".to_owned());
     assert_eq!(
         codes,
         [
@@ -2296,9 +2319,11 @@ async fn an_upstreams_rate_limit_and_openai_codes_reach_the_caller() {
             limited.clone(),
             limited.clone(),
             limited,
+            failed.clone(),
+            failed.clone(),
             too_long,
             rejected,
-            (502, "upstream_error".to_owned())
+            failed
         ]
     );
     let refusals: i64 = s

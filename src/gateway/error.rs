@@ -234,7 +234,12 @@ impl GatewayError {
                 StatusCode::BAD_GATEWAY,
                 "api_error",
                 "upstream_error",
-                "The model server failed to answer. Try again.",
+                match upstream_retry_after(self) {
+                    Some(secs) => format!(
+                        "The model server failed to answer and asked for a wait of {secs} s. Try again then."
+                    ),
+                    None => "The model server failed to answer. Try again.".to_owned(),
+                },
             ),
             Self::AfterPrompt(error) => {
                 let mut api = Self::Upstream(error.clone()).to_api_error();
@@ -299,18 +304,23 @@ impl From<crate::store::StoreError> for GatewayError {
 }
 
 /// What an upstream's 429 asked to wait, at least a second and at most a day
-/// (an hour here cut the day the upstream's wait was read up to).
+/// (an hour here cut the day the upstream's wait was read up to); and what a
+/// failing upstream (503 while a model loads or the server is overloaded)
+/// asked, when it named a wait.
 fn upstream_retry_after(error: &GatewayError) -> Option<u64> {
+    let longest = super::providers::LONGEST_UPSTREAM_WAIT_SECS;
     match error {
         GatewayError::Upstream(UpstreamError::Status {
             status: 429,
             retry_after_secs,
             ..
-        }) => Some(
-            retry_after_secs
-                .unwrap_or(1)
-                .clamp(1, super::providers::LONGEST_UPSTREAM_WAIT_SECS),
-        ),
+        }) => Some(retry_after_secs.unwrap_or(1).clamp(1, longest)),
+        GatewayError::Upstream(UpstreamError::Status {
+            status: 500..=599,
+            set_up: false,
+            retry_after_secs: Some(secs),
+            ..
+        }) => Some((*secs).clamp(1, longest)),
         _ => None,
     }
 }
