@@ -301,7 +301,8 @@ async fn streams_arrive_in_order_with_done_and_the_usage_chunk_when_asked() {
 /// The reply's cap reaches the upstream under the name the model table gives
 /// (`max_tokens` unless it says `max_completion_tokens`, which reasoning models
 /// need), whatever the caller called it; the caller's other stream options go
-/// through; and the hold covers every one of `n` choices.
+/// through, and usage is asked for unless the table says not to; and the hold
+/// covers every one of `n` choices.
 #[tokio::test]
 async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
     let mock = MockUpstream::start().await;
@@ -310,7 +311,7 @@ async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
     std::fs::write(
         &table,
         format!(
-            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\ninput_price = \"1\"\noutput_price = \"1\"\n\n[[model]]\nname = \"thinker\"\nprovider = \"openai\"\nbase_url = \"{0}\"\nmax_tokens_field = \"max_completion_tokens\"\ninput_price = \"0\"\noutput_price = \"0\"\n",
+            "[[model]]\nname = \"mock\"\nprovider = \"openai\"\nbase_url = \"{}\"\ninput_price = \"1\"\noutput_price = \"1\"\n\n[[model]]\nname = \"thinker\"\nprovider = \"openai\"\nbase_url = \"{0}\"\nmax_tokens_field = \"max_completion_tokens\"\nstream_usage = false\ninput_price = \"0\"\noutput_price = \"0\"\n",
             mock.base_url()
         ),
     )
@@ -343,6 +344,23 @@ async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
     let sent = &s.mock.requests()[1].body;
     assert_eq!(sent["max_completion_tokens"], 40, "{sent}");
     assert!(sent.get("max_tokens").is_none(), "{sent}");
+    // A model set not to ask for usage (`stream_usage = false`, for servers
+    // that refuse the option) is not asked, even when the caller asks; the
+    // caller still gets a usage chunk, the gateway's.
+    assert_eq!(
+        sent["stream_options"],
+        json!({ "continuous_usage_stats": true })
+    );
+    body["stream_options"] = json!({ "include_usage": true });
+    let (chunks, done) = read_stream(chat(&s.app, &key, body.clone()).await).await;
+    assert!(done);
+    let sent = &s.mock.requests()[2].body;
+    assert!(sent.get("stream_options").is_none(), "{sent}");
+    let usage = &chunks.last().unwrap()["usage"];
+    assert!(
+        usage["completion_tokens"].as_u64().unwrap() > 0,
+        "{chunks:?}"
+    );
 
     // 5 credits: four choices of up to 1,000 tokens fit in the hold, six do not.
     body = hello("mock");
@@ -352,7 +370,7 @@ async fn the_cap_and_stream_options_go_through_as_sent_and_n_is_held_for() {
     assert_refused(response, 402, "insufficient_credits").await;
     body["n"] = json!(4);
     assert_eq!(chat(&s.app, &key, body.clone()).await.status(), 200);
-    assert_eq!(s.mock.requests()[2].body["n"], 4);
+    assert_eq!(s.mock.requests()[3].body["n"], 4);
     body["n"] = json!(0);
     let response = chat(&s.app, &key, body).await;
     assert_eq!(response.status(), 400);

@@ -52,6 +52,7 @@ impl Upstreams {
                 upstream_model,
                 api_key,
                 max_tokens_field,
+                stream_usage,
                 ..
             } => {
                 let mut body = std::mem::take(&mut request.body);
@@ -60,13 +61,20 @@ impl Upstreams {
                 body.remove("max_tokens");
                 body.remove("max_completion_tokens");
                 body.insert((*max_tokens_field).into(), json!(max_tokens));
-                if request.stream {
-                    // The caller's other stream options go through as sent.
+                // The caller's other stream options go through as sent.
+                if request.stream && *stream_usage {
                     let options = body.entry("stream_options").or_insert_with(|| json!({}));
                     if !options.is_object() {
                         *options = json!({});
                     }
                     options["include_usage"] = json!(true);
+                } else if let Some(Value::Object(options)) = body.get_mut("stream_options") {
+                    // A server that refuses the option is not asked; a caller
+                    // that asked gets the usage chunk the gateway makes.
+                    options.remove("include_usage");
+                    if options.is_empty() {
+                        body.remove("stream_options");
+                    }
                 }
                 openai::complete(
                     &self.client,

@@ -42,6 +42,10 @@ pub enum Provider {
         /// `max_completion_tokens` (OpenAI's reasoning models refuse
         /// `max_tokens`). The cap is what bounds the hold, so it is always sent.
         max_tokens_field: &'static str,
+        /// Whether a stream asks the upstream for its usage chunk
+        /// (`stream_options.include_usage`): off for servers that refuse the
+        /// option, whose streams are then charged by the gateway's own count.
+        stream_usage: bool,
     },
 }
 
@@ -167,6 +171,7 @@ impl ModelTable {
                     ("upstream_model", raw.upstream_model.is_some()),
                     ("api_key_env", raw.api_key_env.is_some()),
                     ("max_tokens_field", raw.max_tokens_field.is_some()),
+                    ("stream_usage", raw.stream_usage.is_some()),
                 ]
                 .into_iter()
                 .find(|(_, set)| *set),
@@ -225,6 +230,7 @@ impl ModelTable {
                         upstream_model,
                         api_key,
                         max_tokens_field,
+                        stream_usage: raw.stream_usage.unwrap_or(true),
                     }
                 }
                 other => {
@@ -361,6 +367,7 @@ struct RawModel {
     system_prompt: Option<String>,
     max_output_tokens: Option<u32>,
     max_tokens_field: Option<String>,
+    stream_usage: Option<bool>,
     word_delay_ms: Option<u64>,
 }
 
@@ -1121,6 +1128,29 @@ mod tests {
         ] {
             assert_eq!(completions_url(base_url.trim()).unwrap().as_str(), expected);
         }
+    }
+
+    #[test]
+    fn stream_usage_is_asked_for_unless_an_upstream_model_says_not() {
+        let entry = |extra: &str| {
+            format!(
+                "[[model]]\nname = \"m\"\nprovider = \"openai\"\nbase_url = \"http://h/v1\"\ninput_price = \"1\"\noutput_price = \"1\"\n{extra}"
+            )
+        };
+        let asks = |text: &str| match &parse(text).unwrap().get("m").unwrap().provider {
+            Provider::OpenAi { stream_usage, .. } => *stream_usage,
+            other => panic!("{other:?}"),
+        };
+        assert!(asks(&entry("")));
+        assert!(!asks(&entry("stream_usage = false\n")));
+        let err = parse(&entry("stream_usage = \"no\"\n"))
+            .unwrap_err()
+            .message;
+        assert!(err.contains("line 7") && err.contains("boolean"), "{err}");
+        let err = parse("[[model]]\nname = \"d\"\nprovider = \"demo\"\ninput_price = \"1\"\noutput_price = \"1\"\nstream_usage = false\n")
+            .unwrap_err()
+            .message;
+        assert!(err.contains("does not use stream_usage"), "{err}");
     }
 
     #[test]
