@@ -514,10 +514,12 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
     assert_openai_error(&body, "upstream_error");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("not set up right"), "{message}");
-    // Nor will a used-up quota (OpenAI's 429 `insufficient_quota`), nor a
-    // 404, which a base URL without its `/v1` gets for every model.
+    // Nor will a used-up quota (OpenAI's 429 `insufficient_quota`, or
+    // OpenRouter's 402 for an account out of credit), nor a 404, which a base
+    // URL without its `/v1` gets for every model.
     for (status, code, said) in [
         (429, Some("insufficient_quota"), "no quota left"),
+        (402, None, "no credit left"),
         (404, None, "an address that is not its API"),
     ] {
         s.mock.set(|k| {

@@ -217,6 +217,7 @@ impl GatewayError {
                 "upstream_error",
                 match answered {
                     429 => "The model server refused this call: the operator's account with it has no quota left, and trying again will not help. Tell the operator.".to_owned(),
+                    402 => "The model server refused this call for payment (402): the operator's account with it has no credit left, and trying again will not help. Tell the operator.".to_owned(),
                     answered => format!(
                         "{}: this model is not set up right, and trying again will not help. Tell the operator.",
                         match answered {

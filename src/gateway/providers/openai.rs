@@ -597,8 +597,9 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
             .filter(|param| param.len() <= 100)
             .map(str::to_owned),
         retry_after_secs,
-        // The upstream refusing the gateway's own key or model name.
-        set_up: matches!(status, 401 | 403 | 404),
+        // The upstream refusing the gateway's own key or model name, or the
+        // operator's account there having no credit left (OpenRouter's 402).
+        set_up: matches!(status, 401 | 402 | 403 | 404),
     }
 }
 
