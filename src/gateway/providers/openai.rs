@@ -599,7 +599,7 @@ fn refusal(status: u16, text: &str, retry_after_secs: Option<u64>) -> UpstreamEr
         retry_after_secs,
         // The upstream refusing the gateway's own key or model name, or the
         // operator's account there having no credit left (OpenRouter's 402).
-        set_up: matches!(status, 401 | 402 | 403 | 404),
+        set_up: matches!(status, 401..=404),
     }
 }
 
