@@ -147,6 +147,13 @@ fn percent(part: i64, whole: i64) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
+/// Whether a call's status counts as an error: 400 and above but 499, a
+/// caller that stopped reading (the playground's Stop), which is its choice
+/// and no failure of the key, the limits or the upstream.
+fn is_error(status: u16) -> bool {
+    status >= 400 && status != 499
+}
+
 /// The monitor over `window`, ending `now`.
 pub async fn monitor(
     store: &Store,
@@ -161,7 +168,7 @@ pub async fn monitor(
     let requests: i64 = by_status.iter().map(|s| s.count).sum();
     let errors: i64 = by_status
         .iter()
-        .filter(|s| s.name.parse::<u16>().is_ok_and(|status| status >= 400))
+        .filter(|s| s.name.parse::<u16>().is_ok_and(is_error))
         .map(|s| s.count)
         .sum();
     let latency = store
@@ -245,6 +252,16 @@ mod tests {
         assert_eq!(percent(5, 5), "100.0");
         // Calls a minute: 90 calls over 60 minutes.
         assert_eq!(percent(90, 60 * 100), "1.5");
+    }
+
+    #[test]
+    fn refusals_and_failures_are_errors_and_a_caller_leaving_is_not() {
+        for status in [400, 401, 402, 403, 404, 429, 500, 502, 503, 504] {
+            assert!(is_error(status), "{status}");
+        }
+        for status in [200, 399, 499] {
+            assert!(!is_error(status), "{status}");
+        }
     }
 
     #[test]

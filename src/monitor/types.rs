@@ -42,7 +42,8 @@ pub struct MonitorReport {
     pub since: String,
     /// Model API calls in the window, admitted and refused.
     pub requests: i64,
-    /// Calls answered with a status of 400 or more.
+    /// Calls answered with a status of 400 or more, but not those whose
+    /// caller left (499).
     pub errors: i64,
     /// `errors / requests` in percent, one decimal, e.g. `12.5`.
     pub error_rate_percent: String,
