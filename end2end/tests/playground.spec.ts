@@ -77,8 +77,14 @@ test("a bad key is explained, and a key just shown is offered without pasting", 
   await expect(page).toHaveURL(/\/playground$/);
   await expect(page.getByLabel("API key")).toHaveValue(key);
 
-  // A mistyped key is refused with what it means and what to do.
+  // A mistyped key is said to be refused as soon as it is pasted (the page
+  // asks for its models), and refused with what it means and what to do when
+  // sent.
+  const refused = page.getByTestId("key-refused");
+  await expect(refused).toHaveText("");
   await page.getByLabel("API key").fill(key.slice(0, -1) + (key.endsWith("A") ? "B" : "A"));
+  await expect(refused).toHaveText("The API key has a typo: its checksum does not match. Copy it again.");
+  await expect(page.getByLabel("API key")).toHaveAttribute("aria-invalid", "true");
   await page.getByLabel("Message").fill("hi");
   await page.getByRole("button", { name: "Send" }).click();
   const refusal = page.getByTestId("refusal");
@@ -293,6 +299,8 @@ test("a message keeps its lines and long words wrap, a missing key is asked for,
   const refusal = page.getByTestId("refusal");
   await expect(refusal).toContainText("No key yet");
   await expect(refusal).not.toContainText("401");
+  // Focus goes where the key is asked for.
+  await expect(page.getByLabel("API key")).toBeFocused();
 
   // The key is revoked on the keys page: the playground no longer offers it.
   await page.getByLabel("API key").fill(key);
@@ -305,6 +313,14 @@ test("a message keeps its lines and long words wrap, a missing key is asked for,
   await nav.getByRole("link", { name: "Playground" }).click();
   await expect(page).toHaveURL(/\/playground$/);
   await expect(page.getByLabel("API key")).toHaveValue("");
+  // Pasted again, it is said to be revoked before anything is sent; an
+  // empty field clears that.
+  const refused = page.getByTestId("key-refused");
+  await page.getByLabel("API key").fill(key);
+  await expect(refused).toHaveText("The API key was revoked. Create a new one.");
+  await page.getByLabel("API key").fill("");
+  await expect(refused).toHaveText("");
+  await expect(page.getByLabel("API key")).not.toHaveAttribute("aria-invalid", "true");
 
   expect(errors).toEqual([]);
 });

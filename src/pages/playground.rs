@@ -397,6 +397,9 @@ fn Playground() -> impl IntoView {
     // The models the pasted key may call, from `GET /v1/models` with that key;
     // until it answers, every model in the table.
     let key_models = RwSignal::new(None::<Vec<String>>);
+    // Why Tollgate refused the pasted key when the models were asked for
+    // with it (unknown, revoked, expired): said before the first Send.
+    let key_refused = RwSignal::new(None::<String>);
     let stop = chat::Stop::new();
     // Leaving the page ends the call in flight: it would otherwise run on,
     // charged in full and holding one of the plan's parallel calls.
@@ -406,7 +409,7 @@ fn Playground() -> impl IntoView {
     let hydrated = super::forms::hydrated();
 
     tick_clock(clock);
-    chat::follow_key_models(key, key_models);
+    chat::follow_key_models(key, key_models, key_refused);
     // A new key's windows are not the last key's.
     Effect::new(move |_| {
         key.track();
@@ -435,6 +438,7 @@ fn Playground() -> impl IntoView {
                 retry_after_secs: None,
                 no_retry: false,
             }));
+            super::forms::focus_by_id("pg-key");
             return;
         }
         refusal.set(None);
@@ -482,7 +486,12 @@ fn Playground() -> impl IntoView {
                         class=INPUT
                         disabled=move || !hydrated.get()
                         prop:value=move || key.get()
+                        aria-invalid=move || key_refused.with(Option::is_some).then_some("true")
+                        aria-describedby=move || key_refused.with(Option::is_some).then_some("pg-key-refused")
                         on:input=move |ev| key.set(event_target_value(&ev)) />
+                    <p id="pg-key-refused" class="mt-1 text-sm text-red-700" role="status" data-testid="key-refused">
+                        {move || key_refused.get()}
+                    </p>
                 </div>
                 <div class="mb-4">
                     <label for="pg-model" class=LABEL>"Model"</label>
@@ -1028,7 +1037,13 @@ mod chat {
 
     /// Asks the model API which models `key` may call whenever it changes to
     /// something shaped like a key; an unknown answer leaves every model.
-    pub fn follow_key_models(key: RwSignal<String>, models: RwSignal<Option<Vec<String>>>) {
+    /// Keeps `models` to what `GET /v1/models` lists for the key in the
+    /// field, and `refused` to Tollgate's message when it refuses the key.
+    pub fn follow_key_models(
+        key: RwSignal<String>,
+        models: RwSignal<Option<Vec<String>>>,
+        refused: RwSignal<Option<String>>,
+    ) {
         #[cfg(feature = "hydrate")]
         Effect::new(move |_| {
             let secret = key.get().trim().to_owned();
@@ -1036,21 +1051,29 @@ mod chat {
                 if models.with_untracked(Option::is_some) {
                     models.set(None);
                 }
+                if refused.with_untracked(Option::is_some) {
+                    refused.set(None);
+                }
                 return;
             }
             leptos::task::spawn_local(async move {
-                let names = browser::models_for(&secret).await;
+                let answer = browser::models_for(&secret).await;
                 // Only for the key still in the field, and the page still open.
                 if key
                     .try_get_untracked()
                     .is_some_and(|now| now.trim() == secret)
                 {
+                    let (names, refusal) = match answer {
+                        Ok(names) => (names, None),
+                        Err(message) => (None, Some(message)),
+                    };
                     models.try_set(names);
+                    refused.try_set(refusal);
                 }
             });
         });
         #[cfg(not(feature = "hydrate"))]
-        let _ = (key, models);
+        let _ = (key, models, refused);
     }
 
     pub fn start(request: Request, stop: Stop, sink: Sink) {
@@ -1168,24 +1191,35 @@ mod chat {
         }
 
         /// The model names `GET /v1/models` lists for `key`; `None` when it
-        /// refuses the key or cannot be reached.
-        pub async fn models_for(key: &str) -> Option<Vec<String>> {
-            let response = Fetch::get("/v1/models")
+        /// cannot be reached or answers otherwise; Tollgate's message when
+        /// it refuses the key itself (401, 403).
+        pub async fn models_for(key: &str) -> Result<Option<Vec<String>>, String> {
+            let Ok(response) = Fetch::get("/v1/models")
                 .header("authorization", &format!("Bearer {key}"))
                 .send()
                 .await
-                .ok()?;
-            if response.status() != 200 {
-                return None;
+            else {
+                return Ok(None);
+            };
+            let status = response.status();
+            let Ok(answer) = response.json::<Value>().await else {
+                return Ok(None);
+            };
+            if matches!(status, 401 | 403) {
+                return match answer["error"]["message"].as_str() {
+                    Some(message) => Err(message.to_owned()),
+                    None => Ok(None),
+                };
             }
-            let list: Value = response.json().await.ok()?;
-            Some(
-                list["data"]
-                    .as_array()?
+            if status != 200 {
+                return Ok(None);
+            }
+            Ok(answer["data"].as_array().map(|models| {
+                models
                     .iter()
                     .filter_map(|m| m["id"].as_str().map(str::to_owned))
-                    .collect(),
-            )
+                    .collect()
+            }))
         }
 
         pub async fn run(request: Request, stop: Stop, generation: u64, sink: Sink) {
