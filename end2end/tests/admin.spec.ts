@@ -38,6 +38,10 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   const admin = await adminContext.newPage();
   const adminErrors = watchErrors(admin, { allow4xx: true });
   await logInAsAdmin(admin);
+  // A search that finds no one says so, without an empty table under it.
+  await admin.goto(`/admin?q=${encodeURIComponent(`nobody-${unique()}`)}`);
+  await expect(admin.getByText("No users match.")).toBeVisible();
+  await expect(admin.getByRole("table")).toHaveCount(0);
   await openAccount(admin, email);
   await expect(admin.getByTestId("admin-user-balance")).toHaveText("10 credits");
 
@@ -64,6 +68,9 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await admin.getByRole("button", { name: "Apply" }).click();
   const refusal = admin.getByText("is more than the balance");
   await expect(refusal).toBeVisible();
+  // Focus goes to the field the refusal is about, once the page has drawn
+  // its data again.
+  await expect(admin.getByLabel("Amount (credits; negative to deduct)")).toBeFocused();
 
   await admin.getByLabel("Move to plan").selectOption("pro");
   await admin.getByRole("button", { name: "Assign plan" }).click();
@@ -95,12 +102,27 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await ask.getByRole("button", { name: "Yes, revoke" }).click();
   await expect(admin.getByRole("status")).toHaveText("Key revoked.");
   await expect(keyRow).toContainText("revoked");
+  // The button pressed is gone: focus goes to the keys' heading, not back
+  // to the start of the page.
+  await expect(admin.getByRole("heading", { name: "Keys" })).toBeFocused();
   await expect(keyRow.getByRole("button", { name: "Revoke" })).toHaveCount(0);
   await expect(admin.getByTestId("audit-events")).toContainText("key.revoke");
 
+  // Rotating all keys of an account with none active says so, with no
+  // empty list of new secrets.
+  await admin.getByRole("button", { name: "Rotate all keys" }).click();
+  await admin.getByRole("button", { name: "Yes, rotate all keys" }).click();
+  await expect(admin.getByRole("status")).toHaveText("The account has no active keys: none was rotated.");
+  await expect(admin.getByTestId("rotated-secrets")).toHaveCount(0);
+
   // Saved limits show as saved, the second time too (the fields are kept
   // when the page's data comes again, and used to show the values before).
+  // A refused value gets the focus.
   const perMinute = admin.getByLabel("Requests a minute");
+  await perMinute.fill("lots");
+  await admin.getByRole("button", { name: "Save limits" }).click();
+  await expect(perMinute).toHaveAttribute("aria-invalid", "true");
+  await expect(perMinute).toBeFocused();
   for (const value of ["7", "9"]) {
     await perMinute.fill(value);
     await admin.getByRole("button", { name: "Save limits" }).click();

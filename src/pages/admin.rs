@@ -237,6 +237,7 @@ fn AdminUsers() -> impl IntoView {
                             let empty = rows.is_empty();
                             view! {
                             {empty.then(|| view! { <p class="text-slate-500">"No users match."</p> })}
+                            {(!empty).then(move || view! {
                             <ScrollRegion label="Users">
                             <table class="w-full text-left text-sm">
                                 <thead class="text-slate-500">
@@ -271,6 +272,7 @@ fn AdminUsers() -> impl IntoView {
                                 </tbody>
                             </table>
                             </ScrollRegion>
+                            })}
                             <Pager page=page.get_untracked() full href=move |p| format!("/admin?q={q}&page={p}") />
                         }.into_any()},
                         Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),

@@ -11,7 +11,7 @@ use super::{
     admin::{AdminOnly, AdminTabs},
     forms::{
         BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, FormStatus, LastError, LastOutcome,
-        NeedsScript, ScrollRegion, SubmitAskingFirst, last_error, record_outcome,
+        NeedsScript, Refocus, ScrollRegion, SubmitAskingFirst, last_error, record_outcome,
     },
 };
 use crate::accounts::types::FormError;
@@ -232,6 +232,8 @@ fn PlanList() -> impl IntoView {
     let error = last_error(save.value());
     let saved = super::forms::completions(save.value());
     let plans = Resource::new(move || saved.get(), |_| admin_plans());
+    // The form is outside the table drawn again, so a refusal's focus stays.
+    super::forms::focus_first_invalid(save.value(), "new-plan");
     let created = move || {
         save.value()
             .get()
@@ -286,7 +288,7 @@ fn PlanList() -> impl IntoView {
                 })}
             </Transition>
         </div>
-        <section class=CARD>
+        <section class=CARD id="new-plan">
             <h2 class="mb-3 text-lg font-semibold">"New plan"</h2>
             {created}
             <FormAlert error />
@@ -373,6 +375,9 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
             "Plan restored: it takes new users again."
         }
     });
+    let refocus = Refocus::default();
+    refocus.after(save.value(), "plan-settings");
+    refocus.after(retire.value(), "plan-retire");
     let done = move || outcome.get().and_then(Result::ok);
     view! {
         <AdminTabs current="plans" />
@@ -383,6 +388,7 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                     Ok(d) => d,
                     Err(e) => return view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                 };
+                refocus.drawn();
                 let retired = d.row.retired_at.is_some();
                 let slug = d.row.slug.clone();
                 let retire_slug = slug.clone();
@@ -396,7 +402,7 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                     <NeedsScript what="Retiring a plan" />
                     <p class="mb-6 text-slate-600" data-testid="plan-state">{state}</p>
                     <FormStatus message=Signal::derive(done) />
-                    <section class=format!("{CARD} mb-6")>
+                    <section class=format!("{CARD} mb-6") id="plan-settings">
                         <h2 class="mb-3 text-lg font-semibold">"Settings"</h2>
                         <FormAlert error=save_error />
                         <ActionForm action=save>
@@ -415,7 +421,7 @@ fn PlanEditor(slug: Memo<String>) -> impl IntoView {
                         }.into_any()
                     } else {
                         view! {
-                            <section class=CARD>
+                            <section class=CARD id="plan-retire">
                                 <h2 class="mb-3 text-lg font-semibold">{if retired { "Restore" } else { "Retire" }}</h2>
                                 <FormAlert error=retire_error />
                                 <p class="mb-3 text-sm text-slate-600">{if retired {

@@ -13,7 +13,7 @@ use super::{
     admin::{AdminOnly, AuditRow},
     forms::{
         BUTTON, CARD, DANGER_BUTTON, Field, FormAlert, FormStatus, LastOutcome, NeedsScript,
-        ScrollRegion, SecretToCopy, Submit, SubmitAskingFirst, last_error, record_outcome,
+        Refocus, ScrollRegion, SecretToCopy, Submit, SubmitAskingFirst, last_error, record_outcome,
     },
 };
 use crate::{
@@ -339,9 +339,23 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
     let outcome = LastOutcome::new(None);
     record_outcome(outcome, credits.value(), "Credits adjusted.");
     record_outcome(outcome, plan.value(), "Plan changed.");
-    record_outcome(outcome, revoke.value(), "Keys revoked.");
+    // An account with no active keys is told so, not "Keys rotated." beside
+    // an empty list of new secrets.
+    super::forms::record_outcome_by(outcome, revoke.value(), |revoked: &u64| {
+        if *revoked == 0 {
+            "The account has no active keys: none was revoked."
+        } else {
+            "Keys revoked."
+        }
+    });
     record_outcome(outcome, revoke_one.value(), "Key revoked.");
-    record_outcome(outcome, rotate.value(), "Keys rotated.");
+    super::forms::record_outcome_by(outcome, rotate.value(), |issued: &Vec<IssuedKey>| {
+        if issued.is_empty() {
+            "The account has no active keys: none was rotated."
+        } else {
+            "Keys rotated: the new secrets are below."
+        }
+    });
     super::forms::record_outcome_by(
         outcome,
         toggle.value(),
@@ -372,6 +386,15 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
         },
         false,
     );
+    let refocus = Refocus::default();
+    refocus.after_success(credits.value(), "admin-credits");
+    refocus.after(plan.value(), "admin-plan");
+    refocus.after(toggle.value(), "admin-account");
+    refocus.after(revoke.value(), "admin-account");
+    refocus.after(rotate.value(), "admin-account");
+    refocus.after(reset.value(), "admin-password");
+    refocus.after(limits.value(), "admin-limits");
+    refocus.after(revoke_one.value(), "admin-keys");
     let done = move || outcome.get().and_then(Result::ok);
     view! {
         <p class="mb-2 text-sm"><a href="/admin" class="text-amber-700 hover:underline">"← All users"</a></p>
@@ -381,6 +404,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                     Ok(d) => d,
                     Err(e) => return view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                 };
+                refocus.drawn();
                 let status = if d.disabled { "disabled" } else { "active" };
                 let toggle_label = if d.disabled { "Enable account" } else { "Disable account" };
                 let toggle_yes = if d.disabled { "Yes, enable account" } else { "Yes, disable account" };
@@ -405,7 +429,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                     </div>
 
                     <div class="mb-6 grid gap-4 lg:grid-cols-2">
-                        <section class=CARD>
+                        <section class=CARD id="admin-credits">
                             <h2 class="mb-3 text-lg font-semibold">"Add or deduct credits"</h2>
                             <FormAlert error=credits_error />
                             <ActionForm action=credits>
@@ -418,6 +442,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                             </ActionForm>
                         </section>
                         <section class=CARD>
+                            <div id="admin-plan">
                             <h2 class="mb-3 text-lg font-semibold">"Plan"</h2>
                             <FormAlert error=plan_error />
                             <ActionForm action=plan>
@@ -439,6 +464,8 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 </p>
                                 <Submit class=BUTTON busy=plan.pending()>"Assign plan"</Submit>
                             </ActionForm>
+                            </div>
+                            <div id="admin-account">
                             <h2 class="mb-3 mt-6 text-lg font-semibold">"Account"</h2>
                             <FormAlert error=toggle_error />
                             <FormAlert error=revoke_error />
@@ -460,6 +487,8 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                         question=Some("Give every active key of this account a new secret? The old secrets stop at once; the new ones are shown here once.".to_owned())>"Rotate all keys"</SubmitAskingFirst>
                                 </ActionForm>
                             </div>
+                            </div>
+                            <div id="admin-password">
                             <h2 class="mb-2 mt-6 text-lg font-semibold">"Password"</h2>
                             <p class="mb-3 text-sm text-slate-600">"A user who forgot their password gets a one-time link to set a new one, valid for an hour. Tollgate sends no email: pass it on privately."</p>
                             <FormAlert error=reset_error />
@@ -477,7 +506,8 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                     )}</p>
                                 </div>
                             })}
-                            {move || rotate.value().get().and_then(Result::ok).map(|issued| view! {
+                            </div>
+                            {move || rotate.value().get().and_then(Result::ok).filter(|issued| !issued.is_empty()).map(|issued| view! {
                                 <div class="mt-4 rounded-md border border-amber-300 bg-amber-50 p-3 text-sm" data-testid="rotated-secrets">
                                     <p class="mb-2 font-semibold">"New secrets, shown only now. Pass them to the account's owner safely."</p>
                                     <ul class="space-y-1 font-mono text-xs break-all">
@@ -488,7 +518,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                         </section>
                     </div>
 
-                    <section class=format!("{CARD} mb-6")>
+                    <section class=format!("{CARD} mb-6") id="admin-limits">
                         <h2 class="mb-1 text-lg font-semibold">"Limits"</h2>
                         <p class="mb-3 text-sm text-slate-600">"Empty fields follow the plan (its value is shown greyed). A value here replaces the plan's for this account only."</p>
                         <FormAlert error=limits_error />
@@ -506,9 +536,10 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                         </ActionForm>
                     </section>
 
-                    <section class=format!("{CARD} mb-6")>
+                    <section class=format!("{CARD} mb-6") id="admin-keys">
                         <h2 class="mb-3 text-lg font-semibold">"Keys"</h2>
                         <FormAlert error=revoke_one_error />
+                        <ScrollRegion label="Keys">
                         <table class="w-full text-left text-sm">
                             <thead class="text-slate-500"><tr><th class="py-2">"Name"</th><th>"Key"</th><th>"Status"</th><th class="text-right">"Uses"</th><th>"Last used"</th><th class="relative"><span class="sr-only">"Actions"</span></th></tr></thead>
                             <tbody>
@@ -539,6 +570,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        </ScrollRegion>
                     </section>
 
                     // One above the other: the audit table's columns were cut off

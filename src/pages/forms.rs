@@ -78,6 +78,98 @@ pub fn focus_first_invalid<T: Send + Sync + 'static>(
     );
 }
 
+/// Where focus goes on a page that draws itself again after each of its
+/// actions (its data fetched anew): the button pressed is gone with the
+/// drawing it was in, so focus would fall to the page's start. After a
+/// refusal it goes to the first field marked invalid in the action's part of
+/// the page, else to that part's heading; after a success, to the heading.
+#[derive(Clone, Copy)]
+pub struct Refocus(StoredValue<Option<(&'static str, bool)>>);
+
+impl Default for Refocus {
+    fn default() -> Self {
+        Self(StoredValue::new(None))
+    }
+}
+
+impl Refocus {
+    /// After each answer of the action whose result is `value` (each draws
+    /// the page again but a refusal because the session ended, see
+    /// [`completions`]), focus goes into the element with id `part` once the
+    /// page has drawn again.
+    pub fn after<T: Send + Sync + 'static>(
+        self,
+        value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
+        part: &'static str,
+    ) {
+        Effect::watch(
+            move || match value.get() {
+                Some(Ok(_)) => Some(true),
+                Some(Err(e)) if !e.signed_out => Some(false),
+                _ => None,
+            },
+            move |answered, _, _| {
+                if let Some(succeeded) = answered {
+                    self.0.set_value(Some((part, *succeeded)));
+                }
+            },
+            false,
+        );
+    }
+
+    /// As [`Self::after`] for an action whose success alone draws the page
+    /// again: after a refusal, the page as it is gets the focus moved.
+    pub fn after_success<T: Send + Sync + 'static>(
+        self,
+        value: impl Get<Value = Option<Result<T, FormError>>> + Copy + Send + Sync + 'static,
+        part: &'static str,
+    ) {
+        Effect::watch(
+            move || matches!(value.get(), Some(Ok(_))),
+            move |succeeded, _, _| {
+                if *succeeded {
+                    self.0.set_value(Some((part, true)));
+                }
+            },
+            false,
+        );
+        focus_first_invalid(value, part);
+    }
+
+    /// Called where the page draws its data: moves focus as the last
+    /// answer asks, once.
+    pub fn drawn(self) {
+        let Some((part, succeeded)) = self.0.try_update_value(Option::take).flatten() else {
+            return;
+        };
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast;
+            request_animation_frame(move || {
+                let find = |selector: String| {
+                    document()
+                        .query_selector(&selector)
+                        .ok()
+                        .flatten()
+                        .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
+                };
+                let invalid = (!succeeded)
+                    .then(|| find(format!(r#"#{part} [aria-invalid="true"]"#)))
+                    .flatten();
+                if let Some(target) = invalid.or_else(|| find(format!("#{part} h2"))) {
+                    if target.get_attribute("aria-invalid").is_none() {
+                        // A heading takes focus only from code.
+                        let _ = target.set_attribute("tabindex", "-1");
+                    }
+                    let _ = target.focus();
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (part, succeeded);
+    }
+}
+
 /// Counts the completions of the action whose result is `value`, but for a
 /// refusal because the session ended. A page fetches its data again on this
 /// count: fetched again then, the data's own refusal replaced the page, and
