@@ -433,7 +433,8 @@ pub fn SecretToCopy(secret: String, testid: &'static str) -> impl IntoView {
     let to_copy = secret.clone();
     view! {
         <div class="mt-1 flex items-center gap-2">
-            <code tabindex="0" class="flex-1 overflow-x-auto rounded bg-white px-3 py-2 text-sm" data-testid=testid>{secret}</code>
+            // Wrapped, not scrolled: shown once, it is read whole on a phone too.
+            <code class="min-w-0 flex-1 break-all rounded bg-white px-3 py-2 text-sm" data-testid=testid>{secret}</code>
             <button
                 class="rounded-md border border-slate-300 bg-white px-3 py-2 text-sm hover:bg-slate-100 disabled:opacity-50"
                 disabled=move || !hydrated.get()
