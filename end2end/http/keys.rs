@@ -127,7 +127,7 @@ async fn invalid_requests_name_each_bad_field() {
     let (status, body) = create(
         &app,
         &b,
-        json!({ "name": "", "env": "prod", "scopes": ["root"], "ip_allowlist": ["999.1.1.1"], "usage_cap": 0 }),
+        json!({ "name": "", "env": "prod", "scopes": ["root"], "ip_allowlist": ["999.1.1.1", "10.0.0.0/8", "office"], "usage_cap": 0 }),
     )
     .await;
     assert_eq!(status, 422);
@@ -135,6 +135,11 @@ async fn invalid_requests_name_each_bad_field() {
     for field in ["name", "env", "scopes", "ip_allowlist", "usage_cap"] {
         assert!(fields.contains_key(field), "{field}: {body}");
     }
+    // Every entry refused is named, not only the first.
+    assert_eq!(
+        fields["ip_allowlist"], r#""999.1.1.1" and "office" are not IP addresses or CIDR ranges."#,
+        "{body}"
+    );
     assert_eq!(body["error"]["code"], "invalid_fields");
 
     let response = b

@@ -282,13 +282,18 @@ fn validate_kept(
         if list.len() > 100 {
             fail("ip_allowlist", "Use at most 100 entries.".into());
         }
-        if let Some(bad) = list
+        let bad: Vec<&String> = list
             .iter()
-            .find(|e| crate::gateway::client_ip::parse_network(e).is_none())
-        {
+            .filter(|e| crate::gateway::client_ip::parse_network(e).is_none())
+            .collect();
+        if !bad.is_empty() {
             fail(
                 "ip_allowlist",
-                format!("{bad:?} is not an IP address or CIDR range."),
+                refused_entries(
+                    &bad,
+                    "is not an IP address or CIDR range",
+                    "are not IP addresses or CIDR ranges",
+                ),
             );
         }
     }
@@ -318,10 +323,15 @@ fn validate_kept(
         if list.len() > 50 {
             fail("referrer_domains", "Use at most 50 domains.".into());
         }
-        if let Some(bad) = list.iter().find(|d| !valid(d)) {
+        let bad: Vec<&String> = list.iter().filter(|d| !valid(d)).collect();
+        if !bad.is_empty() {
             fail(
                 "referrer_domains",
-                format!("{bad:?} is not a domain like app.example.com or *.example.com."),
+                refused_entries(
+                    &bad,
+                    "is not a domain like app.example.com or *.example.com",
+                    "are not domains like app.example.com or *.example.com",
+                ),
             );
         }
     }
@@ -899,6 +909,24 @@ pub async fn rotate_as(
         .collect())
 }
 
+/// A list's refused entries, each quoted, then what is wrong with them, said
+/// of one or of several: `"a" is …`, `"a" and "b" are …`, `"a", "b", "c"
+/// and 2 more are …`. Every one is named (a few at most), so a form does not
+/// refuse them one at a time.
+fn refused_entries(bad: &[&String], of_one: &str, of_several: &str) -> String {
+    const NAMED: usize = 3;
+    let mut names: Vec<String> = bad.iter().take(NAMED).map(|e| format!("{e:?}")).collect();
+    if bad.len() > NAMED {
+        names.push(format!("{} more", bad.len() - NAMED));
+    }
+    let last = names.pop().unwrap_or_default();
+    if names.is_empty() {
+        format!("{last} {of_one}.")
+    } else {
+        format!("{} and {last} {of_several}.", names.join(", "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,6 +936,21 @@ mod tests {
             name: name.into(),
             ..CreateKey::default()
         }
+    }
+
+    #[test]
+    fn every_refused_entry_of_a_list_is_named() {
+        let named = |entries: &[&str]| {
+            let owned: Vec<String> = entries.iter().map(|e| (*e).to_owned()).collect();
+            refused_entries(&owned.iter().collect::<Vec<_>>(), "is bad", "are bad")
+        };
+        assert_eq!(named(&["foo"]), r#""foo" is bad."#);
+        assert_eq!(named(&["foo", "bar"]), r#""foo" and "bar" are bad."#);
+        assert_eq!(named(&["a", "b", "c"]), r#""a", "b" and "c" are bad."#);
+        assert_eq!(
+            named(&["a", "b", "c", "d", "e"]),
+            r#""a", "b", "c" and 2 more are bad."#
+        );
     }
 
     #[test]
