@@ -28,8 +28,9 @@ test("paste a key, stream a reply from demo, hit the plan's limit and see the co
   await expect(reply).toContainText('Your message had 3 words: "Hello there playground".');
   await expect(page.getByRole("button", { name: "Stop" })).toBeDisabled();
   await expect(page.getByTestId("requests-remaining")).toContainText("1 of 2 requests left");
-  // The reply shows what it used, from the stream's usage chunk.
-  await expect(reply.getByTestId("reply-usage")).toHaveText(/^[1-9]\d* prompt \+ [1-9]\d* completion tokens$/);
+  // The reply shows what it used: its tokens, from the stream's usage
+  // chunk, and once settled, its credits.
+  await expect(reply.getByTestId("reply-usage")).toHaveText(/^[1-9]\d* prompt \+ [1-9]\d* completion tokens, 0\.\d+ credits$/);
 
   await send("Second question");
   await expect(transcript.locator('[data-role="assistant"]').last()).toContainText("had 2 words");
@@ -393,6 +394,6 @@ test("a longest reply is sent as max_tokens and a reply cut there says so; one t
   expect((await sent).postDataJSON().max_tokens).toBe(3);
   const reply = transcript.locator('[data-role="assistant"]');
   await expect(reply).toContainText("(cut short at the longest reply)");
-  await expect(reply.getByTestId("reply-usage")).toHaveText(/^[1-9]\d* prompt \+ 3 completion tokens$/);
+  await expect(reply.getByTestId("reply-usage")).toHaveText(/^[1-9]\d* prompt \+ 3 completion tokens, [\d.]+ credits$/);
   expect(errors).toEqual([]);
 });

@@ -887,15 +887,18 @@ mod chat {
             });
         }
 
-        /// Looks up what the last call was charged when it was stopped or cut
-        /// off (its reply, or its message when no answer came: the turn
-        /// last), which no usage chunk says, and shows it on that turn.
-        pub fn charge_of_unfinished(&self) {
+        /// Looks up what the last call was charged, as settled, and shows it
+        /// on its turn: a whole reply's credits, which its usage chunk does
+        /// not say, and a reply stopped or cut off (or its message, when no
+        /// answer came: the turn last), which has no usage chunk at all.
+        pub fn charge_of_last_call(&self) {
             let Some(request_id) = self
                 .turns
                 .try_with_untracked(|t| {
                     t.last()
-                        .filter(|l| l.stopped || l.cut_off)
+                        .filter(|l| {
+                            l.stopped || l.cut_off || (l.role == "assistant" && !l.left_out)
+                        })
                         .and_then(|l| l.request_id.clone())
                 })
                 .flatten()
@@ -1084,8 +1087,9 @@ mod chat {
             let stopped = stop.since(generation);
             sink.ended(stopped);
             sink.streaming.try_set(false);
-            // A reply stopped or cut off has no usage chunk: its settlement says.
-            sink.charge_of_unfinished();
+            // What the call was charged, from its settlement: a usage chunk
+            // says tokens only, and a reply stopped or cut off has none.
+            sink.charge_of_last_call();
         });
         #[cfg(not(feature = "hydrate"))]
         {
