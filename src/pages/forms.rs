@@ -46,6 +46,25 @@ pub fn focus_by_id(id: impl Into<String>) {
     let _ = id.into();
 }
 
+/// The first element `selector` matches in the page, as one that can take
+/// focus.
+#[cfg(feature = "hydrate")]
+fn focusable(selector: &str) -> Option<web_sys::HtmlElement> {
+    use wasm_bindgen::JsCast;
+    document()
+        .query_selector(selector)
+        .ok()
+        .flatten()
+        .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
+}
+
+/// The selector of the first field marked invalid inside the element with id
+/// `within`.
+#[cfg(feature = "hydrate")]
+fn first_invalid(within: &str) -> String {
+    format!(r#"#{within} [aria-invalid="true"]"#)
+}
+
 /// After each refusal of the action whose result is `value`, moves focus to
 /// the first field marked invalid inside the element with id `within` (its
 /// form's section: another form's old errors stay marked), so a keyboard
@@ -59,14 +78,8 @@ pub fn focus_first_invalid<T: Send + Sync + 'static>(
         move |refused, _, _| {
             #[cfg(feature = "hydrate")]
             if *refused {
-                use wasm_bindgen::JsCast;
                 request_animation_frame(move || {
-                    if let Some(field) = document()
-                        .query_selector(&format!(r#"#{within} [aria-invalid="true"]"#))
-                        .ok()
-                        .flatten()
-                        .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
-                    {
+                    if let Some(field) = focusable(&first_invalid(within)) {
                         let _ = field.focus();
                     }
                 });
@@ -143,28 +156,18 @@ impl Refocus {
             return;
         };
         #[cfg(feature = "hydrate")]
-        {
-            use wasm_bindgen::JsCast;
-            request_animation_frame(move || {
-                let find = |selector: String| {
-                    document()
-                        .query_selector(&selector)
-                        .ok()
-                        .flatten()
-                        .and_then(|element| element.dyn_into::<web_sys::HtmlElement>().ok())
-                };
-                let invalid = (!succeeded)
-                    .then(|| find(format!(r#"#{part} [aria-invalid="true"]"#)))
-                    .flatten();
-                if let Some(target) = invalid.or_else(|| find(format!("#{part} h2"))) {
-                    if target.get_attribute("aria-invalid").is_none() {
-                        // A heading takes focus only from code.
-                        let _ = target.set_attribute("tabindex", "-1");
-                    }
-                    let _ = target.focus();
-                }
-            });
-        }
+        request_animation_frame(move || {
+            let invalid = (!succeeded)
+                .then(|| focusable(&first_invalid(part)))
+                .flatten();
+            if let Some(field) = invalid {
+                let _ = field.focus();
+            } else if let Some(heading) = focusable(&format!("#{part} h2")) {
+                // A heading takes focus only from code.
+                let _ = heading.set_attribute("tabindex", "-1");
+                let _ = heading.focus();
+            }
+        });
         #[cfg(not(feature = "hydrate"))]
         let _ = (part, succeeded);
     }
