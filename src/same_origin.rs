@@ -58,7 +58,7 @@ pub async fn require_same_origin(
 
 /// A plain form post that fails comes back to its page with the error in
 /// the query (Leptos' `__err`, beside `__path`), which the page shows, its
-/// fields filled from it. Only the site's own redirect may bring one: a link
+/// fields filled from it; one that succeeds, with `done` naming what it did. Only the site's own redirect may bring one: a link
 /// from elsewhere could put any message on the site's pages and fill in an
 /// admin's credit form. Such a request is sent to the page without them.
 pub async fn drop_foreign_form_errors(
@@ -74,7 +74,7 @@ pub async fn drop_foreign_form_errors(
         return next.run(request).await;
     };
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    let is_round_trip = |name: &str| name == "__err" || name == "__path";
+    let is_round_trip = |name: &str| matches!(name, "__err" | "__path" | "done");
     if !pairs.iter().any(|(name, _)| is_round_trip(name))
         || from_this_site(request.headers(), &site)
     {

@@ -92,6 +92,15 @@ pub fn is_plain_form_post() -> bool {
     })
 }
 
+/// Sends a plain form post that succeeded back to `page` with `?done=<what>`,
+/// which the page shows as the form's success message: Leptos' own redirect
+/// back carries only refusals. Script callers are answered as before.
+pub fn done_without_script(page: &str, what: &str) {
+    if is_plain_form_post() {
+        leptos_axum::redirect(&format!("{page}?done={what}"));
+    }
+}
+
 /// Turns a refused account operation into the form's error, and gives script
 /// callers the matching status (and `Retry-After` when throttled). Plain form
 /// posts keep Leptos' redirect back to the form instead.

@@ -1,5 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
-import { unique, watchErrors } from "./support";
+import { logInAsAdmin, unique, watchErrors } from "./support";
 
 const nav = (page: Page) => page.getByRole("navigation", { name: "Main" });
 
@@ -137,5 +137,52 @@ test.describe("without JavaScript", () => {
     await page.getByRole("button", { name: "Create account" }).click();
     await expect(page).toHaveURL(/\/welcome$/);
     await expect(page.getByTestId("primary-key")).toContainText("tg_live_");
+
+    // A form that succeeds says so, as it does with JavaScript.
+    await page.goto("/account");
+    const renamed = page.locator("#account-name");
+    await expect(renamed.getByText("Saved.")).toHaveCount(0);
+    await renamed.getByLabel("Display name").fill("Plain Poster");
+    await renamed.getByRole("button", { name: "Save name" }).click();
+    await expect(page.getByTestId("account-name")).toHaveText("Plain Poster");
+    await expect(renamed.getByText("Saved.")).toBeVisible();
+    const password = page.locator("#account-password");
+    await password.getByLabel("Current password").fill("plain-form-passphrase-3");
+    await password.getByLabel("New password").fill("plain-form-passphrase-4");
+    await password.getByRole("button", { name: "Change password" }).click();
+    await expect(password.getByText("Password changed. Other sessions have been signed out.")).toBeVisible();
+    await expect(renamed.getByText("Saved.")).toHaveCount(0);
+
+    // So does an admin's: the credits a correction added, and its message.
+    await page.getByRole("button", { name: "Log out" }).click();
+    await logInAsAdmin(page);
+    await page.goto(`/admin?q=${encodeURIComponent(email)}`);
+    await page.getByRole("link", { name: email }).click();
+    await expect(page).toHaveURL(/\/admin\/users\/\d+$/);
+    await page.getByLabel("Amount (credits; negative to deduct)").fill("5");
+    await page.getByLabel("Reason").fill("posted plainly");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await expect(page.getByRole("status")).toHaveText("Credits adjusted.");
+    await expect(page.getByTestId("admin-user-balance")).toHaveText("15 credits");
+    await page.getByLabel("Requests a minute").fill("4");
+    await page.getByRole("button", { name: "Save limits" }).click();
+    await expect(page.getByRole("status")).toHaveText("Limits saved. They apply from the account's next request.");
+    await expect(page.getByLabel("Requests a minute")).toHaveValue("4");
+  });
+
+  test("a success message comes only from the site's own redirect", async ({ page }) => {
+    // A link from elsewhere cannot make a page say a form succeeded.
+    await registerPlainly(page);
+    await page.goto("/account?done=name", { referer: "https://elsewhere.test/" });
+    await expect(page.locator("#account-name").getByText("Saved.")).toHaveCount(0);
   });
 });
+
+async function registerPlainly(page: Page) {
+  await page.goto("/register");
+  await page.getByLabel("Email").fill(`nojs-${unique()}@example.com`);
+  await page.getByLabel("Display name").fill("No Script");
+  await page.getByLabel("Password").fill("plain-form-passphrase-5");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/welcome$/);
+}

@@ -16,9 +16,12 @@ use crate::accounts::types::{CurrentUser, FormError};
 pub async fn update_display_name(display_name: String) -> Result<String, FormError> {
     use crate::{accounts::service, request_meta::RequestMeta, server_ctx};
     let (state, _, user) = server_ctx::signed_in_user().await?;
-    service::change_display_name(&state, &RequestMeta::current(), &user, &display_name)
-        .await
-        .map_err(|e| server_ctx::refuse(e).keep("display_name", &display_name))
+    let renamed =
+        service::change_display_name(&state, &RequestMeta::current(), &user, &display_name)
+            .await
+            .map_err(|e| server_ctx::refuse(e).keep("display_name", &display_name))?;
+    server_ctx::done_without_script("/account", "name");
+    Ok(renamed)
 }
 
 #[server(endpoint = "account/password")]
@@ -47,6 +50,7 @@ pub async fn change_password(
         .await
         .map_err(server_ctx::session_failed)?;
     server_ctx::remember_device(&state, user.id, epoch).await;
+    server_ctx::done_without_script("/account", "password");
     Ok(())
 }
 
@@ -128,6 +132,12 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
     let saved = |done: bool, text: &'static str| {
         done.then(|| view! { <p class="mt-3 text-sm text-emerald-700">{text}</p> })
     };
+    // A form posted without JavaScript comes back saying what it did.
+    let done_plainly = super::forms::done_without_script();
+    let (renamed_plainly, password_changed_plainly) = (
+        done_plainly.as_deref() == Some("name"),
+        done_plainly.as_deref() == Some("password"),
+    );
     let role = if me.is_admin { "Administrator" } else { "User" };
     let since = me.created_at.get(..10).unwrap_or_default().to_owned();
 
@@ -156,7 +166,7 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
                     <Submit class=BUTTON busy=rename.pending() id="save-name">"Save name"</Submit>
                 </ActionForm>
                 // The live region is there before its message, so it is read.
-                <div role="status">{move || saved(matches!(rename.value().get(), Some(Ok(_))), "Saved.")}</div>
+                <div role="status">{move || saved(matches!(rename.value().get(), Some(Ok(_))) || renamed_plainly, "Saved.")}</div>
             </section>
 
             <section id="account-password" class=CARD>
@@ -175,7 +185,7 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
                     />
                     <Submit class=BUTTON busy=password.pending()>"Change password"</Submit>
                 </ActionForm>
-                <div role="status">{move || saved(matches!(password.value().get(), Some(Ok(_))), "Password changed. Other sessions have been signed out.")}</div>
+                <div role="status">{move || saved(matches!(password.value().get(), Some(Ok(_))) || password_changed_plainly, "Password changed. Other sessions have been signed out.")}</div>
             </section>
 
             <section id="account-delete" class="rounded-lg border border-red-200 bg-white p-6 shadow-sm">

@@ -144,7 +144,28 @@ pub async fn admin_adjust_credits(
             .keep("amount", &amount)
             .keep("reason", &reason)
     })
+    .inspect(|_| done_without_script(user_id, "credits"))
 }
+
+/// A plain form post on the user page comes back to it saying what it did.
+#[cfg(feature = "ssr")]
+fn done_without_script(user_id: i64, what: &str) {
+    crate::server_ctx::done_without_script(&format!("/admin/users/{user_id}"), what);
+}
+
+/// The success message of what a form posted without JavaScript did.
+fn done_plainly(what: &str) -> Option<&'static str> {
+    match what {
+        "credits" => Some(CREDITS_ADJUSTED),
+        "plan" => Some(PLAN_CHANGED),
+        "limits" => Some(LIMITS_SAVED),
+        _ => None,
+    }
+}
+
+const CREDITS_ADJUSTED: &str = "Credits adjusted.";
+const PLAN_CHANGED: &str = "Plan changed.";
+const LIMITS_SAVED: &str = "Limits saved. They apply from the account's next request.";
 
 #[server(endpoint = "admin/user/plan")]
 pub async fn admin_assign_plan(user_id: i64, plan: String) -> Result<(), FormError> {
@@ -158,7 +179,7 @@ pub async fn admin_assign_plan(user_id: i64, plan: String) -> Result<(), FormErr
         &plan,
     )
     .await
-    .map(|_| ())
+    .map(|_| done_without_script(user_id, "plan"))
     .map_err(admin_refusal)
 }
 
@@ -195,7 +216,7 @@ pub async fn admin_set_limits(
         overrides,
     )
     .await
-    .map(|_| ())
+    .map(|_| done_without_script(user_id, "limits"))
     .map_err(|e| keep(admin_refusal(e)))
 }
 
@@ -336,9 +357,13 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
             }
         },
     );
-    let outcome = LastOutcome::new(None);
-    record_outcome(outcome, credits.value(), "Credits adjusted.");
-    record_outcome(outcome, plan.value(), "Plan changed.");
+    let outcome = LastOutcome::new(
+        super::forms::done_without_script()
+            .and_then(|what| done_plainly(&what))
+            .map(Ok),
+    );
+    record_outcome(outcome, credits.value(), CREDITS_ADJUSTED);
+    record_outcome(outcome, plan.value(), PLAN_CHANGED);
     // An account with no active keys is told so, not "Keys rotated." beside
     // an empty list of new secrets.
     super::forms::record_outcome_by(outcome, revoke.value(), |revoked: &u64| {
@@ -361,11 +386,7 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
         toggle.value(),
         super::admin::account_status_changed,
     );
-    record_outcome(
-        outcome,
-        limits.value(),
-        "Limits saved. They apply from the account's next request.",
-    );
+    record_outcome(outcome, limits.value(), LIMITS_SAVED);
     record_outcome(outcome, reset.value(), "Reset link made: copy it below.");
     // A success clears the refusals left beside the other forms: a refused
     // deduction stayed red next to a later "Limits saved." and read as

@@ -173,6 +173,12 @@ impl Refocus {
     }
 }
 
+/// What a form posted without JavaScript did, as its server function said
+/// on the way back (`?done=…`, see `server_ctx::done_without_script`).
+pub fn done_without_script() -> Option<String> {
+    leptos_router::hooks::use_query_map().with_untracked(|query| query.get("done"))
+}
+
 /// Counts the completions of the action whose result is `value`, but for a
 /// refusal because the session ended. A page fetches its data again on this
 /// count: fetched again then, the data's own refusal replaced the page, and
