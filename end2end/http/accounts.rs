@@ -496,6 +496,24 @@ async fn a_password_change_needs_the_current_one_and_ends_other_sessions() {
         .call(
             &laptop,
             "account/password",
+            &[("current_password", PASSWORD), ("new_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(answer.status, 422);
+    assert_eq!(
+        answer.body["fields"]["new_password"],
+        "This is your current password. Choose a new one."
+    );
+    assert_eq!(
+        app.me(&phone).await["email"],
+        "pw@example.com",
+        "a refused change ends no session"
+    );
+
+    let answer = app
+        .call(
+            &laptop,
+            "account/password",
             &[
                 ("current_password", PASSWORD),
                 ("new_password", "a-brand-new-passphrase"),

@@ -77,7 +77,7 @@ impl AccountError {
                 }),
             Self::EmailTaken => FormError::new("Some fields need attention.").field(
                 "email",
-                "An account with this email already exists. Log in instead?",
+                "An account with this email already exists: log in to it (the link below), or use another email.",
             ),
             Self::InvalidCredentials => FormError::new("Invalid email or password."),
             Self::Disabled => FormError::new("This account is disabled. Contact an administrator."),
@@ -364,6 +364,13 @@ pub async fn change_password(
     let new = Password::parse("new_password", new).map_err(|e| AccountError::Invalid(vec![e]))?;
     if !is_own_password(state, meta, user, current).await? {
         return Err(AccountError::WrongPassword);
+    }
+    // Checked once the current one is known right, so the message is true.
+    if new.expose() == current {
+        return Err(AccountError::Invalid(vec![InvalidInput {
+            field: "new_password",
+            message: "This is your current password. Choose a new one.".into(),
+        }]));
     }
     let hash = passwords::hash(&new)
         .await
