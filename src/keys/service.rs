@@ -54,7 +54,8 @@ impl KeyError {
                 fields.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
             Self::DailyLimit { frees_at } => format!(
-                "You can create at most 5 keys in 24 hours. The next one can be created after {frees_at}."
+                "You can create at most {} keys in 24 hours. The next one can be created after {frees_at}.",
+                crate::store::CREATIONS_PER_DAY
             ),
             Self::ActiveLimit { allowed } => format!(
                 "Your plan allows {allowed} active keys. Revoke a key or switch to a larger plan first."
@@ -341,7 +342,8 @@ fn validate_kept(
             scopes: &scopes,
             models: allowed_models.as_deref(),
             expires_at: expires_at.as_deref(),
-            uses_left: usage_cap.map(|cap| cap - used),
+            // Saturating: a cap out of range is refused above but still arrives here.
+            uses_left: usage_cap.map(|cap| cap.saturating_sub(used)),
             used,
             ip_allowlist: ip_allowlist.as_deref(),
             referrers: referrer_domains.as_deref(),
@@ -1008,6 +1010,26 @@ mod tests {
                 "usage_cap"
             ]
         );
+    }
+
+    #[test]
+    fn a_cap_far_out_of_range_is_refused_for_a_used_key_called_by_a_key() {
+        let wants = CreateKey {
+            name: "k".into(),
+            usage_cap: Some(i64::MIN),
+            ..CreateKey::default()
+        };
+        let own = Bounds::with_scopes(&["keys:write"]);
+        let Err(KeyError::Invalid(fields)) = validate_kept(
+            &wants,
+            (Some(&own), 1),
+            Models::any(None),
+            false,
+            Kept::default(),
+        ) else {
+            panic!("expected field errors");
+        };
+        assert!(fields.contains_key("usage_cap"), "{fields:?}");
     }
 
     #[test]

@@ -250,7 +250,7 @@ pub async fn list_keys(
         (status = 403, description = "The key lacks the scope, is a rotated key's previous secret (`previous_secret`), or a cross-site request", body = ErrorResponse),
         (status = 422, description = "Invalid fields, each named in `error.fields`", body = ErrorResponse),
         (status = 409, description = "The plan's active-key limit: revoke a key first", body = ErrorResponse),
-        (status = 429, description = "Five keys created in 24 hours; `Retry-After` says when the next may be", body = ErrorResponse),
+        (status = 429, description = "The most keys a day were created in the last 24 hours; `Retry-After` says when the next may be", body = ErrorResponse),
     ))]
 /// Create a key
 ///

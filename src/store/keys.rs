@@ -98,7 +98,7 @@ pub struct NewSecret<'a> {
 #[derive(Debug)]
 pub enum KeyCreation {
     Created(Box<KeyRecord>),
-    /// Five keys were created in the last 24 hours; the oldest leaves the window at `frees_at`.
+    /// `CREATIONS_PER_DAY` keys were created in the last 24 hours; the oldest leaves the window at `frees_at`.
     DailyLimit {
         frees_at: String,
     },
