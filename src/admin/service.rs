@@ -40,6 +40,9 @@ pub enum AdminError {
     /// The admin key that asked has less reach than a key it would rotate.
     #[error("{0}")]
     BeyondKey(String),
+    /// Asked with an admin key where only a signed-in admin may act.
+    #[error("{0}")]
+    SessionRequired(&'static str),
     #[error(
         "The correction is made (the balance is now {balance}), but the database refuses \
          writes just now: it is written as soon as the database takes them, and a stop of \
@@ -49,6 +52,40 @@ pub enum AdminError {
     NotWritten { balance: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl AdminError {
+    /// The status the REST API and the admin pages answer with.
+    pub fn status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Self::Invalid(_) | Self::Insufficient { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UserNotFound | Self::PlanNotFound | Self::KeyNotFound => StatusCode::NOT_FOUND,
+            Self::KeysChanged | Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::BeyondKey(_) | Self::SessionRequired(_) => StatusCode::FORBIDDEN,
+            Self::NotWritten { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the admin is told. Field errors are named field by field, and a
+    /// failed store by the adapter, which logs it.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Invalid(_) => "Check the highlighted fields.".to_owned(),
+            Self::UserNotFound => "There is no such user.".to_owned(),
+            Self::Insufficient { .. } => format!("{self}; nothing was deducted."),
+            Self::KeysChanged => format!("{self}; try again."),
+            Self::PlanNotFound => "There is no such plan.".to_owned(),
+            Self::KeyNotFound => {
+                "The account has no such key, or it is already revoked.".to_owned()
+            }
+            Self::Conflict(message) | Self::BeyondKey(message) => message.clone(),
+            Self::SessionRequired(message) => (*message).to_owned(),
+            Self::NotWritten { .. } => self.to_string(),
+            Self::Store(_) => "Something went wrong on our side. Try again in a moment.".to_owned(),
+        }
+    }
 }
 
 /// A signed amount of credits, exact to the micro-credit: `"25"`, `"-2.5"`.
@@ -370,16 +407,22 @@ pub const RESET_LINK_SECS: i64 = 3600;
 /// admin to pass on (Tollgate sends no email). The account's earlier links
 /// stop working. Only active accounts get one (a disabled account could not
 /// log in with its new password anyway), and not the admin's own, who is
-/// signed in and changes it on the account page. Callers make it from a
-/// session only: an admin key that leaked must not take over accounts.
+/// signed in and changes it on the account page. Only from a session
+/// (`admin_key` is the key the admin called with, if any): an admin key
+/// that leaked must not take over accounts.
 pub async fn password_reset_link(
     store: &Store,
     hasher: &crate::keys::hashing::KeyHasher,
     meta: &RequestMeta,
     public_url: &str,
-    admin_id: i64,
+    (admin_id, admin_key): (i64, Option<&crate::keys::bounds::Bounds>),
     user_id: i64,
 ) -> Result<crate::accounts::types::PasswordResetLink, AdminError> {
+    if admin_key.is_some() {
+        return Err(AdminError::SessionRequired(
+            "A password reset link is made by a signed-in admin, not with a key.",
+        ));
+    }
     if user_id == admin_id {
         return Err(AdminError::Conflict(
             "You are signed in: change your own password on your account page.".to_owned(),

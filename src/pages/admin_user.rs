@@ -64,47 +64,24 @@ pub const LIMITS: [(&str, &str); 5] = [
 #[cfg(feature = "ssr")]
 pub(super) fn admin_refusal(error: crate::admin::service::AdminError) -> FormError {
     use crate::admin::service::AdminError;
-    use axum::http::StatusCode;
-    let (status, form) = match error {
-        AdminError::Invalid(fields) => {
-            let mut form = FormError::new("Check the highlighted fields.");
-            for (name, message) in fields {
-                form = form.field(&name, message);
-            }
-            (StatusCode::UNPROCESSABLE_ENTITY, form)
+    let (status, message) = (error.status(), error.message());
+    let form = match error {
+        AdminError::Invalid(fields) => fields
+            .into_iter()
+            .fold(FormError::new(message), |form, (name, why)| {
+                form.field(&name, why)
+            }),
+        AdminError::Insufficient { .. } => {
+            FormError::new(message).field("amount", "More than the balance.")
         }
-        AdminError::UserNotFound => (
-            StatusCode::NOT_FOUND,
-            FormError::new("There is no such user."),
-        ),
-        e @ AdminError::Insufficient { .. } => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            FormError::new(format!("{e}; nothing was deducted."))
-                .field("amount", "More than the balance."),
-        ),
-        e @ AdminError::KeysChanged => (
-            StatusCode::CONFLICT,
-            FormError::new(format!("{e}; try again.")),
-        ),
-        AdminError::PlanNotFound => (
-            StatusCode::NOT_FOUND,
-            FormError::new("There is no such plan."),
-        ),
-        AdminError::KeyNotFound => (
-            StatusCode::NOT_FOUND,
-            FormError::new("The account has no such key, or it is already revoked."),
-        ),
-        AdminError::Conflict(message) => (StatusCode::CONFLICT, FormError::new(message)),
-        AdminError::BeyondKey(message) => (StatusCode::FORBIDDEN, FormError::new(message)),
-        AdminError::NotWritten { balance } => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            FormError::new(format!(
-                "The correction is made (the balance is now {balance} credits), but the database \
-                 refuses writes just now: it is written as soon as it takes them. Applying it \
-                 again from this form does not make it twice."
-            )),
-        ),
+        // The form's own words: the API's speak of idempotency keys.
+        AdminError::NotWritten { balance } => FormError::new(format!(
+            "The correction is made (the balance is now {balance} credits), but the database \
+             refuses writes just now: it is written as soon as it takes them. Applying it \
+             again from this form does not make it twice."
+        )),
         AdminError::Store(e) => return crate::server_ctx::internal(e),
+        _ => FormError::new(message),
     };
     crate::server_ctx::set_status(status, None);
     form
@@ -282,7 +259,8 @@ pub async fn admin_password_reset_link(user_id: i64) -> Result<PasswordResetLink
         &state.key_hasher,
         &RequestMeta::current(),
         &state.public_url,
-        admin.id,
+        // A page's server function is called with the session only.
+        (admin.id, None),
         user_id,
     )
     .await

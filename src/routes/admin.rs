@@ -6,7 +6,6 @@
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
-    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -89,33 +88,24 @@ pub struct UserList {
     pub offset: i64,
 }
 
+/// An account refusal on the admin API: the status and words the pages
+/// give it (`AccountError::status`, `into_form_error`), with the API's code.
 fn account_error(error: AccountError) -> Response {
-    match error {
-        AccountError::NotFound => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "user_not_found",
-            "No such user.",
-        )
-        .into_response(),
-        AccountError::DisablingSelf => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "cannot_disable_self",
-            "You cannot disable your own account.",
-        )
-        .into_response(),
-        other => {
-            tracing::error!(error = %other, "admin action failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal_error",
-                "The action failed.",
-            )
-            .into_response()
-        }
-    }
+    let status = error.status();
+    let code = match &error {
+        AccountError::NotFound => return AdminError::UserNotFound.into_response(),
+        AccountError::DisablingSelf => "cannot_disable_self",
+        _ if status.is_server_error() => "internal_error",
+        _ => "conflict",
+    };
+    let kind = if status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request_error"
+    };
+    // Logs a failure the way the pages do.
+    let message = error.into_form_error().message;
+    ApiError::new(status, kind, code, message).into_response()
 }
 
 /// List users
@@ -207,64 +197,43 @@ async fn set_disabled(
     }
 }
 
+/// The API's error type, code and `param` for an admin refusal; its status
+/// and message are the service's (`AdminError::status`, `message`).
+fn admin_error_code(error: &AdminError) -> (&'static str, &'static str, Option<&'static str>) {
+    match error {
+        AdminError::Invalid(_) => ("invalid_request_error", "invalid_fields", None),
+        AdminError::UserNotFound => ("invalid_request_error", "user_not_found", None),
+        AdminError::Insufficient { .. } => (
+            "invalid_request_error",
+            "insufficient_credits",
+            Some("amount"),
+        ),
+        AdminError::KeysChanged => ("invalid_request_error", "keys_changed", None),
+        AdminError::KeyNotFound => ("invalid_request_error", "key_not_found", None),
+        AdminError::PlanNotFound => ("invalid_request_error", "plan_not_found", None),
+        AdminError::Conflict(_) => ("invalid_request_error", "conflict", None),
+        AdminError::BeyondKey(_) => ("permission_error", "restriction_not_held", None),
+        AdminError::SessionRequired(_) => ("permission_error", "session_required", None),
+        AdminError::NotWritten { .. } => ("api_error", "records_unavailable", None),
+        AdminError::Store(_) => ("server_error", "internal_error", None),
+    }
+}
+
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         match self {
             AdminError::Invalid(fields) => ApiError::invalid_fields(fields).into_response(),
-            AdminError::UserNotFound => account_error(AccountError::NotFound),
-            AdminError::Insufficient { .. } => ApiError {
-                param: Some("amount".to_owned()),
-                ..ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_request_error",
-                    "insufficient_credits",
-                    format!("{self}; nothing was deducted."),
-                )
+            error => {
+                if let AdminError::Store(detail) = &error {
+                    tracing::error!(error = %detail, "admin action failed");
+                }
+                let (kind, code, param) = admin_error_code(&error);
+                ApiError {
+                    param: param.map(str::to_owned),
+                    ..ApiError::new(error.status(), kind, code, error.message())
+                }
+                .into_response()
             }
-            .into_response(),
-            AdminError::KeysChanged => ApiError::new(
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                "keys_changed",
-                format!("{self}; try again."),
-            )
-            .into_response(),
-            AdminError::KeyNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "key_not_found",
-                "The account has no such key, or it is already revoked.",
-            )
-            .into_response(),
-            AdminError::PlanNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "plan_not_found",
-                "No such plan.",
-            )
-            .into_response(),
-            AdminError::Conflict(message) => ApiError::new(
-                StatusCode::CONFLICT,
-                "invalid_request_error",
-                "conflict",
-                message,
-            )
-            .into_response(),
-            AdminError::BeyondKey(message) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "restriction_not_held",
-                message,
-            )
-            .into_response(),
-            AdminError::NotWritten { .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "api_error",
-                "records_unavailable",
-                self.to_string(),
-            )
-            .into_response(),
-            AdminError::Store(error) => account_error(error.into()),
         }
     }
 }
@@ -848,22 +817,12 @@ pub async fn password_reset_link(
     meta: RequestMeta,
     ApiPath(user_id): ApiPath<i64>,
 ) -> Response {
-    // A leaked admin key must not be able to take over accounts.
-    if key.is_some() {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "session_required",
-            "A password reset link is made by a signed-in admin, not with a key.",
-        )
-        .into_response();
-    }
     match admin_service::password_reset_link(
         &state.store,
         &state.key_hasher,
         &meta,
         &state.public_url,
-        admin.id,
+        (admin.id, key.as_ref()),
         user_id,
     )
     .await
