@@ -868,21 +868,29 @@ impl Limiters {
         ))
     }
 
-    /// How many of the user's requests a minute are in use now (taken and not
-    /// yet back), counting nothing: the usage page's last minute, as the
-    /// limit sees it rather than by calls ended in the last 60 seconds. The
-    /// probe runs inside the admissions' critical section, as
-    /// [`Self::peek_user`]'s does: a probe raised beside an admission would
-    /// turn its take into a probe, or the admission's lowered flag this probe
-    /// into a take.
-    pub fn minute_requests_in_use(
+    /// The user's requests counted now in the minute, hour and day windows,
+    /// counting nothing: the usage page's windows as the limits see them
+    /// (the minute's taken and not yet back, rather than calls ended in the
+    /// last 60 seconds; the hour's and day's as held in memory, which the
+    /// database has only after the next batch). The minute's probe runs
+    /// inside the admissions' critical section, as [`Self::peek_user`]'s
+    /// does: a probe raised beside an admission would turn its take into a
+    /// probe, or the admission's lowered flag this probe into a take.
+    pub async fn user_requests_in_use(
         &self,
         accounts: &Accounts,
-        user_id: i64,
         plan: &PlanRecord,
-    ) -> i64 {
-        let (_, (rpm, left)) = accounts.peek([], || self.probe_minute(user_id, plan));
-        i64::from(rpm - left.unwrap_or(0))
+        user_id: i64,
+        buckets: &Buckets,
+    ) -> Result<[i64; 3], StoreError> {
+        let windows = user_windows(user_id, plan, buckets);
+        for check in &windows {
+            accounts.load_window(&check.id).await?;
+        }
+        let ([hour, day], (rpm, left)) = accounts.peek([&windows[0].id, &windows[1].id], || {
+            self.probe_minute(user_id, plan)
+        });
+        Ok([i64::from(rpm - left.unwrap_or(0)), hour, day])
     }
 
     /// The user's minute window probed, taking nothing: its limit, and the

@@ -32,7 +32,8 @@ pub struct StoredAccount {
 }
 
 impl Store {
-    /// A window's count as last written (0 when it has none).
+    /// A window's count as last written (0 when it has none), for loading it
+    /// into memory (`Accounts::load_window`): a queued count may be newer.
     pub async fn window_count(
         &self,
         subject: &str,

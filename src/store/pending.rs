@@ -5,7 +5,9 @@
 //! flight, and the audit events that belong with
 //! them. A batch is written in one transaction by a background task every few
 //! milliseconds, on shutdown, and before any read of those tables (so
-//! the app always reads what it wrote). A failed batch goes back on the queue.
+//! the app always reads what it wrote), but for a window's count: the live
+//! one in memory is the count, and the stored one is read only to load it.
+//! A failed batch goes back on the queue.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 

@@ -7,7 +7,7 @@ use super::types::{DayPoint, GroupRow, RecentCall, UsageReport, WindowUse};
 use crate::{
     credits::format_credits,
     gateway::{Gateway, limits::Buckets},
-    store::{CallRecord, GroupUsage, Store, StoreError, Window},
+    store::{CallRecord, GroupUsage, Store, StoreError},
 };
 
 /// Days in the charts.
@@ -76,15 +76,9 @@ pub async fn report(
         .collect();
 
     let plan = store.plan_of_user(user_id).await?;
-    let subject = format!("user:{user_id}");
-    let minute = gateway
+    let [minute, hour, day] = gateway
         .limiters
-        .minute_requests_in_use(accounts, user_id, &plan);
-    let hour = store
-        .window_count(&subject, Window::Hour, &buckets.hour)
-        .await?;
-    let day = store
-        .window_count(&subject, Window::Day, &buckets.day)
+        .user_requests_in_use(accounts, &plan, user_id, &buckets)
         .await?;
     let balance = accounts
         .balance(user_id, &buckets.month)
