@@ -126,10 +126,10 @@ impl DisplayName {
 static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| include_str!("common_passwords.txt").lines().collect());
 
-pub const PASSWORD_MIN_CHARS: usize = 8;
-pub const PASSWORD_MAX_CHARS: usize = 128;
+use super::types::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 
-/// A new password: 8 to 128 characters, not on the common-password list.
+/// A new password: `PASSWORD_MIN_CHARS` to `PASSWORD_MAX_CHARS` characters,
+/// not on the common-password list.
 /// No composition rules; length and rarity are what make a password strong.
 pub struct Password(String);
 

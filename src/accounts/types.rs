@@ -8,6 +8,15 @@ use leptos::server_fn::{
 };
 use serde::{Deserialize, Serialize};
 
+/// A new password's length, in characters; the forms' hints say it too.
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+/// The password rule as the forms' hints say it.
+pub fn password_hint(more: &str) -> String {
+    format!("{PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters{more}")
+}
+
 /// The signed-in user, as pages see them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUser {

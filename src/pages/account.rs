@@ -10,7 +10,7 @@ use super::{
     },
     nav::{ToLogin, UserResource},
 };
-use crate::accounts::types::{CurrentUser, FormError};
+use crate::accounts::types::{CurrentUser, FormError, password_hint};
 
 #[server(endpoint = "account/display-name")]
 pub async fn update_display_name(display_name: String) -> Result<String, FormError> {
@@ -180,7 +180,7 @@ fn AccountDetails(me: CurrentUser, actions: AccountActions) -> impl IntoView {
                         name="new_password"
                         kind="password"
                         autocomplete="new-password"
-                        hint="8 to 128 characters, not a common password."
+                        hint=password_hint(", not a common password.")
                         error=password_error
                     />
                     <Submit class=BUTTON busy=password.pending()>"Change password"</Submit>

@@ -293,7 +293,7 @@ pub fn Field(
     name: &'static str,
     #[prop(default = "text")] kind: &'static str,
     #[prop(optional)] autocomplete: &'static str,
-    #[prop(optional)] hint: &'static str,
+    #[prop(optional, into)] hint: String,
     #[prop(optional)] keep: bool,
     #[prop(optional, into)] initial: Option<String>,
     /// The field may be left empty.

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use super::forms::{BUTTON, CARD, Field, FormAlert, Submit, focus_first_invalid, last_error};
-use crate::accounts::types::FormError;
+use crate::accounts::types::{FormError, password_hint};
 
 #[server(endpoint = "register")]
 pub async fn register(
@@ -86,7 +86,7 @@ pub fn RegisterPage() -> impl IntoView {
                         name="password"
                         kind="password"
                         autocomplete="new-password"
-                        hint="8 to 128 characters. Long and unusual beats clever: common passwords are refused."
+                        hint=password_hint(". Long and unusual beats clever: common passwords are refused.")
                         error
                     />
                     <Submit class=BUTTON busy=action.pending()>"Create account"</Submit>

@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use leptos_router::components::A;
 
 use super::forms::{BUTTON, CARD, Field, FormAlert, NeedsScript, hydrated, last_error};
-use crate::accounts::types::FormError;
+use crate::accounts::types::{FormError, password_hint};
 
 #[server(endpoint = "reset-password")]
 pub async fn reset_password(token: String, password: String) -> Result<(), FormError> {
@@ -71,7 +71,7 @@ pub fn ResetPasswordPage() -> impl IntoView {
                             name="password"
                             kind="password"
                             autocomplete="new-password"
-                            hint="8 to 128 characters. Long and unusual beats clever: common passwords are refused."
+                            hint=password_hint(". Long and unusual beats clever: common passwords are refused.")
                             error
                         />
                         <button type="submit" class=BUTTON
