@@ -753,4 +753,27 @@ async fn security_events_are_audited_with_ip_agent_and_request_id() {
             .await
             .is_err()
     );
+
+    // A browser's user agent is recorded with its events.
+    let answer = app
+        .browser()
+        .client
+        .post(app.url("/api/login"))
+        .header("accept", "application/json")
+        .header("user-agent", "AuditTest/1.0 (X11; Linux)")
+        .form(&[
+            ("email", "nobody@example.com"),
+            ("password", "wrong-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let agent: Option<String> = sqlx::query_scalar(
+        "SELECT user_agent FROM audit_events WHERE action = 'login.failure' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(agent.as_deref(), Some("AuditTest/1.0 (X11; Linux)"));
 }

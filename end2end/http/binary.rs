@@ -726,8 +726,9 @@ async fn a_stream_running_past_the_grace_period_ends_with_an_error_event() {
 
     let db_url = format!("sqlite://{}", dir.path().join("data/tollgate.db").display());
     let db = sqlx::SqlitePool::connect(&db_url).await.unwrap();
-    let (status, charged, balance, ledger): (i64, i64, i64, i64) = sqlx::query_as(
+    let (status, completion, charged, balance, ledger): (i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT status FROM usage_records),
+                (SELECT completion_tokens FROM usage_records),
                 (SELECT cost_micros FROM usage_records),
                 (SELECT balance_micros FROM users WHERE email = 'stopped@example.com'),
                 (SELECT SUM(amount_micros) FROM credit_ledger)",
@@ -736,7 +737,11 @@ async fn a_stream_running_past_the_grace_period_ends_with_an_error_event() {
     .await
     .unwrap();
     assert_eq!(status, 503);
-    assert!(charged > 0, "what was sent is charged");
+    // The words sent, not only the prompt.
+    assert!(
+        completion > 0 && charged > 0,
+        "{completion} tokens, {charged}"
+    );
     assert_eq!(balance, ledger);
 }
 

@@ -279,9 +279,13 @@ async fn streams_arrive_in_order_with_done_and_the_usage_chunk_when_asked() {
     );
     let last = chunks.last().unwrap();
     assert_eq!(last["choices"], json!([]));
-    assert!(last["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let tokens = last["usage"]["total_tokens"].as_i64().unwrap();
+    assert!(tokens > 0);
 
-    // Without include_usage the caller gets no usage chunk, but the charge is still exact.
+    // Without include_usage the caller gets no usage chunk, but the charge is
+    // still exact: the same tokens (one credit a thousand) as the call above.
+    usage_records(&s.app, 1).await;
+    let (before, _) = balance_and_ledger(&s.app, "stream@example.com").await;
     body["stream_options"] = json!(null);
     let (chunks, done) = read_stream(chat(&s.app, &key, body).await).await;
     assert!(done);
@@ -293,8 +297,9 @@ async fn streams_arrive_in_order_with_done_and_the_usage_chunk_when_asked() {
         s.mock.requests()[1].body["stream_options"]["include_usage"],
         true
     );
+    usage_records(&s.app, 2).await;
     let (balance, ledger) = balance_and_ledger(&s.app, "stream@example.com").await;
-    assert!(balance < 5_000_000);
+    assert_eq!(before - balance, tokens * 1_000);
     assert_eq!(balance, ledger);
 }
 
@@ -1162,7 +1167,10 @@ async fn a_client_that_leaves_mid_stream_is_charged_for_what_was_sent() {
         (status, code.as_deref()),
         (499, Some("client_disconnected"))
     );
-    assert!(cost > 0);
+    // The words sent, not only the prompt (14 tokens, 14,000 micro-credits).
+    let completion = completion_tokens(&s.app).await;
+    assert!(completion[0] > 0, "{completion:?}");
+    assert!(cost > 14_000, "{cost}");
     let (balance, ledger) = balance_and_ledger(&s.app, "leave@example.com").await;
     assert_eq!(balance, 5_000_000 - cost);
     assert_eq!(balance, ledger);
@@ -1198,6 +1206,15 @@ async fn usage_records(app: &TestApp, n: usize) -> Vec<(i64, Option<String>, i64
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     records
+}
+
+/// The completion tokens of every usage record, oldest first: what a call
+/// that ended early was charged for beside its prompt.
+async fn completion_tokens(app: &TestApp) -> Vec<i64> {
+    sqlx::query_scalar("SELECT completion_tokens FROM usage_records ORDER BY id")
+        .fetch_all(&app.db().await)
+        .await
+        .unwrap()
 }
 
 /// A client that gives up while the upstream is still working, before any
@@ -1593,6 +1610,24 @@ async fn models_and_the_simple_endpoint_use_the_key() {
         body,
         json!({ "role": "assistant", "content": "Hello from the mock upstream." })
     );
+    // What went upstream is the caller's prompt, message and token cap.
+    let sent = s
+        .mock
+        .requests()
+        .last()
+        .expect("a call upstream")
+        .body
+        .clone();
+    assert_eq!(
+        sent["messages"],
+        json!([
+            { "role": "system", "content": "Be kind." },
+            { "role": "user", "content": "hello" }
+        ]),
+        "{sent}"
+    );
+    assert_eq!(sent["max_tokens"], 50, "{sent}");
+    assert_eq!(sent["model"], "mock-small", "{sent}");
     let response = simple_call(&s.app, &key, json!({ "msg": "x" })).await;
     assert_refused(response, 400, "invalid_request").await;
     // The fields as an array are not the object asked for.
@@ -2533,6 +2568,9 @@ async fn an_upstream_error_in_another_shape_ends_the_stream() {
     }
     let records = usage_records(&s.app, 3).await;
     assert!(records.iter().all(|r| r.0 == 502), "{records:?}");
+    // "Hi" was streamed before each error, and is charged beside the prompt.
+    let completion = completion_tokens(&s.app).await;
+    assert!(completion.iter().all(|&c| c > 0), "{completion:?}");
     assert!(records.iter().all(|r| r.2 > 0), "{records:?}");
 
     // An error before any reply was streamed is charged the prompt the
@@ -3002,9 +3040,16 @@ async fn the_total_timeout_ends_a_call_however_steadily_it_arrives() {
         .filter(|c| c["choices"][0]["delta"]["content"].is_string())
         .count();
     assert!((1..8).contains(&words), "{chunks:?}");
+    usage_records(&s.app, 1).await;
+    let completion = completion_tokens(&s.app).await;
+    assert_eq!(completion.len(), 1);
+    assert!(
+        completion[0] > 0,
+        "the words sent are charged: {completion:?}"
+    );
     let (balance, ledger) = balance_and_ledger(&s.app, "steady@example.com").await;
     assert_eq!(balance, ledger);
-    assert!(balance < 5_000_000, "what was sent is charged");
+    assert!(balance < 5_000_000 - 14_000, "what was sent is charged");
 }
 
 #[tokio::test]

@@ -1343,9 +1343,19 @@ async fn bulk_rotation_from_the_page_is_all_or_nothing() {
     let issued: Value = response.json().await.unwrap();
     let issued = issued.as_array().unwrap();
     assert_eq!(issued.len(), 2);
+    let listed = keys_of(&app, &b).await;
     for (key, id) in issued.iter().zip(ids) {
         assert_eq!(key["key"]["id"], id);
-        assert!(is_key_format(key["secret"].as_str().unwrap()));
+        let secret = key["secret"].as_str().unwrap();
+        assert!(is_key_format(secret));
+        // The secret is the one stored for that key, not the other's.
+        let shown = listed.iter().find(|k| k["id"] == id).unwrap()["display"]
+            .as_str()
+            .unwrap();
+        let last_four = shown.rsplit('…').next().unwrap();
+        assert!(secret.ends_with(last_four), "{secret} is not {shown}");
+        let (status, body) = with_key(&app, secret, reqwest::Method::GET, "/v1/models", None).await;
+        assert_eq!(status, 200, "{body}");
     }
     let after = hashes().await;
     assert!(
