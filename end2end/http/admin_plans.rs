@@ -140,7 +140,12 @@ async fn limit_overrides_replace_the_plans_limits_from_the_next_call() {
     )
     .await;
     assert_eq!(status, 404);
-    assert_eq!(call(&app, &key).await.0, 429, "still the override of 3");
+    let (status, code, ..) = call(&app, &key).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (429, Some("requests_per_day")),
+        "still the override of 3"
+    );
 
     // An empty object removes every override: the plan's 10 a day again.
     let (status, body) = send(&app, &admin, Method::PUT, &limits, Some(json!({}))).await;

@@ -123,12 +123,17 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await admin.getByRole("button", { name: "Save limits" }).click();
   await expect(perMinute).toHaveAttribute("aria-invalid", "true");
   await expect(perMinute).toBeFocused();
-  for (const value of ["7", "9"]) {
+  // Each save is waited for (the status still says the first one's), and
+  // its audit event comes with the page's data again.
+  const limitEvents = admin.getByTestId("audit-events").getByRole("cell", { name: "limits.set", exact: true });
+  for (const [i, value] of ["7", "9"].entries()) {
     await perMinute.fill(value);
+    const saved = admin.waitForResponse((r) => r.url().endsWith("/api/admin/user/limits") && r.request().method() === "POST");
     await admin.getByRole("button", { name: "Save limits" }).click();
+    expect((await saved).status()).toBe(200);
+    await expect(limitEvents).toHaveCount(i + 1);
     await expect(admin.getByRole("status")).toHaveText("Limits saved. They apply from the account's next request.");
     await expect(perMinute).toHaveValue(value);
-    await expect(admin.getByTestId("audit-events")).toContainText("limits.set");
   }
 
   // The user sees the new balance and plan.

@@ -275,9 +275,13 @@ mod tests {
             curl.contains(r#"{"model": "team'\''s \"best\"", "messages""#),
             "{curl}"
         );
-        let python = Sample::Python.code("http://h", "gpt-4o");
-        assert!(python.contains(r#"model="gpt-4o","#), "{python}");
-        let js = Sample::JavaScript.code("http://h", "a/b");
-        assert!(js.contains(r#"model: "a/b","#), "{js}");
+        // Quotes and a backslash are escaped as both languages read them.
+        let python = Sample::Python.code("http://h", r#"team's "best"\x"#);
+        assert!(
+            python.contains(r#"model="team's \"best\"\\x","#),
+            "{python}"
+        );
+        let js = Sample::JavaScript.code("http://h", r#"a/b "c"\"#);
+        assert!(js.contains(r#"model: "a/b \"c\"\\","#), "{js}");
     }
 }
