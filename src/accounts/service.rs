@@ -13,7 +13,7 @@ use super::{
 use crate::{
     request_meta::RequestMeta,
     startup::AppState,
-    store::{AuditEvent, NewUser, Store, StoreError, UserRecord, UserStatus},
+    store::{AuditEvent, NewUser, StatusChange, Store, StoreError, UserRecord, UserStatus},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -463,10 +463,14 @@ pub async fn set_disabled(
     let event = AuditEvent::new(action, meta)
         .actor(admin.id)
         .target(format!("user:{user_id}"));
-    if state.store.set_user_status(user_id, status, event).await? {
-        Ok(())
-    } else {
-        Err(AccountError::NotFound)
+    match state
+        .store
+        .set_user_status((admin.id, user_id), status, event)
+        .await?
+    {
+        StatusChange::Done => Ok(()),
+        StatusChange::NoSuchUser => Err(AccountError::NotFound),
+        StatusChange::NotAnAdmin => Err(AccountError::Disabled),
     }
 }
 

@@ -95,13 +95,15 @@ fn account_error(error: AccountError) -> Response {
     let code = match &error {
         AccountError::NotFound => return AdminError::UserNotFound.into_response(),
         AccountError::DisablingSelf => "cannot_disable_self",
+        // The asking admin was disabled meanwhile.
+        AccountError::Disabled => "account_disabled",
         _ if status.is_server_error() => "internal_error",
         _ => "conflict",
     };
-    let kind = if status.is_server_error() {
-        "server_error"
-    } else {
-        "invalid_request_error"
+    let kind = match status {
+        s if s.is_server_error() => "server_error",
+        axum::http::StatusCode::FORBIDDEN => "permission_error",
+        _ => "invalid_request_error",
     };
     // Logs a failure the way the pages do.
     let message = error.into_form_error().message;

@@ -33,7 +33,7 @@ pub use plans::{
 };
 pub use sessions::SessionRows;
 pub use usage::{CallRecord, DayUsage, GroupUsage};
-pub use users::{NewUser, UserRecord, UserStatus};
+pub use users::{NewUser, StatusChange, UserRecord, UserStatus};
 
 use sqlx::{
     SqlitePool,

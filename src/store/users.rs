@@ -96,6 +96,16 @@ const CLOSE_RESETS: &str = "DELETE FROM password_resets WHERE user_id = ? AND us
 const OPEN_RESET: &str = "r.token_hash = ?1 AND r.used_at IS NULL
     AND r.expires_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AND u.status = 'active'";
 
+/// What [`Store::set_user_status`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    /// Changed, or already so.
+    Done,
+    NoSuchUser,
+    /// The admin asking was disabled or lost the role meanwhile.
+    NotAnAdmin,
+}
+
 impl Store {
     /// Creates a user; `audit` is completed with the new id as its target (and
     /// actor, when it has none).
@@ -371,26 +381,37 @@ impl Store {
         Ok(Some(user_id))
     }
 
-    /// Disables or re-enables an account. Disabling also starts a new session
-    /// epoch, so the account's sessions end at once.
+    /// Disables or re-enables an account, for the admin `admin_id`. Disabling
+    /// also starts a new session epoch, so the account's sessions end at once.
+    /// The admin must still be an active admin when the change is written:
+    /// two admins disabling each other at once would otherwise leave none.
     pub async fn set_user_status(
         &self,
-        user_id: i64,
+        (admin_id, user_id): (i64, i64),
         status: UserStatus,
         audit: AuditEvent,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<StatusChange, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let still_admin: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = ? AND role = 'admin' AND status = 'active')",
+        )
+        .bind(admin_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !still_admin {
+            return Ok(StatusChange::NotAnAdmin);
+        }
         let now: Option<String> =
             sqlx::query_scalar("SELECT status FROM users WHERE id = ? AND status != 'deleted'")
                 .bind(user_id)
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some(now) = now else {
-            return Ok(false);
+            return Ok(StatusChange::NoSuchUser);
         };
         // Already so (a second click, another admin): nothing to change or audit.
         if now == status.as_db() {
-            return Ok(true);
+            return Ok(StatusChange::Done);
         }
         sqlx::query(
             "UPDATE users SET status = ?,
@@ -411,7 +432,7 @@ impl Store {
         }
         audit::insert(&mut tx, &audit).await?;
         self.commit_change(tx).await?;
-        Ok(true)
+        Ok(StatusChange::Done)
     }
 
     /// Deletes an account: personal data is erased and the row is kept as an
@@ -455,5 +476,47 @@ impl Store {
         }
         self.commit_change(tx).await?;
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StatusChange, UserStatus};
+    use crate::{
+        request_meta::RequestMeta,
+        store::{AuditEvent, Store, testing::user_on_default_plan},
+    };
+
+    /// Two admins disabling each other at once: the writes take turns, and
+    /// the second finds its admin disabled, so one admin stays.
+    #[tokio::test]
+    async fn two_admins_disabling_each_other_leave_one_active() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let a = user_on_default_plan(&store, "a@example.com").await;
+        let b = user_on_default_plan(&store, "b@example.com").await;
+        sqlx::query("UPDATE users SET role = 'admin'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let disable = |admin, user| {
+            let event = AuditEvent::new("account.disable", &RequestMeta::default()).actor(admin);
+            let store = store.clone();
+            async move {
+                store
+                    .set_user_status((admin, user), UserStatus::Disabled, event)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(disable(a, b).await, StatusChange::Done);
+        assert_eq!(disable(b, a).await, StatusChange::NotAnAdmin);
+        let active: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users WHERE role = 'admin' AND status = 'active'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(active, 1);
+        assert_eq!(disable(a, 999).await, StatusChange::NoSuchUser);
     }
 }
