@@ -164,8 +164,10 @@ impl Store {
         if let Some(until) = &filter.until {
             query.push(" AND e.at < ").push_bind(until.clone());
         }
+        // By time, then id: the indexes on actor and on action (each with
+        // the time) then serve a filtered page without sorting every match.
         query
-            .push(" ORDER BY e.id DESC LIMIT ")
+            .push(" ORDER BY e.at DESC, e.id DESC LIMIT ")
             .push_bind(limit)
             .push(" OFFSET ")
             .push_bind(offset);

@@ -133,7 +133,9 @@ impl Store {
         .await?)
     }
 
-    /// The users with the most calls or credits since `since`.
+    /// The users with the most calls or credits since `since`. The `+` keeps
+    /// SQLite from grouping along the user index, which read every call ever
+    /// made (0.2 s at two million) instead of the window's by the time index.
     pub async fn top_users(
         &self,
         since: &str,
@@ -145,7 +147,7 @@ impl Store {
             "SELECT r.user_id AS id, u.email AS label, COUNT(*) AS requests,
                     {} AS cost_micros
              FROM usage_records r JOIN users u ON u.id = r.user_id
-             WHERE r.created_at >= ? GROUP BY r.user_id ORDER BY {} LIMIT ?",
+             WHERE r.created_at >= ? GROUP BY +r.user_id ORDER BY {} LIMIT ?",
             sum_of_credits("r.cost_micros"),
             rank.order()
         ))

@@ -124,7 +124,8 @@ impl Store {
         .await?)
     }
 
-    /// The user's most recent calls, newest first.
+    /// The user's most recent calls, newest first: by time, which the index
+    /// on user and time serves (by id, every call of the user was sorted).
     pub async fn recent_calls(
         &self,
         user_id: i64,
@@ -135,7 +136,7 @@ impl Store {
             "SELECT r.created_at, {KEY_LABEL} AS key_name, r.model, r.status, r.error_code,
                     r.prompt_tokens, r.completion_tokens, r.cost_micros, r.latency_ms
              FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id
-             WHERE r.user_id = ? ORDER BY r.id DESC LIMIT ?"
+             WHERE r.user_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
         ))
         .bind(user_id)
         .bind(limit)
