@@ -170,9 +170,30 @@ impl Config {
     }
 
     /// Reads settings through `lookup`, so tests can pass a map instead of the
-    /// process environment. Empty values count as unset.
+    /// process environment. Empty values count as unset, but for the
+    /// database and the key secret: `DATABASE_URL=${DB}` with `DB` unset
+    /// would otherwise start a new, empty database, or a new key secret that
+    /// no stored key matches, without a word.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        for (var, expected) in [
+            (
+                "DATABASE_URL",
+                "a sqlite: URL such as sqlite://data/tollgate.db, or no DATABASE_URL at all for that default",
+            ),
+            (
+                "TOLLGATE_KEY_SECRET",
+                "a secret of 32 bytes or more, or no TOLLGATE_KEY_SECRET at all for the generated one",
+            ),
+        ] {
+            if lookup(var).is_some_and(|v| v.trim().is_empty()) {
+                return Err(ConfigError {
+                    var,
+                    expected,
+                    got: "an empty value".to_owned(),
+                });
+            }
+        }
 
         let addr = parse(
             "TOLLGATE_ADDR",
@@ -206,7 +227,14 @@ impl Config {
                 (v.starts_with("sqlite:") && SqliteConnectOptions::from_str(v).is_ok())
                     .then(|| v.to_owned())
             },
-        )?;
+        )
+        .map_err(|mut e| {
+            // Not repeated when it may carry a password (a PostgreSQL URL).
+            if e.got.contains('@') {
+                e.got = "(a URL with a user name or password)".to_owned();
+            }
+            e
+        })?;
 
         let log_dir = PathBuf::from(get("TOLLGATE_LOG_DIR").unwrap_or_else(|| "logs".into()));
         let log_keep_days = parse(
@@ -609,6 +637,15 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_database_url_or_key_secret_is_refused_not_defaulted() {
+        for var in ["DATABASE_URL", "TOLLGATE_KEY_SECRET"] {
+            let err = config(&[(var, "")]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains("an empty value"), "{err}");
+        }
+    }
+
+    #[test]
     fn invalid_values_name_the_variable() {
         let cases = [
             ("TOLLGATE_ADDR", "localhost"),
@@ -616,6 +653,9 @@ mod tests {
             ("TOLLGATE_PUBLIC_URL", "https://example.com/app"),
             ("TOLLGATE_PUBLIC_URL", "https://user:pw@example.com"),
             ("DATABASE_URL", "postgres://localhost/db"),
+            ("DATABASE_URL", "postgres://tollgate:hunter2@db/tollgate"),
+            ("DATABASE_URL", " "),
+            ("TOLLGATE_KEY_SECRET", ""),
             ("RUST_LOG", "info,[[["),
             ("TOLLGATE_MAX_BODY_BYTES", "12"),
             ("TOLLGATE_SHUTDOWN_GRACE_SECS", "-1"),

@@ -265,7 +265,18 @@ impl Application {
         // Before migrating, and before giving back what a stopped process
         // left: it must have stopped.
         let database_lock = DatabaseLock::take(&config.database_url)?;
+        let database_file = Store::database_file(&config.database_url);
+        let is_new = database_file.as_ref().is_some_and(|file| !file.exists());
         let store = Store::open(&config.database_url).await?;
+        // Which file, and whether it was just made: a mistyped DATABASE_URL
+        // shows as a new, empty database.
+        match database_file {
+            Some(file) if is_new => {
+                tracing::info!(database = %file.display(), "created a new, empty database");
+            }
+            Some(file) => tracing::info!(database = %file.display(), "opened the database"),
+            None => tracing::info!("the database is in memory: nothing outlives this process"),
+        }
         let keys_stored = store.has_api_keys().await?;
         let key_hasher = Arc::new(KeyHasher::load(
             config.key_secret.as_ref().map(Secret::expose),
