@@ -36,7 +36,7 @@ pub struct TopRow {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MonitorReport {
-    /// `hour` or `day`.
+    /// `hour`, `day` or `week`.
     pub window: String,
     /// The window's start (UTC, RFC 3339).
     pub since: String,
@@ -49,8 +49,9 @@ pub struct MonitorReport {
     pub error_rate_percent: String,
     /// Average calls a minute over the window, one decimal.
     pub requests_per_minute: String,
-    /// Calls per minute (hour window) or per hour (day window), oldest
-    /// first, with empty buckets as zero.
+    /// Calls per minute (hour window), per hour (day window) or per day
+    /// (week window), oldest first, labelled in UTC, with empty buckets as
+    /// zero.
     pub series: Vec<Point>,
     /// Calls by HTTP status, most first.
     pub by_status: Vec<Point>,

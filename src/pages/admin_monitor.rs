@@ -191,7 +191,8 @@ fn MonitorView(r: MonitorReport) -> impl IntoView {
             {stat("Error rate", format!("{}% ({} errors)", r.error_rate_percent, r.errors), "monitor-errors")}
         </div>
         <div class="mb-6">
-            <BarChart title=if per == "minute" { "Calls per minute" } else if per == "hour" { "Calls per hour" } else { "Calls per day" } testid="chart-calls" points=series format=crate::credits::format_count />
+            // The bars' labels are UTC, as every time on these pages.
+            <BarChart title=if per == "minute" { "Calls per minute (UTC)" } else if per == "hour" { "Calls per hour (UTC)" } else { "Calls per day (UTC)" } testid="chart-calls" points=series format=crate::credits::format_count />
         </div>
         <div class="mb-6 grid gap-4 lg:grid-cols-3">
             <CountTable title="By status" head="Status" rows=r.by_status testid="by-status" />
