@@ -9,6 +9,11 @@ use serde_json::{Value, json};
 
 use super::{Reply, estimate_prompt_tokens, message_text};
 
+/// The longest word the reply quotes, in characters: it counts one token a
+/// word, so a quoted word of any length would be a reply of megabytes sold as
+/// a dozen tokens (and held in memory once for each of `n` choices).
+const QUOTED_WORD_CHARS: usize = 24;
+
 /// The reply's words for these messages: always the same for the same input.
 pub fn reply_words(messages: &[Value]) -> Vec<String> {
     let last = messages
@@ -18,7 +23,15 @@ pub fn reply_words(messages: &[Value]) -> Vec<String> {
         .map(message_text)
         .unwrap_or_default();
     let words: Vec<&str> = last.split_whitespace().collect();
-    let quoted = words.iter().take(12).copied().collect::<Vec<_>>().join(" ");
+    let quoted = words
+        .iter()
+        .take(12)
+        .map(|word| match word.char_indices().nth(QUOTED_WORD_CHARS) {
+            Some((cut, _)) => format!("{}…", &word[..cut]),
+            None => (*word).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     let ellipsis = if words.len() > 12 { "…" } else { "" };
     let count = match words.len() {
         1 => "1 word".to_owned(),
@@ -124,6 +137,15 @@ mod tests {
         let messages = [json!({ "role": "user", "content": "hi there" })];
         assert_eq!(reply_words(&messages), reply_words(&messages));
         assert!(reply_words(&messages).join(" ").contains("\"hi there\""));
+        // A long word is quoted in part: the reply stays short whatever is sent.
+        let long =
+            vec![json!({ "role": "user", "content": format!("{} end", "é".repeat(66_000)) })];
+        let reply = reply_words(&long).join(" ");
+        assert!(
+            reply.contains(&format!("\"{}… end\"", "é".repeat(24))),
+            "{reply}"
+        );
+        assert!(reply.chars().count() < 300, "{reply}");
     }
 
     #[tokio::test]
