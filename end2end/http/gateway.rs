@@ -455,6 +455,7 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         (None, ok.clone(), 401, "missing_api_key"),
         (Some(altered), ok.clone(), 401, "invalid_api_key"),
         (Some(key.clone()), hello("no-such-model").to_string(), 404, "model_not_found"),
+        (Some(key.clone()), hello(" mock\n").to_string(), 404, "model_not_found"),
         (Some(key.clone()), json!({ "model": "mock", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 900_000 }).to_string(), 402, "insufficient_credits"),
     ];
     for (key, body, status, code) in cases {

@@ -50,7 +50,9 @@ impl ChatRequest {
             ));
         };
         let model = match body.get("model") {
-            Some(Value::String(m)) if !m.trim().is_empty() => m.trim().to_owned(),
+            // As sent: a name with spaces is another name, as on OpenAI's
+            // API and in GET /v1/models/{model}.
+            Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
             _ => {
                 return Err(GatewayError::invalid(
                     "`model` is required: the name of a model from GET /v1/models.",
