@@ -1643,6 +1643,25 @@ async fn models_and_the_simple_endpoint_use_the_key() {
             .contains("JSON object"),
         "{body}"
     );
+    // JSON that does not parse is said in the parser's words, not as a
+    // body of the wrong shape.
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/response"))
+        .header("x-api-key", &key)
+        .header("content-type", "application/json")
+        .body(r#"{"message": "hi"} and more"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("The body is not valid JSON: trailing characters"),
+        "{body}"
+    );
     // A wrong field is named, with what it must be (a negative, fractional
     // or quoted `tokens` had serde's words and no `param`).
     for (sent, param) in [

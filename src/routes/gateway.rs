@@ -143,13 +143,17 @@ fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayE
         #[serde(default)]
         tokens: Value,
     }
-    // An object only: serde would also take the fields as an array, in order.
-    let object = serde_json::from_slice::<serde_json::Map<String, Value>>(body).map_err(|_| {
-        GatewayError::invalid(
+    // JSON that does not parse is said in the parser's words, as on the
+    // chat API; then an object only: serde would also take the fields as an
+    // array, in order.
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| GatewayError::invalid(format!("The body is not valid JSON: {e}."), None))?;
+    let Value::Object(object) = value else {
+        return Err(GatewayError::invalid(
             "The body must be a JSON object: {\"system_prompt\", \"message\", \"tokens\"}.",
             None,
-        )
-    })?;
+        ));
+    };
     let simple: Simple = serde_json::from_value(Value::Object(object)).map_err(|e| {
         GatewayError::invalid(
             format!("The body must be {{\"system_prompt\", \"message\", \"tokens\"}}: {e}."),
