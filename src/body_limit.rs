@@ -1,5 +1,6 @@
-//! Refuses request bodies over `TOLLGATE_MAX_BODY_BYTES` with a JSON 413, and
-//! bodies that stall with a JSON 408.
+//! Refuses request bodies over `TOLLGATE_MAX_BODY_BYTES` with a JSON 413,
+//! compressed ones (`Content-Encoding`) with a JSON 415, and bodies that stall
+//! with a JSON 408.
 //!
 //! A declared `Content-Length` over the limit is refused before reading. Every
 //! other body is read here, up to the limit, so no handler ever sees a
@@ -14,7 +15,7 @@ use axum::{
     extract::{Request, State},
     http::{
         HeaderValue, StatusCode,
-        header::{CONNECTION, CONTENT_LENGTH},
+        header::{CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH},
         request::Parts,
     },
     middleware::Next,
@@ -65,6 +66,24 @@ pub struct Refused {
 /// without a long pause, or its refusal.
 pub async fn bounded(request: Request, rules: BodyRules) -> Result<Request, Refused> {
     let limit = rules.limit;
+    // Bodies are read as sent: a gzip body was refused as JSON that does not
+    // parse, and a plain one labelled gzip was read as if it were not.
+    let compressed = request
+        .headers()
+        .get(CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if compressed && !axum::body::HttpBody::is_end_stream(request.body()) {
+        return Err(Refused {
+            parts: request.into_parts().0,
+            answer: ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request_error",
+                "unsupported_content_encoding",
+                "Compressed request bodies are not accepted: send the body without Content-Encoding.",
+            )
+            .into_response(),
+        });
+    }
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)

@@ -92,6 +92,43 @@ async fn oversized_streamed_bodies_without_length_get_413() {
     assert_eq!(body["error"]["code"], "request_too_large");
 }
 
+/// A compressed body is refused as such on the model API, not read as broken
+/// JSON, nor a plain body labelled compressed read as if it were not; an
+/// empty one labelled so passes.
+#[tokio::test]
+async fn compressed_bodies_get_415_in_openai_shape() {
+    let app = spawn_app().await;
+    for (encoding, body, expected) in [
+        ("gzip", "{}", 415),
+        ("br", "{}", 415),
+        ("gzip", "", 400),
+        ("identity", "{}", 400),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth("tg_live_x")
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, expected, "{encoding}: {body}");
+        if expected == 415 {
+            assert_eq!(body["error"]["code"], "unsupported_content_encoding");
+            assert_eq!(body["error"]["type"], "invalid_request_error");
+        } else {
+            assert_eq!(
+                body["error"]["code"], "invalid_request",
+                "read as sent: {body}"
+            );
+        }
+    }
+}
+
 /// A request whose body is still arriving when shutdown begins is answered in full.
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish() {
