@@ -469,6 +469,28 @@ async fn every_refusal_is_openai_shaped_with_its_status() {
         );
         assert_openai_error(&response.json().await.unwrap(), code);
     }
+    // Two keys in two headers of one name: neither is used (a proxy may
+    // read the last where Tollgate read the first).
+    let response = s
+        .app
+        .client
+        .post(s.app.url("/v1/chat/completions"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("authorization", "Bearer tg_live_someone_else")
+        .json(&hello("mock"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_openai_error(&body, "invalid_api_key");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("More than one"),
+        "{body}"
+    );
     // A key without the chat scope, and one limited to another address.
     let b = s.app.browser();
     s.app

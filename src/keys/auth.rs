@@ -28,6 +28,8 @@ pub enum KeyAuthError {
     Missing,
     #[error("the API key is malformed")]
     Malformed,
+    #[error("more than one API key header was sent")]
+    MoreThanOne,
     #[error("the API key has a typo (checksum mismatch)")]
     BadChecksum,
     #[error("the API key is not known")]
@@ -59,6 +61,10 @@ impl KeyAuthError {
             Self::Malformed => (
                 "invalid_api_key",
                 "The API key is malformed: Tollgate keys look like tg_live_….",
+            ),
+            Self::MoreThanOne => (
+                "invalid_api_key",
+                "More than one `Authorization` or `x-api-key` header was sent: send the key once.",
             ),
             Self::BadChecksum => (
                 "invalid_api_key",
@@ -106,11 +112,22 @@ impl KeyAuthError {
     }
 }
 
+/// What [`presented_key`] answers for a request with two `Authorization` or
+/// two `x-api-key` headers: which one is meant is not clear (a proxy may read
+/// the last where Tollgate read the first), so neither is used.
+pub const MORE_THAN_ONE_KEY: &str = "(more than one key header)";
+
 /// The key in `Authorization: Bearer …` or `x-api-key`, if either is present.
 /// A Tollgate key in the bearer wins; a bearer that is empty or not one
 /// yields to `x-api-key`: an OpenAI SDK always sends a bearer (it insists on
 /// an `api_key`), so a caller who puts the key in `x-api-key` sends both.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if [AUTHORIZATION.as_str(), "x-api-key"]
+        .iter()
+        .any(|name| headers.get_all(*name).iter().nth(1).is_some())
+    {
+        return Some(MORE_THAN_ONE_KEY);
+    }
     let bearer = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -155,6 +172,9 @@ pub async fn authenticate(
     let presented = presented
         .filter(|p| !p.is_empty())
         .ok_or(KeyAuthError::Missing)?;
+    if presented == MORE_THAN_ONE_KEY {
+        return Err(KeyAuthError::MoreThanOne);
+    }
     let key = ApiKey::parse(presented).map_err(|e| match e {
         KeyFormatError::Malformed => KeyAuthError::Malformed,
         KeyFormatError::BadChecksum => KeyAuthError::BadChecksum,
@@ -207,6 +227,17 @@ mod tests {
             headers.insert("x-api-key", HeaderValue::from_static(value));
         }
         presented_key(&headers).map(str::to_owned)
+    }
+
+    #[test]
+    fn two_headers_of_one_name_present_no_key() {
+        use super::MORE_THAN_ONE_KEY;
+        for name in ["authorization", "x-api-key"] {
+            let mut headers = HeaderMap::new();
+            headers.append(name, HeaderValue::from_static("Bearer tg_live_a"));
+            headers.append(name, HeaderValue::from_static("Bearer tg_live_b"));
+            assert_eq!(presented_key(&headers), Some(MORE_THAN_ONE_KEY));
+        }
     }
 
     #[test]
