@@ -175,6 +175,9 @@ impl Store {
     }
 
     /// The newest events about one account: done by it, to it, or to its keys.
+    /// Each of the three is taken newest first up to `limit` on its own
+    /// index, then merged: one `OR` over them sorted every event the
+    /// account ever made (0.3 s at half a million).
     pub async fn audit_of_user(
         &self,
         user_id: i64,
@@ -183,13 +186,84 @@ impl Store {
         self.flush().await?;
         Ok(sqlx::query_as(&format!(
             "{AUDIT_SELECT}
-             WHERE e.actor_user_id = ?1 OR e.target = 'user:' || ?1
-                OR e.target IN (SELECT 'key:' || id FROM api_keys WHERE user_id = ?1)
-             ORDER BY e.id DESC LIMIT ?2"
+             WHERE e.id IN (
+                SELECT id FROM (SELECT id FROM audit_events WHERE actor_user_id = ?1
+                                ORDER BY at DESC, id DESC LIMIT ?2)
+                UNION SELECT id FROM (SELECT id FROM audit_events WHERE target = 'user:' || ?1
+                                      ORDER BY at DESC, id DESC LIMIT ?2)
+                UNION SELECT id FROM (SELECT id FROM audit_events
+                                      WHERE target IN (SELECT 'key:' || id FROM api_keys WHERE user_id = ?1)
+                                      ORDER BY at DESC, id DESC LIMIT ?2))
+             ORDER BY e.at DESC, e.id DESC LIMIT ?2"
         ))
         .bind(user_id)
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditEvent;
+    use crate::{
+        request_meta::RequestMeta,
+        store::{Store, testing::user_on_default_plan},
+    };
+
+    /// An account's events are those it did, those done to it and those done
+    /// to its keys, newest first, and no one else's.
+    #[tokio::test]
+    async fn an_accounts_events_are_by_it_to_it_and_to_its_keys() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let a = user_on_default_plan(&store, "a@example.com").await;
+        let b = user_on_default_plan(&store, "b@example.com").await;
+        let key: i64 = sqlx::query_scalar(
+            "INSERT INTO api_keys (user_id, name, env, secret_hash, display_prefix, last_four, scopes)
+             VALUES (?, 'k', 'live', x'01', 'tg_live_', 'abcd', '[\"chat\"]') RETURNING id",
+        )
+        .bind(a)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        let meta = RequestMeta::default();
+        let events = [
+            AuditEvent::new("login.success", &meta).actor(a),
+            AuditEvent::new("login.success", &meta).actor(b),
+            AuditEvent::new("credits.adjust", &meta)
+                .actor(b)
+                .target(format!("user:{a}")),
+            AuditEvent::new("key.revoke", &meta)
+                .actor(b)
+                .target(format!("key:{key}")),
+            AuditEvent::new("account.disable", &meta)
+                .actor(a)
+                .target(format!("user:{b}")),
+        ];
+        for event in &events {
+            store.record_audit(event).await.unwrap();
+        }
+        let actions = |limit| {
+            let store = store.clone();
+            async move {
+                store
+                    .audit_of_user(a, limit)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.action)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            actions(10).await,
+            [
+                "account.disable",
+                "key.revoke",
+                "credits.adjust",
+                "login.success"
+            ]
+        );
+        assert_eq!(actions(2).await, ["account.disable", "key.revoke"]);
     }
 }
