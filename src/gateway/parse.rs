@@ -38,11 +38,16 @@ pub struct ChatRequest {
     pub body_bytes: u64,
 }
 
+/// A body as JSON, or its refusal in the parser's words (the chat API's and
+/// `/response`'s alike).
+pub fn json_body(bytes: &[u8]) -> Result<Value, GatewayError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| GatewayError::invalid(format!("The body is not valid JSON: {e}."), None))
+}
+
 impl ChatRequest {
     pub fn parse(bytes: &[u8]) -> Result<Self, GatewayError> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            GatewayError::invalid(format!("The body is not valid JSON: {e}."), None)
-        })?;
+        let value = json_body(bytes)?;
         let Value::Object(mut body) = value else {
             return Err(GatewayError::invalid(
                 "The body must be a JSON object.",

@@ -146,9 +146,7 @@ fn simple_request(state: &AppState, body: &[u8]) -> Result<ChatRequest, GatewayE
     // JSON that does not parse is said in the parser's words, as on the
     // chat API; then an object only: serde would also take the fields as an
     // array, in order.
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| GatewayError::invalid(format!("The body is not valid JSON: {e}."), None))?;
-    let Value::Object(object) = value else {
+    let Value::Object(object) = crate::gateway::parse::json_body(body)? else {
         return Err(GatewayError::invalid(
             "The body must be a JSON object: {\"system_prompt\", \"message\", \"tokens\"}.",
             None,
