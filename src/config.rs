@@ -208,12 +208,7 @@ impl Config {
                 parse_public_url(&v).ok_or_else(|| ConfigError {
                     var: "TOLLGATE_PUBLIC_URL",
                     expected: "an http:// or https:// origin such as https://llm.example.com",
-                    // Not repeated when it may carry a password.
-                    got: if v.contains('@') {
-                        "(a URL with a user name or password)".to_owned()
-                    } else {
-                        v
-                    },
+                    got: shown_url(v),
                 })
             })
             .transpose()?;
@@ -228,12 +223,9 @@ impl Config {
                     .then(|| v.to_owned())
             },
         )
-        .map_err(|mut e| {
-            // Not repeated when it may carry a password (a PostgreSQL URL).
-            if e.got.contains('@') {
-                e.got = "(a URL with a user name or password)".to_owned();
-            }
-            e
+        .map_err(|e| ConfigError {
+            got: shown_url(e.got),
+            ..e
         })?;
 
         let log_dir = PathBuf::from(get("TOLLGATE_LOG_DIR").unwrap_or_else(|| "logs".into()));
@@ -536,6 +528,16 @@ impl Config {
             None if bound.ip().is_unspecified() => format!("http://localhost:{}", bound.port()),
             None => format!("http://{bound}"),
         }
+    }
+}
+
+/// A refused URL as an error repeats it: not at all when it may carry a
+/// password (`user:pw@host`, a PostgreSQL `DATABASE_URL`).
+fn shown_url(url: String) -> String {
+    if url.contains('@') {
+        "(a URL with a user name or password)".to_owned()
+    } else {
+        url
     }
 }
 
