@@ -58,9 +58,10 @@ pub async fn require_same_origin(
 
 /// A plain form post that fails comes back to its page with the error in
 /// the query (Leptos' `__err`, beside `__path`), which the page shows, its
-/// fields filled from it; one that succeeds, with `done` naming what it did. Only the site's own redirect may bring one: a link
-/// from elsewhere could put any message on the site's pages and fill in an
-/// admin's credit form. Such a request is sent to the page without them.
+/// fields filled from it; one that succeeds, with `done` naming what it
+/// did. Only the site's own redirect may bring one: a link from elsewhere
+/// could put any message on the site's pages and fill in an admin's credit
+/// form. Such a request is sent to the page without them.
 pub async fn drop_foreign_form_errors(
     State(site): State<SiteOrigin>,
     request: Request,
