@@ -202,14 +202,14 @@ pub fn completions<T: Send + Sync + 'static>(
 /// would go on showing an earlier success beside a later one, or a refusal.
 pub type LastOutcome = RwSignal<Option<Result<&'static str, FormError>>>;
 
-/// Makes `outcome` follow the action whose result is `value` each time it
-/// finishes, with `success` as its message.
 /// A stored time (`2026-12-07T13:49:57.235Z`) as the pages show times:
 /// `2026-12-07 13:49:57.235`, in UTC as every page's times are.
 pub fn shown_time(stored: &str) -> String {
     stored.replace('T', " ").trim_end_matches('Z').to_owned()
 }
 
+/// Makes `outcome` follow the action whose result is `value` each time it
+/// finishes, with `success` as its message.
 pub fn record_outcome<T: Send + Sync + 'static>(
     outcome: LastOutcome,
     value: impl Get<Value = Option<Result<T, FormError>>> + Send + Sync + 'static,
