@@ -92,7 +92,10 @@ pub async fn key_holder(
     parts: &mut Parts,
     state: &AppState,
 ) -> Option<Result<KeyHolder, Response>> {
-    let presented = auth::presented_key(&parts.headers)?;
+    let presented = match auth::presented_key(&parts.headers) {
+        auth::Presented::None => return None,
+        presented => presented,
+    };
     if let Some(CheckedKey(holder)) = parts.extensions.get::<CheckedKey>() {
         return Some(Ok(holder.clone()));
     }
@@ -100,7 +103,7 @@ pub async fn key_holder(
         let holder = auth::authenticate(
             &state.store,
             &state.key_hasher,
-            Some(presented),
+            presented,
             auth::UsesCounted::Refuse,
         )
         .await

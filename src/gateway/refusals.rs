@@ -32,6 +32,7 @@ pub fn record(store: &Store, meta: &RequestMeta, headers: &HeaderMap, error: &Ga
         client_ip: meta.client_ip.map(|ip| ip.to_string()),
         // Only a well-formed key is named, as the pages show keys: never the secret.
         api_key: presented_key(headers)
+            .key()
             .and_then(|k| ApiKey::parse(k).ok())
             .map(|k| format!("{}…{}", k.display_prefix(), k.last_four())),
         referrer: caller_host(headers),

@@ -112,21 +112,37 @@ impl KeyAuthError {
     }
 }
 
-/// What [`presented_key`] answers for a request with two `Authorization` or
-/// two `x-api-key` headers: which one is meant is not clear (a proxy may read
-/// the last where Tollgate read the first), so neither is used.
-pub const MORE_THAN_ONE_KEY: &str = "(more than one key header)";
+/// The key a request presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    None,
+    One(&'a str),
+    /// Two `Authorization` or two `x-api-key` headers: which one is meant is
+    /// not clear (a proxy may read the last where Tollgate read the first),
+    /// so neither is used.
+    MoreThanOne,
+}
+
+impl<'a> Presented<'a> {
+    /// The key, when exactly one is presented.
+    pub fn key(self) -> Option<&'a str> {
+        match self {
+            Self::One(key) => Some(key),
+            Self::None | Self::MoreThanOne => None,
+        }
+    }
+}
 
 /// The key in `Authorization: Bearer …` or `x-api-key`, if either is present.
 /// A Tollgate key in the bearer wins; a bearer that is empty or not one
 /// yields to `x-api-key`: an OpenAI SDK always sends a bearer (it insists on
 /// an `api_key`), so a caller who puts the key in `x-api-key` sends both.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+pub fn presented_key(headers: &HeaderMap) -> Presented<'_> {
     if [AUTHORIZATION.as_str(), "x-api-key"]
         .iter()
         .any(|name| headers.get_all(*name).iter().nth(1).is_some())
     {
-        return Some(MORE_THAN_ONE_KEY);
+        return Presented::MoreThanOne;
     }
     let bearer = headers
         .get(AUTHORIZATION)
@@ -143,11 +159,12 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|key| !key.is_empty());
-    match (bearer, header) {
+    let key = match (bearer, header) {
         (Some(bearer), Some(header)) if !bearer.starts_with("tg_") => Some(header),
         (Some(bearer), _) => Some(bearer),
         (None, header) => header,
-    }
+    };
+    key.map_or(Presented::None, Presented::One)
 }
 
 /// Whether the key check refuses a capped key whose uses are all counted.
@@ -166,15 +183,14 @@ pub enum UsesCounted {
 pub async fn authenticate(
     store: &Store,
     hasher: &KeyHasher,
-    presented: Option<&str>,
+    presented: Presented<'_>,
     uses_counted: UsesCounted,
 ) -> Result<KeyHolder, KeyAuthError> {
-    let presented = presented
-        .filter(|p| !p.is_empty())
-        .ok_or(KeyAuthError::Missing)?;
-    if presented == MORE_THAN_ONE_KEY {
-        return Err(KeyAuthError::MoreThanOne);
-    }
+    let presented = match presented {
+        Presented::One(key) if !key.is_empty() => key,
+        Presented::One(_) | Presented::None => return Err(KeyAuthError::Missing),
+        Presented::MoreThanOne => return Err(KeyAuthError::MoreThanOne),
+    };
     let key = ApiKey::parse(presented).map_err(|e| match e {
         KeyFormatError::Malformed => KeyAuthError::Malformed,
         KeyFormatError::BadChecksum => KeyAuthError::BadChecksum,
@@ -226,17 +242,17 @@ mod tests {
         if let Some(value) = x_api_key {
             headers.insert("x-api-key", HeaderValue::from_static(value));
         }
-        presented_key(&headers).map(str::to_owned)
+        presented_key(&headers).key().map(str::to_owned)
     }
 
     #[test]
     fn two_headers_of_one_name_present_no_key() {
-        use super::MORE_THAN_ONE_KEY;
+        use super::Presented;
         for name in ["authorization", "x-api-key"] {
             let mut headers = HeaderMap::new();
             headers.append(name, HeaderValue::from_static("Bearer tg_live_a"));
             headers.append(name, HeaderValue::from_static("Bearer tg_live_b"));
-            assert_eq!(presented_key(&headers), Some(MORE_THAN_ONE_KEY));
+            assert_eq!(presented_key(&headers), Presented::MoreThanOne);
         }
     }
 
