@@ -72,6 +72,14 @@ test("signed-in and admin pages pass axe and fit a 320 px screen", async ({ page
   await page.getByRole("button", { name: "Rotate all keys" }).click();
   await expect(page.getByRole("alertdialog", { name: "Confirm: Rotate all keys" })).toBeVisible();
   await checkAsShown(page, "/admin/users/1 asking to rotate");
+  // A key's settings open for editing, on a phone.
+  await check(page, "/keys");
+  await page.getByLabel("Name").fill(`a11y-${Date.now()}`);
+  await page.getByRole("button", { name: "Create key" }).click();
+  await page.getByRole("button", { name: "I have saved it" }).click();
+  await page.getByRole("button", { name: /^Edit a11y-/ }).first().click();
+  await expect(page.getByRole("button", { name: "Save changes" })).toBeVisible();
+  await checkAsShown(page, "/keys editing a key");
   expect(errors).toEqual([]);
 });
 

@@ -114,6 +114,74 @@ test("switch plan, create a restricted key, copy it once, revoke it", async ({ p
   expect(errors).toEqual([]);
 });
 
+test("edit a key's name and restrictions from its row", async ({ page }) => {
+  const errors = watchErrors(page, { allow4xx: true });
+  await register(page, "edit-key");
+  await page.goto("/keys");
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByLabel("Name").fill("deploy");
+  await page.getByLabel("Usage cap (requests)").fill("5");
+  await page.getByLabel("IP allowlist").fill("10.0.0.0/8");
+  await page.getByRole("button", { name: "Create key" }).click();
+  const dialog = page.getByRole("dialog", { name: "Your new key" });
+  const secret = ((await dialog.getByTestId("new-key-secret").textContent()) ?? "").trim();
+  await dialog.getByRole("button", { name: "I have saved it" }).click();
+  const models = () => page.request.get("/v1/models", { headers: { authorization: `Bearer ${secret}` } });
+  expect((await models()).status()).toBe(403);
+
+  // The form opens with the key's settings, focus on its first field.
+  const row = page.getByTestId("key-row-deploy");
+  await row.getByRole("button", { name: "Edit deploy" }).click();
+  const form = page.locator("#edit-key");
+  await expect(form.getByRole("heading")).toHaveText("Edit \u201cdeploy\u201d");
+  await expect(form.getByLabel("Name")).toBeFocused();
+  await expect(form.getByLabel("Name")).toHaveValue("deploy");
+  await expect(form.getByLabel("IP allowlist")).toHaveValue("10.0.0.0/8");
+  await expect(form.getByLabel("Usage cap (requests)")).toHaveValue("5");
+
+  // A refused field is marked and focused in this form, not the create form,
+  // and nothing is saved.
+  const ips = form.getByLabel("IP allowlist");
+  await ips.fill("10.0.0.0/8\nnot-an-ip");
+  await form.getByRole("button", { name: "Save changes" }).click();
+  await expect(ips).toHaveAttribute("aria-invalid", "true");
+  await expect(ips).toBeFocused();
+  await expect(page.locator("#edit-key-ips-error")).toContainText("not-an-ip");
+  await expect(page.locator("#key-ips")).not.toHaveAttribute("aria-invalid", "true");
+  await expect(row.getByTestId("key-limits")).toHaveText("from: 10.0.0.0/8 · 0 of 5 uses");
+
+  // Saved, the form closes, the row shows the new settings, and the key
+  // is held to them from its next request.
+  await form.getByLabel("Name").fill("deploy-2");
+  await ips.fill("");
+  await form.getByLabel("Allowed models").fill("demo");
+  await form.getByLabel("Usage cap (requests)").fill("7");
+  await form.getByRole("button", { name: "Save changes" }).click();
+  await expect(form).toBeHidden();
+  await expect(page.getByRole("status").filter({ hasText: "Saved." })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "API keys" })).toBeFocused();
+  const edited = page.getByTestId("key-row-deploy-2");
+  await expect(edited.getByTestId("key-limits")).toHaveText("models: demo · 0 of 7 uses");
+  const listed = await models();
+  expect(listed.status()).toBe(200);
+  expect((await listed.json()).data.map((m: { id: string }) => m.id)).toEqual(["demo"]);
+  const keys = (await (await page.request.get("/api/v1/keys")).json()).data;
+  const stored = keys.find((k: { name: string }) => k.name === "deploy-2");
+  expect(stored).toMatchObject({ allowed_models: ["demo"], usage_cap: 7, env: "live" });
+  expect(stored.ip_allowlist ?? null).toBeNull();
+
+  // Escape closes the form unsaved, focus back on the button that opened it.
+  const edit = edited.getByRole("button", { name: "Edit deploy-2" });
+  await edit.click();
+  await form.getByLabel("Name").fill("not saved");
+  await page.keyboard.press("Escape");
+  await expect(form).toBeHidden();
+  await expect(edit).toBeFocused();
+  await expect(edited).toBeVisible();
+
+  expect(errors).toEqual([]);
+});
+
 test("rotating keys one after another keeps the grace period and shows every new secret", async ({ page }) => {
   const errors = watchErrors(page, { allow4xx: true });
   const primary = await register(page, "rotate");

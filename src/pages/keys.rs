@@ -1,6 +1,6 @@
 //! `/keys`: the user's API keys. Create (with every restriction), see a new
-//! secret exactly once, revoke with confirmation, rotate with a grace period,
-//! and act on several keys at once.
+//! secret exactly once, edit a key's name and restrictions, revoke with
+//! confirmation, rotate with a grace period, and act on several keys at once.
 
 use std::collections::BTreeSet;
 
@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     accounts::types::FormError,
-    keys::types::{ADMIN_SCOPE, CreateKey, IssuedKey, KeyView, PlanView, SCOPES},
+    keys::types::{ADMIN_SCOPE, CreateKey, IssuedKey, KeyView, PlanView, SCOPES, UpdateKey},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +110,23 @@ pub async fn create_api_key(input: CreateKey) -> Result<IssuedKey, FormError> {
     .map_err(key_failure)
 }
 
+#[server(endpoint = "keys/update", input = server_fn::codec::Json)]
+pub async fn update_api_key(id: i64, changes: UpdateKey) -> Result<KeyView, FormError> {
+    use crate::{keys::service, request_meta::RequestMeta, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    service::update(
+        &state.store,
+        &RequestMeta::current(),
+        &state.gateway.models,
+        user.id,
+        id,
+        &changes,
+        None,
+    )
+    .await
+    .map_err(key_failure)
+}
+
 #[server(endpoint = "keys/revoke", input = server_fn::codec::Json)]
 pub async fn revoke_api_keys(ids: Vec<i64>) -> Result<u64, FormError> {
     use crate::{keys::service, request_meta::RequestMeta, server_ctx};
@@ -161,7 +178,9 @@ fn KeysManager() -> impl IntoView {
     let revoke = ServerAction::<RevokeApiKeys>::new();
     let rotate = ServerAction::<RotateApiKeys>::new();
     let end_grace = ServerAction::<EndKeyGrace>::new();
+    let update = ServerAction::<UpdateApiKey>::new();
     let done = [
+        super::forms::completions(update.value()),
         super::forms::completions(create.value()),
         super::forms::completions(revoke.value()),
         super::forms::completions(rotate.value()),
@@ -201,6 +220,19 @@ fn KeysManager() -> impl IntoView {
         end_grace.value(),
         "The old secret no longer works.",
     );
+    // The key being edited. Its form shows its own refusals; a save closes it.
+    let editing = RwSignal::new(None::<KeyView>);
+    Effect::watch(
+        move || matches!(update.value().get(), Some(Ok(_))),
+        move |saved, _, _| {
+            if *saved {
+                editing.set(None);
+                outcome.set(Some(Ok("Saved.")));
+                focus_by_id("keys-title");
+            }
+        },
+        false,
+    );
     let action_error = Signal::derive(move || outcome.get().and_then(Result::err));
     let action_done = move || outcome.get().and_then(Result::ok);
 
@@ -211,6 +243,7 @@ fn KeysManager() -> impl IntoView {
         <NewKeyDialog fresh />
         <FormAlert error=action_error />
         <FormStatus message=Signal::derive(action_done) />
+        <EditKeyForm editing update />
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
@@ -219,7 +252,7 @@ fn KeysManager() -> impl IntoView {
                             "Your plan, " <A href="/plans" attr:class="font-medium underline">{data.plan.name.clone()}</A>
                             {format!(", allows {} active keys.", data.plan.max_active_keys)}
                         </p>
-                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() sample_model=data.sample_model.clone() revoke rotate end_grace grace />
+                        <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() sample_model=data.sample_model.clone() revoke rotate end_grace grace editing />
                     }.into_any(),
                     Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                 }
@@ -275,6 +308,7 @@ fn KeyTable(
     rotate: ServerAction<RotateApiKeys>,
     end_grace: ServerAction<EndKeyGrace>,
     grace: RwSignal<String>,
+    editing: RwSignal<Option<KeyView>>,
 ) -> impl IntoView {
     if keys.is_empty() {
         return view! {
@@ -347,9 +381,11 @@ fn KeyTable(
     view! {
         <div class=CARD>
             <div class="mb-3 flex flex-wrap items-center gap-3 text-sm">
-                <label class="flex items-center gap-2">
+                // Wraps on a phone: the longest choice is wider than 320 px
+                // beside its label, and the card scrolled sideways.
+                <label class="flex flex-wrap items-center gap-x-2 gap-y-1">
                     "Rotation grace period"
-                    <select class="rounded border border-slate-300 px-2 py-1" on:change=move |ev| grace.set(event_target_value(&ev)) prop:value=move || grace.get()>
+                    <select class="max-w-full rounded border border-slate-300 px-2 py-1" on:change=move |ev| grace.set(event_target_value(&ev)) prop:value=move || grace.get()>
                         <option value="0">"none: the old secret stops now"</option>
                         <option value="3600">"1 hour"</option>
                         <option value="86400">"24 hours"</option>
@@ -483,6 +519,12 @@ fn KeyTable(
                                 </td>
                                 <td class="whitespace-nowrap text-right">
                                     {active.then(|| view! {
+                                        <button id=format!("edit-key-{id}") class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()
+                                            aria-label=format!("Edit {}", k.name)
+                                            on:click={
+                                                let key = k.clone();
+                                                move |_| editing.set(Some(key.clone()))
+                                            }>"Edit"</button>
                                         <button id=format!("rotate-key-{id}") class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()
                                             aria-label=format!("Rotate {}", k.name)
                                             on:click=move |_| ask_to_rotate(vec![id], format!("rotate-key-{id}"))>"Rotate"</button>
@@ -554,35 +596,130 @@ fn lines(text: &str) -> Option<Vec<String>> {
     (!items.is_empty()).then_some(items)
 }
 
+/// A usage cap as typed: empty is none; what is not a number is sent as one
+/// the server refuses, so the refusal says what a cap may be.
+fn typed_cap(text: &str) -> Option<i64> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.parse().unwrap_or(-1))
+}
+
+/// What a key form's fields hold, as typed. The create form starts from a new
+/// key's defaults; the edit form from the key's settings.
+#[derive(Clone, Copy)]
+struct KeyFieldValues {
+    name: RwSignal<String>,
+    scopes: RwSignal<BTreeSet<String>>,
+    models: RwSignal<String>,
+    expires: RwSignal<String>,
+    cap: RwSignal<String>,
+    ips: RwSignal<String>,
+    referrers: RwSignal<String>,
+}
+
+/// The text of each field of a key form, to compare what was typed with
+/// what the form started from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct KeyFieldText {
+    name: String,
+    scopes: BTreeSet<String>,
+    models: String,
+    expires: String,
+    cap: String,
+    ips: String,
+    referrers: String,
+}
+
+impl KeyFieldText {
+    fn new_key() -> Self {
+        Self {
+            name: "My key".to_owned(),
+            scopes: BTreeSet::from(["chat".to_owned()]),
+            ..Self::default()
+        }
+    }
+
+    fn of(key: &KeyView) -> Self {
+        let joined = |items: &Option<Vec<String>>| items.as_deref().unwrap_or_default().join("\n");
+        Self {
+            name: key.name.clone(),
+            scopes: key.scopes.iter().cloned().collect(),
+            models: key.allowed_models.as_deref().unwrap_or_default().join(", "),
+            // The date field shows the day; an expiry set to the second
+            // through the API is sent back only when this is changed.
+            expires: key
+                .expires_at
+                .as_deref()
+                .and_then(|t| t.get(..10))
+                .unwrap_or_default()
+                .to_owned(),
+            cap: key.usage_cap.map(|cap| cap.to_string()).unwrap_or_default(),
+            ips: joined(&key.ip_allowlist),
+            referrers: joined(&key.referrer_domains),
+        }
+    }
+}
+
+impl KeyFieldValues {
+    fn new(text: KeyFieldText) -> Self {
+        Self {
+            name: RwSignal::new(text.name),
+            scopes: RwSignal::new(text.scopes),
+            models: RwSignal::new(text.models),
+            expires: RwSignal::new(text.expires),
+            cap: RwSignal::new(text.cap),
+            ips: RwSignal::new(text.ips),
+            referrers: RwSignal::new(text.referrers),
+        }
+    }
+
+    fn set(&self, text: KeyFieldText) {
+        self.name.set(text.name);
+        self.scopes.set(text.scopes);
+        self.models.set(text.models);
+        self.expires.set(text.expires);
+        self.cap.set(text.cap);
+        self.ips.set(text.ips);
+        self.referrers.set(text.referrers);
+    }
+
+    fn text(&self) -> KeyFieldText {
+        KeyFieldText {
+            name: self.name.get(),
+            scopes: self.scopes.get(),
+            models: self.models.get(),
+            expires: self.expires.get(),
+            cap: self.cap.get(),
+            ips: self.ips.get(),
+            referrers: self.referrers.get(),
+        }
+    }
+}
+
+/// The fields a key's settings are typed in, for creating a key and for
+/// editing one. Ids start with `prefix`, so both forms can be on the page.
 #[component]
-fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
-    let error: LastError = last_error(create.value());
-    focus_first_invalid(create.value(), "create-key");
-    let name = RwSignal::new("My key".to_owned());
-    let env = RwSignal::new("live".to_owned());
-    let scopes = RwSignal::new(BTreeSet::from(["chat".to_owned()]));
+fn KeyFields(
+    values: KeyFieldValues,
+    error: LastError,
+    prefix: &'static str,
+    /// What the usage cap's hint says: a new key's cap differs from a set one.
+    cap_hint: &'static str,
+    /// Whether the cap may be left empty (it can be raised, not removed).
+    cap_required: bool,
+    /// Fields only the create form has, after the name.
+    #[prop(optional)]
+    children: Option<Children>,
+) -> impl IntoView {
+    let KeyFieldValues {
+        name,
+        scopes,
+        models,
+        expires,
+        cap,
+        ips,
+        referrers,
+    } = values;
     let me = expect_context::<super::nav::UserResource>();
-    let models = RwSignal::new(String::new());
-    let expires = RwSignal::new(String::new());
-    let cap = RwSignal::new(String::new());
-    let ips = RwSignal::new(String::new());
-    let referrers = RwSignal::new(String::new());
-    // A key made, the form starts over: a second key made at once took the
-    // first one's environment and restrictions without a word.
-    Effect::watch(
-        move || matches!(create.value().get(), Some(Ok(_))),
-        move |made, _, _| {
-            if *made {
-                name.set("My key".to_owned());
-                env.set("live".to_owned());
-                scopes.set(BTreeSet::from(["chat".to_owned()]));
-                for text in [models, expires, cap, ips, referrers] {
-                    text.set(String::new());
-                }
-            }
-        },
-        false,
-    );
     let field_error =
         move |field: &'static str| move || error.get().and_then(|e| e.field_error(field));
     // Set on a field the last refusal named, so it is read with its message.
@@ -594,28 +731,120 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
                 .map(|_| "true")
         }
     };
+    let id = move |field: &str| format!("{prefix}-{field}");
+    let described = move |field: &str| format!("{prefix}-{field}-hint {prefix}-{field}-error");
+    let input = "block w-full rounded-md border border-slate-300 px-3 py-2 text-sm";
+    let label = "mb-1 block text-sm font-medium text-slate-700";
+
+    view! {
+        <div>
+            <label class=label for=id("name")>"Name"</label>
+            <input id=id("name") aria-describedby=id("name-error") aria-invalid=invalid("name") class=input bind:value=name />
+            <p id=id("name-error") class="mt-1 text-sm text-red-700">{field_error("name")}</p>
+        </div>
+        {children.map(|children| children())}
+        <fieldset class="sm:col-span-2">
+            <legend class=label>"Scopes"</legend>
+            <div class="flex flex-wrap gap-x-4 gap-y-2 text-sm">
+                {SCOPES.into_iter().map(|scope| view! {
+                    <label class="flex items-center gap-1">
+                        <input type="checkbox" aria-describedby=id("scopes-error") aria-invalid=invalid("scopes")
+                            prop:checked=move || scopes.with(|s| s.contains(scope))
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                scopes.update(|s| { if on { s.insert(scope.to_owned()); } else { s.remove(scope); } });
+                            } />
+                        {scope}
+                    </label>
+                }).collect_view()}
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let me = me.await;
+                        me.ok().flatten().is_some_and(|u| u.is_admin).then(|| view! {
+                            <label class="flex items-center gap-1" title="Lets the key call the admin API">
+                                <input type="checkbox"
+                                    prop:checked=move || scopes.with(|s| s.contains(ADMIN_SCOPE))
+                                    on:change=move |ev| {
+                                        let on = event_target_checked(&ev);
+                                        scopes.update(|s| { if on { s.insert(ADMIN_SCOPE.to_owned()); } else { s.remove(ADMIN_SCOPE); } });
+                                    } />
+                                {ADMIN_SCOPE}
+                            </label>
+                        }.into_any())
+                    })}
+                </Transition>
+            </div>
+            <p id=id("scopes-error") class="mt-1 text-sm text-red-700">{field_error("scopes")}</p>
+        </fieldset>
+        <div>
+            <label class=label for=id("models")>"Allowed models"</label>
+            <input id=id("models") aria-describedby=described("models") aria-invalid=invalid("allowed_models") class=input placeholder="all models on your plan" bind:value=models />
+            <p id=id("models-hint") class="mt-1 text-xs text-slate-500">"Comma-separated. Empty allows every model your plan has."</p>
+            <p id=id("models-error") class="mt-1 text-sm text-red-700">{field_error("allowed_models")}</p>
+        </div>
+        <div>
+            <label class=label for=id("expires")>"Expires"</label>
+            <input id=id("expires") aria-describedby=described("expires") aria-invalid=invalid("expires_at") type="date" class=input bind:value=expires />
+            <p id=id("expires-hint") class="mt-1 text-xs text-slate-500">"Empty: never. The key works until that day ends (UTC)."</p>
+            <p id=id("expires-error") class="mt-1 text-sm text-red-700">{field_error("expires_at")}</p>
+        </div>
+        <div>
+            <label class=label for=id("cap")>"Usage cap (requests)"</label>
+            <input id=id("cap") aria-describedby=described("cap") aria-invalid=invalid("usage_cap") type="number" min="1" required=cap_required class=input placeholder="unlimited" bind:value=cap />
+            <p id=id("cap-hint") class="mt-1 text-xs text-slate-500">{cap_hint}</p>
+            <p id=id("cap-error") class="mt-1 text-sm text-red-700">{field_error("usage_cap")}</p>
+        </div>
+        <div>
+            <label class=label for=id("ips")>"IP allowlist"</label>
+            <textarea id=id("ips") aria-describedby=described("ips") aria-invalid=invalid("ip_allowlist") rows="2" class=input placeholder="any address" bind:value=ips></textarea>
+            <p id=id("ips-hint") class="mt-1 text-xs text-slate-500">"Addresses or CIDR ranges, one per line (IPv4 or IPv6)."</p>
+            <p id=id("ips-error") class="mt-1 text-sm text-red-700">{field_error("ip_allowlist")}</p>
+        </div>
+        <div class="sm:col-span-2">
+            <label class=label for=id("referrers")>"Allowed referrer domains"</label>
+            <textarea id=id("referrers") aria-describedby=described("referrers") aria-invalid=invalid("referrer_domains") rows="2" class=input placeholder="any site" bind:value=referrers></textarea>
+            <p id=id("referrers-hint") class="mt-1 text-xs text-slate-500">"For browser callers: app.example.com or *.example.com, one per line."</p>
+            <p id=id("referrers-error") class="mt-1 text-sm text-red-700">{field_error("referrer_domains")}</p>
+        </div>
+    }
+}
+
+#[component]
+fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
+    let error: LastError = last_error(create.value());
+    focus_first_invalid(create.value(), "create-key");
+    let values = KeyFieldValues::new(KeyFieldText::new_key());
+    let env = RwSignal::new("live".to_owned());
+    // A key made, the form starts over: a second key made at once took the
+    // first one's environment and restrictions without a word.
+    Effect::watch(
+        move || matches!(create.value().get(), Some(Ok(_))),
+        move |made, _, _| {
+            if *made {
+                values.set(KeyFieldText::new_key());
+                env.set("live".to_owned());
+            }
+        },
+        false,
+    );
     let input = "block w-full rounded-md border border-slate-300 px-3 py-2 text-sm";
     let label = "mb-1 block text-sm font-medium text-slate-700";
 
     let ready = hydrated();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let cap_value = cap.get();
+        let typed = values.text();
         create.dispatch(CreateApiKey {
             input: CreateKey {
-                name: name.get(),
+                name: typed.name,
                 env: Some(env.get()),
-                scopes: Some(scopes.get().into_iter().collect()),
-                allowed_models: lines(&models.get()),
-                expires_at: Some(expires.get()).filter(|s| !s.is_empty()),
+                scopes: Some(typed.scopes.into_iter().collect()),
+                allowed_models: lines(&typed.models),
+                expires_at: Some(typed.expires).filter(|s| !s.is_empty()),
                 ttl_seconds: None,
-                usage_cap: if cap_value.trim().is_empty() {
-                    None
-                } else {
-                    Some(cap_value.trim().parse().unwrap_or(-1))
-                },
-                ip_allowlist: lines(&ips.get()),
-                referrer_domains: lines(&referrers.get()),
+                usage_cap: typed_cap(&typed.cap),
+                ip_allowlist: lines(&typed.ips),
+                referrer_domains: lines(&typed.referrers),
             },
         });
     };
@@ -627,88 +856,187 @@ fn CreateKeyForm(create: ServerAction<CreateApiKey>) -> impl IntoView {
             <form on:submit=submit>
                 // Disabled until the page's code has loaded (see `hydrated`).
                 <fieldset class="grid gap-4 sm:grid-cols-2" disabled=move || !ready.get()>
-                <div>
-                    <label class=label for="key-name">"Name"</label>
-                    <input id="key-name" aria-describedby="key-name-error" aria-invalid=invalid("name") class=input bind:value=name />
-                    <p id="key-name-error" class="mt-1 text-sm text-red-700">{field_error("name")}</p>
-                </div>
-                <div>
-                    <label class=label for="key-env">"Environment"</label>
-                    <select id="key-env" class=input on:change=move |ev| env.set(event_target_value(&ev)) prop:value=move || env.get()>
-                        <option value="live">"live"</option>
-                        <option value="test">"test"</option>
-                        <option value="staging">"staging"</option>
-                        <option value="dev">"dev"</option>
-                    </select>
-                </div>
-                <fieldset class="sm:col-span-2">
-                    <legend class=label>"Scopes"</legend>
-                    <div class="flex flex-wrap gap-x-4 gap-y-2 text-sm">
-                        {SCOPES.into_iter().map(|scope| view! {
-                            <label class="flex items-center gap-1">
-                                <input type="checkbox" aria-describedby="key-scopes-error" aria-invalid=invalid("scopes")
-                                    prop:checked=move || scopes.with(|s| s.contains(scope))
-                                    on:change=move |ev| {
-                                        let on = event_target_checked(&ev);
-                                        scopes.update(|s| { if on { s.insert(scope.to_owned()); } else { s.remove(scope); } });
-                                    } />
-                                {scope}
-                            </label>
-                        }).collect_view()}
-                        <Transition fallback=|| ()>
-                            {move || Suspend::new(async move {
-                                let me = me.await;
-                                me.ok().flatten().is_some_and(|u| u.is_admin).then(|| view! {
-                                    <label class="flex items-center gap-1" title="Lets the key call the admin API">
-                                        <input type="checkbox"
-                                            prop:checked=move || scopes.with(|s| s.contains(ADMIN_SCOPE))
-                                            on:change=move |ev| {
-                                                let on = event_target_checked(&ev);
-                                                scopes.update(|s| { if on { s.insert(ADMIN_SCOPE.to_owned()); } else { s.remove(ADMIN_SCOPE); } });
-                                            } />
-                                        {ADMIN_SCOPE}
-                                    </label>
-                                }.into_any())
-                            })}
-                        </Transition>
+                <KeyFields values error prefix="key" cap_hint="1 makes a one-time key." cap_required=false>
+                    <div>
+                        <label class=label for="key-env">"Environment"</label>
+                        <select id="key-env" class=input on:change=move |ev| env.set(event_target_value(&ev)) prop:value=move || env.get()>
+                            <option value="live">"live"</option>
+                            <option value="test">"test"</option>
+                            <option value="staging">"staging"</option>
+                            <option value="dev">"dev"</option>
+                        </select>
                     </div>
-                    <p id="key-scopes-error" class="mt-1 text-sm text-red-700">{field_error("scopes")}</p>
-                </fieldset>
-                <div>
-                    <label class=label for="key-models">"Allowed models"</label>
-                    <input id="key-models" aria-describedby="key-models-hint key-models-error" aria-invalid=invalid("allowed_models") class=input placeholder="all models on your plan" bind:value=models />
-                    <p id="key-models-hint" class="mt-1 text-xs text-slate-500">"Comma-separated. Empty allows every model your plan has."</p>
-                    <p id="key-models-error" class="mt-1 text-sm text-red-700">{field_error("allowed_models")}</p>
-                </div>
-                <div>
-                    <label class=label for="key-expires">"Expires"</label>
-                    <input id="key-expires" aria-describedby="key-expires-hint key-expires-error" aria-invalid=invalid("expires_at") type="date" class=input bind:value=expires />
-                    <p id="key-expires-hint" class="mt-1 text-xs text-slate-500">"Empty: never. The key works until that day ends (UTC)."</p>
-                    <p id="key-expires-error" class="mt-1 text-sm text-red-700">{field_error("expires_at")}</p>
-                </div>
-                <div>
-                    <label class=label for="key-cap">"Usage cap (requests)"</label>
-                    <input id="key-cap" aria-describedby="key-cap-hint key-cap-error" aria-invalid=invalid("usage_cap") type="number" min="1" class=input placeholder="unlimited" bind:value=cap />
-                    <p id="key-cap-hint" class="mt-1 text-xs text-slate-500">"1 makes a one-time key."</p>
-                    <p id="key-cap-error" class="mt-1 text-sm text-red-700">{field_error("usage_cap")}</p>
-                </div>
-                <div>
-                    <label class=label for="key-ips">"IP allowlist"</label>
-                    <textarea id="key-ips" aria-describedby="key-ips-hint key-ips-error" aria-invalid=invalid("ip_allowlist") rows="2" class=input placeholder="any address" bind:value=ips></textarea>
-                    <p id="key-ips-hint" class="mt-1 text-xs text-slate-500">"Addresses or CIDR ranges, one per line (IPv4 or IPv6)."</p>
-                    <p id="key-ips-error" class="mt-1 text-sm text-red-700">{field_error("ip_allowlist")}</p>
-                </div>
-                <div class="sm:col-span-2">
-                    <label class=label for="key-referrers">"Allowed referrer domains"</label>
-                    <textarea id="key-referrers" aria-describedby="key-referrers-hint key-referrers-error" aria-invalid=invalid("referrer_domains") rows="2" class=input placeholder="any site" bind:value=referrers></textarea>
-                    <p id="key-referrers-hint" class="mt-1 text-xs text-slate-500">"For browser callers: app.example.com or *.example.com, one per line."</p>
-                    <p id="key-referrers-error" class="mt-1 text-sm text-red-700">{field_error("referrer_domains")}</p>
-                </div>
+                </KeyFields>
                 <div class="sm:col-span-2">
                     <Submit class=BUTTON busy=create.pending()>"Create key"</Submit>
                 </div>
                 </fieldset>
             </form>
         </section>
+    }
+}
+
+/// The changes between what an edit form started from and what it holds:
+/// only the fields typed in are sent, so an edit made meanwhile elsewhere to
+/// another field is kept, and an expiry set to the second is not cut to
+/// its day.
+fn key_changes(from: &KeyFieldText, to: &KeyFieldText) -> UpdateKey {
+    let changed = |old: &String, new: &String| (old != new).then(|| new.clone());
+    let list = |old: &String, new: &String| (old != new).then(|| lines(new).unwrap_or_default());
+    UpdateKey {
+        name: changed(&from.name, &to.name),
+        scopes: (from.scopes != to.scopes).then(|| to.scopes.iter().cloned().collect()),
+        allowed_models: list(&from.models, &to.models),
+        expires_at: changed(&from.expires, &to.expires),
+        usage_cap: changed(&from.cap, &to.cap).and_then(|cap| typed_cap(&cap)),
+        ip_allowlist: list(&from.ips, &to.ips),
+        referrer_domains: list(&from.referrers, &to.referrers),
+    }
+}
+
+/// Edits one key's name and restrictions, opened from its row. Its
+/// environment and secret stay; its cap can be raised, not removed.
+#[component]
+fn EditKeyForm(
+    editing: RwSignal<Option<KeyView>>,
+    update: ServerAction<UpdateApiKey>,
+) -> impl IntoView {
+    let error: LastError = last_error(update.value());
+    focus_first_invalid(update.value(), "edit-key");
+    let values = KeyFieldValues::new(KeyFieldText::default());
+    // What the form started from, to send only what changed.
+    let started = StoredValue::new(KeyFieldText::default());
+    Effect::watch(
+        move || editing.get(),
+        move |key, _, _| {
+            if let Some(key) = key {
+                let text = KeyFieldText::of(key);
+                started.set_value(text.clone());
+                values.set(text);
+                // Another key's refusal is not this one's.
+                update.value().set(None);
+                focus_by_id("edit-key-name");
+            }
+        },
+        false,
+    );
+    let close = move || {
+        let id = editing.get_untracked().map(|key| key.id);
+        editing.set(None);
+        match id {
+            Some(id) => focus_by_id(format!("edit-key-{id}")),
+            None => focus_by_id("keys-title"),
+        }
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(key) = editing.get_untracked() else {
+            return;
+        };
+        let changes = started.with_value(|from| key_changes(from, &values.text()));
+        if changes == UpdateKey::default() {
+            close();
+            return;
+        }
+        update.dispatch(UpdateApiKey {
+            id: key.id,
+            changes,
+        });
+    };
+
+    move || {
+        editing.get().map(|key| {
+            let cap_hint = if key.usage_cap.is_some() {
+                "Can be raised, not removed: a key without a cap is a new key."
+            } else {
+                "Empty: unlimited. Once set, it can be raised, not removed."
+            };
+            view! {
+                <section id="edit-key" class=format!("{CARD} mb-6") aria-labelledby="edit-key-title"
+                    on:keydown=move |ev| if ev.key() == "Escape" { close() }>
+                    <h2 id="edit-key-title" class="mb-1 text-lg font-semibold">{format!("Edit \u{201c}{}\u{201d}", key.name)}</h2>
+                    <p class="mb-4 text-sm text-slate-600">
+                        <code class="text-xs">{key.display.clone()}</code>
+                        " keeps its secret and its environment. Changes apply from the key's next request."
+                    </p>
+                    <FormAlert error />
+                    <form on:submit=submit>
+                        <fieldset class="grid gap-4 sm:grid-cols-2" disabled=move || update.pending().get()>
+                        <KeyFields values error prefix="edit-key" cap_hint cap_required=key.usage_cap.is_some() />
+                        <div class="flex gap-3 sm:col-span-2">
+                            <Submit class=BUTTON busy=update.pending()>"Save changes"</Submit>
+                            <button type="button" class="rounded-md border border-slate-300 px-4 py-2 text-sm" on:click=move |_| close()>"Cancel"</button>
+                        </div>
+                        </fieldset>
+                    </form>
+                </section>
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KeyFieldText, UpdateKey, key_changes};
+
+    fn started() -> KeyFieldText {
+        KeyFieldText {
+            name: "deploy".into(),
+            scopes: ["chat".to_owned()].into(),
+            models: "demo, echo".into(),
+            expires: "2099-12-31".into(),
+            cap: "5".into(),
+            ips: "10.0.0.0/8".into(),
+            referrers: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_untouched_form_changes_nothing() {
+        assert_eq!(key_changes(&started(), &started()), UpdateKey::default());
+    }
+
+    #[test]
+    fn only_the_fields_typed_in_are_sent() {
+        let typed = KeyFieldText {
+            name: "deploy-2".into(),
+            ips: String::new(),
+            referrers: "*.example.com\napp.test".into(),
+            ..started()
+        };
+        assert_eq!(
+            key_changes(&started(), &typed),
+            UpdateKey {
+                name: Some("deploy-2".into()),
+                // An emptied list is sent empty: the restriction is removed.
+                ip_allowlist: Some(Vec::new()),
+                referrer_domains: Some(vec!["*.example.com".into(), "app.test".into()]),
+                ..UpdateKey::default()
+            }
+        );
+    }
+
+    #[test]
+    fn scopes_expiry_and_cap_are_sent_as_typed() {
+        let typed = KeyFieldText {
+            scopes: ["chat".to_owned(), "keys:read".to_owned()].into(),
+            expires: String::new(),
+            cap: "not a number".into(),
+            ..started()
+        };
+        let changes = key_changes(&started(), &typed);
+        assert_eq!(
+            changes.scopes,
+            Some(vec!["chat".to_owned(), "keys:read".to_owned()])
+        );
+        // Emptied, the expiry is removed.
+        assert_eq!(changes.expires_at.as_deref(), Some(""));
+        // What is not a number goes as one the server refuses, with its words.
+        assert_eq!(changes.usage_cap, Some(-1));
+        let raised = KeyFieldText {
+            cap: " 9 ".into(),
+            ..started()
+        };
+        assert_eq!(key_changes(&started(), &raised).usage_cap, Some(9));
     }
 }
