@@ -719,6 +719,10 @@ fn router(state: AppState, sessions: crate::store::SessionRows) -> Router {
         )
         .route("/api/v1/keys/{id}/rotate", post(keys::rotate_key))
         .route("/api/v1/keys/{id}/end-grace", post(keys::end_grace))
+        .route(
+            "/api/v1/usage/export",
+            get(crate::routes::usage::export_calls),
+        )
         .route("/api/v1/admin/users", get(admin::list_users))
         .route(
             "/api/v1/admin/users/{id}/disable",

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 27] = [
+const OPERATIONS: [(&str, &str); 28] = [
     ("post", "/v1/chat/completions"),
     ("get", "/v1/models"),
     ("get", "/v1/models/{model}"),
@@ -21,6 +21,7 @@ const OPERATIONS: [(&str, &str); 27] = [
     ("delete", "/api/v1/keys/{id}"),
     ("post", "/api/v1/keys/{id}/rotate"),
     ("post", "/api/v1/keys/{id}/end-grace"),
+    ("get", "/api/v1/usage/export"),
     ("get", "/api/v1/admin/users"),
     ("post", "/api/v1/admin/users/{id}/disable"),
     ("post", "/api/v1/admin/users/{id}/enable"),

@@ -26,3 +26,4 @@ mod pages;
 mod sdk;
 mod security;
 mod server_basics;
+mod usage_export;

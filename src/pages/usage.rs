@@ -1,6 +1,7 @@
 //! `/usage`: what the user's keys did. The plan's windows as they stand, the
 //! balance, 30 days of requests, tokens and credits as bar charts (SVG drawn
-//! on the server), spending by model and by key, and the 50 latest calls.
+//! on the server), spending by model and by key, the 50 latest calls, and a
+//! CSV export of the calls of any days.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -148,6 +149,33 @@ fn Report(report: UsageReport) -> impl IntoView {
                     </ScrollRegion>
                 }.into_any()
             }}
+        </section>
+
+        <ExportForm first_day=report.days.first().map(|d| d.day.clone()).unwrap_or_default()
+            last_day=report.days.last().map(|d| d.day.clone()).unwrap_or_default() />
+    }
+}
+
+/// Downloads the calls of the days chosen as CSV: a plain form (a GET of
+/// the export), so it works before the page's code has loaded, or without it.
+#[component]
+fn ExportForm(first_day: String, last_day: String) -> impl IntoView {
+    let input = "rounded-md border border-slate-300 px-3 py-2 text-sm";
+    view! {
+        <section id="usage-export" class=format!("{CARD} mt-6")>
+            <h2 class="mb-1 text-lg font-semibold">"Export"</h2>
+            <p class="mb-3 text-sm text-slate-600">
+                "Every call of the days chosen, oldest first, as a CSV file: time (UTC), request id, key, model, status, tokens, credits (exactly as charged) and latency."
+            </p>
+            <form method="get" action="/api/v1/usage/export" class="flex flex-wrap items-end gap-3">
+                <label class="text-sm font-medium text-slate-700">
+                    "From" <input type="date" name="from" required class=format!("mt-1 block {input}") value=first_day />
+                </label>
+                <label class="text-sm font-medium text-slate-700">
+                    "To" <input type="date" name="to" required class=format!("mt-1 block {input}") value=last_day />
+                </label>
+                <button type="submit" class=super::forms::BUTTON>"Download CSV"</button>
+            </form>
         </section>
     }
 }

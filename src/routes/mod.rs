@@ -6,6 +6,7 @@ pub mod health;
 pub mod keys;
 pub mod model_api_doc;
 pub mod openapi;
+pub mod usage;
 
 use axum::extract::{FromRequestParts, rejection::JsonRejection};
 

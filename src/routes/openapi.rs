@@ -9,7 +9,7 @@ use utoipa::{
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use super::{admin, keys, model_api_doc};
+use super::{admin, keys, model_api_doc, usage};
 use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc};
 
 #[derive(OpenApi)]
@@ -39,6 +39,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         keys::revoke_key,
         keys::rotate_key,
         keys::end_grace,
+        usage::export_calls,
         admin::list_users,
         admin::disable_user,
         admin::enable_user,
@@ -59,6 +60,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         (name = "account", description = "Who is calling"),
         (name = "plans", description = "Rate-limit plans"),
         (name = "keys", description = "API keys: create, restrict, rotate, revoke"),
+        (name = "usage", description = "What the account's calls used"),
         (name = "admin", description = "Admins only"),
     )
 )]

@@ -32,7 +32,7 @@ pub use plans::{
     LimitOverrides, PlanAssignment, PlanChange, PlanRecord, PlanSettings, PlanSummary, Retirement,
 };
 pub use sessions::SessionRows;
-pub use usage::{CallRecord, DayUsage, GroupUsage};
+pub use usage::{CallRecord, DayUsage, ExportedCall, GroupUsage};
 pub use users::{NewUser, StatusChange, UserRecord, UserStatus};
 
 use sqlx::{

@@ -36,6 +36,23 @@ pub struct CallRecord {
     pub latency_ms: i64,
 }
 
+/// One recorded call as the usage export lists it, with what identifies it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ExportedCall {
+    pub id: i64,
+    pub created_at: String,
+    pub request_id: Option<String>,
+    pub key_name: Option<String>,
+    pub model: String,
+    pub stream: bool,
+    pub status: i64,
+    pub error_code: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micros: i64,
+    pub latency_ms: i64,
+}
+
 /// A key's label in usage tables: its name and the last four characters.
 const KEY_LABEL: &str = "COALESCE(k.name || ' (…' || k.last_four || ')', CASE WHEN r.key_id IS NULL THEN 'no key' ELSE 'deleted key' END)";
 
@@ -139,6 +156,41 @@ impl Store {
              WHERE r.user_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
         ))
         .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// One page of the user's calls from `from` (a stored time, included)
+    /// until `until` (excluded), oldest first, starting after the call
+    /// `after` (its time and id; `None` for the first page). Pages are read
+    /// on the index on user and time, so an export of any length neither
+    /// holds a connection nor the whole list at once.
+    pub async fn calls_between(
+        &self,
+        user_id: i64,
+        (from, until): (&str, &str),
+        after: Option<(&str, i64)>,
+        limit: i64,
+    ) -> Result<Vec<ExportedCall>, StoreError> {
+        if after.is_none() {
+            self.flush().await?;
+        }
+        let (after_time, after_id) = after.unwrap_or(("", 0));
+        Ok(sqlx::query_as(&format!(
+            "SELECT r.id, r.created_at, r.request_id, {KEY_LABEL} AS key_name, r.model,
+                    r.stream, r.status, r.error_code, r.prompt_tokens, r.completion_tokens,
+                    r.cost_micros, r.latency_ms
+             FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id
+             WHERE r.user_id = ? AND r.created_at >= ? AND r.created_at < ?
+               AND (r.created_at, r.id) > (?, ?)
+             ORDER BY r.created_at, r.id LIMIT ?"
+        ))
+        .bind(user_id)
+        .bind(from)
+        .bind(until)
+        .bind(after_time)
+        .bind(after_id)
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)
