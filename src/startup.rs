@@ -751,6 +751,10 @@ fn router(state: AppState, sessions: crate::store::SessionRows) -> Router {
             "/api/v1/admin/users/{id}/keys/rotate",
             post(admin::rotate_all_keys),
         )
+        .route(
+            "/api/v1/admin/users/{id}/usage/export",
+            get(admin::export_user_calls),
+        )
         .route("/api/v1/admin/balances", get(admin::list_balances))
         .route("/api/v1/admin/audit", get(admin::audit_log))
         .route("/api/v1/admin/monitor", get(admin::monitor))

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::spawn_app;
 
-const OPERATIONS: [(&str, &str); 28] = [
+const OPERATIONS: [(&str, &str); 29] = [
     ("post", "/v1/chat/completions"),
     ("get", "/v1/models"),
     ("get", "/v1/models/{model}"),
@@ -33,6 +33,7 @@ const OPERATIONS: [(&str, &str); 28] = [
     ("post", "/api/v1/admin/users/{id}/keys/revoke"),
     ("post", "/api/v1/admin/users/{id}/keys/{key_id}/revoke"),
     ("post", "/api/v1/admin/users/{id}/keys/rotate"),
+    ("get", "/api/v1/admin/users/{id}/usage/export"),
     ("get", "/api/v1/admin/audit"),
     ("get", "/api/v1/admin/monitor"),
 ];

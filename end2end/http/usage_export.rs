@@ -262,3 +262,79 @@ async fn a_bad_day_a_missing_session_or_a_key_without_the_scope_is_refused() {
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().starts_with("time_utc,"));
 }
+
+#[tokio::test]
+async fn an_admin_exports_an_accounts_calls_as_the_account_does() {
+    let s = setup(&[
+        ("TOLLGATE_ADMIN_EMAIL", "root@example.com"),
+        ("TOLLGATE_ADMIN_PASSWORD", "admin-passphrase-for-tests"),
+    ])
+    .await;
+    let (key, member) =
+        user_with_plan_signed_in(&s.app, "member@example.com", 100, 1000, None).await;
+    for model in ["mock", "demo"] {
+        let response = s
+            .app
+            .client
+            .post(s.app.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({ "model": model, "messages": [{ "role": "user", "content": "hi" }] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let member_id = s.app.me(&member).await["id"].as_i64().unwrap();
+    let admin = s.app.browser();
+    s.app
+        .login(&admin, "root@example.com", "admin-passphrase-for-tests")
+        .await;
+    let path = format!("/api/v1/admin/users/{member_id}/usage/export");
+
+    let own = export(&s.app, &member.client, "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let response = admin.client.get(s.app.url(&path)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"tollgate-usage-")
+    );
+    let by_admin = response.text().await.unwrap();
+    assert_eq!(parse(&by_admin).1.len(), 2);
+    assert_eq!(by_admin, own);
+
+    // Only admins; only accounts that exist; days as the account's own export.
+    assert_refused(
+        member.client.get(s.app.url(&path)).send().await.unwrap(),
+        403,
+        "admin_only",
+    )
+    .await;
+    assert_refused(
+        admin
+            .client
+            .get(s.app.url("/api/v1/admin/users/999999/usage/export"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "user_not_found",
+    )
+    .await;
+    assert_refused(
+        admin
+            .client
+            .get(s.app.url(&format!("{path}?from=someday")))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_date",
+    )
+    .await;
+}

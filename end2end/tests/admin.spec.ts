@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { expect, test, type Page } from "@playwright/test";
 import { hydrated, logInAsAdmin, registerAccount, unique, watchErrors } from "./support";
 
@@ -44,6 +45,15 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
   await expect(admin.getByRole("table")).toHaveCount(0);
   await openAccount(admin, email);
   await expect(admin.getByTestId("admin-user-balance")).toHaveText("10 credits");
+  // The account's calls download as the CSV the account gets itself.
+  const [download] = await Promise.all([
+    admin.waitForEvent("download"),
+    admin.getByRole("link", { name: "Download 30 days as CSV" }).click(),
+  ]);
+  expect(download.suggestedFilename()).toMatch(/^tollgate-usage-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
+  expect((await readFile(await download.path(), "utf8")).trim()).toBe(
+    "time_utc,request_id,key,model,stream,status,error_code,prompt_tokens,completion_tokens,total_tokens,cost_credits,cost_micros,latency_ms",
+  );
 
   await admin.getByLabel("Amount (credits; negative to deduct)").fill("25");
   await admin.getByLabel("Reason").fill("welcome bonus");

@@ -641,6 +641,20 @@ pub async fn revoke_key(
 }
 
 /// The account, unless there is none or it was deleted.
+/// An account's calls in `range` as CSV, for the admin API's export: the
+/// same file the account downloads from its usage page.
+pub async fn usage_export(
+    store: &Store,
+    user_id: i64,
+    range: crate::usage::export::ExportRange,
+) -> Result<
+    impl futures::Stream<Item = Result<axum::body::Bytes, StoreError>> + Send + 'static,
+    AdminError,
+> {
+    live_user(store, user_id).await?;
+    Ok(crate::usage::export::calls_csv(store.clone(), user_id, range).await?)
+}
+
 async fn live_user(store: &Store, user_id: i64) -> Result<UserRecord, AdminError> {
     store
         .user_by_id(user_id)

@@ -576,7 +576,14 @@ fn UserDetail(user_id: Memo<Option<i64>>) -> impl IntoView {
                     // at half the page's width.
                     <div class="grid gap-4">
                         <section class=CARD>
-                            <h2 class="mb-3 text-lg font-semibold">"Recent calls"</h2>
+                            <div class="mb-3 flex flex-wrap items-baseline justify-between gap-2">
+                                <h2 class="text-lg font-semibold">"Recent calls"</h2>
+                                // The last 30 days; the API takes any days.
+                                <a class="text-sm text-amber-700 underline" download
+                                    href=format!("/api/v1/admin/users/{}/usage/export", d.id)>
+                                    "Download 30 days as CSV"
+                                </a>
+                            </div>
                             <ScrollRegion label="Recent calls">
                             <table class="w-full text-left text-sm">
                                 <thead class="text-slate-500"><tr><th class="py-2">"Time"</th><th>"Model"</th><th>"Status"</th><th class="text-right">"Credits"</th></tr></thead>

@@ -351,6 +351,36 @@ pub async fn revoke_all_keys(
     }
 }
 
+/// Export a user's calls as CSV
+///
+/// The file the account itself downloads from `/usage` (or
+/// `/api/v1/usage/export`): its calls between two UTC days, oldest first.
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}/usage/export", tag = "admin",
+    params(("id" = i64, Path, description = "The user's id"), crate::routes::usage::ExportQuery),
+    security(("session" = []), ("api_key" = ["admin"])),
+    responses(
+        (status = 200, description = "The calls as CSV (`text/csv`), with the columns of `/api/v1/usage/export`", content_type = "text/csv", body = String),
+        (status = 400, description = "The id is not a number, a day is not a date, or `from` is after `to`", body = ErrorResponse),
+        (status = 401, description = "No valid session or key", body = ErrorResponse),
+        (status = 403, description = "Not an admin, or a rotated key's previous secret (`previous_secret`)", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn export_user_calls(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    ApiPath(user_id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<crate::routes::usage::ExportQuery>,
+) -> Response {
+    let range = match query.range() {
+        Ok(range) => range,
+        Err(error) => return error.into_response(),
+    };
+    match admin_service::usage_export(&state.store, user_id, range).await {
+        Ok(rows) => crate::routes::usage::csv_download(range, user_id, rows),
+        Err(error) => error.into_response(),
+    }
+}
+
 /// Revoke one of a user's keys
 ///
 /// The key stops working on its next request; the account's other keys go on.

@@ -51,6 +51,7 @@ use crate::pages::docs::{ApiReference, Field, Operation, ResponseDoc, SchemaDoc}
         admin::revoke_all_keys,
         admin::revoke_key,
         admin::rotate_all_keys,
+        admin::export_user_calls,
         admin::audit_log,
         admin::monitor,
     ),

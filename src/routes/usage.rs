@@ -1,14 +1,15 @@
 //! The usage export (`/api/v1/usage/export`): the caller's calls between two
 //! dates as CSV, for a signed-in session or a key with `keys:read`. The
-//! `/usage` page links to it; `usage::export` writes it.
+//! `/usage` page links to it; `usage::export` writes it. The admin API's
+//! export of an account's calls answers through the same functions.
 
 use axum::{
-    body::Body,
+    body::{Body, Bytes},
     extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures::TryStreamExt;
+use futures::{Stream, TryStreamExt};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -17,6 +18,7 @@ use crate::{
     api_error::{ApiError, ErrorResponse},
     routes::ApiQuery,
     startup::AppState,
+    store::StoreError,
     usage::export::{self, ExportRange},
 };
 
@@ -48,20 +50,7 @@ pub async fn export_calls(
     ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, Response> {
     caller.require(Needs::Read)?;
-    let range = ExportRange::parse(
-        query.from.as_deref(),
-        query.to.as_deref(),
-        chrono::Utc::now().date_naive(),
-    )
-    .map_err(|error| ApiError {
-        param: Some(error.param().to_owned()),
-        ..ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "invalid_date",
-            error.to_string(),
-        )
-    })?;
+    let range = query.range()?;
     let user_id = caller.user().id;
     let rows = export::calls_csv(state.store.clone(), user_id, range)
         .await
@@ -73,12 +62,42 @@ pub async fn export_calls(
                 "internal_error",
                 "The usage could not be read. Try again.",
             )
-        })?
-        // A failure after the answer began can only cut the download short.
-        .inspect_err(move |error| {
-            tracing::error!(%error, user_id, "the usage export stopped part way");
-        });
-    Ok((
+        })?;
+    Ok(csv_download(range, user_id, rows))
+}
+
+impl ExportQuery {
+    /// The days asked for, or the API's 400 naming the parameter at fault.
+    pub(crate) fn range(&self) -> Result<ExportRange, ApiError> {
+        ExportRange::parse(
+            self.from.as_deref(),
+            self.to.as_deref(),
+            chrono::Utc::now().date_naive(),
+        )
+        .map_err(|error| ApiError {
+            param: Some(error.param().to_owned()),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_date",
+                error.to_string(),
+            )
+        })
+    }
+}
+
+/// The answer that downloads `rows` (the export of `user_id`'s calls in
+/// `range`) as a file.
+pub(crate) fn csv_download(
+    range: ExportRange,
+    user_id: i64,
+    rows: impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static,
+) -> Response {
+    // A failure after the answer began can only cut the download short.
+    let rows = rows.inspect_err(move |error| {
+        tracing::error!(%error, user_id, "the usage export stopped part way");
+    });
+    (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
@@ -89,5 +108,5 @@ pub async fn export_calls(
         ],
         Body::from_stream(rows),
     )
-        .into_response())
+        .into_response()
 }
