@@ -367,6 +367,7 @@ test("retiring a plan and leaving a plan no longer offered are asked in the page
   await hydrated(admin);
   await admin.getByLabel("Id").fill(slug);
   await admin.getByLabel("Name").fill("Going");
+  await admin.getByLabel("Models").fill("demo");
   await admin.getByRole("button", { name: "Create plan" }).click();
   await expect(admin.getByRole("status")).toContainText(`Plan ${slug} created.`);
 
@@ -399,6 +400,13 @@ test("retiring a plan and leaving a plan no longer offered are asked in the page
   await user.goto("/plans");
   await hydrated(user);
   await expect(user.getByTestId("plan-not-offered")).toBeVisible();
+  // Every model's prices, marked where this plan includes it.
+  const prices = user.getByTestId("model-prices").locator("tbody tr");
+  await expect(prices).toHaveText([
+    /^demo\s*0\.5\s*1\.5\s*included$/,
+    /^demo-lite\s*0\.1\s*0\.3\s*not included$/,
+    /^cut-off\s*1\s*1\s*not included$/,
+  ]);
   const starter = user.getByTestId("plan-starter");
   const askLeave = starter.getByRole("alertdialog", { name: "Confirm: Switch to Starter" });
   await starter.getByRole("button", { name: "Switch to Starter" }).click();
@@ -410,6 +418,9 @@ test("retiring a plan and leaving a plan no longer offered are asked in the page
   await askLeave.getByRole("button", { name: "Yes, switch to Starter" }).click();
   await expect(user.getByRole("status")).toContainText("Plan switched.");
   await expect(starter).toContainText("Current");
+  // Starter has every model.
+  await expect(prices).toHaveText([/\dincluded$/, /\dincluded$/, /\dincluded$/]);
+  await expect(prices.filter({ hasText: "not included" })).toHaveCount(0);
   // The retired plan, left, is no longer shown to the user.
   await expect(user.getByTestId(`plan-${slug}`)).toHaveCount(0);
 

@@ -84,14 +84,9 @@ pub fn allowed_models<'a>(
     plan: &PlanRecord,
     names: impl Iterator<Item = &'a str>,
 ) -> Vec<&'a str> {
-    let plan_models = plan.allowed_models();
     let key_models = list(key.allowed_models.as_deref());
     names
-        .filter(|name| {
-            plan_models
-                .as_ref()
-                .is_none_or(|m| m.iter().any(|x| x == name))
-        })
+        .filter(|name| plan.includes_model(name))
         .filter(|name| {
             key_models
                 .as_ref()

@@ -9,7 +9,7 @@ use super::{
     bounds::{Bounds, Reach},
     format::{ApiKey, KeyEnv},
     hashing::KeyHasher,
-    types::{ADMIN_SCOPE, CreateKey, IssuedKey, KeyView, PlanView, SCOPES, UpdateKey},
+    types::{ADMIN_SCOPE, CreateKey, IssuedKey, KeyView, ModelPrice, PlanView, SCOPES, UpdateKey},
 };
 use crate::{
     gateway::providers::ModelTable,
@@ -394,6 +394,20 @@ pub fn plan_view(plan: &crate::store::PlanRecord, current_plan_id: i64) -> PlanV
         current: plan.id == current_plan_id,
         offered: plan.is_public && !plan.retired,
     }
+}
+
+/// Every model in the table, in its order, with its prices and whether
+/// `plan` includes it.
+pub fn model_prices(table: &ModelTable, plan: &crate::store::PlanRecord) -> Vec<ModelPrice> {
+    table
+        .iter()
+        .map(|model| ModelPrice {
+            name: model.name.clone(),
+            input_per_1k: crate::credits::format_credits(model.prices.input_per_1k),
+            output_per_1k: crate::credits::format_credits(model.prices.output_per_1k),
+            on_plan: plan.includes_model(&model.name),
+        })
+        .collect()
 }
 
 /// The public plans with the user's own marked; their own comes first when

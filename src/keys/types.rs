@@ -97,6 +97,18 @@ pub struct UpdateKey {
     pub referrer_domains: Option<Vec<String>>,
 }
 
+/// A model as the plans page lists it: its prices, and whether the viewer's
+/// plan includes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelPrice {
+    pub name: String,
+    /// Credits per 1,000 prompt tokens, as a decimal (`0.15`).
+    pub input_per_1k: String,
+    /// Credits per 1,000 reply tokens, as a decimal.
+    pub output_per_1k: String,
+    pub on_plan: bool,
+}
+
 /// A plan as pages and the API show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]

@@ -78,10 +78,9 @@ pub async fn get_keys_overview() -> Result<KeysOverview, FormError> {
         .await
         .map_err(server_ctx::internal)?;
     let models = &state.gateway.models;
-    let allowed = plan.allowed_models();
     let sample_model = models
         .iter()
-        .find(|m| allowed.as_ref().is_none_or(|names| names.contains(&m.name)))
+        .find(|m| plan.includes_model(&m.name))
         .unwrap_or(models.default_model())
         .name
         .clone();

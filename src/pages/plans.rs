@@ -1,18 +1,20 @@
-//! `/plans`: the public plans side by side; switching takes one click.
+//! `/plans`: the public plans side by side; switching takes one click. Below
+//! them, every model's prices, marked where the user's plan includes it.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{
     forms::{
-        BUTTON, ConfirmBar, FormAlert, FormStatus, NeedsScript, focus_by_id, hydrated, last_error,
+        BUTTON, CARD, ConfirmBar, FormAlert, FormStatus, NeedsScript, ScrollRegion, focus_by_id,
+        hydrated, last_error,
     },
     nav::SignedInOnly,
 };
 use crate::{
     accounts::types::FormError,
     credits::{format_count, format_credits_grouped},
-    keys::types::PlanView,
+    keys::types::{ModelPrice, PlanView},
 };
 
 #[server(endpoint = "plans")]
@@ -22,6 +24,18 @@ pub async fn list_plans() -> Result<Vec<PlanView>, FormError> {
     service::plans_for(&state.store, user.id)
         .await
         .map_err(server_ctx::internal)
+}
+
+#[server(endpoint = "plans/models")]
+pub async fn list_model_prices() -> Result<Vec<ModelPrice>, FormError> {
+    use crate::{keys::service, server_ctx};
+    let (state, _, user) = server_ctx::signed_in_user().await?;
+    let plan = state
+        .store
+        .plan_of_user(user.id)
+        .await
+        .map_err(server_ctx::internal)?;
+    Ok(service::model_prices(&state.gateway.models, &plan))
 }
 
 #[server(endpoint = "plans/switch")]
@@ -54,6 +68,8 @@ fn PlanCards() -> impl IntoView {
     let error = last_error(switch.value());
     let switched = super::forms::completions(switch.value());
     let plans = Resource::new(move || switched.get(), |_| list_plans());
+    // Which models are on the plan changes with it.
+    let prices = Resource::new(move || switched.get(), |_| list_model_prices());
     // The button pressed is gone once its plan is current: focus goes to the
     // page's heading, and the switch is said.
     let switched = move || {
@@ -98,6 +114,42 @@ fn PlanCards() -> impl IntoView {
                 }
             })}
         </Transition>
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                prices.await.ok().map(|prices| view! { <PriceTable prices /> })
+            })}
+        </Transition>
+    }
+}
+
+/// What each model costs, for choosing one and reading the usage page's
+/// credits.
+#[component]
+fn PriceTable(prices: Vec<ModelPrice>) -> impl IntoView {
+    view! {
+        <section class=format!("{CARD} mt-8") aria-labelledby="prices-title">
+            <h2 id="prices-title" class="mb-1 text-lg font-semibold">"Models and prices"</h2>
+            <p class="mb-3 text-sm text-slate-600">
+                "Credits per 1,000 tokens. A call costs its prompt tokens at the input price plus its reply tokens at the output price, rounded up to the next millionth of a credit."
+            </p>
+            <ScrollRegion label="Models and prices">
+                <table class="w-full text-left text-sm" data-testid="model-prices">
+                    <thead class="text-slate-500">
+                        <tr><th class="py-2">"Model"</th><th class="text-right">"Input"</th><th class="text-right">"Output"</th><th class="pl-4">"Your plan"</th></tr>
+                    </thead>
+                    <tbody>
+                        {prices.into_iter().map(|price| view! {
+                            <tr class="border-t border-slate-100">
+                                <td class="py-1"><code>{price.name}</code></td>
+                                <td class="text-right">{price.input_per_1k}</td>
+                                <td class="text-right">{price.output_per_1k}</td>
+                                <td class="pl-4">{if price.on_plan { "included" } else { "not included" }}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </ScrollRegion>
+        </section>
     }
 }
 

@@ -37,6 +37,13 @@ impl PlanRecord {
             .as_deref()
             .and_then(|json| serde_json::from_str(json).ok())
     }
+
+    /// Whether keys on this plan may call `model`: a plan without a list of
+    /// models allows every one.
+    pub fn includes_model(&self, model: &str) -> bool {
+        self.allowed_models()
+            .is_none_or(|names| names.iter().any(|name| name == model))
+    }
 }
 
 const PLAN_COLUMNS: &str = "id, slug, name, description, requests_per_minute, requests_per_hour, requests_per_day,
