@@ -131,12 +131,17 @@ test("the model list follows the pasted key's allowed models", async ({ page, ba
   await page.goto("/playground");
   await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
   const model = page.getByLabel("Model");
-  // Before a key is pasted, every model in the table is offered.
-  await expect(model.locator("option")).toHaveText(["demo", "demo-lite", "cut-off"]);
+  // Before a key is pasted, every model in the table is offered, with its prices.
+  const everyModel = [
+    "demo (0.5 in, 1.5 out per 1k tokens)",
+    "demo-lite (0.1 in, 0.3 out per 1k tokens)",
+    "cut-off (1 in, 1 out per 1k tokens)",
+  ];
+  await expect(model.locator("option")).toHaveText(everyModel);
 
   // A key limited to demo-lite offers only it, and the chat uses it.
   await page.getByLabel("API key").fill(liteOnly);
-  await expect(model.locator("option")).toHaveText(["demo-lite"]);
+  await expect(model.locator("option")).toHaveText([everyModel[1]]);
   await expect(model).toHaveValue("demo-lite");
   await page.getByLabel("Message").fill("Hello lite");
   await page.getByRole("button", { name: "Send" }).click();
@@ -146,7 +151,7 @@ test("the model list follows the pasted key's allowed models", async ({ page, ba
 
   // Back to an unrestricted key: both again.
   await page.getByLabel("API key").fill(key);
-  await expect(model.locator("option")).toHaveText(["demo", "demo-lite", "cut-off"]);
+  await expect(model.locator("option")).toHaveText(everyModel);
   await expect(model).toHaveValue("demo-lite");
 
   expect(errors).toEqual([]);

@@ -76,18 +76,6 @@ impl RecentKey {
     }
 }
 
-#[server(endpoint = "playground/models")]
-pub async fn get_model_names() -> Result<Vec<String>, FormError> {
-    use crate::server_ctx;
-    let (state, _, _) = server_ctx::signed_in_user().await?;
-    Ok(state
-        .gateway
-        .models
-        .iter()
-        .map(|m| m.name.clone())
-        .collect())
-}
-
 /// What a call the user stopped was charged, as settled.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallCharge {
@@ -376,7 +364,8 @@ const LABEL: &str = "mb-1 block text-sm font-medium text-slate-700";
 
 #[component]
 fn Playground() -> impl IntoView {
-    let models = Resource::new(|| (), |_| get_model_names());
+    // Each model with its prices, which its option shows.
+    let models = Resource::new(|| (), |_| super::plans::list_model_prices());
     let recent = use_context::<RecentKey>().and_then(|RecentKey(k)| k.get_untracked());
     let key = RwSignal::new(recent.unwrap_or_default());
     let model = RwSignal::new(String::new());
@@ -506,8 +495,8 @@ fn Playground() -> impl IntoView {
                                     </p>
                                 }.into_any();
                             }
-                            let all = models.await.unwrap_or_default();
-                            let names = for_key.unwrap_or(all);
+                            let priced = models.await.unwrap_or_default();
+                            let names = for_key.unwrap_or_else(|| priced.iter().map(|m| m.name.clone()).collect());
                             let current = model.get_untracked();
                             if !names.contains(&current)
                                 && let Some(first) = names.first()
@@ -523,7 +512,10 @@ fn Playground() -> impl IntoView {
                                         // Each option follows the model, so the list can
                                         // change under a chosen model and still show it.
                                         let chosen = n.clone();
-                                        let label = n.clone();
+                                        let label = match priced.iter().find(|m| m.name == n) {
+                                            Some(m) => format!("{n} ({} in, {} out per 1k tokens)", m.input_per_1k, m.output_per_1k),
+                                            None => n.clone(),
+                                        };
                                         view! { <option value=n prop:selected=move || model.get() == chosen>{label}</option> }
                                     }).collect_view()}
                                 </select>
