@@ -179,6 +179,41 @@ test("edit a key's name and restrictions from its row", async ({ page }) => {
   await expect(edit).toBeFocused();
   await expect(edited).toBeVisible();
 
+  // A cap lowered to the uses made stops the key; it keeps its Edit button,
+  // and raising the cap brings it back.
+  const chat = await page.request.post("/v1/chat/completions", {
+    headers: { authorization: `Bearer ${secret}` },
+    data: { model: "demo", messages: [{ role: "user", content: "hi" }], max_tokens: 5 },
+  });
+  expect(chat.status()).toBe(200);
+  await edit.click();
+  await form.getByLabel("Usage cap (requests)").fill("1");
+  await form.getByRole("button", { name: "Save changes" }).click();
+  await expect(edited.getByTestId("key-status")).toHaveText("used_up");
+  await expect(edited.getByRole("button", { name: "Revoke deploy-2" })).toHaveCount(0);
+  expect((await models()).status()).toBe(401);
+  await edit.click();
+  await form.getByLabel("Usage cap (requests)").fill("9");
+  await form.getByRole("button", { name: "Save changes" }).click();
+  await expect(edited.getByTestId("key-status")).toHaveText("active");
+  expect((await models()).status()).toBe(200);
+
+  // A refusal after a save: the form says why, and the banner no longer
+  // says "Saved." beside it.
+  await expect(page.getByRole("status").filter({ hasText: "Saved." })).toBeVisible();
+  await edit.click();
+  await ips.fill("not-an-ip");
+  await form.getByRole("button", { name: "Save changes" }).click();
+  await expect(page.locator("#edit-key-ips-error")).toContainText("not-an-ip");
+  await expect(page.getByRole("status").filter({ hasText: "Saved." })).toHaveCount(0);
+
+  // Revoking the key being edited closes its form.
+  await edited.getByRole("button", { name: "Revoke deploy-2" }).click();
+  await page.getByRole("alertdialog", { name: "Confirm revocation" }).getByRole("button", { name: "Revoke" }).click();
+  await expect(edited.getByTestId("key-status")).toHaveText("revoked");
+  await expect(form).toBeHidden();
+  await expect(edited.getByRole("button", { name: "Edit deploy-2" })).toHaveCount(0);
+
   expect(errors).toEqual([]);
 });
 

@@ -219,19 +219,44 @@ fn KeysManager() -> impl IntoView {
         end_grace.value(),
         "The old secret no longer works.",
     );
-    // The key being edited. Its form shows its own refusals; a save closes it.
+    // The key being edited. Its form shows its own refusals, the banner
+    // none: a save closes the form (when it is still that key's) and says so.
     let editing = RwSignal::new(None::<KeyView>);
     Effect::watch(
-        move || matches!(update.value().get(), Some(Ok(_))),
-        move |saved, _, _| {
-            if *saved {
-                editing.set(None);
+        move || update.value().get(),
+        move |result, _, _| match result {
+            Some(Ok(saved)) => {
+                if editing
+                    .get_untracked()
+                    .is_some_and(|key| key.id == saved.id)
+                {
+                    editing.set(None);
+                    focus_by_id("keys-title");
+                }
                 outcome.set(Some(Ok("Saved.")));
-                focus_by_id("keys-title");
             }
+            // An earlier success is not left standing beside the refusal.
+            Some(Err(_)) => outcome.set(None),
+            None => {}
         },
         false,
     );
+    // A key revoked meanwhile, here or in another tab, can no longer be
+    // edited: its form closes once the table shows it, saying why when a
+    // save found it gone. Called as the table is drawn: an effect that read
+    // the key list would tie the whole page to its reloads.
+    let close_if_gone = move |keys: &[KeyView]| {
+        let Some(key) = editing.get_untracked() else {
+            return;
+        };
+        if !keys.iter().any(|k| k.id == key.id && k.status != "revoked") {
+            editing.set(None);
+            if let Some(Err(refusal)) = update.value().get_untracked() {
+                outcome.set(Some(Err(refusal)));
+            }
+            focus_by_id("keys-title");
+        }
+    };
     let action_error = Signal::derive(move || outcome.get().and_then(Result::err));
     let action_done = move || outcome.get().and_then(Result::ok);
 
@@ -246,13 +271,16 @@ fn KeysManager() -> impl IntoView {
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading keys…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok(data) => view! {
+                    Ok(data) => {
+                        close_if_gone(&data.keys);
+                        view! {
                         <p class="mb-6 text-slate-600">
                             "Your plan, " <A href="/plans" attr:class="font-medium underline">{data.plan.name.clone()}</A>
                             {format!(", allows {} active keys.", data.plan.max_active_keys)}
                         </p>
                         <KeyTable keys=data.keys.clone() base_url=data.base_url.clone() sample_model=data.sample_model.clone() revoke rotate end_grace grace editing />
-                    }.into_any(),
+                        }.into_any()
+                    }
                     Err(e) => view! { <p role="alert" class="text-red-700">{e.message}</p> }.into_any(),
                 }
             })}
@@ -486,6 +514,9 @@ fn KeyTable(
                     {keys.into_iter().map(|k| {
                         let id = k.id;
                         let active = k.status == "active";
+                        // A used-up or expired key's cap or expiry can be
+                        // raised to bring it back; a revoked one is over.
+                        let editable = k.status != "revoked";
                         let date = |t: &Option<String>| t.as_deref().and_then(|t| t.get(..10)).unwrap_or("—").to_owned();
                         view! {
                             <tr class="border-t border-slate-100" data-testid=format!("key-row-{}", k.name)>
@@ -517,13 +548,15 @@ fn KeyTable(
                                     })}
                                 </td>
                                 <td class="whitespace-nowrap text-right">
-                                    {active.then(|| view! {
+                                    {editable.then(|| view! {
                                         <button id=format!("edit-key-{id}") class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()
                                             aria-label=format!("Edit {}", k.name)
                                             on:click={
                                                 let key = k.clone();
                                                 move |_| editing.set(Some(key.clone()))
                                             }>"Edit"</button>
+                                    })}
+                                    {active.then(|| view! {
                                         <button id=format!("rotate-key-{id}") class="mr-2 rounded border border-slate-300 px-2 py-1 disabled:opacity-50" disabled=move || !ready()
                                             aria-label=format!("Rotate {}", k.name)
                                             on:click=move |_| ask_to_rotate(vec![id], format!("rotate-key-{id}"))>"Rotate"</button>
@@ -703,7 +736,8 @@ fn KeyFields(
     prefix: &'static str,
     /// What the usage cap's hint says: a new key's cap differs from a set one.
     cap_hint: &'static str,
-    /// Whether the cap may be left empty (it can be raised, not removed).
+    /// Whether the cap must be filled in: once a key has one, it can be
+    /// raised, not removed.
     cap_required: bool,
     /// Fields only the create form has, after the name.
     #[prop(optional)]
@@ -946,7 +980,7 @@ fn EditKeyForm(
     move || {
         editing.get().map(|key| {
             let cap_hint = if key.usage_cap.is_some() {
-                "Can be raised, not removed: a key without a cap is a new key."
+                "Can be raised, not removed. At or below the uses made, the key stops until it is raised again."
             } else {
                 "Empty: unlimited. Once set, it can be raised, not removed."
             };
