@@ -170,6 +170,18 @@ test.describe("without JavaScript", () => {
     await expect(page.getByLabel("Requests a minute")).toHaveValue("4");
   });
 
+  test("the usage page's export downloads without JavaScript", async ({ page }) => {
+    await registerPlainly(page);
+    await page.goto("/usage");
+    const form = page.locator("#usage-export");
+    await expect(form.getByLabel("To")).toHaveValue(new Date().toISOString().slice(0, 10));
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      form.getByRole("button", { name: "Download CSV" }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^tollgate-usage-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
+  });
+
   test("a success message comes only from the site's own redirect", async ({ page }) => {
     // A link from elsewhere cannot make a page say a form succeeded.
     await registerPlainly(page);

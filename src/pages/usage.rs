@@ -158,9 +158,14 @@ fn Report(report: UsageReport) -> impl IntoView {
 
 /// Downloads the calls of the days chosen as CSV: a plain form (a GET of
 /// the export), so it works before the page's code has loaded, or without it.
+/// The browser keeps the days in order and in range (each field's `min` and
+/// `max`), so a mistake is said at the field, not by the export's JSON. The
+/// days are served in the fields' `value`, for a browser without the code.
 #[component]
 fn ExportForm(first_day: String, last_day: String) -> impl IntoView {
     let input = "rounded-md border border-slate-300 px-3 py-2 text-sm";
+    let from = RwSignal::new(first_day);
+    let to = RwSignal::new(last_day);
     view! {
         <section id="usage-export" class=format!("{CARD} mt-6")>
             <h2 class="mb-1 text-lg font-semibold">"Export"</h2>
@@ -169,10 +174,14 @@ fn ExportForm(first_day: String, last_day: String) -> impl IntoView {
             </p>
             <form method="get" action="/api/v1/usage/export" class="flex flex-wrap items-end gap-3">
                 <label class="text-sm font-medium text-slate-700">
-                    "From" <input type="date" name="from" required class=format!("mt-1 block {input}") value=first_day />
+                    "From" <input type="date" name="from" required class=format!("mt-1 block {input}")
+                        min="0001-01-01" max=move || to.get()
+                        value=from.get_untracked() on:input=move |ev| from.set(event_target_value(&ev)) />
                 </label>
                 <label class="text-sm font-medium text-slate-700">
-                    "To" <input type="date" name="to" required class=format!("mt-1 block {input}") value=last_day />
+                    "To" <input type="date" name="to" required class=format!("mt-1 block {input}")
+                        min=move || from.get() max="9998-12-31"
+                        value=to.get_untracked() on:input=move |ev| to.set(event_target_value(&ev)) />
                 </label>
                 <button type="submit" class=super::forms::BUTTON>"Download CSV"</button>
             </form>

@@ -25,17 +25,18 @@ use crate::{
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// The first day, `YYYY-MM-DD` (UTC); by default 29 days before `to`.
+    /// The first day, `YYYY-MM-DD` (UTC); by default 29 days before `to`
+    /// (no earlier than year 1).
     from: Option<String>,
     /// The last day, included; by default today (UTC).
     to: Option<String>,
 }
 
 /// Every call the account made between two days, oldest first, as CSV with
-/// a header row: `time_utc, request_id, key, model, stream, status,
-/// error_code, prompt_tokens, completion_tokens, total_tokens, cost_credits,
-/// cost_micros, latency_ms`. Cells a spreadsheet would run as a formula
-/// start with `'`.
+/// a header row: `time_utc, request_id, key, key_last_four, model, stream,
+/// status, error_code, prompt_tokens, completion_tokens, total_tokens,
+/// cost_credits, cost_micros, latency_ms`. Cells a spreadsheet would run as a
+/// formula start with `'`.
 #[utoipa::path(get, path = "/api/v1/usage/export", tag = "usage", params(ExportQuery),
     security(("session" = []), ("api_key" = ["keys:read"])),
     responses(

@@ -42,7 +42,10 @@ pub struct ExportedCall {
     pub id: i64,
     pub created_at: String,
     pub request_id: Option<String>,
-    pub key_name: Option<String>,
+    /// The key's name; `no key` or `deleted key` when there is none.
+    pub key_name: String,
+    /// The last four characters of the key's secret.
+    pub key_last_four: Option<String>,
     pub model: String,
     pub stream: bool,
     pub status: i64,
@@ -53,8 +56,14 @@ pub struct ExportedCall {
     pub latency_ms: i64,
 }
 
+/// What usage tables say for a call without a key row: made with no key, or
+/// with a key since deleted.
+const NO_KEY: &str = "CASE WHEN r.key_id IS NULL THEN 'no key' ELSE 'deleted key' END";
+
 /// A key's label in usage tables: its name and the last four characters.
-const KEY_LABEL: &str = "COALESCE(k.name || ' (…' || k.last_four || ')', CASE WHEN r.key_id IS NULL THEN 'no key' ELSE 'deleted key' END)";
+fn key_label() -> String {
+    format!("COALESCE(k.name || ' (…' || k.last_four || ')', {NO_KEY})")
+}
 
 impl Store {
     /// The user's calls per day since `since` (a stored time), oldest first.
@@ -107,12 +116,13 @@ impl Store {
     ) -> Result<Vec<GroupUsage>, StoreError> {
         self.flush().await?;
         Ok(sqlx::query_as(&format!(
-            "SELECT {KEY_LABEL} AS name, COUNT(*) AS requests,
+            "SELECT {} AS name, COUNT(*) AS requests,
                     COALESCE(SUM(r.prompt_tokens + r.completion_tokens), 0) AS tokens,
                     {} AS cost_micros
              FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id
              WHERE r.user_id = ? AND r.created_at >= ?
              GROUP BY r.key_id ORDER BY requests DESC",
+            key_label(),
             sum_of_credits("r.cost_micros")
         ))
         .bind(user_id)
@@ -150,10 +160,11 @@ impl Store {
     ) -> Result<Vec<CallRecord>, StoreError> {
         self.flush().await?;
         Ok(sqlx::query_as(&format!(
-            "SELECT r.created_at, {KEY_LABEL} AS key_name, r.model, r.status, r.error_code,
+            "SELECT r.created_at, {} AS key_name, r.model, r.status, r.error_code,
                     r.prompt_tokens, r.completion_tokens, r.cost_micros, r.latency_ms
              FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id
-             WHERE r.user_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?"
+             WHERE r.user_id = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+            key_label()
         ))
         .bind(user_id)
         .bind(limit)
@@ -178,7 +189,8 @@ impl Store {
         }
         let (after_time, after_id) = after.unwrap_or(("", 0));
         Ok(sqlx::query_as(&format!(
-            "SELECT r.id, r.created_at, r.request_id, {KEY_LABEL} AS key_name, r.model,
+            "SELECT r.id, r.created_at, r.request_id,
+                    COALESCE(k.name, {NO_KEY}) AS key_name, k.last_four AS key_last_four, r.model,
                     r.stream, r.status, r.error_code, r.prompt_tokens, r.completion_tokens,
                     r.cost_micros, r.latency_ms
              FROM usage_records r LEFT JOIN api_keys k ON k.id = r.key_id

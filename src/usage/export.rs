@@ -18,12 +18,14 @@ use crate::{
 /// Calls read from the store at a time.
 const PAGE: i64 = 1_000;
 
-/// The columns, in order. Times are UTC; `cost_credits` is `cost_micros`
+/// The columns, in order. Times are UTC; `key` is the key's name and
+/// `key_last_four` the end of its secret; `cost_credits` is `cost_micros`
 /// (the exact charge, in millionths of a credit) as a decimal.
-pub const COLUMNS: [&str; 13] = [
+pub const COLUMNS: [&str; 14] = [
     "time_utc",
     "request_id",
     "key",
+    "key_last_four",
     "model",
     "stream",
     "status",
@@ -83,7 +85,13 @@ impl ExportRange {
                 .transpose()
         };
         let to = date("to", to)?.unwrap_or(today);
-        let from = date("from", from)?.unwrap_or(to - Duration::days(DAYS - 1));
+        let from = match date("from", from)? {
+            Some(from) => from,
+            // Not before the first day a date may be.
+            None => {
+                (to - Duration::days(DAYS - 1)).max(NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(to))
+            }
+        };
         if from > to {
             return Err(RangeError::Reversed);
         }
@@ -111,9 +119,9 @@ enum Next {
     Done,
 }
 
-/// The user's calls in `range` as CSV: the header and the first page are
-/// read here, so a database that fails is an error answer rather than a cut
-/// download; the rest is read as the stream is polled.
+/// The user's calls in `range` as CSV. The first page is read here, so a
+/// database that fails is an error answer rather than a cut download; the
+/// rest is read as the stream is polled.
 pub async fn calls_csv(
     store: Store,
     user_id: i64,
@@ -164,8 +172,10 @@ fn csv_page(calls: &[ExportedCall], header: bool) -> Bytes {
     for call in calls {
         let cells = [
             Cow::Borrowed(call.created_at.as_str()),
-            Cow::Borrowed(call.request_id.as_deref().unwrap_or_default()),
-            inert(call.key_name.as_deref().unwrap_or_default()),
+            // Chosen by the caller (`x-request-id`), as key names are by users.
+            inert(call.request_id.as_deref().unwrap_or_default()),
+            inert(&call.key_name),
+            Cow::Borrowed(call.key_last_four.as_deref().unwrap_or_default()),
             inert(&call.model),
             Cow::Borrowed(if call.stream { "true" } else { "false" }),
             Cow::Owned(call.status.to_string()),
@@ -184,7 +194,7 @@ fn csv_page(calls: &[ExportedCall], header: bool) -> Bytes {
 
 /// A text cell a spreadsheet would run as a formula (one starting with `=`,
 /// `+`, `-`, `@`, a tab or a carriage return), with a `'` before it, as
-/// OWASP advises: key names are typed by users.
+/// OWASP advises: key names and request ids are chosen by users.
 fn inert(text: &str) -> Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         Cow::Owned(format!("'{text}"))
@@ -211,6 +221,9 @@ mod tests {
         assert_eq!((range.from, range.to), (day("2026-11-09"), today));
         let range = ExportRange::parse(None, Some("2026-01-31"), today).unwrap();
         assert_eq!(range.from, day("2026-01-02"));
+        // Not before year 1, which the dates allowed start at.
+        let range = ExportRange::parse(None, Some("0001-01-05"), today).unwrap();
+        assert_eq!(range.from, day("0001-01-01"));
         let range = ExportRange::parse(Some(" 2026-12-08 "), Some(""), today).unwrap();
         assert_eq!((range.from, range.to), (today, today));
         assert_eq!(
@@ -257,8 +270,9 @@ mod tests {
         let call = ExportedCall {
             id: 1,
             created_at: "2026-12-08T01:02:03.004Z".into(),
-            request_id: Some("req-1".into()),
-            key_name: Some("=HYPERLINK(\"x\"), \"ci\" (…abcd)".into()),
+            request_id: Some("-req-1".into()),
+            key_name: "=HYPERLINK(\"x\"), \"ci\"".into(),
+            key_last_four: Some("abcd".into()),
             model: "demo".into(),
             stream: true,
             status: 200,
@@ -273,13 +287,13 @@ mod tests {
         assert_eq!(
             lines.next(),
             Some(
-                "time_utc,request_id,key,model,stream,status,error_code,prompt_tokens,completion_tokens,total_tokens,cost_credits,cost_micros,latency_ms"
+                "time_utc,request_id,key,key_last_four,model,stream,status,error_code,prompt_tokens,completion_tokens,total_tokens,cost_credits,cost_micros,latency_ms"
             )
         );
         assert_eq!(
             lines.next(),
             Some(
-                "2026-12-08T01:02:03.004Z,req-1,\"'=HYPERLINK(\"\"x\"\"), \"\"ci\"\" (…abcd)\",demo,true,200,,12,30,42,1.500001,1500001,9"
+                "2026-12-08T01:02:03.004Z,'-req-1,\"'=HYPERLINK(\"\"x\"\"), \"\"ci\"\"\",abcd,demo,true,200,,12,30,42,1.500001,1500001,9"
             )
         );
         assert_eq!(lines.next(), None);
