@@ -640,7 +640,6 @@ pub async fn revoke_key(
     }
 }
 
-/// The account, unless there is none or it was deleted.
 /// An account's calls in `range` as CSV, for the admin API's export: the
 /// same file the account downloads from its usage page.
 pub async fn usage_export(
@@ -655,6 +654,7 @@ pub async fn usage_export(
     Ok(crate::usage::export::calls_csv(store.clone(), user_id, range).await?)
 }
 
+/// The account, unless there is none or it was deleted.
 async fn live_user(store: &Store, user_id: i64) -> Result<UserRecord, AdminError> {
     store
         .user_by_id(user_id)
