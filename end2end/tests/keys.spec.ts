@@ -214,6 +214,26 @@ test("edit a key's name and restrictions from its row", async ({ page }) => {
   await expect(form).toBeHidden();
   await expect(edited.getByRole("button", { name: "Edit deploy-2" })).toHaveCount(0);
 
+  // Bringing a used-up key back beyond the plan's active keys is refused in
+  // the form, and focus goes to its title (the refusal is about no field).
+  const origin = new URL(page.url()).origin;
+  const once = await page.request.post("/api/v1/keys", { headers: { origin }, data: { name: "once", usage_cap: 1 } });
+  expect(once.status()).toBe(201);
+  const onceSecret = (await once.json()).secret;
+  const used = await page.request.post("/v1/chat/completions", {
+    headers: { authorization: `Bearer ${onceSecret}` },
+    data: { model: "demo", messages: [{ role: "user", content: "hi" }], max_tokens: 5 },
+  });
+  expect(used.status()).toBe(200);
+  expect((await page.request.post("/api/v1/keys", { headers: { origin }, data: { name: "third" } })).status()).toBe(201);
+  await page.reload();
+  await expect(page.locator("html[data-hydrated]")).toHaveCount(1);
+  await page.getByTestId("key-row-once").getByRole("button", { name: "Edit once" }).click();
+  await form.getByLabel("Usage cap (requests)").fill("5");
+  await form.getByRole("button", { name: "Save changes" }).click();
+  await expect(form.getByRole("alert")).toContainText("active keys");
+  await expect(form.getByRole("heading", { name: "Edit \u201conce\u201d" })).toBeFocused();
+
   expect(errors).toEqual([]);
 });
 

@@ -691,6 +691,23 @@ impl KeyFieldText {
     }
 }
 
+impl KeyFieldText {
+    /// What an edit form compares its fields with: the key's settings, but
+    /// for an expired key, whose day shown as it is counts as a change, so
+    /// a save makes it work until that day ends (it may be today).
+    fn started_from(key: &KeyView) -> Self {
+        let text = Self::of(key);
+        if key.status == "expired" {
+            Self {
+                expires: key.expires_at.clone().unwrap_or_default(),
+                ..text
+            }
+        } else {
+            text
+        }
+    }
+}
+
 impl KeyFieldValues {
     fn new(text: KeyFieldText) -> Self {
         Self {
@@ -936,6 +953,22 @@ fn EditKeyForm(
 ) -> impl IntoView {
     let error: LastError = last_error(update.value());
     focus_first_invalid(update.value(), "edit-key");
+    // A refusal about no one field (the plan's active keys, say) is read
+    // from the form's title: the save had taken the focus from its button.
+    Effect::watch(
+        move || {
+            update
+                .value()
+                .get()
+                .is_some_and(|result| result.is_err_and(|e| e.fields.is_empty()))
+        },
+        |refused, _, _| {
+            if *refused {
+                focus_by_id("edit-key-title");
+            }
+        },
+        false,
+    );
     let values = KeyFieldValues::new(KeyFieldText::default());
     // What the form started from, to send only what changed.
     let started = StoredValue::new(KeyFieldText::default());
@@ -943,9 +976,8 @@ fn EditKeyForm(
         move || editing.get(),
         move |key, _, _| {
             if let Some(key) = key {
-                let text = KeyFieldText::of(key);
-                started.set_value(text.clone());
-                values.set(text);
+                started.set_value(KeyFieldText::started_from(key));
+                values.set(KeyFieldText::of(key));
                 // Another key's refusal is not this one's.
                 update.value().set(None);
                 focus_by_id("edit-key-name");
@@ -987,7 +1019,7 @@ fn EditKeyForm(
             view! {
                 <section id="edit-key" class=format!("{CARD} mb-6") aria-labelledby="edit-key-title"
                     on:keydown=move |ev| if ev.key() == "Escape" { close() }>
-                    <h2 id="edit-key-title" class="mb-1 text-lg font-semibold">{format!("Edit \u{201c}{}\u{201d}", key.name)}</h2>
+                    <h2 id="edit-key-title" tabindex="-1" class="mb-1 text-lg font-semibold">{format!("Edit \u{201c}{}\u{201d}", key.name)}</h2>
                     <p class="mb-4 text-sm text-slate-600">
                         <code class="text-xs">{key.display.clone()}</code>
                         " keeps its secret and its environment. Changes apply from the key's next request."
@@ -1010,7 +1042,7 @@ fn EditKeyForm(
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyFieldText, UpdateKey, key_changes};
+    use super::{KeyFieldText, KeyView, UpdateKey, key_changes};
 
     fn started() -> KeyFieldText {
         KeyFieldText {
@@ -1022,6 +1054,35 @@ mod tests {
             ips: "10.0.0.0/8".into(),
             referrers: String::new(),
         }
+    }
+
+    #[test]
+    fn an_expired_keys_day_is_sent_when_saved_as_shown() {
+        let key: KeyView = serde_json::from_value(serde_json::json!({
+            "id": 1, "name": "old", "env": "live", "display": "tg_live_abcd…wxyz",
+            "scopes": ["chat"], "allowed_models": null, "expires_at": "2026-12-08T09:00:00.000Z",
+            "usage_cap": null, "usage_count": 0, "ip_allowlist": null, "referrer_domains": null,
+            "created_at": "2026-12-01T00:00:00.000Z", "last_used_at": null,
+            "status": "expired", "grace_until": null
+        }))
+        .unwrap();
+        let shown = KeyFieldText::of(&key);
+        assert_eq!(shown.expires, "2026-12-08");
+        let sent = key_changes(&KeyFieldText::started_from(&key), &shown);
+        assert_eq!(sent.expires_at.as_deref(), Some("2026-12-08"));
+        assert_eq!(sent.name, None);
+        // An active key's untouched day is not sent.
+        let active = KeyView {
+            status: "active".into(),
+            ..key
+        };
+        assert_eq!(
+            key_changes(
+                &KeyFieldText::started_from(&active),
+                &KeyFieldText::of(&active)
+            ),
+            UpdateKey::default()
+        );
     }
 
     #[test]
