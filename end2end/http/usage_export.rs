@@ -304,7 +304,9 @@ async fn an_admin_exports_an_accounts_calls_as_the_account_does() {
         response.headers()["content-disposition"]
             .to_str()
             .unwrap()
-            .starts_with("attachment; filename=\"tollgate-usage-")
+            .starts_with(&format!(
+                "attachment; filename=\"tollgate-usage-user-{member_id}-"
+            ))
     );
     let by_admin = response.text().await.unwrap();
     assert_eq!(parse(&by_admin).1.len(), 2);

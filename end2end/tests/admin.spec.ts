@@ -50,7 +50,7 @@ test("an admin grants credits and changes a user's plan; the user sees both", as
     admin.waitForEvent("download"),
     admin.getByRole("link", { name: "Download 30 days as CSV" }).click(),
   ]);
-  expect(download.suggestedFilename()).toMatch(/^tollgate-usage-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
+  expect(download.suggestedFilename()).toMatch(/^tollgate-usage-user-\d+-\d{4}-\d{2}-\d{2}-to-\d{4}-\d{2}-\d{2}\.csv$/);
   expect((await readFile(await download.path(), "utf8")).trim()).toBe(
     "time_utc,request_id,key,key_last_four,model,stream,status,error_code,prompt_tokens,completion_tokens,total_tokens,cost_credits,cost_micros,latency_ms",
   );

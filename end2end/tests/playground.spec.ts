@@ -133,9 +133,9 @@ test("the model list follows the pasted key's allowed models", async ({ page, ba
   const model = page.getByLabel("Model");
   // Before a key is pasted, every model in the table is offered, with its prices.
   const everyModel = [
-    "demo (0.5 in, 1.5 out per 1k tokens)",
-    "demo-lite (0.1 in, 0.3 out per 1k tokens)",
-    "cut-off (1 in, 1 out per 1k tokens)",
+    "demo (0.5 in, 1.5 out credits per 1k tokens)",
+    "demo-lite (0.1 in, 0.3 out credits per 1k tokens)",
+    "cut-off (1 in, 1 out credits per 1k tokens)",
   ];
   await expect(model.locator("option")).toHaveText(everyModel);
 

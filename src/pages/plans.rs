@@ -127,8 +127,8 @@ fn PlanCards() -> impl IntoView {
 #[component]
 fn PriceTable(prices: Vec<ModelPrice>) -> impl IntoView {
     view! {
-        <section class=format!("{CARD} mt-8") aria-labelledby="prices-title">
-            <h2 id="prices-title" class="mb-1 text-lg font-semibold">"Models and prices"</h2>
+        <section class=format!("{CARD} mt-8")>
+            <h2 class="mb-1 text-lg font-semibold">"Models and prices"</h2>
             <p class="mb-3 text-sm text-slate-600">
                 "Credits per 1,000 tokens. A call costs its prompt tokens at the input price plus its reply tokens at the output price, rounded up to the next millionth of a credit."
             </p>

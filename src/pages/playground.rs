@@ -513,7 +513,7 @@ fn Playground() -> impl IntoView {
                                         // change under a chosen model and still show it.
                                         let chosen = n.clone();
                                         let label = match priced.iter().find(|m| m.name == n) {
-                                            Some(m) => format!("{n} ({} in, {} out per 1k tokens)", m.input_per_1k, m.output_per_1k),
+                                            Some(m) => format!("{n} ({} in, {} out credits per 1k tokens)", m.input_per_1k, m.output_per_1k),
                                             None => n.clone(),
                                         };
                                         view! { <option value=n prop:selected=move || model.get() == chosen>{label}</option> }

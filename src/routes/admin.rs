@@ -359,7 +359,7 @@ pub async fn revoke_all_keys(
     params(("id" = i64, Path, description = "The user's id"), crate::routes::usage::ExportQuery),
     security(("session" = []), ("api_key" = ["admin"])),
     responses(
-        (status = 200, description = "The calls as CSV (`text/csv`), with the columns of `/api/v1/usage/export`", content_type = "text/csv", body = String),
+        (status = 200, description = "The calls as CSV (`text/csv`), with the columns of `/api/v1/usage/export`, saved as `tollgate-usage-user-<id>-<from>-to-<to>.csv`", content_type = "text/csv", body = String),
         (status = 400, description = "The id is not a number, a day is not a date, or `from` is after `to`", body = ErrorResponse),
         (status = 401, description = "No valid session or key", body = ErrorResponse),
         (status = 403, description = "Not an admin, or a rotated key's previous secret (`previous_secret`)", body = ErrorResponse),
@@ -376,7 +376,9 @@ pub async fn export_user_calls(
         Err(error) => return error.into_response(),
     };
     match admin_service::usage_export(&state.store, user_id, range).await {
-        Ok(rows) => crate::routes::usage::csv_download(range, user_id, rows),
+        Ok(rows) => {
+            crate::routes::usage::csv_download(&range.file_name_of_user(user_id), user_id, rows)
+        }
         Err(error) => error.into_response(),
     }
 }

@@ -64,7 +64,7 @@ pub async fn export_calls(
                 "The usage could not be read. Try again.",
             )
         })?;
-    Ok(csv_download(range, user_id, rows))
+    Ok(csv_download(&range.file_name(), user_id, rows))
 }
 
 impl ExportQuery {
@@ -87,10 +87,10 @@ impl ExportQuery {
     }
 }
 
-/// The answer that downloads `rows` (the export of `user_id`'s calls in
-/// `range`) as a file.
+/// The answer that downloads `rows` (the export of `user_id`'s calls) as
+/// the file `file_name`.
 pub(crate) fn csv_download(
-    range: ExportRange,
+    file_name: &str,
     user_id: i64,
     rows: impl Stream<Item = Result<Bytes, StoreError>> + Send + 'static,
 ) -> Response {
@@ -103,7 +103,7 @@ pub(crate) fn csv_download(
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", range.file_name()),
+                format!("attachment; filename=\"{file_name}\""),
             ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],

@@ -103,6 +103,15 @@ impl ExportRange {
         format!("tollgate-usage-{}-to-{}.csv", self.from, self.to)
     }
 
+    /// The name an admin's download of account `user_id` is saved under:
+    /// several accounts' files do not share one name.
+    pub fn file_name_of_user(&self, user_id: i64) -> String {
+        format!(
+            "tollgate-usage-user-{user_id}-{}-to-{}.csv",
+            self.from, self.to
+        )
+    }
+
     /// The stored times the range runs from (included) and until (excluded).
     fn stored_bounds(&self) -> (String, String) {
         let midnight = |day: NaiveDate| format!("{day}T00:00:00.000Z");
