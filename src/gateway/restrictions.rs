@@ -84,9 +84,10 @@ pub fn allowed_models<'a>(
     plan: &PlanRecord,
     names: impl Iterator<Item = &'a str>,
 ) -> Vec<&'a str> {
+    let plan_models = plan.allowed_models();
     let key_models = list(key.allowed_models.as_deref());
     names
-        .filter(|name| plan.includes_model(name))
+        .filter(|name| PlanRecord::list_includes(plan_models.as_deref(), name))
         .filter(|name| {
             key_models
                 .as_ref()

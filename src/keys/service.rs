@@ -399,13 +399,14 @@ pub fn plan_view(plan: &crate::store::PlanRecord, current_plan_id: i64) -> PlanV
 /// Every model in the table, in its order, with its prices and whether
 /// `plan` includes it.
 pub fn model_prices(table: &ModelTable, plan: &crate::store::PlanRecord) -> Vec<ModelPrice> {
+    let plan_models = plan.allowed_models();
     table
         .iter()
         .map(|model| ModelPrice {
             name: model.name.clone(),
             input_per_1k: crate::credits::format_credits(model.prices.input_per_1k),
             output_per_1k: crate::credits::format_credits(model.prices.output_per_1k),
-            on_plan: plan.includes_model(&model.name),
+            on_plan: crate::store::PlanRecord::list_includes(plan_models.as_deref(), &model.name),
         })
         .collect()
 }

@@ -41,8 +41,13 @@ impl PlanRecord {
     /// Whether keys on this plan may call `model`: a plan without a list of
     /// models allows every one.
     pub fn includes_model(&self, model: &str) -> bool {
-        self.allowed_models()
-            .is_none_or(|names| names.iter().any(|name| name == model))
+        Self::list_includes(self.allowed_models().as_deref(), model)
+    }
+
+    /// [`Self::includes_model`] on a plan's list already read, for asking
+    /// about several models without reading the list again for each.
+    pub fn list_includes(allowed_models: Option<&[String]>, model: &str) -> bool {
+        allowed_models.is_none_or(|names| names.iter().any(|name| name == model))
     }
 }
 
